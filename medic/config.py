@@ -1,0 +1,208 @@
+"""Every ``MEDIC_*`` environment variable, read in one place.
+
+``Settings.from_env()`` reads and validates them once per process into a frozen
+dataclass; an invalid value stops the process with an error that names the
+variable. Each field carries its variable name, default and a one-line doc, so
+the configuration reference in ``docs/operations.md`` can be checked against
+this module.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A MEDIC_* variable has a value Medic cannot use."""
+
+
+def _var(env: str, default: Any, doc: str, *, parse: Callable[[str], Any] | None = None,
+         secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc, "parse": parse, "secret": secret})
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number 0-65535")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("expected an integer >= 1")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("expected a number >= 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("expected a number > 0")
+    return value
+
+
+def _delays(raw: str) -> tuple[float, ...]:
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    values = tuple(float(p) for p in parts)
+    if any(v < 0 for v in values):
+        raise ValueError("expected comma-separated seconds >= 0, e.g. 1,5,30")
+    return values
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- storage -----------------------------------------------------------
+    database_url: str = _var("MEDIC_DATABASE_URL", "",
+                             "libpq URI of PostgreSQL; empty: `medic up` starts an embedded one",
+                             secret=True)
+    data_dir: Path = _var("MEDIC_DATA_DIR", Path(".medic"),
+                          "embedded database, admin key and other local state", parse=Path)
+    db_pool_size: int = _var("MEDIC_DB_POOL_SIZE", 10,
+                             "PostgreSQL connections per process", parse=_positive_int)
+
+    # --- ports ---------------------------------------------------------------
+    host: str = _var("MEDIC_HOST", "127.0.0.1", "address the servers bind to")
+    gateway_port: int = _var("MEDIC_GATEWAY_PORT", 8080, "HTTP gateway port (also serves /metrics)",
+                             parse=_port)
+    auth_port: int = _var("MEDIC_AUTH_PORT", 50051, "auth service gRPC port", parse=_port)
+    heartbeat_port: int = _var("MEDIC_HEARTBEAT_PORT", 50052, "heartbeat service gRPC port",
+                               parse=_port)
+    routing_port: int = _var("MEDIC_ROUTING_PORT", 50053, "routing service gRPC port", parse=_port)
+    delivery_port: int = _var("MEDIC_DELIVERY_PORT", 50054, "delivery service gRPC port",
+                              parse=_port)
+    auth_metrics_port: int = _var("MEDIC_AUTH_METRICS_PORT", 9151,
+                                  "auth service Prometheus port", parse=_port)
+    heartbeat_metrics_port: int = _var("MEDIC_HEARTBEAT_METRICS_PORT", 9152,
+                                       "heartbeat service Prometheus port", parse=_port)
+    routing_metrics_port: int = _var("MEDIC_ROUTING_METRICS_PORT", 9153,
+                                     "routing service Prometheus port", parse=_port)
+    delivery_metrics_port: int = _var("MEDIC_DELIVERY_METRICS_PORT", 9154,
+                                      "delivery service Prometheus port", parse=_port)
+
+    # --- where the services are (gRPC targets; a DNS name resolving to every
+    # replica is balanced round-robin) --------------------------------------
+    auth_target: str = _var("MEDIC_AUTH_TARGET", "", "gRPC target of auth; empty: host:auth_port")
+    heartbeat_target: str = _var("MEDIC_HEARTBEAT_TARGET", "",
+                                 "gRPC target of heartbeat; empty: host:heartbeat_port")
+    routing_target: str = _var("MEDIC_ROUTING_TARGET", "",
+                               "gRPC target of routing; empty: host:routing_port")
+    delivery_target: str = _var("MEDIC_DELIVERY_TARGET", "",
+                                "gRPC target of delivery; empty: host:delivery_port")
+
+    # --- processes -----------------------------------------------------------
+    grpc_workers: int = _var("MEDIC_GRPC_WORKERS", 32, "threads serving RPCs per service process",
+                             parse=_positive_int)
+    shutdown_grace_seconds: float = _var("MEDIC_SHUTDOWN_GRACE_SECONDS", 10.0,
+                                         "time in-flight work gets after SIGTERM",
+                                         parse=_non_negative_float)
+    log_level: str = _var("MEDIC_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR",
+                          parse=_log_level)
+    rpc_timeout_seconds: float = _var("MEDIC_RPC_TIMEOUT_SECONDS", 5.0,
+                                      "deadline of RPCs between Medic processes",
+                                      parse=_positive_float)
+    max_body_bytes: int = _var("MEDIC_MAX_BODY_BYTES", 65536,
+                               "largest HTTP request body the gateway accepts",
+                               parse=_positive_int)
+
+    # --- heartbeat ingest ----------------------------------------------------
+    ingest_batch_max: int = _var("MEDIC_INGEST_BATCH_MAX", 500,
+                                 "heartbeats committed together in one transaction at most",
+                                 parse=_positive_int)
+    ingest_writers: int = _var("MEDIC_INGEST_WRITERS", 2,
+                               "concurrent ingest transactions per heartbeat process",
+                               parse=_positive_int)
+
+    def target(self, service: str) -> str:
+        """gRPC target of a Medic service ("auth", "heartbeat", ...)."""
+        explicit = getattr(self, f"{service}_target")
+        if explicit:
+            return explicit
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{host}:{getattr(self, f'{service}_port')}"
+
+    def grpc_port(self, service: str) -> int:
+        return getattr(self, f"{service}_port")
+
+    def metrics_port(self, service: str) -> int:
+        return getattr(self, f"{service}_metrics_port")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                 warn_unknown: bool = True) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        errors: list[str] = []
+        known = set()
+        for f in dataclasses.fields(cls):
+            env = f.metadata["env"]
+            known.add(env)
+            if env not in environ:
+                continue
+            raw = environ[env]
+            parse = f.metadata["parse"]
+            try:
+                values[f.name] = parse(raw) if parse else raw
+            except ValueError as exc:
+                shown = "***" if f.metadata["secret"] else repr(raw)
+                errors.append(f"{env}={shown}: {exc}")
+        if errors:
+            raise ConfigError("invalid configuration: " + "; ".join(errors))
+        if warn_unknown:
+            for name in sorted(environ):
+                if name.startswith("MEDIC_") and name not in known and not name.startswith("MEDIC_TEST_"):
+                    log.warning("unknown configuration variable %s is ignored", name)
+        return cls(**values)
+
+    def masked(self) -> dict[str, str]:
+        """The effective configuration by variable name, secrets masked."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["secret"] and value:
+                value = "***"
+            elif isinstance(value, tuple):
+                value = ",".join(f"{v:g}" for v in value)
+            out[f.metadata["env"]] = str(value)
+        return out
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """(variable, default, doc) of every setting, for the docs."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        if isinstance(default, tuple):
+            default = ",".join(f"{v:g}" for v in default)
+        rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
+    return rows

@@ -1,0 +1,198 @@
+"""Cross-cutting work for every RPC, on the server and the client side.
+
+Server side (``ServerInterceptor``, installed by ``medic.server`` on every
+service), in this order for each call:
+
+1. request id: taken from the ``x-request-id`` metadata or generated, kept in a
+   context variable for the logs and for onward RPCs;
+2. authorization: the *one* place where callers are checked. The interceptor
+   looks up the RPC's required scope and rate-limit class in the contracts
+   (``medic.contracts``) and hands them, with the call's metadata, to the
+   process's ``Authorizer``. The identity it returns is available to servicers
+   through ``current_identity()``. gRPC health and reflection bypass it;
+3. error mapping: a ``MedicError`` becomes its status code and message (plus
+   any trailing metadata it carries); any other exception is logged and
+   becomes INTERNAL with a generic message;
+4. metrics: count and latency by method and status code.
+
+Client side (``ClientInterceptor`` / ``AioClientInterceptor``): adds the
+request id and the process's credential metadata to every outgoing call.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import grpc
+import grpc.aio
+
+from medic import contracts, metrics
+from medic.errors import MedicError, PermissionDenied
+from medic.logs import REQUEST_ID_HEADER, clean_request_id, new_request_id, request_id_var
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: an API key (``key:<id>``), a client IP (``ip:<addr>``) or a
+    Medic service acting for one of them."""
+    principal: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    name: str = ""
+
+
+ANONYMOUS = Identity(principal="anonymous")
+_identity_var: contextvars.ContextVar[Identity] = contextvars.ContextVar("identity", default=ANONYMOUS)
+
+
+def current_identity() -> Identity:
+    return _identity_var.get()
+
+
+class Authorizer(Protocol):
+    """Decides whether a call may proceed. Raises ``Unauthenticated``,
+    ``PermissionDenied`` or ``ResourceExhausted``; returns the caller's identity.
+    ``metadata`` holds the call's metadata with lower-case keys."""
+
+    def authorize(self, policy: contracts.MethodPolicy, metadata: dict[str, str],
+                  peer: str) -> Identity: ...
+
+
+class AllowAll:
+    """The authorizer of a process that has no auth configured (tests of a single
+    service, and until the auth service exists)."""
+
+    def authorize(self, policy, metadata, peer) -> Identity:
+        return ANONYMOUS
+
+
+def _abort(context: grpc.ServicerContext, err: MedicError) -> None:
+    if err.trailers:
+        context.set_trailing_metadata(err.trailers)
+    context.abort(err.code, err.message)
+
+
+class ServerInterceptor(grpc.ServerInterceptor):
+    def __init__(self, service: str, authorizer: Authorizer | None = None):
+        self.service = service
+        self.authorizer = authorizer or AllowAll()
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        public = contracts.is_public(method)
+        policy = None if public else contracts.policy_for(method)
+        short = method.rsplit("/", 1)[-1]
+
+        def run(behavior: Callable, request_or_iterator: Any, context: grpc.ServicerContext):
+            metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ())
+                        if isinstance(v, str)}
+            token = request_id_var.set(clean_request_id(metadata.get(REQUEST_ID_HEADER)))
+            ident_token = None
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                if not public:
+                    if policy is None:
+                        raise PermissionDenied(f"method {method} declares no scope")
+                    identity = self.authorizer.authorize(policy, metadata, context.peer())
+                    ident_token = _identity_var.set(identity)
+                return behavior(request_or_iterator, context)
+            except MedicError as err:
+                code = err.code
+                if code == grpc.StatusCode.INTERNAL:
+                    log.error("%s failed: %s", short, err.message)
+                _abort(context, err)
+            except Exception:
+                # context.abort() raises a plain Exception after setting the code:
+                # that one is an answer, not a failure.
+                aborted = context.code()
+                if aborted not in (None, grpc.StatusCode.OK):
+                    code = aborted
+                    raise
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed with an unexpected error", short)
+                context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            finally:
+                metrics.RPC_REQUESTS.labels(self.service, short, code.name).inc()
+                metrics.RPC_LATENCY.labels(self.service, short).observe(time.perf_counter() - started)
+                if ident_token is not None:
+                    _identity_var.reset(ident_token)
+                request_id_var.reset(token)
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+            return grpc.unary_unary_rpc_method_handler(
+                lambda req, ctx: run(inner, req, ctx),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.stream_unary:
+            inner = handler.stream_unary
+            return grpc.stream_unary_rpc_method_handler(
+                lambda it, ctx: run(inner, it, ctx),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        # Streaming responses (reflection) pass through untouched.
+        return handler
+
+
+# --- client side ------------------------------------------------------------
+
+def outgoing_metadata(credential_metadata: tuple[tuple[str, str], ...],
+                      existing: Any) -> list[tuple[str, str]]:
+    md = list(existing or ())
+    keys = {k for k, _ in md}
+    if REQUEST_ID_HEADER not in keys:
+        md.append((REQUEST_ID_HEADER, request_id_var.get() or new_request_id()))
+    for key, value in credential_metadata:
+        if key not in keys:
+            md.append((key, value))
+    return md
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, base, metadata):
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = metadata
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
+class ClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
+    """Adds the request id and this process's credential to every call."""
+
+    def __init__(self, credential_metadata: tuple[tuple[str, str], ...] = ()):
+        self.credential_metadata = credential_metadata
+
+    def _details(self, details):
+        return _CallDetails(details, outgoing_metadata(self.credential_metadata, details.metadata))
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+class AioClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, credential_metadata: tuple[tuple[str, str], ...] = ()):
+        self.credential_metadata = credential_metadata
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        details = grpc.aio.ClientCallDetails(
+            method=client_call_details.method,
+            timeout=client_call_details.timeout,
+            metadata=grpc.aio.Metadata(*outgoing_metadata(
+                self.credential_metadata, client_call_details.metadata)),
+            credentials=client_call_details.credentials,
+            wait_for_ready=client_call_details.wait_for_ready,
+        )
+        return await continuation(details, request)

@@ -1,0 +1,59 @@
+"""One JSON object per log line: time, level, service, logger, message, request_id.
+
+The request id lives in a context variable: the server interceptor sets it from
+the ``x-request-id`` metadata (or generates one), the gateway sets it from the
+HTTP header, and the client interceptor forwards it on every outgoing RPC.
+"""
+from __future__ import annotations
+
+import contextvars
+import datetime
+import json
+import logging
+import sys
+import uuid
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+REQUEST_ID_HEADER = "x-request-id"
+_SERVICE = "medic"
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def clean_request_id(value: str | None) -> str:
+    """A caller-supplied id is kept when it is short and printable, replaced otherwise."""
+    if value and len(value) <= 128 and value.isprintable() and " " not in value:
+        return value
+    return new_request_id()
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "service": _SERVICE,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup(service: str, level: str = "INFO") -> None:
+    """Configures the root logger of a process to write JSON lines to stderr."""
+    global _SERVICE
+    _SERVICE = service
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's access log would print one unstructured line per request.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,79 @@
+"""``medic migrate``: apply ``migrations/NNN_name.sql`` in order, each once.
+
+Each file runs in its own transaction together with its row in
+``medic.schema_migrations``; a session-level advisory lock makes replicas that
+start at the same time wait for each other instead of racing.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import re
+from dataclasses import dataclass
+
+import psycopg2
+
+log = logging.getLogger(__name__)
+
+# An arbitrary, fixed key: every Medic process migrating this database contends for it.
+ADVISORY_LOCK_KEY = 0x6D65646963  # "medic"
+_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def available() -> list[Migration]:
+    found = []
+    for entry in importlib.resources.files("medic.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(versions) != len(set(versions)):
+        raise RuntimeError(f"duplicate migration numbers in {versions}")
+    return found
+
+
+def migrate(dsn: str) -> list[str]:
+    """Applies pending migrations; returns the names applied."""
+    applied_now = []
+    conn = psycopg2.connect(dsn, connect_timeout=5, application_name="medic-migrate")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+        try:
+            conn.autocommit = False
+            with conn, conn.cursor() as cur:
+                cur.execute("CREATE SCHEMA IF NOT EXISTS medic")
+                cur.execute("""
+                    CREATE TABLE IF NOT EXISTS medic.schema_migrations (
+                        version integer PRIMARY KEY,
+                        name text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now())""")
+                cur.execute("SELECT version FROM medic.schema_migrations")
+                done = {row[0] for row in cur.fetchall()}
+            for migration in available():
+                if migration.version in done:
+                    continue
+                with conn, conn.cursor() as cur:
+                    cur.execute("SET LOCAL search_path = medic")
+                    cur.execute(migration.sql)
+                    cur.execute("INSERT INTO medic.schema_migrations (version, name) VALUES (%s, %s)",
+                                (migration.version, migration.name))
+                label = f"{migration.version:03d}_{migration.name}"
+                log.info("applied migration %s", label)
+                applied_now.append(label)
+        finally:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+    finally:
+        conn.close()
+    return applied_now

@@ -1,0 +1,323 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from medic.v1 import common_pb2 as _common_pb2
+from medic.v1 import options_pb2 as _options_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ServiceState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVICE_STATE_UNSPECIFIED: _ClassVar[ServiceState]
+    SERVICE_STATE_NEW: _ClassVar[ServiceState]
+    SERVICE_STATE_UP: _ClassVar[ServiceState]
+    SERVICE_STATE_DOWN: _ClassVar[ServiceState]
+
+class RecordOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECORD_OUTCOME_UNSPECIFIED: _ClassVar[RecordOutcome]
+    RECORD_OUTCOME_ACCEPTED: _ClassVar[RecordOutcome]
+    RECORD_OUTCOME_UNKNOWN_SERVICE: _ClassVar[RecordOutcome]
+    RECORD_OUTCOME_INACTIVE_SERVICE: _ClassVar[RecordOutcome]
+    RECORD_OUTCOME_INVALID: _ClassVar[RecordOutcome]
+
+class JobSignal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_SIGNAL_UNSPECIFIED: _ClassVar[JobSignal]
+    JOB_SIGNAL_START: _ClassVar[JobSignal]
+    JOB_SIGNAL_COMPLETE: _ClassVar[JobSignal]
+    JOB_SIGNAL_FAIL: _ClassVar[JobSignal]
+
+class AlertReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALERT_REASON_UNSPECIFIED: _ClassVar[AlertReason]
+    ALERT_REASON_MISSED_HEARTBEATS: _ClassVar[AlertReason]
+    ALERT_REASON_REPORTED_FAILURE: _ClassVar[AlertReason]
+SERVICE_STATE_UNSPECIFIED: ServiceState
+SERVICE_STATE_NEW: ServiceState
+SERVICE_STATE_UP: ServiceState
+SERVICE_STATE_DOWN: ServiceState
+RECORD_OUTCOME_UNSPECIFIED: RecordOutcome
+RECORD_OUTCOME_ACCEPTED: RecordOutcome
+RECORD_OUTCOME_UNKNOWN_SERVICE: RecordOutcome
+RECORD_OUTCOME_INACTIVE_SERVICE: RecordOutcome
+RECORD_OUTCOME_INVALID: RecordOutcome
+JOB_SIGNAL_UNSPECIFIED: JobSignal
+JOB_SIGNAL_START: JobSignal
+JOB_SIGNAL_COMPLETE: JobSignal
+JOB_SIGNAL_FAIL: JobSignal
+ALERT_REASON_UNSPECIFIED: AlertReason
+ALERT_REASON_MISSED_HEARTBEATS: AlertReason
+ALERT_REASON_REPORTED_FAILURE: AlertReason
+
+class Service(_message.Message):
+    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at")
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ALERT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RUNBOOK_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_MODE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    MUTED_FIELD_NUMBER: _ClassVar[int]
+    MUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_AT_FIELD_NUMBER: _ClassVar[int]
+    service_id: int
+    heartbeat_name: str
+    service_name: str
+    alert_interval_seconds: int
+    threshold: int
+    grace_period_seconds: int
+    team: str
+    priority: _common_pb2.Priority
+    runbook: str
+    notify_mode: _common_pb2.NotifyMode
+    active: bool
+    muted: bool
+    muted_at: _timestamp_pb2.Timestamp
+    state: ServiceState
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    activated_at: _timestamp_pb2.Timestamp
+    last_heartbeat_at: _timestamp_pb2.Timestamp
+    deadline_at: _timestamp_pb2.Timestamp
+    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RegisterServiceRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ALERT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RUNBOOK_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_MODE_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_name: str
+    alert_interval_seconds: int
+    threshold: int
+    grace_period_seconds: int
+    team: str
+    priority: _common_pb2.Priority
+    runbook: str
+    notify_mode: _common_pb2.NotifyMode
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ...) -> None: ...
+
+class RegisterServiceResponse(_message.Message):
+    __slots__ = ("service", "created")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    service: Service
+    created: bool
+    def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class GetServiceRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ...) -> None: ...
+
+class GetServiceResponse(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: Service
+    def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ...) -> None: ...
+
+class ListServicesRequest(_message.Message):
+    __slots__ = ("service_name", "active")
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    service_name: str
+    active: bool
+    def __init__(self, service_name: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class ListServicesResponse(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[Service]
+    def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ...) -> None: ...
+
+class UpdateServiceRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "down")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ALERT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    RUNBOOK_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_MODE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    MUTED_FIELD_NUMBER: _ClassVar[int]
+    DOWN_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    service_name: str
+    alert_interval_seconds: int
+    threshold: int
+    grace_period_seconds: int
+    team: str
+    priority: _common_pb2.Priority
+    runbook: str
+    notify_mode: _common_pb2.NotifyMode
+    active: bool
+    muted: bool
+    down: bool
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., down: _Optional[bool] = ...) -> None: ...
+
+class UpdateServiceResponse(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: Service
+    def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ...) -> None: ...
+
+class RecordHeartbeatRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id", "status", "run_id")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    status: str
+    run_id: str
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., status: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("heartbeat_id", "service_id", "heartbeat_name", "service_name", "time", "status", "run_id", "team", "priority")
+    HEARTBEAT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_id: int
+    service_id: int
+    heartbeat_name: str
+    service_name: str
+    time: _timestamp_pb2.Timestamp
+    status: str
+    run_id: str
+    team: str
+    priority: _common_pb2.Priority
+    def __init__(self, heartbeat_id: _Optional[int] = ..., service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., run_id: _Optional[str] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ...) -> None: ...
+
+class RecordHeartbeatResponse(_message.Message):
+    __slots__ = ("heartbeat",)
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    heartbeat: Heartbeat
+    def __init__(self, heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+
+class RecordHeartbeatsRequest(_message.Message):
+    __slots__ = ("heartbeats",)
+    HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
+    heartbeats: _containers.RepeatedCompositeFieldContainer[RecordHeartbeatRequest]
+    def __init__(self, heartbeats: _Optional[_Iterable[_Union[RecordHeartbeatRequest, _Mapping]]] = ...) -> None: ...
+
+class RecordHeartbeatResult(_message.Message):
+    __slots__ = ("outcome", "message", "heartbeat")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    outcome: RecordOutcome
+    message: str
+    heartbeat: Heartbeat
+    def __init__(self, outcome: _Optional[_Union[RecordOutcome, str]] = ..., message: _Optional[str] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+
+class RecordHeartbeatsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RecordHeartbeatResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RecordHeartbeatResult, _Mapping]]] = ...) -> None: ...
+
+class RecordJobSignalRequest(_message.Message):
+    __slots__ = ("service_id", "signal", "run_id")
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    service_id: int
+    signal: JobSignal
+    run_id: str
+    def __init__(self, service_id: _Optional[int] = ..., signal: _Optional[_Union[JobSignal, str]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class RecordJobSignalResponse(_message.Message):
+    __slots__ = ("heartbeat",)
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    heartbeat: Heartbeat
+    def __init__(self, heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+
+class ListHeartbeatsRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_name", "max_count")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_name: str
+    max_count: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., max_count: _Optional[int] = ...) -> None: ...
+
+class ListHeartbeatsResponse(_message.Message):
+    __slots__ = ("heartbeats",)
+    HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
+    heartbeats: _containers.RepeatedCompositeFieldContainer[Heartbeat]
+    def __init__(self, heartbeats: _Optional[_Iterable[_Union[Heartbeat, _Mapping]]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("alert_id", "service_id", "heartbeat_name", "service_name", "reason", "active", "opened_at", "closed_at", "notification_count")
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    alert_id: int
+    service_id: int
+    heartbeat_name: str
+    service_name: str
+    reason: AlertReason
+    active: bool
+    opened_at: _timestamp_pb2.Timestamp
+    closed_at: _timestamp_pb2.Timestamp
+    notification_count: int
+    def __init__(self, alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., reason: _Optional[_Union[AlertReason, str]] = ..., active: _Optional[bool] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notification_count: _Optional[int] = ...) -> None: ...
+
+class ListAlertsRequest(_message.Message):
+    __slots__ = ("active", "limit")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    active: bool
+    limit: int
+    def __init__(self, active: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListAlertsResponse(_message.Message):
+    __slots__ = ("alerts",)
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,96 @@
+"""The down rule (SPEC section 2) as pure functions.
+
+Let h_k be the time of the ``threshold``-th most recent counting heartbeat, or
+the registration / re-activation time when there are fewer (or when that is
+later: heartbeats from before a re-activation do not count).
+``deadline = h_k + alert_interval + grace_period``; at ``now >= deadline`` the
+service is overdue.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from medic.errors import InvalidArgument
+
+MAX_STATUS_LENGTH = 64
+MAX_RUN_ID_LENGTH = 255
+# Reported failures: recorded, never counted as a sign of life.
+FAILURE_STATUSES = frozenset({"FAILED", "DOWN"})
+
+
+def normalize_status(raw: str) -> str:
+    """Any non-empty word of at most 64 characters, stored upper-case."""
+    status = raw.strip() if isinstance(raw, str) else ""
+    if not status:
+        raise InvalidArgument("status must be a non-empty string")
+    if len(status) > MAX_STATUS_LENGTH:
+        raise InvalidArgument(f"status must be at most {MAX_STATUS_LENGTH} characters")
+    return status.upper()
+
+
+def validate_run_id(run_id: str) -> str | None:
+    if not run_id:
+        return None
+    if len(run_id) > MAX_RUN_ID_LENGTH:
+        raise InvalidArgument(f"run_id must be at most {MAX_RUN_ID_LENGTH} characters")
+    return run_id
+
+
+def counts_as_life(status: str) -> bool:
+    return status not in FAILURE_STATUSES
+
+
+def push_beat(recent: Sequence[dt.datetime], at: dt.datetime, threshold: int) -> list[dt.datetime]:
+    """The newest-first list of counting heartbeat times after one more at ``at``."""
+    return [at, *recent][:threshold]
+
+
+def deadline(recent: Sequence[dt.datetime], threshold: int, activated_at: dt.datetime,
+             interval_seconds: int, grace_seconds: int) -> dt.datetime:
+    """When the service becomes overdue. ``recent`` is newest first."""
+    h_k = recent[threshold - 1] if len(recent) >= threshold else activated_at
+    h_k = max(h_k, activated_at)
+    return h_k + dt.timedelta(seconds=interval_seconds + grace_seconds)
+
+
+def is_overdue(deadline_at: dt.datetime | None, now: dt.datetime) -> bool:
+    return deadline_at is not None and now >= deadline_at
+
+
+@dataclass(frozen=True)
+class Clock:
+    """What the down rule needs to know about a service."""
+    threshold: int
+    activated_at: dt.datetime
+    interval_seconds: int
+    grace_seconds: int
+    recent: tuple[dt.datetime, ...]
+    state: str  # new | up | down
+
+
+@dataclass(frozen=True)
+class AfterHeartbeats:
+    recent: list[dt.datetime]
+    deadline_at: dt.datetime
+    state: str
+
+
+def apply_heartbeats(clock: Clock, statuses: Sequence[str], now: dt.datetime) -> AfterHeartbeats:
+    """A service's clock after heartbeats with ``statuses`` arrived at ``now``.
+
+    A counting heartbeat after which the rule holds makes the service ``up``
+    (from ``new``, or back from ``down``). Reported failures change neither the
+    recent beats nor the state here.
+    """
+    recent = list(clock.recent)
+    for status in statuses:
+        if counts_as_life(status):
+            recent = push_beat(recent, now, clock.threshold)
+    new_deadline = deadline(recent, clock.threshold, clock.activated_at,
+                            clock.interval_seconds, clock.grace_seconds)
+    state = clock.state
+    if any(counts_as_life(s) for s in statuses) and not is_overdue(new_deadline, now):
+        state = "up"
+    return AfterHeartbeats(recent=recent, deadline_at=new_deadline, state=state)

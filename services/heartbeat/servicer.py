@@ -1,0 +1,243 @@
+"""HeartbeatService: converts protobuf <-> domain values and validates requests.
+
+Errors are raised as ``medic.errors`` types; the shared interceptor maps them
+to status codes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from medic.db import Row
+from medic.errors import FailedPrecondition, InvalidArgument, NotFound
+from medic.v1 import common_pb2, heartbeat_pb2, heartbeat_pb2_grpc
+from services.heartbeat import deadline as rule
+from services.heartbeat.ingest import IngestQueue
+from services.heartbeat.store import HeartbeatStore, IngestItem
+
+MAX_NAME_LENGTH = 255
+MAX_BATCH = 1000
+MAX_LISTED_HEARTBEATS = 250
+DEFAULT_TEAM = "site-reliability"
+
+PRIORITY_TO_DB = {common_pb2.PRIORITY_P1: "p1", common_pb2.PRIORITY_P2: "p2",
+                  common_pb2.PRIORITY_P3: "p3", common_pb2.PRIORITY_P4: "p4",
+                  common_pb2.PRIORITY_P5: "p5"}
+PRIORITY_FROM_DB = {v: k for k, v in PRIORITY_TO_DB.items()}
+NOTIFY_MODE_TO_DB = {common_pb2.NOTIFY_MODE_ALL: "all",
+                     common_pb2.NOTIFY_MODE_UNTIL_SUCCESS: "until_success"}
+NOTIFY_MODE_FROM_DB = {v: k for k, v in NOTIFY_MODE_TO_DB.items()}
+STATE_FROM_DB = {"new": heartbeat_pb2.SERVICE_STATE_NEW, "up": heartbeat_pb2.SERVICE_STATE_UP,
+                 "down": heartbeat_pb2.SERVICE_STATE_DOWN}
+REASON_FROM_DB = {"missed_heartbeats": heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS,
+                  "reported_failure": heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE}
+JOB_SIGNAL_STATUS = {heartbeat_pb2.JOB_SIGNAL_START: "STARTED",
+                     heartbeat_pb2.JOB_SIGNAL_COMPLETE: "COMPLETED",
+                     heartbeat_pb2.JOB_SIGNAL_FAIL: "FAILED"}
+OUTCOME_TO_PB = {"accepted": heartbeat_pb2.RECORD_OUTCOME_ACCEPTED,
+                 "unknown_service": heartbeat_pb2.RECORD_OUTCOME_UNKNOWN_SERVICE,
+                 "inactive_service": heartbeat_pb2.RECORD_OUTCOME_INACTIVE_SERVICE}
+
+
+def _ts(value: dt.datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def service_to_pb(row: Row) -> heartbeat_pb2.Service:
+    return heartbeat_pb2.Service(
+        service_id=row["service_id"], heartbeat_name=row["heartbeat_name"],
+        service_name=row["service_name"], alert_interval_seconds=row["alert_interval_seconds"],
+        threshold=row["threshold"], grace_period_seconds=row["grace_period_seconds"],
+        team=row["team"], priority=PRIORITY_FROM_DB[row["priority"]], runbook=row["runbook"] or "",
+        notify_mode=NOTIFY_MODE_FROM_DB[row["notify_mode"]], active=row["active"],
+        muted=row["muted"], muted_at=_ts(row["muted_at"]), state=STATE_FROM_DB[row["state"]],
+        created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]),
+        activated_at=_ts(row["activated_at"]), last_heartbeat_at=_ts(row["last_heartbeat_at"]),
+        deadline_at=_ts(row["deadline_at"]))
+
+
+def heartbeat_to_pb(row: Row) -> heartbeat_pb2.Heartbeat:
+    return heartbeat_pb2.Heartbeat(
+        heartbeat_id=row["heartbeat_id"], service_id=row["service_id"],
+        heartbeat_name=row["heartbeat_name"], service_name=row["service_name"],
+        time=_ts(row["time"]), status=row["status"], run_id=row["run_id"] or "",
+        team=row["team"], priority=PRIORITY_FROM_DB[row["priority"]])
+
+
+def alert_to_pb(row: Row) -> heartbeat_pb2.Alert:
+    return heartbeat_pb2.Alert(
+        alert_id=row["alert_id"], service_id=row["service_id"],
+        heartbeat_name=row["heartbeat_name"], service_name=row["service_name"],
+        reason=REASON_FROM_DB[row["reason"]], active=row["active"], opened_at=_ts(row["opened_at"]),
+        closed_at=_ts(row["closed_at"]), notification_count=row["notification_count"])
+
+
+def _name(value: str, field: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"{field} must be at most {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def _interval(value: int) -> int:
+    if value < 1:
+        raise InvalidArgument("alert_interval_seconds must be >= 1")
+    return value
+
+
+def _threshold(value: int) -> int:
+    if value < 1:
+        raise InvalidArgument("threshold must be >= 1")
+    return value
+
+
+def _grace(value: int) -> int:
+    if value < 0:
+        raise InvalidArgument("grace_period_seconds must be >= 0")
+    return value
+
+
+def _enum(value: int, mapping: dict, field: str) -> str:
+    if value not in mapping:
+        raise InvalidArgument(f"{field} must be one of {', '.join(sorted(mapping.values()))}")
+    return mapping[value]
+
+
+def _service_ref(request) -> dict:
+    which = request.WhichOneof("service")
+    if which == "heartbeat_name":
+        return {"heartbeat_name": _name(request.heartbeat_name, "heartbeat_name")}
+    if which == "service_id":
+        return {"service_id": request.service_id}
+    raise InvalidArgument("heartbeat_name or service_id is required")
+
+
+def ingest_item(request: heartbeat_pb2.RecordHeartbeatRequest) -> IngestItem:
+    ref = _service_ref(request)
+    return IngestItem(heartbeat_name=ref.get("heartbeat_name"), service_id=ref.get("service_id"),
+                      status=rule.normalize_status(request.status),
+                      run_id=rule.validate_run_id(request.run_id))
+
+
+class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
+    def __init__(self, store: HeartbeatStore, ingest: IngestQueue):
+        self.store = store
+        self.ingest = ingest
+
+    def RegisterService(self, request, context):
+        fields = {
+            "heartbeat_name": _name(request.heartbeat_name, "heartbeat_name"),
+            "service_name": _name(request.service_name, "service_name"),
+            "alert_interval_seconds": _interval(request.alert_interval_seconds),
+            "threshold": _threshold(request.threshold or 1),
+            "grace_period_seconds": _grace(request.grace_period_seconds),
+            "team": request.team.strip() or DEFAULT_TEAM,
+            "priority": _enum(request.priority or common_pb2.PRIORITY_P3, PRIORITY_TO_DB, "priority"),
+            "runbook": request.runbook or None,
+            "notify_mode": _enum(request.notify_mode or common_pb2.NOTIFY_MODE_ALL,
+                                 NOTIFY_MODE_TO_DB, "notify_mode"),
+        }
+        row, created = self.store.register(fields)
+        return heartbeat_pb2.RegisterServiceResponse(service=service_to_pb(row), created=created)
+
+    def GetService(self, request, context):
+        return heartbeat_pb2.GetServiceResponse(service=service_to_pb(self.store.get(**_service_ref(request))))
+
+    def ListServices(self, request, context):
+        active = request.active if request.HasField("active") else None
+        rows = self.store.list(service_name=request.service_name, active=active)
+        return heartbeat_pb2.ListServicesResponse(services=[service_to_pb(r) for r in rows])
+
+    def UpdateService(self, request, context):
+        ref = _service_ref(request)
+        changes: dict = {}
+        if request.HasField("service_name"):
+            changes["service_name"] = _name(request.service_name, "service_name")
+        if request.HasField("alert_interval_seconds"):
+            changes["alert_interval_seconds"] = _interval(request.alert_interval_seconds)
+        if request.HasField("threshold"):
+            changes["threshold"] = _threshold(request.threshold)
+        if request.HasField("grace_period_seconds"):
+            changes["grace_period_seconds"] = _grace(request.grace_period_seconds)
+        if request.HasField("team"):
+            changes["team"] = request.team.strip() or DEFAULT_TEAM
+        if request.HasField("priority"):
+            changes["priority"] = _enum(request.priority, PRIORITY_TO_DB, "priority")
+        if request.HasField("runbook"):
+            changes["runbook"] = request.runbook or None
+        if request.HasField("notify_mode"):
+            changes["notify_mode"] = _enum(request.notify_mode, NOTIFY_MODE_TO_DB, "notify_mode")
+        if request.HasField("active"):
+            changes["active"] = request.active
+        if request.HasField("muted"):
+            changes["muted"] = request.muted
+        down = request.down if request.HasField("down") else None
+        row = self.store.update(changes, down=down, **ref)
+        return heartbeat_pb2.UpdateServiceResponse(service=service_to_pb(row))
+
+    def _record_one(self, item: IngestItem, what: str) -> heartbeat_pb2.Heartbeat:
+        [result] = self.ingest.submit([item])
+        if result.outcome == "unknown_service":
+            raise NotFound(f"{what} is not registered")
+        if result.outcome == "inactive_service":
+            raise FailedPrecondition(f"{what} is inactive")
+        return heartbeat_to_pb(result.heartbeat)
+
+    def RecordHeartbeat(self, request, context):
+        item = ingest_item(request)
+        what = (f"heartbeat {item.heartbeat_name!r}" if item.heartbeat_name is not None
+                else f"service id {item.service_id}")
+        return heartbeat_pb2.RecordHeartbeatResponse(heartbeat=self._record_one(item, what))
+
+    def RecordHeartbeats(self, request, context):
+        count = len(request.heartbeats)
+        if not 1 <= count <= MAX_BATCH:
+            raise InvalidArgument(f"a batch holds 1 to {MAX_BATCH} heartbeats, not {count}")
+        results: list = [None] * count
+        valid_indexes, valid_items = [], []
+        for index, item_request in enumerate(request.heartbeats):
+            try:
+                item = ingest_item(item_request)
+            except InvalidArgument as err:
+                results[index] = heartbeat_pb2.RecordHeartbeatResult(
+                    outcome=heartbeat_pb2.RECORD_OUTCOME_INVALID, message=err.message)
+                continue
+            valid_indexes.append(index)
+            valid_items.append(item)
+        if valid_items:
+            for index, result in zip(valid_indexes, self.ingest.submit(valid_items)):
+                results[index] = heartbeat_pb2.RecordHeartbeatResult(
+                    outcome=OUTCOME_TO_PB[result.outcome],
+                    heartbeat=heartbeat_to_pb(result.heartbeat) if result.heartbeat else None)
+        return heartbeat_pb2.RecordHeartbeatsResponse(results=results)
+
+    def RecordJobSignal(self, request, context):
+        status = JOB_SIGNAL_STATUS.get(request.signal)
+        if status is None:
+            raise InvalidArgument("signal must be JOB_SIGNAL_START, JOB_SIGNAL_COMPLETE or JOB_SIGNAL_FAIL")
+        item = IngestItem(heartbeat_name=None, service_id=request.service_id, status=status,
+                          run_id=rule.validate_run_id(request.run_id))
+        heartbeat = self._record_one(item, f"service id {request.service_id}")
+        return heartbeat_pb2.RecordJobSignalResponse(heartbeat=heartbeat)
+
+    def ListHeartbeats(self, request, context):
+        if request.max_count < 0:
+            raise InvalidArgument("max_count must be >= 0")
+        limit = min(request.max_count or MAX_LISTED_HEARTBEATS, MAX_LISTED_HEARTBEATS)
+        rows = self.store.list_heartbeats(request.heartbeat_name.strip(), request.service_name, limit)
+        return heartbeat_pb2.ListHeartbeatsResponse(heartbeats=[heartbeat_to_pb(r) for r in rows])
+
+    def ListAlerts(self, request, context):
+        active = request.active if request.HasField("active") else None
+        if request.limit < 0 or request.limit > 1000:
+            raise InvalidArgument("limit must be 0-1000")
+        limit = request.limit or (1000 if active is not None else 100)
+        rows = self.store.list_alerts(active, limit)
+        return heartbeat_pb2.ListAlertsResponse(alerts=[alert_to_pb(r) for r in rows])

@@ -1,0 +1,254 @@
+"""The heartbeat domain's tables: services, heartbeat_events, alerts.
+
+All SQL of the domain lives here. Times come from the database clock (``now()``
+of the transaction), so every process and the monitor agree on them. Deadlines
+are computed by ``deadline.py``; this module only reads and writes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from medic.db import Database, Row, Tx
+from medic.errors import Conflict, NotFound
+from services.heartbeat import deadline as rule
+
+SERVICE_COLUMNS = """
+    service_id, heartbeat_name, service_name, alert_interval_seconds, threshold,
+    grace_period_seconds, team, priority, runbook, notify_mode, active, muted, muted_at,
+    state, recent_beats, activated_at, last_heartbeat_at, deadline_at, created_at, updated_at
+"""
+
+SELECT_SERVICE_BY_NAME = f"SELECT {SERVICE_COLUMNS} FROM services WHERE lower(heartbeat_name) = lower(%s)"
+SELECT_SERVICE_BY_ID = f"SELECT {SERVICE_COLUMNS} FROM services WHERE service_id = %s"
+
+INSERT_SERVICE = f"""
+    INSERT INTO services (heartbeat_name, service_name, alert_interval_seconds, threshold,
+                          grace_period_seconds, team, priority, runbook, notify_mode,
+                          activated_at, deadline_at, created_at, updated_at)
+    VALUES (%(heartbeat_name)s, %(service_name)s, %(alert_interval_seconds)s, %(threshold)s,
+            %(grace_period_seconds)s, %(team)s, %(priority)s, %(runbook)s, %(notify_mode)s,
+            %(now)s, %(deadline_at)s, %(now)s, %(now)s)
+    ON CONFLICT ((lower(heartbeat_name))) DO NOTHING
+    RETURNING {SERVICE_COLUMNS}
+"""
+
+# The services a batch of heartbeats names, locked so that concurrent batches
+# for the same service apply their recent-beat updates one after the other.
+LOCK_SERVICES_FOR_INGEST = """
+    SELECT now() AS now, service_id, lower(heartbeat_name) AS name_key, heartbeat_name,
+           service_name, team, priority, active, threshold, recent_beats, activated_at,
+           alert_interval_seconds, grace_period_seconds, state
+    FROM services
+    WHERE lower(heartbeat_name) = ANY(%(names)s) OR service_id = ANY(%(ids)s)
+    ORDER BY service_id
+    FOR UPDATE
+"""
+
+INSERT_HEARTBEATS = """
+    INSERT INTO heartbeat_events (service_id, time, status, run_id) VALUES %s
+    RETURNING heartbeat_id
+"""
+
+UPDATE_CLOCKS = """
+    UPDATE services AS s
+    SET recent_beats = v.recent_beats, deadline_at = v.deadline_at,
+        last_heartbeat_at = v.last_heartbeat_at, state = v.state
+    FROM (VALUES %s) AS v (service_id, recent_beats, deadline_at, last_heartbeat_at, state)
+    WHERE s.service_id = v.service_id
+"""
+UPDATE_CLOCKS_TEMPLATE = "(%s::bigint, %s::timestamptz[], %s::timestamptz, %s::timestamptz, %s::text)"
+
+RECENT_COUNTING_BEATS = """
+    SELECT time FROM heartbeat_events
+    WHERE service_id = %s AND status NOT IN ('FAILED', 'DOWN') AND time >= %s
+    ORDER BY time DESC LIMIT %s
+"""
+
+LIST_HEARTBEATS = """
+    SELECT h.heartbeat_id, h.service_id, s.heartbeat_name, s.service_name, h.time, h.status,
+           h.run_id, s.team, s.priority
+    FROM heartbeat_events h JOIN services s ON s.service_id = h.service_id
+    {where}
+    ORDER BY h.time DESC, h.heartbeat_id DESC
+    LIMIT %(limit)s
+"""
+
+LIST_ALERTS = """
+    SELECT a.alert_id, a.service_id, s.heartbeat_name, s.service_name, a.reason, a.active,
+           a.opened_at, a.closed_at, a.notification_count
+    FROM alerts a JOIN services s ON s.service_id = a.service_id
+    WHERE (%(active)s IS NULL OR a.active = %(active)s)
+    ORDER BY a.alert_id DESC
+    LIMIT %(limit)s
+"""
+
+# Columns UpdateService may change, in the order written.
+UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team",
+             "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state",
+             "recent_beats", "activated_at", "deadline_at")
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One heartbeat to record: by name (``heartbeat_name``) or by id."""
+    heartbeat_name: str | None
+    service_id: int | None
+    status: str
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: str  # accepted | unknown_service | inactive_service
+    heartbeat: Row | None = None
+
+
+def clock_of(row: Row) -> rule.Clock:
+    return rule.Clock(threshold=row["threshold"], activated_at=row["activated_at"],
+                      interval_seconds=row["alert_interval_seconds"],
+                      grace_seconds=row["grace_period_seconds"],
+                      recent=tuple(row["recent_beats"] or ()), state=row["state"])
+
+
+class HeartbeatStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # --- services -------------------------------------------------------------
+
+    def register(self, fields: dict[str, Any]) -> tuple[Row, bool]:
+        """Inserts a service; returns (service, created). An existing name wins."""
+        with self.db.transaction() as tx:
+            now = tx.one("SELECT now() AS now")["now"]
+            params = dict(fields, now=now, deadline_at=rule.deadline(
+                (), fields["threshold"], now, fields["alert_interval_seconds"],
+                fields["grace_period_seconds"]))
+            row = tx.one(INSERT_SERVICE, params)
+            if row is not None:
+                return row, True
+            existing = tx.one(SELECT_SERVICE_BY_NAME, (fields["heartbeat_name"],))
+        if existing is None:  # deleted between the two statements
+            raise Conflict("service changed concurrently, retry")
+        return existing, False
+
+    def get(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> Row:
+        with self.db.transaction() as tx:
+            return self._get(tx, heartbeat_name, service_id)
+
+    @staticmethod
+    def _get(tx: Tx, heartbeat_name: str | None, service_id: int | None, lock: bool = False) -> Row:
+        suffix = " FOR UPDATE" if lock else ""
+        if heartbeat_name is not None:
+            row = tx.one(SELECT_SERVICE_BY_NAME + suffix, (heartbeat_name,))
+            what = f"heartbeat {heartbeat_name!r}"
+        else:
+            row = tx.one(SELECT_SERVICE_BY_ID + suffix, (service_id,))
+            what = f"service id {service_id}"
+        if row is None:
+            raise NotFound(f"{what} is not registered")
+        return row
+
+    def list(self, service_name: str = "", active: bool | None = None) -> list[Row]:
+        return self.db.all(
+            f"SELECT {SERVICE_COLUMNS} FROM services"
+            " WHERE (%(name)s = '' OR service_name = %(name)s)"
+            " AND (%(active)s IS NULL OR active = %(active)s) ORDER BY service_id",
+            {"name": service_name, "active": active})
+
+    def update(self, changes: dict[str, Any], *, heartbeat_name: str | None = None,
+               service_id: int | None = None, down: bool | None = None) -> Row:
+        """Applies ``changes`` (column -> value) and recomputes the deadline."""
+        with self.db.transaction() as tx:
+            now = tx.one("SELECT now() AS now")["now"]
+            current = self._get(tx, heartbeat_name, service_id, lock=True)
+            row = dict(current)
+            row.update(changes)
+            if "active" in changes and changes["active"] and not current["active"]:
+                row["activated_at"] = now  # re-activation restarts the clock
+            if "muted" in changes and changes["muted"] != current["muted"]:
+                row["muted_at"] = now if changes["muted"] else None
+            if down is not None:
+                row["state"] = "down" if down else "up"
+            if row["threshold"] != current["threshold"]:
+                beats = tx.all(RECENT_COUNTING_BEATS,
+                               (current["service_id"], row["activated_at"], row["threshold"]))
+                row["recent_beats"] = [b["time"] for b in beats]
+            clock = clock_of(row)
+            row["deadline_at"] = (rule.deadline(clock.recent, clock.threshold, clock.activated_at,
+                                                clock.interval_seconds, clock.grace_seconds)
+                                  if row["active"] else None)
+            assignments = ", ".join(f"{col} = %({col})s" for col in UPDATABLE)
+            return tx.one(
+                f"UPDATE services SET {assignments}, updated_at = %(now)s"
+                f" WHERE service_id = %(service_id)s RETURNING {SERVICE_COLUMNS}",
+                dict(row, now=now))
+
+    # --- heartbeats -----------------------------------------------------------
+
+    def record_heartbeats(self, items: Sequence[IngestItem]) -> list[IngestResult]:
+        """Records a batch in one transaction; one result per item, in order."""
+        names = sorted({i.heartbeat_name.lower() for i in items if i.heartbeat_name is not None})
+        ids = sorted({i.service_id for i in items if i.service_id is not None})
+        with self.db.transaction() as tx:
+            locked = tx.all(LOCK_SERVICES_FOR_INGEST, {"names": names, "ids": ids})
+            if not locked:
+                return [IngestResult("unknown_service") for _ in items]
+            now: dt.datetime = locked[0]["now"]
+            by_name = {r["name_key"]: r for r in locked}
+            by_id = {r["service_id"]: r for r in locked}
+
+            accepted: list[tuple[int, Row]] = []  # (item index, service)
+            results: list[IngestResult | None] = [None] * len(items)
+            for index, item in enumerate(items):
+                service = (by_name.get(item.heartbeat_name.lower()) if item.heartbeat_name is not None
+                           else by_id.get(item.service_id))
+                if service is None:
+                    results[index] = IngestResult("unknown_service")
+                elif not service["active"]:
+                    results[index] = IngestResult("inactive_service")
+                else:
+                    accepted.append((index, service))
+            if not accepted:
+                return results  # type: ignore[return-value]
+
+            inserted = tx.values(INSERT_HEARTBEATS, [
+                (service["service_id"], now, items[index].status, items[index].run_id)
+                for index, service in accepted], fetch=True)
+
+            statuses: dict[int, list[str]] = {}
+            for index, service in accepted:
+                statuses.setdefault(service["service_id"], []).append(items[index].status)
+            clocks = []
+            for service_id, service_statuses in statuses.items():
+                after = rule.apply_heartbeats(clock_of(by_id[service_id]), service_statuses, now)
+                clocks.append((service_id, after.recent, after.deadline_at, now, after.state))
+            tx.values(UPDATE_CLOCKS, clocks, template=UPDATE_CLOCKS_TEMPLATE)
+
+        for (index, service), row in zip(accepted, inserted):
+            results[index] = IngestResult("accepted", {
+                "heartbeat_id": row["heartbeat_id"], "service_id": service["service_id"],
+                "heartbeat_name": service["heartbeat_name"], "service_name": service["service_name"],
+                "time": now, "status": items[index].status, "run_id": items[index].run_id,
+                "team": service["team"], "priority": service["priority"]})
+        return results  # type: ignore[return-value]
+
+    def list_heartbeats(self, heartbeat_name: str, service_name: str, limit: int) -> list[Row]:
+        # Fixed fragments only, chosen so each filter can use its index.
+        conditions = []
+        if heartbeat_name:
+            conditions.append("h.service_id = (SELECT service_id FROM services"
+                              " WHERE lower(heartbeat_name) = lower(%(name)s))")
+        if service_name:
+            conditions.append("h.service_id = ANY(ARRAY(SELECT service_id FROM services"
+                              " WHERE service_name = %(service_name)s))")
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        return self.db.all(LIST_HEARTBEATS.format(where=where),
+                           {"name": heartbeat_name, "service_name": service_name, "limit": limit})
+
+    # --- alerts ---------------------------------------------------------------
+
+    def list_alerts(self, active: bool | None, limit: int) -> list[Row]:
+        return self.db.all(LIST_ALERTS, {"active": active, "limit": limit})

@@ -1,0 +1,14 @@
+"""Package layout that pyproject.toml cannot express on its own.
+
+The SQL migrations live at the top level (``migrations/``, as the design fixes)
+and ship inside the package as ``medic.migrations``, so that a non-editable
+``pip install .`` can still run ``medic migrate``.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    packages=find_packages(include=["medic", "medic.*", "services", "services.*", "gateway", "gateway.*"])
+    + ["medic.migrations"],
+    package_dir={"medic.migrations": "migrations"},
+    package_data={"medic.migrations": ["*.sql"]},
+)

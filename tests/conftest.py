@@ -1,0 +1,116 @@
+"""Shared fixtures: a real PostgreSQL, a migrated template database, and a fresh
+database per test cloned from it (``CREATE DATABASE ... TEMPLATE``).
+
+PostgreSQL is, in order: ``MEDIC_TEST_DATABASE_URL`` (a libpq URI of a server
+where we may create databases); the machine's server on 127.0.0.1:5432 (user
+postgres, trust auth); an embedded one started with ``pgserver`` in a temporary
+folder.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+
+from medic import migrate
+from medic.db import Database
+
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _reachable(url: str) -> bool:
+    try:
+        psycopg2.connect(url, connect_timeout=2).close()
+        return True
+    except psycopg2.OperationalError:
+        return False
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URI pointing at another database (works for socket URIs too)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def _admin(url: str):
+    conn = psycopg2.connect(url, connect_timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    explicit = os.environ.get("MEDIC_TEST_DATABASE_URL")
+    if explicit:
+        yield explicit
+        return
+    if _reachable(LOCAL_URL):
+        yield LOCAL_URL
+        return
+    import pgserver  # embedded PostgreSQL, for laptops without a server
+
+    folder = tempfile.mkdtemp(prefix="medic-test-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_url):
+    name = f"medic_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with _admin(pg_server_url) as conn, conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    migrate.migrate(with_database(pg_server_url, name))
+    yield name
+    conn = _admin(pg_server_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
+
+
+def create_test_database(pg_server_url: str, template: str) -> str:
+    name = f"medic_test_{uuid.uuid4().hex[:12]}"
+    conn = _admin(pg_server_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        conn.close()
+    return name
+
+
+def drop_test_database(pg_server_url: str, name: str) -> None:
+    conn = _admin(pg_server_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def database_url(pg_server_url, template_database):
+    """A freshly migrated, empty database for one test."""
+    name = create_test_database(pg_server_url, template_database)
+    yield with_database(pg_server_url, name)
+    drop_test_database(pg_server_url, name)
+
+
+@pytest.fixture
+def db(database_url):
+    database = Database(database_url, size=8, application_name="medic-test")
+    yield database
+    database.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
