@@ -1,0 +1,3 @@
+"""Medic: heartbeat monitoring for services and scheduled jobs."""
+
+__version__ = "0.1.0"

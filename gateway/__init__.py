@@ -1,0 +1,1 @@
+"""The HTTP gateway: legacy Medic HTTP API -> gRPC."""

@@ -1,0 +1,216 @@
+"""The HTTP gateway: a thin HTTP -> gRPC translator for legacy clients.
+
+It holds no SQL and no domain rule. Each route names the RPC it calls; the
+one ``endpoint`` wrapper around every route is the gateway's middleware: it
+sets the request id, asks the ``HttpAuthorizer`` (scope and rate-limit class
+come from that RPC's contract), maps errors to the envelope and records
+metrics. Paths without an RPC (health, metrics, docs) bypass authorization.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+import grpc.aio
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from medic import contracts
+from medic.config import Settings
+from medic.errors import MedicError
+from medic.interceptors import ANONYMOUS, AioClientInterceptor, Identity
+from medic.logs import REQUEST_ID_HEADER, clean_request_id, request_id_var
+from medic.v1 import heartbeat_pb2_grpc
+from gateway import docs, health, legacy
+from gateway.batcher import HeartbeatBatcher
+from gateway.http import HTTP_STATUS, HttpError, envelope, error_response, from_rpc_error
+
+log = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter("medic_http_requests_total", "HTTP requests served by the gateway",
+                        ["route", "method", "status"])
+HTTP_LATENCY = Histogram("medic_http_request_duration_seconds", "Time to serve an HTTP request",
+                         ["route", "method"],
+                         buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
+
+# The Medic services the gateway calls, and so reports in /health.
+BACKENDS = ("heartbeat",)
+
+
+@dataclass
+class Decision:
+    """What the authorizer decided for one HTTP request."""
+    identity: Identity = ANONYMOUS
+    # Object with limit, remaining, reset (unix seconds) when the request was rate limited.
+    rate_limit: Any = None
+    # Metadata the gateway attaches to the onward RPC (the propagated identity).
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+class HttpAuthorizer(Protocol):
+    async def authorize(self, policy: contracts.MethodPolicy, headers: Mapping[str, str],
+                        client_ip: str) -> Decision: ...
+
+
+class AllowAllHttp:
+    async def authorize(self, policy, headers, client_ip) -> Decision:
+        return Decision()
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    authorizer: HttpAuthorizer = field(default_factory=AllowAllHttp)
+    # Metadata every onward RPC carries (this process's service credential).
+    credential_metadata: tuple[tuple[str, str], ...] = ()
+    channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    heartbeat: heartbeat_pb2_grpc.HeartbeatServiceStub | None = None
+    batcher: HeartbeatBatcher | None = None
+
+    @property
+    def rpc_timeout(self) -> float:
+        return self.settings.rpc_timeout_seconds
+
+    async def open(self) -> None:
+        for name in BACKENDS:
+            self.channels[name] = grpc.aio.insecure_channel(
+                self.settings.target(name),
+                options=[("grpc.lb_policy_name", "round_robin"),
+                         ("grpc.keepalive_time_ms", 30_000)],
+                interceptors=[AioClientInterceptor(self.credential_metadata)])
+        self.heartbeat = heartbeat_pb2_grpc.HeartbeatServiceStub(self.channels["heartbeat"])
+        self.batcher = HeartbeatBatcher(self._send_heartbeats, max_batch=self.settings.ingest_batch_max)
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close(grace=1)
+
+    async def _send_heartbeats(self, items):
+        from medic.v1 import heartbeat_pb2
+        return await self.heartbeat.RecordHeartbeats(
+            heartbeat_pb2.RecordHeartbeatsRequest(heartbeats=items), timeout=self.rpc_timeout)
+
+    def endpoint(self, route: str, rpc: str | None,
+                 handler: Callable[[Request, Decision], Awaitable[Response]]):
+        """Wraps a route handler with request id, authorization, error mapping and metrics."""
+        policy = contracts.policy_for(rpc) if rpc else None
+        if rpc and policy is None:
+            raise RuntimeError(f"route {route} names unknown RPC {rpc}")
+
+        async def wrapped(request: Request) -> Response:
+            request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER))
+            token = request_id_var.set(request_id)
+            started = time.perf_counter()
+            decision = None
+            try:
+                if policy is not None:
+                    client_ip = request.client.host if request.client else ""
+                    decision = await self.authorizer.authorize(policy, request.headers, client_ip)
+                response = await handler(request, decision or Decision())
+            except HttpError as err:
+                response = error_response(err)
+            except MedicError as err:
+                response = error_response(http_error_from_medic(err))
+            except grpc.RpcError as exc:
+                response = error_response(from_rpc_error(exc))
+            except Exception:
+                log.exception("unexpected error serving %s %s", request.method, route)
+                response = envelope(False, "Internal error.", "", 500)
+            finally:
+                request_id_var.reset(token)
+            if decision is not None and decision.rate_limit is not None:
+                response.headers.update(rate_limit_headers(decision.rate_limit))
+            response.headers[REQUEST_ID_HEADER] = request_id
+            HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+            HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+            return response
+
+        return wrapped
+
+    def md(self, decision: Decision) -> tuple[tuple[str, str], ...]:
+        return decision.metadata
+
+
+def rate_limit_headers(status: Any) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(status.limit),
+            "X-RateLimit-Remaining": str(max(status.remaining, 0)),
+            "X-RateLimit-Reset": str(int(status.reset))}
+
+
+def http_error_from_medic(err: MedicError) -> HttpError:
+    status = HTTP_STATUS.get(err.code, 500)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    for key, value in err.trailers:
+        if key.lower() == "retry-after":
+            headers["Retry-After"] = value
+            extra["retry_after"] = int(float(value))
+        elif key.lower().startswith("x-ratelimit-"):
+            headers["-".join(p.capitalize() for p in key.split("-")).replace("Ratelimit", "RateLimit")] = value
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    message = err.message if status != 500 else "Internal error."
+    return HttpError(status, message, headers=headers, extra=extra)
+
+
+def create_app(settings: Settings, *, authorizer: HttpAuthorizer | None = None,
+               credential_metadata: tuple[tuple[str, str], ...] = ()) -> Starlette:
+    gw = Gateway(settings=settings, authorizer=authorizer or AllowAllHttp(),
+                 credential_metadata=credential_metadata)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await gw.open()
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    routes = [
+        *legacy.routes(gw),
+        *health.routes(gw),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *docs.routes(),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: method_not_allowed})
+    app.state.gateway = gw
+    return app
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return envelope(False, f"No route for {request.url.path}.", "", 404)
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return envelope(False, f"Method {request.method} is not allowed on {request.url.path}.", "", 405)
+
+
+def serve(settings: Settings) -> int:
+    """Runs the gateway until SIGTERM/SIGINT (uvicorn handles both gracefully)."""
+    import uvicorn
+
+    from medic import authwiring
+
+    authorizer, credential = authwiring.gateway_auth(settings)
+    app = create_app(settings, authorizer=authorizer, credential_metadata=credential)
+    config = uvicorn.Config(app, host=settings.host, port=settings.gateway_port, loop="uvloop",
+                            http="httptools", log_config=None, access_log=False,
+                            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+                            backlog=2048)
+    log.info("gateway serving HTTP on %s:%d", settings.host, settings.gateway_port)
+    asyncio.run(uvicorn.Server(config).serve())
+    return 0

@@ -1,0 +1,173 @@
+"""HTTP plumbing of the gateway: the legacy envelope, body parsing with a size
+limit, field type checks, and gRPC status -> HTTP status mapping.
+
+Every response body is ``{"success": bool, "message": str, "results": ...}``;
+bad input gets a 4xx in that envelope, never a 500 or a stack trace.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+import orjson
+from google.protobuf.timestamp_pb2 import Timestamp
+from starlette.requests import Request
+from starlette.responses import Response
+
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 503,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+class HttpError(Exception):
+    """Ends a request with ``status`` and the envelope; ``extra`` adds top-level keys."""
+
+    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None,
+                 extra: Mapping[str, Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def envelope(success: bool, message: str = "", results: Any = "", status: int = 200,
+             headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> Response:
+    body = {"success": success, "message": message, "results": results}
+    if extra:
+        body.update(extra)
+    return Response(orjson.dumps(body), status_code=status, headers=dict(headers or {}),
+                    media_type="application/json")
+
+
+def ok(results: Any = "", message: str = "", status: int = 200) -> Response:
+    return envelope(True, message, results, status)
+
+
+def error_response(err: HttpError) -> Response:
+    return envelope(False, err.message, "", err.status, err.headers, err.extra)
+
+
+def from_rpc_error(exc: grpc.RpcError) -> HttpError:
+    code = exc.code()
+    status = HTTP_STATUS.get(code, 500)
+    if status == 503:
+        message = "A Medic service is unavailable; try again shortly."
+    elif status == 504:
+        message = "A Medic service did not answer in time; try again shortly."
+    elif status == 500:
+        message = "Internal error."
+    else:
+        message = exc.details() or code.name
+    return HttpError(status, message)
+
+
+async def read_json(request: Request, max_bytes: int, *, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object. 413 past ``max_bytes``; 400 when malformed or not an object."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > max_bytes:
+                raise HttpError(413, f"Request body is larger than {max_bytes} bytes.")
+        except ValueError:
+            raise HttpError(400, "Invalid Content-Length header.") from None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise HttpError(413, f"Request body is larger than {max_bytes} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if required:
+            raise HttpError(400, "A JSON object is required in the request body.")
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise HttpError(400, "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, "The request body must be a JSON object.")
+    return data
+
+
+# --- field checks (shape only; the services own the domain rules) ---------------
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+FIELD_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "integer": is_int,
+    "number": is_number,
+    "boolean": lambda v: isinstance(v, bool),
+    "flag": lambda v: isinstance(v, bool) or (is_int(v) and v in (0, 1)),  # legacy 0/1
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+}
+
+
+def check_fields(data: Mapping[str, Any], schema: Mapping[str, str], *,
+                 required: tuple[str, ...] = (), message: str | None = None) -> None:
+    """400 for unknown fields, wrong types (``null`` counts as absent) or missing required ones."""
+    unknown = sorted(set(data) - set(schema))
+    if unknown:
+        raise HttpError(400, f"Unknown field(s): {', '.join(unknown)}.")
+    for name in required:
+        if data.get(name) is None or (schema[name] == "string" and not str(data[name]).strip()):
+            raise HttpError(400, message or f"Field `{name}` is required.")
+    for name, kind in schema.items():
+        value = data.get(name)
+        if value is not None and not FIELD_TYPES[kind](value):
+            raise HttpError(400, message or f"Field `{name}` must be of type {kind}.")
+
+
+def query_flag(request: Request, name: str) -> bool | None:
+    """A legacy 0/1 (or true/false) query parameter; 400 otherwise."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    value = raw.strip().lower()
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise HttpError(400, f"Invalid '{name}' parameter")
+
+
+def query_int(request: Request, name: str, *, minimum: int = 0) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HttpError(400, f"Invalid '{name}' parameter") from None
+    if value < minimum:
+        raise HttpError(400, f"Invalid '{name}' parameter")
+    return value
+
+
+def iso(ts: Timestamp | None, present: bool = True) -> str | None:
+    if ts is None or not present:
+        return None
+    return ts.ToDatetime(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")

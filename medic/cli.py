@@ -1,0 +1,105 @@
+"""The ``medic`` command.
+
+    medic up                    everything on this machine (embedded PostgreSQL unless
+                                MEDIC_DATABASE_URL is set), Ctrl-C stops it
+    medic migrate               apply pending migrations to MEDIC_DATABASE_URL
+    medic serve <process>       run one process: heartbeat | gateway
+    medic config                print the effective configuration (secrets masked)
+    medic protos                regenerate medic/v1/*_pb2*.py from protos/
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from medic import logs
+from medic.config import ConfigError, Settings
+
+GRPC_PROCESSES = ("heartbeat",)
+PROCESSES = (*GRPC_PROCESSES, "gateway")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"medic: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_up(args) -> int:
+    from medic import launcher
+
+    logs.setup("launcher", "WARNING")
+    return launcher.up(_settings())
+
+
+def cmd_migrate(args) -> int:
+    from medic import migrate
+
+    settings = _settings()
+    logs.setup("migrate", settings.log_level)
+    if not settings.database_url:
+        print("medic migrate: set MEDIC_DATABASE_URL (or use `medic up`, which migrates the embedded "
+              "database)", file=sys.stderr)
+        return 2
+    applied = migrate.migrate(settings.database_url)
+    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    settings = _settings()
+    logs.setup(args.process, settings.log_level)
+    if args.process == "gateway":
+        from gateway.app import serve
+
+        return serve(settings)
+    if not settings.database_url:
+        print(f"medic serve {args.process}: MEDIC_DATABASE_URL is required", file=sys.stderr)
+        return 2
+    from medic import authwiring, server
+
+    app = importlib.import_module(f"services.{args.process}.app")
+    component = app.build(settings)
+    return server.run(component, host=settings.host, port=settings.grpc_port(args.process),
+                      metrics_port=settings.metrics_port(args.process), workers=settings.grpc_workers,
+                      grace=settings.shutdown_grace_seconds,
+                      authorizer=authwiring.service_authorizer(settings, args.process))
+
+
+def cmd_config(args) -> int:
+    for name, value in _settings().masked().items():
+        print(f"{name}={value}")
+    return 0
+
+
+def cmd_protos(args) -> int:
+    from medic import protogen
+
+    return protogen.main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medic", description="Heartbeat monitoring for services and jobs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="run everything locally").set_defaults(func=cmd_up)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    serve = commands.add_parser("serve", help="run one Medic process")
+    serve.add_argument("process", choices=PROCESSES)
+    serve.set_defaults(func=cmd_serve)
+    commands.add_parser("config", help="print the effective configuration").set_defaults(func=cmd_config)
+    commands.add_parser("protos", help="regenerate code from protos/").set_defaults(func=cmd_protos)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    logging.captureWarnings(True)
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The embedded PostgreSQL 16 (the ``pgserver`` wheel) used by ``medic up`` when
+``MEDIC_DATABASE_URL`` is unset. Its data lives in ``$MEDIC_DATA_DIR/postgres``
+and survives restarts; it listens on a unix socket inside that folder only."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path):
+        self.folder = (data_dir / "postgres").resolve()
+        self._server = None
+
+    def start(self) -> str:
+        """Starts (or attaches to) the server; returns its libpq URI."""
+        import pgserver
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode="stop": the server stops when this process ends; the data stays.
+        self._server = pgserver.get_server(self.folder, cleanup_mode="stop")
+        uri = self._server.get_uri()
+        log.info("embedded PostgreSQL running in %s", self.folder)
+        return uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
