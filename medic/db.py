@@ -65,7 +65,8 @@ class Database:
         )
 
     def close(self) -> None:
-        self._pool.closeall()
+        if not self._pool.closed:
+            self._pool.closeall()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:

@@ -63,8 +63,12 @@ def pg_server_url():
 @pytest.fixture(scope="session")
 def template_database(pg_server_url):
     name = f"medic_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with _admin(pg_server_url) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+    conn = _admin(pg_server_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
     migrate.migrate(with_database(pg_server_url, name))
     yield name
     conn = _admin(pg_server_url)
