@@ -118,3 +118,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A reachable Redis. Skips where none exists (a laptop); fails in CI, where one must."""
+    import redis
+
+    url = os.environ.get("MEDIC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") or os.environ.get("MEDIC_TEST_REQUIRE_REDIS"):
+            pytest.fail(f"redis unavailable at {url} and required here: {exc}")
+        pytest.skip(f"redis unavailable at {url}: {exc}")
+    return url

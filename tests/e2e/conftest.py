@@ -1,0 +1,96 @@
+"""Runs ``medic up`` as a real process tree on free ports."""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+
+@dataclass
+class MedicUp:
+    process: subprocess.Popen
+    env: dict[str, str]
+    gateway_url: str
+    heartbeat_target: str
+    output: list[str] = field(default_factory=list)
+
+    def child_pid(self, name: str) -> int:
+        """PID of the launcher's child running ``medic serve <name>``."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == self.process.pid and b"serve" in cmdline and name.encode() in cmdline:
+                return int(entry.name)
+        raise LookupError(f"no child process for {name}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, str] | None = None,
+                timeout: float = 90) -> MedicUp:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
+    ports = {name: free_port() for name in ("GATEWAY", "AUTH", "HEARTBEAT", "ROUTING", "DELIVERY")}
+    for name, port in ports.items():
+        env[f"MEDIC_{name}_PORT"] = str(port)
+        env[f"MEDIC_{name}_METRICS_PORT"] = str(free_port())
+    env.pop("MEDIC_GATEWAY_METRICS_PORT")
+    env["MEDIC_DATA_DIR"] = str(tmp_path / "data")
+    env["MEDIC_LOG_LEVEL"] = "WARNING"
+    if database_url:
+        env["MEDIC_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
+    process = subprocess.Popen([sys.executable, "-m", "medic.cli", "up"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    medic = MedicUp(process=process, env=env, gateway_url=f"http://127.0.0.1:{ports['GATEWAY']}",
+                    heartbeat_target=f"127.0.0.1:{ports['HEARTBEAT']}")
+
+    def pump():
+        for line in process.stdout:
+            medic.output.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or process.poll() is not None:
+            medic.stop()
+            raise RuntimeError("medic up did not come up:\n" + "".join(medic.output[-40:]))
+        try:
+            line = lines.get(timeout=min(remaining, 1))
+        except queue.Empty:
+            continue
+        if "Press Ctrl-C to stop." in line:
+            return medic
+
+
+@pytest.fixture
+def medic_up(tmp_path, database_url):
+    medic = start_medic(tmp_path, database_url)
+    yield medic
+    medic.stop()
