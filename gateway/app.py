@@ -25,12 +25,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from medic import contracts
-from medic.config import Settings
+from medic.config import GRPC_SERVICES, Settings
 from medic.errors import MedicError
 from medic.interceptors import ANONYMOUS, AioClientInterceptor, Identity
 from medic.logs import REQUEST_ID_HEADER, clean_request_id, request_id_var
 from medic.v1 import heartbeat_pb2_grpc
-from gateway import docs, health, legacy
+from gateway import docs, health, legacy, v2, v2_routes
 from gateway.batcher import HeartbeatBatcher
 from gateway.http import HTTP_STATUS, HttpError, envelope, error_response, from_rpc_error
 
@@ -43,7 +43,7 @@ HTTP_LATENCY = Histogram("medic_http_request_duration_seconds", "Time to serve a
                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
 
 # The Medic services the gateway calls, and so reports in /health.
-BACKENDS = ("heartbeat",)
+BACKENDS = GRPC_SERVICES
 
 
 @dataclass
@@ -177,6 +177,7 @@ def create_app(settings: Settings, *, authorizer: HttpAuthorizer | None = None,
 
     routes = [
         *legacy.routes(gw),
+        *v2.build_routes(gw, v2_routes.TABLE),
         *health.routes(gw),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *docs.routes(),

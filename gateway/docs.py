@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import medic
-from gateway import legacy
+from gateway import legacy, v2, v2_routes
 
 JSON_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"},
               "number": {"type": "number"}, "boolean": {"type": "boolean"},
@@ -127,6 +127,7 @@ def openapi() -> dict[str, Any]:
             "requestBody": {**_body(legacy.JOB_SIGNAL_SCHEMA), "required": False},
             "responses": _responses({201: f"Job signal {status} recorded successfully.",
                                      404: "Unknown service id", **COMMON_ERRORS})}}
+    paths.update(v2.openapi_paths(v2_routes.TABLE))
     return {
         "openapi": "3.0.3",
         "info": {"title": "Medic", "version": medic.__version__,

@@ -3,7 +3,7 @@
     medic up                    everything on this machine (embedded PostgreSQL unless
                                 MEDIC_DATABASE_URL is set), Ctrl-C stops it
     medic migrate               apply pending migrations to MEDIC_DATABASE_URL
-    medic serve <process>       run one process: heartbeat | gateway
+    medic serve <process>       run one process: heartbeat | routing | gateway
     medic config                print the effective configuration (secrets masked)
     medic protos                regenerate medic/v1/*_pb2*.py from protos/
 """
@@ -15,10 +15,9 @@ import logging
 import sys
 
 from medic import logs
-from medic.config import ConfigError, Settings
+from medic.config import GRPC_SERVICES, ConfigError, Settings
 
-GRPC_PROCESSES = ("heartbeat",)
-PROCESSES = (*GRPC_PROCESSES, "gateway")
+PROCESSES = (*GRPC_SERVICES, "gateway")
 
 
 def _settings() -> Settings:

@@ -19,6 +19,10 @@ from typing import Any, Callable
 log = logging.getLogger(__name__)
 
 
+# The Medic gRPC services, in the order `medic up` starts them (the gateway comes after).
+GRPC_SERVICES = ("heartbeat", "routing")
+
+
 class ConfigError(ValueError):
     """A MEDIC_* variable has a value Medic cannot use."""
 
@@ -142,6 +146,71 @@ class Settings:
     ingest_writers: int = _var("MEDIC_INGEST_WRITERS", 2,
                                "concurrent ingest transactions per heartbeat process",
                                parse=_positive_int)
+
+    # --- delivery (services/delivery) -----------------------------------------
+    delivery_retry_delays: tuple[float, ...] = _var(
+        "MEDIC_DELIVERY_RETRY_DELAYS", (1.0, 5.0, 30.0),
+        "seconds between a delivery's attempts (first attempt at once); 1,5,30 = 4 attempts",
+        parse=_delays)
+    delivery_retry_after_cap_seconds: float = _var(
+        "MEDIC_DELIVERY_RETRY_AFTER_CAP_SECONDS", 300.0,
+        "longest Retry-After of a receiver that is honoured", parse=_non_negative_float)
+    delivery_workers: int = _var("MEDIC_DELIVERY_WORKERS", 32,
+                                 "deliveries sent at the same time per delivery process",
+                                 parse=_positive_int)
+    delivery_per_destination: int = _var(
+        "MEDIC_DELIVERY_PER_DESTINATION", 8,
+        "deliveries in flight to one destination (host or channel) per process, so a slow "
+        "receiver cannot take every worker", parse=_positive_int)
+    delivery_lease_seconds: float = _var(
+        "MEDIC_DELIVERY_LEASE_SECONDS", 60.0,
+        "a claimed delivery is taken over by another worker after this long (> HTTP timeout)",
+        parse=_positive_float)
+    delivery_http_timeout_seconds: float = _var(
+        "MEDIC_DELIVERY_HTTP_TIMEOUT_SECONDS", 10.0, "timeout of one HTTP attempt",
+        parse=_positive_float)
+    delivery_poll_seconds: float = _var(
+        "MEDIC_DELIVERY_POLL_SECONDS", 0.2, "how often an idle worker looks for due deliveries",
+        parse=_positive_float)
+    slack_api_url: str = _var("MEDIC_SLACK_API_URL", "https://slack.com/api",
+                              "base URL of the Slack Web API (chat.postMessage)")
+    slack_token: str = _var("MEDIC_SLACK_TOKEN", "", "Slack bot token", secret=True)
+    pagerduty_events_url: str = _var("MEDIC_PAGERDUTY_EVENTS_URL",
+                                     "https://events.pagerduty.com/v2/enqueue",
+                                     "PagerDuty Events API v2 endpoint")
+    webhook_allow_private: bool = _var(
+        "MEDIC_WEBHOOK_ALLOW_PRIVATE", False,
+        "allow webhooks to loopback, private, link-local and metadata addresses (tests, labs)",
+        parse=_bool)
+
+    # --- auth and rate limits (auth domain, medic/authz.py, medic/ratelimit.py) ---
+    service_token: str = _var(
+        "MEDIC_SERVICE_TOKEN", "",
+        "service credential shared by Medic processes (`mds_...`); `medic up` generates one "
+        "into $MEDIC_DATA_DIR/service.token", secret=True)
+    auth_cache_ttl_seconds: float = _var(
+        "MEDIC_AUTH_CACHE_TTL_SECONDS", 10.0,
+        "how long a process trusts a verified key; revocation takes effect within it",
+        parse=_non_negative_float)
+    allow_anonymous_heartbeats: bool = _var(
+        "MEDIC_ALLOW_ANONYMOUS_HEARTBEATS", False,
+        "accept heartbeats without a key, rate limited per client IP", parse=_bool)
+    redis_url: str = _var("MEDIC_REDIS_URL", "",
+                          "Redis for rate limits shared by replicas; empty: in-memory per process",
+                          secret=True)
+    rate_limit_heartbeat_per_minute: int = _var(
+        "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE", 100,
+        "heartbeat requests per minute per key (or client IP) unless overridden",
+        parse=_positive_int)
+    rate_limit_management_per_minute: int = _var(
+        "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE", 20,
+        "management requests per minute per key unless overridden", parse=_positive_int)
+
+    # --- routing (services/routing) --------------------------------------------
+    slack_default_channel: str = _var(
+        "MEDIC_SLACK_DEFAULT_CHANNEL", "",
+        "Slack channel id for alerts of services with no target and no team channel; "
+        "empty: such alerts are unrouted")
 
     def target(self, service: str) -> str:
         """gRPC target of a Medic service ("auth", "heartbeat", ...)."""

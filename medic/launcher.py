@@ -22,14 +22,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from medic import migrate
-from medic.config import Settings
+from medic.config import GRPC_SERVICES, Settings
 from medic.db import wait_until_reachable
 from medic.embedded import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 
-# gRPC services started by `medic up`, in start order; the gateway comes last.
-SERVICES = ("heartbeat",)
+SERVICES = GRPC_SERVICES
 START_TIMEOUT = 60.0
 
 

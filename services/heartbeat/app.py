@@ -13,8 +13,9 @@ SERVICE_NAME = heartbeat_pb2.DESCRIPTOR.services_by_name["HeartbeatService"].ful
 
 
 def build(settings: Settings, db: Database | None = None) -> Component:
-    db = db or Database(settings.database_url, settings.db_pool_size,
-                        application_name="medic-heartbeat")
+    owns_db = db is None
+    if owns_db:
+        db = Database(settings.database_url, settings.db_pool_size, application_name="medic-heartbeat")
     store = HeartbeatStore(db)
     ingest = IngestQueue(store, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
     servicer = HeartbeatServicer(store, ingest)
@@ -23,5 +24,5 @@ def build(settings: Settings, db: Database | None = None) -> Component:
         servicers=[(heartbeat_pb2_grpc.add_HeartbeatServiceServicer_to_server, servicer, SERVICE_NAME)],
         readiness={"database": db.ping},
         on_start=[ingest.start],
-        on_stop=[lambda grace: ingest.stop(grace), lambda grace: db.close()],
+        on_stop=[lambda grace: ingest.stop(grace), *([lambda grace: db.close()] if owns_db else [])],
     )

@@ -1,40 +1,8 @@
 """The legacy HTTP API through a real gateway (uvicorn) and a real heartbeat service."""
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import requests
-
-from gateway.app import create_app
-from tests.conftest import free_port
-from tests.support.http import ThreadedUvicorn
-
-
-@pytest.fixture
-def gateway(settings, heartbeat_server):
-    gateway_settings = dataclasses.replace(settings, heartbeat_target=f"127.0.0.1:{heartbeat_server.port}")
-    server = ThreadedUvicorn(create_app(gateway_settings), free_port()).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def http(gateway):
-    session = requests.Session()
-    base = gateway.url
-
-    class Client:
-        url = base
-
-        def get(self, path, **kw):
-            return session.get(base + path, timeout=10, **kw)
-
-        def post(self, path, json=None, data=None, **kw):
-            return session.post(base + path, json=json, data=data, timeout=10, **kw)
-
-    yield Client()
-    session.close()
 
 
 def envelope_of(response) -> dict:
@@ -197,7 +165,8 @@ def test_health_endpoints_report_dependencies(http):
     assert http.get("/health/live").json()["status"] == "alive"
     ready = http.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["database"] == "healthy" and ready.json()["services"] == {"heartbeat": "healthy"}
+    assert ready.json()["database"] == "healthy"
+    assert ready.json()["services"] == {"heartbeat": "healthy", "routing": "healthy"}
     health = http.get("/health").json()
     assert health["status"] == "healthy" and health["components"]["database"]["status"] == "healthy"
 

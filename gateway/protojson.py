@@ -1,0 +1,188 @@
+"""JSON <-> protobuf for the ``/v2`` management API, driven by the message
+descriptors, so the HTTP shapes follow the contracts without hand-written
+mapping code.
+
+JSON conventions: field names as in the .proto; int64 as JSON numbers; enums as
+the lower-case value name without the enum's prefix (``TARGET_TYPE_SLACK`` ->
+``"slack"``, ``SCOPE_ADMIN`` -> ``"admin"``); timestamps as RFC 3339 strings;
+``google.protobuf.Struct`` as a JSON object; unset optional fields as null.
+Unknown fields and wrong types are refused with a message naming the field.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from gateway.http import HttpError, is_int, is_number
+
+_INT_TYPES = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+              FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+              FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64}
+_FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+
+
+def _enum_prefix(enum: EnumDescriptor) -> str:
+    # PascalCase enum name -> SCREAMING_SNAKE prefix: TargetType -> TARGET_TYPE_
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+
+
+def enum_to_json(enum: EnumDescriptor, number: int) -> str | None:
+    value = enum.values_by_number.get(number)
+    if value is None or value.number == 0:
+        return None
+    return value.name.removeprefix(_enum_prefix(enum)).lower()
+
+
+def enum_choices(enum: EnumDescriptor) -> list[str]:
+    return [v.name.removeprefix(_enum_prefix(enum)).lower() for v in enum.values if v.number != 0]
+
+
+def _enum_from_json(field: FieldDescriptor, value: Any, path: str) -> int:
+    if isinstance(value, str):
+        name = _enum_prefix(field.enum_type) + value.strip().upper()
+        found = field.enum_type.values_by_name.get(name)
+        if found is not None and found.number != 0:
+            return found.number
+    raise HttpError(400, f"Field `{path}` must be one of {', '.join(enum_choices(field.enum_type))}.")
+
+
+def _timestamp_from_json(value: Any, path: str) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.timezone.utc)
+            ts.FromDatetime(parsed)
+            return ts
+        except ValueError:
+            pass
+    raise HttpError(400, f"Field `{path}` must be an RFC 3339 time, e.g. 2026-12-31T23:59:59Z.")
+
+
+def _scalar_from_json(field: FieldDescriptor, value: Any, path: str) -> Any:
+    kind = field.type
+    if kind in _INT_TYPES:
+        if not is_int(value):
+            raise HttpError(400, f"Field `{path}` must be an integer.")
+        return value
+    if kind in _FLOAT_TYPES:
+        if not is_number(value):
+            raise HttpError(400, f"Field `{path}` must be a number.")
+        return float(value)
+    if kind == FieldDescriptor.TYPE_BOOL:
+        if not isinstance(value, bool):
+            raise HttpError(400, f"Field `{path}` must be true or false.")
+        return value
+    if kind == FieldDescriptor.TYPE_STRING:
+        if not isinstance(value, str):
+            raise HttpError(400, f"Field `{path}` must be a string.")
+        return value
+    if kind == FieldDescriptor.TYPE_ENUM:
+        return _enum_from_json(field, value, path)
+    raise HttpError(400, f"Field `{path}` cannot be set over HTTP.")
+
+
+def fill(message: Message, data: dict[str, Any], prefix: str = "") -> Message:
+    """Sets ``message``'s fields from a JSON object; null means "not given"."""
+    fields = message.DESCRIPTOR.fields_by_name
+    unknown = sorted(k for k in data if k not in fields)
+    if unknown:
+        raise HttpError(400, f"Unknown field(s): {', '.join(prefix + k for k in unknown)}.")
+    for name, value in data.items():
+        if value is None:
+            continue
+        field = fields[name]
+        path = prefix + name
+        if field.message_type is not None and field.message_type.full_name == "google.protobuf.Struct":
+            if not isinstance(value, dict):
+                raise HttpError(400, f"Field `{path}` must be a JSON object.")
+            getattr(message, name).SetInParent()  # present even when empty
+            getattr(message, name).update(value)
+        elif field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
+            getattr(message, name).CopyFrom(_timestamp_from_json(value, path))
+        elif field.is_repeated:
+            if not isinstance(value, list):
+                raise HttpError(400, f"Field `{path}` must be a list.")
+            target = getattr(message, name)
+            for index, item in enumerate(value):
+                if field.message_type is not None:
+                    if not isinstance(item, dict):
+                        raise HttpError(400, f"Field `{path}[{index}]` must be an object.")
+                    fill(target.add(), item, f"{path}[{index}].")
+                else:
+                    target.append(_scalar_from_json(field, item, f"{path}[{index}]"))
+        elif field.message_type is not None:
+            if not isinstance(value, dict):
+                raise HttpError(400, f"Field `{path}` must be an object.")
+            fill(getattr(message, name), value, path + ".")
+        else:
+            setattr(message, name, _scalar_from_json(field, value, path))
+    return message
+
+
+def _value_to_json(field: FieldDescriptor, value: Any) -> Any:
+    if field.message_type is not None:
+        full = field.message_type.full_name
+        if full == "google.protobuf.Timestamp":
+            return value.ToDatetime(tzinfo=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        if full == "google.protobuf.Struct":
+            return json_format.MessageToDict(value)
+        return to_json(value)
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return enum_to_json(field.enum_type, value)
+    return value
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.is_repeated:
+            out[field.name] = [_value_to_json(field, v) for v in value]
+        elif field.has_presence and not message.HasField(field.name):
+            out[field.name] = None
+        else:
+            out[field.name] = _value_to_json(field, value)
+    return out
+
+
+# --- OpenAPI schemas from descriptors ------------------------------------------
+
+def json_schema(descriptor: Descriptor, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    properties = {}
+    for field in descriptor.fields:
+        if field.name in exclude:
+            continue
+        properties[field.name] = _field_schema(field)
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+def _field_schema(field: FieldDescriptor) -> dict[str, Any]:
+    if field.message_type is not None:
+        full = field.message_type.full_name
+        if full == "google.protobuf.Timestamp":
+            item = {"type": "string", "format": "date-time"}
+        elif full == "google.protobuf.Struct":
+            item = {"type": "object"}
+        else:
+            item = json_schema(field.message_type)
+    elif field.type == FieldDescriptor.TYPE_ENUM:
+        item = {"type": "string", "enum": enum_choices(field.enum_type)}
+    elif field.type in _INT_TYPES:
+        item = {"type": "integer"}
+    elif field.type in _FLOAT_TYPES:
+        item = {"type": "number"}
+    elif field.type == FieldDescriptor.TYPE_BOOL:
+        item = {"type": "boolean"}
+    else:
+        item = {"type": "string"}
+    if field.is_repeated:
+        return {"type": "array", "items": item}
+    return item
+

@@ -1,0 +1,147 @@
+"""The ``/v2`` management API: each route is one RPC, declared in a table.
+
+A route names its RPC; the request message is filled from the path
+parameters, the query string and the JSON body (``gateway.protojson``), and
+the response (or one of its fields) becomes ``results``. Scope and rate-limit
+class come from the RPC's contract through the shared endpoint wrapper, and
+the OpenAPI document is generated from the same table and descriptors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import re
+
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor import FieldDescriptor
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from medic import contracts
+from gateway import protojson
+from gateway.http import HttpError, ok, read_json
+
+
+@dataclass(frozen=True)
+class RpcRoute:
+    method: str          # HTTP method
+    path: str            # Starlette path; {name} / {name:int} are request fields of that name
+    rpc: str             # "medic.v1.RoutingService/CreateTeam"
+    summary: str
+    body: bool = False   # the JSON body fills the request
+    query: tuple[str, ...] = ()  # query parameters that fill request fields
+    status: int = 200
+    result: str | None = None    # response field returned as `results`; None: the whole response
+    message: str = ""
+
+    @property
+    def full_method(self) -> str:
+        return "/" + self.rpc
+
+    @property
+    def backend(self) -> str:
+        service = self.rpc.split("/")[0]
+        return service.removeprefix("medic.v1.").removesuffix("Service").lower()
+
+    def descriptor(self):
+        contracts.policies()  # imports every generated module into the default pool
+        service, method = self.rpc.split("/")
+        return descriptor_pool.Default().FindMethodByName(f"{service}.{method}")
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)(?::\w+)?}", self.path)
+
+
+def _query_value(field: FieldDescriptor, raw: str, name: str) -> Any:
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true"):
+            return True
+        if lowered in ("0", "false"):
+            return False
+        raise HttpError(400, f"Invalid '{name}' parameter")
+    if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64):
+        try:
+            return int(raw)
+        except ValueError:
+            raise HttpError(400, f"Invalid '{name}' parameter") from None
+    return raw
+
+
+def build_routes(gw, table: list[RpcRoute]) -> list[Route]:
+    routes = []
+    for spec in table:
+        method = spec.descriptor()
+        request_cls = message_factory.GetMessageClass(method.input_type)
+        response_cls = message_factory.GetMessageClass(method.output_type)
+        routes.append(Route(spec.path, gw.endpoint(spec.path, spec.full_method,
+                                                   _handler(gw, spec, request_cls, response_cls)),
+                            methods=[spec.method]))
+    return routes
+
+
+def _handler(gw, spec: RpcRoute, request_cls, response_cls):
+    call = None
+
+    async def handler(request: Request, decision) -> Response:
+        nonlocal call
+        if call is None:  # channels exist only once the app has started
+            call = gw.channels[spec.backend].unary_unary(
+                spec.full_method, request_serializer=request_cls.SerializeToString,
+                response_deserializer=response_cls.FromString)
+        message = request_cls()
+        data: dict[str, Any] = {}
+        if spec.body:
+            data.update(await read_json(request, gw.settings.max_body_bytes,
+                                        required=spec.method == "POST"))
+        clash = set(data) & set(spec.path_params)
+        if clash:
+            raise HttpError(400, f"Field(s) {', '.join(sorted(clash))} belong in the path.")
+        protojson.fill(message, data)
+        fields = request_cls.DESCRIPTOR.fields_by_name
+        for name in spec.query:
+            raw = request.query_params.get(name)
+            if raw not in (None, ""):
+                protojson.fill(message, {name: _query_value(fields[name], raw, name)})
+        for name in spec.path_params:
+            setattr(message, name, request.path_params[name])
+        response = await call(message, metadata=gw.md(decision), timeout=gw.rpc_timeout)
+        if spec.result is None:
+            results = protojson.to_json(response)
+        elif response_cls.DESCRIPTOR.fields_by_name[spec.result].is_repeated:
+            results = [protojson.to_json(v) for v in getattr(response, spec.result)]
+        else:
+            results = protojson.to_json(getattr(response, spec.result))
+        return ok(results, spec.message, spec.status)
+
+    return handler
+
+
+def openapi_paths(table: list[RpcRoute]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for spec in table:
+        method = spec.descriptor()
+        policy = contracts.policy_for(spec.full_method)
+        path = spec.path.replace(":int}", "}")
+        operation: dict[str, Any] = {
+            "summary": spec.summary, "tags": [spec.backend],
+            "description": f"Calls `{spec.rpc}`; needs the `{policy.scope_name}` scope.",
+            "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "integer"}
+                            if ":int}" in spec.path else {"type": "string"}} for p in spec.path_params],
+            "responses": {str(spec.status): {"description": spec.message or "OK"},
+                          "400": {"description": "Invalid input"}, "401": {"description": "No valid API key"},
+                          "403": {"description": "Missing scope"}, "404": {"description": "Not found"},
+                          "503": {"description": "A dependency is unavailable"}},
+        }
+        fields = method.input_type.fields_by_name
+        for name in spec.query:
+            operation["parameters"].append({"name": name, "in": "query", "required": False,
+                                             "schema": protojson._field_schema(fields[name])})
+        if spec.body:
+            operation["requestBody"] = {"required": spec.method == "POST", "content": {"application/json": {
+                "schema": protojson.json_schema(method.input_type, frozenset(spec.path_params))}}}
+        paths.setdefault(path, {})[spec.method.lower()] = operation
+    return paths

@@ -1,0 +1,67 @@
+"""Routing's calls to DeliveryService: the webhook subscriptions of a service and
+the hand-off of a plan. Any failure of delivery becomes ``Unavailable``: the
+caller of RouteAlert retries, and nothing is recorded as sent meanwhile."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+
+from medic.errors import Unavailable
+from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2
+from services.routing.selection import PAGERDUTY, SLACK, WEBHOOK, PlannedTarget
+
+log = logging.getLogger(__name__)
+
+TYPE_TO_PB = {SLACK: delivery_pb2.TARGET_TYPE_SLACK, PAGERDUTY: delivery_pb2.TARGET_TYPE_PAGERDUTY,
+              WEBHOOK: delivery_pb2.TARGET_TYPE_WEBHOOK}
+TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
+
+
+def struct(config: Mapping[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(dict(config))
+    return out
+
+
+def planned_to_pb(target: PlannedTarget) -> delivery_pb2.PlannedTarget:
+    return delivery_pb2.PlannedTarget(type=TYPE_TO_PB[target.type], target_id=target.target_id,
+                                      webhook_id=target.webhook_id, config=struct(target.config))
+
+
+def subscription_from_webhook(webhook: delivery_pb2.Webhook) -> PlannedTarget:
+    config: dict[str, Any] = {"url": webhook.url}
+    if webhook.headers:
+        config["headers"] = dict(webhook.headers)
+    return PlannedTarget(type=WEBHOOK, config=config, webhook_id=webhook.webhook_id)
+
+
+class DeliveryClient:
+    def __init__(self, channel: grpc.Channel, timeout: float):
+        self.stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
+        self.timeout = timeout
+
+    def _call(self, what: str, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            code = err.code() if hasattr(err, "code") else None
+            name = code.name if code else "UNKNOWN"
+            log.warning("delivery %s failed: %s", what, name)
+            raise Unavailable(f"delivery service could not {what} ({name})") from None
+
+    def subscriptions(self, service_id: int) -> list[PlannedTarget]:
+        """The enabled webhook subscriptions of the service and the global ones."""
+        response = self._call("list webhook subscriptions", self.stub.ListWebhooksForService,
+                              delivery_pb2.ListWebhooksForServiceRequest(service_id=service_id))
+        return [subscription_from_webhook(w) for w in response.webhooks if w.enabled]
+
+    def enqueue(self, event: events_pb2.AlertEvent, mode: int, targets: tuple[PlannedTarget, ...],
+                subscriptions: tuple[PlannedTarget, ...]) -> None:
+        request = delivery_pb2.EnqueueNotificationsRequest(
+            event=event, mode=mode, targets=[planned_to_pb(t) for t in targets],
+            subscriptions=[planned_to_pb(s) for s in subscriptions])
+        self._call("enqueue notifications", self.stub.EnqueueNotifications, request)

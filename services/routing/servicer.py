@@ -1,0 +1,191 @@
+"""RoutingService: converts protobuf <-> domain values and validates requests.
+
+Errors are raised as ``medic.errors`` types; the shared interceptor maps them
+to status codes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from medic.db import Row
+from medic.errors import InvalidArgument
+from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
+from services.routing import selection as rule
+from services.routing.delivery_client import TYPE_FROM_PB, TYPE_TO_PB, planned_to_pb, struct
+from services.routing.router import MODE_FROM_PB, MODE_TO_PB, Router
+from services.routing.store import RoutingStore
+from services.routing.target_config import validate_config
+
+MAX_NAME_LENGTH = 255
+KIND_FROM_PB = {events_pb2.ALERT_EVENT_KIND_TRIGGER: rule.TRIGGER,
+                events_pb2.ALERT_EVENT_KIND_REMINDER: rule.REMINDER,
+                events_pb2.ALERT_EVENT_KIND_RESOLVE: rule.RESOLVE}
+SOURCE_TO_PB = {rule.SOURCE_SERVICE_TARGETS: routing_pb2.ROUTE_SOURCE_SERVICE_TARGETS,
+                rule.SOURCE_TEAM_CHANNEL: routing_pb2.ROUTE_SOURCE_TEAM_CHANNEL,
+                rule.SOURCE_DEFAULT_CHANNEL: routing_pb2.ROUTE_SOURCE_DEFAULT_CHANNEL,
+                rule.SOURCE_ALERT_ROUTE: routing_pb2.ROUTE_SOURCE_ALERT_ROUTE,
+                rule.SOURCE_UNROUTED: routing_pb2.ROUTE_SOURCE_UNROUTED}
+
+
+def _ts(value: dt.datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def team_to_pb(row: Row) -> routing_pb2.Team:
+    return routing_pb2.Team(team_id=row["team_id"], name=row["name"],
+                            slack_channel_id=row["slack_channel_id"] or "",
+                            created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]))
+
+
+def target_to_pb(row: Row) -> routing_pb2.NotificationTarget:
+    return routing_pb2.NotificationTarget(
+        target_id=row["target_id"], service_id=row["service_id"],
+        type=TYPE_TO_PB[row["type"]], config=struct(row["config"]), priority=row["priority"],
+        enabled=row["enabled"], created_at=_ts(row.get("created_at")),
+        updated_at=_ts(row.get("updated_at")))
+
+
+def skipped_to_pb(target: rule.NotificationTarget) -> routing_pb2.NotificationTarget:
+    return routing_pb2.NotificationTarget(
+        target_id=target.target_id, service_id=target.service_id, type=TYPE_TO_PB[target.type],
+        config=struct(target.config), priority=target.priority, enabled=target.enabled)
+
+
+def _name(value: str, field: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"{field} must be at most {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def _channel(value: str) -> str | None:
+    """An empty channel id means "no channel"."""
+    value = value.strip()
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"slack_channel_id must be at most {MAX_NAME_LENGTH} characters")
+    return value or None
+
+
+def _id(value: int, field: str) -> int:
+    if value < 1:
+        raise InvalidArgument(f"{field} must be >= 1")
+    return value
+
+
+def _target_type(value: int) -> str:
+    if value not in TYPE_FROM_PB:
+        raise InvalidArgument("type must be one of slack, pagerduty, webhook")
+    return TYPE_FROM_PB[value]
+
+
+def _config(request) -> dict | None:
+    """The request's config as plain JSON values; None when not given."""
+    if not request.HasField("config"):
+        return None
+    return json_format.MessageToDict(request.config)
+
+
+class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
+    def __init__(self, store: RoutingStore, router: Router):
+        self.store = store
+        self.router = router
+
+    # --- teams ---------------------------------------------------------------
+    def CreateTeam(self, request, context):
+        row = self.store.create_team(_name(request.name, "name"),
+                                     _channel(request.slack_channel_id))
+        return routing_pb2.CreateTeamResponse(team=team_to_pb(row))
+
+    def GetTeam(self, request, context):
+        which = request.WhichOneof("team")
+        if which == "team_id":
+            row = self.store.team(_id(request.team_id, "team_id"))
+        elif which == "name":
+            row = self.store.team_by_name(_name(request.name, "name"))
+        else:
+            raise InvalidArgument("team_id or name is required")
+        return routing_pb2.GetTeamResponse(team=team_to_pb(row))
+
+    def ListTeams(self, request, context):
+        return routing_pb2.ListTeamsResponse(teams=[team_to_pb(r) for r in self.store.teams()])
+
+    def UpdateTeam(self, request, context):
+        team_id = _id(request.team_id, "team_id")
+        fields = {}
+        if request.HasField("name"):
+            fields["name"] = _name(request.name, "name")
+        if request.HasField("slack_channel_id"):
+            fields["slack_channel_id"] = _channel(request.slack_channel_id)
+        return routing_pb2.UpdateTeamResponse(team=team_to_pb(self.store.update_team(team_id, fields)))
+
+    def DeleteTeam(self, request, context):
+        self.store.delete_team(_id(request.team_id, "team_id"))
+        return routing_pb2.DeleteTeamResponse()
+
+    # --- notification targets --------------------------------------------------
+    def CreateNotificationTarget(self, request, context):
+        service_id = _id(request.service_id, "service_id")
+        target_type = _target_type(request.type)
+        config = validate_config(target_type, _config(request))
+        enabled = request.enabled if request.HasField("enabled") else True
+        row = self.store.create_target(service_id, target_type, config, request.priority, enabled)
+        return routing_pb2.CreateNotificationTargetResponse(target=target_to_pb(row))
+
+    def ListNotificationTargets(self, request, context):
+        service_id = _id(request.service_id, "service_id") if request.HasField("service_id") else None
+        rows = self.store.targets(service_id)
+        return routing_pb2.ListNotificationTargetsResponse(targets=[target_to_pb(r) for r in rows])
+
+    def UpdateNotificationTarget(self, request, context):
+        target_id = _id(request.target_id, "target_id")
+        fields = {}
+        config = _config(request)
+        if request.type or config is not None:
+            current = self.store.target(target_id)
+            target_type = _target_type(request.type) if request.type else current["type"]
+            if config is None:
+                config = current["config"]
+            fields["type"] = target_type
+            fields["config"] = validate_config(target_type, config)
+        if request.HasField("priority"):
+            fields["priority"] = request.priority
+        if request.HasField("enabled"):
+            fields["enabled"] = request.enabled
+        row = self.store.update_target(target_id, fields)
+        return routing_pb2.UpdateNotificationTargetResponse(target=target_to_pb(row))
+
+    def DeleteNotificationTarget(self, request, context):
+        self.store.delete_target(_id(request.target_id, "target_id"))
+        return routing_pb2.DeleteNotificationTargetResponse()
+
+    # --- routing -------------------------------------------------------------------
+    def RouteAlert(self, request, context):
+        event = request.event
+        if not event.event_id.strip():
+            raise InvalidArgument("event.event_id is required")
+        if event.kind not in KIND_FROM_PB:
+            raise InvalidArgument("event.kind must be TRIGGER, REMINDER or RESOLVE")
+        _id(event.alert_id, "event.alert_id")
+        _id(event.service.service_id, "event.service.service_id")
+        override = None
+        if request.mode_override:
+            if request.mode_override not in MODE_FROM_PB:
+                raise InvalidArgument("mode_override must be NOTIFY_MODE_ALL or "
+                                      "NOTIFY_MODE_UNTIL_SUCCESS")
+            override = MODE_FROM_PB[request.mode_override]
+        plan, enqueued = self.router.route_alert(event, KIND_FROM_PB[event.kind], override)
+        return routing_pb2.RouteAlertResponse(
+            mode=MODE_TO_PB[plan.mode], source=SOURCE_TO_PB[plan.source],
+            targets=[planned_to_pb(t) for t in plan.targets],
+            skipped=[skipped_to_pb(t) for t in plan.skipped],
+            subscriptions=[planned_to_pb(s) for s in plan.subscriptions],
+            unrouted=plan.unrouted, enqueued=enqueued)

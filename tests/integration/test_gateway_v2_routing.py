@@ -1,0 +1,84 @@
+"""/v2/teams and /v2/notification-targets through the gateway to a real routing service."""
+from __future__ import annotations
+
+
+def service_id(http, name="web", team=None) -> int:
+    body = {"heartbeat_name": name, "service_name": name, "alert_interval": 1}
+    if team:
+        body["team"] = team
+    return http.post("/service", json=body).json()["results"][0]["service_id"]
+
+
+def test_team_lifecycle_over_http(http):
+    created = http.post("/v2/teams", json={"name": "payments", "slack_channel_id": "CPAY"})
+    assert created.status_code == 201, created.text
+    team = created.json()["results"]
+    assert team["name"] == "payments" and team["slack_channel_id"] == "CPAY" and team["team_id"] > 0
+    assert created.json()["message"] == "Team created."
+
+    duplicate = http.post("/v2/teams", json={"name": "PAYMENTS"})
+    assert duplicate.status_code == 409 and duplicate.json()["success"] is False
+
+    listed = http.get("/v2/teams").json()["results"]
+    assert [t["name"] for t in listed] == ["payments"]
+
+    renamed = http.patch(f"/v2/teams/{team['team_id']}", json={"name": "billing", "slack_channel_id": ""})
+    assert renamed.status_code == 200
+    assert renamed.json()["results"]["name"] == "billing" and renamed.json()["results"]["slack_channel_id"] == ""
+
+    assert http.delete(f"/v2/teams/{team['team_id']}").status_code == 200
+    assert http.get(f"/v2/teams/{team['team_id']}").status_code == 404
+    assert http.delete(f"/v2/teams/{team['team_id']}").status_code == 404
+
+
+def test_notification_targets_over_http(http):
+    sid = service_id(http)
+    slack = http.post("/v2/notification-targets", json={
+        "service_id": sid, "type": "slack", "config": {"channel_id": "C1"}, "priority": 2})
+    assert slack.status_code == 201, slack.text
+    hook = http.post("/v2/notification-targets", json={
+        "service_id": sid, "type": "webhook", "enabled": False,
+        "config": {"url": "https://hooks.example.com/medic", "headers": {"X-Token": "t"}}})
+    assert hook.status_code == 201, hook.text
+    target = slack.json()["results"]
+    assert target["type"] == "slack" and target["config"] == {"channel_id": "C1"} and target["enabled"] is True
+
+    listed = http.get("/v2/notification-targets", params={"service_id": sid}).json()["results"]
+    assert {t["type"] for t in listed} == {"slack", "webhook"}
+    assert http.get("/v2/notification-targets", params={"service_id": sid + 1}).json()["results"] == []
+
+    updated = http.patch(f"/v2/notification-targets/{target['target_id']}", json={"enabled": False})
+    assert updated.status_code == 200 and updated.json()["results"]["enabled"] is False
+    assert http.delete(f"/v2/notification-targets/{target['target_id']}").status_code == 200
+    assert len(http.get("/v2/notification-targets").json()["results"]) == 1
+
+
+def test_bad_target_input_names_the_field(http):
+    sid = service_id(http)
+    cases = [
+        ({"service_id": sid, "type": "slack", "config": {}}, "channel_id"),
+        ({"service_id": sid, "type": "pagerduty", "config": {"key": "x"}}, "routing_key"),
+        ({"service_id": sid, "type": "webhook", "config": {"url": "ftp://x"}}, "url"),
+        ({"service_id": sid, "type": "sms", "config": {}}, "type"),
+        ({"service_id": "one", "type": "slack", "config": {"channel_id": "C"}}, "service_id"),
+        ({"service_id": sid, "type": "slack", "config": "C1"}, "config"),
+        ({"service_id": sid, "type": "slack", "config": {"channel_id": "C"}, "colour": "red"}, "colour"),
+    ]
+    for body, field in cases:
+        response = http.post("/v2/notification-targets", json=body)
+        assert response.status_code == 400, (body, response.text)
+        assert field in response.json()["message"], (body, response.json())
+    assert http.patch("/v2/notification-targets/1", json={"target_id": 2}).status_code == 400
+    assert http.post("/v2/notification-targets", data=b"{oops").status_code == 400
+
+
+def test_deleting_a_service_removes_its_targets_and_a_team_keeps_its_services(http, db):
+    team = http.post("/v2/teams", json={"name": "ops"}).json()["results"]
+    sid = service_id(http, "api", team="ops")
+    db.execute("UPDATE services SET team_id = %s WHERE service_id = %s", (team["team_id"], sid))
+    http.post("/v2/notification-targets", json={"service_id": sid, "type": "slack",
+                                                 "config": {"channel_id": "C1"}})
+    http.delete(f"/v2/teams/{team['team_id']}")
+    assert db.one("SELECT team_id FROM services WHERE service_id = %s", (sid,)) == {"team_id": None}
+    db.execute("DELETE FROM services WHERE service_id = %s", (sid,))
+    assert http.get("/v2/notification-targets").json()["results"] == []

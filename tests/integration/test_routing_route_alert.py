@@ -1,0 +1,228 @@
+"""RouteAlert against the real delivery service (on port 0, sending to a local
+Slack stand-in) and a real PostgreSQL: fallback levels, unrouted alerts, the
+alert's remembered route, and delivery being down."""
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+from prometheus_client import REGISTRY
+
+from medic.v1 import common_pb2, delivery_pb2, events_pb2, routing_pb2
+from tests.conftest import free_port
+from tests.integration.routing_support import (  # noqa: F401 (fixtures)
+    alert_event, deliveries, delivery_server, fake_slack, register_service, routing_factory,
+    start_delivery)
+
+TRIGGER = events_pb2.ALERT_EVENT_KIND_TRIGGER
+REMINDER = events_pb2.ALERT_EVENT_KIND_REMINDER
+RESOLVE = events_pb2.ALERT_EVENT_KIND_RESOLVE
+
+
+@pytest.fixture
+def routing(routing_factory, delivery_server):
+    return routing_factory(delivery_server.port)
+
+
+def config(**values) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(values)
+    return out
+
+
+def add_target(routing, service, priority=0, enabled=True, channel="C1", **kwargs):
+    return routing.CreateNotificationTarget(routing_pb2.CreateNotificationTargetRequest(
+        service_id=service.service_id, type=delivery_pb2.TARGET_TYPE_SLACK,
+        config=config(channel_id=channel), priority=priority, enabled=enabled, **kwargs)).target
+
+
+def route(routing, event, mode=common_pb2.NOTIFY_MODE_UNSPECIFIED):
+    return routing.RouteAlert(routing_pb2.RouteAlertRequest(event=event, mode_override=mode))
+
+
+def delivered(deliveries, alert_id):
+    """(event kind, type, target id, destination, mode) per delivery of the alert, in plan order."""
+    rows = deliveries.ListDeliveries(delivery_pb2.ListDeliveriesRequest(alert_id=alert_id)).deliveries
+    rows = sorted(rows, key=lambda d: (d.delivery_id,))
+    return [(events_pb2.AlertEventKind.Name(d.kind), delivery_pb2.TargetType.Name(d.type),
+             d.target_id, d.destination, common_pb2.NotifyMode.Name(d.mode)) for d in rows]
+
+
+def unrouted_count(kind="trigger") -> float:
+    return REGISTRY.get_sample_value("medic_alerts_unrouted_total", {"kind": kind}) or 0.0
+
+
+def test_alert_for_service_with_team_channel_but_no_targets_goes_to_that_channel(
+        routing, heartbeats, deliveries, fake_slack):
+    routing.CreateTeam(routing_pb2.CreateTeamRequest(name="payments", slack_channel_id="CPAY"))
+    # The legacy team name resolves the team (the event has no team_id).
+    service = register_service(heartbeats, "billing", team="Payments")
+
+    plan = route(routing, alert_event(service, alert_id=10))
+
+    assert plan.source == routing_pb2.ROUTE_SOURCE_TEAM_CHANNEL and not plan.unrouted
+    assert [(t.type, t.target_id, t.config["channel_id"]) for t in plan.targets] == [
+        (delivery_pb2.TARGET_TYPE_SLACK, 0, "CPAY")]
+    assert delivered(deliveries, 10) == [
+        ("ALERT_EVENT_KIND_TRIGGER", "TARGET_TYPE_SLACK", 0, "CPAY", "NOTIFY_MODE_ALL")]
+    deadline = time.monotonic() + 10
+    while "CPAY" not in fake_slack.posted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_slack.posted == ["CPAY"]
+
+
+def test_team_is_found_by_id_before_name(routing, heartbeats, deliveries):
+    by_id = routing.CreateTeam(routing_pb2.CreateTeamRequest(name="owners", slack_channel_id="CID")).team
+    routing.CreateTeam(routing_pb2.CreateTeamRequest(name="legacy", slack_channel_id="CNAME"))
+    service = register_service(heartbeats, "api", team="legacy")
+
+    plan = route(routing, alert_event(service, alert_id=11, team_id=by_id.team_id))
+
+    assert [t.config["channel_id"] for t in plan.targets] == ["CID"]
+
+
+def test_alert_with_nothing_configured_is_unrouted_recorded_and_counted(
+        routing, heartbeats, deliveries, db):
+    service = register_service(heartbeats, "lonely", team="nobody")
+    before = unrouted_count()
+
+    plan = route(routing, alert_event(service, alert_id=12))
+
+    assert plan.unrouted and plan.source == routing_pb2.ROUTE_SOURCE_UNROUTED
+    assert not plan.enqueued and list(plan.targets) == []
+    assert unrouted_count() == before + 1
+    assert db.one("SELECT unrouted, targets FROM alert_routes WHERE alert_id = 12") == {
+        "unrouted": True, "targets": []}
+    assert delivered(deliveries, 12) == []
+
+
+def test_default_channel_is_used_when_the_service_has_no_target_and_no_team(
+        routing_factory, delivery_server, heartbeats, deliveries):
+    routing = routing_factory(delivery_server.port, default_channel="CDEFAULT")
+    service = register_service(heartbeats, "api")
+
+    plan = route(routing, alert_event(service, alert_id=13))
+
+    assert plan.source == routing_pb2.ROUTE_SOURCE_DEFAULT_CHANNEL
+    assert delivered(deliveries, 13) == [
+        ("ALERT_EVENT_KIND_TRIGGER", "TARGET_TYPE_SLACK", 0, "CDEFAULT", "NOTIFY_MODE_ALL")]
+
+
+def test_targets_in_priority_order_with_disabled_ones_skipped_in_the_services_mode(
+        routing, heartbeats, deliveries):
+    service = register_service(heartbeats, "api", mode=common_pb2.NOTIFY_MODE_UNTIL_SUCCESS)
+    second = add_target(routing, service, priority=5, channel="CSECOND")
+    first = add_target(routing, service, priority=1, channel="CFIRST")
+    off = add_target(routing, service, priority=0, enabled=False, channel="COFF")
+
+    plan = route(routing, alert_event(service, alert_id=14))
+
+    assert plan.mode == common_pb2.NOTIFY_MODE_UNTIL_SUCCESS
+    assert [t.target_id for t in plan.targets] == [first.target_id, second.target_id]
+    assert [t.target_id for t in plan.skipped] == [off.target_id]
+    kinds = delivered(deliveries, 14)
+    assert [(d[2], d[4]) for d in kinds] == [(first.target_id, "NOTIFY_MODE_UNTIL_SUCCESS"),
+                                             (second.target_id, "NOTIFY_MODE_UNTIL_SUCCESS")]
+
+
+def test_mode_override_wins_over_the_services_mode(routing, heartbeats):
+    service = register_service(heartbeats, "api", mode=common_pb2.NOTIFY_MODE_UNTIL_SUCCESS)
+    add_target(routing, service)
+    plan = route(routing, alert_event(service, alert_id=15), mode=common_pb2.NOTIFY_MODE_ALL)
+    assert plan.mode == common_pb2.NOTIFY_MODE_ALL
+
+
+def test_reminder_and_resolve_go_to_the_targets_the_trigger_went_to(
+        routing, heartbeats, deliveries):
+    service = register_service(heartbeats, "api", mode=common_pb2.NOTIFY_MODE_UNTIL_SUCCESS)
+    original = add_target(routing, service, channel="CORIGINAL")
+    route(routing, alert_event(service, alert_id=16))
+
+    # The targets change while the alert is open.
+    routing.DeleteNotificationTarget(routing_pb2.DeleteNotificationTargetRequest(
+        target_id=original.target_id))
+    add_target(routing, service, channel="CNEW")
+
+    reminder = route(routing, alert_event(service, REMINDER, alert_id=16, seq="-1"))
+    resolve = route(routing, alert_event(service, RESOLVE, alert_id=16))
+
+    for plan in (reminder, resolve):
+        assert plan.source == routing_pb2.ROUTE_SOURCE_ALERT_ROUTE
+        assert [(t.target_id, t.config["channel_id"]) for t in plan.targets] == [
+            (original.target_id, "CORIGINAL")]
+    assert reminder.mode == common_pb2.NOTIFY_MODE_UNTIL_SUCCESS
+    assert resolve.mode == common_pb2.NOTIFY_MODE_ALL
+    assert [d[:4] for d in delivered(deliveries, 16)] == [
+        ("ALERT_EVENT_KIND_TRIGGER", "TARGET_TYPE_SLACK", original.target_id, "CORIGINAL"),
+        ("ALERT_EVENT_KIND_REMINDER", "TARGET_TYPE_SLACK", original.target_id, "CORIGINAL"),
+        ("ALERT_EVENT_KIND_RESOLVE", "TARGET_TYPE_SLACK", original.target_id, "CORIGINAL")]
+
+
+def test_repeating_an_event_enqueues_it_once(routing, heartbeats, deliveries):
+    service = register_service(heartbeats, "api")
+    add_target(routing, service)
+    event = alert_event(service, alert_id=17)
+    route(routing, event)
+    route(routing, event)
+    assert len(delivered(deliveries, 17)) == 1
+
+
+def test_webhook_subscriptions_receive_the_event_whatever_the_mode(routing, heartbeats, deliveries):
+    service = register_service(heartbeats, "api", mode=common_pb2.NOTIFY_MODE_UNTIL_SUCCESS)
+    other = register_service(heartbeats, "other")
+    add_target(routing, service)
+    own = deliveries.CreateWebhook(delivery_pb2.CreateWebhookRequest(
+        url="http://127.0.0.1:9/own", service_id=service.service_id)).webhook
+    glob = deliveries.CreateWebhook(delivery_pb2.CreateWebhookRequest(
+        url="http://127.0.0.1:9/global")).webhook
+    deliveries.CreateWebhook(delivery_pb2.CreateWebhookRequest(
+        url="http://127.0.0.1:9/other", service_id=other.service_id))
+
+    plan = route(routing, alert_event(service, alert_id=18))
+
+    assert [s.webhook_id for s in plan.subscriptions] == [own.webhook_id, glob.webhook_id]
+    assert all(s.type == delivery_pb2.TARGET_TYPE_WEBHOOK for s in plan.subscriptions)
+
+
+def test_invalid_events_are_refused(routing, heartbeats):
+    service = register_service(heartbeats, "api")
+    for event in (events_pb2.AlertEvent(kind=TRIGGER, alert_id=1),
+                  alert_event(service, kind=events_pb2.ALERT_EVENT_KIND_UNSPECIFIED),
+                  events_pb2.AlertEvent(event_id="e", kind=TRIGGER, alert_id=1)):
+        with pytest.raises(grpc.RpcError) as info:
+            route(routing, event)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_delivery_down_answers_unavailable_records_nothing_and_a_retry_succeeds(
+        routing_factory, settings, heartbeats, fake_slack, db):
+    port = free_port()
+    routing = routing_factory(port)
+    service = register_service(heartbeats, "api")
+    add_target(routing, service, channel="CDOWN")
+    event = alert_event(service, alert_id=19)
+
+    with pytest.raises(grpc.RpcError) as info:
+        route(routing, event)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert db.one("SELECT count(*) AS n FROM alert_routes")["n"] == 0
+
+    delivery = start_delivery(settings, fake_slack.url, port=port)
+    try:
+        # The caller retries; the channel reconnects within its backoff.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                plan = route(routing, event)
+                break
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.UNAVAILABLE
+                assert time.monotonic() < deadline, "routing never reached the restarted delivery"
+                time.sleep(0.2)
+        assert [t.config["channel_id"] for t in plan.targets] == ["CDOWN"]
+        assert db.one("SELECT event_id FROM alert_routes WHERE alert_id = 19") == {
+            "event_id": event.event_id}
+    finally:
+        delivery.stop(grace=1)
