@@ -19,3 +19,8 @@ def service_authorizer(settings: Settings, service: str) -> Authorizer | None:
 def gateway_auth(settings: Settings):
     """(HttpAuthorizer or None, credential metadata for onward RPCs)."""
     return None, ()
+
+
+def service_credential_metadata(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Metadata a Medic process attaches to its calls to other Medic services."""
+    return ()

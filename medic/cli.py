@@ -3,7 +3,7 @@
     medic up                    everything on this machine (embedded PostgreSQL unless
                                 MEDIC_DATABASE_URL is set), Ctrl-C stops it
     medic migrate               apply pending migrations to MEDIC_DATABASE_URL
-    medic serve <process>       run one process: heartbeat | routing | gateway
+    medic serve <process>       run one process: heartbeat | routing | monitor | gateway
     medic config                print the effective configuration (secrets masked)
     medic protos                regenerate medic/v1/*_pb2*.py from protos/
 """
@@ -17,7 +17,8 @@ import sys
 from medic import logs
 from medic.config import GRPC_SERVICES, ConfigError, Settings
 
-PROCESSES = (*GRPC_SERVICES, "gateway")
+# `monitor` runs the monitor and the hand-off alone (they also run inside heartbeat).
+PROCESSES = (*GRPC_SERVICES, "monitor", "gateway")
 
 
 def _settings() -> Settings:
@@ -61,8 +62,12 @@ def cmd_serve(args) -> int:
         return 2
     from medic import authwiring, server
 
-    app = importlib.import_module(f"services.{args.process}.app")
-    component = app.build(settings)
+    if args.process == "monitor":
+        from services.heartbeat.app import build_monitor
+
+        component = build_monitor(settings)
+    else:
+        component = importlib.import_module(f"services.{args.process}.app").build(settings)
     return server.run(component, host=settings.host, port=settings.grpc_port(args.process),
                       metrics_port=settings.metrics_port(args.process), workers=settings.grpc_workers,
                       grace=settings.shutdown_grace_seconds,

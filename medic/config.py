@@ -105,6 +105,8 @@ class Settings:
     routing_port: int = _var("MEDIC_ROUTING_PORT", 50053, "routing service gRPC port", parse=_port)
     delivery_port: int = _var("MEDIC_DELIVERY_PORT", 50054, "delivery service gRPC port",
                               parse=_port)
+    monitor_port: int = _var("MEDIC_MONITOR_PORT", 50055,
+                             "gRPC port (health only) of a stand-alone monitor process", parse=_port)
     auth_metrics_port: int = _var("MEDIC_AUTH_METRICS_PORT", 9151,
                                   "auth service Prometheus port", parse=_port)
     heartbeat_metrics_port: int = _var("MEDIC_HEARTBEAT_METRICS_PORT", 9152,
@@ -113,6 +115,8 @@ class Settings:
                                      "routing service Prometheus port", parse=_port)
     delivery_metrics_port: int = _var("MEDIC_DELIVERY_METRICS_PORT", 9154,
                                       "delivery service Prometheus port", parse=_port)
+    monitor_metrics_port: int = _var("MEDIC_MONITOR_METRICS_PORT", 9155,
+                                     "stand-alone monitor Prometheus port", parse=_port)
 
     # --- where the services are (gRPC targets; a DNS name resolving to every
     # replica is balanced round-robin) --------------------------------------
@@ -205,6 +209,35 @@ class Settings:
     rate_limit_management_per_minute: int = _var(
         "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE", 20,
         "management requests per minute per key unless overridden", parse=_positive_int)
+
+    # --- monitor and alert lifecycle (heartbeat domain) ------------------------
+    monitor_enabled: bool = _var(
+        "MEDIC_MONITOR_ENABLED", True,
+        "run the monitor and the hand-off to routing inside the heartbeat service process "
+        "(`medic serve monitor` runs them as a process of their own)", parse=_bool)
+    monitor_tick_seconds: float = _var(
+        "MEDIC_MONITOR_TICK_SECONDS", 0.5, "pause between monitor passes (at most 1 s is sensible)",
+        parse=_positive_float)
+    monitor_batch: int = _var("MEDIC_MONITOR_BATCH", 500,
+                              "overdue services claimed per transaction", parse=_positive_int)
+    mute_ttl_seconds: float = _var("MEDIC_MUTE_TTL_SECONDS", 86400.0,
+                                   "a mute expires after this long (default 24 h)",
+                                   parse=_positive_float)
+    reminder_min_seconds: float = _var(
+        "MEDIC_REMINDER_MIN_SECONDS", 60.0,
+        "REMINDERs come every alert_interval but never closer together than this",
+        parse=_positive_float)
+    handoff_workers: int = _var("MEDIC_HANDOFF_WORKERS", 8,
+                                "concurrent RouteAlert calls handing notifications to routing",
+                                parse=_positive_int)
+    handoff_lease_seconds: float = _var(
+        "MEDIC_HANDOFF_LEASE_SECONDS", 30.0,
+        "a claimed notification is retried by any monitor after this long without an answer",
+        parse=_positive_float)
+    handoff_poll_seconds: float = _var(
+        "MEDIC_HANDOFF_POLL_SECONDS", 0.2,
+        "how often the hand-off looks for notifications written by other processes",
+        parse=_positive_float)
 
     # --- routing (services/routing) --------------------------------------------
     slack_default_channel: str = _var(

@@ -36,7 +36,9 @@ def _translate(exc: psycopg2.Error) -> MedicError:
     code = getattr(exc, "pgcode", None)
     if code == psycopg2.errorcodes.UNIQUE_VIOLATION:
         return Conflict("already exists")
-    if code in (psycopg2.errorcodes.CHECK_VIOLATION, psycopg2.errorcodes.FOREIGN_KEY_VIOLATION,
+    if code == psycopg2.errorcodes.FOREIGN_KEY_VIOLATION:
+        return InvalidArgument(_missing_reference(exc))
+    if code in (psycopg2.errorcodes.CHECK_VIOLATION,
                 psycopg2.errorcodes.NOT_NULL_VIOLATION, psycopg2.errorcodes.STRING_DATA_RIGHT_TRUNCATION,
                 psycopg2.errorcodes.NUMERIC_VALUE_OUT_OF_RANGE,
                 psycopg2.errorcodes.INVALID_TEXT_REPRESENTATION):
@@ -45,6 +47,16 @@ def _translate(exc: psycopg2.Error) -> MedicError:
                 psycopg2.errorcodes.CRASH_SHUTDOWN, psycopg2.errorcodes.TOO_MANY_CONNECTIONS):
         return Unavailable("database unavailable")
     return MedicError("database error")
+
+
+def _missing_reference(exc: psycopg2.Error) -> str:
+    """'team_id 7 does not exist' from the server's detail 'Key (team_id)=(7) is not present ...'."""
+    detail = getattr(getattr(exc, "diag", None), "message_detail", None) or ""
+    if detail.startswith("Key (") and "is not present" in detail:
+        column = detail[5:detail.index(")")]
+        value = detail[detail.index("=(") + 2:detail.index(")", detail.index("=("))]
+        return f"{column} {value} does not exist"
+    return "a referenced record does not exist"
 
 
 class Database:

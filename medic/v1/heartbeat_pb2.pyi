@@ -57,7 +57,7 @@ ALERT_REASON_MISSED_HEARTBEATS: AlertReason
 ALERT_REASON_REPORTED_FAILURE: AlertReason
 
 class Service(_message.Message):
-    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at")
+    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at", "team_id")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class Service(_message.Message):
     ACTIVATED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_AT_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     service_id: int
     heartbeat_name: str
     service_name: str
@@ -96,10 +97,11 @@ class Service(_message.Message):
     activated_at: _timestamp_pb2.Timestamp
     last_heartbeat_at: _timestamp_pb2.Timestamp
     deadline_at: _timestamp_pb2.Timestamp
-    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    team_id: int
+    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[int] = ...) -> None: ...
 
 class RegisterServiceRequest(_message.Message):
-    __slots__ = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode")
+    __slots__ = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "team_id")
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     ALERT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +111,7 @@ class RegisterServiceRequest(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     RUNBOOK_FIELD_NUMBER: _ClassVar[int]
     NOTIFY_MODE_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     heartbeat_name: str
     service_name: str
     alert_interval_seconds: int
@@ -118,7 +121,8 @@ class RegisterServiceRequest(_message.Message):
     priority: _common_pb2.Priority
     runbook: str
     notify_mode: _common_pb2.NotifyMode
-    def __init__(self, heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ...) -> None: ...
+    team_id: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., team_id: _Optional[int] = ...) -> None: ...
 
 class RegisterServiceResponse(_message.Message):
     __slots__ = ("service", "created")
@@ -157,7 +161,7 @@ class ListServicesResponse(_message.Message):
     def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ...) -> None: ...
 
 class UpdateServiceRequest(_message.Message):
-    __slots__ = ("heartbeat_name", "service_id", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "down")
+    __slots__ = ("heartbeat_name", "service_id", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "down", "team_id")
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +175,7 @@ class UpdateServiceRequest(_message.Message):
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     MUTED_FIELD_NUMBER: _ClassVar[int]
     DOWN_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     heartbeat_name: str
     service_id: int
     service_name: str
@@ -184,13 +189,60 @@ class UpdateServiceRequest(_message.Message):
     active: bool
     muted: bool
     down: bool
-    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., down: _Optional[bool] = ...) -> None: ...
+    team_id: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., down: _Optional[bool] = ..., team_id: _Optional[int] = ...) -> None: ...
 
 class UpdateServiceResponse(_message.Message):
     __slots__ = ("service",)
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     service: Service
     def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ...) -> None: ...
+
+class DeleteServiceRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ...) -> None: ...
+
+class DeleteServiceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListServiceTransitionsRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id", "limit")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    limit: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ServiceTransition(_message.Message):
+    __slots__ = ("transition_id", "service_id", "from_state", "to_state", "reason", "alert_id", "at")
+    TRANSITION_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_STATE_FIELD_NUMBER: _ClassVar[int]
+    TO_STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    transition_id: int
+    service_id: int
+    from_state: ServiceState
+    to_state: ServiceState
+    reason: str
+    alert_id: int
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, transition_id: _Optional[int] = ..., service_id: _Optional[int] = ..., from_state: _Optional[_Union[ServiceState, str]] = ..., to_state: _Optional[_Union[ServiceState, str]] = ..., reason: _Optional[str] = ..., alert_id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListServiceTransitionsResponse(_message.Message):
+    __slots__ = ("transitions",)
+    TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
+    transitions: _containers.RepeatedCompositeFieldContainer[ServiceTransition]
+    def __init__(self, transitions: _Optional[_Iterable[_Union[ServiceTransition, _Mapping]]] = ...) -> None: ...
 
 class RecordHeartbeatRequest(_message.Message):
     __slots__ = ("heartbeat_name", "service_id", "status", "run_id")

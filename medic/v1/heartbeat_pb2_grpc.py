@@ -77,6 +77,16 @@ class HeartbeatServiceStub:
                 request_serializer=medic_dot_v1_dot_heartbeat__pb2.RecordJobSignalRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_heartbeat__pb2.RecordJobSignalResponse.FromString,
                 _registered_method=True)
+        self.DeleteService = channel.unary_unary(
+                '/medic.v1.HeartbeatService/DeleteService',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.DeleteServiceRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.DeleteServiceResponse.FromString,
+                _registered_method=True)
+        self.ListServiceTransitions = channel.unary_unary(
+                '/medic.v1.HeartbeatService/ListServiceTransitions',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListServiceTransitionsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListServiceTransitionsResponse.FromString,
+                _registered_method=True)
         self.ListHeartbeats = channel.unary_unary(
                 '/medic.v1.HeartbeatService/ListHeartbeats',
                 request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListHeartbeatsRequest.SerializeToString,
@@ -171,6 +181,26 @@ class HeartbeatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteService(self, request, context):
+        """Deletes a service with its heartbeats, alerts and history; routing drops
+        its notification targets with it.
+        Errors: INVALID_ARGUMENT; NOT_FOUND.
+        Scope: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServiceTransitions(self, request, context):
+        """Lists a service's state changes (new/up/down, mutes, activation), newest
+        first, each with its time, reason and alert.
+        Errors: INVALID_ARGUMENT; NOT_FOUND.
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListHeartbeats(self, request, context):
         """Lists heartbeats newest first, at most 250, optionally filtered by
         heartbeat name and service name.
@@ -226,6 +256,16 @@ def add_HeartbeatServiceServicer_to_server(servicer, server):
                     servicer.RecordJobSignal,
                     request_deserializer=medic_dot_v1_dot_heartbeat__pb2.RecordJobSignalRequest.FromString,
                     response_serializer=medic_dot_v1_dot_heartbeat__pb2.RecordJobSignalResponse.SerializeToString,
+            ),
+            'DeleteService': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteService,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.DeleteServiceRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.DeleteServiceResponse.SerializeToString,
+            ),
+            'ListServiceTransitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServiceTransitions,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListServiceTransitionsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.ListServiceTransitionsResponse.SerializeToString,
             ),
             'ListHeartbeats': grpc.unary_unary_rpc_method_handler(
                     servicer.ListHeartbeats,
@@ -435,6 +475,60 @@ class HeartbeatService:
             '/medic.v1.HeartbeatService/RecordJobSignal',
             medic_dot_v1_dot_heartbeat__pb2.RecordJobSignalRequest.SerializeToString,
             medic_dot_v1_dot_heartbeat__pb2.RecordJobSignalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/DeleteService',
+            medic_dot_v1_dot_heartbeat__pb2.DeleteServiceRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.DeleteServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServiceTransitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/ListServiceTransitions',
+            medic_dot_v1_dot_heartbeat__pb2.ListServiceTransitionsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.ListServiceTransitionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

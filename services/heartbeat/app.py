@@ -1,28 +1,93 @@
-"""Assembles the heartbeat service process: store, group-commit ingest, servicer."""
+"""Assembles the heartbeat service process (store, group-commit ingest,
+servicer) and, unless ``MEDIC_MONITOR_ENABLED=false``, the monitor and the
+hand-off to routing in the same process. ``build_monitor`` assembles a
+stand-alone monitor process (``medic serve monitor``)."""
 from __future__ import annotations
 
+import grpc
+
+from medic import authwiring
 from medic.config import Settings
 from medic.db import Database
+from medic.interceptors import ClientInterceptor
 from medic.server import Component
-from medic.v1 import heartbeat_pb2, heartbeat_pb2_grpc
+from medic.v1 import heartbeat_pb2, heartbeat_pb2_grpc, routing_pb2_grpc
+from services.heartbeat import metrics
+from services.heartbeat.alerting import Changes, LifecyclePolicy
+from services.heartbeat.handoff import Dispatcher
 from services.heartbeat.ingest import IngestQueue
+from services.heartbeat.monitor import Monitor
 from services.heartbeat.servicer import HeartbeatServicer
 from services.heartbeat.store import HeartbeatStore
 
 SERVICE_NAME = heartbeat_pb2.DESCRIPTOR.services_by_name["HeartbeatService"].full_name
 
 
+def _database(settings: Settings, db: Database | None, name: str) -> tuple[Database, bool]:
+    if db is not None:
+        return db, False  # the caller's (tests): closed by the caller
+    # RPC threads, ingest writers, the monitor and the hand-off workers share it.
+    size = settings.db_pool_size + settings.ingest_writers + settings.handoff_workers + 2
+    return Database(settings.database_url, size, application_name=f"medic-{name}"), True
+
+
+def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
+    """The monitor and the hand-off dispatcher, wired to each other."""
+    channel = grpc.intercept_channel(
+        grpc.insecure_channel(settings.target("routing"), options=[("grpc.lb_policy_name", "round_robin")]),
+        ClientInterceptor(authwiring.service_credential_metadata(settings)))
+    routing = routing_pb2_grpc.RoutingServiceStub(channel)
+    dispatcher = Dispatcher(
+        db, lambda request: routing.RouteAlert(request, timeout=settings.rpc_timeout_seconds),
+        workers=settings.handoff_workers, lease_seconds=settings.handoff_lease_seconds,
+        poll_seconds=settings.handoff_poll_seconds)
+
+    def committed(changes: Changes) -> None:
+        for reason in changes.opened:
+            metrics.ALERTS_OPENED.labels(reason).inc()
+        for reason in changes.resolved:
+            metrics.ALERTS_RESOLVED.labels(reason).inc()
+        if changes.notifications:
+            dispatcher.wake()
+
+    monitor = Monitor(db, policy=policy, tick_seconds=settings.monitor_tick_seconds,
+                      batch=settings.monitor_batch, mute_ttl_seconds=settings.mute_ttl_seconds,
+                      on_committed=committed)
+    return monitor, dispatcher, channel, committed
+
+
 def build(settings: Settings, db: Database | None = None) -> Component:
-    owns_db = db is None
-    if owns_db:
-        db = Database(settings.database_url, settings.db_pool_size, application_name="medic-heartbeat")
-    store = HeartbeatStore(db)
+    db, owns_db = _database(settings, db, "heartbeat")
+    policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
+    monitor, dispatcher, channel, committed = _alert_pipeline(settings, db, policy)
+    store = HeartbeatStore(db, policy, on_committed=committed)
     ingest = IngestQueue(store, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
     servicer = HeartbeatServicer(store, ingest)
+    on_start = [ingest.start]
+    on_stop = [lambda grace: ingest.stop(grace)]
+    if settings.monitor_enabled:
+        on_start += [monitor.start, dispatcher.start]
+        on_stop = [lambda grace: monitor.stop(grace), lambda grace: dispatcher.stop(grace), *on_stop]
+    on_stop += [lambda grace: channel.close(), *([lambda grace: db.close()] if owns_db else [])]
     return Component(
         name="heartbeat",
         servicers=[(heartbeat_pb2_grpc.add_HeartbeatServiceServicer_to_server, servicer, SERVICE_NAME)],
         readiness={"database": db.ping},
-        on_start=[ingest.start],
-        on_stop=[lambda grace: ingest.stop(grace), *([lambda grace: db.close()] if owns_db else [])],
+        on_start=on_start,
+        on_stop=on_stop,
+    )
+
+
+def build_monitor(settings: Settings, db: Database | None = None) -> Component:
+    """A process with only the monitor and the hand-off (health is its one gRPC service)."""
+    db, owns_db = _database(settings, db, "monitor")
+    policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
+    monitor, dispatcher, channel, _committed = _alert_pipeline(settings, db, policy)
+    return Component(
+        name="monitor",
+        servicers=[],
+        readiness={"database": db.ping},
+        on_start=[monitor.start, dispatcher.start],
+        on_stop=[lambda grace: monitor.stop(grace), lambda grace: dispatcher.stop(grace),
+                 lambda grace: channel.close(), *([lambda grace: db.close()] if owns_db else [])],
     )

@@ -75,22 +75,42 @@ class AfterHeartbeats:
     recent: list[dt.datetime]
     deadline_at: dt.datetime
     state: str
+    # In order: ("open", "reported_failure") when a failure opens an alert,
+    # ("close", "recovered") when a sign of life makes the rule hold again.
+    events: tuple[tuple[str, str], ...] = ()
 
 
 def apply_heartbeats(clock: Clock, statuses: Sequence[str], now: dt.datetime) -> AfterHeartbeats:
-    """A service's clock after heartbeats with ``statuses`` arrived at ``now``.
+    """A service's clock and state after heartbeats with ``statuses`` arrived at ``now``,
+    taken one by one in arrival order (so the result does not depend on how they
+    were batched).
 
-    A counting heartbeat after which the rule holds makes the service ``up``
-    (from ``new``, or back from ``down``). Reported failures change neither the
-    recent beats nor the state here.
+    A reported failure makes the service ``down`` and opens an alert (unless it
+    is down already). A sign of life after which the rule holds makes it ``up``
+    (from ``new``, or back from ``down``, which resolves the alert).
     """
     recent = list(clock.recent)
-    for status in statuses:
-        if counts_as_life(status):
-            recent = push_beat(recent, now, clock.threshold)
+    state = clock.state
+    events: list[tuple[str, str]] = []
     new_deadline = deadline(recent, clock.threshold, clock.activated_at,
                             clock.interval_seconds, clock.grace_seconds)
-    state = clock.state
-    if any(counts_as_life(s) for s in statuses) and not is_overdue(new_deadline, now):
-        state = "up"
-    return AfterHeartbeats(recent=recent, deadline_at=new_deadline, state=state)
+    for status in statuses:
+        if not counts_as_life(status):
+            if state != "down":
+                state = "down"
+                events.append(("open", "reported_failure"))
+            continue
+        recent = push_beat(recent, now, clock.threshold)
+        new_deadline = deadline(recent, clock.threshold, clock.activated_at,
+                                clock.interval_seconds, clock.grace_seconds)
+        if not is_overdue(new_deadline, now):
+            if state == "down":
+                events.append(("close", "recovered"))
+            state = "up"
+    return AfterHeartbeats(recent=recent, deadline_at=new_deadline, state=state, events=tuple(events))
+
+
+def reminder_after(now: dt.datetime, interval_seconds: int, minimum_seconds: float) -> dt.datetime:
+    """When the next REMINDER of an open alert is due: every alert_interval, but
+    never closer together than ``minimum_seconds``."""
+    return now + dt.timedelta(seconds=max(interval_seconds, minimum_seconds))

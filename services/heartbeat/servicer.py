@@ -58,7 +58,14 @@ def service_to_pb(row: Row) -> heartbeat_pb2.Service:
         muted=row["muted"], muted_at=_ts(row["muted_at"]), state=STATE_FROM_DB[row["state"]],
         created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]),
         activated_at=_ts(row["activated_at"]), last_heartbeat_at=_ts(row["last_heartbeat_at"]),
-        deadline_at=_ts(row["deadline_at"]))
+        deadline_at=_ts(row["deadline_at"]), team_id=row["team_id"] or 0)
+
+
+def transition_to_pb(row: Row) -> heartbeat_pb2.ServiceTransition:
+    return heartbeat_pb2.ServiceTransition(
+        transition_id=row["transition_id"], service_id=row["service_id"],
+        from_state=STATE_FROM_DB[row["from_state"]], to_state=STATE_FROM_DB[row["to_state"]],
+        reason=row["reason"], alert_id=row["alert_id"] or 0, at=_ts(row["at"]))
 
 
 def heartbeat_to_pb(row: Row) -> heartbeat_pb2.Heartbeat:
@@ -104,6 +111,12 @@ def _grace(value: int) -> int:
     return value
 
 
+def _team_id(value: int) -> int | None:
+    if value < 0:
+        raise InvalidArgument("team_id must be a team id (0: none)")
+    return value or None
+
+
 def _enum(value: int, mapping: dict, field: str) -> str:
     if value not in mapping:
         raise InvalidArgument(f"{field} must be one of {', '.join(sorted(mapping.values()))}")
@@ -143,6 +156,7 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             "runbook": request.runbook or None,
             "notify_mode": _enum(request.notify_mode or common_pb2.NOTIFY_MODE_ALL,
                                  NOTIFY_MODE_TO_DB, "notify_mode"),
+            "team_id": _team_id(request.team_id),
         }
         row, created = self.store.register(fields)
         return heartbeat_pb2.RegisterServiceResponse(service=service_to_pb(row), created=created)
@@ -168,6 +182,8 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             changes["grace_period_seconds"] = _grace(request.grace_period_seconds)
         if request.HasField("team"):
             changes["team"] = request.team.strip() or DEFAULT_TEAM
+        if request.HasField("team_id"):
+            changes["team_id"] = _team_id(request.team_id)
         if request.HasField("priority"):
             changes["priority"] = _enum(request.priority, PRIORITY_TO_DB, "priority")
         if request.HasField("runbook"):
@@ -181,6 +197,16 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         down = request.down if request.HasField("down") else None
         row = self.store.update(changes, down=down, **ref)
         return heartbeat_pb2.UpdateServiceResponse(service=service_to_pb(row))
+
+    def DeleteService(self, request, context):
+        self.store.delete(**_service_ref(request))
+        return heartbeat_pb2.DeleteServiceResponse()
+
+    def ListServiceTransitions(self, request, context):
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgument("limit must be 0-1000")
+        rows = self.store.transitions(request.limit or 100, **_service_ref(request))
+        return heartbeat_pb2.ListServiceTransitionsResponse(transitions=[transition_to_pb(r) for r in rows])
 
     def _record_one(self, item: IngestItem, what: str) -> heartbeat_pb2.Heartbeat:
         [result] = self.ingest.submit([item])

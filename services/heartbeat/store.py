@@ -7,18 +7,19 @@ are computed by ``deadline.py``; this module only reads and writes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from medic.db import Database, Row, Tx
 from medic.errors import Conflict, NotFound
-from services.heartbeat import deadline as rule
+from services.heartbeat import alerting, deadline as rule
+from services.heartbeat.alerting import Changes, LifecyclePolicy
 
 SERVICE_COLUMNS = """
     service_id, heartbeat_name, service_name, alert_interval_seconds, threshold,
     grace_period_seconds, team, priority, runbook, notify_mode, active, muted, muted_at,
-    state, recent_beats, activated_at, last_heartbeat_at, deadline_at, created_at, updated_at
+    state, recent_beats, activated_at, last_heartbeat_at, deadline_at, created_at, updated_at, team_id
 """
 
 SELECT_SERVICE_BY_NAME = f"SELECT {SERVICE_COLUMNS} FROM services WHERE lower(heartbeat_name) = lower(%s)"
@@ -26,10 +27,10 @@ SELECT_SERVICE_BY_ID = f"SELECT {SERVICE_COLUMNS} FROM services WHERE service_id
 
 INSERT_SERVICE = f"""
     INSERT INTO services (heartbeat_name, service_name, alert_interval_seconds, threshold,
-                          grace_period_seconds, team, priority, runbook, notify_mode,
+                          grace_period_seconds, team, team_id, priority, runbook, notify_mode,
                           activated_at, deadline_at, created_at, updated_at)
     VALUES (%(heartbeat_name)s, %(service_name)s, %(alert_interval_seconds)s, %(threshold)s,
-            %(grace_period_seconds)s, %(team)s, %(priority)s, %(runbook)s, %(notify_mode)s,
+            %(grace_period_seconds)s, %(team)s, %(team_id)s, %(priority)s, %(runbook)s, %(notify_mode)s,
             %(now)s, %(deadline_at)s, %(now)s, %(now)s)
     ON CONFLICT ((lower(heartbeat_name))) DO NOTHING
     RETURNING {SERVICE_COLUMNS}
@@ -39,7 +40,7 @@ INSERT_SERVICE = f"""
 # for the same service apply their recent-beat updates one after the other.
 LOCK_SERVICES_FOR_INGEST = """
     SELECT now() AS now, service_id, lower(heartbeat_name) AS name_key, heartbeat_name,
-           service_name, team, priority, active, threshold, recent_beats, activated_at,
+           service_name, team, priority, active, muted, threshold, recent_beats, activated_at,
            alert_interval_seconds, grace_period_seconds, state
     FROM services
     WHERE lower(heartbeat_name) = ANY(%(names)s) OR service_id = ANY(%(ids)s)
@@ -76,6 +77,12 @@ LIST_HEARTBEATS = """
     LIMIT %(limit)s
 """
 
+LIST_TRANSITIONS = """
+    SELECT transition_id, service_id, from_state, to_state, reason, alert_id, at
+    FROM service_transitions WHERE service_id = %s
+    ORDER BY transition_id DESC LIMIT %s
+"""
+
 LIST_ALERTS = """
     SELECT a.alert_id, a.service_id, s.heartbeat_name, s.service_name, a.reason, a.active,
            a.opened_at, a.closed_at, a.notification_count
@@ -87,7 +94,7 @@ LIST_ALERTS = """
 
 # Columns UpdateService may change, in the order written.
 UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team",
-             "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state",
+             "team_id", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state",
              "recent_beats", "activated_at", "deadline_at")
 
 
@@ -114,8 +121,12 @@ def clock_of(row: Row) -> rule.Clock:
 
 
 class HeartbeatStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
+                 on_committed: Callable[[Changes], None] | None = None):
         self.db = db
+        self.policy = policy
+        # Told what a committed transaction changed (metrics, dispatcher wake-up).
+        self.on_committed = on_committed or (lambda changes: None)
 
     # --- services -------------------------------------------------------------
 
@@ -133,6 +144,17 @@ class HeartbeatStore:
         if existing is None:  # deleted between the two statements
             raise Conflict("service changed concurrently, retry")
         return existing, False
+
+    def delete(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> None:
+        with self.db.transaction() as tx:
+            row = self._get(tx, heartbeat_name, service_id, lock=True)
+            tx.execute("DELETE FROM services WHERE service_id = %s", (row["service_id"],))
+
+    def transitions(self, limit: int, *, heartbeat_name: str | None = None,
+                    service_id: int | None = None) -> list[Row]:
+        with self.db.transaction() as tx:
+            row = self._get(tx, heartbeat_name, service_id)
+            return tx.all(LIST_TRANSITIONS, (row["service_id"], limit))
 
     def get(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> Row:
         with self.db.transaction() as tx:
@@ -160,31 +182,51 @@ class HeartbeatStore:
 
     def update(self, changes: dict[str, Any], *, heartbeat_name: str | None = None,
                service_id: int | None = None, down: bool | None = None) -> Row:
-        """Applies ``changes`` (column -> value) and recomputes the deadline."""
+        """Applies ``changes`` (column -> value) and recomputes the deadline.
+        Deactivating resolves an open alert; ``down`` opens (true) or resolves
+        (false) one by hand."""
+        lifecycle = Changes()
         with self.db.transaction() as tx:
             now = tx.one("SELECT now() AS now")["now"]
             current = self._get(tx, heartbeat_name, service_id, lock=True)
+            sid = current["service_id"]
             row = dict(current)
             row.update(changes)
-            if "active" in changes and changes["active"] and not current["active"]:
-                row["activated_at"] = now  # re-activation restarts the clock
             if "muted" in changes and changes["muted"] != current["muted"]:
                 row["muted_at"] = now if changes["muted"] else None
-            if down is not None:
-                row["state"] = "down" if down else "up"
+                alerting.record_transition(tx, sid, current["state"], current["state"],
+                                           "muted" if changes["muted"] else "unmuted", now)
+            if "active" in changes and changes["active"] != current["active"]:
+                if changes["active"]:
+                    row["activated_at"] = now  # re-activation restarts the clock
+                    alerting.record_transition(tx, sid, current["state"], "new", "activated", now)
+                else:
+                    alerting.close_alert(tx, lifecycle, service_id=sid, from_state=current["state"],
+                                         to_state="new", reason="deactivated", now=now)
+                row["state"] = "new"
             if row["threshold"] != current["threshold"]:
-                beats = tx.all(RECENT_COUNTING_BEATS,
-                               (current["service_id"], row["activated_at"], row["threshold"]))
+                beats = tx.all(RECENT_COUNTING_BEATS, (sid, row["activated_at"], row["threshold"]))
                 row["recent_beats"] = [b["time"] for b in beats]
             clock = clock_of(row)
             row["deadline_at"] = (rule.deadline(clock.recent, clock.threshold, clock.activated_at,
                                                 clock.interval_seconds, clock.grace_seconds)
                                   if row["active"] else None)
+            if down is True and row["active"] and row["state"] != "down":
+                alerting.open_alert(tx, self.policy, lifecycle, service_id=sid, from_state=row["state"],
+                                    reason="reported_failure", muted=row["muted"],
+                                    interval_seconds=row["alert_interval_seconds"], now=now)
+                row["state"] = "down"
+            elif down is False and row["state"] == "down":
+                alerting.close_alert(tx, lifecycle, service_id=sid, from_state="down", to_state="up",
+                                     reason="manual", now=now)
+                row["state"] = "up"
             assignments = ", ".join(f"{col} = %({col})s" for col in UPDATABLE)
-            return tx.one(
+            updated = tx.one(
                 f"UPDATE services SET {assignments}, updated_at = %(now)s"
                 f" WHERE service_id = %(service_id)s RETURNING {SERVICE_COLUMNS}",
                 dict(row, now=now))
+        self.on_committed(lifecycle)
+        return updated
 
     # --- heartbeats -----------------------------------------------------------
 
@@ -222,10 +264,14 @@ class HeartbeatStore:
             for index, service in accepted:
                 statuses.setdefault(service["service_id"], []).append(items[index].status)
             clocks = []
+            lifecycle = Changes()
             for service_id, service_statuses in statuses.items():
-                after = rule.apply_heartbeats(clock_of(by_id[service_id]), service_statuses, now)
+                service = by_id[service_id]
+                after = rule.apply_heartbeats(clock_of(service), service_statuses, now)
+                self._apply_events(tx, lifecycle, service, after, now)
                 clocks.append((service_id, after.recent, after.deadline_at, now, after.state))
             tx.values(UPDATE_CLOCKS, clocks, template=UPDATE_CLOCKS_TEMPLATE)
+        self.on_committed(lifecycle)
 
         for (index, service), row in zip(accepted, inserted):
             results[index] = IngestResult("accepted", {
@@ -234,6 +280,22 @@ class HeartbeatStore:
                 "time": now, "status": items[index].status, "run_id": items[index].run_id,
                 "team": service["team"], "priority": service["priority"]})
         return results  # type: ignore[return-value]
+
+    def _apply_events(self, tx: Tx, lifecycle: Changes, service: Row, after: rule.AfterHeartbeats,
+                      now: dt.datetime) -> None:
+        state = service["state"]
+        if state == "new" and after.state == "up" and not after.events:
+            alerting.record_transition(tx, service["service_id"], "new", "up", "first_heartbeat", now)
+        for event, reason in after.events:
+            if event == "open":
+                alerting.open_alert(tx, self.policy, lifecycle, service_id=service["service_id"],
+                                    from_state=state, reason=reason, muted=service["muted"],
+                                    interval_seconds=service["alert_interval_seconds"], now=now)
+                state = "down"
+            else:
+                alerting.close_alert(tx, lifecycle, service_id=service["service_id"], from_state="down",
+                                     to_state="up", reason=reason, now=now)
+                state = "up"
 
     def list_heartbeats(self, heartbeat_name: str, service_name: str, limit: int) -> list[Row]:
         # Fixed fragments only, chosen so each filter can use its index.

@@ -1,0 +1,186 @@
+"""The durable hand-off of alert notifications to routing.
+
+``alert_notifications`` is the outbox: every TRIGGER, REMINDER and RESOLVE is
+written there in the transaction that made it. Worker threads claim due rows
+(``FOR UPDATE SKIP LOCKED``, then a lease: the row's ``due_at`` moves into the
+future, so a worker that dies mid-call has its row taken over by any monitor
+once the lease ends), build the ``AlertEvent`` from the alert and service rows,
+and call ``RoutingService.RouteAlert``. Only an accepted call marks the row
+handed off; any failure (routing or delivery down, a timeout) schedules a
+retry with a growing pause. Routing and delivery deduplicate on the event id,
+so a retry after a lost answer sends nothing twice.
+
+A notification waits while an earlier one of the same alert is pending, so
+routing always sees TRIGGER before REMINDERs before RESOLVE.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import grpc
+
+from medic.db import Database, Row
+from medic.errors import MedicError
+from medic.v1 import events_pb2, routing_pb2
+from services.heartbeat import metrics
+from services.heartbeat.servicer import NOTIFY_MODE_FROM_DB, PRIORITY_FROM_DB, REASON_FROM_DB, _ts
+
+log = logging.getLogger(__name__)
+
+CLAIM_NOTIFICATIONS = """
+    WITH claimed AS (
+        SELECT n.notification_id FROM alert_notifications n
+        WHERE n.handed_off_at IS NULL AND n.due_at <= now()
+          AND NOT EXISTS (SELECT 1 FROM alert_notifications p
+                          WHERE p.alert_id = n.alert_id AND p.notification_id < n.notification_id
+                            AND p.handed_off_at IS NULL)
+        ORDER BY n.notification_id
+        LIMIT %(batch)s
+        FOR UPDATE OF n SKIP LOCKED
+    )
+    UPDATE alert_notifications n
+    SET due_at = now() + make_interval(secs => %(lease)s), attempts = n.attempts + 1
+    FROM claimed WHERE n.notification_id = claimed.notification_id
+    RETURNING n.notification_id
+"""
+
+NOTIFICATION_DETAILS = """
+    SELECT n.notification_id, n.kind, n.event_id, n.occurred_at, n.attempts,
+           a.alert_id, a.reason, a.opened_at, a.closed_at,
+           s.service_id, s.heartbeat_name, s.service_name, s.team, s.team_id, s.priority, s.runbook,
+           s.notify_mode, s.last_heartbeat_at, s.alert_interval_seconds
+    FROM alert_notifications n
+    JOIN alerts a ON a.alert_id = n.alert_id
+    JOIN services s ON s.service_id = a.service_id
+    WHERE n.notification_id = ANY(%(ids)s)
+    ORDER BY n.notification_id
+"""
+
+MARK_HANDED_OFF = """
+    WITH done AS (
+        UPDATE alert_notifications SET handed_off_at = now(), last_error = NULL
+        WHERE notification_id = %(id)s AND handed_off_at IS NULL
+        RETURNING alert_id, kind
+    )
+    UPDATE alerts a SET notification_count = a.notification_count + 1
+    FROM done WHERE a.alert_id = done.alert_id AND done.kind <> 'resolve'
+"""
+
+SCHEDULE_RETRY = """
+    UPDATE alert_notifications SET due_at = now() + make_interval(secs => %(delay)s), last_error = %(error)s
+    WHERE notification_id = %(id)s AND handed_off_at IS NULL
+"""
+
+BACKLOG = """
+    SELECT count(*) AS pending, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest
+    FROM alert_notifications WHERE handed_off_at IS NULL
+"""
+
+KINDS = {"trigger": events_pb2.ALERT_EVENT_KIND_TRIGGER, "reminder": events_pb2.ALERT_EVENT_KIND_REMINDER,
+         "resolve": events_pb2.ALERT_EVENT_KIND_RESOLVE}
+MAX_RETRY_DELAY = 30.0
+
+
+def alert_event(row: Row) -> events_pb2.AlertEvent:
+    """The event routing needs, with every service fact it uses."""
+    return events_pb2.AlertEvent(
+        event_id=row["event_id"], kind=KINDS[row["kind"]], alert_id=row["alert_id"],
+        reason=REASON_FROM_DB[row["reason"]],
+        service=events_pb2.ServiceFacts(
+            service_id=row["service_id"], heartbeat_name=row["heartbeat_name"],
+            service_name=row["service_name"], team=row["team"], team_id=row["team_id"] or 0,
+            priority=PRIORITY_FROM_DB[row["priority"]], runbook=row["runbook"] or "",
+            notify_mode=NOTIFY_MODE_FROM_DB[row["notify_mode"]],
+            last_heartbeat_at=_ts(row["last_heartbeat_at"]),
+            alert_interval_seconds=row["alert_interval_seconds"]),
+        opened_at=_ts(row["opened_at"]), closed_at=_ts(row["closed_at"]), occurred_at=_ts(row["occurred_at"]))
+
+
+def retry_delay(attempts: int) -> float:
+    return min(0.5 * 2 ** max(attempts - 1, 0), MAX_RETRY_DELAY)
+
+
+class Dispatcher:
+    def __init__(self, db: Database, route_alert: Callable[[routing_pb2.RouteAlertRequest], object], *,
+                 workers: int = 8, lease_seconds: float = 30.0, poll_seconds: float = 0.2):
+        self.db = db
+        self.route_alert = route_alert
+        self.workers = workers
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Condition()
+        self._pending_wakes = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def wake(self) -> None:
+        """New notifications were committed by this process: hand them off now."""
+        with self._wake:
+            self._pending_wakes = self.workers
+            self._wake.notify_all()
+
+    def dispatch_once(self, batch: int = 1) -> int:
+        """Claims up to ``batch`` notifications and hands them to routing; returns how many."""
+        with self.db.transaction() as tx:
+            ids = [r["notification_id"] for r in tx.all(CLAIM_NOTIFICATIONS,
+                                                        {"batch": batch, "lease": self.lease_seconds})]
+        if not ids:
+            return 0
+        rows = self.db.all(NOTIFICATION_DETAILS, {"ids": ids})
+        for row in rows:
+            self._hand_off(row)
+        return len(rows)
+
+    def _hand_off(self, row: Row) -> None:
+        try:
+            self.route_alert(routing_pb2.RouteAlertRequest(event=alert_event(row)))
+        except grpc.RpcError as exc:
+            delay = retry_delay(row["attempts"])
+            error = f"{exc.code().name}: {exc.details()}"
+            log.warning("hand-off of %s failed (%s); retrying in %.1f s", row["event_id"], error, delay)
+            metrics.HANDOFFS.labels(row["kind"], "retry").inc()
+            self.db.execute(SCHEDULE_RETRY, {"id": row["notification_id"], "delay": delay, "error": error[:500]})
+            return
+        self.db.execute(MARK_HANDED_OFF, {"id": row["notification_id"]})
+        metrics.HANDOFFS.labels(row["kind"], "accepted").inc()
+
+    def measure_backlog(self) -> None:
+        row = self.db.one(BACKLOG)
+        metrics.HANDOFF_BACKLOG.set(row["pending"])
+        metrics.HANDOFF_OLDEST_SECONDS.set(float(row["oldest"]))
+
+    # --- threads ------------------------------------------------------------------
+
+    def start(self) -> None:
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._run, args=(n,), name=f"handoff-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.wake()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _run(self, number: int) -> None:
+        while not self._stop.is_set():
+            try:
+                handed = self.dispatch_once()
+                if number == 0 and not handed:
+                    self.measure_backlog()
+            except MedicError as exc:
+                log.warning("hand-off pass failed: %s", exc.message)
+                handed = 0
+            except Exception:
+                log.exception("hand-off pass failed")
+                handed = 0
+            if handed:
+                continue
+            with self._wake:
+                if self._pending_wakes == 0:
+                    self._wake.wait(self.poll_seconds)
+                self._pending_wakes = max(self._pending_wakes - 1, 0)
+
