@@ -34,15 +34,15 @@ HEARTBEAT_INVALID = ("You have provided invalid request data. Please ensure your
 REGISTER_SCHEMA = {
     "heartbeat_name": "string", "service_name": "string", "environment": "string",
     "alert_interval": "integer", "alert_interval_seconds": "integer", "threshold": "integer",
-    "team": "string", "priority": "string", "runbook": "string", "grace_period_seconds": "integer",
-    "notify_mode": "string",
+    "team": "string", "team_id": "integer", "priority": "string", "runbook": "string",
+    "grace_period_seconds": "integer", "notify_mode": "string",
 }
 REGISTER_INVALID = ("You have provided invalid request data. Please ensure your request contains the "
                     "following required JSON fields - `heartbeat_name`, `service_name`, "
                     "`alert_interval` & `environment`")
 UPDATE_SCHEMA = {
     "service_name": "string", "muted": "flag", "active": "flag", "alert_interval": "number",
-    "alert_interval_seconds": "integer", "threshold": "integer", "team": "string",
+    "alert_interval_seconds": "integer", "threshold": "integer", "team": "string", "team_id": "integer",
     "priority": "string", "runbook": "string", "down": "flag", "grace_period_seconds": "integer",
     "notify_mode": "string",
 }
@@ -70,6 +70,7 @@ def service_json(s: heartbeat_pb2.Service) -> dict[str, Any]:
         "threshold": s.threshold,
         "grace_period_seconds": s.grace_period_seconds,
         "team": s.team,
+        "team_id": s.team_id or None,
         "priority": PRIORITY_NAMES.get(s.priority, ""),
         "notify_mode": NOTIFY_MODE_NAMES.get(s.notify_mode, ""),
         "muted": _flag(s.muted),
@@ -175,7 +176,7 @@ def routes(gw) -> list[Route]:
         request_pb = heartbeat_pb2.RegisterServiceRequest(
             heartbeat_name=name, service_name=data["service_name"], alert_interval_seconds=interval,
             threshold=data.get("threshold") or 0, grace_period_seconds=data.get("grace_period_seconds") or 0,
-            team=data.get("team") or "", runbook=data.get("runbook") or "")
+            team=data.get("team") or "", team_id=data.get("team_id") or 0, runbook=data.get("runbook") or "")
         if data.get("priority") is not None:
             request_pb.priority = _priority(data["priority"])
         if data.get("notify_mode") is not None:
@@ -210,7 +211,7 @@ def routes(gw) -> list[Route]:
         for field in ("service_name", "team", "runbook"):
             if data.get(field) is not None:
                 setattr(request_pb, field, data[field])
-        for field in ("threshold", "grace_period_seconds"):
+        for field in ("threshold", "grace_period_seconds", "team_id"):
             if data.get(field) is not None:
                 setattr(request_pb, field, data[field])
         for field in ("muted", "active", "down"):

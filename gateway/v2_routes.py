@@ -1,9 +1,16 @@
 """The /v2 management routes (SPEC section 7), one RPC each."""
 from gateway.v2 import RpcRoute
 
+HEARTBEAT = "medic.v1.HeartbeatService/"
 ROUTING = "medic.v1.RoutingService/"
 
 TABLE: list[RpcRoute] = [
+    # services (the legacy /service endpoints cover the rest)
+    RpcRoute("DELETE", "/v2/services/{service_id:int}", HEARTBEAT + "DeleteService",
+             "Delete a service with its heartbeats, alerts and notification targets",
+             message="Service deleted."),
+    RpcRoute("GET", "/v2/services/{service_id:int}/transitions", HEARTBEAT + "ListServiceTransitions",
+             "A service's state changes, newest first", query=("limit",), result="transitions"),
     # teams
     RpcRoute("POST", "/v2/teams", ROUTING + "CreateTeam", "Create a team", body=True, status=201,
              result="team", message="Team created."),

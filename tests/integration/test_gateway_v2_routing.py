@@ -82,3 +82,28 @@ def test_deleting_a_service_removes_its_targets_and_a_team_keeps_its_services(ht
     assert db.one("SELECT team_id FROM services WHERE service_id = %s", (sid,)) == {"team_id": None}
     db.execute("DELETE FROM services WHERE service_id = %s", (sid,))
     assert http.get("/v2/notification-targets").json()["results"] == []
+
+
+def test_service_history_and_deletion_over_v2(http):
+    sid = service_id(http)
+    http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"})
+    http.post("/heartbeat", json={"heartbeat_name": "web", "status": "FAILED"})
+    history = http.get(f"/v2/services/{sid}/transitions").json()["results"]
+    assert [(t["reason"], t["to_state"]) for t in history] == [
+        ("reported_failure", "down"), ("first_heartbeat", "up")]
+    alerts = http.get("/alerts", params={"active": 1}).json()["results"]
+    assert [a["reason"] for a in alerts] == ["reported_failure"]
+    assert http.delete(f"/v2/services/{sid}").status_code == 200
+    assert http.get("/service/web").status_code == 404
+    assert http.delete(f"/v2/services/{sid}").status_code == 404
+
+
+def test_team_id_links_a_service_to_a_team(http):
+    team = http.post("/v2/teams", json={"name": "ops"}).json()["results"]
+    created = http.post("/service", json={"heartbeat_name": "api", "service_name": "api",
+                                          "alert_interval": 1, "team_id": team["team_id"]})
+    assert created.json()["results"][0]["team_id"] == team["team_id"]
+    missing = http.post("/service/api", json={"team_id": 999999})
+    assert missing.status_code == 400 and "team_id 999999 does not exist" in missing.json()["message"]
+    http.delete(f"/v2/teams/{team['team_id']}")
+    assert http.get("/service/api").json()["results"][0]["team_id"] is None
