@@ -88,6 +88,29 @@ def _scalar_from_json(field: FieldDescriptor, value: Any, path: str) -> Any:
     raise HttpError(400, f"Field `{path}` cannot be set over HTTP.")
 
 
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def _map_wrapper(field: FieldDescriptor) -> FieldDescriptor | None:
+    """The map inside a message that only wraps one (e.g. WebhookHeaders{values}),
+    used to tell "not given" from "empty"; JSON gives the map directly."""
+    inner = field.message_type
+    if inner is None or inner.full_name.startswith("google.protobuf."):
+        return None
+    if len(inner.fields) == 1 and _is_map(inner.fields[0]):
+        return inner.fields[0]
+    return None
+
+
+def _fill_map(target, field: FieldDescriptor, value: Any, path: str) -> None:
+    if not isinstance(value, dict):
+        raise HttpError(400, f"Field `{path}` must be a JSON object.")
+    value_field = field.message_type.fields_by_name["value"]
+    for key, item in value.items():
+        target[key] = _scalar_from_json(value_field, item, f"{path}.{key}")
+
+
 def fill(message: Message, data: dict[str, Any], prefix: str = "") -> Message:
     """Sets ``message``'s fields from a JSON object; null means "not given"."""
     fields = message.DESCRIPTOR.fields_by_name
@@ -104,6 +127,13 @@ def fill(message: Message, data: dict[str, Any], prefix: str = "") -> Message:
                 raise HttpError(400, f"Field `{path}` must be a JSON object.")
             getattr(message, name).SetInParent()  # present even when empty
             getattr(message, name).update(value)
+        elif _is_map(field):
+            _fill_map(getattr(message, name), field, value, path)
+        elif _map_wrapper(field) is not None:
+            wrapper = getattr(message, name)
+            wrapper.SetInParent()
+            inner = _map_wrapper(field)
+            _fill_map(getattr(wrapper, inner.name), inner, value, path)
         elif field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
             getattr(message, name).CopyFrom(_timestamp_from_json(value, path))
         elif field.is_repeated:
@@ -143,7 +173,13 @@ def to_json(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in message.DESCRIPTOR.fields:
         value = getattr(message, field.name)
-        if field.is_repeated:
+        if _is_map(field):
+            value_field = field.message_type.fields_by_name["value"]
+            out[field.name] = {k: _value_to_json(value_field, v) for k, v in value.items()}
+        elif _map_wrapper(field) is not None:
+            present = message.HasField(field.name)
+            out[field.name] = dict(getattr(value, _map_wrapper(field).name)) if present else None
+        elif field.is_repeated:
             out[field.name] = [_value_to_json(field, v) for v in value]
         elif field.has_presence and not message.HasField(field.name):
             out[field.name] = None
@@ -164,6 +200,8 @@ def json_schema(descriptor: Descriptor, exclude: frozenset[str] = frozenset()) -
 
 
 def _field_schema(field: FieldDescriptor) -> dict[str, Any]:
+    if _is_map(field) or _map_wrapper(field) is not None:
+        return {"type": "object", "additionalProperties": {"type": "string"}}
     if field.message_type is not None:
         full = field.message_type.full_name
         if full == "google.protobuf.Timestamp":

@@ -31,6 +31,7 @@ class RpcRoute:
     rpc: str             # "medic.v1.RoutingService/CreateTeam"
     summary: str
     body: bool = False   # the JSON body fills the request
+    body_field: str | None = None  # ... or only this message field of it
     query: tuple[str, ...] = ()  # query parameters that fill request fields
     status: int = 200
     result: str | None = None    # response field returned as `results`; None: the whole response
@@ -98,9 +99,13 @@ def _handler(gw, spec: RpcRoute, request_cls, response_cls):
             data.update(await read_json(request, gw.settings.max_body_bytes,
                                         required=spec.method == "POST"))
         clash = set(data) & set(spec.path_params)
-        if clash:
+        if clash and spec.body_field is None:
             raise HttpError(400, f"Field(s) {', '.join(sorted(clash))} belong in the path.")
-        protojson.fill(message, data)
+        if spec.body_field is not None:
+            protojson.fill(getattr(message, spec.body_field), data)
+            getattr(message, spec.body_field).SetInParent()
+        else:
+            protojson.fill(message, data)
         fields = request_cls.DESCRIPTOR.fields_by_name
         for name in spec.query:
             raw = request.query_params.get(name)
@@ -129,8 +134,9 @@ def openapi_paths(table: list[RpcRoute]) -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": spec.summary, "tags": [spec.backend],
             "description": f"Calls `{spec.rpc}`; needs the `{policy.scope_name}` scope.",
-            "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "integer"}
-                            if ":int}" in spec.path else {"type": "string"}} for p in spec.path_params],
+            "parameters": [{"name": p, "in": "path", "required": True,
+                            "schema": {"type": "integer"} if f"{{{p}:int}}" in spec.path else {"type": "string"}}
+                           for p in spec.path_params],
             "responses": {str(spec.status): {"description": spec.message or "OK"},
                           "400": {"description": "Invalid input"}, "401": {"description": "No valid API key"},
                           "403": {"description": "Missing scope"}, "404": {"description": "Not found"},
@@ -141,7 +147,9 @@ def openapi_paths(table: list[RpcRoute]) -> dict[str, Any]:
             operation["parameters"].append({"name": name, "in": "query", "required": False,
                                              "schema": protojson._field_schema(fields[name])})
         if spec.body:
+            body_type = (method.input_type.fields_by_name[spec.body_field].message_type
+                         if spec.body_field else method.input_type)
             operation["requestBody"] = {"required": spec.method == "POST", "content": {"application/json": {
-                "schema": protojson.json_schema(method.input_type, frozenset(spec.path_params))}}}
+                "schema": protojson.json_schema(body_type, frozenset(spec.path_params))}}}
         paths.setdefault(path, {})[spec.method.lower()] = operation
     return paths

@@ -1,10 +1,23 @@
 """The /v2 management routes (SPEC section 7), one RPC each."""
 from gateway.v2 import RpcRoute
 
+AUTH = "medic.v1.AuthService/"
+DELIVERY = "medic.v1.DeliveryService/"
 HEARTBEAT = "medic.v1.HeartbeatService/"
 ROUTING = "medic.v1.RoutingService/"
 
 TABLE: list[RpcRoute] = [
+    # API keys
+    RpcRoute("POST", "/v2/api-keys", AUTH + "CreateApiKey",
+             "Create an API key; the plaintext key is in results.key, shown this once",
+             body=True, status=201, message="API key created. Store the key now: it is not shown again."),
+    RpcRoute("GET", "/v2/api-keys", AUTH + "ListApiKeys", "List API keys (never the keys or their hashes)",
+             result="api_keys"),
+    RpcRoute("DELETE", "/v2/api-keys/{key_id}", AUTH + "RevokeApiKey", "Revoke an API key",
+             result="api_key", message="API key revoked."),
+    RpcRoute("PUT", "/v2/api-keys/{key_id}/rate-limits", AUTH + "SetRateLimits",
+             "Set a key's rate-limit overrides (0 removes one)", body=True, body_field="rate_limits",
+             result="api_key", message="Rate limits updated."),
     # services (the legacy /service endpoints cover the rest)
     RpcRoute("DELETE", "/v2/services/{service_id:int}", HEARTBEAT + "DeleteService",
              "Delete a service with its heartbeats, alerts and notification targets",
@@ -32,4 +45,22 @@ TABLE: list[RpcRoute] = [
              message="Notification target updated."),
     RpcRoute("DELETE", "/v2/notification-targets/{target_id:int}", ROUTING + "DeleteNotificationTarget",
              "Delete a notification target", message="Notification target deleted."),
+    # webhook subscriptions
+    RpcRoute("POST", "/v2/webhooks", DELIVERY + "CreateWebhook",
+             "Subscribe a webhook to one service's alerts (service_id) or to all (no service_id); "
+             "the signing secret is generated when absent and returned this once", body=True, status=201,
+             message="Webhook created. Store the secret now: it is not shown again."),
+    RpcRoute("GET", "/v2/webhooks", DELIVERY + "ListWebhooks", "List webhook subscriptions (never secrets)",
+             query=("service_id",), result="webhooks"),
+    RpcRoute("PATCH", "/v2/webhooks/{webhook_id:int}", DELIVERY + "UpdateWebhook",
+             "Change a webhook subscription (service_id 0 makes it global; headers are replaced whole)",
+             body=True, result="webhook", message="Webhook updated."),
+    RpcRoute("DELETE", "/v2/webhooks/{webhook_id:int}", DELIVERY + "DeleteWebhook",
+             "Delete a webhook subscription", message="Webhook deleted."),
+    # deliveries
+    RpcRoute("GET", "/v2/deliveries", DELIVERY + "ListDeliveries",
+             "The delivery log, newest first", query=("alert_id", "service_id", "target_id", "webhook_id",
+                                                      "status", "limit"), result="deliveries"),
+    RpcRoute("POST", "/v2/deliveries/{delivery_id:int}/retry", DELIVERY + "RetryDelivery",
+             "Try a failed or skipped delivery again", result="delivery", message="Delivery queued again."),
 ]

@@ -71,7 +71,7 @@ def cmd_serve(args) -> int:
     return server.run(component, host=settings.host, port=settings.grpc_port(args.process),
                       metrics_port=settings.metrics_port(args.process), workers=settings.grpc_workers,
                       grace=settings.shutdown_grace_seconds,
-                      authorizer=authwiring.service_authorizer(settings, args.process))
+                      authorizer=authwiring.service_authorizer(settings, args.process, component))
 
 
 def cmd_config(args) -> int:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 # The Medic gRPC services, in the order `medic up` starts them (the gateway comes after).
-GRPC_SERVICES = ("heartbeat", "routing")
+GRPC_SERVICES = ("auth", "heartbeat", "routing", "delivery")
 
 
 class ConfigError(ValueError):

@@ -22,7 +22,7 @@ import psycopg2.extensions
 import psycopg2.extras
 import psycopg2.pool
 
-from medic.errors import Conflict, InvalidArgument, MedicError, Unavailable
+from medic.errors import Conflict, InvalidArgument, MedicError, MissingReference, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _translate(exc: psycopg2.Error) -> MedicError:
     if code == psycopg2.errorcodes.UNIQUE_VIOLATION:
         return Conflict("already exists")
     if code == psycopg2.errorcodes.FOREIGN_KEY_VIOLATION:
-        return InvalidArgument(_missing_reference(exc))
+        return _missing_reference(exc)
     if code in (psycopg2.errorcodes.CHECK_VIOLATION,
                 psycopg2.errorcodes.NOT_NULL_VIOLATION, psycopg2.errorcodes.STRING_DATA_RIGHT_TRUNCATION,
                 psycopg2.errorcodes.NUMERIC_VALUE_OUT_OF_RANGE,
@@ -49,14 +49,14 @@ def _translate(exc: psycopg2.Error) -> MedicError:
     return MedicError("database error")
 
 
-def _missing_reference(exc: psycopg2.Error) -> str:
+def _missing_reference(exc: psycopg2.Error) -> MissingReference:
     """'team_id 7 does not exist' from the server's detail 'Key (team_id)=(7) is not present ...'."""
     detail = getattr(getattr(exc, "diag", None), "message_detail", None) or ""
     if detail.startswith("Key (") and "is not present" in detail:
         column = detail[5:detail.index(")")]
         value = detail[detail.index("=(") + 2:detail.index(")", detail.index("=("))]
-        return f"{column} {value} does not exist"
-    return "a referenced record does not exist"
+        return MissingReference(f"{column} {value} does not exist", column, value)
+    return MissingReference("a referenced record does not exist")
 
 
 class Database:
@@ -75,6 +75,9 @@ class Database:
             application_name=application_name,
             connect_timeout=connect_timeout,
         )
+        # Open connections lazily, but keep every returned one (psycopg2 closes
+        # returned connections beyond `minconn`: a new connection per transaction).
+        self._pool.minconn = size
 
     def close(self) -> None:
         if not self._pool.closed:

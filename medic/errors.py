@@ -23,6 +23,15 @@ class InvalidArgument(MedicError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class MissingReference(InvalidArgument):
+    """A row refers to another that does not exist (a foreign-key violation)."""
+
+    def __init__(self, message: str, column: str = "", value: str = ""):
+        super().__init__(message)
+        self.column = column
+        self.value = value
+
+
 class NotFound(MedicError):
     code = grpc.StatusCode.NOT_FOUND
 

@@ -23,8 +23,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from medic import migrate
 from medic.config import GRPC_SERVICES, Settings
-from medic.db import wait_until_reachable
+from medic.db import Database, wait_until_reachable
 from medic.embedded import EmbeddedPostgres
+from services.auth import bootstrap
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,21 @@ class Launcher:
         applied = migrate.migrate(url)
         if applied:
             _say(f"Applied migrations: {', '.join(applied)}")
-        self.env["MEDIC_DATABASE_URL"] = url
-        self.settings = dataclasses.replace(self.settings, database_url=url)
+        token = bootstrap.ensure_service_token(self.settings)
+        self.env.update(MEDIC_DATABASE_URL=url, MEDIC_SERVICE_TOKEN=token)
+        self.settings = dataclasses.replace(self.settings, database_url=url, service_token=token)
+        admin_key = self._bootstrap_admin_key()
         for child in self.children:
             self._spawn(child)
             self._wait_ready(child)
-        self._print_addresses()
+        self._print_addresses(admin_key)
+
+    def _bootstrap_admin_key(self) -> str | None:
+        db = Database(self.settings.database_url, 1, application_name="medic-launcher")
+        try:
+            return bootstrap.bootstrap_admin_key(self.settings, db)
+        finally:
+            db.close()
 
     def _spawn(self, child: Child) -> None:
         child.process = subprocess.Popen(_serve_command(child.name), env=self.env,
@@ -108,15 +118,21 @@ class Launcher:
                 return False
             return reply.status == health_pb2.HealthCheckResponse.SERVING
 
-    def _print_addresses(self) -> None:
+    def _print_addresses(self, admin_key: str | None) -> None:
         host = self.settings.host
+        key_file = self.settings.data_dir.resolve() / bootstrap.ADMIN_KEY_FILE
+        if admin_key:
+            _say("")
+            _say("First start: created an admin API key. It is shown this once and kept in")
+            _say(f"{key_file} (mode 0600):")
+            _say(f"    {admin_key}")
         _say("")
         _say(f"Medic is up. Gateway: http://{host}:{self.settings.gateway_port}  "
              f"(API docs: http://{host}:{self.settings.gateway_port}/docs)")
         for name in SERVICES:
             _say(f"  gRPC {name:<9} {self.settings.target(name)}   "
                  f"metrics http://{host}:{self.settings.metrics_port(name)}/metrics")
-        _say(f"  data      {self.settings.data_dir.resolve()}")
+        _say(f"  data      {self.settings.data_dir.resolve()}   (admin key: {key_file})")
         _say("Press Ctrl-C to stop.")
 
     # --- supervise --------------------------------------------------------------

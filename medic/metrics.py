@@ -20,3 +20,23 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
     """Starts the Prometheus /metrics HTTP endpoint in a daemon thread."""
     server, _thread = start_http_server(port, addr=host)
     return server.server_address[1]
+
+
+# --- auth and rate limits (medic/authz.py, medic/ratelimit.py) ---------------
+AUTH_FAILURES = Counter(
+    "medic_auth_failures_total", "Rejected callers, by reason (missing_key, invalid_key, "
+    "expired_key, revoked_key, insufficient_scope)", ["reason"])
+AUTH_SUCCESSES = Counter(
+    "medic_auth_successes_total", "Authorized calls, by kind of caller (key, service, "
+    "propagated, anonymous)", ["kind"])
+AUTH_VERIFY_SECONDS = Histogram(
+    "medic_auth_verify_seconds", "Time to verify a key not in the cache (Authorize RPC or local)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
+AUTH_CACHE_LOOKUPS = Counter(
+    "medic_auth_cache_lookups_total", "Verified-key cache lookups, by result (hit, miss)",
+    ["result"])
+RATE_LIMITED = Counter(
+    "medic_rate_limited_total", "Requests refused by a rate limit, by class", ["class"])
+REDIS_ERRORS = Counter(
+    "medic_redis_errors_total", "Failed Redis calls (the rate limit then falls back to the "
+    "process's in-memory limiter)", ["operation"])

@@ -43,7 +43,8 @@ LOCK_SERVICES_FOR_INGEST = """
            service_name, team, priority, active, muted, threshold, recent_beats, activated_at,
            alert_interval_seconds, grace_period_seconds, state
     FROM services
-    WHERE lower(heartbeat_name) = ANY(%(names)s) OR service_id = ANY(%(ids)s)
+    WHERE service_id IN (SELECT service_id FROM services WHERE lower(heartbeat_name) = ANY(%(names)s)
+                         UNION ALL SELECT unnest(%(ids)s::bigint[]))
     ORDER BY service_id
     FOR UPDATE
 """

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import grpc
 
+from medic import authwiring
 from medic.config import Settings
 from medic.db import Database
 from medic.interceptors import ClientInterceptor
@@ -31,7 +32,7 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     db = db or Database(settings.database_url, settings.db_pool_size,
                         application_name="medic-routing")
     store = RoutingStore(db)
-    channel = delivery_channel(settings)
+    channel = delivery_channel(settings, authwiring.service_credential_metadata(settings))
     router = Router(store, DeliveryClient(channel, settings.rpc_timeout_seconds),
                     settings.slack_default_channel)
     servicer = RoutingServicer(store, router)

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg2.extras
 
 from medic.db import Database, Row
-from medic.errors import InvalidArgument, NotFound
+from medic.errors import MissingReference, NotFound
 from services.routing.selection import AlertRoute, NotificationTarget, PlannedTarget, Team
 
 TEAM_COLUMNS = "team_id, name, slack_channel_id, created_at, updated_at"
@@ -147,12 +147,10 @@ class RoutingStore:
                   "enabled": enabled}
         try:
             return self.db.one(INSERT_TARGET, params)
-        except InvalidArgument as err:
+        except MissingReference as err:
             # Every field was validated before; what the database can still
-            # refuse is the service reference (a foreign-key violation).
-            if "FOREIGN_KEY_VIOLATION" in err.message:
-                raise NotFound(f"service {service_id} not found") from err
-            raise
+            # refuse is the service reference.
+            raise NotFound(f"service {service_id} not found") from err
 
     def target(self, target_id: int) -> Row:
         row = self.db.one(SELECT_TARGET, (target_id,))

@@ -50,21 +50,67 @@ def routing_server(settings, db):
     running.stop(grace=1)
 
 
+@dataclasses.dataclass
+class Stack:
+    """Every Medic service in-process on loopback, with auth enforced, on one test database."""
+    settings: Settings
+    admin_key: str
+    servers: dict
+
+
 @pytest.fixture
-def gateway(settings, heartbeat_server, routing_server):
-    gateway_settings = dataclasses.replace(settings, heartbeat_target=f"127.0.0.1:{heartbeat_server.port}",
-                                           routing_target=f"127.0.0.1:{routing_server.port}")
-    server = ThreadedUvicorn(create_app(gateway_settings), free_port()).start()
+def stack(database_url, db, tmp_path):
+    from medic.authz import KeyAuthorizer
+    from services.auth import app as auth_app, bootstrap
+    from services.delivery import app as delivery_app
+    from tests.integration.auth_support import SERVICE_TOKEN
+
+    settings = Settings(database_url=database_url, service_token=SERVICE_TOKEN, data_dir=tmp_path,
+                        monitor_enabled=False, auth_cache_ttl_seconds=1.0, webhook_allow_private=True)
+    admin_key = bootstrap.bootstrap_admin_key(settings, db)
+    auth_component = auth_app.build(settings, db=db)
+    servers = {"auth": create_server(auth_component, port=0, workers=8,
+                                     authorizer=auth_app.authorizer(settings, auth_component))}
+    settings = dataclasses.replace(settings, auth_target=f"127.0.0.1:{servers['auth'].port}")
+    servers["delivery"] = create_server(delivery_app.build(settings, db=db), port=0, workers=8,
+                                        authorizer=KeyAuthorizer(settings))
+    settings = dataclasses.replace(settings, delivery_target=f"127.0.0.1:{servers['delivery'].port}")
+    servers["routing"] = create_server(routing_app.build(settings, db=db), port=0, workers=8,
+                                       authorizer=KeyAuthorizer(settings))
+    settings = dataclasses.replace(settings, routing_target=f"127.0.0.1:{servers['routing'].port}")
+    servers["heartbeat"] = create_server(heartbeat_app.build(settings, db=db), port=0, workers=16,
+                                         authorizer=KeyAuthorizer(settings))
+    settings = dataclasses.replace(settings, heartbeat_target=f"127.0.0.1:{servers['heartbeat'].port}")
+    yield Stack(settings, admin_key, servers)
+    for name in ("heartbeat", "routing", "delivery", "auth"):
+        servers[name].stop(1)
+
+
+def start_gateway(stack: Stack, **overrides) -> ThreadedUvicorn:
+    from medic.authz import AsyncKeyAuthorizer, service_credential_metadata
+
+    settings = dataclasses.replace(stack.settings, **overrides)
+    app = create_app(settings, authorizer=AsyncKeyAuthorizer(settings),
+                     credential_metadata=service_credential_metadata(settings))
+    return ThreadedUvicorn(app, free_port()).start()
+
+
+@pytest.fixture
+def gateway(stack):
+    server = start_gateway(stack)
     yield server
     server.stop()
 
 
 class HttpClient:
-    """requests against one gateway, with a timeout on every call."""
+    """requests against one gateway, with a timeout on every call and, when given,
+    an API key."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, key: str | None = None):
         self.url = url
         self.session = requests.Session()
+        if key:
+            self.session.headers["Authorization"] = f"Bearer {key}"
 
     def request(self, method, path, **kw):
         kw.setdefault("timeout", 10)
@@ -84,7 +130,8 @@ class HttpClient:
 
 
 @pytest.fixture
-def http(gateway):
-    client = HttpClient(gateway.url)
+def http(gateway, stack):
+    """An admin's HTTP client of a gateway in front of the whole stack."""
+    client = HttpClient(gateway.url, stack.admin_key)
     yield client
     client.session.close()

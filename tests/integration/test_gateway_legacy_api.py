@@ -1,8 +1,9 @@
 """The legacy HTTP API through a real gateway (uvicorn) and a real heartbeat service."""
 from __future__ import annotations
 
+import time
+
 import pytest
-import requests
 
 
 def envelope_of(response) -> dict:
@@ -131,8 +132,7 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("method, path, body, status, text", BAD_INPUTS)
 def test_bad_input_gets_a_4xx_with_the_envelope(http, method, path, body, status, text):
     http.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1})
-    response = requests.request(method, http.url + path, data=body, timeout=10,
-                                headers={"Content-Type": "application/json"})
+    response = http.request(method, path, data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status, response.text
     payload = envelope_of(response)
     assert payload["success"] is False
@@ -141,7 +141,7 @@ def test_bad_input_gets_a_4xx_with_the_envelope(http, method, path, body, status
 
 def test_body_over_64_kib_is_refused_with_413(http):
     big = b'{"heartbeat_name": "web", "status": "UP", "pad": "' + b"x" * 70_000 + b'"}'
-    response = requests.post(http.url + "/heartbeat", data=big, timeout=10)
+    response = http.post("/heartbeat", data=big)
     assert response.status_code == 413 and envelope_of(response)["success"] is False
 
     def chunks():  # no Content-Length: the limit holds while streaming too
@@ -150,7 +150,7 @@ def test_body_over_64_kib_is_refused_with_413(http):
             yield b"x" * 1024
         yield b'"}'
 
-    streamed = requests.post(http.url + "/heartbeat", data=chunks(), timeout=10)
+    streamed = http.post("/heartbeat", data=chunks())
     assert streamed.status_code == 413
 
 
@@ -166,37 +166,35 @@ def test_health_endpoints_report_dependencies(http):
     ready = http.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["database"] == "healthy"
-    assert ready.json()["services"] == {"heartbeat": "healthy", "routing": "healthy"}
+    assert ready.json()["services"] == {"auth": "healthy", "heartbeat": "healthy", "routing": "healthy",
+                                        "delivery": "healthy"}
     health = http.get("/health").json()
     assert health["status"] == "healthy" and health["components"]["database"]["status"] == "healthy"
 
 
-def test_heartbeat_service_down_gives_503_then_recovers(settings, heartbeat_server, http):
+def test_heartbeat_service_down_gives_503_then_recovers(stack, db, http):
+    from medic.authz import KeyAuthorizer
+    from medic.server import create_server
+    from services.heartbeat import app as heartbeat_app
+
     http.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1})
-    port = heartbeat_server.port
-    heartbeat_server.stop(grace=0)
+    port = stack.servers["heartbeat"].port
+    stack.servers["heartbeat"].stop(grace=0)
     down = http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"})
     assert down.status_code == 503 and envelope_of(down)["success"] is False
     ready = http.get("/health/ready")
     assert ready.status_code == 503 and ready.json()["services"]["heartbeat"] == "unreachable"
 
-    from medic.server import create_server
-    from services.heartbeat import app as heartbeat_app
-    from medic.db import Database
-
-    db = Database(settings.database_url, size=4)
-    restarted = create_server(heartbeat_app.build(settings, db=db), port=port)
-    try:
-        import time
-        deadline = time.monotonic() + 15
-        while True:
-            response = http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"})
-            if response.status_code == 201:
-                break
-            assert response.status_code == 503 and time.monotonic() < deadline
-            time.sleep(0.2)
-    finally:
-        restarted.stop(1)
+    stack.servers["heartbeat"] = create_server(heartbeat_app.build(stack.settings, db=db), port=port,
+                                               authorizer=KeyAuthorizer(stack.settings))
+    deadline = time.monotonic() + 15
+    while True:
+        response = http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"})
+        if response.status_code == 201:
+            break
+        assert response.status_code == 503 and time.monotonic() < deadline
+        time.sleep(0.2)
+    assert http.get("/health/ready").status_code == 200
 
 
 def test_metrics_and_docs_are_served(http):

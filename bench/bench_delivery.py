@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Delivery throughput and slow-receiver isolation, on this machine.
+
+    .venv/bin/python bench/bench_delivery.py [--dsn postgresql://postgres@127.0.0.1:5432/postgres]
+                                             [--deliveries 2000] [--processes 2] [--workers 32]
+                                             [--slow 100] [--slow-seconds 10]
+
+Creates a fresh database, starts N delivery processes (as `medic serve delivery`
+does), and measures, one after another:
+
+  throughput  --deliveries webhook notifications enqueued, then the processes
+              started: deliveries per second from the first arrival at one local
+              receiver to the last (and the enqueue rate, 8 threads)
+  isolation   --slow notifications to a receiver that answers after --slow-seconds,
+              then 100 to a fast receiver: how long the fast ones take
+
+Prints one JSON line per measurement. A report, not a gate (goal: >= 500/s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from medic import migrate  # noqa: E402
+from medic.db import Database  # noqa: E402
+from services.delivery.servicer import event_to_domain, plan_deliveries  # noqa: E402
+from services.delivery.store import DeliveryStore  # noqa: E402
+from tests.conftest import LOCAL_URL, _admin, drop_test_database, with_database  # noqa: E402
+from tests.fakes import Reply, WebhookReceiver  # noqa: E402
+from tests.integration.delivery_support import (  # noqa: E402
+    alert_event, fast_settings, start_delivery_process, stop_process, webhook_target)
+
+
+def enqueue_many(db: Database, url: str, first_alert: int, count: int) -> None:
+    store = DeliveryStore(db)
+
+    def one(n: int) -> None:
+        event = event_to_domain(alert_event(n))
+        store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target(url)], []))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(first_alert, first_alert + count)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dsn", default=LOCAL_URL)
+    parser.add_argument("--deliveries", type=int, default=2000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--slow", type=int, default=100)
+    parser.add_argument("--slow-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    name = f"medic_bench_delivery_{uuid.uuid4().hex[:6]}"
+    conn = _admin(args.dsn)
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    url = with_database(args.dsn, name)
+    migrate.migrate(url)
+    db = Database(url, 10)
+    settings = fast_settings(url, delivery_workers=args.workers, delivery_per_destination=16,
+                             delivery_lease_seconds=60.0,
+                             delivery_http_timeout_seconds=args.slow_seconds + 5)
+    processes = []
+    try:
+        with WebhookReceiver() as hook:
+            # Enqueue first, then start the processes: the rate is measured from the
+            # first to the last arrival, without the enqueue cost in it.
+            started = time.monotonic()
+            enqueue_many(db, hook.url, 1, args.deliveries)
+            enqueued = time.monotonic() - started
+            processes = [start_delivery_process(settings) for _ in range(args.processes)]
+            received = hook.wait_for(args.deliveries, timeout=600)
+            span = received[-1].received_at - received[0].received_at
+            print(json.dumps({"measure": "throughput", "deliveries": args.deliveries,
+                              "processes": args.processes, "workers": args.workers,
+                              "enqueue_per_second": round(args.deliveries / enqueued, 1),
+                              "seconds": round(span, 2),
+                              "deliveries_per_second": round(args.deliveries / span, 1)}))
+
+        with WebhookReceiver() as slow, WebhookReceiver() as fast:
+            slow.always(Reply(200, delay=args.slow_seconds))
+            enqueue_many(db, slow.url, 1_000_000, args.slow)
+            time.sleep(0.5)
+            started = time.monotonic()
+            enqueue_many(db, fast.url, 2_000_000, 100)
+            fast.wait_for(100, timeout=600)
+            print(json.dumps({"measure": "isolation", "slow_deliveries": args.slow,
+                              "slow_seconds": args.slow_seconds,
+                              "slow_in_flight": len(slow.requests),
+                              "fast_100_seconds": round(time.monotonic() - started, 2)}))
+    finally:
+        for proc in processes:
+            stop_process(proc, timeout=2)
+        db.close()
+        drop_test_database(args.dsn, name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The auth domain: API keys, scopes and per-key rate-limit overrides."""

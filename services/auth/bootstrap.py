@@ -1,0 +1,74 @@
+"""First start of an installation: the service credential and the first admin key.
+
+The launcher (``medic up``) calls, before starting the processes:
+
+* ``ensure_service_token(settings)`` -> the service credential: MEDIC_SERVICE_TOKEN
+  when set, else the one in ``$MEDIC_DATA_DIR/service.token``, created (mode
+  0600) on the first call. The launcher passes it to every Medic process as
+  MEDIC_SERVICE_TOKEN. Never print or log it.
+* ``bootstrap_admin_key(settings, db)`` (database migrated) -> the plaintext of
+  a new admin key when no key exists yet, else None. The key is also written to
+  ``$MEDIC_DATA_DIR/admin.key`` (0600); the launcher prints it once.
+
+Both are idempotent: a restart finds the token file and existing keys and
+creates nothing. Concurrent first starts are serialized by an advisory lock.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from medic.authz import SERVICE_TOKEN_PATTERN, SERVICE_TOKEN_PREFIX
+from medic.config import ConfigError, Settings
+from medic.db import Database
+from services.auth import keys
+from services.auth.store import KeyStore
+
+SERVICE_TOKEN_FILE = "service.token"
+ADMIN_KEY_FILE = "admin.key"
+BOOTSTRAP_KEY_NAME = "bootstrap-admin"
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Writes a secret readable by the owner only (atomically, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (value + "\n").encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def ensure_service_token(settings: Settings) -> str:
+    if settings.service_token:
+        if not SERVICE_TOKEN_PATTERN.fullmatch(settings.service_token):
+            raise ConfigError("MEDIC_SERVICE_TOKEN=***: expected mds_ followed by 43 URL-safe "
+                              "characters (delete it to let `medic up` generate one)")
+        return settings.service_token
+    path = Path(settings.data_dir) / SERVICE_TOKEN_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        if SERVICE_TOKEN_PATTERN.fullmatch(token):
+            return token
+        raise ConfigError(f"{path} does not hold a service credential; delete it to regenerate")
+    token = SERVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    write_secret(path, token)
+    return token
+
+
+def bootstrap_admin_key(settings: Settings, db: Database) -> str | None:
+    store = KeyStore(db)
+    if store.any_key():  # the usual restart: no hashing, no lock
+        return None
+    key_id, key = keys.new_key()
+    row = store.create_first(
+        key_id=key_id, name=BOOTSTRAP_KEY_NAME, key_hash=keys.hash_key(key), scopes=["admin"],
+        heartbeat_per_minute=None, management_per_minute=None, expires_at=None)
+    if row is None:
+        return None
+    write_secret(Path(settings.data_dir) / ADMIN_KEY_FILE, key)
+    return key

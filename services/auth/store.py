@@ -1,0 +1,112 @@
+"""The auth domain's table: api_keys. All SQL of the domain lives here."""
+from __future__ import annotations
+
+import datetime as dt
+
+from medic.db import Database, Row
+from medic.errors import NotFound
+
+KEY_COLUMNS = """
+    key_id, name, scopes, heartbeat_per_minute, management_per_minute, created_at,
+    expires_at, revoked_at, last_used_at
+"""
+
+INSERT_KEY = f"""
+    INSERT INTO api_keys (key_id, name, key_hash, scopes, heartbeat_per_minute,
+                          management_per_minute, expires_at)
+    VALUES (%(key_id)s, %(name)s, %(key_hash)s, %(scopes)s, %(heartbeat_per_minute)s,
+            %(management_per_minute)s, %(expires_at)s)
+    RETURNING {KEY_COLUMNS}
+"""
+
+SELECT_KEYS = f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
+
+SELECT_KEY_FOR_VERIFICATION = f"""
+    SELECT {KEY_COLUMNS}, key_hash, now() AS now FROM api_keys WHERE key_id = %s
+"""
+
+# Revoking twice keeps the first revocation time.
+REVOKE_KEY = f"""
+    UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = %s
+    RETURNING {KEY_COLUMNS}
+"""
+
+# A flag per column says whether to change it; 0 clears the override (NULL).
+SET_RATE_LIMITS = f"""
+    UPDATE api_keys SET
+        heartbeat_per_minute = CASE WHEN %(set_heartbeat)s
+            THEN nullif(%(heartbeat_per_minute)s, 0) ELSE heartbeat_per_minute END,
+        management_per_minute = CASE WHEN %(set_management)s
+            THEN nullif(%(management_per_minute)s, 0) ELSE management_per_minute END
+    WHERE key_id = %(key_id)s
+    RETURNING {KEY_COLUMNS}
+"""
+
+# At most one write per key per minute, whatever the number of processes.
+TOUCH_LAST_USED = """
+    UPDATE api_keys SET last_used_at = now()
+    WHERE key_id = %s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+"""
+
+# Serializes concurrent first starts (several auth replicas starting at once).
+LOCK_BOOTSTRAP = "SELECT pg_advisory_xact_lock(hashtext('medic.auth.bootstrap'))"
+ANY_KEY_EXISTS = "SELECT EXISTS (SELECT 1 FROM api_keys) AS present"
+
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+class KeyStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create(self, *, key_id: str, name: str, key_hash: str, scopes: list[str],
+               heartbeat_per_minute: int | None, management_per_minute: int | None,
+               expires_at: dt.datetime | None) -> Row:
+        with self.db.transaction() as tx:
+            return tx.one(INSERT_KEY, dict(
+                key_id=key_id, name=name, key_hash=key_hash, scopes=scopes,
+                heartbeat_per_minute=heartbeat_per_minute,
+                management_per_minute=management_per_minute, expires_at=expires_at))
+
+    def create_first(self, **fields) -> Row | None:
+        """Creates the key only when the table is empty (bootstrap); None otherwise."""
+        with self.db.transaction() as tx:
+            tx.one(LOCK_BOOTSTRAP)
+            if tx.one(ANY_KEY_EXISTS)["present"]:
+                return None
+            return tx.one(INSERT_KEY, fields)
+
+    def any_key(self) -> bool:
+        return self.db.one(ANY_KEY_EXISTS)["present"]
+
+    def list(self) -> list[Row]:
+        return self.db.all(SELECT_KEYS)
+
+    def for_verification(self, key_id: str) -> Row | None:
+        return self.db.one(SELECT_KEY_FOR_VERIFICATION, (key_id,))
+
+    def revoke(self, key_id: str) -> Row:
+        row = self.db.one(REVOKE_KEY, (key_id,))
+        if row is None:
+            raise NotFound(f"API key {key_id} not found")
+        return row
+
+    def set_rate_limits(self, key_id: str, *, heartbeat_per_minute: int | None,
+                        management_per_minute: int | None) -> Row:
+        row = self.db.one(SET_RATE_LIMITS, dict(
+            key_id=key_id,
+            set_heartbeat=heartbeat_per_minute is not None,
+            heartbeat_per_minute=heartbeat_per_minute or 0,
+            set_management=management_per_minute is not None,
+            management_per_minute=management_per_minute or 0))
+        if row is None:
+            raise NotFound(f"API key {key_id} not found")
+        return row
+
+    def touch_last_used(self, row: Row) -> None:
+        """Records a use, unless one was recorded less than a minute ago."""
+        last = row["last_used_at"]
+        if last is not None and row["now"] - last < LAST_USED_RESOLUTION:
+            return
+        self.db.execute(TOUCH_LAST_USED, (row["key_id"],))
+

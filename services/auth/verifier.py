@@ -1,0 +1,78 @@
+"""Verifying a presented key against the database: the auth service's own verifier.
+
+Authorize uses it directly: every answer reads the key's row (revocation,
+expiry and overrides are always current, whichever auth replica revoked), so a
+caller's cache TTL is the only delay before a revocation applies everywhere.
+The expensive part, argon2, is remembered instead: a presented key that matched
+a hash is not hashed again for MEDIC_AUTH_CACHE_TTL_SECONDS (once per key per
+TTL in this process, however many processes ask). The auth process's own
+interceptor puts a ``medic.authz.CachedVerifier`` in front of it, so the auth
+service never calls itself.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from medic.authz import CACHE_MAX_ENTRIES, INVALID_KEY, KeyGrant, Verdict, key_digest, parse_key
+from medic.config import Settings
+from medic.errors import MedicError
+from medic.db import Row
+from services.auth import keys
+from services.auth.store import KeyStore
+
+log = logging.getLogger(__name__)
+
+
+def grant_from_row(row: Row, settings: Settings) -> KeyGrant:
+    expires_at = row["expires_at"]
+    return KeyGrant(
+        key_id=row["key_id"], name=row["name"], scopes=frozenset(row["scopes"]),
+        heartbeat_per_minute=(row["heartbeat_per_minute"]
+                              or settings.rate_limit_heartbeat_per_minute),
+        management_per_minute=(row["management_per_minute"]
+                               or settings.rate_limit_management_per_minute),
+        expires_at=expires_at.timestamp() if expires_at else None)
+
+
+class LocalVerifier:
+    def __init__(self, store: KeyStore, settings: Settings):
+        self.store = store
+        self.settings = settings
+        self.ttl = settings.auth_cache_ttl_seconds
+        # SHA-256 of a presented key -> (the hash it matched, until when we trust that)
+        self._matched: dict[bytes, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _matches(self, row: Row, key: str) -> bool:
+        digest = key_digest(key)
+        known = self._matched.get(digest)
+        if known is not None and known[0] == row["key_hash"] and time.monotonic() < known[1]:
+            return True
+        if not keys.key_matches(row["key_hash"], key):
+            return False
+        with self._lock:
+            if len(self._matched) >= CACHE_MAX_ENTRIES:
+                self._matched.pop(next(iter(self._matched)))
+            self._matched[digest] = (row["key_hash"], time.monotonic() + self.ttl)
+        return True
+
+    def verify(self, key: str) -> Verdict:
+        # Malformed keys and unknown key ids end here, before any argon2 work.
+        key_id = parse_key(key)
+        if key_id is None:
+            return INVALID_KEY
+        row = self.store.for_verification(key_id)
+        if row is None or not self._matches(row, key):
+            return INVALID_KEY
+        # Only a caller who holds the real key learns it is revoked or expired.
+        if row["revoked_at"] is not None:
+            return Verdict("revoked_key")
+        if row["expires_at"] is not None and row["expires_at"] <= row["now"]:
+            return Verdict("expired_key")
+        try:
+            self.store.touch_last_used(row)
+        except MedicError as err:  # bookkeeping must not refuse a valid key
+            log.warning("could not record last use of key %s: %s", key_id, err.message)
+        return Verdict(None, grant_from_row(row, self.settings))

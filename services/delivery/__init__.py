@@ -1,0 +1,1 @@
+"""The delivery domain: a durable outbox and the Slack / PagerDuty / webhook senders."""

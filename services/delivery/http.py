@@ -1,0 +1,84 @@
+"""The HTTP transport the senders share: one POST, timed, no redirects,
+classified by the generic rules (2xx success; connection error, timeout, 408,
+429 and 5xx retryable; anything else permanent). A sender refines the
+classification for its API (Slack's `ok`, PagerDuty's 202)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+
+import requests
+
+from services.delivery.model import AttemptResult, Outcome, truncate_body
+from services.delivery.retry import parse_retry_after
+
+RETRYABLE_CODES = {408, 429}
+
+_sessions = threading.local()
+
+
+def session() -> requests.Session:
+    """One keep-alive session per worker thread (Session is not thread-safe)."""
+    current = getattr(_sessions, "session", None)
+    if current is None:
+        current = requests.Session()
+        current.trust_env = False  # no proxies from the environment for webhooks
+        _sessions.session = current
+    return current
+
+
+def classify_status(code: int) -> Outcome:
+    if 200 <= code < 300:
+        return Outcome.SUCCESS
+    if code in RETRYABLE_CODES or code >= 500:
+        return Outcome.RETRYABLE
+    return Outcome.PERMANENT
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float
+         ) -> tuple[requests.Response | None, AttemptResult]:
+    """POSTs and returns (response or None, generic result)."""
+    started = time.monotonic()
+    try:
+        response = session().post(url, data=body, headers=dict(headers), timeout=timeout,
+                                  allow_redirects=False)
+    except requests.Timeout:
+        return None, AttemptResult(Outcome.RETRYABLE, error=f"timeout after {timeout:g} s",
+                                   latency_ms=_ms(started))
+    except requests.ConnectionError as exc:
+        return None, AttemptResult(Outcome.RETRYABLE, error=f"connection error: {_short(exc)}",
+                                   latency_ms=_ms(started))
+    except requests.RequestException as exc:
+        return None, AttemptResult(Outcome.PERMANENT, error=f"request error: {_short(exc)}",
+                                   latency_ms=_ms(started))
+    outcome = classify_status(response.status_code)
+    error = "" if outcome is Outcome.SUCCESS else f"HTTP {response.status_code}"
+    if 300 <= response.status_code < 400:
+        error = f"HTTP {response.status_code}: redirects are not followed"
+    return response, AttemptResult(
+        outcome, response_code=response.status_code,
+        response_body=truncate_body(response.text or ""), error=error, latency_ms=_ms(started),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")))
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _short(exc: BaseException) -> str:
+    """The root cause's kind and message, never the URL (a query may hold a token)."""
+    seen = set()
+    cause: BaseException = exc
+    while id(cause) not in seen:
+        seen.add(id(cause))
+        nested = cause.__cause__ or cause.__context__ or next(
+            (a for a in getattr(cause, "args", ()) if isinstance(a, BaseException)), None)
+        reason = getattr(cause, "reason", None)
+        nested = nested or (reason if isinstance(reason, BaseException) else None)
+        if nested is None:
+            break
+        cause = nested
+    if isinstance(cause, OSError) and cause.strerror:
+        return f"{type(cause).__name__}: {cause.strerror}"
+    return type(cause).__name__

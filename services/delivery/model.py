@@ -1,0 +1,65 @@
+"""Values passed between the delivery stages: claim -> send -> schedule -> record.
+
+``Notification`` is one claimed delivery with everything a sender needs (no
+database access in senders); ``AttemptResult`` is what a sender says about one
+attempt: success, a retryable failure or a permanent one. Senders decide
+*whether* a failure is retryable; ``retry.py`` decides *when*.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+# Tracking stores at most this much of a receiver's answer.
+MAX_RESPONSE_BODY_BYTES = 4096
+
+EVENT_TYPES = {"trigger": "alert.triggered", "reminder": "alert.reminder",
+               "resolve": "alert.resolved"}
+
+
+class Outcome(str, Enum):
+    SUCCESS = "success"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: Outcome
+    response_code: int = 0
+    response_body: str = ""
+    error: str = ""
+    latency_ms: int = 0
+    # Seconds the receiver asked us to wait (Retry-After), when it did.
+    retry_after: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome is Outcome.SUCCESS
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One claimed delivery: where it goes and what it says."""
+    delivery_id: int
+    claim_token: str
+    target_type: str  # slack | pagerduty | webhook
+    config: dict[str, Any]
+    # The alert event in domain form (see servicer.event_to_domain).
+    event: dict[str, Any]
+    idempotency_key: str
+    destination_key: str
+    round_attempts: int
+    # Subscriptions: the webhook's current url / headers / secret (None: deleted).
+    webhook: dict[str, Any] | None = None
+    webhook_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def truncate_body(text: str) -> str:
+    """The first 4096 bytes of a body, cut on a character boundary."""
+    raw = text.encode("utf-8", errors="replace")
+    if len(raw) <= MAX_RESPONSE_BODY_BYTES:
+        return text
+    return raw[:MAX_RESPONSE_BODY_BYTES].decode("utf-8", errors="ignore")

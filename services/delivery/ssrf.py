@@ -1,0 +1,74 @@
+"""SSRF guard for webhook URLs: http(s) only, and no loopback, private,
+link-local, metadata or otherwise non-public destination unless allowed.
+
+Checked when a webhook is created or changed and again before every send
+(DNS can change in between). Every address the host resolves to must pass.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+# Cloud metadata endpoints that are not covered by the link-local / private ranges.
+METADATA_ADDRESSES = {ipaddress.ip_address("100.100.100.200"),  # Alibaba
+                      ipaddress.ip_address("fd00:ec2::254")}     # AWS IPv6
+
+Resolver = Callable[[str, int], list[str]]
+
+
+class UnsafeDestination(ValueError):
+    """The URL may not be called (message safe to show to the caller)."""
+
+
+class UnresolvableHost(UnsafeDestination):
+    """DNS gave no answer: refused at creation, worth another try at send time."""
+
+
+def resolve(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnresolvableHost(f"cannot resolve host {host!r}") from exc
+    return sorted({info[4][0] for info in infos})
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return False
+    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+                or ip.is_reserved or ip.is_unspecified or not ip.is_global)
+
+
+def check_url_shape(url: str) -> tuple[str, int]:
+    """Scheme and host checks that need no DNS; returns (host, port)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeDestination("malformed URL") from exc
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeDestination("only http and https URLs are allowed")
+    if not parts.hostname:
+        raise UnsafeDestination("URL has no host")
+    if parts.username or parts.password:
+        raise UnsafeDestination("credentials in the URL are not allowed")
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def check_destination(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> None:
+    """Raises UnsafeDestination unless every address of the URL's host is public."""
+    host, port = check_url_shape(url)
+    if allow_private:
+        return
+    addresses = resolver(host, port)
+    if not addresses:
+        raise UnresolvableHost(f"cannot resolve host {host!r}")
+    for address in addresses:
+        if not is_public(address):
+            raise UnsafeDestination(
+                f"destination {host!r} resolves to a non-public address ({address})")

@@ -1,0 +1,323 @@
+"""The delivery domain's tables: webhooks, deliveries (the outbox).
+
+All SQL of the domain lives here. Due times come from the database clock, so
+every delivery process agrees on them. A claim moves `next_attempt_at` to the
+end of the lease and stamps a claim token: if the worker dies, the row simply
+becomes due again; if it lives, only the holder of the token may record the
+attempt (a worker whose lease was taken over cannot overwrite the new one).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2.extras import Json
+
+from medic.db import Database, Row
+from medic.errors import FailedPrecondition, NotFound
+
+DELIVERY_COLUMNS = """
+    delivery_id, event_id, position, kind, alert_id, service_id, target_type, target_id,
+    webhook_id, mode, in_chain, config, destination_key, idempotency_key, status, attempts,
+    round_attempts, next_attempt_at, last_attempt_at, last_response_code, last_response_body,
+    last_error, last_latency_ms, created_at, updated_at
+"""
+
+INSERT_DELIVERIES = """
+    INSERT INTO deliveries (event_id, position, kind, alert_id, service_id, target_type,
+                            target_id, webhook_id, mode, in_chain, config, event,
+                            destination_key, idempotency_key, next_attempt_at)
+    VALUES %s
+    ON CONFLICT (event_id, position) DO NOTHING
+    RETURNING delivery_id
+"""
+INSERT_TEMPLATE = """(%(event_id)s, %(position)s, %(kind)s, %(alert_id)s, %(service_id)s,
+    %(target_type)s, %(target_id)s, %(webhook_id)s, %(mode)s, %(in_chain)s, %(config)s,
+    %(event)s, %(destination_key)s, %(idempotency_key)s,
+    CASE WHEN %(due_now)s THEN now() END)"""
+
+SELECT_EVENT_DELIVERY_IDS = "SELECT delivery_id FROM deliveries WHERE event_id = %s ORDER BY position"
+
+# Candidates for a claim, oldest due first; rows other workers hold are skipped.
+# Per alert and destination, events go out in order: a RESOLVE waits while the
+# TRIGGER to the same place is still pending or retrying (PagerDuty would
+# otherwise open an incident after its resolve).
+LOCK_DUE = """
+    SELECT d.delivery_id, d.destination_key FROM deliveries d
+    WHERE d.next_attempt_at <= now() AND d.status IN ('pending', 'retrying')
+      AND d.destination_key <> ALL(%(full)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries earlier
+          WHERE earlier.alert_id = d.alert_id AND earlier.delivery_id < d.delivery_id
+            AND earlier.destination_key = d.destination_key
+            AND earlier.status IN ('pending', 'retrying'))
+    ORDER BY d.next_attempt_at
+    LIMIT %(scan)s
+    FOR UPDATE OF d SKIP LOCKED
+"""
+
+CLAIM = """
+    UPDATE deliveries
+    SET attempts = attempts + 1, round_attempts = round_attempts + 1,
+        claim_token = %(token)s, last_attempt_at = now(), updated_at = now(),
+        next_attempt_at = now() + make_interval(secs => %(lease)s)
+    WHERE delivery_id = ANY(%(ids)s)
+    RETURNING delivery_id, target_type, config, event, idempotency_key, destination_key,
+              round_attempts, webhook_id, claim_token::text AS claim_token
+"""
+
+SELECT_WEBHOOKS_BY_ID = """
+    SELECT webhook_id, url, headers, secret, enabled FROM webhooks WHERE webhook_id = ANY(%s)
+"""
+
+RECORD_ATTEMPT = """
+    UPDATE deliveries
+    SET status = %(status)s, claim_token = NULL, updated_at = now(),
+        next_attempt_at = CASE WHEN %(delay)s::float8 IS NULL THEN NULL
+                               ELSE now() + make_interval(secs => %(delay)s::float8) END,
+        last_response_code = %(response_code)s, last_response_body = %(response_body)s,
+        last_error = %(error)s, last_latency_ms = %(latency_ms)s
+    WHERE delivery_id = %(delivery_id)s AND claim_token = %(token)s
+    RETURNING event_id, position, in_chain, status, target_type
+"""
+
+# NOTIFY_MODE_UNTIL_SUCCESS: after a success the waiting targets are skipped ...
+SKIP_REST_OF_CHAIN = """
+    UPDATE deliveries SET status = 'skipped', next_attempt_at = NULL, updated_at = now()
+    WHERE event_id = %(event_id)s AND in_chain AND position > %(position)s
+      AND status = 'pending' AND next_attempt_at IS NULL
+    RETURNING target_type
+"""
+# ... and after a failure for good the next one becomes due.
+START_NEXT_IN_CHAIN = """
+    UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
+    WHERE delivery_id = (
+        SELECT delivery_id FROM deliveries
+        WHERE event_id = %(event_id)s AND in_chain AND position > %(position)s
+          AND status = 'pending' AND next_attempt_at IS NULL
+        ORDER BY position LIMIT 1)
+"""
+
+RELEASE_CLAIMS = """
+    UPDATE deliveries SET next_attempt_at = now(), claim_token = NULL, updated_at = now()
+    WHERE delivery_id = ANY(%(ids)s) AND claim_token = ANY(%(tokens)s::uuid[])
+"""
+
+RETRY_BY_HAND = f"""
+    UPDATE deliveries
+    SET status = 'pending', round_attempts = 0, next_attempt_at = now(), claim_token = NULL,
+        updated_at = now()
+    WHERE delivery_id = %s AND status IN ('failed', 'skipped')
+    RETURNING {DELIVERY_COLUMNS}
+"""
+SELECT_DELIVERY = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s"
+
+LIST_DELIVERIES = f"""
+    SELECT {DELIVERY_COLUMNS} FROM deliveries
+    WHERE (%(alert_id)s = 0 OR alert_id = %(alert_id)s)
+      AND (%(service_id)s = 0 OR service_id = %(service_id)s)
+      AND (%(target_id)s = 0 OR target_id = %(target_id)s)
+      AND (%(webhook_id)s = 0 OR webhook_id = %(webhook_id)s)
+      AND (%(status)s = '' OR status = %(status)s)
+    ORDER BY delivery_id DESC
+    LIMIT %(limit)s
+"""
+
+QUEUE_STATS = """
+    SELECT count(*) AS due,
+           COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at)), 0)::float8 AS oldest_seconds
+    FROM deliveries
+    WHERE next_attempt_at <= now() AND status IN ('pending', 'retrying')
+"""
+
+WEBHOOK_COLUMNS = "webhook_id, url, service_id, headers, secret, enabled, created_at, updated_at"
+
+INSERT_WEBHOOK = f"""
+    INSERT INTO webhooks (url, service_id, headers, secret, enabled)
+    VALUES (%(url)s, %(service_id)s, %(headers)s, %(secret)s, %(enabled)s)
+    RETURNING {WEBHOOK_COLUMNS}
+"""
+SELECT_WEBHOOK = f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = %s"
+LIST_WEBHOOKS = f"""
+    SELECT {WEBHOOK_COLUMNS} FROM webhooks
+    WHERE (%(service_id)s::bigint IS NULL OR service_id = %(service_id)s)
+    ORDER BY webhook_id
+"""
+LIST_WEBHOOKS_FOR_SERVICE = f"""
+    SELECT {WEBHOOK_COLUMNS} FROM webhooks
+    WHERE enabled AND (service_id IS NULL OR service_id = %s)
+    ORDER BY webhook_id
+"""
+UPDATE_WEBHOOK = f"""
+    UPDATE webhooks
+    SET url = COALESCE(%(url)s, url),
+        service_id = CASE WHEN %(set_service)s THEN %(service_id)s ELSE service_id END,
+        headers = COALESCE(%(headers)s, headers),
+        secret = COALESCE(%(secret)s, secret),
+        enabled = COALESCE(%(enabled)s, enabled),
+        updated_at = now()
+    WHERE webhook_id = %(webhook_id)s
+    RETURNING {WEBHOOK_COLUMNS}
+"""
+DELETE_WEBHOOK = "DELETE FROM webhooks WHERE webhook_id = %s"
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """One row to enqueue (built by the servicer from a PlannedTarget)."""
+    position: int
+    target_type: str
+    target_id: int | None
+    webhook_id: int | None
+    in_chain: bool
+    config: dict[str, Any]
+    destination_key: str
+    idempotency_key: str
+    due_now: bool
+
+
+@dataclass(frozen=True)
+class RecordedAttempt:
+    """What recording an attempt changed (None when the claim had been taken over)."""
+    status: str
+    target_type: str
+    skipped_types: list[str]
+
+
+class DeliveryStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # --- the outbox ----------------------------------------------------------
+    def enqueue(self, event: dict[str, Any], mode: str,
+                planned: Sequence[PlannedDelivery]) -> tuple[list[int], bool]:
+        """Inserts the event's deliveries once; returns (ids in plan order, created)."""
+        rows = [{"event_id": event["event_id"], "position": p.position, "kind": event["kind"],
+                 "alert_id": event["alert_id"], "service_id": event["service"]["service_id"],
+                 "target_type": p.target_type, "target_id": p.target_id,
+                 "webhook_id": p.webhook_id, "mode": mode, "in_chain": p.in_chain,
+                 "config": Json(p.config), "event": Json(event),
+                 "destination_key": p.destination_key, "idempotency_key": p.idempotency_key,
+                 "due_now": p.due_now} for p in planned]
+        with self.db.transaction() as tx:
+            inserted = tx.values(INSERT_DELIVERIES, rows, template=INSERT_TEMPLATE, fetch=True) \
+                if rows else []
+            ids = [r["delivery_id"] for r in tx.all(SELECT_EVENT_DELIVERY_IDS, (event["event_id"],))]
+        return ids, bool(inserted)
+
+    def claim_due(self, limit: int, lease_seconds: float, room: Callable[[str], int],
+                  full: Sequence[str] = ()) -> list[Row]:
+        """Claims up to `limit` due deliveries, at most `room(destination)` per
+        destination and none for the `full` ones, so a slow receiver's backlog
+        neither takes every worker nor hides the deliveries queued behind it.
+        Rows come with their webhook subscription, if any."""
+        if limit < 1:
+            return []
+        with self.db.transaction() as tx:
+            candidates = tx.all(LOCK_DUE, {"scan": limit * 4, "full": list(full)})
+            chosen: list[int] = []
+            taken: dict[str, int] = {}
+            for row in candidates:
+                if len(chosen) >= limit:
+                    break
+                key = row["destination_key"]
+                if taken.get(key, 0) < room(key):
+                    taken[key] = taken.get(key, 0) + 1
+                    chosen.append(row["delivery_id"])
+            if not chosen:
+                return []
+            claimed = tx.all(CLAIM, {"token": str(uuid.uuid4()), "lease": lease_seconds,
+                                     "ids": chosen})
+            webhook_ids = [r["webhook_id"] for r in claimed if r["webhook_id"] is not None]
+            webhooks = {w["webhook_id"]: w for w in tx.all(SELECT_WEBHOOKS_BY_ID, (webhook_ids,))} \
+                if webhook_ids else {}
+        for row in claimed:
+            row["webhook"] = webhooks.get(row["webhook_id"])
+        return claimed
+
+    def record_attempt(self, delivery_id: int, token: str, status: str, delay: float | None,
+                       response_code: int, response_body: str, error: str,
+                       latency_ms: int) -> RecordedAttempt | None:
+        with self.db.transaction() as tx:
+            row = tx.one(RECORD_ATTEMPT, {
+                "delivery_id": delivery_id, "token": token, "status": status, "delay": delay,
+                "response_code": response_code or None, "response_body": response_body,
+                "error": error or None, "latency_ms": latency_ms})
+            if row is None:
+                return None
+            skipped: list[str] = []
+            if row["in_chain"] and status == "success":
+                skipped = [r["target_type"] for r in tx.all(SKIP_REST_OF_CHAIN, row)]
+            elif row["in_chain"] and status == "failed":
+                tx.execute(START_NEXT_IN_CHAIN, row)
+        return RecordedAttempt(status=status, target_type=row["target_type"], skipped_types=skipped)
+
+    def release(self, claims: Sequence[tuple[int, str]]) -> int:
+        """Makes claimed deliveries due again at once (graceful shutdown)."""
+        if not claims:
+            return 0
+        return self.db.execute(RELEASE_CLAIMS, {"ids": [c[0] for c in claims],
+                                                "tokens": [c[1] for c in claims]})
+
+    def retry_by_hand(self, delivery_id: int) -> Row:
+        with self.db.transaction() as tx:
+            row = tx.one(RETRY_BY_HAND, (delivery_id,))
+            if row is not None:
+                return row
+            existing = tx.one(SELECT_DELIVERY, (delivery_id,))
+        if existing is None:
+            raise NotFound(f"delivery {delivery_id} not found")
+        raise FailedPrecondition(
+            f"delivery {delivery_id} is {existing['status']}; only failed or skipped ones can be retried")
+
+    def list_deliveries(self, *, alert_id: int = 0, service_id: int = 0, target_id: int = 0,
+                        webhook_id: int = 0, status: str = "", limit: int = 100) -> list[Row]:
+        return self.db.all(LIST_DELIVERIES, {
+            "alert_id": alert_id, "service_id": service_id, "target_id": target_id,
+            "webhook_id": webhook_id, "status": status, "limit": limit})
+
+    def queue_stats(self) -> Row:
+        return self.db.one(QUEUE_STATS)
+
+    # --- webhook subscriptions ----------------------------------------------
+    def create_webhook(self, url: str, service_id: int | None, headers: dict[str, str],
+                       secret: str | None, enabled: bool) -> Row:
+        return self.db.one(INSERT_WEBHOOK, {"url": url, "service_id": service_id,
+                                            "headers": Json(headers), "secret": secret,
+                                            "enabled": enabled})
+
+    def get_webhook(self, webhook_id: int) -> Row:
+        row = self.db.one(SELECT_WEBHOOK, (webhook_id,))
+        if row is None:
+            raise NotFound(f"webhook {webhook_id} not found")
+        return row
+
+    def list_webhooks(self, service_id: int | None = None) -> list[Row]:
+        return self.db.all(LIST_WEBHOOKS, {"service_id": service_id})
+
+    def list_webhooks_for_service(self, service_id: int) -> list[Row]:
+        return self.db.all(LIST_WEBHOOKS_FOR_SERVICE, (service_id,))
+
+    def update_webhook(self, webhook_id: int, *, url: str | None = None,
+                       service_id: int | None = None, set_service: bool = False,
+                       headers: dict[str, str] | None = None, secret: str | None = None,
+                       enabled: bool | None = None) -> Row:
+        row = self.db.one(UPDATE_WEBHOOK, {
+            "webhook_id": webhook_id, "url": url, "set_service": set_service,
+            "service_id": service_id, "headers": Json(headers) if headers is not None else None,
+            "secret": secret, "enabled": enabled})
+        if row is None:
+            raise NotFound(f"webhook {webhook_id} not found")
+        return row
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        if self.db.execute(DELETE_WEBHOOK, (webhook_id,)) == 0:
+            raise NotFound(f"webhook {webhook_id} not found")
+
+
+def config_json(value: Any) -> dict[str, Any]:
+    """JSONB comes back as a dict already; text (older drivers) is parsed."""
+    return json.loads(value) if isinstance(value, str) else dict(value or {})

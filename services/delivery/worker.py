@@ -1,0 +1,210 @@
+"""The delivery workers: claim due deliveries, send, schedule, record.
+
+One claimer thread takes due rows from the outbox (as many as there are free
+worker threads, and at most `per_destination` in flight per destination, so a
+slow receiver ties up only its own share) and hands each to a thread pool.
+Each delivery then goes through the stages
+
+    send (the integration's sender says success / retryable / permanent)
+    -> schedule (retry.decide: when, if ever, to try again)
+    -> record (store.record_attempt, guarded by the claim token)
+
+A crash at any point leaves the row claimed until its lease ends, after which
+any worker takes it over: at-least-once, with the same idempotency key.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from medic.errors import MedicError
+from services.delivery import metrics, retry
+from services.delivery.model import AttemptResult, Notification, Outcome
+from services.delivery.store import DeliveryStore, config_json
+
+log = logging.getLogger(__name__)
+
+QUEUE_STATS_EVERY_SECONDS = 5.0
+
+
+class Sender(Protocol):
+    def send(self, notification: Notification) -> AttemptResult: ...
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    workers: int = 32
+    per_destination: int = 8
+    lease_seconds: float = 60.0
+    poll_seconds: float = 0.2
+    retry_delays: Sequence[float] = (1.0, 5.0, 30.0)
+    retry_after_cap: float = 300.0
+
+
+class DeliveryWorkers:
+    def __init__(self, store: DeliveryStore, senders: Mapping[str, Sender],
+                 settings: WorkerSettings):
+        self.store = store
+        self.senders = dict(senders)
+        self.settings = settings
+        self._lock = threading.Condition()
+        self._in_flight: dict[int, str] = {}  # delivery_id -> claim token
+        self._per_destination: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._claimer: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._stats_at = 0.0
+
+    # --- life cycle ----------------------------------------------------------
+    def start(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.workers,
+                                        thread_name_prefix="delivery-send")
+        self._claimer = threading.Thread(target=self._claim_loop, name="delivery-claimer",
+                                         daemon=True)
+        self._claimer.start()
+
+    def stop(self, grace: float) -> None:
+        """Stops claiming, lets in-flight deliveries finish within `grace`, then
+        releases the rest so another process sends them at once."""
+        self._stopping.set()
+        self._wake.set()
+        if self._claimer is not None:
+            self._claimer.join(timeout=5)
+        deadline = time.monotonic() + grace
+        with self._lock:
+            while self._in_flight and time.monotonic() < deadline:
+                self._lock.wait(timeout=max(0.01, deadline - time.monotonic()))
+            unfinished = list(self._in_flight.items())
+        if unfinished:
+            try:
+                released = self.store.release(unfinished)
+                log.info("released %d unfinished deliveries", released)
+            except MedicError:
+                log.warning("could not release %d deliveries; they are retried after the lease",
+                            len(unfinished))
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self) -> None:
+        """Something was enqueued: look for due deliveries now instead of at the next poll."""
+        self._wake.set()
+
+    # --- claiming ------------------------------------------------------------
+    def _room(self, destination: str) -> int:
+        return self.settings.per_destination - self._per_destination.get(destination, 0)
+
+    def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._update_queue_stats()
+            with self._lock:
+                free = self.settings.workers - len(self._in_flight)
+            claimed = []
+            if free > 0:
+                try:
+                    with self._lock:
+                        full = [key for key, n in self._per_destination.items()
+                                if n >= self.settings.per_destination]
+                        claimed = self.store.claim_due(free, self.settings.lease_seconds,
+                                                       self._room, full)
+                        for row in claimed:
+                            self._in_flight[row["delivery_id"]] = row["claim_token"]
+                            key = row["destination_key"]
+                            self._per_destination[key] = self._per_destination.get(key, 0) + 1
+                        metrics.IN_FLIGHT.set(len(self._in_flight))
+                except MedicError as exc:
+                    log.warning("claiming deliveries failed: %s", exc.message)
+                    self._stopping.wait(1.0)
+                    continue
+            for row in claimed:
+                self._pool.submit(self._deliver, row)
+            if claimed and len(claimed) == free:
+                continue  # probably more due; a finishing delivery makes room
+            self._wake.wait(self.settings.poll_seconds)
+            self._wake.clear()
+
+    def _update_queue_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._stats_at < QUEUE_STATS_EVERY_SECONDS:
+            return
+        self._stats_at = now
+        try:
+            stats = self.store.queue_stats()
+        except MedicError:
+            return
+        metrics.QUEUE_DEPTH.set(stats["due"])
+        metrics.OLDEST_DUE_SECONDS.set(stats["oldest_seconds"])
+
+    # --- one delivery: send -> schedule -> record ----------------------------
+    def _deliver(self, row: dict) -> None:
+        notification = to_notification(row)
+        try:
+            result = self._send(notification)
+            status, delay = retry.decide(result.outcome.value, notification.round_attempts,
+                                         self.settings.retry_delays, result.retry_after,
+                                         self.settings.retry_after_cap)
+            self._record(notification, result, status, delay)
+        finally:
+            with self._lock:
+                self._in_flight.pop(notification.delivery_id, None)
+                key = notification.destination_key
+                self._per_destination[key] = self._per_destination.get(key, 1) - 1
+                if self._per_destination[key] <= 0:
+                    del self._per_destination[key]
+                metrics.IN_FLIGHT.set(len(self._in_flight))
+                self._lock.notify_all()
+            self._wake.set()
+
+    def _send(self, notification: Notification) -> AttemptResult:
+        sender = self.senders[notification.target_type]
+        started = time.monotonic()
+        try:
+            return sender.send(notification)
+        except Exception as exc:  # a sender bug must not kill the worker or lose the row
+            log.exception("sender %s failed on delivery %d", notification.target_type,
+                          notification.delivery_id)
+            return AttemptResult(Outcome.PERMANENT, error=f"internal error: {type(exc).__name__}")
+        finally:
+            metrics.ATTEMPT_SECONDS.labels(notification.target_type).observe(
+                time.monotonic() - started)
+
+    def _record(self, notification: Notification, result: AttemptResult, status: str,
+                delay: float | None) -> None:
+        try:
+            recorded = self.store.record_attempt(
+                notification.delivery_id, notification.claim_token, status, delay,
+                result.response_code, result.response_body, result.error, result.latency_ms)
+        except MedicError as exc:
+            # The row stays claimed; it is attempted again after the lease.
+            log.warning("could not record delivery %d: %s", notification.delivery_id, exc.message)
+            return
+        if recorded is None:
+            log.info("delivery %d was taken over by another worker; result dropped",
+                     notification.delivery_id)
+            return
+        metrics.DELIVERIES.labels(notification.target_type, status).inc()
+        for skipped_type in recorded.skipped_types:
+            metrics.DELIVERIES.labels(skipped_type, "skipped").inc()
+        log.log(logging.INFO if status != "failed" else logging.WARNING,
+                "delivery %d (%s) attempt %d: %s%s", notification.delivery_id,
+                notification.target_type, notification.round_attempts, status,
+                f" ({result.error})" if result.error else "")
+
+
+def to_notification(row: Mapping) -> Notification:
+    webhook = None
+    if row.get("webhook") is not None:
+        w = row["webhook"]
+        webhook = {"url": w["url"], "headers": config_json(w["headers"]), "secret": w["secret"],
+                   "enabled": w["enabled"]}
+    return Notification(
+        delivery_id=row["delivery_id"], claim_token=row["claim_token"],
+        target_type=row["target_type"], config=config_json(row["config"]),
+        event=config_json(row["event"]), idempotency_key=row["idempotency_key"],
+        destination_key=row["destination_key"], round_attempts=row["round_attempts"],
+        webhook=webhook, webhook_id=row["webhook_id"])

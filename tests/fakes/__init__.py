@@ -1,0 +1,21 @@
+"""Local stand-ins for the services Medic talks to over HTTP (Slack, PagerDuty,
+webhook receivers). Real HTTP servers on loopback that record what they receive
+and answer as scripted::
+
+    with WebhookReceiver() as hook:
+        hook.script(Reply(500), Reply(500), Reply(200))   # then the default
+        ... point Medic at hook.url ...
+        requests = hook.wait_for(3, timeout=10)
+"""
+from tests.fakes.receivers import (
+    PagerDutyReceiver,
+    ReceivedRequest,
+    Receiver,
+    Reply,
+    SlackReceiver,
+    WebhookReceiver,
+    slack_error,
+)
+
+__all__ = ["PagerDutyReceiver", "ReceivedRequest", "Receiver", "Reply", "SlackReceiver",
+           "WebhookReceiver", "slack_error"]

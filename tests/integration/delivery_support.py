@@ -1,0 +1,179 @@
+"""Helpers of the delivery integration tests (kept out of the shared conftest
+files): settings for fast tests, a real delivery server, alert events and
+planned targets, waiting for delivery statuses, and delivery processes."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from google.protobuf import struct_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from medic.config import Settings
+from medic.db import Database
+from medic.server import create_server
+from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2
+from services.delivery import app as delivery_app
+
+REPO = Path(__file__).resolve().parents[2]
+FINAL = {"success", "failed", "skipped"}
+
+
+def fast_settings(database_url: str, **overrides) -> Settings:
+    """Loopback receivers allowed, short retry delays, quick polling."""
+    values = dict(database_url=database_url, webhook_allow_private=True,
+                  delivery_retry_delays=(0.2, 1.0), delivery_poll_seconds=0.05,
+                  delivery_lease_seconds=10.0, delivery_http_timeout_seconds=3.0,
+                  delivery_workers=8, delivery_per_destination=4,
+                  slack_token="xoxb-test-token")
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.contextmanager
+def delivery_server(settings: Settings, db: Database | None = None):
+    """A real DeliveryService (workers running) and a stub on it."""
+    running = create_server(delivery_app.build(settings, db=db), port=0, workers=8)
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield delivery_pb2_grpc.DeliveryServiceStub(channel)
+    finally:
+        channel.close()
+        running.stop(grace=1)
+
+
+def _now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+KINDS = {"trigger": events_pb2.ALERT_EVENT_KIND_TRIGGER,
+         "reminder": events_pb2.ALERT_EVENT_KIND_REMINDER,
+         "resolve": events_pb2.ALERT_EVENT_KIND_RESOLVE}
+
+
+def alert_event(alert_id: int = 1, kind: str = "trigger", *, event_id: str | None = None,
+                service_id: int = 7, priority=common_pb2.PRIORITY_P2) -> events_pb2.AlertEvent:
+    event = events_pb2.AlertEvent(
+        event_id=event_id or f"alert-{alert_id}-{kind}", kind=KINDS[kind], alert_id=alert_id,
+        reason=heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS,
+        service=events_pb2.ServiceFacts(service_id=service_id, heartbeat_name="nightly-backup",
+                                        service_name="Backup", team="storage", team_id=3,
+                                        priority=priority, runbook="https://runbooks/backup",
+                                        alert_interval_seconds=60),
+        opened_at=_now(), occurred_at=_now())
+    if kind == "resolve":
+        event.closed_at.CopyFrom(_now())
+    return event
+
+
+def _struct(values: dict) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(values)
+    return out
+
+
+def webhook_target(url: str, headers: dict | None = None, target_id: int = 0,
+                   webhook_id: int = 0) -> delivery_pb2.PlannedTarget:
+    config = {"url": url}
+    if headers:
+        config["headers"] = headers
+    return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_WEBHOOK, target_id=target_id,
+                                      webhook_id=webhook_id, config=_struct(config))
+
+
+def slack_target(channel: str, target_id: int = 0) -> delivery_pb2.PlannedTarget:
+    return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_SLACK, target_id=target_id,
+                                      config=_struct({"channel_id": channel}))
+
+
+def pagerduty_target(routing_key: str, target_id: int = 0) -> delivery_pb2.PlannedTarget:
+    return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_PAGERDUTY, target_id=target_id,
+                                      config=_struct({"routing_key": routing_key}))
+
+
+def enqueue(stub, event, targets=(), subscriptions=(), mode=common_pb2.NOTIFY_MODE_ALL):
+    return stub.EnqueueNotifications(delivery_pb2.EnqueueNotificationsRequest(
+        event=event, mode=mode, targets=list(targets), subscriptions=list(subscriptions)))
+
+
+def statuses(db: Database, ids) -> dict[int, dict]:
+    rows = db.all("SELECT delivery_id, status, attempts, last_response_code, last_error, "
+                  "idempotency_key FROM deliveries WHERE delivery_id = ANY(%s)", (list(ids),))
+    return {r["delivery_id"]: r for r in rows}
+
+
+def wait_until_final(db: Database, ids, timeout: float = 10.0) -> dict[int, dict]:
+    """Rows of the deliveries once all are success / failed / skipped."""
+    ids = list(ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = statuses(db, ids)
+        if len(rows) == len(ids) and all(r["status"] in FINAL for r in rows.values()):
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError(f"deliveries not final after {timeout} s: "
+                                 f"{[(i, r['status']) for i, r in rows.items()]}")
+        time.sleep(0.05)
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The MEDIC_* environment that recreates `settings` in another process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if value == f.default:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(f"{v:g}" for v in value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f.metadata["env"]] = str(value)
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return env
+
+
+# Runs one delivery process the way `medic serve delivery` does (without auth).
+SERVE = """
+from medic import logs, server
+from medic.config import Settings
+from services.delivery import app
+settings = Settings.from_env()
+logs.setup("delivery", "WARNING")
+raise SystemExit(server.run(app.build(settings), host="127.0.0.1", port=0, metrics_port=0,
+                            workers=4, grace=settings.shutdown_grace_seconds))
+"""
+
+
+def start_delivery_process(settings: Settings) -> subprocess.Popen:
+    """A delivery process; its stderr (JSON logs) goes to `proc.log_file`."""
+    log_file = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-c", SERVE], env=settings_env(settings), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=log_file)
+    proc.log_file = log_file
+    return proc
+
+
+def process_log(proc: subprocess.Popen) -> str:
+    proc.log_file.seek(0)
+    return proc.log_file.read().decode(errors="replace")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.log_file.close()

@@ -1,0 +1,247 @@
+"""The auth service and KeyAuthorizer over real gRPC and PostgreSQL."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import time
+
+import grpc
+import pytest
+
+from medic import contracts, metrics
+from medic.authz import KeyAuthorizer
+from medic.errors import Unauthenticated
+from medic.v1 import auth_pb2, heartbeat_pb2, options_pb2
+from services.auth import bootstrap
+from services.auth.metrics import ARGON2_VERIFICATIONS
+from tests.integration.auth_support import (SERVICE_TOKEN, Client, auth_settings, bearer,
+                                            register_request, start_auth_server,
+                                            start_heartbeat_server)
+
+OK = grpc.StatusCode.OK
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+DENIED = grpc.StatusCode.PERMISSION_DENIED
+
+
+def argon2_runs() -> float:
+    return ARGON2_VERIFICATIONS._value.get()
+
+
+@pytest.fixture
+def settings(database_url, tmp_path):
+    return auth_settings(database_url, data_dir=tmp_path, auth_cache_ttl_seconds=10.0)
+
+
+@pytest.fixture
+def servers(settings, db):
+    auth = start_auth_server(settings, db)
+    heartbeat = start_heartbeat_server(settings, db, auth.port)
+    yield auth, heartbeat
+    heartbeat.stop(grace=1)
+    auth.stop(grace=1)
+
+
+@pytest.fixture
+def client(servers):
+    auth, heartbeat = servers
+    c = Client(auth.port, heartbeat.port)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def admin_key(settings, db):
+    return bootstrap.bootstrap_admin_key(settings, db)
+
+
+def test_bootstrap_creates_one_admin_key_written_owner_only(settings, db):
+    key = bootstrap.bootstrap_admin_key(settings, db)
+    path = settings.data_dir / "admin.key"
+    assert key.startswith("mdk_") and path.read_text().strip() == key
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert bootstrap.bootstrap_admin_key(settings, db) is None  # restart: nothing new
+    assert path.read_text().strip() == key
+
+
+def test_service_token_is_generated_once_owner_only(settings):
+    token = bootstrap.ensure_service_token(dataclasses.replace(settings, service_token=""))
+    path = settings.data_dir / "service.token"
+    assert token.startswith("mds_") and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert bootstrap.ensure_service_token(dataclasses.replace(settings, service_token="")) == token
+
+
+def test_scope_matrix_over_grpc(client, admin_key):
+    keys = {
+        "read": client.create_key(admin_key, "read"),
+        "write": client.create_key(admin_key, "write"),
+        "admin": admin_key,
+        "expired": client.create_key(admin_key, "admin", expires_in=1),
+        "revoked": client.create_key(admin_key, "admin", name="to-revoke"),
+        "malformed": "mdk_not-a-key",
+        "unknown id": "mdk_AAAAAAAAAAAA_" + "x" * 43,
+        "missing": None,
+    }
+    revoked_id = [k for k in client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(),
+                                                     metadata=bearer(admin_key)).api_keys
+                  if k.name == "to-revoke"][0].key_id
+    client.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=revoked_id), metadata=bearer(admin_key))
+    time.sleep(1.1)  # the expired key expires
+
+    def codes(name: str):
+        key = keys[name]
+        return (
+            client.code_of(client.heartbeat.ListServices, heartbeat_pb2.ListServicesRequest(), key),
+            client.code_of(client.heartbeat.RegisterService, register_request(f"svc-{name}"), key),
+            client.code_of(client.auth.ListApiKeys, auth_pb2.ListApiKeysRequest(), key),
+        )
+
+    expected = {
+        "read": (OK, DENIED, DENIED),
+        "write": (DENIED, OK, DENIED),
+        "admin": (OK, OK, OK),
+        "expired": (UNAUTHENTICATED,) * 3,
+        "revoked": (UNAUTHENTICATED,) * 3,
+        "malformed": (UNAUTHENTICATED,) * 3,
+        "unknown id": (UNAUTHENTICATED,) * 3,
+        "missing": (UNAUTHENTICATED,) * 3,
+    }
+    assert {name: codes(name) for name in keys} == expected
+
+
+def test_authorize_answers_the_service_credential_only(client, admin_key):
+    request = auth_pb2.AuthorizeRequest(key=admin_key)
+    assert client.code_of(client.auth.Authorize, request, admin_key) == DENIED
+    assert client.code_of(client.auth.Authorize, request, None) == UNAUTHENTICATED
+    answer = client.auth.Authorize(request, metadata=bearer(SERVICE_TOKEN))
+    assert answer.verdict == auth_pb2.AUTHORIZE_VERDICT_VALID
+    assert answer.rate_limits.heartbeat_per_minute == 100
+    assert answer.rate_limits.management_per_minute == 20
+
+
+def test_keys_are_listed_without_secrets_and_plaintext_is_shown_once(client, admin_key):
+    created = client.auth.CreateApiKey(
+        auth_pb2.CreateApiKeyRequest(name="ci", scopes=[options_pb2.SCOPE_WRITE]),
+        metadata=bearer(admin_key))
+    assert created.key.startswith(f"mdk_{created.api_key.key_id}_")
+    listed = client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))
+    assert [k.name for k in listed.api_keys] == ["bootstrap-admin", "ci"]
+    assert created.key.split("_", 2)[2] not in str(listed)
+
+
+def test_invalid_creations_are_rejected(client, admin_key):
+    bad = [auth_pb2.CreateApiKeyRequest(name="", scopes=[1]),
+           auth_pb2.CreateApiKeyRequest(name="x"),
+           auth_pb2.CreateApiKeyRequest(name="x", scopes=[0]),
+           auth_pb2.CreateApiKeyRequest(name="x", scopes=[1], rate_limits=auth_pb2.RateLimitOverrides(
+               heartbeat_per_minute=0))]
+    for request in bad:
+        assert client.code_of(client.auth.CreateApiKey, request, admin_key) == grpc.StatusCode.INVALID_ARGUMENT
+    assert client.code_of(client.auth.RevokeApiKey, auth_pb2.RevokeApiKeyRequest(key_id="nope"),
+                          admin_key) == grpc.StatusCode.NOT_FOUND
+
+
+def test_rate_limit_overrides_apply_and_refusals_carry_trailers(client, admin_key):
+    key = client.create_key(admin_key, "write", heartbeat_per_minute=2)
+    request = heartbeat_pb2.RecordHeartbeatRequest(heartbeat_name="nope", status="UP")
+    codes = [client.code_of(client.heartbeat.RecordHeartbeat, request, key) for _ in range(3)]
+    assert codes[:2] != [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+    with pytest.raises(grpc.RpcError) as refused:
+        client.heartbeat.RecordHeartbeat(request, metadata=bearer(key), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    trailers = dict(refused.value.trailing_metadata())
+    assert trailers["x-ratelimit-limit"] == "2" and int(trailers["retry-after"]) >= 1
+
+
+def test_set_rate_limits_sets_and_clears_overrides(client, admin_key):
+    key = client.create_key(admin_key, "read")
+    key_id = key.split("_")[1]
+
+    def effective():
+        return client.auth.Authorize(auth_pb2.AuthorizeRequest(key=key),
+                                     metadata=bearer(SERVICE_TOKEN)).rate_limits
+
+    assert effective().heartbeat_per_minute == 100
+    set_ = client.auth.SetRateLimits(auth_pb2.SetRateLimitsRequest(
+        key_id=key_id, rate_limits=auth_pb2.RateLimitOverrides(heartbeat_per_minute=500)),
+        metadata=bearer(admin_key)).api_key
+    assert set_.rate_limits.heartbeat_per_minute == 500
+    assert not set_.rate_limits.HasField("management_per_minute")
+    assert (effective().heartbeat_per_minute, effective().management_per_minute) == (500, 20)
+    cleared = client.auth.SetRateLimits(auth_pb2.SetRateLimitsRequest(
+        key_id=key_id, rate_limits=auth_pb2.RateLimitOverrides(heartbeat_per_minute=0)),
+        metadata=bearer(admin_key)).api_key
+    assert not cleared.rate_limits.HasField("heartbeat_per_minute")
+    assert effective().heartbeat_per_minute == 100
+
+
+def test_argon2_runs_once_per_key_per_ttl_per_process(settings, db, admin_key):
+    settings = dataclasses.replace(settings, auth_cache_ttl_seconds=2.0)
+    auth = start_auth_server(settings, db)
+    heartbeat = start_heartbeat_server(settings, db, auth.port)
+    client = Client(auth.port, heartbeat.port)
+    try:
+        key = client.create_key(admin_key, "read", management_per_minute=1000)
+        before = argon2_runs()
+        for _ in range(10):
+            assert client.code_of(client.heartbeat.ListServices,
+                                  heartbeat_pb2.ListServicesRequest(), key) == OK
+        assert argon2_runs() - before == 1
+        time.sleep(2.1)
+        for _ in range(10):
+            client.heartbeat.ListServices(heartbeat_pb2.ListServicesRequest(), metadata=bearer(key))
+        assert argon2_runs() - before == 2
+    finally:
+        client.close()
+        heartbeat.stop(grace=1)
+        auth.stop(grace=1)
+
+
+def test_malformed_and_unknown_keys_cost_no_argon2(settings, servers, client, admin_key):
+    """10,000 requests: 5,000 malformed keys (refused before any RPC) and 5,000 with
+    well-formed keys of 100 unknown ids, each presented 50 times (each id is asked
+    of the auth service once, which refuses it on the key-id lookup; then the
+    refusal is cached)."""
+    auth, _heartbeat = servers
+    authorizer = KeyAuthorizer(dataclasses.replace(settings, auth_target=f"127.0.0.1:{auth.port}"))
+    policy = contracts.policy_for("/medic.v1.HeartbeatService/ListServices")
+    before = argon2_runs()
+    failures_before = metrics.AUTH_FAILURES.labels("invalid_key")._value.get()
+    presented = [f"mdk_{i}_short" for i in range(5000)]
+    presented += [f"mdk_{i % 100:012d}_" + "x" * 43 for i in range(5000)]
+    for key in presented:
+        with pytest.raises(Unauthenticated):
+            authorizer.authorize(policy, {"authorization": f"Bearer {key}"}, "ipv4:1.2.3.4:5")
+    assert argon2_runs() == before
+    assert metrics.AUTH_FAILURES.labels("invalid_key")._value.get() - failures_before == 10_000
+    authorizer.verifier.inner.close()
+
+
+def test_revocation_applies_at_once_in_the_auth_process(client, admin_key):
+    key = client.create_key(admin_key, "admin", name="soon-revoked")
+    assert client.code_of(client.auth.ListApiKeys, auth_pb2.ListApiKeysRequest(), key) == OK
+    key_id = key.split("_")[1]
+    client.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key_id), metadata=bearer(admin_key))
+    assert client.code_of(client.auth.ListApiKeys, auth_pb2.ListApiKeysRequest(), key) == UNAUTHENTICATED
+
+
+def test_last_used_is_recorded(client, admin_key):
+    client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))
+    listed = client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))
+    assert listed.api_keys[0].HasField("last_used_at")
+
+
+def test_keys_never_appear_in_logs(client, admin_key, caplog):
+    import logging
+    caplog.set_level(logging.DEBUG)
+    created = client.auth.CreateApiKey(
+        auth_pb2.CreateApiKeyRequest(name="logged?", scopes=[options_pb2.SCOPE_READ]),
+        metadata=bearer(admin_key))
+    for key in (created.key, admin_key, "mdk_AAAAAAAAAAAA_" + "y" * 43, SERVICE_TOKEN):
+        client.code_of(client.heartbeat.ListServices, heartbeat_pb2.ListServicesRequest(), key)
+        client.code_of(client.auth.RevokeApiKey, auth_pb2.RevokeApiKeyRequest(key_id="x"), key)
+    client.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=created.api_key.key_id),
+                             metadata=bearer(admin_key))
+    logged = caplog.text
+    for secret in (created.key, admin_key, SERVICE_TOKEN):
+        assert secret.split("_", 2)[-1] not in logged

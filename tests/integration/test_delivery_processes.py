@@ -1,0 +1,102 @@
+"""Delivery processes sharing one database: a crash (kill -9) loses nothing, and
+two processes deliver each notification exactly once."""
+from __future__ import annotations
+
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from services.delivery.servicer import event_to_domain, plan_deliveries
+from services.delivery.store import DeliveryStore
+from tests.fakes import PagerDutyReceiver, Reply, WebhookReceiver
+from tests.integration.delivery_support import (
+    alert_event, fast_settings, pagerduty_target, process_log, start_delivery_process, statuses,
+    stop_process, wait_until_final, webhook_target)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def enqueue_direct(db, event, targets, mode="all") -> list[int]:
+    """Enqueues through the delivery store, as EnqueueNotifications does."""
+    domain = event_to_domain(event)
+    ids, _ = DeliveryStore(db).enqueue(domain, mode, plan_deliveries(domain, mode, targets, []))
+    return ids
+
+
+def wait_for_statuses(db, ids, wanted: set[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(r["status"] in wanted for r in statuses(db, ids).values()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {wanted}: {statuses(db, ids)}")
+        time.sleep(0.05)
+
+
+def test_kill_9_with_deliveries_in_flight_and_in_retry_loses_none(db):
+    settings = fast_settings(db.dsn, delivery_lease_seconds=3.0, delivery_http_timeout_seconds=2.5,
+                             delivery_retry_delays=(2.0, 2.0), delivery_workers=16,
+                             delivery_per_destination=8)
+    with WebhookReceiver() as hook, PagerDutyReceiver() as pd:
+        hook.always(Reply(200, delay=1.5))  # in flight when the process dies
+        pd.always(Reply(500))               # in retry when the process dies
+        settings = fast_settings(settings.database_url, **{
+            **{k: getattr(settings, k) for k in ("delivery_lease_seconds",
+                                                 "delivery_http_timeout_seconds",
+                                                 "delivery_retry_delays", "delivery_workers",
+                                                 "delivery_per_destination")},
+            "pagerduty_events_url": pd.events_url})
+        first = start_delivery_process(settings)
+        second = None
+        try:
+            hook_ids = [enqueue_direct(db, alert_event(n), [webhook_target(hook.url)])[0]
+                        for n in range(1, 9)]
+            pd_ids = [enqueue_direct(db, alert_event(n), [pagerduty_target("rk")])[0]
+                      for n in range(11, 19)]
+            hook.wait_for(8, timeout=15)
+            wait_for_statuses(db, pd_ids, {"retrying"}, timeout=10)
+            first.send_signal(signal.SIGKILL)
+            first.wait(5)
+            before = statuses(db, hook_ids + pd_ids)
+            assert all(before[i]["status"] == "pending" for i in hook_ids), before
+            assert all(before[i]["status"] == "retrying" for i in pd_ids), before
+
+            hook.always(Reply(200))
+            pd.always(Reply(202))
+            second = start_delivery_process(settings)
+            rows = wait_until_final(db, hook_ids + pd_ids, timeout=20)
+        finally:
+            for proc in (first, second):
+                if proc is not None:
+                    log = process_log(proc)
+                    stop_process(proc)
+        assert all(r["status"] == "success" for r in rows.values()), (rows, log)
+        # Redeliveries carry the first attempt's idempotency keys, nothing else.
+        hook_keys = {rows[i]["idempotency_key"] for i in hook_ids}
+        assert {r.header("webhook-id") for r in hook.requests} == hook_keys
+        assert len(hook_keys) == 8 and len(hook.requests) >= 8
+        assert {r.json()["dedup_key"] for r in pd.requests} == \
+            {f"medic-alert-{n}" for n in range(11, 19)}
+
+
+def test_two_processes_deliver_1000_notifications_exactly_once(db):
+    with WebhookReceiver() as hook:
+        settings = fast_settings(db.dsn, delivery_workers=16, delivery_per_destination=16,
+                                 delivery_lease_seconds=60.0)
+        processes = [start_delivery_process(settings), start_delivery_process(settings)]
+        try:
+            time.sleep(0.5)  # both claiming before the work arrives
+            with ThreadPoolExecutor(4) as pool:
+                ids = [i for batch in pool.map(
+                    lambda n: enqueue_direct(db, alert_event(n), [webhook_target(hook.url)]),
+                    range(1, 1001)) for i in batch]
+            hook.wait_for(1000, timeout=60)
+            rows = wait_until_final(db, ids, timeout=20)
+            time.sleep(0.3)
+            assert all(p.poll() is None for p in processes)
+        finally:
+            for proc in processes:
+                stop_process(proc)
+    received = [r.header("webhook-id") for r in hook.requests]
+    assert len(received) == 1000 and len(set(received)) == 1000
+    assert all(r["status"] == "success" and r["attempts"] == 1 for r in rows.values())

@@ -1,0 +1,139 @@
+"""Authentication and rate limits at the HTTP edge: a real gateway with its
+``AsyncKeyAuthorizer``, real auth, heartbeat and routing services behind it, each
+with its own ``KeyAuthorizer``."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from tests.integration.conftest import HttpClient, start_gateway
+
+
+@pytest.fixture
+def gateways(stack):
+    """Starts gateways (with settings overrides) in front of the stack; yields
+    (admin key, start_gateway(**overrides) -> HttpClient without a key)."""
+    started = []
+
+    def start(**overrides) -> HttpClient:
+        server = start_gateway(stack, **overrides)
+        started.append(server)
+        return HttpClient(server.url)
+
+    yield stack.admin_key, start
+    for server in started:
+        server.stop()
+
+
+def key_header(key):
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def create_key(http, admin_key, *scopes, **fields):
+    response = http.post("/v2/api-keys", json={"name": f"k-{'-'.join(scopes)}", "scopes": list(scopes), **fields},
+                         headers=key_header(admin_key))
+    assert response.status_code == 201, response.text
+    return response.json()["results"]
+
+
+def test_scope_matrix_over_http(gateways):
+    admin_key, start = gateways
+    http = start()
+    http.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1},
+              headers=key_header(admin_key))
+    keys = {scope: create_key(http, admin_key, scope)["key"] for scope in ("read", "write", "admin")}
+    expired = create_key(http, admin_key, "admin", expires_at=(
+        dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)).isoformat())["key"]
+    revoked = create_key(http, admin_key, "admin")
+    assert http.delete(f"/v2/api-keys/{revoked['api_key']['key_id']}", headers=key_header(admin_key)).status_code == 200
+    keys.update(expired=expired, revoked=revoked["key"], malformed="mdk_nope", missing=None,
+                unknown="mdk_AAAAAAAAAAAA_" + "x" * 43)
+    time.sleep(1.5)  # the expiry passes and the revocation outlives every cache TTL
+
+    read = lambda key: http.get("/service", headers=key_header(key)).status_code
+    write = lambda key: http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"},
+                                  headers=key_header(key)).status_code
+    admin = lambda key: http.get("/v2/api-keys", headers=key_header(key)).status_code
+    expected = {
+        # Scopes are exact: only admin implies the others.
+        "read": (200, 403, 403), "write": (403, 201, 403), "admin": (200, 201, 200),
+        "expired": (401, 401, 401), "revoked": (401, 401, 401), "malformed": (401, 401, 401),
+        "missing": (401, 401, 401), "unknown": (401, 401, 401),
+    }
+    actual = {name: (read(key), write(key), admin(key)) for name, key in keys.items()}
+    assert actual == expected
+
+
+def test_failures_carry_the_envelope_and_www_authenticate(gateways):
+    admin_key, start = gateways
+    http = start()
+    missing = http.get("/service")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+    assert missing.json()["success"] is False and missing.json()["message"]
+    read_key = create_key(http, admin_key, "read")["key"]
+    denied = http.get("/v2/api-keys", headers=key_header(read_key))
+    assert denied.status_code == 403 and "admin" in denied.json()["message"]
+    assert read_key not in denied.text and admin_key not in denied.text
+
+
+def test_health_metrics_and_docs_need_no_key(gateways):
+    _admin_key, start = gateways
+    http = start()
+    for path, status in (("/health", 200), ("/health/live", 200), ("/health/ready", 200),
+                         ("/v1/healthcheck/network", 204), ("/metrics", 200), ("/docs", 200),
+                         ("/docs/openapi.json", 200)):
+        assert http.get(path).status_code == status, path
+
+
+def test_rate_limit_gives_429_with_retry_after_and_headers(gateways):
+    admin_key, start = gateways
+    http = start()
+    http.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1},
+              headers=key_header(admin_key))
+    key = create_key(http, admin_key, "write", rate_limits={"heartbeat_per_minute": 3})["key"]
+    statuses = []
+    for _ in range(4):
+        response = http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"}, headers=key_header(key))
+        statuses.append(response.status_code)
+        assert response.headers["X-RateLimit-Limit"] == "3"
+        assert int(response.headers["X-RateLimit-Reset"]) > time.time() - 1
+    assert statuses == [201, 201, 201, 429]
+    body = response.json()
+    assert body["success"] is False and body["retry_after"] >= 1
+    assert int(response.headers["Retry-After"]) == body["retry_after"]
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    # The management class has its own window.
+    assert http.get("/service", headers=key_header(create_key(http, admin_key, "read")["key"])).status_code == 200
+
+
+def test_api_key_management_over_http(gateways):
+    admin_key, start = gateways
+    http = start()
+    created = http.post("/v2/api-keys", json={"name": "ci", "scopes": ["write"]}, headers=key_header(admin_key))
+    assert created.status_code == 201
+    results = created.json()["results"]
+    assert results["key"].startswith("mdk_") and results["api_key"]["scopes"] == ["write"]
+    key_id = results["api_key"]["key_id"]
+    listed = http.get("/v2/api-keys", headers=key_header(admin_key))
+    assert results["key"] not in listed.text and "hash" not in listed.text
+    assert key_id in [k["key_id"] for k in listed.json()["results"]]
+    limits = http.request("PUT", f"/v2/api-keys/{key_id}/rate-limits", json={"heartbeat_per_minute": 7},
+                          headers=key_header(admin_key))
+    assert limits.status_code == 200, limits.text
+    assert limits.json()["results"]["rate_limits"]["heartbeat_per_minute"] == 7
+    bad = http.post("/v2/api-keys", json={"name": "x", "scopes": ["root"]}, headers=key_header(admin_key))
+    assert bad.status_code == 400 and "scopes" in bad.json()["message"]
+    assert http.delete("/v2/api-keys/nosuchkey123", headers=key_header(admin_key)).status_code == 404
+
+
+def test_anonymous_heartbeats_are_limited_per_client_ip(gateways):
+    admin_key, start = gateways
+    http = start(allow_anonymous_heartbeats=True, rate_limit_heartbeat_per_minute=2)
+    http.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1},
+              headers=key_header(admin_key))
+    statuses = [http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"}).status_code
+                for _ in range(3)]
+    assert statuses == [201, 201, 429]
+    assert http.get("/service").status_code == 401  # only heartbeats may be anonymous
