@@ -24,6 +24,14 @@ class MedicUp:
     heartbeat_target: str
     output: list[str] = field(default_factory=list)
 
+    @property
+    def admin_key(self) -> str:
+        return (Path(self.env["MEDIC_DATA_DIR"]) / "admin.key").read_text().strip()
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
     def child_pid(self, name: str) -> int:
         """PID of the launcher's child running ``medic serve <name>``."""
         for entry in Path("/proc").iterdir():
@@ -60,6 +68,9 @@ def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, s
     env.pop("MEDIC_GATEWAY_METRICS_PORT")
     env["MEDIC_DATA_DIR"] = str(tmp_path / "data")
     env["MEDIC_LOG_LEVEL"] = "WARNING"
+    # Tests post as fast as they can; rate limits have tests of their own.
+    env["MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE"] = "1000000"
+    env["MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE"] = "1000000"
     if database_url:
         env["MEDIC_DATABASE_URL"] = database_url
     env.update(extra_env or {})

@@ -20,26 +20,33 @@ from tests.e2e.conftest import start_medic
 pytestmark = pytest.mark.e2e
 
 
-def register(url: str, name: str = "web", **fields) -> dict:
+def register(medic, name: str = "web", **fields) -> dict:
     body = {"heartbeat_name": name, "service_name": f"{name}-svc", "alert_interval": 5, **fields}
-    response = requests.post(f"{url}/service", json=body, timeout=10)
+    response = requests.post(f"{medic.gateway_url}/service", json=body, headers=medic.auth_header, timeout=10)
     assert response.status_code in (200, 201), response.text
     return response.json()["results"][0]
 
 
 def test_legacy_http_and_grpc_clients_work_against_medic_up(medic_up):
     url = medic_up.gateway_url
-    register(url)
-    posted = requests.post(f"{url}/heartbeat", json={"heartbeat_name": "web", "status": "UP"}, timeout=10)
+    assert "First start: created an admin API key" in "".join(medic_up.output)
+    assert medic_up.admin_key in "".join(medic_up.output)
+    assert oct(os.stat(os.path.join(medic_up.env["MEDIC_DATA_DIR"], "admin.key")).st_mode & 0o777) == "0o600"
+    register(medic_up)
+    unauthenticated = requests.post(f"{url}/heartbeat", json={"heartbeat_name": "web", "status": "UP"}, timeout=10)
+    assert unauthenticated.status_code == 401
+    posted = requests.post(f"{url}/heartbeat", json={"heartbeat_name": "web", "status": "UP"},
+                           headers=medic_up.auth_header, timeout=10)
     assert posted.status_code == 201 and posted.json()["message"] == "Heartbeat Posted Successfully."
 
-    with MedicClient(medic_up.heartbeat_target) as client:
+    with MedicClient(medic_up.heartbeat_target, api_key=medic_up.admin_key) as client:
         hb = client.heartbeat("web", status="DEGRADED")
         assert hb.heartbeat_name == "web" and hb.status == "DEGRADED"
         services = client.heartbeats.ListServices(pb.ListServicesRequest()).services
         assert [s.heartbeat_name for s in services] == ["web"]
 
-    listed = requests.get(f"{url}/heartbeat", params={"heartbeat_name": "web"}, timeout=10).json()["results"]
+    listed = requests.get(f"{url}/heartbeat", params={"heartbeat_name": "web"}, headers=medic_up.auth_header,
+                          timeout=10).json()["results"]
     assert [h["status"] for h in listed] == ["DEGRADED", "UP"]
 
     with grpc.insecure_channel(medic_up.heartbeat_target) as channel:  # what `grpcurl list` shows
@@ -48,8 +55,9 @@ def test_legacy_http_and_grpc_clients_work_against_medic_up(medic_up):
     assert requests.get(f"{url}/health/ready", timeout=10).json()["status"] == "ready"
 
 
-def _post_until(url: str, stop: threading.Event, acknowledged: list[str], counter) -> None:
+def _post_until(url: str, key: str, stop: threading.Event, acknowledged: list[str], counter) -> None:
     session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
     while not stop.is_set():
         status = f"N{next(counter)}"
         try:
@@ -68,9 +76,10 @@ def _post_until(url: str, stop: threading.Event, acknowledged: list[str], counte
 @pytest.mark.parametrize("victim", ["gateway", "heartbeat"])
 def test_kill_9_loses_no_acknowledged_heartbeat(medic_up, database_url, victim):
     url = medic_up.gateway_url
-    register(url)
+    register(medic_up)
     stop, acknowledged, counter = threading.Event(), [], itertools.count()
-    senders = [threading.Thread(target=_post_until, args=(url, stop, acknowledged, counter)) for _ in range(4)]
+    senders = [threading.Thread(target=_post_until, args=(url, medic_up.admin_key, stop, acknowledged, counter))
+               for _ in range(4)]
     for sender in senders:
         sender.start()
     time.sleep(1.0)
@@ -97,8 +106,8 @@ def test_embedded_postgres_keeps_data_across_restarts(tmp_path):
     medic = start_medic(tmp_path, database_url=None, timeout=180)
     try:
         assert (tmp_path / "data" / "postgres").is_dir()
-        register(medic.gateway_url, "persisted")
-        posted = requests.post(f"{medic.gateway_url}/heartbeat",
+        register(medic, "persisted")
+        posted = requests.post(f"{medic.gateway_url}/heartbeat", headers=medic.auth_header,
                                json={"heartbeat_name": "persisted", "status": "UP"}, timeout=10)
         assert posted.status_code == 201
     finally:
@@ -107,8 +116,9 @@ def test_embedded_postgres_keeps_data_across_restarts(tmp_path):
 
     again = start_medic(tmp_path, database_url=None, timeout=180)
     try:
+        assert "First start" not in "".join(again.output)  # the key is made once
         listed = requests.get(f"{again.gateway_url}/heartbeat", params={"heartbeat_name": "persisted"},
-                              timeout=10).json()["results"]
+                              headers=again.auth_header, timeout=10).json()["results"]
         assert [h["status"] for h in listed] == ["UP"]
     finally:
         again.stop()

@@ -1,0 +1,146 @@
+"""The whole system as real processes (``medic serve <process>``), each one
+startable, stoppable and killable by a test, on free loopback ports."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from medic import migrate
+from medic.config import Settings
+from medic.db import Database
+from services.auth import bootstrap
+from tests.conftest import free_port
+
+GRPC = ("auth", "heartbeat", "routing", "delivery", "monitor")
+
+
+@dataclass
+class Process:
+    name: str
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen | None = None
+
+
+@dataclass
+class System:
+    database_url: str
+    data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.ports = {name: free_port() for name in (*GRPC, "gateway")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
+        env.update({"MEDIC_DATABASE_URL": self.database_url, "MEDIC_DATA_DIR": str(self.data_dir),
+                    "MEDIC_LOG_LEVEL": "WARNING", "MEDIC_SHUTDOWN_GRACE_SECONDS": "2",
+                    # Tests poll the API; rate limits have tests of their own.
+                    "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE": "1000000",
+                    "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": "1000000"})
+        for name, port in self.ports.items():
+            env[f"MEDIC_{name.upper()}_PORT"] = str(port)
+            if name != "gateway":
+                env[f"MEDIC_{name.upper()}_METRICS_PORT"] = "0"
+        env.update(self.extra_env)
+        migrate.migrate(self.database_url)
+        settings = Settings(database_url=self.database_url, data_dir=self.data_dir)
+        env["MEDIC_SERVICE_TOKEN"] = bootstrap.ensure_service_token(settings)
+        db = Database(self.database_url, 1)
+        try:
+            self.admin_key = bootstrap.bootstrap_admin_key(settings, db) or \
+                (self.data_dir / bootstrap.ADMIN_KEY_FILE).read_text().strip()
+        finally:
+            db.close()
+        self.env = env
+        self.gateway_url = f"http://127.0.0.1:{self.ports['gateway']}"
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {self.admin_key}"
+
+    # --- processes ---------------------------------------------------------------
+
+    def start(self, name: str, instance: str = "", wait: bool = True, **env_overrides: str) -> Process:
+        """Starts ``medic serve <name>``; a second instance gets its own ports."""
+        key = name + instance
+        env = dict(self.env, **env_overrides)
+        if instance:
+            env[f"MEDIC_{name.upper()}_PORT"] = str(free_port())
+        log = self.data_dir / f"{key}.log"
+        process = Process(key, env, log)
+        process.popen = subprocess.Popen([sys.executable, "-m", "medic.cli", "serve", name], env=env,
+                                         stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        self.processes[key] = process
+        if wait:
+            self._wait_ready(process, name, int(env[f"MEDIC_{name.upper()}_PORT"]))
+        return process
+
+    def start_all(self) -> "System":
+        for name in ("auth", "delivery", "routing", "heartbeat", "gateway"):
+            self.start(name)
+        return self
+
+    def _wait_ready(self, process: Process, name: str, port: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"{process.name} exited:\n{process.log.read_text()[-3000:]}")
+            if self._ready(name, port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{process.name} not ready:\n{process.log.read_text()[-3000:]}")
+
+    @staticmethod
+    def _ready(name: str, port: int) -> bool:
+        if name == "gateway":
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            except grpc.RpcError:
+                return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    def stop(self, key: str, sig: int = signal.SIGTERM) -> int:
+        process = self.processes.pop(key)
+        if process.popen.poll() is None:
+            process.popen.send_signal(sig)
+            try:
+                process.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+                process.popen.wait()
+        return process.popen.returncode
+
+    def stop_all(self) -> None:
+        for key in list(self.processes)[::-1]:
+            self.stop(key)
+
+    # --- the HTTP API ------------------------------------------------------------
+
+    def api(self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201), **kw):
+        response = self.http.request(method, self.gateway_url + path, timeout=10, **kw)
+        expected = (expect,) if isinstance(expect, int) else expect
+        assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()["results"] if response.content else None
+
+    def register(self, name: str, interval_seconds: int = 2, **fields) -> dict:
+        body = {"heartbeat_name": name, "service_name": name, "alert_interval_seconds": interval_seconds,
+                **fields}
+        return self.api("POST", "/service", json=body)[0]
+
+    def beat(self, name: str, status: str = "UP") -> None:
+        self.api("POST", "/heartbeat", expect=201, json={"heartbeat_name": name, "status": status})
