@@ -1,6 +1,6 @@
 """The ``medic`` command.
 
-    medic up                    everything on this machine (embedded PostgreSQL unless
+    medic up [--replicas N]     everything on this machine (embedded PostgreSQL unless
                                 MEDIC_DATABASE_URL is set), Ctrl-C stops it
     medic migrate               apply pending migrations to MEDIC_DATABASE_URL
     medic serve <process>       run one process: heartbeat | routing | monitor | gateway
@@ -33,7 +33,7 @@ def cmd_up(args) -> int:
     from medic import launcher
 
     logs.setup("launcher", "WARNING")
-    return launcher.up(_settings())
+    return launcher.up(_settings(), replicas=args.replicas)
 
 
 def cmd_migrate(args) -> int:
@@ -89,7 +89,10 @@ def cmd_protos(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medic", description="Heartbeat monitoring for services and jobs.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="run everything locally").set_defaults(func=cmd_up)
+    up = commands.add_parser("up", help="run everything locally")
+    up.add_argument("--replicas", type=int, default=1, metavar="N",
+                    help="run N of every process, balanced, with rate limits in Redis (default 1)")
+    up.set_defaults(func=cmd_up)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     serve = commands.add_parser("serve", help="run one Medic process")
     serve.add_argument("process", choices=PROCESSES)

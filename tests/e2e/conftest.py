@@ -59,7 +59,7 @@ class MedicUp:
 
 
 def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, str] | None = None,
-                timeout: float = 90) -> MedicUp:
+                timeout: float = 90, args: tuple[str, ...] = ()) -> MedicUp:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
     ports = {name: free_port() for name in ("GATEWAY", "AUTH", "HEARTBEAT", "ROUTING", "DELIVERY")}
     for name, port in ports.items():
@@ -74,7 +74,7 @@ def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, s
     if database_url:
         env["MEDIC_DATABASE_URL"] = database_url
     env.update(extra_env or {})
-    process = subprocess.Popen([sys.executable, "-m", "medic.cli", "up"], env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "medic.cli", "up", *args], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: queue.Queue = queue.Queue()
     medic = MedicUp(process=process, env=env, gateway_url=f"http://127.0.0.1:{ports['GATEWAY']}",
