@@ -60,43 +60,33 @@ def pg_server_url():
     server.cleanup()
 
 
+def _run_admin(url: str, sql: str) -> None:
+    conn = _admin(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="session")
 def template_database(pg_server_url):
+    """Migrated once per session; every test's database is a copy of it."""
     name = f"medic_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    conn = _admin(pg_server_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    _run_admin(pg_server_url, f'CREATE DATABASE "{name}"')
     migrate.migrate(with_database(pg_server_url, name))
     yield name
-    conn = _admin(pg_server_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    drop_test_database(pg_server_url, name)
 
 
 def create_test_database(pg_server_url: str, template: str) -> str:
     name = f"medic_test_{uuid.uuid4().hex[:12]}"
-    conn = _admin(pg_server_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        conn.close()
+    _run_admin(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return name
 
 
 def drop_test_database(pg_server_url: str, name: str) -> None:
-    conn = _admin(pg_server_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    _run_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

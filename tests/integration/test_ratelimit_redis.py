@@ -12,23 +12,11 @@ import redis
 from medic import metrics
 from medic.ratelimit import AsyncRedisRateLimiter, RedisRateLimiter
 from tests.conftest import free_port
+from tests.support.tcpproxy import TcpProxy
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 # Generous, so that a loaded test machine is not mistaken for a Redis outage
 # (which would serve some checks from the in-memory fallback).
 TIMEOUT = 3.0
-
-
-@pytest.fixture
-def redis_url():
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"redis unavailable at 127.0.0.1:6379 ({type(exc).__name__}); "
-                    "the Redis rate-limit tests need it")
-    yield REDIS_URL
-    client.close()
 
 
 @pytest.fixture
@@ -102,70 +90,19 @@ def test_redis_outage_falls_back_to_the_in_memory_limit_and_is_counted():
     limiter.close()
 
 
-class Proxy:
-    """A TCP proxy to Redis that can be cut and restored, standing in for an outage."""
-
-    def __init__(self, upstream_port: int = 6379):
-        import socket
-        self.upstream_port = upstream_port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.up = threading.Event()
-        self.sockets: list = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        import socket
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up.is_set():
-                conn.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            self.sockets += [conn, upstream]
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def cut(self):
-        self.up.clear()
-        for s in self.sockets:
-            try:
-                s.close()
-            except OSError:
-                pass
-        self.sockets.clear()
-
-    def close(self):
-        self.cut()
-        self.listener.close()
-
-
 def test_shared_limit_returns_when_redis_does(redis_url, bucket):
     import time
-    proxy = Proxy()
-    limiter = RedisRateLimiter(f"redis://127.0.0.1:{proxy.port}/0")
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname, parts.port or 6379)
+    proxy.cut()
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{proxy.port}{parts.path}")
     client = redis.Redis.from_url(redis_url)
     try:
         limiter.check(bucket, 100)  # Redis "down": counted locally
         assert client.zcard(f"medic:ratelimit:{bucket}") == 0
-        proxy.up.set()
+        proxy.restore()
         time.sleep(1.1)  # past the retry pause
         limiter.check(bucket, 100)
         assert client.zcard(f"medic:ratelimit:{bucket}") == 1
