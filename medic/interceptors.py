@@ -120,8 +120,11 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 log.exception("%s failed with an unexpected error", short)
                 context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
+                elapsed = time.perf_counter() - started
                 metrics.RPC_REQUESTS.labels(self.service, short, code.name).inc()
-                metrics.RPC_LATENCY.labels(self.service, short).observe(time.perf_counter() - started)
+                metrics.RPC_LATENCY.labels(self.service, short).observe(elapsed)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s %s in %.1f ms", short, code.name, elapsed * 1000)
                 if ident_token is not None:
                     _identity_var.reset(ident_token)
                 request_id_var.reset(token)
