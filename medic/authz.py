@@ -343,7 +343,8 @@ class RemoteVerifier:
         _require_service_token(settings)
         self.timeout = settings.rpc_timeout_seconds
         self.channel = grpc.intercept_channel(
-            grpc.insecure_channel(target or settings.target("auth")),
+            grpc.insecure_channel(target or settings.target("auth"),
+                                  options=[("grpc.lb_policy_name", "round_robin")]),
             ClientInterceptor(service_credential_metadata(settings)))
         self.stub = auth_pb2_grpc.AuthServiceStub(self.channel)
 
@@ -372,7 +373,8 @@ class AioRemoteVerifier:
     async def verify(self, key: str) -> Verdict:
         if self.stub is None:
             self.channel = grpc.aio.insecure_channel(
-                self.target, interceptors=[AioClientInterceptor(self.credential)])
+                self.target, options=[("grpc.lb_policy_name", "round_robin")],
+                interceptors=[AioClientInterceptor(self.credential)])
             self.stub = auth_pb2_grpc.AuthServiceStub(self.channel)
         try:
             response = await self.stub.Authorize(auth_pb2.AuthorizeRequest(key=key),

@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     commands.add_parser("config", help="print the effective configuration").set_defaults(func=cmd_config)
     commands.add_parser("protos", help="regenerate code from protos/").set_defaults(func=cmd_protos)
+    from medic import opscommands  # healthcheck, bootstrap-admin (for containers)
+
+    opscommands.register(commands)
+    from medic import cli_commands  # keys, services, heartbeat, alerts, ... through the gateway
+
+    cli_commands.register(parser, commands)
     return parser
 
 

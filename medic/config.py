@@ -245,6 +245,23 @@ class Settings:
         "Slack channel id for alerts of services with no target and no team channel; "
         "empty: such alerts are unrouted")
 
+    # --- retention of heartbeat events (heartbeat domain, services/heartbeat/retention.py) ---
+    heartbeat_retention_days: int = _var(
+        "MEDIC_HEARTBEAT_RETENTION_DAYS", 30,
+        "heartbeat events older than this many days are deleted (the latest `threshold` "
+        "counting heartbeats of each service are always kept)", parse=_positive_int)
+    retention_interval_seconds: float = _var(
+        "MEDIC_RETENTION_INTERVAL_SECONDS", 3600.0, "pause between retention passes",
+        parse=_positive_float)
+
+    # --- the `medic` management commands (medic/cli_api.py); read by the CLI only ---------
+    cli_url: str = _var("MEDIC_URL", "",
+                        "gateway URL the `medic` management commands call (--url wins); "
+                        "empty: http://127.0.0.1:<MEDIC_GATEWAY_PORT>")
+    cli_api_key: str = _var("MEDIC_API_KEY", "",
+                            "API key of the `medic` management commands (--key wins); "
+                            "empty: the key in $MEDIC_DATA_DIR/admin.key", secret=True)
+
     def target(self, service: str) -> str:
         """gRPC target of a Medic service ("auth", "heartbeat", ...)."""
         explicit = getattr(self, f"{service}_target")

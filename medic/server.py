@@ -109,7 +109,11 @@ def create_server(component: Component, *, host: str = "127.0.0.1", port: int = 
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{component.name}-rpc"),
         interceptors=(ServerInterceptor(component.name, authorizer), *interceptors),
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 0),
+                 # Clients reconnect (and re-resolve a name listing every replica) at least
+                 # every 5 minutes, so replicas added later get their share of calls.
+                 ("grpc.max_connection_age_ms", 300_000),
+                 ("grpc.max_connection_age_grace_ms", 30_000)],
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

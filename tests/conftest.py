@@ -110,6 +110,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports (for processes that derive
+    ports from a base, like `medic up --replicas`), outside the ephemeral range."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 30000 - size)
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no block of {size} free ports")
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """A reachable Redis. Skips where none exists (a laptop); fails in CI, where one must."""

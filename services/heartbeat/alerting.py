@@ -99,12 +99,13 @@ def open_alert(tx: Tx, policy: LifecyclePolicy, changes: Changes, *, service_id:
 
 
 def close_alert(tx: Tx, changes: Changes, *, service_id: int, from_state: str, to_state: str,
-                reason: str, now: dt.datetime) -> int | None:
+                reason: str, now: dt.datetime, record_always: bool = False) -> int | None:
     """Closes the service's active alert, if any. A RESOLVE goes to whoever was
-    notified of the alert (muted or not: an open incident elsewhere must close)."""
+    notified of the alert (muted or not: an open incident elsewhere must close).
+    The transition is recorded when the state changes or an alert closes (or always)."""
     row = tx.one(CLOSE_ALERT, {"service_id": service_id, "now": now})
     alert_id = row["alert_id"] if row else None
-    if from_state != to_state or alert_id is not None:
+    if record_always or from_state != to_state or alert_id is not None:
         record_transition(tx, service_id, from_state, to_state, reason, now, alert_id)
     if row is None:
         return None

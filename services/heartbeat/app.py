@@ -17,6 +17,7 @@ from services.heartbeat.alerting import Changes, LifecyclePolicy
 from services.heartbeat.handoff import Dispatcher
 from services.heartbeat.ingest import IngestQueue
 from services.heartbeat.monitor import Monitor
+from services.heartbeat.retention import Retention
 from services.heartbeat.servicer import HeartbeatServicer
 from services.heartbeat.store import HeartbeatStore
 
@@ -56,6 +57,12 @@ def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
     return monitor, dispatcher, channel, committed
 
 
+def _retention(settings: Settings, db: Database) -> Retention:
+    """Deletes expired heartbeat events; runs wherever the monitor runs."""
+    return Retention(db, retention_days=settings.heartbeat_retention_days,
+                     interval_seconds=settings.retention_interval_seconds)
+
+
 def build(settings: Settings, db: Database | None = None) -> Component:
     db, owns_db = _database(settings, db, "heartbeat")
     policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
@@ -66,8 +73,10 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     on_start = [ingest.start]
     on_stop = [lambda grace: ingest.stop(grace)]
     if settings.monitor_enabled:
-        on_start += [monitor.start, dispatcher.start]
-        on_stop = [lambda grace: monitor.stop(grace), lambda grace: dispatcher.stop(grace), *on_stop]
+        retention = _retention(settings, db)
+        on_start += [monitor.start, dispatcher.start, retention.start]
+        on_stop = [lambda grace: monitor.stop(grace), lambda grace: dispatcher.stop(grace),
+                   lambda grace: retention.stop(grace), *on_stop]
     on_stop += [lambda grace: channel.close(), *([lambda grace: db.close()] if owns_db else [])]
     return Component(
         name="heartbeat",
@@ -83,11 +92,13 @@ def build_monitor(settings: Settings, db: Database | None = None) -> Component:
     db, owns_db = _database(settings, db, "monitor")
     policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
     monitor, dispatcher, channel, _committed = _alert_pipeline(settings, db, policy)
+    retention = _retention(settings, db)
     return Component(
         name="monitor",
         servicers=[],
         readiness={"database": db.ping},
-        on_start=[monitor.start, dispatcher.start],
+        on_start=[monitor.start, dispatcher.start, retention.start],
         on_stop=[lambda grace: monitor.stop(grace), lambda grace: dispatcher.stop(grace),
+                 lambda grace: retention.stop(grace),
                  lambda grace: channel.close(), *([lambda grace: db.close()] if owns_db else [])],
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port_block
 
 
 @dataclass
@@ -61,11 +61,14 @@ class MedicUp:
 def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, str] | None = None,
                 timeout: float = 90, args: tuple[str, ...] = ()) -> MedicUp:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
-    ports = {name: free_port() for name in ("GATEWAY", "AUTH", "HEARTBEAT", "ROUTING", "DELIVERY")}
+    # One block of ports: replica i of a process uses its port + 10*i (gateways + i).
+    base = free_port_block(20)
+    names = ("AUTH", "HEARTBEAT", "ROUTING", "DELIVERY")
+    ports = {"GATEWAY": base, **{name: base + 2 + n for n, name in enumerate(names)}}
     for name, port in ports.items():
         env[f"MEDIC_{name}_PORT"] = str(port)
-        env[f"MEDIC_{name}_METRICS_PORT"] = str(free_port())
-    env.pop("MEDIC_GATEWAY_METRICS_PORT")
+    for n, name in enumerate(names):
+        env[f"MEDIC_{name}_METRICS_PORT"] = str(base + 6 + n)
     env["MEDIC_DATA_DIR"] = str(tmp_path / "data")
     env["MEDIC_LOG_LEVEL"] = "WARNING"
     # Tests post as fast as they can; rate limits have tests of their own.

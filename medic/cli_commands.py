@@ -1,0 +1,573 @@
+"""The ``medic`` management commands for people: keys, services, heartbeat,
+alerts, teams, targets, webhooks, deliveries. Each handler builds the JSON,
+calls one gateway route (SPEC section 7) and prints the answer: an aligned
+table by default, the envelope's ``results`` as JSON with ``--json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+from urllib.parse import quote
+
+from medic.cli_api import (EXIT_USAGE, ApiError, Client, api_key, cell, gateway_url, hide_secrets, record,
+                           table, to_json)
+from medic.config import ConfigError, Settings
+
+CLIENT_HELP = """\
+gateway and key:
+  URL:     --url (--gateway-url where --url is a target's or webhook's URL), else MEDIC_URL,
+           else http://127.0.0.1:$MEDIC_GATEWAY_PORT (8080)
+  API key: --key, else MEDIC_API_KEY, else the file $MEDIC_DATA_DIR/admin.key
+           (default ./.medic/admin.key, written by `medic up`); the first one found wins
+exit codes: 0 success, 1 the gateway refused (its message and HTTP status on stderr),
+  2 bad usage or no API key, 3 the gateway cannot be reached"""
+
+# --- columns shown per resource ----------------------------------------------------
+
+
+def _every(service: dict) -> str:
+    seconds = service.get("alert_interval_seconds") or 0
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def _limits(key: dict) -> str:
+    limits = key.get("rate_limits") or {}
+
+    def one(name: str) -> str:
+        return f"{limits[name]}/min" if limits.get(name) else "default"
+    return f"heartbeat={one('heartbeat_per_minute')} management={one('management_per_minute')}"
+
+
+KEY_COLUMNS = [("id", "key_id"), ("name", "name"), ("scopes", "scopes"), ("created", "created_at"),
+               ("expires", "expires_at"), ("revoked", "revoked_at"), ("last used", "last_used_at"),
+               ("limits", _limits)]
+SERVICE_COLUMNS = [("id", "service_id"), ("name", "heartbeat_name"), ("service", "service_name"),
+                   ("state", "state"), ("active", lambda s: bool(s["active"])),
+                   ("muted", lambda s: bool(s["muted"])), ("every", _every), ("threshold", "threshold"),
+                   ("team", "team"), ("priority", "priority"), ("last heartbeat", "last_heartbeat")]
+SERVICE_FIELDS = ["service_id", "heartbeat_name", "service_name", "state", "active", "muted", "date_muted",
+                  "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "team_id",
+                  "priority", "notify_mode", "runbook", "last_heartbeat", "deadline_at", "date_added",
+                  "date_modified"]
+TRANSITION_COLUMNS = [("at", "at"), ("from", "from_state"), ("to", "to_state"), ("reason", "reason"),
+                      ("alert", lambda t: t.get("alert_id") or None)]
+HEARTBEAT_COLUMNS = [("id", "heartbeat_id"), ("name", "heartbeat_name"), ("service", "service_name"),
+                     ("time", "time"), ("status", "status"), ("run", "run_id")]
+ALERT_COLUMNS = [("id", "alert_id"), ("name", "heartbeat_name"), ("service", "service_name"),
+                 ("active", lambda a: bool(a["active"])), ("reason", "reason"),
+                 ("notified", "notification_count"), ("opened", "created_date"), ("closed", "closed_date")]
+TEAM_COLUMNS = [("id", "team_id"), ("name", "name"), ("slack channel", "slack_channel_id"),
+                ("created", "created_at")]
+TARGET_COLUMNS = [("id", "target_id"), ("service", "service_id"), ("type", "type"), ("priority", "priority"),
+                  ("enabled", "enabled"), ("config", "config")]
+WEBHOOK_COLUMNS = [("id", "webhook_id"), ("url", "url"),
+                   ("service", lambda w: w.get("service_id") or "all"), ("enabled", "enabled"),
+                   ("secret", "has_secret"), ("headers", "headers")]
+DELIVERY_COLUMNS = [("id", "delivery_id"), ("alert", "alert_id"), ("service", "service_id"), ("kind", "kind"),
+                    ("type", "type"), ("destination", "destination"), ("status", "status"),
+                    ("attempts", "attempts"), ("code", lambda d: d.get("last_response_code") or None),
+                    ("error", "last_error"), ("updated", "updated_at")]
+
+
+# --- output ---------------------------------------------------------------------------
+
+class Output:
+    """Prints results: tables for people, JSON (results only, on stdout) for scripts."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+
+    def rows(self, results: Any, columns, message: str = "") -> None:
+        results = hide_secrets(results)
+        if self.as_json:
+            print(to_json(results))
+            return
+        if message:
+            print(message)
+        items = results if isinstance(results, list) else [results]
+        print(table(items, columns) if items else "(none)")
+
+    def message(self, results: Any, message: str) -> None:
+        print(to_json(hide_secrets(results)) if self.as_json else message)
+
+    def once(self, what: str, value: str) -> None:
+        """The one time a key or signing secret is shown (not in --json: it is in the results)."""
+        if not self.as_json and value:
+            print(f"\n{what} (shown only this once; store it now):\n\n    {value}\n")
+
+
+def _runner(handler: Callable[[Client, argparse.Namespace, Output], None]):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            settings = Settings.from_env(warn_unknown=False)
+        except ConfigError as exc:
+            print(f"medic: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        client = None
+        try:
+            client = Client(gateway_url(getattr(args, "gateway_url", None), settings),
+                            api_key(getattr(args, "key", None), settings))
+            handler(client, args, Output(getattr(args, "json", False)))
+        except ApiError as exc:
+            print(f"medic: {exc}", file=sys.stderr)
+            return exc.exit_code
+        finally:
+            if client is not None:
+                client.close()
+        return 0
+    return run
+
+
+def _usage(message: str) -> ApiError:
+    return ApiError(message, exit_code=EXIT_USAGE)
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The JSON body from the options actually given."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _path(name: str) -> str:
+    return quote(name, safe="")
+
+
+# --- keys ---------------------------------------------------------------------------
+
+def keys_create(api: Client, args, out: Output) -> None:
+    limits = _given(heartbeat_per_minute=args.heartbeat_per_minute,
+                    management_per_minute=args.management_per_minute)
+    body = _given(name=args.name, scopes=args.scope, expires_at=args.expires_at, rate_limits=limits or None)
+    message, results = api.call("POST", "/v2/api-keys", body=body)
+    out.rows(results["api_key"] if not out.as_json else results, KEY_COLUMNS, message)
+    out.once("API key", results.get("key", ""))
+
+
+def keys_list(api: Client, args, out: Output) -> None:
+    out.rows(api.call("GET", "/v2/api-keys")[1], KEY_COLUMNS)
+
+
+def keys_revoke(api: Client, args, out: Output) -> None:
+    message, results = api.call("DELETE", f"/v2/api-keys/{_path(args.key_id)}")
+    out.rows(results, KEY_COLUMNS, message)
+
+
+def keys_set_limits(api: Client, args, out: Output) -> None:
+    body = _given(heartbeat_per_minute=args.heartbeat_per_minute,
+                  management_per_minute=args.management_per_minute)
+    if not body:
+        raise _usage("give --heartbeat-per-minute and/or --management-per-minute (0 removes an override)")
+    message, results = api.call("PUT", f"/v2/api-keys/{_path(args.key_id)}/rate-limits", body=body)
+    out.rows(results, KEY_COLUMNS, message)
+
+
+# --- services -------------------------------------------------------------------------
+
+def _service_body(args) -> dict[str, Any]:
+    return _given(service_name=args.service_name, alert_interval=args.interval_minutes,
+                  alert_interval_seconds=args.interval_seconds, threshold=args.threshold,
+                  grace_period_seconds=args.grace_seconds, team=args.team, team_id=args.team_id,
+                  priority=args.priority, runbook=args.runbook, notify_mode=args.notify_mode)
+
+
+def services_register(api: Client, args, out: Output) -> None:
+    body = {"heartbeat_name": args.name, **_service_body(args)}
+    message, results = api.call("POST", "/service", body=body)
+    out.rows(results, SERVICE_COLUMNS, message)
+
+
+def services_list(api: Client, args, out: Output) -> None:
+    params = {"service_name": args.service_name, "active": None if args.active is None else int(args.active)}
+    out.rows(api.call("GET", "/service", params=params)[1], SERVICE_COLUMNS)
+
+
+def services_show(api: Client, args, out: Output) -> None:
+    service = api.call("GET", f"/service/{_path(args.name)}")[1][0]
+    transitions = api.call("GET", f"/v2/services/{service['service_id']}/transitions",
+                           params={"limit": args.transitions})[1]
+    if out.as_json:
+        print(to_json({**service, "transitions": transitions}))
+        return
+    flags = {name: bool(service[name]) for name in ("active", "muted")}  # legacy 0/1 fields
+    print(record({**service, **flags}, SERVICE_FIELDS))
+    print(f"\nrecent transitions (newest first):\n{table(transitions, TRANSITION_COLUMNS)}"
+          if transitions else "\nno transitions yet")
+
+
+def _update_service(api: Client, name: str, body: dict[str, Any], out: Output) -> None:
+    message, results = api.call("POST", f"/service/{_path(name)}", body=body)
+    out.rows(results, SERVICE_COLUMNS, message)
+
+
+def services_update(api: Client, args, out: Output) -> None:
+    body = _service_body(args)
+    if not body:
+        raise _usage("nothing to change: give at least one option (see `medic services update --help`)")
+    _update_service(api, args.name, body, out)
+
+
+def _set_flag(field: str, value: bool):
+    def handler(api: Client, args, out: Output) -> None:
+        _update_service(api, args.name, {field: value}, out)
+    return handler
+
+
+def services_delete(api: Client, args, out: Output) -> None:
+    message, results = api.call("DELETE", f"/v2/services/{args.service_id}")
+    out.message(results, message)
+
+
+# --- heartbeats and alerts --------------------------------------------------------------
+
+def heartbeat_send(api: Client, args, out: Output) -> None:
+    message, results = api.call("POST", "/heartbeat", body={"heartbeat_name": args.name, "status": args.status})
+    out.message(results, message)
+
+
+def heartbeat_list(api: Client, args, out: Output) -> None:
+    params = {"heartbeat_name": args.name, "service_name": args.service_name, "maxCount": args.max_count}
+    out.rows(api.call("GET", "/heartbeat", params=params)[1], HEARTBEAT_COLUMNS)
+
+
+def alerts_list(api: Client, args, out: Output) -> None:
+    params = {"active": None if args.active is None else int(args.active)}
+    out.rows(api.call("GET", "/alerts", params=params)[1], ALERT_COLUMNS)
+
+
+# --- teams, targets, webhooks, deliveries -------------------------------------------------
+
+def teams_create(api: Client, args, out: Output) -> None:
+    message, results = api.call("POST", "/v2/teams",
+                                body=_given(name=args.name, slack_channel_id=args.slack_channel_id))
+    out.rows(results, TEAM_COLUMNS, message)
+
+
+def teams_list(api: Client, args, out: Output) -> None:
+    out.rows(api.call("GET", "/v2/teams")[1], TEAM_COLUMNS)
+
+
+def teams_update(api: Client, args, out: Output) -> None:
+    body = _given(name=args.name, slack_channel_id=args.slack_channel_id)
+    if not body:
+        raise _usage("nothing to change: give --name and/or --slack-channel-id (\"\" removes the channel)")
+    message, results = api.call("PATCH", f"/v2/teams/{args.team_id}", body=body)
+    out.rows(results, TEAM_COLUMNS, message)
+
+
+def _delete(path: str):
+    def handler(api: Client, args, out: Output) -> None:
+        message, results = api.call("DELETE", path.format(**vars(args)))
+        out.message(results, message)
+    return handler
+
+
+TYPE_OF_OPTION = {"channel_id": "slack", "routing_key": "pagerduty", "url": "webhook"}
+
+
+def _target_config(args) -> tuple[str | None, dict[str, Any] | None]:
+    """(type, config) from --type and the per-type options or --config."""
+    given = [name for name in TYPE_OF_OPTION if getattr(args, name) is not None]
+    if len(given) + (args.config is not None) > 1:
+        raise _usage("give one of --channel-id, --routing-key, --url or --config")
+    if args.headers and given != ["url"]:
+        raise _usage("--header goes with --url (a webhook target)")
+    if args.config is not None:
+        return args.type, args.config
+    if not given:
+        return args.type, None
+    config = {given[0]: getattr(args, given[0])}
+    if args.headers:
+        config["headers"] = args.headers
+    return args.type or TYPE_OF_OPTION[given[0]], config
+
+
+def targets_create(api: Client, args, out: Output) -> None:
+    target_type, config = _target_config(args)
+    if target_type is None or config is None:
+        raise _usage("give --channel-id (slack), --routing-key (pagerduty), --url (webhook), "
+                     "or --type with --config JSON")
+    body = _given(service_id=args.service_id, type=target_type, config=config, priority=args.priority,
+                  enabled=args.enabled)
+    message, results = api.call("POST", "/v2/notification-targets", body=body)
+    out.rows(results, TARGET_COLUMNS, message)
+
+
+def targets_list(api: Client, args, out: Output) -> None:
+    results = api.call("GET", "/v2/notification-targets", params={"service_id": args.service_id})[1]
+    out.rows(results, TARGET_COLUMNS)
+
+
+def targets_update(api: Client, args, out: Output) -> None:
+    target_type, config = _target_config(args)
+    body = _given(type=target_type, config=config, priority=args.priority, enabled=args.enabled)
+    if not body:
+        raise _usage("nothing to change: see `medic targets update --help`")
+    message, results = api.call("PATCH", f"/v2/notification-targets/{args.target_id}", body=body)
+    out.rows(results, TARGET_COLUMNS, message)
+
+
+def webhooks_create(api: Client, args, out: Output) -> None:
+    body = _given(url=args.url, service_id=args.service_id, headers=args.headers or None, secret=args.secret,
+                  enabled=args.enabled)
+    message, results = api.call("POST", "/v2/webhooks", body=body)
+    out.rows(results["webhook"] if not out.as_json else results, WEBHOOK_COLUMNS, message)
+    if not args.secret:  # a secret the user chose is not echoed back
+        out.once("Signing secret", results.get("secret", ""))
+
+
+def webhooks_list(api: Client, args, out: Output) -> None:
+    out.rows(api.call("GET", "/v2/webhooks", params={"service_id": args.service_id})[1], WEBHOOK_COLUMNS)
+
+
+def webhooks_update(api: Client, args, out: Output) -> None:
+    headers = {} if args.no_headers else (args.headers or None)
+    body = _given(url=args.url, service_id=0 if args.global_ else args.service_id, headers=headers,
+                  secret=args.secret, enabled=args.enabled)
+    if not body:
+        raise _usage("nothing to change: see `medic webhooks update --help`")
+    message, results = api.call("PATCH", f"/v2/webhooks/{args.webhook_id}", body=body)
+    out.rows(results, WEBHOOK_COLUMNS, message)
+
+
+def deliveries_list(api: Client, args, out: Output) -> None:
+    params = {"alert_id": args.alert_id, "service_id": args.service_id, "target_id": args.target_id,
+              "webhook_id": args.webhook_id, "status": args.status, "limit": args.limit}
+    out.rows(api.call("GET", "/v2/deliveries", params=params)[1], DELIVERY_COLUMNS)
+
+
+def deliveries_retry(api: Client, args, out: Output) -> None:
+    message, results = api.call("POST", f"/v2/deliveries/{args.delivery_id}/retry")
+    out.rows(results, DELIVERY_COLUMNS, message)
+
+
+# --- argparse wiring ------------------------------------------------------------------------
+
+def _header(raw: str) -> tuple[str, str]:
+    name, sep, value = raw.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {raw!r}")
+    return name.strip(), value
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+class _Headers(argparse.Action):
+    """Repeatable --header NAME=VALUE collected into a dict."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        headers = dict(getattr(namespace, self.dest) or {})
+        headers[values[0]] = values[1]
+        setattr(namespace, self.dest, headers)
+
+
+def add_client_options(parser: argparse.ArgumentParser, *, url_option: bool = True) -> None:
+    """--url/--key/--json, accepted before or after the command (SUPPRESS keeps a
+    value given before the command from being reset by the subcommand's default).
+    Where --url is a target's or webhook's own URL, the gateway's is --gateway-url
+    (or --url before the command)."""
+    group = parser.add_argument_group("management commands")
+    group.add_argument(*(("--url", "--gateway-url") if url_option else ("--gateway-url",)),
+                       dest="gateway_url", default=argparse.SUPPRESS, metavar="URL",
+                       help="gateway URL (wins over MEDIC_URL; default http://127.0.0.1:8080)")
+    group.add_argument("--key", default=argparse.SUPPRESS,
+                       help="API key (wins over MEDIC_API_KEY, which wins over $MEDIC_DATA_DIR/admin.key; "
+                            "prefer the variable: command lines are visible to other users)")
+    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print the results as JSON (for scripts) instead of a table")
+
+
+def _group(commands, name: str, help: str):
+    parser = commands.add_parser(name, help=help, description=help)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def _leaf(commands, name: str, handler, help: str, *, url_option: bool = True) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help, description=help, epilog=CLIENT_HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_client_options(parser, url_option=url_option)
+    parser.set_defaults(func=_runner(handler))
+    return parser
+
+
+def _enabled_options(parser, *, only_disable: bool = False) -> None:
+    if only_disable:
+        parser.add_argument("--disabled", dest="enabled", action="store_false", default=None,
+                            help="create it disabled")
+        return
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--enabled", dest="enabled", action="store_true", default=None)
+    group.add_argument("--disabled", dest="enabled", action="store_false")
+
+
+def _active_filter(parser, on: str, off: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(f"--{on}", dest="active", action="store_true", default=None, help=f"only {on} ones")
+    group.add_argument(f"--{off}", dest="active", action="store_false", help=f"only {off} ones")
+
+
+def _register_keys(commands) -> None:
+    keys = _group(commands, "keys", "API keys (admin)")
+    p = _leaf(keys, "create", keys_create, "create an API key; its plaintext is printed once")
+    p.add_argument("--name", required=True)
+    p.add_argument("--scope", action="append", required=True, metavar="SCOPE",
+                   help="read, write or admin; repeat for several")
+    p.add_argument("--expires-at", metavar="ISO", help="RFC 3339 time, e.g. 2027-01-31T00:00:00Z")
+    _limit_options(p)
+    _leaf(keys, "list", keys_list, "list API keys (never the keys themselves)")
+    p = _leaf(keys, "revoke", keys_revoke, "revoke an API key")
+    p.add_argument("key_id", metavar="KEY_ID")
+    p = _leaf(keys, "set-limits", keys_set_limits, "set a key's rate-limit overrides (0 removes one)")
+    p.add_argument("key_id", metavar="KEY_ID")
+    _limit_options(p)
+
+
+def _limit_options(parser) -> None:
+    parser.add_argument("--heartbeat-per-minute", type=int, metavar="N")
+    parser.add_argument("--management-per-minute", type=int, metavar="N")
+
+
+def _service_options(parser, *, register: bool) -> None:
+    parser.add_argument("--service-name", required=register, help="the service the heartbeat belongs to")
+    interval = parser.add_mutually_exclusive_group(required=register)
+    interval.add_argument("--interval-minutes", type=int, metavar="M", help="expected heartbeat interval")
+    interval.add_argument("--interval-seconds", type=int, metavar="S", help="... in seconds (sub-minute checks)")
+    parser.add_argument("--threshold", type=int, metavar="N", help="missed heartbeats before an alert")
+    parser.add_argument("--grace-seconds", type=int, metavar="N", help="extra time before a heartbeat is late")
+    team = parser.add_mutually_exclusive_group()
+    team.add_argument("--team", metavar="T", help="team name")
+    team.add_argument("--team-id", type=int, metavar="N")
+    parser.add_argument("--priority", metavar="P", help="p1 (highest) .. p5")
+    parser.add_argument("--runbook", metavar="URL")
+    parser.add_argument("--notify-mode", metavar="MODE",
+                        help="all (every target) or until_success (in priority order until one succeeds)")
+
+
+def _register_services(commands) -> None:
+    services = _group(commands, "services", "services monitored by heartbeats")
+    p = _leaf(services, "register", services_register, "register a heartbeat (idempotent)")
+    p.add_argument("name", metavar="NAME", help="heartbeat name")
+    _service_options(p, register=True)
+    p = _leaf(services, "list", services_list, "list services")
+    p.add_argument("--service-name", help="only this service's heartbeats")
+    _active_filter(p, "active", "inactive")
+    p = _leaf(services, "show", services_show, "one service and its recent state changes")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--transitions", type=int, default=10, metavar="N", help="how many (default 10)")
+    p = _leaf(services, "update", services_update, "change a service's settings")
+    p.add_argument("name", metavar="NAME")
+    _service_options(p, register=False)
+    for name, field, value, help in (("mute", "muted", True, "stop notifications (alerts still open)"),
+                                     ("unmute", "muted", False, "notify again"),
+                                     ("activate", "active", True, "monitor it again"),
+                                     ("deactivate", "active", False, "stop monitoring it")):
+        _leaf(services, name, _set_flag(field, value), help).add_argument("name", metavar="NAME")
+    p = _leaf(services, "delete", services_delete, "delete a service with its heartbeats, alerts and targets")
+    p.add_argument("service_id", type=int, metavar="SERVICE_ID")
+
+
+def _register_heartbeats_and_alerts(commands) -> None:
+    heartbeat = _group(commands, "heartbeat", "send and list heartbeats")
+    p = _leaf(heartbeat, "send", heartbeat_send, "send a heartbeat")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--status", default="UP", help="UP (default); FAILED or DOWN report a failure")
+    p = _leaf(heartbeat, "list", heartbeat_list, "recent heartbeats, newest first")
+    p.add_argument("--name")
+    p.add_argument("--service-name")
+    p.add_argument("--max-count", type=int, metavar="N", help="at most N (default and maximum 250)")
+    p = _leaf(commands, "alerts", alerts_list, "alerts, newest first (latest 100 without a filter)")
+    _active_filter(p, "active", "closed")
+
+
+def _register_routing(commands) -> None:
+    teams = _group(commands, "teams", "teams (admin)")
+    p = _leaf(teams, "create", teams_create, "create a team")
+    p.add_argument("--name", required=True)
+    p.add_argument("--slack-channel-id", metavar="C")
+    _leaf(teams, "list", teams_list, "list teams")
+    p = _leaf(teams, "update", teams_update, "rename a team or change its Slack channel")
+    p.add_argument("team_id", type=int, metavar="TEAM_ID")
+    p.add_argument("--name")
+    p.add_argument("--slack-channel-id", metavar="C", help='"" removes the channel')
+    p = _leaf(teams, "delete", _delete("/v2/teams/{team_id}"), "delete a team (its services stay)")
+    p.add_argument("team_id", type=int, metavar="TEAM_ID")
+
+    targets = _group(commands, "targets", "a service's notification targets (admin)")
+    p = _leaf(targets, "create", targets_create, "add a notification target to a service", url_option=False)
+    p.add_argument("--service-id", type=int, required=True, metavar="N")
+    _target_options(p)
+    _enabled_options(p, only_disable=True)
+    p = _leaf(targets, "list", targets_list, "list notification targets")
+    p.add_argument("--service-id", type=int, metavar="N")
+    p = _leaf(targets, "update", targets_update, "change a notification target", url_option=False)
+    p.add_argument("target_id", type=int, metavar="TARGET_ID")
+    _target_options(p)
+    _enabled_options(p)
+    p = _leaf(targets, "delete", _delete("/v2/notification-targets/{target_id}"), "delete a notification target")
+    p.add_argument("target_id", type=int, metavar="TARGET_ID")
+
+
+def _target_options(parser) -> None:
+    parser.add_argument("--type", metavar="TYPE", help="slack, pagerduty or webhook (implied by the options below)")
+    parser.add_argument("--channel-id", dest="channel_id", metavar="C", help="slack channel id")
+    parser.add_argument("--routing-key", dest="routing_key", metavar="K", help="PagerDuty Events v2 routing key")
+    parser.add_argument("--url", dest="url", metavar="URL", help="webhook URL")
+    parser.add_argument("--header", dest="headers", type=_header, action=_Headers, metavar="NAME=VALUE",
+                        help="webhook header, repeatable")
+    parser.add_argument("--config", type=_json_object, metavar="JSON", help="the whole config as a JSON object")
+    parser.add_argument("--priority", type=int, metavar="N", help="lower is tried first (default 0)")
+
+
+def _register_delivery(commands) -> None:
+    webhooks = _group(commands, "webhooks", "webhook subscriptions to alerts (admin)")
+    p = _leaf(webhooks, "create", webhooks_create,
+              "subscribe a URL to one service's alerts (--service-id) or to all; the signing secret is "
+              "printed once", url_option=False)
+    p.add_argument("--url", dest="url", required=True, metavar="URL", help="where alerts are POSTed")
+    p.add_argument("--service-id", type=int, metavar="N", help="omit for a global subscription")
+    p.add_argument("--header", dest="headers", type=_header, action=_Headers, metavar="NAME=VALUE")
+    p.add_argument("--secret", help="signing secret (default: generated and printed once)")
+    _enabled_options(p, only_disable=True)
+    p = _leaf(webhooks, "list", webhooks_list, "list webhook subscriptions (never secrets)")
+    p.add_argument("--service-id", type=int, metavar="N")
+    p = _leaf(webhooks, "update", webhooks_update, "change a webhook subscription", url_option=False)
+    p.add_argument("webhook_id", type=int, metavar="WEBHOOK_ID")
+    p.add_argument("--url", dest="url", metavar="URL")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--service-id", type=int, metavar="N")
+    scope.add_argument("--global", dest="global_", action="store_true", help="subscribe to every service")
+    headers = p.add_mutually_exclusive_group()
+    headers.add_argument("--header", dest="headers", type=_header, action=_Headers, metavar="NAME=VALUE",
+                         help="replaces all headers; repeatable")
+    headers.add_argument("--no-headers", action="store_true", help="remove all headers")
+    p.add_argument("--secret")
+    _enabled_options(p)
+    p = _leaf(webhooks, "delete", _delete("/v2/webhooks/{webhook_id}"), "delete a webhook subscription")
+    p.add_argument("webhook_id", type=int, metavar="WEBHOOK_ID")
+
+    deliveries = _group(commands, "deliveries", "the delivery log")
+    p = _leaf(deliveries, "list", deliveries_list, "deliveries, newest first")
+    for option in ("alert-id", "service-id", "target-id", "webhook-id"):
+        p.add_argument(f"--{option}", type=int, metavar="N")
+    p.add_argument("--status", help="pending, retrying, success, failed or skipped")
+    p.add_argument("--limit", type=int, metavar="N")
+    p = _leaf(deliveries, "retry", deliveries_retry, "try a failed or skipped delivery again (admin)")
+    p.add_argument("delivery_id", type=int, metavar="ID")
+
+
+def register(parser: argparse.ArgumentParser, commands) -> None:
+    """Adds the management commands to `medic` (``commands`` = its subparsers)."""
+    add_client_options(parser)
+    _register_keys(commands)
+    _register_services(commands)
+    _register_heartbeats_and_alerts(commands)
+    _register_routing(commands)
+    _register_delivery(commands)

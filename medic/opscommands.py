@@ -1,0 +1,126 @@
+"""Operator commands for deployments (containers, orchestrators):
+
+    medic healthcheck [process]   exit 0 when the process in this container answers its health
+                                  check (gRPC grpc.health.v1 Check for the services and the
+                                  monitor, GET /health/live for the gateway); with no process,
+                                  the one PID 1 serves (`medic serve <process>`), which lets one
+                                  Dockerfile HEALTHCHECK fit every process of the image
+    medic bootstrap-admin         apply pending migrations, then create the first admin API key
+                                  when no key exists: printed once on stdout and written to
+                                  $MEDIC_DATA_DIR/admin.key (mode 0600)
+
+Registered in ``medic/cli.py`` by ``register(commands)``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from medic.config import GRPC_SERVICES, ConfigError, Settings
+
+PROCESSES = (*GRPC_SERVICES, "monitor", "gateway")
+HEALTHCHECK_TIMEOUT_SECONDS = 3.0
+PID1_CMDLINE = Path("/proc/1/cmdline")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env(warn_unknown=False)
+    except ConfigError as exc:
+        print(f"medic: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def served_process(cmdline: bytes) -> str | None:
+    """The process of a `medic serve <process>` command line (NUL-separated), else None."""
+    args = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
+    for i, arg in enumerate(args[:-1]):
+        if arg == "serve" and args[i + 1] in PROCESSES:
+            return args[i + 1]
+    return None
+
+
+def _local_host(settings: Settings) -> str:
+    # The check runs beside the process: a wildcard bind address is reached on loopback.
+    # (Never MEDIC_<SERVICE>_TARGET: in a deployment that names every replica, not this one.)
+    return "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+
+
+def check_gateway(settings: Settings) -> bool:
+    import urllib.request
+
+    url = f"http://{_local_host(settings)}:{settings.gateway_port}/health/live"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTHCHECK_TIMEOUT_SECONDS) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def check_grpc(settings: Settings, process: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(f"{_local_host(settings)}:{settings.grpc_port(process)}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=HEALTHCHECK_TIMEOUT_SECONDS)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def cmd_healthcheck(args) -> int:
+    process = args.process
+    if process is None:
+        try:
+            process = served_process(PID1_CMDLINE.read_bytes())
+        except OSError:
+            process = None
+        if process is None:  # a one-shot command (migrate, bootstrap-admin): nothing serves
+            print("medic healthcheck: no `medic serve` process to check", file=sys.stderr)
+            return 0
+    settings = _settings()
+    healthy = check_gateway(settings) if process == "gateway" else check_grpc(settings, process)
+    if not healthy:
+        print(f"medic healthcheck: {process} is not healthy", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_bootstrap_admin(args) -> int:
+    from medic import migrate
+    from medic.db import Database, wait_until_reachable
+    from services.auth import bootstrap
+
+    settings = _settings()
+    if not settings.database_url:
+        print("medic bootstrap-admin: set MEDIC_DATABASE_URL (`medic up` does this by itself)",
+              file=sys.stderr)
+        return 2
+    wait_until_reachable(settings.database_url)
+    migrate.migrate(settings.database_url)  # idempotent; so it works before any service started
+    db = Database(settings.database_url, 1, application_name="medic-bootstrap-admin")
+    try:
+        key = bootstrap.bootstrap_admin_key(settings, db)
+    finally:
+        db.close()
+    if key is None:
+        print("medic bootstrap-admin: API keys exist already; nothing created (create more with "
+              "an admin key: POST /v2/api-keys)", file=sys.stderr)
+        return 0
+    key_file = (Path(settings.data_dir) / bootstrap.ADMIN_KEY_FILE).resolve()
+    print("Created the first admin API key. It is shown this once and kept in "
+          f"{key_file} (mode 0600):", file=sys.stderr)
+    print(key, flush=True)
+    return 0
+
+
+def register(commands) -> None:
+    """Adds the operator commands to `medic`'s sub-command parser."""
+    check = commands.add_parser("healthcheck", help="exit 0 when a local Medic process is healthy")
+    check.add_argument("process", nargs="?", choices=PROCESSES,
+                       help="default: the process PID 1 serves (in a container)")
+    check.set_defaults(func=cmd_healthcheck)
+    commands.add_parser("bootstrap-admin", help="create the first admin API key (once)") \
+        .set_defaults(func=cmd_bootstrap_admin)

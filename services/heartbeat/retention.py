@@ -1,0 +1,121 @@
+"""Retention: deletes heartbeat events older than ``MEDIC_HEARTBEAT_RETENTION_DAYS``.
+
+Why batched deletes and not a time-partitioned table (measured with
+``bench/bench_retention.py``, see docs/operations.md):
+
+* One batch deletes at most ``batch`` rows, oldest first, found through the
+  index on ``heartbeat_events (time)``, in its own short transaction. DELETE
+  takes only ROW EXCLUSIVE on the table (it never blocks the ingest's INSERTs
+  or any reader) and row locks on the rows it deletes, which nobody else
+  updates; so "long locks" cannot happen, whatever the backlog.
+* Partitioning would make the drop O(1), but it needs the partition key in the
+  primary key, partitions created ahead of time, a rewrite of the existing table
+  on upgrade, and every "last k heartbeats of a service" lookup (the ingest's
+  and monitor's down rule) would probe every partition. And whole-partition
+  drops cannot keep what the down rule still needs (below).
+
+What the down rule still needs is never deleted: the monitor re-checks an
+overdue service against its ``threshold`` latest counting heartbeats in
+``heartbeat_events`` (``services.recent_beats`` holds their times, newest
+first). Deleting them would move h_k back to the activation time and open a
+false alert for a service whose interval x threshold is longer than the
+retention (a weekly job with threshold 5 needs 5 weeks). So rows at or after
+the oldest time in ``recent_beats`` are kept, however old.
+
+Several processes may run retention at once (every heartbeat/monitor replica):
+SKIP LOCKED makes concurrent batches take different rows instead of waiting
+for each other.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from prometheus_client import Counter
+
+from medic.db import Database
+from medic.errors import MedicError
+
+log = logging.getLogger(__name__)
+
+# Defined here, not in metrics.py, so retention is one self-contained module.
+EVENTS_DELETED = Counter("medic_heartbeat_events_deleted_total",
+                         "Heartbeat events deleted by retention")
+
+# One batch: the oldest expired events, except those the down rule still needs
+# (at or after the oldest of each service's `recent_beats`). `= ANY(ARRAY(...))`
+# makes the ids an init-plan probed through the primary key; `IN (...)` let the
+# planner hash-join against a scan of the whole table.
+DELETE_EXPIRED_BATCH = """
+    DELETE FROM heartbeat_events
+    WHERE heartbeat_id = ANY(ARRAY(
+        SELECT h.heartbeat_id
+        FROM heartbeat_events h JOIN services s ON s.service_id = h.service_id
+        WHERE h.time < now() - make_interval(days => %(days)s)
+          AND h.time < COALESCE(s.recent_beats[cardinality(s.recent_beats)], 'infinity')
+        ORDER BY h.time
+        LIMIT %(batch)s
+        FOR UPDATE OF h SKIP LOCKED))
+"""
+
+DEFAULT_BATCH = 5000
+# Between batches: lets autovacuum, the ingest and replicas' WAL replay keep up.
+DEFAULT_PAUSE_SECONDS = 0.05
+
+
+class Retention:
+    def __init__(self, db: Database, *, retention_days: int, interval_seconds: float,
+                 batch: int = DEFAULT_BATCH, pause_seconds: float = DEFAULT_PAUSE_SECONDS):
+        self.db = db
+        self.retention_days = retention_days
+        self.interval_seconds = interval_seconds
+        self.batch = batch
+        self.pause_seconds = pause_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def delete_batch(self) -> int:
+        """One short transaction; the number of events it deleted."""
+        with self.db.transaction() as tx:
+            deleted = tx.execute(DELETE_EXPIRED_BATCH, {"days": self.retention_days, "batch": self.batch})
+        EVENTS_DELETED.inc(deleted)
+        return deleted
+
+    def run_once(self) -> int:
+        """Deletes every expired event, batch after batch; the number deleted."""
+        total = 0
+        while not self._stop.is_set():
+            deleted = self.delete_batch()
+            total += deleted
+            if deleted < self.batch:
+                break
+            self._stop.wait(self.pause_seconds)
+        if total:
+            log.info("retention deleted %d heartbeat events older than %d days", total,
+                     self.retention_days)
+        return total
+
+    # --- the loop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops after the batch in progress (at most one short transaction)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_once()
+            except MedicError as exc:  # database down: try again next interval
+                log.warning("retention pass failed: %s", exc.message)
+            except Exception:
+                log.exception("retention pass failed")
+            self._stop.wait(max(0.0, self.interval_seconds - (time.monotonic() - started)))
