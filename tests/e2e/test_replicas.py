@@ -13,9 +13,6 @@ pytestmark = pytest.mark.e2e
 
 
 def test_two_replicas_of_everything_work_together_without_duplicates(tmp_path, database_url, redis_url):
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
     with WebhookReceiver() as webhook, PagerDutyReceiver() as pagerduty:
         medic = start_medic(tmp_path, database_url, args=("--replicas", "2"), timeout=180, extra_env={
             "MEDIC_REDIS_URL": redis_url, "MEDIC_WEBHOOK_ALLOW_PRIVATE": "true",
