@@ -4,7 +4,7 @@ database per test cloned from it (``CREATE DATABASE ... TEMPLATE``).
 PostgreSQL is, in order: ``MEDIC_TEST_DATABASE_URL`` (a libpq URI of a server
 where we may create databases); the machine's server on 127.0.0.1:5432 (user
 postgres, trust auth); an embedded one started with ``pgserver`` in a temporary
-folder.
+folder (also when ``MEDIC_TEST_EMBEDDED_POSTGRES=1``).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def pg_server_url():
     if explicit:
         yield explicit
         return
-    if _reachable(LOCAL_URL):
+    if not os.environ.get("MEDIC_TEST_EMBEDDED_POSTGRES") and _reachable(LOCAL_URL):
         yield LOCAL_URL
         return
     import pgserver  # embedded PostgreSQL, for laptops without a server

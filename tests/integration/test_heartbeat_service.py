@@ -237,12 +237,22 @@ def test_health_and_reflection_are_served(heartbeat_channel):
     assert {"medic.v1.HeartbeatService", "grpc.health.v1.Health"} <= services
 
 
-def test_database_outage_gives_unavailable_and_recovers_without_restart(database_url):
-    from urllib.parse import urlsplit
+def proxied_database(database_url: str) -> tuple[TcpProxy, str]:
+    """A proxy in front of the test database, and the URI that goes through it."""
+    from urllib.parse import parse_qs, urlsplit
 
     parts = urlsplit(database_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    proxied = database_url.replace(f":{parts.port or 5432}/", f":{proxy.port}/")
+    socket_dir = parse_qs(parts.query).get("host", [""])[0]
+    if socket_dir.startswith("/"):  # the embedded server listens on a unix socket only
+        proxy = TcpProxy("", 0, unix_path=f"{socket_dir}/.s.PGSQL.{parts.port or 5432}")
+    else:
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    user = parts.username or "postgres"
+    return proxy, f"postgresql://{user}@127.0.0.1:{proxy.port}{parts.path}"
+
+
+def test_database_outage_gives_unavailable_and_recovers_without_restart(database_url):
+    proxy, proxied = proxied_database(database_url)
     db = Database(proxied, size=4)
     running = create_server(heartbeat_app.build(Settings(database_url=proxied), db=db), port=0)
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")

@@ -7,8 +7,12 @@ import threading
 
 
 class TcpProxy:
-    def __init__(self, upstream_host: str, upstream_port: int):
+    """Listens on a loopback TCP port; forwards to ``host:port`` or, when
+    ``unix_path`` is given, to that unix socket (the embedded PostgreSQL's)."""
+
+    def __init__(self, upstream_host: str, upstream_port: int, unix_path: str | None = None):
         self.upstream = (upstream_host, upstream_port)
+        self.unix_path = unix_path
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -30,7 +34,12 @@ class TcpProxy:
                 client.close()
                 continue
             try:
-                server = socket.create_connection(self.upstream, timeout=2)
+                if self.unix_path:
+                    server = socket.socket(socket.AF_UNIX)
+                    server.connect(self.unix_path)
+                else:
+                    server = socket.create_connection(self.upstream, timeout=2)
+                server.settimeout(None)
             except OSError:
                 client.close()
                 continue
