@@ -4,6 +4,7 @@ and survives restarts; it listens on a unix socket inside that folder only."""
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,9 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Starts (or attaches to) the server; returns its libpq URI."""
+        # pgserver asks platformdirs for a runtime folder, which warns when
+        # XDG_RUNTIME_DIR is unset (containers, CI) and then uses /tmp: harmless.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import pgserver
 
         self.folder.mkdir(parents=True, exist_ok=True)
