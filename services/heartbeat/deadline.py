@@ -27,6 +27,8 @@ def normalize_status(raw: str) -> str:
         raise InvalidArgument("status must be a non-empty string")
     if len(status) > MAX_STATUS_LENGTH:
         raise InvalidArgument(f"status must be at most {MAX_STATUS_LENGTH} characters")
+    if "\x00" in status:
+        raise InvalidArgument("status must not contain NUL characters")
     return status.upper()
 
 
@@ -35,6 +37,8 @@ def validate_run_id(run_id: str) -> str | None:
         return None
     if len(run_id) > MAX_RUN_ID_LENGTH:
         raise InvalidArgument(f"run_id must be at most {MAX_RUN_ID_LENGTH} characters")
+    if "\x00" in run_id:
+        raise InvalidArgument("run_id must not contain NUL characters")
     return run_id
 
 

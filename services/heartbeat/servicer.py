@@ -90,6 +90,8 @@ def _name(value: str, field: str) -> str:
         raise InvalidArgument(f"{field} is required")
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidArgument(f"{field} must be at most {MAX_NAME_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidArgument(f"{field} must not contain NUL characters")
     return value
 
 
