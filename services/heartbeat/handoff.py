@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import grpc
@@ -81,6 +82,7 @@ BACKLOG = """
 KINDS = {"trigger": events_pb2.ALERT_EVENT_KIND_TRIGGER, "reminder": events_pb2.ALERT_EVENT_KIND_REMINDER,
          "resolve": events_pb2.ALERT_EVENT_KIND_RESOLVE}
 MAX_RETRY_DELAY = 30.0
+BACKLOG_EVERY_SECONDS = 2.0
 
 
 def alert_event(row: Row) -> events_pb2.AlertEvent:
@@ -166,10 +168,15 @@ class Dispatcher:
             thread.join(timeout)
 
     def _run(self, number: int) -> None:
+        # Worker 0 polls (for notifications other processes wrote); the others
+        # sleep until woken, so an idle monitor makes one cheap query per poll.
+        idle_wait = self.poll_seconds if number == 0 else max(self.poll_seconds, 5.0)
+        measured = 0.0
         while not self._stop.is_set():
             try:
                 handed = self.dispatch_once()
-                if number == 0 and not handed:
+                if number == 0 and time.monotonic() - measured >= BACKLOG_EVERY_SECONDS:
+                    measured = time.monotonic()
                     self.measure_backlog()
             except MedicError as exc:
                 log.warning("hand-off pass failed: %s", exc.message)
@@ -178,9 +185,10 @@ class Dispatcher:
                 log.exception("hand-off pass failed")
                 handed = 0
             if handed:
+                if number == 0:
+                    self.wake()  # there is work: bring the others in
                 continue
             with self._wake:
                 if self._pending_wakes == 0:
-                    self._wake.wait(self.poll_seconds)
+                    self._wake.wait(idle_wait)
                 self._pending_wakes = max(self._pending_wakes - 1, 0)
-
