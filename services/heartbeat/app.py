@@ -39,7 +39,7 @@ def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
         ClientInterceptor(authwiring.service_credential_metadata(settings)))
     routing = routing_pb2_grpc.RoutingServiceStub(channel)
     dispatcher = Dispatcher(
-        db, lambda request: routing.RouteAlert(request, timeout=settings.rpc_timeout_seconds),
+        db, lambda request: routing.RouteAlert.future(request, timeout=settings.rpc_timeout_seconds),
         workers=settings.handoff_workers, lease_seconds=settings.handoff_lease_seconds,
         poll_seconds=settings.handoff_poll_seconds)
 

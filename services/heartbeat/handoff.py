@@ -62,11 +62,13 @@ NOTIFICATION_DETAILS = """
 MARK_HANDED_OFF = """
     WITH done AS (
         UPDATE alert_notifications SET handed_off_at = now(), last_error = NULL
-        WHERE notification_id = %(id)s AND handed_off_at IS NULL
+        WHERE notification_id = ANY(%(ids)s) AND handed_off_at IS NULL
         RETURNING alert_id, kind
+    ), counted AS (
+        SELECT alert_id, count(*) AS n FROM done WHERE kind <> 'resolve' GROUP BY alert_id
     )
-    UPDATE alerts a SET notification_count = a.notification_count + 1
-    FROM done WHERE a.alert_id = done.alert_id AND done.kind <> 'resolve'
+    UPDATE alerts a SET notification_count = a.notification_count + counted.n
+    FROM counted WHERE a.alert_id = counted.alert_id
 """
 
 SCHEDULE_RETRY = """
@@ -105,10 +107,16 @@ def retry_delay(attempts: int) -> float:
 
 
 class Dispatcher:
-    def __init__(self, db: Database, route_alert: Callable[[routing_pb2.RouteAlertRequest], object], *,
-                 workers: int = 8, lease_seconds: float = 30.0, poll_seconds: float = 0.2):
+    """``route_alert`` starts a RouteAlert call and returns its future
+    (``stub.RouteAlert.future``), so that a worker's claimed notifications are
+    handed off concurrently."""
+
+    def __init__(self, db: Database, route_alert: Callable[[routing_pb2.RouteAlertRequest], grpc.Future], *,
+                 workers: int = 8, lease_seconds: float = 30.0, poll_seconds: float = 0.2,
+                 batch: int = 16):
         self.db = db
         self.route_alert = route_alert
+        self.batch = batch
         self.workers = workers
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -123,30 +131,36 @@ class Dispatcher:
             self._pending_wakes = self.workers
             self._wake.notify_all()
 
-    def dispatch_once(self, batch: int = 1) -> int:
-        """Claims up to ``batch`` notifications and hands them to routing; returns how many."""
+    def dispatch_once(self, batch: int | None = None) -> int:
+        """Claims up to ``batch`` notifications, hands them to routing concurrently
+        and records each outcome; returns how many were claimed."""
         with self.db.transaction() as tx:
-            ids = [r["notification_id"] for r in tx.all(CLAIM_NOTIFICATIONS,
-                                                        {"batch": batch, "lease": self.lease_seconds})]
+            ids = [r["notification_id"] for r in tx.all(
+                CLAIM_NOTIFICATIONS, {"batch": batch or self.batch, "lease": self.lease_seconds})]
         if not ids:
             return 0
         rows = self.db.all(NOTIFICATION_DETAILS, {"ids": ids})
-        for row in rows:
-            self._hand_off(row)
+        calls = [(row, self.route_alert(routing_pb2.RouteAlertRequest(event=alert_event(row)))) for row in rows]
+        accepted = []
+        for row, call in calls:
+            try:
+                call.result()
+            except grpc.RpcError as exc:
+                self._schedule_retry(row, exc)
+            else:
+                accepted.append(row)
+        if accepted:
+            self.db.execute(MARK_HANDED_OFF, {"ids": [row["notification_id"] for row in accepted]})
+            for row in accepted:
+                metrics.HANDOFFS.labels(row["kind"], "accepted").inc()
         return len(rows)
 
-    def _hand_off(self, row: Row) -> None:
-        try:
-            self.route_alert(routing_pb2.RouteAlertRequest(event=alert_event(row)))
-        except grpc.RpcError as exc:
-            delay = retry_delay(row["attempts"])
-            error = f"{exc.code().name}: {exc.details()}"
-            log.warning("hand-off of %s failed (%s); retrying in %.1f s", row["event_id"], error, delay)
-            metrics.HANDOFFS.labels(row["kind"], "retry").inc()
-            self.db.execute(SCHEDULE_RETRY, {"id": row["notification_id"], "delay": delay, "error": error[:500]})
-            return
-        self.db.execute(MARK_HANDED_OFF, {"id": row["notification_id"]})
-        metrics.HANDOFFS.labels(row["kind"], "accepted").inc()
+    def _schedule_retry(self, row: Row, exc: grpc.RpcError) -> None:
+        delay = retry_delay(row["attempts"])
+        error = f"{exc.code().name}: {exc.details()}"
+        log.warning("hand-off of %s failed (%s); retrying in %.1f s", row["event_id"], error, delay)
+        metrics.HANDOFFS.labels(row["kind"], "retry").inc()
+        self.db.execute(SCHEDULE_RETRY, {"id": row["notification_id"], "delay": delay, "error": error[:500]})
 
     def measure_backlog(self) -> None:
         row = self.db.one(BACKLOG)
