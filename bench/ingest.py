@@ -1,145 +1,46 @@
 #!/usr/bin/env python3
-"""Heartbeat ingest, end to end, on this machine.
+"""Heartbeat ingest, end to end, on this machine (goals 1 and 2 of issue 8).
 
     .venv/bin/python bench/ingest.py [--dsn postgresql://postgres@127.0.0.1:5432/postgres]
-                                     [--services 1000] [--duration 10] [--runs 1]
+                                     [--services 1000] [--duration 10] [--no-limits] [--redis]
 
-Starts Medic with `medic up` on free ports against a fresh database on the given
-server (default: the local PostgreSQL at 127.0.0.1:5432, else the embedded one),
-registers N services, then measures, one after another:
+Starts Medic with `medic up` on free ports against a fresh database (dropped
+after), bulk-registers N services, and measures, one after another, always
+with the bootstrap admin key (rate limits set so high that the limiter counts
+every request but refuses none):
 
-  http   legacy `POST /heartbeat` through the gateway, wrk -t2 -c32 (needs `wrk`)
+  http   legacy `POST /heartbeat` through the gateway, wrk -t2 -c32
   grpc   `RecordHeartbeat` one at a time, 32 in flight (grpc.aio client, like
-         ../shared/bench-limits/grpc_noop.py)
+         ../shared/bench-limits/grpc_noop.py), straight to the heartbeat service
   batch  `RecordHeartbeats` with 500 heartbeats per call, 4 in flight
 
-Prints one JSON line per measurement and a table. It is a report, not a gate.
+then (unless --no-limits) the no-op grpcio figure of the same session
+(grpc_noop.py --variant sync --runs 1), so that RecordHeartbeat appears as a
+ratio of it. --redis counts rate limits in Redis (127.0.0.1:6379) instead of
+in-process. Prints one JSON line per figure and a table. A report, not a gate.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import re
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg2
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
+from bench.common import (DEFAULT_DSN, DEFAULT_REDIS, Medic, emit, pct, register_bulk,  # noqa: E402
+                          run_limit, wait_for_quiet, wrk_heartbeats)
 from medic.v1 import heartbeat_pb2 as pb, heartbeat_pb2_grpc  # noqa: E402
 
-LUA = """
-counter = 0
-request = function()
-  counter = counter + 1
-  local body = string.format('{"heartbeat_name": "svc-%%05d", "status": "UP"}', counter %% %d)
-  return wrk.format("POST", "/heartbeat", {["Content-Type"] = "application/json"}, body)
-end
-"""
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values, p):
-    if not values:
-        return float("nan")
-    k = max(0, min(len(values) - 1, int(round(p / 100.0 * len(values) + 0.5)) - 1))
-    return values[k]
-
-
-def fresh_database(server_dsn: str) -> tuple[str, str]:
-    name = f"medic_bench_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(server_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    parts = urlsplit(server_dsn)
-    return name, urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def drop_database(server_dsn: str, name: str) -> None:
-    conn = psycopg2.connect(server_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
-
-
-def start_medic(dsn: str, data_dir: str) -> tuple[subprocess.Popen, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
-    ports = {"gateway": free_port(), "heartbeat": free_port()}
-    env.update({"MEDIC_DATABASE_URL": dsn, "MEDIC_DATA_DIR": data_dir, "MEDIC_LOG_LEVEL": "WARNING",
-                "MEDIC_GATEWAY_PORT": str(ports["gateway"]), "MEDIC_HEARTBEAT_PORT": str(ports["heartbeat"]),
-                "MEDIC_HEARTBEAT_METRICS_PORT": str(free_port()), "MEDIC_AUTH_PORT": str(free_port()),
-                "MEDIC_ROUTING_PORT": str(free_port()), "MEDIC_DELIVERY_PORT": str(free_port()),
-                "MEDIC_AUTH_METRICS_PORT": str(free_port()), "MEDIC_ROUTING_METRICS_PORT": str(free_port()),
-                "MEDIC_DELIVERY_METRICS_PORT": str(free_port())})
-    process = subprocess.Popen([sys.executable, "-m", "medic.cli", "up"], env=env, cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    for line in process.stdout:
-        if "Press Ctrl-C to stop." in line:
-            break
-    else:
-        raise RuntimeError("medic up did not start")
-    return process, ports
-
-
-def register(target: str, count: int) -> None:
-    import grpc
-
-    with grpc.insecure_channel(target) as channel:
-        stub = heartbeat_pb2_grpc.HeartbeatServiceStub(channel)
-        for n in range(count):
-            stub.RegisterService(pb.RegisterServiceRequest(
-                heartbeat_name=f"svc-{n:05d}", service_name="bench", alert_interval_seconds=3600))
-
-
-def bench_http(port: int, services: int, duration: int) -> dict:
-    if not shutil.which("wrk"):
-        return {"figure": "http", "error": "wrk not installed (apt-get install wrk)"}
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA % services)
-    out = subprocess.run(["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", "-s", script.name,
-                          f"http://127.0.0.1:{port}/heartbeat"], capture_output=True, text=True).stdout
-    os.unlink(script.name)
-
-    def latency(label):
-        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {"figure": "http POST /heartbeat (c=32)", "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": latency(50), "p99_ms": latency(99), "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-            "socket_errors": errors.group(1) if errors else ""}
-
-
-async def _grpc_load(target: str, services: int, duration: float, concurrency: int, batch: int) -> dict:
+async def grpc_load(target: str, metadata, services: int, duration: float, concurrency: int,
+                    batch: int) -> dict:
     import grpc
 
     async with grpc.aio.insecure_channel(target) as channel:
         stub = heartbeat_pb2_grpc.HeartbeatServiceStub(channel)
-        latencies, state, counter = [], {"measure": False, "stop": False}, [0]
-        sent = [0]
+        latencies, state, counter, sent = [], {"measure": False, "stop": False}, [0], [0]
 
         def next_name():
             counter[0] += 1
@@ -149,10 +50,12 @@ async def _grpc_load(target: str, services: int, duration: float, concurrency: i
             while not state["stop"]:
                 started = time.perf_counter()
                 if batch == 1:
-                    await stub.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name=next_name(), status="UP"))
+                    await stub.RecordHeartbeat(
+                        pb.RecordHeartbeatRequest(heartbeat_name=next_name(), status="UP"), metadata=metadata)
                 else:
                     await stub.RecordHeartbeats(pb.RecordHeartbeatsRequest(heartbeats=[
-                        pb.RecordHeartbeatRequest(heartbeat_name=next_name(), status="UP") for _ in range(batch)]))
+                        pb.RecordHeartbeatRequest(heartbeat_name=next_name(), status="UP")
+                        for _ in range(batch)]), metadata=metadata)
                 if state["measure"]:
                     latencies.append(time.perf_counter() - started)
                     sent[0] += batch
@@ -171,39 +74,66 @@ async def _grpc_load(target: str, services: int, duration: float, concurrency: i
             "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3}
 
 
+def run(args) -> list[dict]:
+    env = {"MEDIC_REDIS_URL": DEFAULT_REDIS} if args.redis else {}
+    env.update(dict(kv.split("=", 1) for kv in args.env))
+    rows = []
+    with Medic(args.dsn, env_overrides=env) as medic:
+        register_bulk(medic.dsn, args.services)
+        if "http" in args.only:
+            wrk_heartbeats(medic.gateway_url, services=args.services, duration=2, key=medic.admin_key)  # warm-up
+            load = wait_for_quiet()
+            rows.append({"figure": "http_post_heartbeat_c32", "load1": load,
+                         **wrk_heartbeats(medic.gateway_url, services=args.services,
+                                          duration=args.duration, key=medic.admin_key)})
+            emit(rows[-1])
+        if "grpc" in args.only:
+            load = wait_for_quiet()
+            rows.append({"figure": "grpc_record_heartbeat_c32", "load1": load, **asyncio.run(grpc_load(
+                medic.grpc_target, medic.auth_metadata, args.services, args.duration, 32, 1))})
+            emit(rows[-1])
+        if "batch" in args.only:
+            load = wait_for_quiet()
+            rows.append({"figure": "grpc_record_heartbeats_x500_c4", "load1": load, **asyncio.run(grpc_load(
+                medic.grpc_target, medic.auth_metadata, args.services, args.duration, 4, 500))})
+            emit(rows[-1])
+    if args.limits and "grpc" in args.only:
+        wait_for_quiet()
+        noop = run_limit("grpc_noop.py", "--variant", "sync", "--runs", "1",
+                         "--duration", str(args.duration))
+        if "sync" in noop:
+            rows.append({"figure": "limit_grpc_noop_sync_c32", "rps": noop["sync"].get("RPC/s"),
+                         "p50_ms": noop["sync"].get("p50"), "p99_ms": noop["sync"].get("p99")})
+        else:
+            rows.append({"figure": "limit_grpc_noop_sync_c32", "error": noop.get("error", "?")})
+        emit(rows[-1])
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help="PostgreSQL server (a fresh database is made on it)")
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--only", default="http,grpc,batch")
+    parser.add_argument("--no-limits", dest="limits", action="store_false",
+                        help="skip the no-op grpcio run of the same session")
+    parser.add_argument("--redis", action="store_true", help="rate limits counted in Redis")
+    parser.add_argument("--env", action="append", default=[], help="extra MEDIC_X=value for medic up")
     args = parser.parse_args()
-
-    name, dsn = fresh_database(args.dsn)
-    data_dir = tempfile.mkdtemp(prefix="medic-bench-")
-    process, ports = start_medic(dsn, data_dir)
-    rows = []
-    try:
-        target = f"127.0.0.1:{ports['heartbeat']}"
-        register(target, args.services)
-        rows.append(bench_http(ports["gateway"], args.services, args.duration))
-        grpc_one = asyncio.run(_grpc_load(target, args.services, args.duration, 32, 1))
-        rows.append({"figure": "grpc RecordHeartbeat (32 in flight)", **grpc_one})
-        grpc_batch = asyncio.run(_grpc_load(target, args.services, args.duration, 4, 500))
-        rows.append({"figure": "grpc RecordHeartbeats x500 (4 in flight)", **grpc_batch})
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(60)
-        drop_database(args.dsn, name)
-        shutil.rmtree(data_dir, ignore_errors=True)
-    for row in rows:
-        print(json.dumps(row))
-    print(f"\n{'figure':<44} {'req/s':>10} {'hb/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    args.only = set(args.only.split(","))
+    rows = run(args)
+    print(f"\n{'figure':<34} {'req/s':>9} {'hb/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'load1':>6}")
     for row in rows:
         if "error" in row:
-            print(f"{row['figure']:<44} {row['error']}")
+            print(f"{row['figure']:<34} {row['error']}")
             continue
-        print(f"{row['figure']:<44} {row['rps']:>10.0f} {row.get('heartbeats_per_s', row['rps']):>10.0f} "
-              f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}")
+        print(f"{row['figure']:<34} {row['rps']:>9.0f} {row.get('heartbeats_per_s', row['rps']):>9.0f} "
+              f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row.get('load1', float('nan')):>6}")
+    grpc_row = next((r for r in rows if r["figure"] == "grpc_record_heartbeat_c32"), None)
+    noop_row = next((r for r in rows if r["figure"] == "limit_grpc_noop_sync_c32" and "rps" in r), None)
+    if grpc_row and noop_row and noop_row["rps"]:
+        print(f"RecordHeartbeat / no-op grpcio = {grpc_row['rps'] / noop_row['rps']:.2f} (goal >= 0.6)")
     return 0
 
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Authorization overhead (issue 3's bench item; goal: cached auth adds < 0.5 ms).
+
+    .venv/bin/python bench/auth.py [--dsn ...] [--duration 10] [--calls 20000]
+
+`medic up` against a fresh database with MEDIC_ALLOW_ANONYMOUS_HEARTBEATS=true
+(rate limits so high that the limiter counts every request but refuses none),
+1,000 services registered with bulk SQL, then:
+
+  micro  the gateway's real ``AsyncKeyAuthorizer`` (cache in front of the real
+         auth service's Authorize RPC, in-memory limiter), in this process,
+         --calls decisions each: a cached valid key, an anonymous caller, a
+         malformed key, a well-formed key with an unknown id (answered once by
+         the auth service, then from the negative cache). Microseconds per call.
+  http   POST /heartbeat through the gateway, wrk -t2 -c32: with the admin key
+         vs anonymous (req/s, p50, p99: the difference is what auth costs end to
+         end), and with a bad key (every answer a 401: what an attacker costs).
+
+Prints one JSON line per figure. A report, not a gate.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (DEFAULT_DSN, Medic, emit, register_bulk, wait_for_quiet,  # noqa: E402
+                          wrk_heartbeats)
+
+HB_POLICY = "/medic.v1.HeartbeatService/RecordHeartbeats"
+
+
+async def micro(medic: Medic, calls: int) -> list[dict]:
+    from medic import contracts
+    from medic.authz import AsyncKeyAuthorizer
+    from medic.config import Settings
+    from medic.errors import MedicError
+
+    token = (Path(medic.data_dir) / "service.token").read_text().strip()
+    settings = Settings.from_env({
+        "MEDIC_SERVICE_TOKEN": token, "MEDIC_AUTH_PORT": str(medic.ports["auth"]),
+        "MEDIC_ALLOW_ANONYMOUS_HEARTBEATS": "true", "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": "1000000000"})
+    authorizer = AsyncKeyAuthorizer(settings)
+    policy = contracts.policy_for(HB_POLICY)
+    unknown = f"mdk_{'A' * 12}_{secrets.token_urlsafe(32)}"
+    cases = {"cached_valid_key": {"authorization": f"Bearer {medic.admin_key}"},
+             "anonymous": {},
+             "malformed_key": {"authorization": "Bearer mdk_not-a-key"},
+             "unknown_key_id_negative_cached": {"authorization": f"Bearer {unknown}"}}
+    rows = []
+    for name, headers in cases.items():
+        async def once():
+            try:
+                await authorizer.authorize(policy, headers, "127.0.0.1")
+            except MedicError:
+                pass
+        await once()  # fills the cache (one Authorize RPC for a key)
+        started = time.perf_counter()
+        for _ in range(calls):
+            await once()
+        per_call = (time.perf_counter() - started) / calls
+        rows.append({"figure": f"auth_decision_{name}", "us_per_call": round(per_call * 1e6, 2),
+                     "calls": calls})
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--services", type=int, default=1000)
+    args = parser.parse_args()
+    with Medic(args.dsn, env_overrides={"MEDIC_ALLOW_ANONYMOUS_HEARTBEATS": "true"}) as medic:
+        register_bulk(medic.dsn, args.services)
+        load = wait_for_quiet(max_wait=60)
+        for row in asyncio.run(micro(medic, args.calls)):
+            emit({**row, "load1": load})
+        bad = f"mdk_{'B' * 12}_{secrets.token_urlsafe(32)}"
+        results = {}
+        for name, key in (("key", medic.admin_key), ("anonymous", None), ("bad_key", bad)):
+            wrk_heartbeats(medic.gateway_url, services=args.services, duration=2, key=key)  # warm-up
+            load = wait_for_quiet(max_wait=60)
+            results[name] = wrk_heartbeats(medic.gateway_url, services=args.services,
+                                           duration=args.duration, key=key)
+            emit({"figure": f"http_post_heartbeat_{name}", "load1": load, **results[name]})
+        if "p50_ms" in results["key"] and "p50_ms" in results["anonymous"]:
+            emit({"figure": "http_auth_overhead_p50_ms",
+                  "value": round(results["key"]["p50_ms"] - results["anonymous"]["p50_ms"], 3)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
