@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from medic.db import Database
-from medic.errors import MedicError
+from medic.periodic import Periodic
 from services.heartbeat import alerting, deadline as rule, metrics
 from services.heartbeat.alerting import Changes, LifecyclePolicy
 
@@ -80,8 +79,7 @@ class Monitor:
         self.batch = batch
         self.mute_ttl_seconds = mute_ttl_seconds
         self.on_committed = on_committed
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("monitor", self.tick, tick_seconds)
         self._last_gauge = 0.0
 
     # --- one pass -----------------------------------------------------------------
@@ -158,20 +156,7 @@ class Monitor:
     # --- the loop -------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except MedicError as exc:  # database down: try again next tick
-                log.warning("monitor pass failed: %s", exc.message)
-            except Exception:
-                log.exception("monitor pass failed")
-            self._stop.wait(self.tick_seconds)
+        self._loop.stop(timeout)

@@ -29,13 +29,11 @@ for each other.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 
 from prometheus_client import Counter
 
 from medic.db import Database
-from medic.errors import MedicError
+from medic.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +70,8 @@ class Retention:
         self.interval_seconds = interval_seconds
         self.batch = batch
         self.pause_seconds = pause_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("retention", self.run_once, interval_seconds)
+        self._stop = self._loop.stopping
 
     def delete_batch(self) -> int:
         """One short transaction; the number of events it deleted."""
@@ -99,23 +97,8 @@ class Retention:
     # --- the loop -------------------------------------------------------------------
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stops after the batch in progress (at most one short transaction)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.run_once()
-            except MedicError as exc:  # database down: try again next interval
-                log.warning("retention pass failed: %s", exc.message)
-            except Exception:
-                log.exception("retention pass failed")
-            self._stop.wait(max(0.0, self.interval_seconds - (time.monotonic() - started)))
+        self._loop.stop(timeout)

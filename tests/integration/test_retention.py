@@ -138,4 +138,4 @@ def test_the_retention_thread_runs_at_start_and_stops_promptly(heartbeats, db):
         assert event_count(db, web.service_id) == 0
     finally:
         job.stop(timeout=5)
-    assert not job._thread.is_alive()  # woken from its hour-long wait, not left behind
+    assert not job._loop._thread.is_alive()  # woken from its hour-long wait, not left behind
