@@ -323,6 +323,11 @@ class AsyncCachedVerifier:
 
 # --- asking the auth service ------------------------------------------------------
 
+# A connection being re-established (an auth replica restarting, a connection
+# cycled by the server) shows as UNAVAILABLE once: one quick second try.
+AUTHORIZE_ATTEMPTS = 2
+AUTHORIZE_RETRY_PAUSE = 0.1
+
 def service_credential_metadata(settings: Settings) -> tuple[tuple[str, str], ...]:
     """Metadata carrying this process's service credential, for ``ClientInterceptor``."""
     if not settings.service_token:
@@ -349,11 +354,15 @@ class RemoteVerifier:
         self.stub = auth_pb2_grpc.AuthServiceStub(self.channel)
 
     def verify(self, key: str) -> Verdict:
-        try:
-            response = self.stub.Authorize(auth_pb2.AuthorizeRequest(key=key), timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise Unavailable(f"auth service unavailable ({exc.code().name})") from None
-        return verdict_from_pb(response)
+        request = auth_pb2.AuthorizeRequest(key=key)
+        for attempt in range(AUTHORIZE_ATTEMPTS):
+            try:
+                return verdict_from_pb(self.stub.Authorize(request, timeout=self.timeout))
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt + 1 == AUTHORIZE_ATTEMPTS:
+                    raise Unavailable(f"auth service unavailable ({exc.code().name})") from None
+                time.sleep(AUTHORIZE_RETRY_PAUSE)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.channel.close()
@@ -376,12 +385,15 @@ class AioRemoteVerifier:
                 self.target, options=[("grpc.lb_policy_name", "round_robin")],
                 interceptors=[AioClientInterceptor(self.credential)])
             self.stub = auth_pb2_grpc.AuthServiceStub(self.channel)
-        try:
-            response = await self.stub.Authorize(auth_pb2.AuthorizeRequest(key=key),
-                                                 timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise Unavailable(f"auth service unavailable ({exc.code().name})") from None
-        return verdict_from_pb(response)
+        request = auth_pb2.AuthorizeRequest(key=key)
+        for attempt in range(AUTHORIZE_ATTEMPTS):
+            try:
+                return verdict_from_pb(await self.stub.Authorize(request, timeout=self.timeout))
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt + 1 == AUTHORIZE_ATTEMPTS:
+                    raise Unavailable(f"auth service unavailable ({exc.code().name})") from None
+                await asyncio.sleep(AUTHORIZE_RETRY_PAUSE)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if self.channel is not None:

@@ -68,17 +68,18 @@ def stack(database_url, db, tmp_path):
     settings = Settings(database_url=database_url, service_token=SERVICE_TOKEN, data_dir=tmp_path,
                         monitor_enabled=False, auth_cache_ttl_seconds=1.0, webhook_allow_private=True)
     admin_key = bootstrap.bootstrap_admin_key(settings, db)
-    auth_component = auth_app.build(settings, db=db)
+    # Each service gets its own connection pool, as each process has in production.
+    auth_component = auth_app.build(settings)
     servers = {"auth": create_server(auth_component, port=0, workers=8,
                                      authorizer=auth_app.authorizer(settings, auth_component))}
     settings = dataclasses.replace(settings, auth_target=f"127.0.0.1:{servers['auth'].port}")
-    servers["delivery"] = create_server(delivery_app.build(settings, db=db), port=0, workers=8,
+    servers["delivery"] = create_server(delivery_app.build(settings), port=0, workers=8,
                                         authorizer=KeyAuthorizer(settings))
     settings = dataclasses.replace(settings, delivery_target=f"127.0.0.1:{servers['delivery'].port}")
-    servers["routing"] = create_server(routing_app.build(settings, db=db), port=0, workers=8,
+    servers["routing"] = create_server(routing_app.build(settings), port=0, workers=8,
                                        authorizer=KeyAuthorizer(settings))
     settings = dataclasses.replace(settings, routing_target=f"127.0.0.1:{servers['routing'].port}")
-    servers["heartbeat"] = create_server(heartbeat_app.build(settings, db=db), port=0, workers=16,
+    servers["heartbeat"] = create_server(heartbeat_app.build(settings), port=0, workers=16,
                                          authorizer=KeyAuthorizer(settings))
     settings = dataclasses.replace(settings, heartbeat_target=f"127.0.0.1:{servers['heartbeat'].port}")
     yield Stack(settings, admin_key, servers)
