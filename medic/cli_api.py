@@ -9,7 +9,6 @@ command layer prints to stderr with a non-zero exit code.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 

@@ -12,9 +12,8 @@ import pytest
 from medic.config import Settings
 from medic.db import Database
 from medic.server import create_server
-from medic.v1 import heartbeat_pb2 as pb, heartbeat_pb2_grpc, routing_pb2_grpc
-from services.heartbeat import app as heartbeat_app
-from services.heartbeat.alerting import Changes, LifecyclePolicy
+from medic.v1 import heartbeat_pb2 as pb, routing_pb2_grpc
+from services.heartbeat.alerting import LifecyclePolicy
 from services.heartbeat.handoff import Dispatcher
 from services.heartbeat.monitor import Monitor
 from tests.conftest import free_port
@@ -195,7 +194,7 @@ def test_two_monitors_open_exactly_one_alert_per_silent_service(heartbeats, db, 
 
 def test_hand_off_retries_until_routing_accepts_and_keeps_the_order(heartbeats, db, settings):
     """Routing (real, with a real delivery behind it) is down at first, then comes up."""
-    from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2, routing_pb2
+    from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2
     from services.routing import app as routing_app
     from tests.integration.routing_support import start_delivery
 

@@ -1,6 +1,5 @@
 import asyncio
 
-import pytest
 
 from medic.v1 import heartbeat_pb2
 from gateway.batcher import HeartbeatBatcher
