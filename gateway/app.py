@@ -26,7 +26,7 @@ from starlette.routing import Route
 from medic import contracts
 from medic.config import GRPC_SERVICES, Settings
 from medic.errors import MedicError
-from medic.interceptors import ANONYMOUS, AioClientInterceptor, Identity
+from medic.interceptors import ANONYMOUS, Identity, aio_service_channel
 from medic.logs import REQUEST_ID_HEADER, clean_request_id, request_id_var
 from medic.v1 import heartbeat_pb2_grpc
 from gateway import docs, health, legacy, v2, v2_routes
@@ -81,11 +81,7 @@ class Gateway:
 
     async def open(self) -> None:
         for name in BACKENDS:
-            self.channels[name] = grpc.aio.insecure_channel(
-                self.settings.target(name),
-                options=[("grpc.lb_policy_name", "round_robin"),
-                         ("grpc.keepalive_time_ms", 30_000)],
-                interceptors=[AioClientInterceptor(self.credential_metadata)])
+            self.channels[name] = aio_service_channel(self.settings.target(name), self.credential_metadata)
         self.heartbeat = heartbeat_pb2_grpc.HeartbeatServiceStub(self.channels["heartbeat"])
         self.batcher = HeartbeatBatcher(self._send_heartbeats, max_batch=self.settings.ingest_batch_max)
 

@@ -63,7 +63,7 @@ from medic import ratelimit
 from medic.config import ConfigError, Settings
 from medic.errors import (MedicError, PermissionDenied, ResourceExhausted, Unauthenticated,
                           Unavailable)
-from medic.interceptors import AioClientInterceptor, ClientInterceptor, Identity
+from medic.interceptors import Identity, aio_service_channel, service_channel
 from medic.ratelimit import RateLimitStatus
 from medic.v1 import auth_pb2, auth_pb2_grpc, options_pb2
 
@@ -347,10 +347,8 @@ class RemoteVerifier:
     def __init__(self, settings: Settings, target: str | None = None):
         _require_service_token(settings)
         self.timeout = settings.rpc_timeout_seconds
-        self.channel = grpc.intercept_channel(
-            grpc.insecure_channel(target or settings.target("auth"),
-                                  options=[("grpc.lb_policy_name", "round_robin")]),
-            ClientInterceptor(service_credential_metadata(settings)))
+        self.channel = service_channel(target or settings.target("auth"),
+                                       service_credential_metadata(settings))
         self.stub = auth_pb2_grpc.AuthServiceStub(self.channel)
 
     def verify(self, key: str) -> Verdict:
@@ -381,9 +379,7 @@ class AioRemoteVerifier:
 
     async def verify(self, key: str) -> Verdict:
         if self.stub is None:
-            self.channel = grpc.aio.insecure_channel(
-                self.target, options=[("grpc.lb_policy_name", "round_robin")],
-                interceptors=[AioClientInterceptor(self.credential)])
+            self.channel = aio_service_channel(self.target, self.credential)
             self.stub = auth_pb2_grpc.AuthServiceStub(self.channel)
         request = auth_pb2.AuthorizeRequest(key=key)
         for attempt in range(AUTHORIZE_ATTEMPTS):

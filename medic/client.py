@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from medic.interceptors import ClientInterceptor
+from medic.interceptors import CHANNEL_OPTIONS, ClientInterceptor
 from medic.v1 import heartbeat_pb2, heartbeat_pb2_grpc
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
@@ -58,7 +58,7 @@ class MedicClient:
     def __init__(self, target: str, *, api_key: str | None = None, timeout: float = 5.0,
                  retries: int = 3, backoff: float = 0.2,
                  credentials: grpc.ChannelCredentials | None = None):
-        options = [("grpc.lb_policy_name", "round_robin")]
+        options = list(CHANNEL_OPTIONS)
         channel = (grpc.secure_channel(target, credentials, options=options) if credentials
                    else grpc.insecure_channel(target, options=options))
         metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()

@@ -174,7 +174,7 @@ class Launcher:
             _say(f"    {admin_key}")
         _say("")
         gateways = [c for c in self.children if c.name == "gateway"]
-        _say(f"Medic is up. Gateway: " + "  ".join(f"http://{host}:{c.port}" for c in gateways)
+        _say("Medic is up. Gateway: " + "  ".join(f"http://{host}:{c.port}" for c in gateways)
              + f"  (API docs: http://{host}:{gateways[0].port}/docs)")
         for name in GRPC_SERVICES:
             replicas = [c for c in self.children if c.name == name]

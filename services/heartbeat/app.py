@@ -4,12 +4,11 @@ hand-off to routing in the same process. ``build_monitor`` assembles a
 stand-alone monitor process (``medic serve monitor``)."""
 from __future__ import annotations
 
-import grpc
 
 from medic import authwiring
 from medic.config import Settings
 from medic.db import Database
-from medic.interceptors import ClientInterceptor
+from medic.interceptors import service_channel
 from medic.server import Component
 from medic.v1 import heartbeat_pb2, heartbeat_pb2_grpc, routing_pb2_grpc
 from services.heartbeat import metrics
@@ -34,9 +33,7 @@ def _database(settings: Settings, db: Database | None, name: str) -> tuple[Datab
 
 def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
     """The monitor and the hand-off dispatcher, wired to each other."""
-    channel = grpc.intercept_channel(
-        grpc.insecure_channel(settings.target("routing"), options=[("grpc.lb_policy_name", "round_robin")]),
-        ClientInterceptor(authwiring.service_credential_metadata(settings)))
+    channel = service_channel(settings.target("routing"), authwiring.service_credential_metadata(settings))
     routing = routing_pb2_grpc.RoutingServiceStub(channel)
     dispatcher = Dispatcher(
         db, lambda request: routing.RouteAlert.future(request, timeout=settings.rpc_timeout_seconds),

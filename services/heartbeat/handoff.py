@@ -7,7 +7,8 @@ future, so a worker that dies mid-call has its row taken over by any monitor
 once the lease ends), build the ``AlertEvent`` from the alert and service rows,
 and call ``RoutingService.RouteAlert``. Only an accepted call marks the row
 handed off; any failure (routing or delivery down, a timeout) schedules a
-retry with a growing pause. Routing and delivery deduplicate on the event id,
+retry with a growing pause, capped at a few seconds so that notifications
+follow within seconds when routing comes back. Routing and delivery deduplicate on the event id,
 so a retry after a lost answer sends nothing twice.
 
 A notification waits while an earlier one of the same alert is pending, so
@@ -71,10 +72,13 @@ MARK_HANDED_OFF = """
     FROM counted WHERE a.alert_id = counted.alert_id
 """
 
-SCHEDULE_RETRY = """
-    UPDATE alert_notifications SET due_at = now() + make_interval(secs => %(delay)s), last_error = %(error)s
-    WHERE notification_id = %(id)s AND handed_off_at IS NULL
+SCHEDULE_RETRIES = """
+    UPDATE alert_notifications n
+    SET due_at = now() + make_interval(secs => r.delay), last_error = r.error
+    FROM (VALUES %s) AS r (notification_id, delay, error)
+    WHERE n.notification_id = r.notification_id AND n.handed_off_at IS NULL
 """
+RETRY_TEMPLATE = "(%s, %s::float8, %s)"
 
 BACKLOG = """
     SELECT count(*) AS pending, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest
@@ -83,7 +87,7 @@ BACKLOG = """
 
 KINDS = {"trigger": events_pb2.ALERT_EVENT_KIND_TRIGGER, "reminder": events_pb2.ALERT_EVENT_KIND_REMINDER,
          "resolve": events_pb2.ALERT_EVENT_KIND_RESOLVE}
-MAX_RETRY_DELAY = 30.0
+MAX_RETRY_DELAY = 5.0
 BACKLOG_EVERY_SECONDS = 2.0
 
 
@@ -141,26 +145,29 @@ class Dispatcher:
             return 0
         rows = self.db.all(NOTIFICATION_DETAILS, {"ids": ids})
         calls = [(row, self.route_alert(routing_pb2.RouteAlertRequest(event=alert_event(row)))) for row in rows]
-        accepted = []
+        accepted, retries = [], []
         for row, call in calls:
             try:
                 call.result()
             except grpc.RpcError as exc:
-                self._schedule_retry(row, exc)
+                retries.append(self._retry(row, exc))
             else:
                 accepted.append(row)
+        if retries:
+            with self.db.transaction() as tx:
+                tx.values(SCHEDULE_RETRIES, retries, template=RETRY_TEMPLATE)
         if accepted:
             self.db.execute(MARK_HANDED_OFF, {"ids": [row["notification_id"] for row in accepted]})
             for row in accepted:
                 metrics.HANDOFFS.labels(row["kind"], "accepted").inc()
         return len(rows)
 
-    def _schedule_retry(self, row: Row, exc: grpc.RpcError) -> None:
+    def _retry(self, row: Row, exc: grpc.RpcError) -> tuple[int, float, str]:
         delay = retry_delay(row["attempts"])
         error = f"{exc.code().name}: {exc.details()}"
         log.warning("hand-off of %s failed (%s); retrying in %.1f s", row["event_id"], error, delay)
         metrics.HANDOFFS.labels(row["kind"], "retry").inc()
-        self.db.execute(SCHEDULE_RETRY, {"id": row["notification_id"], "delay": delay, "error": error[:500]})
+        return row["notification_id"], delay, error[:500]
 
     def measure_backlog(self) -> None:
         row = self.db.one(BACKLOG)

@@ -6,7 +6,7 @@ import grpc
 from medic import authwiring
 from medic.config import Settings
 from medic.db import Database
-from medic.interceptors import ClientInterceptor
+from medic.interceptors import service_channel
 from medic.server import Component
 from medic.v1 import routing_pb2, routing_pb2_grpc
 from services.routing.delivery_client import DeliveryClient
@@ -21,9 +21,7 @@ def delivery_channel(settings: Settings,
                      credential_metadata: tuple[tuple[str, str], ...] = ()) -> grpc.Channel:
     """A channel to every delivery replica (a DNS name resolving to several is
     balanced round-robin), carrying the request id and this process's credential."""
-    channel = grpc.insecure_channel(settings.target("delivery"),
-                                    options=[("grpc.lb_policy_name", "round_robin")])
-    return grpc.intercept_channel(channel, ClientInterceptor(credential_metadata))
+    return service_channel(settings.target("delivery"), credential_metadata)
 
 
 def build(settings: Settings, db: Database | None = None) -> Component:
