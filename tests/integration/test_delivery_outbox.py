@@ -297,3 +297,38 @@ def test_outcomes_are_counted_by_type_and_status(db, receiver):
         ids = enqueue(stub, alert_event(2), [webhook_target(receiver.url)]).delivery_ids
         wait_until_final(db, ids)
     assert {s: count(s) - before[s] for s in before} == {"success": 1, "failed": 1, "retrying": 1}
+
+
+def test_outcomes_recorded_in_one_batch_honour_claim_tokens_and_chains(db):
+    """The recorder writes many outcomes at once: an outcome whose claim was taken
+    over after its lease is dropped (the new holder's attempt counts), and a
+    chain's next target becomes due when its predecessor failed for good."""
+    from services.delivery.servicer import event_to_domain, plan_deliveries
+    from services.delivery.store import Attempt, DeliveryStore
+
+    store = DeliveryStore(db)
+    alone = event_to_domain(alert_event(alert_id=71))
+    store.enqueue(alone, "all", plan_deliveries(alone, "all", [webhook_target("http://a.example/h")], []))
+    chained = event_to_domain(alert_event(alert_id=72))
+    chain_ids, _ = store.enqueue(chained, "until_success", plan_deliveries(
+        chained, "until_success",
+        [webhook_target("http://b.example/h"), webhook_target("http://c.example/h")], []))
+    first = {r["delivery_id"]: r for r in store.claim_due(10, 60.0, lambda _key: 10)}
+    assert chain_ids[1] not in first  # waits for the first target of its chain
+    alone_id = next(i for i in first if i not in chain_ids)
+    # alone's lease ends and another worker claims it again (a new token).
+    db.execute("UPDATE deliveries SET next_attempt_at = now() WHERE delivery_id = %s", (alone_id,))
+    [again] = store.claim_due(10, 60.0, lambda _key: 10)
+    assert again["delivery_id"] == alone_id and again["claim_token"] != first[alone_id]["claim_token"]
+
+    recorded = store.record_attempts([
+        Attempt(alone_id, first[alone_id]["claim_token"], "success", None, 200, "", "", 5),
+        Attempt(chain_ids[0], first[chain_ids[0]]["claim_token"], "failed", None, 400, "no", "HTTP 400", 7),
+    ])
+    assert set(recorded) == {chain_ids[0]}
+    rows = {r["delivery_id"]: r for r in db.all(
+        "SELECT delivery_id, status, claim_token::text AS token, next_attempt_at <= now() AS due"
+        " FROM deliveries")}
+    assert rows[alone_id]["status"] == "pending" and rows[alone_id]["token"] == again["claim_token"]
+    assert rows[chain_ids[0]]["status"] == "failed"
+    assert rows[chain_ids[1]]["due"] is True  # the next target of the chain is due now
