@@ -138,9 +138,12 @@ class Medic:
                 break
         else:
             raise RuntimeError("medic up did not start:\n" + "".join(output[-40:]))
-        # Keep draining the launcher's output so it never blocks on a full pipe.
+        # Keep draining the launcher's output so it never blocks on a full pipe
+        # (into MEDIC_BENCH_LOG, when set, to read the services' logs afterwards).
         import threading
-        threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
+        sink = open(os.environ["MEDIC_BENCH_LOG"], "a") if os.environ.get("MEDIC_BENCH_LOG") else None
+        threading.Thread(target=lambda: [sink and sink.write(line) for line in self.process.stdout],
+                         daemon=True).start()
         self.admin_key = (Path(self.data_dir) / "admin.key").read_text().strip()
 
     def __exit__(self, *exc) -> None:

@@ -216,7 +216,7 @@ class Settings:
         "run the monitor and the hand-off to routing inside the heartbeat service process "
         "(`medic serve monitor` runs them as a process of their own)", parse=_bool)
     monitor_tick_seconds: float = _var(
-        "MEDIC_MONITOR_TICK_SECONDS", 0.5, "pause between monitor passes (at most 1 s is sensible)",
+        "MEDIC_MONITOR_TICK_SECONDS", 0.25, "pause between monitor passes (at most 1 s is sensible)",
         parse=_positive_float)
     monitor_batch: int = _var("MEDIC_MONITOR_BATCH", 500,
                               "overdue services claimed per transaction", parse=_positive_int)

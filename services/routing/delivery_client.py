@@ -4,7 +4,7 @@ caller of RouteAlert retries, and nothing is recorded as sent meanwhile."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -53,11 +53,18 @@ class DeliveryClient:
             log.warning("delivery %s failed: %s", what, name)
             raise Unavailable(f"delivery service could not {what} ({name})") from None
 
-    def subscriptions(self, service_id: int) -> list[PlannedTarget]:
-        """The enabled webhook subscriptions of the service and the global ones."""
-        response = self._call("list webhook subscriptions", self.stub.ListWebhooksForService,
-                              delivery_pb2.ListWebhooksForServiceRequest(service_id=service_id))
-        return [subscription_from_webhook(w) for w in response.webhooks if w.enabled]
+    def subscriptions_future(self, service_id: int) -> Callable[[], list[PlannedTarget]]:
+        """Starts asking for the enabled webhook subscriptions of the service and the
+        global ones; the returned function waits for them."""
+        what = "list webhook subscriptions"
+        call = self.stub.ListWebhooksForService.future(
+            delivery_pb2.ListWebhooksForServiceRequest(service_id=service_id), timeout=self.timeout)
+
+        def result() -> list[PlannedTarget]:
+            response = self._call(what, lambda _request, timeout: call.result(), None)
+            return [subscription_from_webhook(w) for w in response.webhooks if w.enabled]
+
+        return result
 
     def enqueue(self, event: events_pb2.AlertEvent, mode: int, targets: tuple[PlannedTarget, ...],
                 subscriptions: tuple[PlannedTarget, ...]) -> None:

@@ -34,15 +34,13 @@ class Router:
                     mode_override: str | None) -> tuple[rule.RoutingPlan, bool]:
         """(the plan, whether it was handed to delivery)."""
         service = event.service
-        route = self.store.alert_route(event.alert_id)
-        if route is None:
-            targets = self.store.service_targets(service.service_id)
-            team = self.store.team_for_service(service.team_id, service.team)
-        else:
-            targets, team = [], None
+        # Delivery looks up the webhook subscriptions while this reads its tables.
+        subscriptions = self.delivery.subscriptions_future(service.service_id)
+        route, targets, team = self.store.routing_inputs(
+            event.alert_id, service.service_id, service.team_id, service.team)
         plan = rule.plan_route(
             kind=kind, targets=targets, team=team, default_channel=self.default_channel,
-            subscriptions=self.delivery.subscriptions(service.service_id),
+            subscriptions=subscriptions(),
             service_mode=MODE_FROM_PB.get(service.notify_mode), mode_override=mode_override,
             route=route)
         enqueued = plan.has_recipients

@@ -130,15 +130,6 @@ class RoutingStore:
         if self.db.execute(DELETE_TEAM, (team_id,)) == 0:
             raise NotFound(f"team {team_id} not found")
 
-    def team_for_service(self, team_id: int, team_name: str) -> Team | None:
-        """The service's team: by id when it has one, else by its legacy team name."""
-        row = None
-        if team_id:
-            row = self.db.one(SELECT_TEAM_BY_ID, (team_id,))
-        if row is None and team_name.strip():
-            row = self.db.one(SELECT_TEAM_BY_NAME, (team_name.strip(),))
-        return team_from_row(row) if row else None
-
     # --- notification targets ------------------------------------------------
     def create_target(self, service_id: int, target_type: str, config: Mapping[str, Any],
                       priority: int, enabled: bool) -> Row:
@@ -180,17 +171,20 @@ class RoutingStore:
         if self.db.execute(DELETE_TARGET, (target_id,)) == 0:
             raise NotFound(f"notification target {target_id} not found")
 
-    def service_targets(self, service_id: int) -> list[NotificationTarget]:
-        return [target_from_row(r) for r in self.db.all(SERVICE_TARGETS, (service_id,))]
-
     # --- alert routes ----------------------------------------------------------
-    def alert_route(self, alert_id: int) -> AlertRoute | None:
-        """The alert's remembered route, if an earlier event found targets."""
-        row = self.db.one(SELECT_ALERT_ROUTE, (alert_id,))
-        if row is None or row["unrouted"]:
-            return None
-        return AlertRoute(mode=row["mode"],
-                          targets=tuple(_planned_from_json(t) for t in row["targets"]))
+    def routing_inputs(self, alert_id: int, service_id: int, team_id: int, team_name: str
+                       ) -> tuple[AlertRoute | None, list[NotificationTarget], Team | None]:
+        """What selection needs for an event, read in one transaction: the alert's
+        remembered route, else the service's targets and its team."""
+        with self.db.transaction() as tx:
+            route = _route_from_row(tx.one(SELECT_ALERT_ROUTE, (alert_id,)))
+            if route is not None:
+                return route, [], None
+            targets = [target_from_row(r) for r in tx.all(SERVICE_TARGETS, (service_id,))]
+            row = tx.one(SELECT_TEAM_BY_ID, (team_id,)) if team_id else None
+            if row is None and team_name.strip():
+                row = tx.one(SELECT_TEAM_BY_NAME, (team_name.strip(),))
+        return None, targets, team_from_row(row) if row else None
 
     def remember_route(self, *, alert_id: int, service_id: int, event_id: str, mode: str,
                        targets: tuple[PlannedTarget, ...]) -> None:
@@ -198,3 +192,9 @@ class RoutingStore:
             "alert_id": alert_id, "service_id": service_id, "event_id": event_id, "mode": mode,
             "targets": psycopg2.extras.Json([_planned_to_json(t) for t in targets]),
             "unrouted": not targets})
+
+
+def _route_from_row(row: Row | None) -> AlertRoute | None:
+    if row is None or row["unrouted"]:
+        return None
+    return AlertRoute(mode=row["mode"], targets=tuple(_planned_from_json(t) for t in row["targets"]))
