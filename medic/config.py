@@ -228,7 +228,7 @@ class Settings:
         "REMINDERs come every alert_interval but never closer together than this",
         parse=_positive_float)
     handoff_workers: int = _var("MEDIC_HANDOFF_WORKERS", 8,
-                                "concurrent RouteAlert calls handing notifications to routing",
+                                "hand-off threads, each handing up to 32 notifications to routing per RouteAlerts call",
                                 parse=_positive_int)
     handoff_lease_seconds: float = _var(
         "MEDIC_HANDOFF_LEASE_SECONDS", 30.0,

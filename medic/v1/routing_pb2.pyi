@@ -198,6 +198,28 @@ class RouteAlertRequest(_message.Message):
     mode_override: _common_pb2.NotifyMode
     def __init__(self, event: _Optional[_Union[_events_pb2.AlertEvent, _Mapping]] = ..., mode_override: _Optional[_Union[_common_pb2.NotifyMode, str]] = ...) -> None: ...
 
+class RouteAlertsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RouteAlertRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[RouteAlertRequest, _Mapping]]] = ...) -> None: ...
+
+class RouteAlertsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RouteAlertResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RouteAlertResult, _Mapping]]] = ...) -> None: ...
+
+class RouteAlertResult(_message.Message):
+    __slots__ = ("code", "message", "response")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    response: RouteAlertResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., response: _Optional[_Union[RouteAlertResponse, _Mapping]] = ...) -> None: ...
+
 class RouteAlertResponse(_message.Message):
     __slots__ = ("mode", "source", "targets", "skipped", "subscriptions", "unrouted", "enqueued")
     MODE_FIELD_NUMBER: _ClassVar[int]

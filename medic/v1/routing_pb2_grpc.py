@@ -102,6 +102,11 @@ class RoutingServiceStub:
                 request_serializer=medic_dot_v1_dot_routing__pb2.RouteAlertRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_routing__pb2.RouteAlertResponse.FromString,
                 _registered_method=True)
+        self.RouteAlerts = channel.unary_unary(
+                '/medic.v1.RoutingService/RouteAlerts',
+                request_serializer=medic_dot_v1_dot_routing__pb2.RouteAlertsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_routing__pb2.RouteAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -234,6 +239,22 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RouteAlerts(self, request, context):
+        """RouteAlert for up to 256 events in one call: what the heartbeat service's
+        hand-off uses, so that a monitor pass that opened many alerts costs a few
+        calls instead of one per alert. Each event is routed exactly as by
+        RouteAlert (several events of one alert in one call are routed in their
+        order) and answered in the same position; an event that could not be
+        routed carries the status RouteAlert would have returned, and does not
+        fail the others.
+        Errors: INVALID_ARGUMENT (no request, or more than 256); UNAVAILABLE (the
+        database cannot be reached: nothing was recorded, call again).
+        Scope: admin (the heartbeat service's credential).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -286,6 +307,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.RouteAlert,
                     request_deserializer=medic_dot_v1_dot_routing__pb2.RouteAlertRequest.FromString,
                     response_serializer=medic_dot_v1_dot_routing__pb2.RouteAlertResponse.SerializeToString,
+            ),
+            'RouteAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.RouteAlerts,
+                    request_deserializer=medic_dot_v1_dot_routing__pb2.RouteAlertsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_routing__pb2.RouteAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -576,6 +602,33 @@ class RoutingService:
             '/medic.v1.RoutingService/RouteAlert',
             medic_dot_v1_dot_routing__pb2.RouteAlertRequest.SerializeToString,
             medic_dot_v1_dot_routing__pb2.RouteAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RouteAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.RoutingService/RouteAlerts',
+            medic_dot_v1_dot_routing__pb2.RouteAlertsRequest.SerializeToString,
+            medic_dot_v1_dot_routing__pb2.RouteAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

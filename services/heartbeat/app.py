@@ -36,7 +36,7 @@ def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
     channel = service_channel(settings.target("routing"), authwiring.service_credential_metadata(settings))
     routing = routing_pb2_grpc.RoutingServiceStub(channel)
     dispatcher = Dispatcher(
-        db, lambda request: routing.RouteAlert.future(request, timeout=settings.rpc_timeout_seconds),
+        db, lambda request: routing.RouteAlerts(request, timeout=settings.rpc_timeout_seconds),
         workers=settings.handoff_workers, lease_seconds=settings.handoff_lease_seconds,
         poll_seconds=settings.handoff_poll_seconds)
 

@@ -5,8 +5,8 @@ written there in the transaction that made it. Worker threads claim due rows
 (``FOR UPDATE SKIP LOCKED``, then a lease: the row's ``due_at`` moves into the
 future, so a worker that dies mid-call has its row taken over by any monitor
 once the lease ends), build the ``AlertEvent`` from the alert and service rows,
-and call ``RoutingService.RouteAlert``. Only an accepted call marks the row
-handed off; any failure (routing or delivery down, a timeout) schedules a
+and hand a worker's whole claim to routing in one ``RoutingService.RouteAlerts``
+call. Only an event routing accepted marks its row handed off; any failure (routing or delivery down, a timeout) schedules a
 retry with a growing pause, capped at a few seconds so that notifications
 follow within seconds when routing comes back. Routing and delivery deduplicate on the event id,
 so a retry after a lost answer sends nothing twice.
@@ -106,20 +106,24 @@ def alert_event(row: Row) -> events_pb2.AlertEvent:
         opened_at=_ts(row["opened_at"]), closed_at=_ts(row["closed_at"]), occurred_at=_ts(row["occurred_at"]))
 
 
+def _code_name(code: int) -> str:
+    return next((c.name for c in grpc.StatusCode if c.value[0] == code), str(code))
+
+
 def retry_delay(attempts: int) -> float:
     return min(0.5 * 2 ** max(attempts - 1, 0), MAX_RETRY_DELAY)
 
 
 class Dispatcher:
-    """``route_alert`` starts a RouteAlert call and returns its future
-    (``stub.RouteAlert.future``), so that a worker's claimed notifications are
-    handed off concurrently."""
+    """``route_alerts`` makes a RouteAlerts call (``stub.RouteAlerts`` with a
+    deadline): one per worker and claim."""
 
-    def __init__(self, db: Database, route_alert: Callable[[routing_pb2.RouteAlertRequest], grpc.Future], *,
+    def __init__(self, db: Database,
+                 route_alerts: Callable[[routing_pb2.RouteAlertsRequest], routing_pb2.RouteAlertsResponse], *,
                  workers: int = 8, lease_seconds: float = 30.0, poll_seconds: float = 0.2,
-                 batch: int = 16):
+                 batch: int = 32):
         self.db = db
-        self.route_alert = route_alert
+        self.route_alerts = route_alerts
         self.batch = batch
         self.workers = workers
         self.lease_seconds = lease_seconds
@@ -136,7 +140,7 @@ class Dispatcher:
             self._wake.notify_all()
 
     def dispatch_once(self, batch: int | None = None) -> int:
-        """Claims up to ``batch`` notifications, hands them to routing concurrently
+        """Claims up to ``batch`` notifications, hands them to routing in one call
         and records each outcome; returns how many were claimed."""
         with self.db.transaction() as tx:
             ids = [r["notification_id"] for r in tx.all(
@@ -144,15 +148,19 @@ class Dispatcher:
         if not ids:
             return 0
         rows = self.db.all(NOTIFICATION_DETAILS, {"ids": ids})
-        calls = [(row, self.route_alert(routing_pb2.RouteAlertRequest(event=alert_event(row)))) for row in rows]
         accepted, retries = [], []
-        for row, call in calls:
-            try:
-                call.result()
-            except grpc.RpcError as exc:
-                retries.append(self._retry(row, exc))
-            else:
-                accepted.append(row)
+        try:
+            response = self.route_alerts(routing_pb2.RouteAlertsRequest(
+                requests=[routing_pb2.RouteAlertRequest(event=alert_event(row)) for row in rows]))
+        except grpc.RpcError as exc:
+            error = f"{exc.code().name}: {exc.details()}"
+            retries = [self._retry(row, error) for row in rows]
+        else:
+            for row, result in zip(rows, response.results):
+                if result.code == grpc.StatusCode.OK.value[0]:
+                    accepted.append(row)
+                else:
+                    retries.append(self._retry(row, f"{_code_name(result.code)}: {result.message}"))
         if retries:
             with self.db.transaction() as tx:
                 tx.values(SCHEDULE_RETRIES, retries, template=RETRY_TEMPLATE)
@@ -162,9 +170,8 @@ class Dispatcher:
                 metrics.HANDOFFS.labels(row["kind"], "accepted").inc()
         return len(rows)
 
-    def _retry(self, row: Row, exc: grpc.RpcError) -> tuple[int, float, str]:
+    def _retry(self, row: Row, error: str) -> tuple[int, float, str]:
         delay = retry_delay(row["attempts"])
-        error = f"{exc.code().name}: {exc.details()}"
         log.warning("hand-off of %s failed (%s); retrying in %.1f s", row["event_id"], error, delay)
         metrics.HANDOFFS.labels(row["kind"], "retry").inc()
         return row["notification_id"], delay, error[:500]

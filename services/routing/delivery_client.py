@@ -44,31 +44,39 @@ class DeliveryClient:
         self.stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
         self.timeout = timeout
 
-    def _call(self, what: str, method, request):
-        try:
-            return method(request, timeout=self.timeout)
-        except grpc.RpcError as err:
-            code = err.code() if hasattr(err, "code") else None
-            name = code.name if code else "UNKNOWN"
-            log.warning("delivery %s failed: %s", what, name)
-            raise Unavailable(f"delivery service could not {what} ({name})") from None
+    def _start(self, what: str, method, request) -> Callable[[], Any]:
+        """Starts a call; the returned function waits for its response, any failure
+        of delivery raised as ``Unavailable``."""
+        call = method.future(request, timeout=self.timeout)
+
+        def result():
+            try:
+                return call.result()
+            except grpc.RpcError as err:
+                code = err.code() if hasattr(err, "code") else None
+                name = code.name if code else "UNKNOWN"
+                log.warning("delivery %s failed: %s", what, name)
+                raise Unavailable(f"delivery service could not {what} ({name})") from None
+
+        return result
 
     def subscriptions_future(self, service_id: int) -> Callable[[], list[PlannedTarget]]:
         """Starts asking for the enabled webhook subscriptions of the service and the
         global ones; the returned function waits for them."""
-        what = "list webhook subscriptions"
-        call = self.stub.ListWebhooksForService.future(
-            delivery_pb2.ListWebhooksForServiceRequest(service_id=service_id), timeout=self.timeout)
+        response = self._start("list webhook subscriptions", self.stub.ListWebhooksForService,
+                               delivery_pb2.ListWebhooksForServiceRequest(service_id=service_id))
+        return lambda: [subscription_from_webhook(w) for w in response().webhooks if w.enabled]
 
-        def result() -> list[PlannedTarget]:
-            response = self._call(what, lambda _request, timeout: call.result(), None)
-            return [subscription_from_webhook(w) for w in response.webhooks if w.enabled]
-
-        return result
-
-    def enqueue(self, event: events_pb2.AlertEvent, mode: int, targets: tuple[PlannedTarget, ...],
-                subscriptions: tuple[PlannedTarget, ...]) -> None:
+    def enqueue_future(self, event: events_pb2.AlertEvent, mode: int, targets: tuple[PlannedTarget, ...],
+                       subscriptions: tuple[PlannedTarget, ...]) -> Callable[[], None]:
+        """Starts handing a plan to delivery; the returned function waits until it
+        was accepted."""
         request = delivery_pb2.EnqueueNotificationsRequest(
             event=event, mode=mode, targets=[planned_to_pb(t) for t in targets],
             subscriptions=[planned_to_pb(s) for s in subscriptions])
-        self._call("enqueue notifications", self.stub.EnqueueNotifications, request)
+        response = self._start("enqueue notifications", self.stub.EnqueueNotifications, request)
+
+        def accepted() -> None:
+            response()
+
+        return accepted

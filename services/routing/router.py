@@ -1,27 +1,48 @@
-"""RouteAlert: gathers what selection needs, hands the plan to delivery, then
-remembers the alert's route.
+"""RouteAlert(s): gathers what selection needs, hands the plans to delivery, then
+remembers each alert's route.
 
-Order matters for durability: the plan is handed to delivery first and the
+Order matters for durability: a plan is handed to delivery first and the
 alert's route is written only once delivery accepted it, so a failure at any
 step leaves nothing recorded as sent and the caller (the heartbeat service's
 outbox) simply calls again. Delivery is idempotent on the event id, so a retry
 after a lost reply enqueues nothing twice.
+
+A batch costs one read transaction, one subscriptions call per distinct
+service and one enqueue call per event (all started together), and one write
+transaction. Events of the same alert in one batch are routed one after the
+other (a REMINDER must see the route its TRIGGER recorded).
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from medic.errors import MedicError
 from medic.v1 import common_pb2, events_pb2
 from services.routing import metrics
 from services.routing import selection as rule
 from services.routing.delivery_client import DeliveryClient
-from services.routing.store import RoutingStore
+from services.routing.store import EventKeys, RouteToRemember, RoutingStore
 
 log = logging.getLogger(__name__)
 
 MODE_TO_PB = {rule.NOTIFY_ALL: common_pb2.NOTIFY_MODE_ALL,
               rule.NOTIFY_UNTIL_SUCCESS: common_pb2.NOTIFY_MODE_UNTIL_SUCCESS}
 MODE_FROM_PB = {v: k for k, v in MODE_TO_PB.items()}
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    event: events_pb2.AlertEvent
+    kind: str
+    mode_override: str | None
+
+
+@dataclass(frozen=True)
+class Routed:
+    plan: rule.RoutingPlan
+    enqueued: bool
 
 
 class Router:
@@ -32,32 +53,91 @@ class Router:
 
     def route_alert(self, event: events_pb2.AlertEvent, kind: str,
                     mode_override: str | None) -> tuple[rule.RoutingPlan, bool]:
-        """(the plan, whether it was handed to delivery)."""
-        service = event.service
-        # Delivery looks up the webhook subscriptions while this reads its tables.
-        subscriptions = self.delivery.subscriptions_future(service.service_id)
-        route, targets, team = self.store.routing_inputs(
-            event.alert_id, service.service_id, service.team_id, service.team)
-        plan = rule.plan_route(
-            kind=kind, targets=targets, team=team, default_channel=self.default_channel,
-            subscriptions=subscriptions(),
-            service_mode=MODE_FROM_PB.get(service.notify_mode), mode_override=mode_override,
-            route=route)
-        enqueued = plan.has_recipients
-        if enqueued:
-            self.delivery.enqueue(event, MODE_TO_PB[plan.mode], plan.targets, plan.subscriptions)
-        if plan.source != rule.SOURCE_ALERT_ROUTE:
-            self.store.remember_route(alert_id=event.alert_id, service_id=service.service_id,
-                                      event_id=event.event_id, mode=plan.mode,
-                                      targets=plan.targets)
-        metrics.ALERT_EVENTS_ROUTED.labels(kind, plan.source).inc()
-        if plan.unrouted:
-            metrics.ALERTS_UNROUTED.labels(kind).inc()
-            log.warning("alert %d of service %d (%s) is unrouted: no enabled target, no team "
-                        "channel, no default channel (%s event %s, %d subscription(s) told)",
-                        event.alert_id, service.service_id, service.heartbeat_name, kind,
-                        event.event_id, len(plan.subscriptions))
-        else:
-            log.info("alert %d %s routed to %d target(s) from %s, mode %s",
-                     event.alert_id, kind, len(plan.targets), plan.source, plan.mode)
-        return plan, enqueued
+        """(the plan, whether it was handed to delivery); raises what went wrong."""
+        [outcome] = self.route_alerts([RouteRequest(event, kind, mode_override)])
+        if isinstance(outcome, MedicError):
+            raise outcome
+        return outcome.plan, outcome.enqueued
+
+    def route_alerts(self, requests: Sequence[RouteRequest]) -> list[Routed | MedicError]:
+        """One outcome per request, in order: what was routed, or why not (the
+        caller retries those). A database failure raises for the whole batch."""
+        outcomes: list[Routed | MedicError | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        while pending:  # rounds in which every alert appears at most once
+            seen: set[int] = set()
+            this_round, later = [], []
+            for index in pending:
+                alert_id = requests[index].event.alert_id
+                (later if alert_id in seen else this_round).append(index)
+                seen.add(alert_id)
+            for index, outcome in zip(this_round, self._route_round([requests[i] for i in this_round])):
+                outcomes[index] = outcome
+            pending = later
+        return outcomes  # type: ignore[return-value]
+
+    def _route_round(self, requests: Sequence[RouteRequest]) -> list[Routed | MedicError]:
+        # Delivery looks up the webhook subscriptions while routing reads its tables.
+        subscriptions: dict[int, Callable[[], list[rule.PlannedTarget]]] = {}
+        for request in requests:
+            service_id = request.event.service.service_id
+            if service_id not in subscriptions:
+                subscriptions[service_id] = self.delivery.subscriptions_future(service_id)
+        inputs = self.store.routing_inputs([
+            EventKeys(r.event.alert_id, r.event.service.service_id, r.event.service.team_id,
+                      r.event.service.team) for r in requests])
+
+        planned: list[tuple[RouteRequest, rule.RoutingPlan | MedicError, Callable[[], None] | None]] = []
+        for request, found in zip(requests, inputs):
+            service = request.event.service
+            try:
+                plan = rule.plan_route(
+                    kind=request.kind, targets=found.targets, team=found.team,
+                    default_channel=self.default_channel,
+                    subscriptions=subscriptions[service.service_id](),
+                    service_mode=MODE_FROM_PB.get(service.notify_mode),
+                    mode_override=request.mode_override, route=found.route)
+            except MedicError as err:
+                planned.append((request, err, None))
+                continue
+            wait = (self.delivery.enqueue_future(request.event, MODE_TO_PB[plan.mode], plan.targets,
+                                                 plan.subscriptions)
+                    if plan.has_recipients else None)
+            planned.append((request, plan, wait))
+
+        outcomes: list[Routed | MedicError] = []
+        remember = []
+        for request, plan, wait in planned:
+            if isinstance(plan, MedicError):
+                outcomes.append(plan)
+                continue
+            if wait is not None:
+                try:
+                    wait()
+                except MedicError as err:
+                    outcomes.append(err)
+                    continue
+            if plan.source != rule.SOURCE_ALERT_ROUTE:
+                remember.append(RouteToRemember(
+                    alert_id=request.event.alert_id, service_id=request.event.service.service_id,
+                    event_id=request.event.event_id, mode=plan.mode, targets=plan.targets))
+            outcomes.append(Routed(plan, wait is not None))
+        self.store.remember_routes(remember)
+        for request, outcome in zip(requests, outcomes):
+            if isinstance(outcome, Routed):
+                _report(request, outcome.plan)
+        return outcomes
+
+
+def _report(request: RouteRequest, plan: rule.RoutingPlan) -> None:
+    event, kind = request.event, request.kind
+    metrics.ALERT_EVENTS_ROUTED.labels(kind, plan.source).inc()
+    if plan.unrouted:
+        metrics.ALERTS_UNROUTED.labels(kind).inc()
+        log.warning("alert %d of service %d (%s) is unrouted: no enabled target, no team "
+                    "channel, no default channel (%s event %s, %d subscription(s) told)",
+                    event.alert_id, event.service.service_id, event.service.heartbeat_name, kind,
+                    event.event_id, len(plan.subscriptions))
+    else:
+        log.info("alert %d %s routed to %d target(s) from %s, mode %s",
+                 event.alert_id, kind, len(plan.targets), plan.source, plan.mode)

@@ -11,15 +11,16 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic.db import Row
-from medic.errors import InvalidArgument
+from medic.errors import InvalidArgument, MedicError
 from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
 from services.routing import selection as rule
 from services.routing.delivery_client import TYPE_FROM_PB, TYPE_TO_PB, planned_to_pb, struct
-from services.routing.router import MODE_FROM_PB, MODE_TO_PB, Router
+from services.routing.router import MODE_FROM_PB, MODE_TO_PB, RouteRequest, Router
 from services.routing.store import RoutingStore
 from services.routing.target_config import validate_config
 
 MAX_NAME_LENGTH = 255
+MAX_ROUTE_BATCH = 256
 KIND_FROM_PB = {events_pb2.ALERT_EVENT_KIND_TRIGGER: rule.TRIGGER,
                 events_pb2.ALERT_EVENT_KIND_REMINDER: rule.REMINDER,
                 events_pb2.ALERT_EVENT_KIND_RESOLVE: rule.RESOLVE}
@@ -169,23 +170,53 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
 
     # --- routing -------------------------------------------------------------------
     def RouteAlert(self, request, context):
-        event = request.event
-        if not event.event_id.strip():
-            raise InvalidArgument("event.event_id is required")
-        if event.kind not in KIND_FROM_PB:
-            raise InvalidArgument("event.kind must be TRIGGER, REMINDER or RESOLVE")
-        _id(event.alert_id, "event.alert_id")
-        _id(event.service.service_id, "event.service.service_id")
-        override = None
-        if request.mode_override:
-            if request.mode_override not in MODE_FROM_PB:
-                raise InvalidArgument("mode_override must be NOTIFY_MODE_ALL or "
-                                      "NOTIFY_MODE_UNTIL_SUCCESS")
-            override = MODE_FROM_PB[request.mode_override]
-        plan, enqueued = self.router.route_alert(event, KIND_FROM_PB[event.kind], override)
-        return routing_pb2.RouteAlertResponse(
-            mode=MODE_TO_PB[plan.mode], source=SOURCE_TO_PB[plan.source],
-            targets=[planned_to_pb(t) for t in plan.targets],
-            skipped=[skipped_to_pb(t) for t in plan.skipped],
-            subscriptions=[planned_to_pb(s) for s in plan.subscriptions],
-            unrouted=plan.unrouted, enqueued=enqueued)
+        plan, enqueued = self.router.route_alert(*_route_request(request))
+        return _route_response(plan, enqueued)
+
+    def RouteAlerts(self, request, context):
+        count = len(request.requests)
+        if not 1 <= count <= MAX_ROUTE_BATCH:
+            raise InvalidArgument(f"a batch holds 1 to {MAX_ROUTE_BATCH} requests, not {count}")
+        results: list[routing_pb2.RouteAlertResult | None] = [None] * count
+        valid: list[tuple[int, RouteRequest]] = []
+        for index, item in enumerate(request.requests):
+            try:
+                valid.append((index, RouteRequest(*_route_request(item))))
+            except InvalidArgument as err:
+                results[index] = routing_pb2.RouteAlertResult(code=err.code.value[0], message=err.message)
+        outcomes = self.router.route_alerts([r for _, r in valid]) if valid else []
+        for (index, _), outcome in zip(valid, outcomes):
+            if isinstance(outcome, MedicError):
+                results[index] = routing_pb2.RouteAlertResult(code=outcome.code.value[0],
+                                                              message=outcome.message)
+            else:
+                results[index] = routing_pb2.RouteAlertResult(
+                    response=_route_response(outcome.plan, outcome.enqueued))
+        return routing_pb2.RouteAlertsResponse(results=results)
+
+
+def _route_request(request: routing_pb2.RouteAlertRequest) -> tuple[events_pb2.AlertEvent, str, str | None]:
+    """(event, kind, mode override) of a valid request; InvalidArgument otherwise."""
+    event = request.event
+    if not event.event_id.strip():
+        raise InvalidArgument("event.event_id is required")
+    if event.kind not in KIND_FROM_PB:
+        raise InvalidArgument("event.kind must be TRIGGER, REMINDER or RESOLVE")
+    _id(event.alert_id, "event.alert_id")
+    _id(event.service.service_id, "event.service.service_id")
+    override = None
+    if request.mode_override:
+        if request.mode_override not in MODE_FROM_PB:
+            raise InvalidArgument("mode_override must be NOTIFY_MODE_ALL or "
+                                  "NOTIFY_MODE_UNTIL_SUCCESS")
+        override = MODE_FROM_PB[request.mode_override]
+    return event, KIND_FROM_PB[event.kind], override
+
+
+def _route_response(plan: rule.RoutingPlan, enqueued: bool) -> routing_pb2.RouteAlertResponse:
+    return routing_pb2.RouteAlertResponse(
+        mode=MODE_TO_PB[plan.mode], source=SOURCE_TO_PB[plan.source],
+        targets=[planned_to_pb(t) for t in plan.targets],
+        skipped=[skipped_to_pb(t) for t in plan.skipped],
+        subscriptions=[planned_to_pb(s) for s in plan.subscriptions],
+        unrouted=plan.unrouted, enqueued=enqueued)

@@ -7,7 +7,8 @@ ON DELETE CASCADE.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg2.extras
@@ -15,6 +16,32 @@ import psycopg2.extras
 from medic.db import Database, Row
 from medic.errors import MissingReference, NotFound
 from services.routing.selection import AlertRoute, NotificationTarget, PlannedTarget, Team
+
+@dataclass(frozen=True)
+class EventKeys:
+    """What routing reads its tables by, for one event."""
+    alert_id: int
+    service_id: int
+    team_id: int
+    team_name: str
+
+
+@dataclass(frozen=True)
+class RoutingInputs:
+    """The alert's remembered route, else the service's targets and team."""
+    route: AlertRoute | None
+    targets: list[NotificationTarget]
+    team: Team | None
+
+
+@dataclass(frozen=True)
+class RouteToRemember:
+    alert_id: int
+    service_id: int
+    event_id: str
+    mode: str
+    targets: tuple[PlannedTarget, ...]
+
 
 TEAM_COLUMNS = "team_id, name, slack_channel_id, created_at, updated_at"
 TARGET_COLUMNS = "target_id, service_id, type, config, priority, enabled, created_at, updated_at"
@@ -49,17 +76,22 @@ UPDATE_TARGET = f"""
 """
 DELETE_TARGET = "DELETE FROM notification_targets WHERE target_id = %s"
 # All of a service's targets, disabled ones too: RouteAlert reports those as skipped.
-SERVICE_TARGETS = f"""
-    SELECT {TARGET_COLUMNS} FROM notification_targets WHERE service_id = %s
-    ORDER BY priority, target_id
+SELECT_ALERT_ROUTES = "SELECT alert_id, mode, targets, unrouted FROM alert_routes WHERE alert_id = ANY(%s)"
+SERVICES_TARGETS = f"""
+    SELECT {TARGET_COLUMNS} FROM notification_targets WHERE service_id = ANY(%s)
+    ORDER BY service_id, priority, target_id
 """
-
-SELECT_ALERT_ROUTE = "SELECT mode, targets, unrouted FROM alert_routes WHERE alert_id = %s"
+SELECT_TEAMS_BY_ID = f"SELECT {TEAM_COLUMNS} FROM teams WHERE team_id = ANY(%s)"
+# Each asked name with the team it names (case-insensitive, as SELECT_TEAM_BY_NAME).
+SELECT_TEAMS_BY_NAME = """
+    SELECT n.asked, t.team_id, t.name, t.slack_channel_id, t.created_at, t.updated_at
+    FROM unnest(%s::text[]) AS n (asked) JOIN teams t ON lower(t.name) = lower(n.asked)
+"""
 # The first routed event of an alert fixes its route; an unrouted record is
 # replaced when a later event finds targets, never the other way round.
-REMEMBER_ALERT_ROUTE = """
+REMEMBER_ALERT_ROUTES = """
     INSERT INTO alert_routes (alert_id, service_id, event_id, mode, targets, unrouted)
-    VALUES (%(alert_id)s, %(service_id)s, %(event_id)s, %(mode)s, %(targets)s, %(unrouted)s)
+    VALUES %s
     ON CONFLICT (alert_id) DO UPDATE
     SET event_id = EXCLUDED.event_id, mode = EXCLUDED.mode, targets = EXCLUDED.targets,
         unrouted = EXCLUDED.unrouted, routed_at = now()
@@ -172,26 +204,47 @@ class RoutingStore:
             raise NotFound(f"notification target {target_id} not found")
 
     # --- alert routes ----------------------------------------------------------
-    def routing_inputs(self, alert_id: int, service_id: int, team_id: int, team_name: str
-                       ) -> tuple[AlertRoute | None, list[NotificationTarget], Team | None]:
-        """What selection needs for an event, read in one transaction: the alert's
-        remembered route, else the service's targets and its team."""
+    def routing_inputs(self, events: Sequence[EventKeys]) -> list[RoutingInputs]:
+        """What selection needs for each event, read in one transaction with one
+        query per table: the alert's remembered route, else the service's
+        targets and its team (by id, else by its legacy team name)."""
+        alert_ids = sorted({e.alert_id for e in events})
         with self.db.transaction() as tx:
-            route = _route_from_row(tx.one(SELECT_ALERT_ROUTE, (alert_id,)))
+            routes = {r["alert_id"]: _route_from_row(r) for r in tx.all(SELECT_ALERT_ROUTES, (alert_ids,))}
+            open_events = [e for e in events if routes.get(e.alert_id) is None]
+            targets: dict[int, list[NotificationTarget]] = {}
+            teams_by_id: dict[int, Team] = {}
+            teams_by_name: dict[str, Team] = {}
+            if open_events:
+                for row in tx.all(SERVICES_TARGETS, (sorted({e.service_id for e in open_events}),)):
+                    targets.setdefault(row["service_id"], []).append(target_from_row(row))
+                team_ids = sorted({e.team_id for e in open_events if e.team_id})
+                names = sorted({e.team_name.strip() for e in open_events if e.team_name.strip()})
+                if team_ids:
+                    teams_by_id = {r["team_id"]: team_from_row(r) for r in tx.all(SELECT_TEAMS_BY_ID, (team_ids,))}
+                if names:
+                    teams_by_name = {r["asked"]: team_from_row(r) for r in tx.all(SELECT_TEAMS_BY_NAME, (names,))}
+        inputs = []
+        for e in events:
+            route = routes.get(e.alert_id)
             if route is not None:
-                return route, [], None
-            targets = [target_from_row(r) for r in tx.all(SERVICE_TARGETS, (service_id,))]
-            row = tx.one(SELECT_TEAM_BY_ID, (team_id,)) if team_id else None
-            if row is None and team_name.strip():
-                row = tx.one(SELECT_TEAM_BY_NAME, (team_name.strip(),))
-        return None, targets, team_from_row(row) if row else None
+                inputs.append(RoutingInputs(route, [], None))
+                continue
+            team = teams_by_id.get(e.team_id) if e.team_id else None
+            if team is None and e.team_name.strip():
+                team = teams_by_name.get(e.team_name.strip())
+            inputs.append(RoutingInputs(None, targets.get(e.service_id, []), team))
+        return inputs
 
-    def remember_route(self, *, alert_id: int, service_id: int, event_id: str, mode: str,
-                       targets: tuple[PlannedTarget, ...]) -> None:
-        self.db.execute(REMEMBER_ALERT_ROUTE, {
-            "alert_id": alert_id, "service_id": service_id, "event_id": event_id, "mode": mode,
-            "targets": psycopg2.extras.Json([_planned_to_json(t) for t in targets]),
-            "unrouted": not targets})
+    def remember_routes(self, routes: Sequence[RouteToRemember]) -> None:
+        """Records the routes of events delivery accepted (at most one per alert)."""
+        if not routes:
+            return
+        with self.db.transaction() as tx:
+            tx.values(REMEMBER_ALERT_ROUTES, [
+                (r.alert_id, r.service_id, r.event_id, r.mode,
+                 psycopg2.extras.Json([_planned_to_json(t) for t in r.targets]), not r.targets)
+                for r in routes])
 
 
 def _route_from_row(row: Row | None) -> AlertRoute | None:

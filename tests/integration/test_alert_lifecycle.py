@@ -204,7 +204,7 @@ def test_hand_off_retries_until_routing_accepts_and_keeps_the_order(heartbeats, 
     port = free_port()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     routing = routing_pb2_grpc.RoutingServiceStub(channel)
-    dispatcher = Dispatcher(db, lambda r: routing.RouteAlert.future(r, timeout=1), workers=1)
+    dispatcher = Dispatcher(db, lambda r: routing.RouteAlerts(r, timeout=1), workers=1)
     assert dispatcher.dispatch_once() == 1  # routing down: the TRIGGER is scheduled again
     pending = db.one("SELECT attempts, last_error, handed_off_at FROM alert_notifications WHERE kind = 'trigger'")
     assert pending["attempts"] == 1 and "UNAVAILABLE" in pending["last_error"] and pending["handed_off_at"] is None

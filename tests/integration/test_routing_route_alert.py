@@ -226,3 +226,55 @@ def test_delivery_down_answers_unavailable_records_nothing_and_a_retry_succeeds(
             "event_id": event.event_id}
     finally:
         delivery.stop(grace=1)
+
+
+def route_many(routing, *events):
+    return routing.RouteAlerts(routing_pb2.RouteAlertsRequest(
+        requests=[routing_pb2.RouteAlertRequest(event=e) for e in events])).results
+
+
+def test_a_batch_routes_each_event_as_route_alert_would_in_order(routing, heartbeats, deliveries):
+    routing.CreateTeam(routing_pb2.CreateTeamRequest(name="payments", slack_channel_id="CPAY"))
+    with_targets = register_service(heartbeats, "api")
+    add_target(routing, with_targets, channel="C2", priority=2)
+    add_target(routing, with_targets, channel="C1", priority=1)
+    by_team = register_service(heartbeats, "billing", team="PAYMENTS")
+    nothing = register_service(heartbeats, "lonely")
+    invalid = events_pb2.AlertEvent(event_id="x", kind=TRIGGER, alert_id=99)  # no service
+
+    results = route_many(routing, alert_event(with_targets, alert_id=30), invalid,
+                         alert_event(by_team, alert_id=31), alert_event(nothing, alert_id=32),
+                         # TRIGGER and REMINDER of one alert in one call: the REMINDER
+                         # follows the route the TRIGGER recorded.
+                         alert_event(with_targets, REMINDER, alert_id=30, seq="-1"))
+
+    assert [r.code for r in results] == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0], 0, 0, 0]
+    assert "service_id" in results[1].message
+    assert [t.config["channel_id"] for t in results[0].response.targets] == ["C1", "C2"]
+    assert results[0].response.source == routing_pb2.ROUTE_SOURCE_SERVICE_TARGETS
+    assert [t.config["channel_id"] for t in results[2].response.targets] == ["CPAY"]
+    assert results[3].response.unrouted and not results[3].response.enqueued
+    assert results[4].response.source == routing_pb2.ROUTE_SOURCE_ALERT_ROUTE
+    assert [d[0] for d in delivered(deliveries, 30)] == [
+        "ALERT_EVENT_KIND_TRIGGER", "ALERT_EVENT_KIND_TRIGGER",
+        "ALERT_EVENT_KIND_REMINDER", "ALERT_EVENT_KIND_REMINDER"]
+    assert len(delivered(deliveries, 31)) == 1 and delivered(deliveries, 32) == []
+
+
+def test_a_batch_with_delivery_down_answers_unavailable_per_event_and_records_no_route(
+        routing_factory, heartbeats, db):
+    routing = routing_factory(free_port())
+    service = register_service(heartbeats, "api")
+    add_target(routing, service, channel="CDOWN")
+    results = route_many(routing, alert_event(service, alert_id=40), alert_event(service, alert_id=41))
+    assert [r.code for r in results] == [grpc.StatusCode.UNAVAILABLE.value[0]] * 2
+    assert all("delivery service" in r.message for r in results)
+    assert db.one("SELECT count(*) AS n FROM alert_routes")["n"] == 0
+
+
+def test_an_empty_or_oversized_batch_is_refused(routing):
+    for count in (0, 257):
+        with pytest.raises(grpc.RpcError) as info:
+            routing.RouteAlerts(routing_pb2.RouteAlertsRequest(
+                requests=[routing_pb2.RouteAlertRequest()] * count))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
