@@ -72,6 +72,28 @@ class EnqueueNotificationsResponse(_message.Message):
     created: bool
     def __init__(self, delivery_ids: _Optional[_Iterable[int]] = ..., created: _Optional[bool] = ...) -> None: ...
 
+class EnqueueNotificationsBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[EnqueueNotificationsRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[EnqueueNotificationsRequest, _Mapping]]] = ...) -> None: ...
+
+class EnqueueNotificationsBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[EnqueueNotificationsResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[EnqueueNotificationsResult, _Mapping]]] = ...) -> None: ...
+
+class EnqueueNotificationsResult(_message.Message):
+    __slots__ = ("code", "message", "response")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    response: EnqueueNotificationsResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., response: _Optional[_Union[EnqueueNotificationsResponse, _Mapping]] = ...) -> None: ...
+
 class Delivery(_message.Message):
     __slots__ = ("delivery_id", "event_id", "kind", "alert_id", "service_id", "type", "target_id", "webhook_id", "destination", "mode", "position", "status", "idempotency_key", "attempts", "created_at", "next_attempt_at", "last_attempt_at", "last_response_code", "last_response_body", "last_error", "last_latency_ms", "updated_at")
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -278,3 +300,23 @@ class ListWebhooksForServiceResponse(_message.Message):
     WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
     webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
     def __init__(self, webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
+
+class ListWebhooksForServicesRequest(_message.Message):
+    __slots__ = ("service_ids",)
+    SERVICE_IDS_FIELD_NUMBER: _ClassVar[int]
+    service_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, service_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ListWebhooksForServicesResponse(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceWebhooks]
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceWebhooks, _Mapping]]] = ...) -> None: ...
+
+class ServiceWebhooks(_message.Message):
+    __slots__ = ("service_id", "webhooks")
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+    service_id: int
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, service_id: _Optional[int] = ..., webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...

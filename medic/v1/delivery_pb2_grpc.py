@@ -49,6 +49,11 @@ class DeliveryServiceStub:
                 request_serializer=medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsResponse.FromString,
                 _registered_method=True)
+        self.EnqueueNotificationsBatch = channel.unary_unary(
+                '/medic.v1.DeliveryService/EnqueueNotificationsBatch',
+                request_serializer=medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsBatchRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsBatchResponse.FromString,
+                _registered_method=True)
         self.ListDeliveries = channel.unary_unary(
                 '/medic.v1.DeliveryService/ListDeliveries',
                 request_serializer=medic_dot_v1_dot_delivery__pb2.ListDeliveriesRequest.SerializeToString,
@@ -84,6 +89,11 @@ class DeliveryServiceStub:
                 request_serializer=medic_dot_v1_dot_delivery__pb2.ListWebhooksForServiceRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_delivery__pb2.ListWebhooksForServiceResponse.FromString,
                 _registered_method=True)
+        self.ListWebhooksForServices = channel.unary_unary(
+                '/medic.v1.DeliveryService/ListWebhooksForServices',
+                request_serializer=medic_dot_v1_dot_delivery__pb2.ListWebhooksForServicesRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_delivery__pb2.ListWebhooksForServicesResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -107,6 +117,17 @@ class DeliveryServiceServicer:
         (`created = false`).
         Errors: INVALID_ARGUMENT (no event id, unspecified kind or mode, a target
         of unspecified type or missing its channel_id / routing_key / url).
+        Scope: admin (called by routing with its service credential).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnqueueNotificationsBatch(self, request, context):
+        """EnqueueNotifications for up to 256 events in one transaction (what routing's
+        RouteAlerts uses). Each request is answered in its position: an invalid
+        one carries INVALID_ARGUMENT and the others are stored all the same.
+        Errors: INVALID_ARGUMENT (no request, or more than 256).
         Scope: admin (called by routing with its service credential).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -183,6 +204,16 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWebhooksForServices(self, request, context):
+        """ListWebhooksForService for up to 256 services in one query, answered in the
+        order asked.
+        Errors: INVALID_ARGUMENT (no service id, more than 256, or one < 1).
+        Scope: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +221,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.EnqueueNotifications,
                     request_deserializer=medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsRequest.FromString,
                     response_serializer=medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsResponse.SerializeToString,
+            ),
+            'EnqueueNotificationsBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueNotificationsBatch,
+                    request_deserializer=medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsBatchRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsBatchResponse.SerializeToString,
             ),
             'ListDeliveries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeliveries,
@@ -225,6 +261,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.ListWebhooksForService,
                     request_deserializer=medic_dot_v1_dot_delivery__pb2.ListWebhooksForServiceRequest.FromString,
                     response_serializer=medic_dot_v1_dot_delivery__pb2.ListWebhooksForServiceResponse.SerializeToString,
+            ),
+            'ListWebhooksForServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhooksForServices,
+                    request_deserializer=medic_dot_v1_dot_delivery__pb2.ListWebhooksForServicesRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_delivery__pb2.ListWebhooksForServicesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +305,33 @@ class DeliveryService:
             '/medic.v1.DeliveryService/EnqueueNotifications',
             medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsRequest.SerializeToString,
             medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnqueueNotificationsBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.DeliveryService/EnqueueNotificationsBatch',
+            medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsBatchRequest.SerializeToString,
+            medic_dot_v1_dot_delivery__pb2.EnqueueNotificationsBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -453,6 +521,33 @@ class DeliveryService:
             '/medic.v1.DeliveryService/ListWebhooksForService',
             medic_dot_v1_dot_delivery__pb2.ListWebhooksForServiceRequest.SerializeToString,
             medic_dot_v1_dot_delivery__pb2.ListWebhooksForServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhooksForServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.DeliveryService/ListWebhooksForServices',
+            medic_dot_v1_dot_delivery__pb2.ListWebhooksForServicesRequest.SerializeToString,
+            medic_dot_v1_dot_delivery__pb2.ListWebhooksForServicesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,12 +15,13 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic.db import Row
-from medic.errors import InvalidArgument
+from medic.errors import InvalidArgument, MedicError
 from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2
 from services.delivery import metrics, pagerduty, ssrf, webhook
 from services.delivery.store import DeliveryStore, PlannedDelivery, config_json
 
 MAX_LISTED = 1000
+MAX_BATCH = 256
 DEFAULT_LISTED = 100
 MAX_URL_LENGTH = 2048
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
@@ -200,6 +201,11 @@ def check_secret(secret: str) -> str:
     return secret
 
 
+def check_batch(count: int, field: str) -> None:
+    if not 1 <= count <= MAX_BATCH:
+        raise InvalidArgument(f"{field} holds 1 to {MAX_BATCH} items, not {count}")
+
+
 def check_service_id(service_id: int) -> int:
     if service_id < 1:
         raise InvalidArgument("service_id must be >= 1")
@@ -214,17 +220,47 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
         self.on_enqueued = on_enqueued
 
     def EnqueueNotifications(self, request, context):
-        event = event_to_domain(request.event)
-        mode = MODE_TO_DB.get(request.mode)
-        if mode is None:
-            raise InvalidArgument("mode must be NOTIFY_MODE_ALL or NOTIFY_MODE_UNTIL_SUCCESS")
-        planned = plan_deliveries(event, mode, list(request.targets), list(request.subscriptions))
-        ids, created = self.store.enqueue(event, mode, planned)
-        if created:
-            for p in planned:
-                metrics.ENQUEUED.labels(p.target_type).inc()
+        [result] = self._enqueue([request])
+        if isinstance(result, MedicError):
+            raise result
+        return result
+
+    def EnqueueNotificationsBatch(self, request, context):
+        check_batch(len(request.requests), "requests")
+        results = []
+        for outcome in self._enqueue(list(request.requests)):
+            if isinstance(outcome, MedicError):
+                results.append(delivery_pb2.EnqueueNotificationsResult(
+                    code=outcome.code.value[0], message=outcome.message))
+            else:
+                results.append(delivery_pb2.EnqueueNotificationsResult(response=outcome))
+        return delivery_pb2.EnqueueNotificationsBatchResponse(results=results)
+
+    def _enqueue(self, requests: list) -> list[delivery_pb2.EnqueueNotificationsResponse | MedicError]:
+        outcomes: list = [None] * len(requests)
+        valid = []  # (index, event, mode, planned)
+        for index, request in enumerate(requests):
+            try:
+                event = event_to_domain(request.event)
+                mode = MODE_TO_DB.get(request.mode)
+                if mode is None:
+                    raise InvalidArgument("mode must be NOTIFY_MODE_ALL or NOTIFY_MODE_UNTIL_SUCCESS")
+                planned = plan_deliveries(event, mode, list(request.targets), list(request.subscriptions))
+            except InvalidArgument as err:
+                outcomes[index] = err
+                continue
+            valid.append((index, event, mode, planned))
+        stored = self.store.enqueue_many([(e, m, p) for _, e, m, p in valid]) if valid else []
+        created_any = False
+        for (index, _, _, planned), (ids, created) in zip(valid, stored):
+            if created:
+                created_any = True
+                for p in planned:
+                    metrics.ENQUEUED.labels(p.target_type).inc()
+            outcomes[index] = delivery_pb2.EnqueueNotificationsResponse(delivery_ids=ids, created=created)
+        if created_any:
             self.on_enqueued()
-        return delivery_pb2.EnqueueNotificationsResponse(delivery_ids=ids, created=created)
+        return outcomes
 
     def ListDeliveries(self, request, context):
         limit = request.limit or DEFAULT_LISTED
@@ -285,3 +321,11 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
     def ListWebhooksForService(self, request, context):
         rows = self.store.list_webhooks_for_service(check_service_id(request.service_id))
         return delivery_pb2.ListWebhooksForServiceResponse(webhooks=[webhook_to_pb(r) for r in rows])
+
+    def ListWebhooksForServices(self, request, context):
+        check_batch(len(request.service_ids), "service_ids")
+        service_ids = [check_service_id(service_id) for service_id in request.service_ids]
+        per_service = self.store.list_webhooks_for_services(service_ids)
+        return delivery_pb2.ListWebhooksForServicesResponse(services=[
+            delivery_pb2.ServiceWebhooks(service_id=service_id, webhooks=[webhook_to_pb(r) for r in rows])
+            for service_id, rows in zip(service_ids, per_service)])

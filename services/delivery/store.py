@@ -32,14 +32,16 @@ INSERT_DELIVERIES = """
                             destination_key, idempotency_key, next_attempt_at)
     VALUES %s
     ON CONFLICT (event_id, position) DO NOTHING
-    RETURNING delivery_id
+    RETURNING event_id
 """
 INSERT_TEMPLATE = """(%(event_id)s, %(position)s, %(kind)s, %(alert_id)s, %(service_id)s,
     %(target_type)s, %(target_id)s, %(webhook_id)s, %(mode)s, %(in_chain)s, %(config)s,
     %(event)s, %(destination_key)s, %(idempotency_key)s,
     CASE WHEN %(due_now)s THEN now() END)"""
 
-SELECT_EVENT_DELIVERY_IDS = "SELECT delivery_id FROM deliveries WHERE event_id = %s ORDER BY position"
+SELECT_EVENTS_DELIVERY_IDS = """
+    SELECT event_id, delivery_id FROM deliveries WHERE event_id = ANY(%s) ORDER BY event_id, position
+"""
 
 # Candidates for a claim, oldest due first; rows other workers hold are skipped.
 # Per alert and destination, events go out in order: a RESOLVE waits while the
@@ -168,9 +170,9 @@ LIST_WEBHOOKS = f"""
     WHERE (%(service_id)s::bigint IS NULL OR service_id = %(service_id)s)
     ORDER BY webhook_id
 """
-LIST_WEBHOOKS_FOR_SERVICE = f"""
+LIST_WEBHOOKS_FOR_SERVICES = f"""
     SELECT {WEBHOOK_COLUMNS} FROM webhooks
-    WHERE enabled AND (service_id IS NULL OR service_id = %s)
+    WHERE enabled AND (service_id IS NULL OR service_id = ANY(%s))
     ORDER BY webhook_id
 """
 UPDATE_WEBHOOK = f"""
@@ -230,18 +232,31 @@ class DeliveryStore:
     def enqueue(self, event: dict[str, Any], mode: str,
                 planned: Sequence[PlannedDelivery]) -> tuple[list[int], bool]:
         """Inserts the event's deliveries once; returns (ids in plan order, created)."""
+        return self.enqueue_many([(event, mode, planned)])[0]
+
+    def enqueue_many(self, plans: Sequence[tuple[dict[str, Any], str, Sequence[PlannedDelivery]]]
+                     ) -> list[tuple[list[int], bool]]:
+        """Inserts the deliveries of several events in one transaction, each event's
+        once; returns (ids in plan order, created) per event, in order."""
         rows = [{"event_id": event["event_id"], "position": p.position, "kind": event["kind"],
                  "alert_id": event["alert_id"], "service_id": event["service"]["service_id"],
                  "target_type": p.target_type, "target_id": p.target_id,
                  "webhook_id": p.webhook_id, "mode": mode, "in_chain": p.in_chain,
                  "config": Json(p.config), "event": Json(event),
                  "destination_key": p.destination_key, "idempotency_key": p.idempotency_key,
-                 "due_now": p.due_now} for p in planned]
+                 "due_now": p.due_now} for event, mode, planned in plans for p in planned]
+        # One order for every writer: two batches holding the same events never
+        # wait for each other in opposite orders (a deadlock).
+        rows.sort(key=lambda r: (r["event_id"], r["position"]))
+        event_ids = sorted({event["event_id"] for event, _, _ in plans})
         with self.db.transaction() as tx:
-            inserted = tx.values(INSERT_DELIVERIES, rows, template=INSERT_TEMPLATE, fetch=True) \
-                if rows else []
-            ids = [r["delivery_id"] for r in tx.all(SELECT_EVENT_DELIVERY_IDS, (event["event_id"],))]
-        return ids, bool(inserted)
+            created = {r["event_id"] for r in tx.values(
+                INSERT_DELIVERIES, rows, template=INSERT_TEMPLATE, fetch=True)} \
+                if rows else set()
+            ids: dict[str, list[int]] = {}
+            for r in tx.all(SELECT_EVENTS_DELIVERY_IDS, (event_ids,)):
+                ids.setdefault(r["event_id"], []).append(r["delivery_id"])
+        return [(ids.get(event["event_id"], []), event["event_id"] in created) for event, _, _ in plans]
 
     def claim_due(self, limit: int, lease_seconds: float, room: Callable[[str], int],
                   full: Sequence[str] = ()) -> list[Row]:
@@ -340,7 +355,12 @@ class DeliveryStore:
         return self.db.all(LIST_WEBHOOKS, {"service_id": service_id})
 
     def list_webhooks_for_service(self, service_id: int) -> list[Row]:
-        return self.db.all(LIST_WEBHOOKS_FOR_SERVICE, (service_id,))
+        return self.list_webhooks_for_services([service_id])[0]
+
+    def list_webhooks_for_services(self, service_ids: Sequence[int]) -> list[list[Row]]:
+        """Per service id asked, in order: its enabled subscriptions and the global ones."""
+        rows = self.db.all(LIST_WEBHOOKS_FOR_SERVICES, (sorted(set(service_ids)),))
+        return [[r for r in rows if r["service_id"] in (None, service_id)] for service_id in service_ids]
 
     def update_webhook(self, webhook_id: int, *, url: str | None = None,
                        service_id: int | None = None, set_service: bool = False,

@@ -4,13 +4,14 @@ caller of RouteAlert retries, and nothing is recorded as sent meanwhile."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
 
-from medic.errors import Unavailable
+from medic.errors import InvalidArgument, MedicError, Unavailable
 from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2
 from services.routing.selection import PAGERDUTY, SLACK, WEBHOOK, PlannedTarget
 
@@ -60,23 +61,37 @@ class DeliveryClient:
 
         return result
 
-    def subscriptions_future(self, service_id: int) -> Callable[[], list[PlannedTarget]]:
-        """Starts asking for the enabled webhook subscriptions of the service and the
-        global ones; the returned function waits for them."""
-        response = self._start("list webhook subscriptions", self.stub.ListWebhooksForService,
-                               delivery_pb2.ListWebhooksForServiceRequest(service_id=service_id))
-        return lambda: [subscription_from_webhook(w) for w in response().webhooks if w.enabled]
+    def subscriptions_future(self, service_ids: Sequence[int]
+                             ) -> Callable[[], dict[int, list[PlannedTarget]]]:
+        """Starts asking for the enabled webhook subscriptions of the services (each
+        service's own and the global ones); the returned function waits for them."""
+        response = self._start("list webhook subscriptions", self.stub.ListWebhooksForServices,
+                               delivery_pb2.ListWebhooksForServicesRequest(service_ids=service_ids))
+        return lambda: {s.service_id: [subscription_from_webhook(w) for w in s.webhooks if w.enabled]
+                        for s in response().services}
 
-    def enqueue_future(self, event: events_pb2.AlertEvent, mode: int, targets: tuple[PlannedTarget, ...],
-                       subscriptions: tuple[PlannedTarget, ...]) -> Callable[[], None]:
-        """Starts handing a plan to delivery; the returned function waits until it
-        was accepted."""
-        request = delivery_pb2.EnqueueNotificationsRequest(
-            event=event, mode=mode, targets=[planned_to_pb(t) for t in targets],
-            subscriptions=[planned_to_pb(s) for s in subscriptions])
-        response = self._start("enqueue notifications", self.stub.EnqueueNotifications, request)
+    def enqueue_future(self, plans: Sequence[PlanToEnqueue]) -> Callable[[], list[MedicError | None]]:
+        """Starts handing plans to delivery in one call; the returned function waits
+        and says, per plan, None when delivery accepted it, else the error."""
+        request = delivery_pb2.EnqueueNotificationsBatchRequest(requests=[
+            delivery_pb2.EnqueueNotificationsRequest(
+                event=p.event, mode=p.mode, targets=[planned_to_pb(t) for t in p.targets],
+                subscriptions=[planned_to_pb(s) for s in p.subscriptions]) for p in plans])
+        response = self._start("enqueue notifications", self.stub.EnqueueNotificationsBatch, request)
 
-        def accepted() -> None:
-            response()
+        def accepted() -> list[MedicError | None]:
+            return [None if r.code == 0 else
+                    InvalidArgument(f"delivery refused the plan: {r.message}")
+                    if r.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] else
+                    Unavailable(f"delivery could not enqueue the plan: {r.message}")
+                    for r in response().results]
 
         return accepted
+
+
+@dataclass(frozen=True)
+class PlanToEnqueue:
+    event: events_pb2.AlertEvent
+    mode: int
+    targets: tuple[PlannedTarget, ...]
+    subscriptions: tuple[PlannedTarget, ...]

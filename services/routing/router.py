@@ -7,22 +7,22 @@ step leaves nothing recorded as sent and the caller (the heartbeat service's
 outbox) simply calls again. Delivery is idempotent on the event id, so a retry
 after a lost reply enqueues nothing twice.
 
-A batch costs one read transaction, one subscriptions call per distinct
-service and one enqueue call per event (all started together), and one write
-transaction. Events of the same alert in one batch are routed one after the
+A batch costs one read transaction, one call to delivery for the webhook
+subscriptions of all its services (made while routing reads), one call handing
+delivery every plan, and one write transaction. Events of the same alert in one batch are routed one after the
 other (a REMINDER must see the route its TRIGGER recorded).
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medic.errors import MedicError
 from medic.v1 import common_pb2, events_pb2
 from services.routing import metrics
 from services.routing import selection as rule
-from services.routing.delivery_client import DeliveryClient
+from services.routing.delivery_client import DeliveryClient, PlanToEnqueue
 from services.routing.store import EventKeys, RouteToRemember, RoutingStore
 
 log = logging.getLogger(__name__)
@@ -78,50 +78,43 @@ class Router:
 
     def _route_round(self, requests: Sequence[RouteRequest]) -> list[Routed | MedicError]:
         # Delivery looks up the webhook subscriptions while routing reads its tables.
-        subscriptions: dict[int, Callable[[], list[rule.PlannedTarget]]] = {}
-        for request in requests:
-            service_id = request.event.service.service_id
-            if service_id not in subscriptions:
-                subscriptions[service_id] = self.delivery.subscriptions_future(service_id)
+        subscriptions = self.delivery.subscriptions_future(
+            sorted({r.event.service.service_id for r in requests}))
         inputs = self.store.routing_inputs([
             EventKeys(r.event.alert_id, r.event.service.service_id, r.event.service.team_id,
                       r.event.service.team) for r in requests])
+        try:
+            subscribed = subscriptions()
+        except MedicError as err:
+            return [err] * len(requests)
 
-        planned: list[tuple[RouteRequest, rule.RoutingPlan | MedicError, Callable[[], None] | None]] = []
-        for request, found in zip(requests, inputs):
-            service = request.event.service
+        plans = [rule.plan_route(
+            kind=r.kind, targets=found.targets, team=found.team, default_channel=self.default_channel,
+            subscriptions=subscribed.get(r.event.service.service_id, []),
+            service_mode=MODE_FROM_PB.get(r.event.service.notify_mode),
+            mode_override=r.mode_override, route=found.route) for r, found in zip(requests, inputs)]
+        to_send = [i for i, plan in enumerate(plans) if plan.has_recipients]
+        errors: dict[int, MedicError] = {}
+        if to_send:
             try:
-                plan = rule.plan_route(
-                    kind=request.kind, targets=found.targets, team=found.team,
-                    default_channel=self.default_channel,
-                    subscriptions=subscriptions[service.service_id](),
-                    service_mode=MODE_FROM_PB.get(service.notify_mode),
-                    mode_override=request.mode_override, route=found.route)
+                refused = self.delivery.enqueue_future([
+                    PlanToEnqueue(requests[i].event, MODE_TO_PB[plans[i].mode], plans[i].targets,
+                                  plans[i].subscriptions) for i in to_send])()
             except MedicError as err:
-                planned.append((request, err, None))
-                continue
-            wait = (self.delivery.enqueue_future(request.event, MODE_TO_PB[plan.mode], plan.targets,
-                                                 plan.subscriptions)
-                    if plan.has_recipients else None)
-            planned.append((request, plan, wait))
+                refused = [err] * len(to_send)
+            errors = {i: err for i, err in zip(to_send, refused) if err is not None}
 
         outcomes: list[Routed | MedicError] = []
         remember = []
-        for request, plan, wait in planned:
-            if isinstance(plan, MedicError):
-                outcomes.append(plan)
+        for index, (request, plan) in enumerate(zip(requests, plans)):
+            if index in errors:
+                outcomes.append(errors[index])
                 continue
-            if wait is not None:
-                try:
-                    wait()
-                except MedicError as err:
-                    outcomes.append(err)
-                    continue
             if plan.source != rule.SOURCE_ALERT_ROUTE:
                 remember.append(RouteToRemember(
                     alert_id=request.event.alert_id, service_id=request.event.service.service_id,
                     event_id=request.event.event_id, mode=plan.mode, targets=plan.targets))
-            outcomes.append(Routed(plan, wait is not None))
+            outcomes.append(Routed(plan, plan.has_recipients))
         self.store.remember_routes(remember)
         for request, outcome in zip(requests, outcomes):
             if isinstance(outcome, Routed):

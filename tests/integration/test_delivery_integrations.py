@@ -224,3 +224,46 @@ def test_a_resolve_waits_for_the_trigger_still_in_retry_to_the_same_destination(
             rows = wait_until_final(db, list(trigger) + list(resolve))
     assert [r.json()["event_action"] for r in pd.requests] == ["trigger"] * 3 + ["resolve"]
     assert all(r["status"] == "success" for r in rows.values())
+
+
+def test_subscriptions_of_several_services_come_in_the_order_asked(db):
+    with delivery_server(fast_settings(db.dsn), db) as stub:
+        own = stub.CreateWebhook(delivery_pb2.CreateWebhookRequest(
+            url="http://127.0.0.1:9/own", service_id=7)).webhook
+        glob = stub.CreateWebhook(delivery_pb2.CreateWebhookRequest(url="http://127.0.0.1:9/all")).webhook
+        stub.CreateWebhook(delivery_pb2.CreateWebhookRequest(url="http://127.0.0.1:9/off", enabled=False))
+
+        services = stub.ListWebhooksForServices(
+            delivery_pb2.ListWebhooksForServicesRequest(service_ids=[8, 7])).services
+
+        assert [(s.service_id, [w.webhook_id for w in s.webhooks]) for s in services] == [
+            (8, [glob.webhook_id]), (7, [own.webhook_id, glob.webhook_id])]
+        for service_ids in ([], [7, 0], list(range(1, 258))):
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ListWebhooksForServices(
+                    delivery_pb2.ListWebhooksForServicesRequest(service_ids=service_ids))
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_batch_of_plans_is_stored_once_each_and_an_invalid_one_fails_alone(db):
+    with WebhookReceiver() as hook, delivery_server(fast_settings(db.dsn), db) as stub:
+        def request(alert_id, target):
+            return delivery_pb2.EnqueueNotificationsRequest(
+                event=alert_event(alert_id), mode=common_pb2.NOTIFY_MODE_ALL, targets=[target])
+
+        no_url = delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_WEBHOOK)
+        batch = delivery_pb2.EnqueueNotificationsBatchRequest(requests=[
+            request(51, webhook_target(hook.url)), request(52, no_url), request(53, webhook_target(hook.url))])
+
+        first = stub.EnqueueNotificationsBatch(batch).results
+        again = stub.EnqueueNotificationsBatch(batch).results
+
+        assert [r.code for r in first] == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0], 0]
+        assert "config.url" in first[1].message
+        assert [r.response.created for r in first] == [True, False, True]
+        assert [r.response.created for r in again] == [False, False, False]
+        assert [list(r.response.delivery_ids) for r in again] == [
+            list(r.response.delivery_ids) for r in first]
+        hook.wait_for(2)
+        time.sleep(0.3)  # a duplicate would arrive now
+        assert sorted(r.json()["alert"]["alert_id"] for r in hook.requests) == [51, 53]
