@@ -92,7 +92,8 @@ class Gateway:
     async def _send_heartbeats(self, items):
         from medic.v1 import heartbeat_pb2
         return await self.heartbeat.RecordHeartbeats(
-            heartbeat_pb2.RecordHeartbeatsRequest(heartbeats=items), timeout=self.rpc_timeout)
+            heartbeat_pb2.RecordHeartbeatsRequest(heartbeats=items, outcomes_only=True),
+            timeout=self.rpc_timeout)
 
     def endpoint(self, route: str, rpc: str | None,
                  handler: Callable[[Request, Decision], Awaitable[Response]]):

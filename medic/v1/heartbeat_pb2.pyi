@@ -285,10 +285,12 @@ class RecordHeartbeatResponse(_message.Message):
     def __init__(self, heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
 
 class RecordHeartbeatsRequest(_message.Message):
-    __slots__ = ("heartbeats",)
+    __slots__ = ("heartbeats", "outcomes_only")
     HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOMES_ONLY_FIELD_NUMBER: _ClassVar[int]
     heartbeats: _containers.RepeatedCompositeFieldContainer[RecordHeartbeatRequest]
-    def __init__(self, heartbeats: _Optional[_Iterable[_Union[RecordHeartbeatRequest, _Mapping]]] = ...) -> None: ...
+    outcomes_only: bool
+    def __init__(self, heartbeats: _Optional[_Iterable[_Union[RecordHeartbeatRequest, _Mapping]]] = ..., outcomes_only: _Optional[bool] = ...) -> None: ...
 
 class RecordHeartbeatResult(_message.Message):
     __slots__ = ("outcome", "message", "heartbeat")

@@ -240,10 +240,12 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             valid_indexes.append(index)
             valid_items.append(item)
         if valid_items:
+            with_heartbeats = not request.outcomes_only
             for index, result in zip(valid_indexes, self.ingest.submit(valid_items)):
                 results[index] = heartbeat_pb2.RecordHeartbeatResult(
                     outcome=OUTCOME_TO_PB[result.outcome],
-                    heartbeat=heartbeat_to_pb(result.heartbeat) if result.heartbeat else None)
+                    heartbeat=heartbeat_to_pb(result.heartbeat) if with_heartbeats and result.heartbeat
+                    else None)
         return heartbeat_pb2.RecordHeartbeatsResponse(results=results)
 
     def RecordJobSignal(self, request, context):

@@ -124,6 +124,19 @@ def test_batch_reports_one_outcome_per_item_in_order(heartbeats, db):
         == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_a_batch_asked_for_outcomes_only_records_the_same_and_returns_no_heartbeats(heartbeats, db):
+    register(heartbeats, "a")
+    items = [pb.RecordHeartbeatRequest(heartbeat_name="a", status="UP"),
+             pb.RecordHeartbeatRequest(heartbeat_name="missing", status="UP")]
+    full = heartbeats.RecordHeartbeats(pb.RecordHeartbeatsRequest(heartbeats=items))
+    lean = heartbeats.RecordHeartbeats(pb.RecordHeartbeatsRequest(heartbeats=items, outcomes_only=True))
+    assert [r.outcome for r in lean.results] == [r.outcome for r in full.results] == [
+        pb.RECORD_OUTCOME_ACCEPTED, pb.RECORD_OUTCOME_UNKNOWN_SERVICE]
+    assert full.results[0].heartbeat.heartbeat_name == "a"
+    assert not lean.results[0].HasField("heartbeat")
+    assert db.one("SELECT count(*) AS n FROM heartbeat_events")["n"] == 2
+
+
 def test_concurrent_heartbeats_for_one_service_are_all_committed(heartbeats, db):
     service = register(heartbeats, threshold=5).service
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
