@@ -195,8 +195,8 @@ class DeliveryServiceServicer:
 
     def ListWebhooksForService(self, request, context):
         """The enabled subscriptions that receive a service's alert events: the
-        service's own and the global ones, by id. Routing calls it to build
-        `subscriptions` for EnqueueNotifications.
+        service's own and the global ones, by id: the `subscriptions` of an
+        EnqueueNotifications request. (Routing uses ListWebhooksForServices.)
         Errors: INVALID_ARGUMENT (service_id < 1).
         Scope: admin.
         """
@@ -206,7 +206,7 @@ class DeliveryServiceServicer:
 
     def ListWebhooksForServices(self, request, context):
         """ListWebhooksForService for up to 256 services in one query, answered in the
-        order asked.
+        order asked. Routing calls it once per RouteAlerts batch.
         Errors: INVALID_ARGUMENT (no service id, more than 256, or one < 1).
         Scope: admin.
         """

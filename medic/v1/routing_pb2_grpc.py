@@ -221,10 +221,10 @@ class RoutingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RouteAlert(self, request, context):
-        """Chooses who hears about one alert event and hands that plan to
-        DeliveryService.EnqueueNotifications; returns the plan. The heartbeat
-        service calls it for every TRIGGER, REMINDER and RESOLVE, and retries
-        until it gets OK: the plan is remembered as the alert's route only after
+        """Chooses who hears about one alert event and hands that plan to delivery
+        (DeliveryService.EnqueueNotificationsBatch); returns the plan. Every
+        TRIGGER, REMINDER and RESOLVE goes through it (the heartbeat service sends
+        them in batches with RouteAlerts), retried until routing answers OK: the plan is remembered as the alert's route only after
         delivery accepted it. Safe to repeat with the same event (delivery is
         idempotent on event_id, and the alert's route is reused).
         Mode: mode_override when set; else NOTIFY_MODE_ALL for a RESOLVE (every
