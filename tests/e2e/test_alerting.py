@@ -94,8 +94,13 @@ def test_silent_service_triggers_slack_pagerduty_and_webhook_then_resolves(syste
     assert resolve["event_action"] == "resolve" and resolve["dedup_key"] == trigger["dedup_key"]
     assert hooks[1].json()["type"] == "alert.resolved"
     assert system.api("GET", "/alerts?active=1") == []
-    deliveries = system.api("GET", f"/v2/deliveries?alert_id={alerts[0]['alert_id']}")
-    assert {d["status"] for d in deliveries} == {"success"} and len(deliveries) == 6
+    # A receiver has the request before delivery records the answer: wait for the records.
+    def recorded():
+        rows = system.api("GET", f"/v2/deliveries?alert_id={alerts[0]['alert_id']}")
+        return rows if len(rows) == 6 and all(d["status"] != "pending" for d in rows) else None
+
+    deliveries = wait_for(recorded, 10, "six recorded deliveries")
+    assert {d["status"] for d in deliveries} == {"success"}
 
 
 def test_notify_until_success_falls_through_to_the_second_target_only_when_needed(system_factory, receivers):
