@@ -9,7 +9,11 @@ import time
 from collections.abc import Mapping
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 
+from services.delivery import ssrf
 from services.delivery.model import AttemptResult, Outcome, truncate_body
 from services.delivery.retry import parse_retry_after
 
@@ -18,13 +22,45 @@ RETRYABLE_CODES = {408, 429}
 _sessions = threading.local()
 
 
-def session() -> requests.Session:
-    """One keep-alive session per worker thread (Session is not thread-safe)."""
-    current = getattr(_sessions, "session", None)
+class _PinnedHTTPConnection(urllib3.connection.HTTPConnection):
+    """Connects only to an address that passed the SSRF guard, resolved here, once:
+    another lookup between a check and the connect could answer differently."""
+
+    def _new_conn(self):
+        self._dns_host = ssrf.public_address(self._dns_host, self.port)
+        return super()._new_conn()
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection, urllib3.connection.HTTPSConnection):
+    """The same for TLS; the certificate is still checked against the URL's host name."""
+
+
+class _PinnedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTPConnection
+
+
+class _PinnedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPSConnection
+
+
+class _PinnedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+
+
+def session(public_only: bool = False) -> requests.Session:
+    """One keep-alive session per worker thread (Session is not thread-safe); with
+    ``public_only`` its connections go only to public addresses (webhooks)."""
+    name = "public_only" if public_only else "session"
+    current = getattr(_sessions, name, None)
     if current is None:
         current = requests.Session()
         current.trust_env = False  # no proxies from the environment for webhooks
-        _sessions.session = current
+        if public_only:
+            current.mount("http://", _PinnedAdapter())
+            current.mount("https://", _PinnedAdapter())
+        setattr(_sessions, name, current)
     return current
 
 
@@ -36,13 +72,18 @@ def classify_status(code: int) -> Outcome:
     return Outcome.PERMANENT
 
 
-def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float
-         ) -> tuple[requests.Response | None, AttemptResult]:
-    """POSTs and returns (response or None, generic result)."""
+def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float, *,
+         public_only: bool = False) -> tuple[requests.Response | None, AttemptResult]:
+    """POSTs and returns (response or None, generic result); ``public_only``
+    refuses to connect to a non-public address (see ``ssrf``)."""
     started = time.monotonic()
     try:
-        response = session().post(url, data=body, headers=dict(headers), timeout=timeout,
-                                  allow_redirects=False)
+        response = session(public_only).post(url, data=body, headers=dict(headers), timeout=timeout,
+                                             allow_redirects=False)
+    except ssrf.UnresolvableHost as exc:
+        return None, AttemptResult(Outcome.RETRYABLE, error=str(exc), latency_ms=_ms(started))
+    except ssrf.UnsafeDestination as exc:
+        return None, AttemptResult(Outcome.PERMANENT, error=f"refused: {exc}", latency_ms=_ms(started))
     except requests.Timeout:
         return None, AttemptResult(Outcome.RETRYABLE, error=f"timeout after {timeout:g} s",
                                    latency_ms=_ms(started))

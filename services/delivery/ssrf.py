@@ -3,6 +3,10 @@ link-local, metadata or otherwise non-public destination unless allowed.
 
 Checked when a webhook is created or changed and again before every send
 (DNS can change in between). Every address the host resolves to must pass.
+Sending to webhooks connects only to an address vetted at connect time
+(``public_address``, used by the delivery HTTP transport), so a name that
+answers differently between the check and the connection (DNS rebinding)
+cannot steer a request to an internal address.
 """
 from __future__ import annotations
 
@@ -60,15 +64,21 @@ def check_url_shape(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
-def check_destination(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> None:
+def check_destination(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
     """Raises UnsafeDestination unless every address of the URL's host is public."""
     host, port = check_url_shape(url)
     if allow_private:
         return
-    addresses = resolver(host, port)
+    public_address(host, port, resolver)
+
+
+def public_address(host: str, port: int, resolver: Resolver | None = None) -> str:
+    """Resolves ``host`` once and returns an address to connect to, provided every
+    address it resolves to is public; raises UnsafeDestination / UnresolvableHost."""
+    addresses = (resolver or resolve)(host, port)
     if not addresses:
         raise UnresolvableHost(f"cannot resolve host {host!r}")
     for address in addresses:
         if not is_public(address):
-            raise UnsafeDestination(
-                f"destination {host!r} resolves to a non-public address ({address})")
+            raise UnsafeDestination(f"destination {host!r} resolves to a non-public address ({address})")
+    return addresses[0]

@@ -101,5 +101,6 @@ class WebhookSender:
         # Unsigned webhooks still carry the id, so receivers can drop duplicates.
         headers["webhook-id"] = notification.idempotency_key
         headers.update(signed_headers(secret, notification.idempotency_key, body))
-        _response, result = http.post(url, body, headers, self.timeout)
+        _response, result = http.post(url, body, headers, self.timeout,
+                                      public_only=not self.allow_private)
         return result

@@ -1,0 +1,53 @@
+"""Webhook sends connect only to the address the SSRF guard vetted (no DNS
+rebinding): a real WebhookSender posting to a real local receiver, with the
+name lookup (the external party here) answered by the test."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from services.delivery import ssrf
+from services.delivery.model import Notification, Outcome
+from services.delivery.webhook import WebhookSender
+from tests.fakes import WebhookReceiver
+
+
+def notification(url: str) -> Notification:
+    event = {"event_id": "alert-1-trigger", "kind": "trigger", "alert_id": 1,
+             "service": {"service_id": 7, "heartbeat_name": "api"}, "occurred_at": None}
+    return Notification(delivery_id=1, claim_token="t", target_type="webhook", config={"url": url},
+                        event=event, idempotency_key="alert-1-trigger.0",
+                        destination_key="webhook:x", round_attempts=1)
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as hook:
+        yield hook
+
+
+def test_a_name_that_turns_private_after_the_check_is_refused_at_connect_time(monkeypatch, receiver):
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # public when checked, then rebound
+    monkeypatch.setattr(ssrf, "resolve", lambda host, port: next(answers))
+
+    result = WebhookSender(timeout=2, allow_private=False).send(
+        notification(f"http://localhost:{receiver.port}/hook"))
+
+    assert result.outcome is Outcome.PERMANENT
+    assert "non-public address (127.0.0.1)" in result.error
+    time.sleep(0.2)
+    assert receiver.requests == []
+
+
+def test_the_connection_goes_to_the_vetted_address_and_keeps_the_host_name(monkeypatch, receiver):
+    # hook.invalid exists in no DNS: only the guard's own answer can lead anywhere.
+    monkeypatch.setattr(ssrf, "resolve", lambda host, port: ["127.0.0.1"] if host == "hook.invalid" else [])
+    monkeypatch.setattr(ssrf, "is_public", lambda address: True)  # treat the loopback receiver as public
+
+    result = WebhookSender(timeout=2, allow_private=False).send(
+        notification(f"http://hook.invalid:{receiver.port}/hook"))
+
+    assert result.outcome is Outcome.SUCCESS, result.error
+    [request] = receiver.wait_for(1)
+    assert request.header("host") == f"hook.invalid:{receiver.port}"
