@@ -18,6 +18,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of new connections from
+    # Medic's delivery workers (32 at once in some tests) overflowed it, and a
+    # dropped connection attempt was retried by the client a second later.
+    request_queue_size = 128
+    daemon_threads = True
+    block_on_close = False
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int = 200
@@ -73,9 +82,7 @@ class Receiver:
         self._script: deque[Script] = deque()
         self._requests: list[ReceivedRequest] = []
         self._cond = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
+        self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     # --- life cycle ----------------------------------------------------------
