@@ -4,6 +4,7 @@ classified by the generic rules (2xx success; connection error, timeout, 408,
 classification for its API (Slack's `ok`, PagerDuty's 202)."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -12,6 +13,8 @@ import requests
 import requests.adapters
 import urllib3
 import urllib3.connection
+import urllib3.exceptions
+import urllib3.util.connection
 
 from services.delivery import ssrf
 from services.delivery.model import AttemptResult, Outcome, truncate_body
@@ -24,11 +27,21 @@ _sessions = threading.local()
 
 class _PinnedHTTPConnection(urllib3.connection.HTTPConnection):
     """Connects only to an address that passed the SSRF guard, resolved here, once:
-    another lookup between a check and the connect could answer differently."""
+    another lookup between a check and the connect could answer differently. The
+    connection keeps its host name (Host header, TLS SNI and certificate check)."""
 
-    def _new_conn(self):
-        self._dns_host = ssrf.public_address(self._dns_host, self.port)
-        return super()._new_conn()
+    def _new_conn(self) -> socket.socket:
+        address = ssrf.public_address(self._dns_host, self.port)
+        try:
+            return urllib3.util.connection.create_connection(
+                (address, self.port), self.timeout, source_address=self.source_address,
+                socket_options=self.socket_options)
+        except TimeoutError as exc:
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, f"connection to {self.host} timed out (connect timeout={self.timeout})") from exc
+        except OSError as exc:
+            raise urllib3.exceptions.NewConnectionError(
+                self, f"failed to establish a new connection: {exc}") from exc
 
 
 class _PinnedHTTPSConnection(_PinnedHTTPConnection, urllib3.connection.HTTPSConnection):

@@ -49,28 +49,32 @@ SELECT_EVENTS_DELIVERY_IDS = """
 # otherwise open an incident after its resolve).
 #
 # The candidates are first taken in due order from the partial index with a
-# LIMIT (the `window`): without it, when statistics lag behind a burst the
-# planner checked the NOT EXISTS for every due row and sorted them all, several
-# milliseconds of PostgreSQL per claim with a few thousand queued. Rows of the
-# window that another worker holds are skipped; the next claim looks again.
-# Bitmap scans are turned off for the claim: they cannot mark the index entries
-# of finished deliveries dead, so every claim re-read all of them (an ordered
-# index scan does, and then skips them).
-NO_BITMAP_SCANS = "SET LOCAL enable_bitmapscan = off"
+# LIMIT (the `window`), the ordering rule applied while they are taken (so rows
+# waiting for an earlier event never fill the window): without the LIMIT, when
+# statistics lag behind a burst the planner checked the NOT EXISTS for every due
+# row and sorted them all, several milliseconds of PostgreSQL per claim with a
+# few thousand queued. Rows of the window that another worker holds are skipped;
+# the next claim looks again. The ordering rule is a correlated subquery (run
+# per candidate, through deliveries_unfinished_alert_idx, until the window is
+# full): written as NOT EXISTS it became an anti-join that a planner with stale
+# statistics ran as a hash join over every due row. Bitmap scans are off for
+# the claim: they cannot mark the index entries of finished deliveries dead, so
+# every claim re-read all of them (an ordered index scan does, then skips them).
+CLAIM_PLANNER_SETTINGS = "SET LOCAL enable_bitmapscan = off"
 LOCK_DUE = """
     SELECT d.delivery_id, d.destination_key FROM deliveries d
     WHERE d.delivery_id = ANY(ARRAY(
-            SELECT delivery_id FROM deliveries
-            WHERE next_attempt_at <= now() AND status IN ('pending', 'retrying')
-              AND destination_key <> ALL(%(full)s)
-            ORDER BY next_attempt_at
+            SELECT c.delivery_id FROM deliveries c
+            WHERE c.next_attempt_at <= now() AND c.status IN ('pending', 'retrying')
+              AND c.destination_key <> ALL(%(full)s)
+              AND (SELECT earlier.delivery_id FROM deliveries earlier
+                   WHERE earlier.alert_id = c.alert_id AND earlier.destination_key = c.destination_key
+                     AND earlier.delivery_id < c.delivery_id
+                     AND earlier.status IN ('pending', 'retrying')
+                   LIMIT 1) IS NULL
+            ORDER BY c.next_attempt_at
             LIMIT %(window)s))
       AND d.next_attempt_at <= now() AND d.status IN ('pending', 'retrying')
-      AND NOT EXISTS (
-          SELECT 1 FROM deliveries earlier
-          WHERE earlier.alert_id = d.alert_id AND earlier.delivery_id < d.delivery_id
-            AND earlier.destination_key = d.destination_key
-            AND earlier.status IN ('pending', 'retrying'))
     ORDER BY d.next_attempt_at
     LIMIT %(scan)s
     FOR UPDATE OF d SKIP LOCKED
@@ -267,7 +271,7 @@ class DeliveryStore:
         if limit < 1:
             return []
         with self.db.transaction() as tx:
-            tx.execute(NO_BITMAP_SCANS)
+            tx.execute(CLAIM_PLANNER_SETTINGS)
             candidates = tx.all(LOCK_DUE, {"scan": limit * 4, "window": limit * 8, "full": list(full)})
             chosen: list[int] = []
             taken: dict[str, int] = {}

@@ -51,3 +51,61 @@ def test_the_connection_goes_to_the_vetted_address_and_keeps_the_host_name(monke
     assert result.outcome is Outcome.SUCCESS, result.error
     [request] = receiver.wait_for(1)
     assert request.header("host") == f"hook.invalid:{receiver.port}"
+
+
+def test_a_kept_alive_connection_keeps_the_host_name(monkeypatch, receiver):
+    monkeypatch.setattr(ssrf, "resolve", lambda host, port: ["127.0.0.1"] if host == "hook.invalid" else [])
+    monkeypatch.setattr(ssrf, "is_public", lambda address: True)
+    sender = WebhookSender(timeout=2, allow_private=False)
+
+    for _ in range(2):
+        assert sender.send(notification(f"http://hook.invalid:{receiver.port}/hook")).outcome is Outcome.SUCCESS
+
+    assert [r.header("host") for r in receiver.wait_for(2)] == [f"hook.invalid:{receiver.port}"] * 2
+
+
+def test_https_to_a_vetted_address_checks_the_certificate_against_the_host_name(monkeypatch, tmp_path):
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import trustme
+
+    from services.delivery import http
+
+    ca = trustme.CA()
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hook.test").configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.setattr(ssrf, "resolve", lambda host, port: ["127.0.0.1"] if host.endswith(".test") else [])
+    monkeypatch.setattr(ssrf, "is_public", lambda address: True)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setattr(http.session(public_only=True), "verify", str(tmp_path / "ca.pem"))
+    sender = WebhookSender(timeout=2, allow_private=False)
+    try:
+        ok = sender.send(notification(f"https://hook.test:{port}/hook"))
+        # Another name resolving to the same address: its certificate does not match.
+        wrong = sender.send(notification(f"https://other.test:{port}/hook"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert ok.outcome is Outcome.SUCCESS, ok.error
+    assert seen == [f"hook.test:{port}"]
+    assert wrong.outcome is Outcome.RETRYABLE and "connection error" in wrong.error

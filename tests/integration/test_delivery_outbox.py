@@ -332,3 +332,23 @@ def test_outcomes_recorded_in_one_batch_honour_claim_tokens_and_chains(db):
     assert rows[alone_id]["status"] == "pending" and rows[alone_id]["token"] == again["claim_token"]
     assert rows[chain_ids[0]]["status"] == "failed"
     assert rows[chain_ids[1]]["due"] is True  # the next target of the chain is due now
+
+
+def test_events_waiting_for_their_trigger_do_not_hide_other_due_deliveries(db):
+    """A RESOLVE waits while its TRIGGER to the same place is retrying; hundreds of
+    such waiting rows, older than everything else, must not stop other claims."""
+    from services.delivery.servicer import event_to_domain, plan_deliveries
+    from services.delivery.store import DeliveryStore
+
+    store = DeliveryStore(db)
+    for alert_id in range(1, 301):
+        for kind in ("trigger", "resolve"):
+            event = event_to_domain(alert_event(alert_id, kind))
+            store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target("http://slow.example/h")], []))
+    db.execute("UPDATE deliveries SET status = 'retrying', next_attempt_at = now() + interval '5 minutes' "
+               "WHERE kind = 'trigger'")
+    db.execute("UPDATE deliveries SET next_attempt_at = now() - interval '1 minute' WHERE kind = 'resolve'")
+    healthy = event_to_domain(alert_event(1000))
+    ids, _ = store.enqueue(healthy, "all", plan_deliveries(healthy, "all", [webhook_target("http://ok.example/h")], []))
+
+    assert [r["delivery_id"] for r in store.claim_due(1, 60.0, lambda _key: 10)] == ids
