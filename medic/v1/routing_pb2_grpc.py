@@ -244,9 +244,10 @@ class RoutingServiceServicer:
         hand-off uses, so that a monitor pass that opened many alerts costs a few
         calls instead of one per alert. Each event is routed exactly as by
         RouteAlert (several events of one alert in one call are routed in their
-        order) and answered in the same position; an event that could not be
-        routed carries the status RouteAlert would have returned, and does not
-        fail the others.
+        order, and when one of them cannot be routed the later ones of that alert
+        are answered UNAVAILABLE too) and answered in the same position; an event
+        that could not be routed carries the status RouteAlert would have returned,
+        and does not fail the events of other alerts.
         Errors: INVALID_ARGUMENT (no request, or more than 256); UNAVAILABLE (the
         database cannot be reached: nothing was recorded, call again).
         Scope: admin (the heartbeat service's credential).

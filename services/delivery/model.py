@@ -58,7 +58,9 @@ class Notification:
 
 
 def truncate_body(text: str) -> str:
-    """The first 4096 bytes of a body, cut on a character boundary."""
+    """The first 4096 bytes of a body, cut on a character boundary, without NUL
+    characters (PostgreSQL text cannot hold them)."""
+    text = text.replace("\x00", "")
     raw = text.encode("utf-8", errors="replace")
     if len(raw) <= MAX_RESPONSE_BODY_BYTES:
         return text

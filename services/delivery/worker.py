@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from medic.errors import MedicError
+from medic.errors import MedicError, Unavailable
 from services.delivery import metrics, retry
 from services.delivery.model import AttemptResult, Notification, Outcome
 from services.delivery.store import Attempt, DeliveryStore, config_json
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 QUEUE_STATS_EVERY_SECONDS = 5.0
 RECORD_BATCH_MAX = 256
 CLAIM_COALESCE_SECONDS = 0.02
+RECORD_DRAIN_SECONDS = 5.0
 
 
 class Sender(Protocol):
@@ -62,6 +63,7 @@ class DeliveryWorkers:
         self.settings = settings
         self._lock = threading.Condition()
         self._in_flight: dict[int, str] = {}  # delivery_id -> claim token
+        self._sent: set[int] = set()  # in flight, sent, outcome waiting for the recorder
         self._per_destination: dict[str, int] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -94,7 +96,12 @@ class DeliveryWorkers:
         with self._lock:
             while self._in_flight and time.monotonic() < deadline:
                 self._lock.wait(timeout=max(0.01, deadline - time.monotonic()))
-            unfinished = list(self._in_flight.items())
+            # Sent deliveries are never released (another process would send them
+            # again): the recorder gets a little longer to write their outcomes.
+            drain_until = time.monotonic() + RECORD_DRAIN_SECONDS
+            while self._sent and time.monotonic() < drain_until:
+                self._lock.wait(timeout=max(0.01, drain_until - time.monotonic()))
+            unfinished = [(i, token) for i, token in self._in_flight.items() if i not in self._sent]
         if unfinished:
             try:
                 released = self.store.release(unfinished)
@@ -172,23 +179,32 @@ class DeliveryWorkers:
 
     # --- one delivery: send -> schedule, then the recorder records ----------
     def _deliver(self, row: dict) -> None:
-        notification = to_notification(row)
+        try:
+            notification = to_notification(row)
+        except Exception:
+            log.exception("delivery %s could not be read; attempted again after the lease",
+                          row.get("delivery_id"))
+            self._finish([(row["delivery_id"], row["destination_key"])])
+            return
         try:
             result = self._send(notification)
             status, delay = retry.decide(result.outcome.value, notification.round_attempts,
                                          self.settings.retry_delays, result.retry_after,
                                          self.settings.retry_after_cap)
         except BaseException:
-            self._finish([notification])  # unrecorded: attempted again after the lease
-            raise
+            self._finish([(notification.delivery_id, notification.destination_key)])
+            raise  # unrecorded: attempted again after the lease
+        with self._lock:
+            self._sent.add(notification.delivery_id)
         self._outcomes.put((notification, result, status, delay))
 
-    def _finish(self, notifications: Sequence[Notification]) -> None:
-        """Frees the worker slots of deliveries whose outcome is recorded (or lost)."""
+    def _finish(self, slots: Sequence[tuple[int, str]]) -> None:
+        """Frees the worker slots, (delivery id, destination), of deliveries whose
+        outcome is recorded (or lost)."""
         with self._lock:
-            for notification in notifications:
-                self._in_flight.pop(notification.delivery_id, None)
-                key = notification.destination_key
+            for delivery_id, key in slots:
+                self._in_flight.pop(delivery_id, None)
+                self._sent.discard(delivery_id)
                 self._per_destination[key] = self._per_destination.get(key, 1) - 1
                 if self._per_destination[key] <= 0:
                     del self._per_destination[key]
@@ -227,18 +243,27 @@ class DeliveryWorkers:
             except Exception:
                 log.exception("recording %d delivery attempts failed", len(batch))
             finally:
-                self._finish([notification for notification, *_ in batch])
+                self._finish([(n.delivery_id, n.destination_key) for n, *_ in batch])
 
     def _record(self, batch: Sequence[tuple[Notification, AttemptResult, str, float | None]]) -> None:
+        attempts = [Attempt(notification.delivery_id, notification.claim_token, status, delay,
+                            result.response_code, result.response_body, result.error, result.latency_ms)
+                    for notification, result, status, delay in batch]
         try:
-            recorded = self.store.record_attempts([
-                Attempt(notification.delivery_id, notification.claim_token, status, delay,
-                        result.response_code, result.response_body, result.error, result.latency_ms)
-                for notification, result, status, delay in batch])
-        except MedicError as exc:
+            recorded = self.store.record_attempts(attempts)
+        except Unavailable as exc:
             # The rows stay claimed; they are attempted again after the lease.
             log.warning("could not record %d delivery attempts: %s", len(batch), exc.message)
             return
+        except MedicError:
+            # One attempt the database refuses must not cost the others their
+            # record (they would be sent again after the lease): one by one.
+            recorded = {}
+            for attempt in attempts:
+                try:
+                    recorded.update(self.store.record_attempts([attempt]))
+                except MedicError as exc:
+                    log.warning("could not record delivery %d: %s", attempt.delivery_id, exc.message)
         for notification, result, status, _ in batch:
             if notification.delivery_id not in recorded:
                 log.info("delivery %d was taken over by another worker; result dropped",

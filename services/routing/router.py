@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medic.errors import MedicError
+from medic.errors import MedicError, Unavailable
 from medic.v1 import common_pb2, events_pb2
 from services.routing import metrics
 from services.routing import selection as rule
@@ -63,16 +63,23 @@ class Router:
         """One outcome per request, in order: what was routed, or why not (the
         caller retries those). A database failure raises for the whole batch."""
         outcomes: list[Routed | MedicError | None] = [None] * len(requests)
+        failed_alerts: set[int] = set()
         pending = list(range(len(requests)))
         while pending:  # rounds in which every alert appears at most once
             seen: set[int] = set()
             this_round, later = [], []
             for index in pending:
                 alert_id = requests[index].event.alert_id
+                if alert_id in failed_alerts:  # never overtake an earlier event left unrouted
+                    outcomes[index] = Unavailable(
+                        f"an earlier event of alert {alert_id} was not routed; send this one after it")
+                    continue
                 (later if alert_id in seen else this_round).append(index)
                 seen.add(alert_id)
             for index, outcome in zip(this_round, self._route_round([requests[i] for i in this_round])):
                 outcomes[index] = outcome
+                if isinstance(outcome, MedicError):
+                    failed_alerts.add(requests[index].event.alert_id)
             pending = later
         return outcomes  # type: ignore[return-value]
 
@@ -102,6 +109,9 @@ class Router:
                                   plans[i].subscriptions) for i in to_send])()
             except MedicError as err:
                 refused = [err] * len(to_send)
+            if len(refused) != len(to_send):  # an answer that does not match the question
+                refused = [Unavailable(f"delivery answered {len(refused)} of {len(to_send)} plans")] \
+                    * len(to_send)
             errors = {i: err for i, err in zip(to_send, refused) if err is not None}
 
         outcomes: list[Routed | MedicError] = []

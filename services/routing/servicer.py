@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import grpc
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -179,11 +180,19 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             raise InvalidArgument(f"a batch holds 1 to {MAX_ROUTE_BATCH} requests, not {count}")
         results: list[routing_pb2.RouteAlertResult | None] = [None] * count
         valid: list[tuple[int, RouteRequest]] = []
+        refused_alerts: set[int] = set()  # a later event must not overtake a refused one
         for index, item in enumerate(request.requests):
+            alert_id = item.event.alert_id
+            if alert_id in refused_alerts:
+                results[index] = routing_pb2.RouteAlertResult(
+                    code=grpc.StatusCode.UNAVAILABLE.value[0],
+                    message=f"an earlier event of alert {alert_id} was not routed; send this one after it")
+                continue
             try:
                 valid.append((index, RouteRequest(*_route_request(item))))
             except InvalidArgument as err:
                 results[index] = routing_pb2.RouteAlertResult(code=err.code.value[0], message=err.message)
+                refused_alerts.add(alert_id)
         outcomes = self.router.route_alerts([r for _, r in valid]) if valid else []
         for (index, _), outcome in zip(valid, outcomes):
             if isinstance(outcome, MedicError):

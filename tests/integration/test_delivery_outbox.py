@@ -352,3 +352,13 @@ def test_events_waiting_for_their_trigger_do_not_hide_other_due_deliveries(db):
     ids, _ = store.enqueue(healthy, "all", plan_deliveries(healthy, "all", [webhook_target("http://ok.example/h")], []))
 
     assert [r["delivery_id"] for r in store.claim_due(1, 60.0, lambda _key: 10)] == ids
+
+
+def test_a_response_body_with_nul_characters_is_recorded_without_them(db, receiver):
+    receiver.script(Reply(200, "accepted\x00\x00 fine"))
+    with delivery_server(fast_settings(db.dsn), db) as stub:
+        ids = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
+        rows = wait_until_final(db, ids)
+        [listed] = stub.ListDeliveries(delivery_pb2.ListDeliveriesRequest(alert_id=1)).deliveries
+    assert rows[ids[0]]["status"] == "success" and rows[ids[0]]["attempts"] == 1
+    assert listed.last_response_body == "accepted fine"

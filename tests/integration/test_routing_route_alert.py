@@ -278,3 +278,16 @@ def test_an_empty_or_oversized_batch_is_refused(routing):
             routing.RouteAlerts(routing_pb2.RouteAlertsRequest(
                 requests=[routing_pb2.RouteAlertRequest()] * count))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_later_event_of_an_alert_never_overtakes_an_earlier_one_that_failed(routing, heartbeats, deliveries):
+    service = register_service(heartbeats, "api")
+    add_target(routing, service, channel="C1")
+    bad_trigger = alert_event(service, alert_id=60)
+    bad_trigger.kind = events_pb2.ALERT_EVENT_KIND_UNSPECIFIED  # refused, INVALID_ARGUMENT
+    results = route_many(routing, bad_trigger, alert_event(service, RESOLVE, alert_id=60),
+                         alert_event(service, alert_id=61))
+    assert [r.code for r in results] == [grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                                         grpc.StatusCode.UNAVAILABLE.value[0], 0]
+    assert "earlier event of alert 60" in results[1].message
+    assert delivered(deliveries, 60) == [] and len(delivered(deliveries, 61)) == 1
