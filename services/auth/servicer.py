@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic.authz import SCOPE_FROM_PB, SCOPE_TO_PB, SERVICE_PRINCIPAL, CachedVerifier, verdict_to_pb
 from medic.db import Row
 from medic.errors import Conflict, InvalidArgument, PermissionDenied
 from medic.interceptors import current_identity
+from medic.timestamps import to_timestamp
 from medic.v1 import auth_pb2, auth_pb2_grpc
 from services.auth import keys, metrics
 from services.auth.store import KeyStore
@@ -26,13 +26,6 @@ MAX_NAME_LENGTH = 255
 _CREATE_ATTEMPTS = 3  # a 12-character key id collides practically never
 
 
-def _ts(value: dt.datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
 
 def api_key_to_pb(row: Row) -> auth_pb2.ApiKey:
     limits = auth_pb2.RateLimitOverrides()
@@ -43,8 +36,8 @@ def api_key_to_pb(row: Row) -> auth_pb2.ApiKey:
     return auth_pb2.ApiKey(
         key_id=row["key_id"], name=row["name"],
         scopes=[SCOPE_TO_PB[s] for s in row["scopes"]],
-        created_at=_ts(row["created_at"]), expires_at=_ts(row["expires_at"]),
-        revoked_at=_ts(row["revoked_at"]), last_used_at=_ts(row["last_used_at"]),
+        created_at=to_timestamp(row["created_at"]), expires_at=to_timestamp(row["expires_at"]),
+        revoked_at=to_timestamp(row["revoked_at"]), last_used_at=to_timestamp(row["last_used_at"]),
         rate_limits=limits)
 
 

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
+from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2
 from services.delivery import metrics, pagerduty, ssrf, webhook
 from services.delivery.store import DeliveryStore, PlannedDelivery, config_json
@@ -48,13 +49,6 @@ REASON_TO_DB = {heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS: "missed_heartbeats
                 heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE: "reported_failure"}
 REQUIRED_CONFIG = {"slack": "channel_id", "pagerduty": "routing_key", "webhook": "url"}
 
-
-def _ts(value: dt.datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def _iso(ts: Timestamp, present: bool) -> str | None:
@@ -155,18 +149,18 @@ def delivery_to_pb(row: Row) -> delivery_pb2.Delivery:
         webhook_id=row["webhook_id"] or 0, destination=destination,
         mode=MODE_FROM_DB[row["mode"]], position=row["position"],
         status=STATUS_FROM_DB[row["status"]], idempotency_key=row["idempotency_key"],
-        attempts=row["attempts"], created_at=_ts(row["created_at"]),
-        next_attempt_at=_ts(row["next_attempt_at"]), last_attempt_at=_ts(row["last_attempt_at"]),
+        attempts=row["attempts"], created_at=to_timestamp(row["created_at"]),
+        next_attempt_at=to_timestamp(row["next_attempt_at"]), last_attempt_at=to_timestamp(row["last_attempt_at"]),
         last_response_code=row["last_response_code"] or 0,
         last_response_body=row["last_response_body"] or "", last_error=row["last_error"] or "",
-        last_latency_ms=row["last_latency_ms"] or 0, updated_at=_ts(row["updated_at"]))
+        last_latency_ms=row["last_latency_ms"] or 0, updated_at=to_timestamp(row["updated_at"]))
 
 
 def webhook_to_pb(row: Row) -> delivery_pb2.Webhook:
     pb = delivery_pb2.Webhook(
         webhook_id=row["webhook_id"], url=row["url"], headers=config_json(row["headers"]),
         enabled=row["enabled"], has_secret=bool(row["secret"]),
-        created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]))
+        created_at=to_timestamp(row["created_at"]), updated_at=to_timestamp(row["updated_at"]))
     if row["service_id"] is not None:
         pb.service_id = row["service_id"]
     return pb

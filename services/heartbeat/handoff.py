@@ -25,9 +25,10 @@ import grpc
 
 from medic.db import Database, Row
 from medic.errors import MedicError
+from medic.timestamps import to_timestamp
 from medic.v1 import events_pb2, routing_pb2
 from services.heartbeat import metrics
-from services.heartbeat.servicer import NOTIFY_MODE_FROM_DB, PRIORITY_FROM_DB, REASON_FROM_DB, _ts
+from services.heartbeat.servicer import NOTIFY_MODE_FROM_DB, PRIORITY_FROM_DB, REASON_FROM_DB
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,12 @@ def alert_event(row: Row) -> events_pb2.AlertEvent:
             service_name=row["service_name"], team=row["team"], team_id=row["team_id"] or 0,
             priority=PRIORITY_FROM_DB[row["priority"]], runbook=row["runbook"] or "",
             notify_mode=NOTIFY_MODE_FROM_DB[row["notify_mode"]],
-            last_heartbeat_at=_ts(row["last_heartbeat_at"]),
+            last_heartbeat_at=to_timestamp(row["last_heartbeat_at"]),
             alert_interval_seconds=row["alert_interval_seconds"]),
-        opened_at=_ts(row["opened_at"]), closed_at=_ts(row["closed_at"]), occurred_at=_ts(row["occurred_at"]))
+        opened_at=to_timestamp(row["opened_at"]), closed_at=to_timestamp(row["closed_at"]), occurred_at=to_timestamp(row["occurred_at"]))
 
 
-def _code_name(code: int) -> str:
-    return next((c.name for c in grpc.StatusCode if c.value[0] == code), str(code))
+CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
 
 def retry_delay(attempts: int) -> float:
@@ -160,7 +160,7 @@ class Dispatcher:
                 if result.code == grpc.StatusCode.OK.value[0]:
                     accepted.append(row)
                 else:
-                    retries.append(self._retry(row, f"{_code_name(result.code)}: {result.message}"))
+                    retries.append(self._retry(row, f"{CODE_NAMES.get(result.code, result.code)}: {result.message}"))
         if retries:
             with self.db.transaction() as tx:
                 tx.values(SCHEDULE_RETRIES, retries, template=RETRY_TEMPLATE)

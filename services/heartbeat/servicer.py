@@ -5,12 +5,11 @@ to status codes.
 """
 from __future__ import annotations
 
-import datetime as dt
 
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
+from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, heartbeat_pb2, heartbeat_pb2_grpc
 from services.heartbeat import deadline as rule
 from services.heartbeat.ingest import IngestQueue
@@ -40,13 +39,6 @@ OUTCOME_TO_PB = {"accepted": heartbeat_pb2.RECORD_OUTCOME_ACCEPTED,
                  "inactive_service": heartbeat_pb2.RECORD_OUTCOME_INACTIVE_SERVICE}
 
 
-def _ts(value: dt.datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
 
 def service_to_pb(row: Row) -> heartbeat_pb2.Service:
     return heartbeat_pb2.Service(
@@ -55,24 +47,24 @@ def service_to_pb(row: Row) -> heartbeat_pb2.Service:
         threshold=row["threshold"], grace_period_seconds=row["grace_period_seconds"],
         team=row["team"], priority=PRIORITY_FROM_DB[row["priority"]], runbook=row["runbook"] or "",
         notify_mode=NOTIFY_MODE_FROM_DB[row["notify_mode"]], active=row["active"],
-        muted=row["muted"], muted_at=_ts(row["muted_at"]), state=STATE_FROM_DB[row["state"]],
-        created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]),
-        activated_at=_ts(row["activated_at"]), last_heartbeat_at=_ts(row["last_heartbeat_at"]),
-        deadline_at=_ts(row["deadline_at"]), team_id=row["team_id"] or 0)
+        muted=row["muted"], muted_at=to_timestamp(row["muted_at"]), state=STATE_FROM_DB[row["state"]],
+        created_at=to_timestamp(row["created_at"]), updated_at=to_timestamp(row["updated_at"]),
+        activated_at=to_timestamp(row["activated_at"]), last_heartbeat_at=to_timestamp(row["last_heartbeat_at"]),
+        deadline_at=to_timestamp(row["deadline_at"]), team_id=row["team_id"] or 0)
 
 
 def transition_to_pb(row: Row) -> heartbeat_pb2.ServiceTransition:
     return heartbeat_pb2.ServiceTransition(
         transition_id=row["transition_id"], service_id=row["service_id"],
         from_state=STATE_FROM_DB[row["from_state"]], to_state=STATE_FROM_DB[row["to_state"]],
-        reason=row["reason"], alert_id=row["alert_id"] or 0, at=_ts(row["at"]))
+        reason=row["reason"], alert_id=row["alert_id"] or 0, at=to_timestamp(row["at"]))
 
 
 def heartbeat_to_pb(row: Row) -> heartbeat_pb2.Heartbeat:
     return heartbeat_pb2.Heartbeat(
         heartbeat_id=row["heartbeat_id"], service_id=row["service_id"],
         heartbeat_name=row["heartbeat_name"], service_name=row["service_name"],
-        time=_ts(row["time"]), status=row["status"], run_id=row["run_id"] or "",
+        time=to_timestamp(row["time"]), status=row["status"], run_id=row["run_id"] or "",
         team=row["team"], priority=PRIORITY_FROM_DB[row["priority"]])
 
 
@@ -80,8 +72,8 @@ def alert_to_pb(row: Row) -> heartbeat_pb2.Alert:
     return heartbeat_pb2.Alert(
         alert_id=row["alert_id"], service_id=row["service_id"],
         heartbeat_name=row["heartbeat_name"], service_name=row["service_name"],
-        reason=REASON_FROM_DB[row["reason"]], active=row["active"], opened_at=_ts(row["opened_at"]),
-        closed_at=_ts(row["closed_at"]), notification_count=row["notification_count"])
+        reason=REASON_FROM_DB[row["reason"]], active=row["active"], opened_at=to_timestamp(row["opened_at"]),
+        closed_at=to_timestamp(row["closed_at"]), notification_count=row["notification_count"])
 
 
 def _name(value: str, field: str) -> str:

@@ -5,14 +5,13 @@ to status codes.
 """
 from __future__ import annotations
 
-import datetime as dt
 
 import grpc
 from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
+from medic.timestamps import to_timestamp
 from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
 from services.routing import selection as rule
 from services.routing.delivery_client import TYPE_FROM_PB, TYPE_TO_PB, planned_to_pb, struct
@@ -32,26 +31,19 @@ SOURCE_TO_PB = {rule.SOURCE_SERVICE_TARGETS: routing_pb2.ROUTE_SOURCE_SERVICE_TA
                 rule.SOURCE_UNROUTED: routing_pb2.ROUTE_SOURCE_UNROUTED}
 
 
-def _ts(value: dt.datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
 
 def team_to_pb(row: Row) -> routing_pb2.Team:
     return routing_pb2.Team(team_id=row["team_id"], name=row["name"],
                             slack_channel_id=row["slack_channel_id"] or "",
-                            created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]))
+                            created_at=to_timestamp(row["created_at"]), updated_at=to_timestamp(row["updated_at"]))
 
 
 def target_to_pb(row: Row) -> routing_pb2.NotificationTarget:
     return routing_pb2.NotificationTarget(
         target_id=row["target_id"], service_id=row["service_id"],
         type=TYPE_TO_PB[row["type"]], config=struct(row["config"]), priority=row["priority"],
-        enabled=row["enabled"], created_at=_ts(row.get("created_at")),
-        updated_at=_ts(row.get("updated_at")))
+        enabled=row["enabled"], created_at=to_timestamp(row.get("created_at")),
+        updated_at=to_timestamp(row.get("updated_at")))
 
 
 def skipped_to_pb(target: rule.NotificationTarget) -> routing_pb2.NotificationTarget:
