@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from medic.db import Database, Row, Tx
+from medic.db import Database, Prepared, Row, Tx, int_array, text_array, timestamp_array
 from medic.errors import Conflict, NotFound
 from services.heartbeat import alerting, deadline as rule
 from services.heartbeat.alerting import Changes, LifecyclePolicy
@@ -43,7 +43,7 @@ INSERT_SERVICE = f"""
 # for it, where an `IN (subquery)` join re-ran the name lookup for every such row
 # (500 rows x ~1,000 buffers each: seconds per batch under load). NO KEY UPDATE
 # is all an UPDATE of non-key columns needs; it does not block foreign-key checks.
-LOCK_SERVICES_FOR_INGEST = """
+LOCK_SERVICES_FOR_INGEST = Prepared("medic_lock_services_for_ingest", """
     SELECT now() AS now, service_id, lower(heartbeat_name) AS name_key, heartbeat_name,
            service_name, team, priority, active, muted, threshold, recent_beats, activated_at,
            alert_interval_seconds, grace_period_seconds, state
@@ -53,13 +53,13 @@ LOCK_SERVICES_FOR_INGEST = """
         UNION ALL SELECT unnest(%(ids)s::bigint[])))
     ORDER BY service_id
     FOR NO KEY UPDATE
-"""
+""", [("names", "text[]"), ("ids", "bigint[]")])
 
 # The heartbeats of a batch and the clocks of their services in one statement
 # (one round trip), columns passed as arrays. ``recent`` holds each service's
 # recent beats as an array literal (the arrays differ in length). Rows come back
 # in the order given, like a multi-row VALUES.
-RECORD_HEARTBEATS = """
+RECORD_HEARTBEATS = Prepared("medic_record_heartbeats", """
     WITH inserted AS (
         INSERT INTO heartbeat_events (service_id, time, status, run_id)
         SELECT service_id, %(now)s, status, run_id
@@ -75,7 +75,9 @@ RECORD_HEARTBEATS = """
         WHERE s.service_id = c.service_id
     )
     SELECT heartbeat_id FROM inserted
-"""
+""", [("now", "timestamptz"), ("event_services", "bigint[]"), ("statuses", "text[]"),
+      ("run_ids", "text[]"), ("clock_services", "bigint[]"), ("recent", "text[]"),
+      ("deadlines", "timestamptz[]"), ("states", "text[]")])
 
 RECENT_COUNTING_BEATS = """
     SELECT time FROM heartbeat_events
@@ -128,11 +130,6 @@ class IngestResult:
     heartbeat: Row | None = None
 
 
-def _timestamp_array(times: Sequence[dt.datetime]) -> str:
-    """A PostgreSQL array literal of timestamps (``{"2026-01-01T00:00:00+00:00",...}``)."""
-    return "{" + ",".join(f'"{t.isoformat()}"' for t in times) + "}"
-
-
 def clock_of(row: Row) -> rule.Clock:
     return rule.Clock(threshold=row["threshold"], activated_at=row["activated_at"],
                       interval_seconds=row["alert_interval_seconds"],
@@ -168,6 +165,9 @@ class HeartbeatStore:
     def delete(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> None:
         with self.db.transaction() as tx:
             row = self._get(tx, heartbeat_name, service_id, lock=True)
+            # No foreign key cascades to the events (migration 006): the row lock
+            # above keeps the ingest from adding any while they are deleted.
+            tx.execute("DELETE FROM heartbeat_events WHERE service_id = %s", (row["service_id"],))
             tx.execute("DELETE FROM services WHERE service_id = %s", (row["service_id"],))
 
     def transitions(self, limit: int, *, heartbeat_name: str | None = None,
@@ -255,7 +255,7 @@ class HeartbeatStore:
         names = sorted({i.heartbeat_name.lower() for i in items if i.heartbeat_name is not None})
         ids = sorted({i.service_id for i in items if i.service_id is not None})
         with self.db.transaction() as tx:
-            locked = tx.all(LOCK_SERVICES_FOR_INGEST, {"names": names, "ids": ids})
+            locked = tx.all(LOCK_SERVICES_FOR_INGEST, {"names": text_array(names), "ids": int_array(ids)})
             if not locked:
                 return [IngestResult("unknown_service") for _ in items]
             now: dt.datetime = locked[0]["now"]
@@ -286,15 +286,15 @@ class HeartbeatStore:
                 after = rule.apply_heartbeats(clock_of(service), service_statuses, now)
                 self._apply_events(tx, lifecycle, service, after, now)
                 clock_services.append(service_id)
-                recent.append(_timestamp_array(after.recent))
+                recent.append(timestamp_array(after.recent))
                 deadlines.append(after.deadline_at)
                 states.append(after.state)
             inserted = tx.all(RECORD_HEARTBEATS, {
-                "now": now, "event_services": [service["service_id"] for _, service in accepted],
-                "statuses": [items[index].status for index, _ in accepted],
-                "run_ids": [items[index].run_id for index, _ in accepted],
-                "clock_services": clock_services, "recent": recent, "deadlines": deadlines,
-                "states": states})
+                "now": now, "event_services": int_array(service["service_id"] for _, service in accepted),
+                "statuses": text_array(items[index].status for index, _ in accepted),
+                "run_ids": text_array(items[index].run_id for index, _ in accepted),
+                "clock_services": int_array(clock_services), "recent": text_array(recent),
+                "deadlines": timestamp_array(deadlines), "states": text_array(states)})
         self.on_committed(lifecycle)
 
         for (index, service), row in zip(accepted, inserted):

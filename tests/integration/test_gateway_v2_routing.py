@@ -84,8 +84,10 @@ def test_deleting_a_service_removes_its_targets_and_a_team_keeps_its_services(ht
     assert http.get("/v2/notification-targets").json()["results"] == []
 
 
-def test_service_history_and_deletion_over_v2(http):
+def test_service_history_and_deletion_over_v2(http, db):
     sid = service_id(http)
+    other = service_id(http, "other")
+    http.post("/heartbeat", json={"heartbeat_name": "other", "status": "UP"})
     http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"})
     http.post("/heartbeat", json={"heartbeat_name": "web", "status": "FAILED"})
     history = http.get(f"/v2/services/{sid}/transitions").json()["results"]
@@ -93,9 +95,14 @@ def test_service_history_and_deletion_over_v2(http):
         ("reported_failure", "down"), ("first_heartbeat", "up")]
     alerts = http.get("/alerts", params={"active": 1}).json()["results"]
     assert [a["reason"] for a in alerts] == ["reported_failure"]
+    assert db.one("SELECT count(*) AS n FROM heartbeat_events WHERE service_id = %s", (sid,)) == {"n": 2}
     assert http.delete(f"/v2/services/{sid}").status_code == 200
     assert http.get("/service/web").status_code == 404
     assert http.delete(f"/v2/services/{sid}").status_code == 404
+    # Its heartbeats went with it (no foreign key cascades them: the store deletes
+    # them); another service's stayed.
+    assert db.one("SELECT count(*) AS n FROM heartbeat_events WHERE service_id = %s", (sid,)) == {"n": 0}
+    assert db.one("SELECT count(*) AS n FROM heartbeat_events WHERE service_id = %s", (other,)) == {"n": 1}
 
 
 def test_team_id_links_a_service_to_a_team(http):
