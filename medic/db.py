@@ -11,10 +11,10 @@ Every connection runs with ``search_path = medic``. ``Prepared`` statements
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
-import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -24,7 +24,13 @@ import psycopg2.extensions
 import psycopg2.extras
 import psycopg2.pool
 
-from medic.errors import Conflict, InvalidArgument, MedicError, MissingReference, Unavailable
+from medic.errors import (
+    Conflict,
+    InvalidArgument,
+    MedicError,
+    MissingReference,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +150,7 @@ class Database:
             self._slots.release()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator["Tx"]:
+    def transaction(self) -> Iterator[Tx]:
         """One transaction: committed when the block ends, rolled back on error."""
         try:
             with self.connection() as conn:
@@ -209,7 +215,7 @@ class Tx:
     def _columns(self) -> list[str]:
         return [column.name for column in self.cur.description]
 
-    def _statement(self, sql: "str | Prepared") -> str:
+    def _statement(self, sql: str | Prepared) -> str:
         if not isinstance(sql, Prepared):
             return sql
         conn = self.cur.connection
@@ -218,12 +224,12 @@ class Tx:
             conn.prepared.add(sql.name)
         return sql.execute_sql
 
-    def one(self, sql: "str | Prepared", params: Any = None) -> Row | None:
+    def one(self, sql: str | Prepared, params: Any = None) -> Row | None:
         self.cur.execute(self._statement(sql), params)
         row = self.cur.fetchone()
         return None if row is None else dict(zip(self._columns(), row))
 
-    def all(self, sql: "str | Prepared", params: Any = None) -> list[Row]:
+    def all(self, sql: str | Prepared, params: Any = None) -> list[Row]:
         self.cur.execute(self._statement(sql), params)
         return self._rows(self.cur.fetchall())
 
@@ -231,7 +237,7 @@ class Tx:
         columns = self._columns()
         return [dict(zip(columns, row)) for row in rows]
 
-    def execute(self, sql: "str | Prepared", params: Any = None) -> int:
+    def execute(self, sql: str | Prepared, params: Any = None) -> int:
         self.cur.execute(self._statement(sql), params)
         return self.cur.rowcount
 

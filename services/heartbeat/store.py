@@ -13,7 +13,8 @@ from typing import Any
 
 from medic.db import Database, Prepared, Row, Tx, int_array, text_array, timestamp_array
 from medic.errors import Conflict, NotFound
-from services.heartbeat import alerting, deadline as rule
+from services.heartbeat import alerting
+from services.heartbeat import deadline as rule
 from services.heartbeat.alerting import Changes, LifecyclePolicy
 
 SERVICE_COLUMNS = """

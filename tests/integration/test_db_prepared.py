@@ -58,7 +58,7 @@ def test_array_literals_round_trip_through_postgresql(db):
     import datetime as dt
 
     from medic.db import int_array, text_array, timestamp_array
-    times = [dt.datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=dt.timezone.utc),
+    times = [dt.datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=dt.UTC),
              dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5))), None]
     row = db.one("SELECT %(t)s::text[] AS t, %(i)s::bigint[] AS i, %(ts)s::timestamptz[] AS ts,"
                  " %(e)s::text[] AS e",
