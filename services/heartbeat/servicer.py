@@ -5,8 +5,6 @@ to status codes.
 """
 from __future__ import annotations
 
-
-
 from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
 from medic.timestamps import to_timestamp
@@ -37,6 +35,9 @@ JOB_SIGNAL_STATUS = {heartbeat_pb2.JOB_SIGNAL_START: "STARTED",
 OUTCOME_TO_PB = {"accepted": heartbeat_pb2.RECORD_OUTCOME_ACCEPTED,
                  "unknown_service": heartbeat_pb2.RECORD_OUTCOME_UNKNOWN_SERVICE,
                  "inactive_service": heartbeat_pb2.RECORD_OUTCOME_INACTIVE_SERVICE}
+# Built once: a repeated field copies what it is given.
+OUTCOME_ONLY_RESULTS = {outcome: heartbeat_pb2.RecordHeartbeatResult(outcome=code)
+                        for outcome, code in OUTCOME_TO_PB.items()}
 
 
 
@@ -117,20 +118,25 @@ def _enum(value: int, mapping: dict, field: str) -> str:
     return mapping[value]
 
 
-def _service_ref(request) -> dict:
+def _service_key(request) -> tuple[str | None, int | None]:
+    """(heartbeat_name, None) or (None, service_id) of a request naming a service."""
     which = request.WhichOneof("service")
     if which == "heartbeat_name":
-        return {"heartbeat_name": _name(request.heartbeat_name, "heartbeat_name")}
+        return _name(request.heartbeat_name, "heartbeat_name"), None
     if which == "service_id":
-        return {"service_id": request.service_id}
+        return None, request.service_id
     raise InvalidArgument("heartbeat_name or service_id is required")
 
 
+def _service_ref(request) -> dict:
+    name, service_id = _service_key(request)
+    return {"heartbeat_name": name} if name is not None else {"service_id": service_id}
+
+
 def ingest_item(request: heartbeat_pb2.RecordHeartbeatRequest) -> IngestItem:
-    ref = _service_ref(request)
-    return IngestItem(heartbeat_name=ref.get("heartbeat_name"), service_id=ref.get("service_id"),
-                      status=rule.normalize_status(request.status),
-                      run_id=rule.validate_run_id(request.run_id))
+    name, service_id = _service_key(request)
+    return IngestItem(name, service_id, rule.normalize_status(request.status),
+                      rule.validate_run_id(request.run_id))
 
 
 class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
@@ -232,12 +238,16 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             valid_indexes.append(index)
             valid_items.append(item)
         if valid_items:
-            with_heartbeats = not request.outcomes_only
-            for index, result in zip(valid_indexes, self.ingest.submit(valid_items)):
-                results[index] = heartbeat_pb2.RecordHeartbeatResult(
-                    outcome=OUTCOME_TO_PB[result.outcome],
-                    heartbeat=heartbeat_to_pb(result.heartbeat) if with_heartbeats and result.heartbeat
-                    else None)
+            recorded = self.ingest.submit(valid_items)
+            if request.outcomes_only:
+                for index, result in zip(valid_indexes, recorded):
+                    results[index] = OUTCOME_ONLY_RESULTS[result.outcome]
+            else:
+                for index, result in zip(valid_indexes, recorded):
+                    heartbeat = result.heartbeat
+                    results[index] = heartbeat_pb2.RecordHeartbeatResult(
+                        outcome=OUTCOME_TO_PB[result.outcome],
+                        heartbeat=heartbeat_to_pb(heartbeat) if heartbeat else None)
         return heartbeat_pb2.RecordHeartbeatsResponse(results=results)
 
     def RecordJobSignal(self, request, context):

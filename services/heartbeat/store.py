@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from medic.db import Database, Prepared, Row, Tx, int_array, text_array, timestamp_array
 from medic.errors import Conflict, NotFound
@@ -116,8 +115,7 @@ UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_perio
              "recent_beats", "activated_at", "deadline_at")
 
 
-@dataclass(frozen=True)
-class IngestItem:
+class IngestItem(NamedTuple):
     """One heartbeat to record: by name (``heartbeat_name``) or by id."""
     heartbeat_name: str | None
     service_id: int | None
@@ -125,10 +123,28 @@ class IngestItem:
     run_id: str | None
 
 
-@dataclass(frozen=True)
-class IngestResult:
+class IngestResult(NamedTuple):
     outcome: str  # accepted | unknown_service | inactive_service
-    heartbeat: Row | None = None
+    # Of an accepted heartbeat: what ``heartbeat`` is built from, only when asked
+    # for (batch callers that want outcomes only never pay for the row).
+    heartbeat_id: int | None = None
+    service: Row | None = None
+    item: IngestItem | None = None
+    time: dt.datetime | None = None
+
+    @property
+    def heartbeat(self) -> Row | None:
+        if self.service is None:
+            return None
+        service, item = self.service, self.item
+        return {"heartbeat_id": self.heartbeat_id, "service_id": service["service_id"],
+                "heartbeat_name": service["heartbeat_name"], "service_name": service["service_name"],
+                "time": self.time, "status": item.status, "run_id": item.run_id,
+                "team": service["team"], "priority": service["priority"]}
+
+
+UNKNOWN_SERVICE = IngestResult("unknown_service")
+INACTIVE_SERVICE = IngestResult("inactive_service")
 
 
 def clock_of(row: Row) -> rule.Clock:
@@ -258,7 +274,7 @@ class HeartbeatStore:
         with self.db.transaction() as tx:
             locked = tx.all(LOCK_SERVICES_FOR_INGEST, {"names": text_array(names), "ids": int_array(ids)})
             if not locked:
-                return [IngestResult("unknown_service") for _ in items]
+                return [UNKNOWN_SERVICE] * len(items)
             now: dt.datetime = locked[0]["now"]
             by_name = {r["name_key"]: r for r in locked}
             by_id = {r["service_id"]: r for r in locked}
@@ -269,9 +285,9 @@ class HeartbeatStore:
                 service = (by_name.get(item.heartbeat_name.lower()) if item.heartbeat_name is not None
                            else by_id.get(item.service_id))
                 if service is None:
-                    results[index] = IngestResult("unknown_service")
+                    results[index] = UNKNOWN_SERVICE
                 elif not service["active"]:
-                    results[index] = IngestResult("inactive_service")
+                    results[index] = INACTIVE_SERVICE
                 else:
                     accepted.append((index, service))
             if not accepted:
@@ -299,11 +315,7 @@ class HeartbeatStore:
         self.on_committed(lifecycle)
 
         for (index, service), row in zip(accepted, inserted):
-            results[index] = IngestResult("accepted", {
-                "heartbeat_id": row["heartbeat_id"], "service_id": service["service_id"],
-                "heartbeat_name": service["heartbeat_name"], "service_name": service["service_name"],
-                "time": now, "status": items[index].status, "run_id": items[index].run_id,
-                "team": service["team"], "priority": service["priority"]})
+            results[index] = IngestResult("accepted", row["heartbeat_id"], service, items[index], now)
         return results  # type: ignore[return-value]
 
     def _apply_events(self, tx: Tx, lifecycle: Changes, service: Row, after: rule.AfterHeartbeats,
