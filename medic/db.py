@@ -67,6 +67,14 @@ def _missing_reference(exc: psycopg2.Error) -> MissingReference:
     return MissingReference("a referenced record does not exist")
 
 
+# Errors after which a connection's prepared statements are dropped: "cached plan
+# must not change result type" (a schema change), and a name PREPAREd already
+# or not at all (the connection's record and the session disagree).
+STALE_PREPARED = frozenset({psycopg2.errorcodes.FEATURE_NOT_SUPPORTED,
+                            psycopg2.errorcodes.DUPLICATE_PREPARED_STATEMENT,
+                            psycopg2.errorcodes.INVALID_SQL_STATEMENT_NAME})
+
+
 class _Connection(psycopg2.extensions.connection):
     """A connection that remembers the statements PREPAREd on it (they last as
     long as its session, whatever happens to the transaction that made them)."""
@@ -86,6 +94,8 @@ class Prepared:
     keeps a generic plan once it costs no more than a custom one (statements that
     take their rows as arrays plan the same for every call)."""
 
+    _names: dict[str, str] = {}  # name -> statement: one statement per name
+
     def __init__(self, name: str, sql: str, params: Sequence[tuple[str, str]]):
         positional = sql.replace("%%", "%")
         for index, (param, _) in enumerate(params, 1):
@@ -95,6 +105,9 @@ class Prepared:
             positional = positional.replace(placeholder, f"${index}")
         if "%(" in positional:
             raise ValueError(f"{name}: a placeholder has no declared type")
+        known = Prepared._names.setdefault(name, positional)
+        if known != positional:
+            raise ValueError(f"{name}: another statement is prepared under this name")
         self.name = name
         types = f" ({', '.join(t for _, t in params)})" if params else ""
         values = f" ({', '.join(f'%({p})s' for p, _ in params)})" if params else ""
@@ -162,14 +175,14 @@ class Database:
                     if not conn.closed:
                         try:
                             conn.rollback()
-                            if conn.prepared and isinstance(exc, psycopg2.Error):
-                                # A schema change can invalidate a prepared plan
-                                # ("cached plan must not change result type"):
-                                # prepare afresh rather than fail again.
-                                conn.prepared.clear()
+                            if conn.prepared and getattr(exc, "pgcode", None) in STALE_PREPARED:
+                                # A schema change invalidated a prepared plan, or the
+                                # session lost track of what it prepared: prepare
+                                # afresh rather than fail again.
                                 with conn.cursor() as cur:
                                     cur.execute("DEALLOCATE ALL")
                                 conn.commit()
+                                conn.prepared.clear()
                         except psycopg2.Error:
                             pass
                     raise
@@ -260,14 +273,18 @@ def int_array(values: Iterable[int]) -> str:
 
 def timestamp_array(values: Iterable[dt.datetime | None]) -> str:
     # ISO 8601 holds none of the characters that need quoting in an array literal.
-    # Formatted once per distinct time: isoformat() costs ~4 us here, and a batch
-    # repeats a few times (its `now`, now + each interval) hundreds of times.
+    # Times with a fixed offset (all that come from the database) are formatted
+    # once per distinct value: isoformat() costs ~4 us here, and a batch repeats
+    # a few times (its `now`, now + each interval) hundreds of times. Others (a
+    # zoneinfo time in a DST fold compares equal to its twin) every time.
     memo: dict[dt.datetime | None, str] = {None: "NULL"}
     parts = []
     for value in values:
         text = memo.get(value)
         if text is None:
-            text = memo[value] = value.isoformat()  # type: ignore[union-attr]
+            text = value.isoformat()  # type: ignore[union-attr]
+            if type(value.tzinfo) is dt.timezone:  # type: ignore[union-attr]
+                memo[value] = text
         parts.append(text)
     return "{" + ",".join(parts) + "}"
 

@@ -44,12 +44,14 @@ EVENTS_DELETED = Counter("medic_heartbeat_events_deleted_total",
 # One batch: the oldest expired events, except those the down rule still needs
 # (at or after the oldest of each service's `recent_beats`). `= ANY(ARRAY(...))`
 # makes the ids an init-plan probed through the primary key; `IN (...)` let the
-# planner hash-join against a scan of the whole table.
+# planner hash-join against a scan of the whole table. Events of a service that
+# no longer exists (no foreign key since migration 006: a row deleted by hand, or
+# by a replica of an older version during an upgrade) expire like any other.
 DELETE_EXPIRED_BATCH = """
     DELETE FROM heartbeat_events
     WHERE heartbeat_id = ANY(ARRAY(
         SELECT h.heartbeat_id
-        FROM heartbeat_events h JOIN services s ON s.service_id = h.service_id
+        FROM heartbeat_events h LEFT JOIN services s ON s.service_id = h.service_id
         WHERE h.time < now() - make_interval(days => %(days)s)
           AND h.time < COALESCE(s.recent_beats[cardinality(s.recent_beats)], 'infinity')
         ORDER BY h.time

@@ -5,9 +5,11 @@ import pytest
 from medic.db import Database, Prepared
 from medic.errors import MedicError
 
-COUNT_NAMED = Prepared("test_count_named", """
+COUNT_NAMED_SQL = """
     SELECT count(*) AS n, %(label)s AS label FROM prepared_probe WHERE name = ANY(%(names)s)
-""", [("label", "text"), ("names", "text[]")])
+"""
+COUNT_NAMED_PARAMS = [("label", "text"), ("names", "text[]")]
+COUNT_NAMED = Prepared("test_count_named", COUNT_NAMED_SQL, COUNT_NAMED_PARAMS)
 
 SELECT_ALL = Prepared("test_select_all", "SELECT * FROM prepared_probe ORDER BY name", [])
 
@@ -43,6 +45,20 @@ def test_a_plan_invalidated_by_a_schema_change_fails_once_then_heals(probe_db):
     assert probe_db.all(SELECT_ALL)[0] == {"name": "a", "extra": 7}
 
 
+def test_other_errors_keep_the_prepared_statements(probe_db):
+    probe_db.one(COUNT_NAMED, {"label": "x", "names": ["a"]})
+    probe_db.execute("CREATE UNIQUE INDEX ON prepared_probe (name)")
+    with pytest.raises(MedicError):
+        probe_db.execute("INSERT INTO prepared_probe VALUES ('a')")  # a unique violation
+    assert _prepared_names(probe_db) == ["test_count_named"]
+
+
+def test_one_name_one_statement():
+    assert Prepared("test_count_named", COUNT_NAMED_SQL, COUNT_NAMED_PARAMS).name == "test_count_named"
+    with pytest.raises(ValueError, match="another statement"):
+        Prepared("test_count_named", "SELECT %(label)s", [("label", "text")])
+
+
 def test_placeholders_must_match_the_declared_parameters():
     with pytest.raises(ValueError, match="%\\(missing\\)s"):
         Prepared("bad", "SELECT %(present)s", [("present", "text"), ("missing", "text")])
@@ -65,3 +81,15 @@ def test_array_literals_round_trip_through_postgresql(db):
                  {"t": text_array([*NASTY, None]), "i": int_array([1, -2, 2**62]),
                   "ts": timestamp_array(times), "e": text_array([])})
     assert row == {"t": [*NASTY, None], "i": [1, -2, 2**62], "ts": times, "e": []}
+
+
+def test_a_time_in_a_daylight_saving_fold_keeps_its_own_offset(db):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from medic.db import timestamp_array
+    first = dt.datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    second = first.replace(fold=1)
+    assert first == second  # Python compares them equal: a memo must not merge them
+    row = db.one("SELECT %s::timestamptz[] AS t", (timestamp_array([first, second]),))
+    assert [t.astimezone(dt.UTC).hour for t in row["t"]] == [5, 6]

@@ -82,6 +82,20 @@ def test_events_older_than_the_retention_go_and_recent_ones_stay(heartbeats, db)
     assert event_count(db, web.service_id) == 4 + 3
 
 
+def test_old_events_of_a_service_deleted_behind_the_stores_back_still_expire(heartbeats, db):
+    web = register(heartbeats, "web", interval=60)
+    gone = register(heartbeats, "gone", interval=60)
+    add_old_events(db, web.service_id, 5, days_ago=31)
+    add_old_events(db, gone.service_id, 7, days_ago=31)
+    add_old_events(db, gone.service_id, 2, days_ago=1)
+    beat(heartbeats, "web")
+    # No foreign key cascades to the events: a plain SQL delete leaves them.
+    db.execute("DELETE FROM services WHERE service_id = %s", (gone.service_id,))
+    assert retention(db).run_once() == 5 + 7
+    assert event_count(db, gone.service_id) == 2  # recent ones wait for their turn
+    assert event_count(db, web.service_id) == 1
+
+
 def test_a_backlog_larger_than_a_batch_goes_in_several_batches(heartbeats, db):
     web = register(heartbeats, "web", interval=60)
     add_old_events(db, web.service_id, 95)
