@@ -1,0 +1,68 @@
+"""Shutting delivery down while an outcome is still being written: a delivery that
+was already sent is recorded, never released for another process to send again."""
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import psycopg2
+
+from medic.server import create_server
+from medic.v1 import delivery_pb2_grpc
+from services.delivery import app as delivery_app
+from tests.fakes import Reply, WebhookReceiver
+from tests.integration.delivery_support import (
+    alert_event,
+    enqueue,
+    fast_settings,
+    webhook_target,
+)
+
+
+def test_deliveries_sent_before_shutdown_are_recorded_not_released(db):
+    """A is answered first and its outcome's write waits for a lock the test holds,
+    so the recorder is stuck on it; B is answered next and its outcome waits in
+    the recorder's queue. Stop with a short grace: neither may be released (the
+    recorder could then no longer write B's outcome, and B would go out again)."""
+    with WebhookReceiver() as first, WebhookReceiver() as second:
+        first.script(Reply(200, delay=0.4))
+        second.script(Reply(200, delay=1.0))
+        running = create_server(delivery_app.build(fast_settings(db.dsn), db=db), port=0, workers=4)
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+        stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
+        ids = enqueue(stub, alert_event(), [webhook_target(first.url, target_id=1),
+                                            webhook_target(second.url, target_id=2)]).delivery_ids
+        channel.close()
+        first.wait_for(1)
+        second.wait_for(1)
+        by_url = {r["url"]: r["delivery_id"] for r in db.all(
+            "SELECT delivery_id, config->>'url' AS url FROM deliveries WHERE delivery_id = ANY(%s)",
+            (list(ids),))}
+        a, b = by_url[first.url], by_url[second.url]
+
+        blocker = psycopg2.connect(db.dsn, options="-c search_path=medic")
+        try:
+            blocker.cursor().execute("SELECT 1 FROM deliveries WHERE delivery_id = %s FOR UPDATE", (a,))
+            time.sleep(1.4)  # both answered 200: A's outcome waits for the lock, B's behind it
+            stopped = threading.Event()
+
+            def stop():
+                running.component.on_stop[0](0.2)  # the workers' stop, with a short grace
+                stopped.set()
+
+            stopper = threading.Thread(target=stop)
+            stopper.start()
+            time.sleep(1.0)  # the grace is over; stop() waits for the outcomes of what was sent
+            assert not stopped.is_set()
+        finally:
+            blocker.rollback()
+            blocker.close()
+        stopper.join(timeout=10)
+        assert stopped.is_set()
+        rows = {r["delivery_id"]: (r["status"], r["attempts"], r["claimed"]) for r in db.all(
+            "SELECT delivery_id, status, attempts, claim_token IS NOT NULL AS claimed FROM deliveries"
+            " WHERE delivery_id = ANY(%s)", ([a, b],))}
+        assert rows == {a: ("success", 1, False), b: ("success", 1, False)}
+        assert len(first.requests) == 1 and len(second.requests) == 1
+        running.server.stop(0)
