@@ -96,7 +96,9 @@ def test_https_to_a_vetted_address_checks_the_certificate_against_the_host_name(
     monkeypatch.setattr(ssrf, "resolve", lambda host, port: ["127.0.0.1"] if host.endswith(".test") else [])
     monkeypatch.setattr(ssrf, "is_public", lambda address: True)
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    monkeypatch.setattr(http.session(public_only=True), "verify", str(tmp_path / "ca.pem"))
+    manager = http.pool(public_only=True)  # trusts the test's CA for this test only
+    monkeypatch.setitem(manager.connection_pool_kw, "ca_certs", str(tmp_path / "ca.pem"))
+    manager.clear()
     sender = WebhookSender(timeout=2, allow_private=False)
     try:
         ok = sender.send(notification(f"https://hook.test:{port}/hook"))
@@ -105,6 +107,7 @@ def test_https_to_a_vetted_address_checks_the_certificate_against_the_host_name(
     finally:
         server.shutdown()
         server.server_close()
+        manager.clear()
 
     assert ok.outcome is Outcome.SUCCESS, ok.error
     assert seen == [f"hook.test:{port}"]

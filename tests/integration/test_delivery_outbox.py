@@ -362,3 +362,16 @@ def test_a_response_body_with_nul_characters_is_recorded_without_them(db, receiv
         [listed] = stub.ListDeliveries(delivery_pb2.ListDeliveriesRequest(alert_id=1)).deliveries
     assert rows[ids[0]]["status"] == "success" and rows[ids[0]]["attempts"] == 1
     assert listed.last_response_body == "accepted fine"
+
+
+def test_a_huge_response_is_read_only_in_part_and_the_next_delivery_still_goes_out(db, receiver):
+    receiver.script(Reply(200, "x" * (1024 * 1024)), Reply(200, "second"))
+    with delivery_server(fast_settings(db.dsn), db) as stub:
+        first = enqueue(stub, alert_event(1), [webhook_target(receiver.url)]).delivery_ids
+        rows = wait_until_final(db, first)
+        second = enqueue(stub, alert_event(2), [webhook_target(receiver.url)]).delivery_ids
+        rows.update(wait_until_final(db, second))
+        listed = {d.delivery_id: d.last_response_body for d in stub.ListDeliveries(
+            delivery_pb2.ListDeliveriesRequest(service_id=0)).deliveries}
+    assert [rows[i]["status"] for i in (*first, *second)] == ["success", "success"]
+    assert len(listed[first[0]]) == 4096 and listed[second[0]] == "second"
