@@ -26,7 +26,6 @@ MAX_NAME_LENGTH = 255
 _CREATE_ATTEMPTS = 3  # a 12-character key id collides practically never
 
 
-
 def api_key_to_pb(row: Row) -> auth_pb2.ApiKey:
     limits = auth_pb2.RateLimitOverrides()
     if row["heartbeat_per_minute"] is not None:

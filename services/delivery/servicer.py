@@ -50,7 +50,6 @@ REASON_TO_DB = {heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS: "missed_heartbeats
 REQUIRED_CONFIG = {"slack": "channel_id", "pagerduty": "routing_key", "webhook": "url"}
 
 
-
 def _iso(ts: Timestamp, present: bool) -> str | None:
     if not present:
         return None

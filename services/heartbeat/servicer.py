@@ -40,7 +40,6 @@ OUTCOME_ONLY_RESULTS = {outcome: heartbeat_pb2.RecordHeartbeatResult(outcome=cod
                         for outcome, code in OUTCOME_TO_PB.items()}
 
 
-
 def service_to_pb(row: Row) -> heartbeat_pb2.Service:
     return heartbeat_pb2.Service(
         service_id=row["service_id"], heartbeat_name=row["heartbeat_name"],

@@ -40,6 +40,14 @@ class RouteRequest:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A request of a batch that was invalid: its error is its outcome, and later
+    events of its alert in the batch wait for it like after a failed routing."""
+    alert_id: int
+    error: MedicError
+
+
+@dataclass(frozen=True)
 class Routed:
     plan: rule.RoutingPlan
     enqueued: bool
@@ -59,7 +67,7 @@ class Router:
             raise outcome
         return outcome.plan, outcome.enqueued
 
-    def route_alerts(self, requests: Sequence[RouteRequest]) -> list[Routed | MedicError]:
+    def route_alerts(self, requests: Sequence[RouteRequest | Refused]) -> list[Routed | MedicError]:
         """One outcome per request, in order: what was routed, or why not (the
         caller retries those). A database failure raises for the whole batch."""
         outcomes: list[Routed | MedicError | None] = [None] * len(requests)
@@ -69,13 +77,20 @@ class Router:
             seen: set[int] = set()
             this_round, later = [], []
             for index in pending:
-                alert_id = requests[index].event.alert_id
+                request = requests[index]
+                if isinstance(request, Refused):
+                    outcomes[index] = request.error
+                    failed_alerts.add(request.alert_id)
+                    continue
+                alert_id = request.event.alert_id
                 if alert_id in failed_alerts:  # never overtake an earlier event left unrouted
                     outcomes[index] = Unavailable(
                         f"an earlier event of alert {alert_id} was not routed; send this one after it")
                     continue
                 (later if alert_id in seen else this_round).append(index)
                 seen.add(alert_id)
+            if not this_round:
+                break
             for index, outcome in zip(this_round, self._route_round([requests[i] for i in this_round])):
                 outcomes[index] = outcome
                 if isinstance(outcome, MedicError):

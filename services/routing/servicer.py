@@ -5,8 +5,6 @@ to status codes.
 """
 from __future__ import annotations
 
-
-import grpc
 from google.protobuf import json_format
 
 from medic.db import Row
@@ -15,7 +13,7 @@ from medic.timestamps import to_timestamp
 from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
 from services.routing import selection as rule
 from services.routing.delivery_client import TYPE_FROM_PB, TYPE_TO_PB, planned_to_pb, struct
-from services.routing.router import MODE_FROM_PB, MODE_TO_PB, RouteRequest, Router
+from services.routing.router import MODE_FROM_PB, MODE_TO_PB, Refused, RouteRequest, Router
 from services.routing.store import RoutingStore
 from services.routing.target_config import validate_config
 
@@ -29,7 +27,6 @@ SOURCE_TO_PB = {rule.SOURCE_SERVICE_TARGETS: routing_pb2.ROUTE_SOURCE_SERVICE_TA
                 rule.SOURCE_DEFAULT_CHANNEL: routing_pb2.ROUTE_SOURCE_DEFAULT_CHANNEL,
                 rule.SOURCE_ALERT_ROUTE: routing_pb2.ROUTE_SOURCE_ALERT_ROUTE,
                 rule.SOURCE_UNROUTED: routing_pb2.ROUTE_SOURCE_UNROUTED}
-
 
 
 def team_to_pb(row: Row) -> routing_pb2.Team:
@@ -170,29 +167,20 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         count = len(request.requests)
         if not 1 <= count <= MAX_ROUTE_BATCH:
             raise InvalidArgument(f"a batch holds 1 to {MAX_ROUTE_BATCH} requests, not {count}")
-        results: list[routing_pb2.RouteAlertResult | None] = [None] * count
-        valid: list[tuple[int, RouteRequest]] = []
-        refused_alerts: set[int] = set()  # a later event must not overtake a refused one
-        for index, item in enumerate(request.requests):
-            alert_id = item.event.alert_id
-            if alert_id in refused_alerts:
-                results[index] = routing_pb2.RouteAlertResult(
-                    code=grpc.StatusCode.UNAVAILABLE.value[0],
-                    message=f"an earlier event of alert {alert_id} was not routed; send this one after it")
-                continue
+        items: list[RouteRequest | Refused] = []
+        for item in request.requests:
             try:
-                valid.append((index, RouteRequest(*_route_request(item))))
+                items.append(RouteRequest(*_route_request(item)))
             except InvalidArgument as err:
-                results[index] = routing_pb2.RouteAlertResult(code=err.code.value[0], message=err.message)
-                refused_alerts.add(alert_id)
-        outcomes = self.router.route_alerts([r for _, r in valid]) if valid else []
-        for (index, _), outcome in zip(valid, outcomes):
+                items.append(Refused(item.event.alert_id, err))
+        results = []
+        for outcome in self.router.route_alerts(items):
             if isinstance(outcome, MedicError):
-                results[index] = routing_pb2.RouteAlertResult(code=outcome.code.value[0],
-                                                              message=outcome.message)
+                results.append(routing_pb2.RouteAlertResult(code=outcome.code.value[0],
+                                                            message=outcome.message))
             else:
-                results[index] = routing_pb2.RouteAlertResult(
-                    response=_route_response(outcome.plan, outcome.enqueued))
+                results.append(routing_pb2.RouteAlertResult(
+                    response=_route_response(outcome.plan, outcome.enqueued)))
         return routing_pb2.RouteAlertsResponse(results=results)
 
 
