@@ -267,8 +267,8 @@ class Tx:
 # 11 ms for the arrays of a 500-heartbeat batch); one string costs ~0.2 us per
 # element. Pass the result where the statement casts to the array type.
 
-def int_array(values: Iterable[int]) -> str:
-    return "{" + ",".join(map(str, values)) + "}"
+def int_array(values: Iterable[int | None]) -> str:
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
 def timestamp_array(values: Iterable[dt.datetime | None]) -> str:

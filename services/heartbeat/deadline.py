@@ -5,6 +5,10 @@ the registration / re-activation time when there are fewer (or when that is
 later: heartbeats from before a re-activation do not count).
 ``deadline = h_k + alert_interval + grace_period``; at ``now >= deadline`` the
 service is overdue.
+
+The ingest's steady statement (``RECORD_STEADY_HEARTBEATS`` in store.py) applies
+``apply_heartbeats`` in SQL for its common case (an up, active service, signs of
+life only); tests/integration/test_ingest_store.py holds the two to the same results.
 """
 from __future__ import annotations
 

@@ -36,7 +36,62 @@ INSERT_SERVICE = f"""
     RETURNING {SERVICE_COLUMNS}
 """
 
-# The services a batch of heartbeats names, locked so that concurrent batches
+# The common case of a batch in one statement (and so one round trip): the
+# heartbeats of services that are up and active, with no reported failure among
+# them in this batch, move those services' clocks (the down rule of deadline.py
+# for that case, in SQL: the ``n`` new beats at ``now`` go in front of
+# ``recent_beats``, which keeps ``threshold`` of them; ``deadline_at`` is h_k +
+# interval + grace, h_k no earlier than ``activated_at``; the state stays up) and
+# are inserted. The UPDATE's row locks order it against concurrent batches and
+# the monitor, and its WHERE is re-checked on the newest row version, so a
+# service that went down meanwhile is left alone. The heartbeats it leaves (new,
+# down or inactive services, failures, unknown names) go through the rule in
+# Python (``_record_by_rule``) in the same transaction. Names come lower-cased
+# by the caller, compared as the unique index does (``lower(heartbeat_name)``).
+# Rows: one per updated service (``heartbeat_id`` NULL), then one per inserted
+# heartbeat (only ``heartbeat_id``), inserted in the order of the items.
+RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats", """
+    WITH items AS (
+        SELECT i.ord, i.status, i.run_id,
+               coalesce(i.service_id, (SELECT service_id FROM services
+                                       WHERE lower(heartbeat_name) = i.name_key)) AS service_id
+        FROM unnest(%(name_keys)s::text[], %(service_ids)s::bigint[], %(statuses)s::text[],
+                    %(run_ids)s::text[]) WITH ORDINALITY AS i (name_key, service_id, status, run_id, ord)
+    ), beats AS (
+        SELECT service_id, count(*)::integer AS n FROM items
+        WHERE service_id IS NOT NULL
+        GROUP BY service_id
+        HAVING bool_and(status NOT IN ('FAILED', 'DOWN'))
+    ), clocks AS (
+        UPDATE services AS s
+        SET recent_beats = (array_fill(now(), ARRAY[b.n]) || s.recent_beats)[1:s.threshold],
+            deadline_at = greatest(coalesce((array_fill(now(), ARRAY[b.n]) || s.recent_beats)[s.threshold],
+                                            s.activated_at), s.activated_at)
+                          + make_interval(secs => s.alert_interval_seconds + s.grace_period_seconds),
+            last_heartbeat_at = now()
+        FROM (SELECT service_id, b.n
+              FROM services JOIN beats AS b USING (service_id)
+              WHERE active AND state = 'up'
+              ORDER BY service_id
+              FOR NO KEY UPDATE OF services) AS b
+        WHERE s.service_id = b.service_id
+        RETURNING s.service_id, lower(s.heartbeat_name) AS name_key, s.heartbeat_name, s.service_name,
+                  s.team, s.priority
+    ), inserted AS (
+        INSERT INTO heartbeat_events (service_id, time, status, run_id)
+        SELECT i.service_id, now(), i.status, i.run_id
+        FROM items AS i JOIN clocks AS c USING (service_id)
+        ORDER BY i.ord
+        RETURNING heartbeat_id
+    )
+    SELECT now() AS now, service_id, name_key, heartbeat_name, service_name, team, priority,
+           NULL::bigint AS heartbeat_id
+    FROM clocks
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, heartbeat_id FROM inserted
+""", [("name_keys", "text[]"), ("service_ids", "bigint[]"), ("statuses", "text[]"), ("run_ids", "text[]")])
+
+# The services of the heartbeats the steady statement left, locked so that concurrent batches
 # for the same service apply their recent-beat updates one after the other.
 # The ids are resolved once, in an InitPlan (`= ANY(ARRAY(...))`): when a row
 # was updated by a concurrent batch, PostgreSQL re-checks only `service_id = ...`
@@ -154,6 +209,35 @@ def clock_of(row: Row) -> rule.Clock:
                       recent=tuple(row["recent_beats"] or ()), state=row["state"])
 
 
+def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None],
+                    rows: Sequence[Row]) -> tuple[list[IngestResult | None], list[int]]:
+    """The results RECORD_STEADY_HEARTBEATS gave (``rows``), item by item, and the
+    indexes of the items it left (their results None)."""
+    by_name: dict[str, Row] = {}
+    by_id: dict[int, Row] = {}
+    heartbeat_ids = []
+    for row in rows:
+        if row["heartbeat_id"] is None:
+            by_name[row["name_key"]] = by_id[row["service_id"]] = row
+        else:
+            heartbeat_ids.append(row["heartbeat_id"])
+    if not by_id:
+        return [None] * len(items), list(range(len(items)))
+    # Identities were drawn in the order of the items.
+    next_id = iter(sorted(heartbeat_ids)).__next__
+    now = rows[0]["now"]
+    results: list[IngestResult | None] = []
+    left = []
+    for index, (item, name_key) in enumerate(zip(items, name_keys)):
+        service = by_name.get(name_key) if name_key is not None else by_id.get(item.service_id)
+        if service is None:
+            left.append(index)
+            results.append(None)
+        else:
+            results.append(IngestResult("accepted", next_id(), service, item, now))
+    return results, left
+
+
 class HeartbeatStore:
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
                  on_committed: Callable[[Changes], None] | None = None):
@@ -269,51 +353,63 @@ class HeartbeatStore:
 
     def record_heartbeats(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """Records a batch in one transaction; one result per item, in order."""
+        name_keys = [None if i.heartbeat_name is None else i.heartbeat_name.lower() for i in items]
+        lifecycle = Changes()
+        with self.db.transaction() as tx:
+            rows = tx.all(RECORD_STEADY_HEARTBEATS, {
+                "name_keys": text_array(name_keys), "service_ids": int_array(i.service_id for i in items),
+                "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items)})
+            results, left = _steady_results(items, name_keys, rows)
+            if left:
+                by_rule = self._record_by_rule(tx, lifecycle, [items[index] for index in left])
+                for index, result in zip(left, by_rule):
+                    results[index] = result
+        self.on_committed(lifecycle)
+        return results  # type: ignore[return-value]
+
+    def _record_by_rule(self, tx: Tx, lifecycle: Changes, items: Sequence[IngestItem]) -> list[IngestResult]:
+        """The heartbeats RECORD_STEADY_HEARTBEATS left, under the services' row locks."""
         names = sorted({i.heartbeat_name.lower() for i in items if i.heartbeat_name is not None})
         ids = sorted({i.service_id for i in items if i.service_id is not None})
-        with self.db.transaction() as tx:
-            locked = tx.all(LOCK_SERVICES_FOR_INGEST, {"names": text_array(names), "ids": int_array(ids)})
-            if not locked:
-                return [UNKNOWN_SERVICE] * len(items)
-            now: dt.datetime = locked[0]["now"]
-            by_name = {r["name_key"]: r for r in locked}
-            by_id = {r["service_id"]: r for r in locked}
+        locked = tx.all(LOCK_SERVICES_FOR_INGEST, {"names": text_array(names), "ids": int_array(ids)})
+        if not locked:
+            return [UNKNOWN_SERVICE] * len(items)
+        now: dt.datetime = locked[0]["now"]
+        by_name = {r["name_key"]: r for r in locked}
+        by_id = {r["service_id"]: r for r in locked}
 
-            accepted: list[tuple[int, Row]] = []  # (item index, service)
-            results: list[IngestResult | None] = [None] * len(items)
-            for index, item in enumerate(items):
-                service = (by_name.get(item.heartbeat_name.lower()) if item.heartbeat_name is not None
-                           else by_id.get(item.service_id))
-                if service is None:
-                    results[index] = UNKNOWN_SERVICE
-                elif not service["active"]:
-                    results[index] = INACTIVE_SERVICE
-                else:
-                    accepted.append((index, service))
-            if not accepted:
-                return results  # type: ignore[return-value]
+        accepted: list[tuple[int, Row]] = []  # (item index, service)
+        results: list[IngestResult | None] = [None] * len(items)
+        for index, item in enumerate(items):
+            service = (by_name.get(item.heartbeat_name.lower()) if item.heartbeat_name is not None
+                       else by_id.get(item.service_id))
+            if service is None:
+                results[index] = UNKNOWN_SERVICE
+            elif not service["active"]:
+                results[index] = INACTIVE_SERVICE
+            else:
+                accepted.append((index, service))
+        if not accepted:
+            return results  # type: ignore[return-value]
 
-            statuses: dict[int, list[str]] = {}
-            for index, service in accepted:
-                statuses.setdefault(service["service_id"], []).append(items[index].status)
-            clock_services, recent, deadlines, states = [], [], [], []
-            lifecycle = Changes()
-            for service_id, service_statuses in statuses.items():
-                service = by_id[service_id]
-                after = rule.apply_heartbeats(clock_of(service), service_statuses, now)
-                self._apply_events(tx, lifecycle, service, after, now)
-                clock_services.append(service_id)
-                recent.append(timestamp_array(after.recent))
-                deadlines.append(after.deadline_at)
-                states.append(after.state)
-            inserted = tx.all(RECORD_HEARTBEATS, {
-                "now": now, "event_services": int_array(service["service_id"] for _, service in accepted),
-                "statuses": text_array(items[index].status for index, _ in accepted),
-                "run_ids": text_array(items[index].run_id for index, _ in accepted),
-                "clock_services": int_array(clock_services), "recent": text_array(recent),
-                "deadlines": timestamp_array(deadlines), "states": text_array(states)})
-        self.on_committed(lifecycle)
-
+        statuses: dict[int, list[str]] = {}
+        for index, service in accepted:
+            statuses.setdefault(service["service_id"], []).append(items[index].status)
+        clock_services, recent, deadlines, states = [], [], [], []
+        for service_id, service_statuses in statuses.items():
+            service = by_id[service_id]
+            after = rule.apply_heartbeats(clock_of(service), service_statuses, now)
+            self._apply_events(tx, lifecycle, service, after, now)
+            clock_services.append(service_id)
+            recent.append(timestamp_array(after.recent))
+            deadlines.append(after.deadline_at)
+            states.append(after.state)
+        inserted = tx.all(RECORD_HEARTBEATS, {
+            "now": now, "event_services": int_array(service["service_id"] for _, service in accepted),
+            "statuses": text_array(items[index].status for index, _ in accepted),
+            "run_ids": text_array(items[index].run_id for index, _ in accepted),
+            "clock_services": int_array(clock_services), "recent": text_array(recent),
+            "deadlines": timestamp_array(deadlines), "states": text_array(states)})
         for (index, service), row in zip(accepted, inserted):
             results[index] = IngestResult("accepted", row["heartbeat_id"], service, items[index], now)
         return results  # type: ignore[return-value]

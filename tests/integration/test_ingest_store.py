@@ -1,0 +1,130 @@
+"""The ingest's two paths against a real PostgreSQL: the steady statement (up,
+active services with signs of life only, the down rule in SQL) and the rule in
+Python for everything else. They must agree with deadline.py and with each other."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+
+import pytest
+
+from services.heartbeat import deadline as rule
+from services.heartbeat.store import HeartbeatStore, IngestItem, clock_of
+
+
+def register(store: HeartbeatStore, name: str, *, interval: int = 60, threshold: int = 1, grace: int = 0) -> dict:
+    row, created = store.register({
+        "heartbeat_name": name, "service_name": name, "alert_interval_seconds": interval,
+        "threshold": threshold, "grace_period_seconds": grace, "team": "t", "team_id": None,
+        "priority": "p3", "runbook": None, "notify_mode": "all"})
+    assert created
+    return row
+
+
+def beat(name: str, status: str = "UP", run_id: str | None = None) -> IngestItem:
+    return IngestItem(heartbeat_name=name, service_id=None, status=status, run_id=run_id)
+
+
+def events(db) -> list[tuple]:
+    return [(r["heartbeat_id"], r["service_id"], r["status"], r["run_id"])
+            for r in db.all("SELECT * FROM heartbeat_events ORDER BY heartbeat_id")]
+
+
+def service(db, service_id: int) -> dict:
+    return db.one("SELECT * FROM services WHERE service_id = %s", (service_id,))
+
+
+def test_steady_heartbeats_move_clocks_exactly_as_the_down_rule_does(db):
+    store = HeartbeatStore(db)
+    rng = random.Random(8)
+    before, items = {}, []
+    for n in range(60):
+        row = register(store, f"svc-{n}", interval=rng.randint(1, 600), threshold=rng.randint(1, 4),
+                       grace=rng.choice([0, 0, 5, 60]))
+        # An up service with a history: some recent beats, some older than a re-activation.
+        now = db.one("SELECT now() AS now")["now"]
+        activated = now - dt.timedelta(seconds=rng.randint(0, 2000))
+        recent = sorted((now - dt.timedelta(seconds=rng.uniform(0, 3000))
+                         for _ in range(rng.randint(0, row["threshold"]))), reverse=True)
+        db.execute("UPDATE services SET state = 'up', activated_at = %s, recent_beats = %s::timestamptz[]"
+                   " WHERE service_id = %s", (activated, recent, row["service_id"]))
+        before[row["service_id"]] = service(db, row["service_id"])
+        items += [beat(f"SVC-{n}" if k % 2 else f"svc-{n}", rng.choice(["UP", "OK", "STARTED"]))
+                  for k in range(rng.randint(1, 3))]
+    rng.shuffle(items)
+
+    results = store.record_heartbeats(items)
+
+    assert [r.outcome for r in results] == ["accepted"] * len(items)
+    assert [(r.heartbeat_id, r.service["service_id"], r.item.status, None) for r in results] == events(db)
+    now = results[0].time
+    for service_id, old in before.items():
+        statuses = [r.item.status for r in results if r.service["service_id"] == service_id]
+        expected = rule.apply_heartbeats(clock_of(old), statuses, now)
+        new = service(db, service_id)
+        assert (new["recent_beats"], new["deadline_at"], new["state"], new["last_heartbeat_at"]) == (
+            expected.recent, expected.deadline_at, expected.state, now), old["heartbeat_name"]
+        assert not expected.events
+
+
+def test_a_mixed_batch_gives_each_heartbeat_its_outcome_and_the_rule_its_events(db):
+    store = HeartbeatStore(db)
+    up, new, down, inactive, flaky = (register(store, name, interval=60)
+                                      for name in ("up", "new", "down", "inactive", "flaky"))
+    store.record_heartbeats([beat("up"), beat("down"), beat("flaky")])
+    store.record_heartbeats([beat("down", "FAILED")])
+    store.update({"active": False}, heartbeat_name="inactive")
+    assert service(db, down["service_id"])["state"] == "down"
+
+    items = [beat("up", run_id="r1"), IngestItem(None, up["service_id"], "UP", None), beat("nobody"),
+             beat("new"), beat("down"), beat("inactive"), IngestItem(None, 10 ** 9, "UP", None),
+             beat("flaky", "FAILED"), beat("flaky"), beat("up")]
+    results = store.record_heartbeats(items)
+
+    assert [r.outcome for r in results] == [
+        "accepted", "accepted", "unknown_service", "accepted", "accepted", "inactive_service",
+        "unknown_service", "accepted", "accepted", "accepted"]
+    recorded = [r for r in results if r.outcome == "accepted"]
+    # Each service's heartbeats in arrival order (services of the steady statement come first).
+    assert sorted((r.heartbeat_id, r.service["service_id"], r.item.status, r.item.run_id)
+                  for r in recorded) == events(db)[-len(recorded):]
+    assert [r.heartbeat_id for r in recorded if r.heartbeat["heartbeat_name"] == "up"] == sorted(
+        r.heartbeat_id for r in recorded if r.heartbeat["heartbeat_name"] == "up")
+    assert [r.heartbeat["heartbeat_name"] for r in recorded] == ["up", "up", "new", "down", "flaky", "flaky", "up"]
+    now = results[0].time
+    assert service(db, up["service_id"])["recent_beats"] == [now]
+    assert {s: service(db, sid)["state"] for s, sid in
+            [("new", new["service_id"]), ("down", down["service_id"]), ("flaky", flaky["service_id"])]} == {
+        "new": "up", "down": "up", "flaky": "up"}
+    # The failure opened an alert and the sign of life after it resolved it, in that order.
+    flaky_alerts = db.all("SELECT reason, active FROM alerts WHERE service_id = %s", (flaky["service_id"],))
+    assert [(a["reason"], a["active"]) for a in flaky_alerts] == [("reported_failure", False)]
+    transitions = db.all("SELECT reason FROM service_transitions WHERE service_id = %s ORDER BY transition_id",
+                         (flaky["service_id"],))
+    assert [t["reason"] for t in transitions][-2:] == ["reported_failure", "recovered"]
+    assert db.one("SELECT count(*) AS n FROM alerts WHERE active")["n"] == 0
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_batches_over_the_same_services_neither_deadlock_nor_lose_heartbeats(db):
+    store = HeartbeatStore(db)
+    names = [register(store, f"svc-{n}")["heartbeat_name"] for n in range(100)]
+    store.record_heartbeats([beat(name) for name in names])  # all up: the steady statement from here on
+    errors, rounds = [], 40
+
+    def hammer(order):
+        try:
+            for _ in range(rounds):
+                store.record_heartbeats([beat(name) for name in order] * 2)
+        except Exception as exc:  # a deadlock surfaces here as Unavailable
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(order,)) for order in (names, names[::-1]) * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert db.one("SELECT count(*) AS n FROM heartbeat_events")["n"] == 100 + 4 * rounds * 200
