@@ -5,6 +5,8 @@ to status codes.
 """
 from __future__ import annotations
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
 from medic.timestamps import to_timestamp
@@ -60,12 +62,13 @@ def transition_to_pb(row: Row) -> heartbeat_pb2.ServiceTransition:
         reason=row["reason"], alert_id=row["alert_id"] or 0, at=to_timestamp(row["at"]))
 
 
-def heartbeat_to_pb(row: Row) -> heartbeat_pb2.Heartbeat:
+def heartbeat_to_pb(row: Row, time: Timestamp | None = None) -> heartbeat_pb2.Heartbeat:
+    """``time``: ``row["time"]`` converted already (a batch shares one time)."""
     return heartbeat_pb2.Heartbeat(
         heartbeat_id=row["heartbeat_id"], service_id=row["service_id"],
         heartbeat_name=row["heartbeat_name"], service_name=row["service_name"],
-        time=to_timestamp(row["time"]), status=row["status"], run_id=row["run_id"] or "",
-        team=row["team"], priority=PRIORITY_FROM_DB[row["priority"]])
+        time=to_timestamp(row["time"]) if time is None else time, status=row["status"],
+        run_id=row["run_id"] or "", team=row["team"], priority=PRIORITY_FROM_DB[row["priority"]])
 
 
 def alert_to_pb(row: Row) -> heartbeat_pb2.Alert:
@@ -242,11 +245,16 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
                 for index, result in zip(valid_indexes, recorded):
                     results[index] = OUTCOME_ONLY_RESULTS[result.outcome]
             else:
+                times: dict = {}  # time -> Timestamp, converted once per batch
                 for index, result in zip(valid_indexes, recorded):
                     heartbeat = result.heartbeat
+                    if heartbeat is not None:
+                        time = times.get(result.time)
+                        if time is None:
+                            time = times[result.time] = to_timestamp(result.time)
+                        heartbeat = heartbeat_to_pb(heartbeat, time)
                     results[index] = heartbeat_pb2.RecordHeartbeatResult(
-                        outcome=OUTCOME_TO_PB[result.outcome],
-                        heartbeat=heartbeat_to_pb(heartbeat) if heartbeat else None)
+                        outcome=OUTCOME_TO_PB[result.outcome], heartbeat=heartbeat)
         return heartbeat_pb2.RecordHeartbeatsResponse(results=results)
 
     def RecordJobSignal(self, request, context):

@@ -48,8 +48,9 @@ INSERT_SERVICE = f"""
 # down or inactive services, failures, unknown names) go through the rule in
 # Python (``_record_by_rule``) in the same transaction. Names come lower-cased
 # by the caller, compared as the unique index does (``lower(heartbeat_name)``).
-# Rows: one per updated service (``heartbeat_id`` NULL), then one per inserted
-# heartbeat (only ``heartbeat_id``), inserted in the order of the items.
+# Rows: one per updated service, then one with ``now`` and the ids of the inserted
+# heartbeats (drawn in the order of the items). ``now`` and the ids come once, not
+# per row: psycopg2 builds a datetime for every timestamp it reads.
 RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats", """
     WITH items AS (
         SELECT i.ord, i.status, i.run_id,
@@ -84,11 +85,11 @@ RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats", """
         ORDER BY i.ord
         RETURNING heartbeat_id
     )
-    SELECT now() AS now, service_id, name_key, heartbeat_name, service_name, team, priority,
-           NULL::bigint AS heartbeat_id
+    SELECT NULL::timestamptz AS now, NULL::bigint[] AS heartbeat_ids, service_id, name_key,
+           heartbeat_name, service_name, team, priority
     FROM clocks
     UNION ALL
-    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, heartbeat_id FROM inserted
+    SELECT now(), ARRAY(SELECT heartbeat_id FROM inserted), NULL, NULL, NULL, NULL, NULL, NULL
 """, [("name_keys", "text[]"), ("service_ids", "bigint[]"), ("statuses", "text[]"), ("run_ids", "text[]")])
 
 # The services of the heartbeats the steady statement left, locked so that concurrent batches
@@ -213,19 +214,13 @@ def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None]
                     rows: Sequence[Row]) -> tuple[list[IngestResult | None], list[int]]:
     """The results RECORD_STEADY_HEARTBEATS gave (``rows``), item by item, and the
     indexes of the items it left (their results None)."""
-    by_name: dict[str, Row] = {}
-    by_id: dict[int, Row] = {}
-    heartbeat_ids = []
-    for row in rows:
-        if row["heartbeat_id"] is None:
-            by_name[row["name_key"]] = by_id[row["service_id"]] = row
-        else:
-            heartbeat_ids.append(row["heartbeat_id"])
-    if not by_id:
+    *clocks, last = rows
+    if not clocks:
         return [None] * len(items), list(range(len(items)))
-    # Identities were drawn in the order of the items.
-    next_id = iter(sorted(heartbeat_ids)).__next__
-    now = rows[0]["now"]
+    by_name = {row["name_key"]: row for row in clocks}
+    by_id = {row["service_id"]: row for row in clocks}
+    next_id = iter(sorted(last["heartbeat_ids"])).__next__
+    now = last["now"]
     results: list[IngestResult | None] = []
     left = []
     for index, (item, name_key) in enumerate(zip(items, name_keys)):
