@@ -28,6 +28,7 @@ from medic.config import GRPC_SERVICES, Settings
 from medic.errors import MedicError
 from medic.interceptors import ANONYMOUS, Identity, aio_service_channel
 from medic.logs import REQUEST_ID_HEADER, clean_request_id, request_id_var
+from medic.metrics import labelled
 from medic.v1 import heartbeat_pb2_grpc
 from gateway import docs, health, legacy, v2, v2_routes
 from gateway.batcher import HeartbeatBatcher
@@ -40,6 +41,8 @@ HTTP_REQUESTS = Counter("medic_http_requests_total", "HTTP requests served by th
 HTTP_LATENCY = Histogram("medic_http_request_duration_seconds", "Time to serve an HTTP request",
                          ["route", "method"],
                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
+
+requests_of, latency_of = labelled(HTTP_REQUESTS), labelled(HTTP_LATENCY)
 
 # The Medic services the gateway calls, and so reports in /health.
 BACKENDS = GRPC_SERVICES
@@ -126,8 +129,8 @@ class Gateway:
             if decision is not None and decision.rate_limit is not None:
                 response.headers.update(rate_limit_headers(decision.rate_limit))
             response.headers[REQUEST_ID_HEADER] = request_id
-            HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-            HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+            requests_of(route, request.method, str(response.status_code)).inc()
+            latency_of(route, request.method).observe(time.perf_counter() - started)
             return response
 
         return wrapped

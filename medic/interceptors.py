@@ -76,6 +76,9 @@ def _abort(context: grpc.ServicerContext, err: MedicError) -> None:
     context.abort(err.code, err.message)
 
 
+_rpc_requests_of, _rpc_latency_of = metrics.labelled(metrics.RPC_REQUESTS), metrics.labelled(metrics.RPC_LATENCY)
+
+
 class ServerInterceptor(grpc.ServerInterceptor):
     def __init__(self, service: str, authorizer: Authorizer | None = None):
         self.service = service
@@ -121,8 +124,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
                 elapsed = time.perf_counter() - started
-                metrics.RPC_REQUESTS.labels(self.service, short, code.name).inc()
-                metrics.RPC_LATENCY.labels(self.service, short).observe(elapsed)
+                _rpc_requests_of(self.service, short, code.name).inc()
+                _rpc_latency_of(self.service, short).observe(elapsed)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s %s in %.1f ms", short, code.name, elapsed * 1000)
                 if ident_token is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import itertools
 import json
 import logging
 import sys
@@ -19,8 +20,15 @@ REQUEST_ID_HEADER = "x-request-id"
 _SERVICE = "medic"
 
 
+# Unique ids without a system call per request (uuid4 reads os.urandom, 3 % of the
+# gateway's time under load): a random prefix per process and a counter, 32 hex
+# digits like a uuid4's.
+_REQUEST_ID_PREFIX = uuid.uuid4().hex[:16]
+_request_ids = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return f"{_REQUEST_ID_PREFIX}{next(_request_ids):016x}"
 
 
 def clean_request_id(value: str | None) -> str:
