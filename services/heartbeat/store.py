@@ -36,48 +36,53 @@ INSERT_SERVICE = f"""
     RETURNING {SERVICE_COLUMNS}
 """
 
-# The common case of a batch in one statement (and so one round trip): the
-# heartbeats of services that are up and active, with no reported failure among
-# them in this batch, move those services' clocks (the down rule of deadline.py
-# for that case, in SQL: the ``n`` new beats at ``now`` go in front of
-# ``recent_beats``, which keeps ``threshold`` of them; ``deadline_at`` is h_k +
-# interval + grace, h_k no earlier than ``activated_at``; the state stays up) and
-# are inserted. The UPDATE's row locks order it against concurrent batches and
-# the monitor, and its WHERE is re-checked on the newest row version, so a
-# service that went down meanwhile is left alone. The heartbeats it leaves (new,
-# down or inactive services, failures, unknown names) go through the rule in
-# Python (``_record_by_rule``) in the same transaction. Names come lower-cased
-# by the caller, compared as the unique index does (``lower(heartbeat_name)``).
-# Rows: one per updated service, then one with ``now`` and the ids of the inserted
-# heartbeats (drawn in the order of the items). ``now`` and the ids come once, not
-# per row: psycopg2 builds a datetime for every timestamp it reads.
-RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats", """
+# A batch's first statement (one round trip): locks every service the batch
+# names, in id order (so concurrent batches cannot deadlock), and handles the
+# common case alone. The heartbeats of services that are up and active and got
+# only signs of life in this batch move those services' clocks by the down rule
+# of deadline.py written in SQL for that case (the ``n`` new beats at ``now`` go
+# in front of ``recent_beats``, which keeps ``threshold`` of them; ``deadline_at``
+# is h_k + interval + grace, h_k no earlier than ``activated_at``; the state stays
+# up) and are inserted. The other locked services (new, down, inactive, a reported
+# failure) come back whole, for the rule in Python (``_record_by_rule``) in the
+# same transaction; unresolved names are unknown. Rows (told apart by content,
+# not order): one per steady service (``state`` NULL), one per other locked
+# service, and one with ``now`` and the ids of the inserted heartbeats, drawn in
+# the order of the items. ``now`` and the ids come once, not per row: psycopg2
+# builds a datetime for every timestamp it reads. Names come lower-cased by the
+# caller and are compared with ``lower(heartbeat_name)``, as before this statement.
+_LOCKED_SERVICE = """service_id, name_key, heartbeat_name, service_name, team, priority"""
+RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats", f"""
     WITH items AS (
         SELECT i.ord, i.status, i.run_id,
-               coalesce(i.service_id, (SELECT service_id FROM services
-                                       WHERE lower(heartbeat_name) = i.name_key)) AS service_id
+               CASE WHEN i.name_key IS NULL THEN i.service_id
+                    ELSE (SELECT service_id FROM services WHERE lower(heartbeat_name) = i.name_key)
+               END AS service_id
         FROM unnest(%(name_keys)s::text[], %(service_ids)s::bigint[], %(statuses)s::text[],
                     %(run_ids)s::text[]) WITH ORDINALITY AS i (name_key, service_id, status, run_id, ord)
     ), beats AS (
-        SELECT service_id, count(*)::integer AS n FROM items
-        WHERE service_id IS NOT NULL
+        SELECT service_id, count(*)::integer AS n,
+               bool_and(status <> ALL(%(failure_statuses)s::text[])) AS signs_of_life_only
+        FROM items WHERE service_id IS NOT NULL
         GROUP BY service_id
-        HAVING bool_and(status NOT IN ('FAILED', 'DOWN'))
+    ), locked AS MATERIALIZED (
+        SELECT s.service_id, lower(s.heartbeat_name) AS name_key, s.heartbeat_name, s.service_name,
+               s.team, s.priority, s.active, s.muted, s.threshold, s.recent_beats, s.activated_at,
+               s.alert_interval_seconds, s.grace_period_seconds, s.state, b.n,
+               s.active AND s.state = 'up' AND b.signs_of_life_only AS steady
+        FROM services AS s JOIN beats AS b USING (service_id)
+        ORDER BY s.service_id
+        FOR NO KEY UPDATE OF s
     ), clocks AS (
         UPDATE services AS s
-        SET recent_beats = (array_fill(now(), ARRAY[b.n]) || s.recent_beats)[1:s.threshold],
-            deadline_at = greatest(coalesce((array_fill(now(), ARRAY[b.n]) || s.recent_beats)[s.threshold],
+        SET recent_beats = (array_fill(now(), ARRAY[l.n]) || s.recent_beats)[1:s.threshold],
+            deadline_at = greatest(coalesce((array_fill(now(), ARRAY[l.n]) || s.recent_beats)[s.threshold],
                                             s.activated_at), s.activated_at)
-                          + make_interval(secs => s.alert_interval_seconds + s.grace_period_seconds),
+                          + make_interval(secs => s.alert_interval_seconds::float8 + s.grace_period_seconds),
             last_heartbeat_at = now()
-        FROM (SELECT service_id, b.n
-              FROM services JOIN beats AS b USING (service_id)
-              WHERE active AND state = 'up'
-              ORDER BY service_id
-              FOR NO KEY UPDATE OF services) AS b
-        WHERE s.service_id = b.service_id
-        RETURNING s.service_id, lower(s.heartbeat_name) AS name_key, s.heartbeat_name, s.service_name,
-                  s.team, s.priority
+        FROM locked AS l
+        WHERE s.service_id = l.service_id AND l.steady
+        RETURNING s.service_id
     ), inserted AS (
         INSERT INTO heartbeat_events (service_id, time, status, run_id)
         SELECT i.service_id, now(), i.status, i.run_id
@@ -85,31 +90,21 @@ RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats", """
         ORDER BY i.ord
         RETURNING heartbeat_id
     )
-    SELECT NULL::timestamptz AS now, NULL::bigint[] AS heartbeat_ids, service_id, name_key,
-           heartbeat_name, service_name, team, priority
-    FROM clocks
+    SELECT NULL::timestamptz AS now, NULL::bigint[] AS heartbeat_ids, {_LOCKED_SERVICE},
+           NULL::boolean AS active, NULL::boolean AS muted, NULL::integer AS threshold,
+           NULL::timestamptz[] AS recent_beats, NULL::timestamptz AS activated_at,
+           NULL::integer AS alert_interval_seconds, NULL::integer AS grace_period_seconds,
+           NULL::text AS state
+    FROM locked WHERE steady
     UNION ALL
-    SELECT now(), ARRAY(SELECT heartbeat_id FROM inserted), NULL, NULL, NULL, NULL, NULL, NULL
-""", [("name_keys", "text[]"), ("service_ids", "bigint[]"), ("statuses", "text[]"), ("run_ids", "text[]")])
-
-# The services of the heartbeats the steady statement left, locked so that concurrent batches
-# for the same service apply their recent-beat updates one after the other.
-# The ids are resolved once, in an InitPlan (`= ANY(ARRAY(...))`): when a row
-# was updated by a concurrent batch, PostgreSQL re-checks only `service_id = ...`
-# for it, where an `IN (subquery)` join re-ran the name lookup for every such row
-# (500 rows x ~1,000 buffers each: seconds per batch under load). NO KEY UPDATE
-# is all an UPDATE of non-key columns needs; it does not block foreign-key checks.
-LOCK_SERVICES_FOR_INGEST = Prepared("medic_lock_services_for_ingest", """
-    SELECT now() AS now, service_id, lower(heartbeat_name) AS name_key, heartbeat_name,
-           service_name, team, priority, active, muted, threshold, recent_beats, activated_at,
+    SELECT NULL, NULL, {_LOCKED_SERVICE}, active, muted, threshold, recent_beats, activated_at,
            alert_interval_seconds, grace_period_seconds, state
-    FROM services
-    WHERE service_id = ANY(ARRAY(
-        SELECT service_id FROM services WHERE lower(heartbeat_name) = ANY(%(names)s)
-        UNION ALL SELECT unnest(%(ids)s::bigint[])))
-    ORDER BY service_id
-    FOR NO KEY UPDATE
-""", [("names", "text[]"), ("ids", "bigint[]")])
+    FROM locked WHERE NOT steady
+    UNION ALL
+    SELECT now(), ARRAY(SELECT heartbeat_id FROM inserted), NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+""", [("name_keys", "text[]"), ("service_ids", "bigint[]"), ("statuses", "text[]"), ("run_ids", "text[]"),
+      ("failure_statuses", "text[]")])
 
 # The heartbeats of a batch and the clocks of their services in one statement
 # (one round trip), columns passed as arrays. ``recent`` holds each service's
@@ -199,6 +194,8 @@ class IngestResult(NamedTuple):
                 "team": service["team"], "priority": service["priority"]}
 
 
+# The statuses that are not a sign of life, as the steady statement takes them.
+FAILURE_STATUSES = text_array(sorted(rule.FAILURE_STATUSES))
 UNKNOWN_SERVICE = IngestResult("unknown_service")
 INACTIVE_SERVICE = IngestResult("inactive_service")
 
@@ -210,17 +207,30 @@ def clock_of(row: Row) -> rule.Clock:
                       recent=tuple(row["recent_beats"] or ()), state=row["state"])
 
 
-def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None],
-                    rows: Sequence[Row]) -> tuple[list[IngestResult | None], list[int]]:
-    """The results RECORD_STEADY_HEARTBEATS gave (``rows``), item by item, and the
-    indexes of the items it left (their results None)."""
-    *clocks, last = rows
-    if not clocks:
-        return [None] * len(items), list(range(len(items)))
-    by_name = {row["name_key"]: row for row in clocks}
-    by_id = {row["service_id"]: row for row in clocks}
-    next_id = iter(sorted(last["heartbeat_ids"])).__next__
+class _Steady(NamedTuple):
+    """What RECORD_STEADY_HEARTBEATS did, item by item."""
+    results: list[IngestResult | None]  # None: left for the rule
+    left: list[int]  # indexes of the items left for the rule
+    locked: list[Row]  # the locked services that were not steady, whole
+    now: dt.datetime
+
+
+def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None], rows: Sequence[Row]) -> _Steady:
+    steady: list[Row] = []
+    locked: list[Row] = []
+    for row in rows:
+        if row["heartbeat_ids"] is not None:
+            last = row
+        elif row["state"] is None:
+            steady.append(row)
+        else:
+            locked.append(row)
     now = last["now"]
+    if not steady:
+        return _Steady([None] * len(items), list(range(len(items))), locked, now)
+    by_name = {row["name_key"]: row for row in steady}
+    by_id = {row["service_id"]: row for row in steady}
+    next_id = iter(sorted(last["heartbeat_ids"])).__next__
     results: list[IngestResult | None] = []
     left = []
     for index, (item, name_key) in enumerate(zip(items, name_keys)):
@@ -230,7 +240,7 @@ def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None]
             results.append(None)
         else:
             results.append(IngestResult("accepted", next_id(), service, item, now))
-    return results, left
+    return _Steady(results, left, locked, now)
 
 
 class HeartbeatStore:
@@ -351,25 +361,24 @@ class HeartbeatStore:
         name_keys = [None if i.heartbeat_name is None else i.heartbeat_name.lower() for i in items]
         lifecycle = Changes()
         with self.db.transaction() as tx:
-            rows = tx.all(RECORD_STEADY_HEARTBEATS, {
+            steady = _steady_results(items, name_keys, tx.all(RECORD_STEADY_HEARTBEATS, {
                 "name_keys": text_array(name_keys), "service_ids": int_array(i.service_id for i in items),
-                "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items)})
-            results, left = _steady_results(items, name_keys, rows)
-            if left:
-                by_rule = self._record_by_rule(tx, lifecycle, [items[index] for index in left])
-                for index, result in zip(left, by_rule):
+                "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
+                "failure_statuses": FAILURE_STATUSES}))
+            results = steady.results
+            if steady.left:
+                by_rule = self._record_by_rule(tx, lifecycle, [items[index] for index in steady.left],
+                                               steady.locked, steady.now)
+                for index, result in zip(steady.left, by_rule):
                     results[index] = result
         self.on_committed(lifecycle)
         return results  # type: ignore[return-value]
 
-    def _record_by_rule(self, tx: Tx, lifecycle: Changes, items: Sequence[IngestItem]) -> list[IngestResult]:
-        """The heartbeats RECORD_STEADY_HEARTBEATS left, under the services' row locks."""
-        names = sorted({i.heartbeat_name.lower() for i in items if i.heartbeat_name is not None})
-        ids = sorted({i.service_id for i in items if i.service_id is not None})
-        locked = tx.all(LOCK_SERVICES_FOR_INGEST, {"names": text_array(names), "ids": int_array(ids)})
+    def _record_by_rule(self, tx: Tx, lifecycle: Changes, items: Sequence[IngestItem], locked: Sequence[Row],
+                        now: dt.datetime) -> list[IngestResult]:
+        """The heartbeats RECORD_STEADY_HEARTBEATS left, with the services it locked for them."""
         if not locked:
             return [UNKNOWN_SERVICE] * len(items)
-        now: dt.datetime = locked[0]["now"]
         by_name = {r["name_key"]: r for r in locked}
         by_id = {r["service_id"]: r for r in locked}
 

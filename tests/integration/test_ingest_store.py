@@ -106,6 +106,44 @@ def test_a_mixed_batch_gives_each_heartbeat_its_outcome_and_the_rule_its_events(
     assert db.one("SELECT count(*) AS n FROM alerts WHERE active")["n"] == 0
 
 
+def test_a_service_with_the_longest_interval_and_a_grace_period_still_takes_heartbeats(db):
+    store = HeartbeatStore(db)
+    longest = register(store, "longest", interval=2**31 - 1, grace=3600)  # what the API accepts
+    store.record_heartbeats([beat("longest")])  # new -> up through the rule
+    results = store.record_heartbeats([beat("longest"), beat("longest")])  # the steady statement
+    assert [r.outcome for r in results] == ["accepted", "accepted"]
+    assert service(db, longest["service_id"])["deadline_at"] == results[0].time + dt.timedelta(
+        seconds=2**31 - 1 + 3600)
+
+
+@pytest.mark.timeout(120)
+def test_a_failure_in_one_batch_does_not_deadlock_a_steady_batch_over_the_same_services(db):
+    """The failing batch's services are locked together with its steady ones, in id order:
+    locking them afterwards, for the rule, let two batches take the same rows in
+    opposite orders."""
+    store = HeartbeatStore(db)
+    names = [register(store, f"svc-{n}")["heartbeat_name"] for n in range(50)]
+    store.record_heartbeats([beat(name) for name in names])
+    failing = [beat(name) for name in names[5:]] + [beat(name, "FAILED") for name in names[:5]]
+    errors, rounds = [], 60
+
+    def send(batch):
+        try:
+            for _ in range(rounds):
+                store.record_heartbeats(batch)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(batch,)) for batch in (failing, [beat(n) for n in names])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert db.one("SELECT count(*) AS n FROM heartbeat_events")["n"] == 50 + 2 * rounds * 50
+
+
 @pytest.mark.timeout(120)
 def test_concurrent_batches_over_the_same_services_neither_deadlock_nor_lose_heartbeats(db):
     store = HeartbeatStore(db)
