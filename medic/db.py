@@ -77,10 +77,16 @@ STALE_PREPARED = frozenset({psycopg2.errorcodes.FEATURE_NOT_SUPPORTED,
 
 class _Connection(psycopg2.extensions.connection):
     """A connection that remembers the statements PREPAREd on it (they last as
-    long as its session, whatever happens to the transaction that made them)."""
+    long as its session, whatever happens to the transaction that made them).
+
+    In autocommit mode: ``Tx`` opens the transaction itself, with ``BEGIN`` in
+    the same round trip as the first statement, where psycopg2 would send
+    ``BEGIN`` on its own first (a round trip, and a wait for the GIL, per
+    transaction)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.autocommit = True
         self.prepared: set[str] = set()
 
 
@@ -164,24 +170,25 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """One transaction: committed when the block ends, rolled back on error."""
+        """One transaction: committed when the block ends, rolled back on error.
+        A block that runs no statement sends nothing."""
         try:
-            with self.connection() as conn:
+            with self.connection() as conn, conn.cursor() as cur:
+                tx = Tx(cur)
                 try:
-                    with conn.cursor() as cur:
-                        yield Tx(cur)
-                    conn.commit()
+                    yield tx
+                    if tx.began:
+                        cur.execute("COMMIT")
                 except BaseException as exc:
                     if not conn.closed:
                         try:
-                            conn.rollback()
+                            if tx.began:
+                                cur.execute("ROLLBACK")
                             if conn.prepared and getattr(exc, "pgcode", None) in STALE_PREPARED:
                                 # A schema change invalidated a prepared plan, or the
                                 # session lost track of what it prepared: prepare
                                 # afresh rather than fail again.
-                                with conn.cursor() as cur:
-                                    cur.execute("DEALLOCATE ALL")
-                                conn.commit()
+                                cur.execute("DEALLOCATE ALL")
                                 conn.prepared.clear()
                         except psycopg2.Error:
                             pass
@@ -224,26 +231,30 @@ class Tx:
 
     def __init__(self, cur: psycopg2.extensions.cursor):
         self.cur = cur
+        self.began = False  # BEGIN sent (with the first statement)
 
     def _columns(self) -> list[str]:
         return [column.name for column in self.cur.description]
 
-    def _statement(self, sql: str | Prepared) -> str:
-        if not isinstance(sql, Prepared):
-            return sql
-        conn = self.cur.connection
-        if sql.name not in conn.prepared:
-            self.cur.execute(sql.prepare_sql)
-            conn.prepared.add(sql.name)
-        return sql.execute_sql
+    def _run(self, sql: str | Prepared, params: Any) -> None:
+        if isinstance(sql, Prepared):
+            conn = self.cur.connection
+            if sql.name not in conn.prepared:
+                self.cur.execute(sql.prepare_sql)  # once per connection, session-wide
+                conn.prepared.add(sql.name)
+            sql = sql.execute_sql
+        if not self.began:
+            self.began = True  # from here on, an error needs a ROLLBACK
+            sql = "BEGIN; " + sql
+        self.cur.execute(sql, params)
 
     def one(self, sql: str | Prepared, params: Any = None) -> Row | None:
-        self.cur.execute(self._statement(sql), params)
+        self._run(sql, params)
         row = self.cur.fetchone()
         return None if row is None else dict(zip(self._columns(), row))
 
     def all(self, sql: str | Prepared, params: Any = None) -> list[Row]:
-        self.cur.execute(self._statement(sql), params)
+        self._run(sql, params)
         return self._rows(self.cur.fetchall())
 
     def _rows(self, rows: list[tuple]) -> list[Row]:
@@ -251,12 +262,15 @@ class Tx:
         return [dict(zip(columns, row)) for row in rows]
 
     def execute(self, sql: str | Prepared, params: Any = None) -> int:
-        self.cur.execute(self._statement(sql), params)
+        self._run(sql, params)
         return self.cur.rowcount
 
     def values(self, sql: str, rows: Sequence[Sequence[Any]], template: str | None = None,
                fetch: bool = False) -> list[Row]:
         """``INSERT ... VALUES %s`` / ``UPDATE ... FROM (VALUES %s)`` for many rows at once."""
+        if not self.began:
+            self.began = True
+            self.cur.execute("BEGIN")
         result = psycopg2.extras.execute_values(self.cur, sql, rows, template=template,
                                                 page_size=max(len(rows), 1), fetch=fetch)
         return self._rows(result) if fetch else []
