@@ -65,11 +65,9 @@ def load(db: Database, args) -> None:
         tx.execute(LOAD_EVENTS, {"services": args.services, "rows": args.recent,
                                  "newest": "0 days", "span": "1 day"})
     with db.connection() as conn:  # fresh statistics, as autovacuum would have after a load
-        conn.autocommit = True
-        with conn.cursor() as cur:
+        with conn.cursor() as cur:  # pooled connections are in autocommit: VACUUM may run
             cur.execute("VACUUM ANALYZE heartbeat_events")
             cur.execute("ANALYZE services")
-        conn.autocommit = False
     print(f"loaded {args.old} old + {args.recent} recent events in "
           f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
 

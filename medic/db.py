@@ -23,6 +23,7 @@ import psycopg2.errorcodes
 import psycopg2.extensions
 import psycopg2.extras
 import psycopg2.pool
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 from medic.errors import (
     Conflict,
@@ -163,7 +164,10 @@ class Database:
             raise
         finally:
             if conn is not None:
-                if conn.closed:
+                # A connection still in a transaction (an exception between a statement
+                # and its ROLLBACK) must not reach the next caller, who would join it:
+                # psycopg2's pool cannot roll it back, the transaction being ours, not its.
+                if conn.closed or conn.info.transaction_status != TRANSACTION_STATUS_IDLE:
                     broken = True
                 self._pool.putconn(conn, close=broken)
             self._slots.release()
@@ -172,17 +176,21 @@ class Database:
     def transaction(self) -> Iterator[Tx]:
         """One transaction: committed when the block ends, rolled back on error.
         A block that runs no statement sends nothing."""
+        with self._tx(Tx) as tx:
+            yield tx
+            if tx.began:
+                tx.cur.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _tx(self, kind: type[Tx]) -> Iterator[Tx]:
         try:
             with self.connection() as conn, conn.cursor() as cur:
-                tx = Tx(cur)
                 try:
-                    yield tx
-                    if tx.began:
-                        cur.execute("COMMIT")
+                    yield kind(cur)
                 except BaseException as exc:
                     if not conn.closed:
                         try:
-                            if tx.began:
+                            if conn.info.transaction_status != TRANSACTION_STATUS_IDLE:
                                 cur.execute("ROLLBACK")
                             if conn.prepared and getattr(exc, "pgcode", None) in STALE_PREPARED:
                                 # A schema change invalidated a prepared plan, or the
@@ -201,17 +209,18 @@ class Database:
                 raise InvalidArgument("text must not contain NUL (0x00) characters") from exc
             raise
 
-    # Single-statement conveniences, each its own transaction.
+    # Single-statement conveniences: one statement is a transaction of its own
+    # (autocommit), with no BEGIN or COMMIT to send.
     def one(self, sql: str, params: Any = None) -> Row | None:
-        with self.transaction() as tx:
+        with self._tx(_Statement) as tx:
             return tx.one(sql, params)
 
     def all(self, sql: str, params: Any = None) -> list[Row]:
-        with self.transaction() as tx:
+        with self._tx(_Statement) as tx:
             return tx.all(sql, params)
 
     def execute(self, sql: str, params: Any = None) -> int:
-        with self.transaction() as tx:
+        with self._tx(_Statement) as tx:
             return tx.execute(sql, params)
 
     def ping(self) -> bool:
@@ -229,6 +238,8 @@ class Tx:
     C: psycopg2's RealDictCursor builds them key by key in Python, which cost
     the heartbeat ingest path ~20 % of its CPU (500-row batches)."""
 
+    OPENING = "BEGIN; "  # sent in front of the first statement, in the same round trip
+
     def __init__(self, cur: psycopg2.extensions.cursor):
         self.cur = cur
         self.began = False  # BEGIN sent (with the first statement)
@@ -243,10 +254,14 @@ class Tx:
                 self.cur.execute(sql.prepare_sql)  # once per connection, session-wide
                 conn.prepared.add(sql.name)
             sql = sql.execute_sql
-        if not self.began:
-            self.began = True  # from here on, an error needs a ROLLBACK
-            sql = "BEGIN; " + sql
-        self.cur.execute(sql, params)
+        self.cur.execute(self._opening() + sql, params)
+
+    def _opening(self) -> str:
+        """What goes in front of the next statement: BEGIN before the first."""
+        if self.began:
+            return ""
+        self.began = True
+        return self.OPENING
 
     def one(self, sql: str | Prepared, params: Any = None) -> Row | None:
         self._run(sql, params)
@@ -268,12 +283,17 @@ class Tx:
     def values(self, sql: str, rows: Sequence[Sequence[Any]], template: str | None = None,
                fetch: bool = False) -> list[Row]:
         """``INSERT ... VALUES %s`` / ``UPDATE ... FROM (VALUES %s)`` for many rows at once."""
-        if not self.began:
-            self.began = True
-            self.cur.execute("BEGIN")
-        result = psycopg2.extras.execute_values(self.cur, sql, rows, template=template,
+        if not rows:
+            return []
+        result = psycopg2.extras.execute_values(self.cur, self._opening() + sql, rows, template=template,
                                                 page_size=max(len(rows), 1), fetch=fetch)
         return self._rows(result) if fetch else []
+
+
+class _Statement(Tx):
+    """One statement on its own, committed by PostgreSQL as it ends (autocommit)."""
+
+    OPENING = ""
 
 
 # Array parameters as PostgreSQL array literals, built in one pass. psycopg2
