@@ -286,7 +286,7 @@ class Tx:
         if not rows:
             return []
         result = psycopg2.extras.execute_values(self.cur, self._opening() + sql, rows, template=template,
-                                                page_size=max(len(rows), 1), fetch=fetch)
+                                                page_size=len(rows), fetch=fetch)
         return self._rows(result) if fetch else []
 
 

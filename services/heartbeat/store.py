@@ -215,6 +215,13 @@ class _Steady(NamedTuple):
     now: dt.datetime
 
 
+def _finder(services: Sequence[Row]) -> Callable[[IngestItem, str | None], Row | None]:
+    """The service an item names (by its lower-cased name, else its id) among ``services``."""
+    by_name = {row["name_key"]: row for row in services}
+    by_id = {row["service_id"]: row for row in services}
+    return lambda item, name_key: by_name.get(name_key) if name_key is not None else by_id.get(item.service_id)
+
+
 def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None], rows: Sequence[Row]) -> _Steady:
     steady: list[Row] = []
     locked: list[Row] = []
@@ -228,13 +235,12 @@ def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None]
     now = last["now"]
     if not steady:
         return _Steady([None] * len(items), list(range(len(items))), locked, now)
-    by_name = {row["name_key"]: row for row in steady}
-    by_id = {row["service_id"]: row for row in steady}
+    find = _finder(steady)
     next_id = iter(sorted(last["heartbeat_ids"])).__next__
     results: list[IngestResult | None] = []
     left = []
     for index, (item, name_key) in enumerate(zip(items, name_keys)):
-        service = by_name.get(name_key) if name_key is not None else by_id.get(item.service_id)
+        service = find(item, name_key)
         if service is None:
             left.append(index)
             results.append(None)
@@ -368,25 +374,25 @@ class HeartbeatStore:
             results = steady.results
             if steady.left:
                 by_rule = self._record_by_rule(tx, lifecycle, [items[index] for index in steady.left],
+                                               [name_keys[index] for index in steady.left],
                                                steady.locked, steady.now)
                 for index, result in zip(steady.left, by_rule):
                     results[index] = result
         self.on_committed(lifecycle)
         return results  # type: ignore[return-value]
 
-    def _record_by_rule(self, tx: Tx, lifecycle: Changes, items: Sequence[IngestItem], locked: Sequence[Row],
+    def _record_by_rule(self, tx: Tx, lifecycle: Changes, items: Sequence[IngestItem],
+                        name_keys: Sequence[str | None], locked: Sequence[Row],
                         now: dt.datetime) -> list[IngestResult]:
         """The heartbeats RECORD_STEADY_HEARTBEATS left, with the services it locked for them."""
         if not locked:
             return [UNKNOWN_SERVICE] * len(items)
-        by_name = {r["name_key"]: r for r in locked}
-        by_id = {r["service_id"]: r for r in locked}
+        find = _finder(locked)
 
         accepted: list[tuple[int, Row]] = []  # (item index, service)
         results: list[IngestResult | None] = [None] * len(items)
-        for index, item in enumerate(items):
-            service = (by_name.get(item.heartbeat_name.lower()) if item.heartbeat_name is not None
-                       else by_id.get(item.service_id))
+        for index, (item, name_key) in enumerate(zip(items, name_keys)):
+            service = find(item, name_key)
             if service is None:
                 results[index] = UNKNOWN_SERVICE
             elif not service["active"]:
@@ -396,12 +402,11 @@ class HeartbeatStore:
         if not accepted:
             return results  # type: ignore[return-value]
 
-        statuses: dict[int, list[str]] = {}
+        statuses: dict[int, tuple[Row, list[str]]] = {}  # service id -> (service, statuses in order)
         for index, service in accepted:
-            statuses.setdefault(service["service_id"], []).append(items[index].status)
+            statuses.setdefault(service["service_id"], (service, []))[1].append(items[index].status)
         clock_services, recent, deadlines, states = [], [], [], []
-        for service_id, service_statuses in statuses.items():
-            service = by_id[service_id]
+        for service_id, (service, service_statuses) in statuses.items():
             after = rule.apply_heartbeats(clock_of(service), service_statuses, now)
             self._apply_events(tx, lifecycle, service, after, now)
             clock_services.append(service_id)

@@ -31,6 +31,25 @@ def events(db) -> list[tuple]:
             for r in db.all("SELECT * FROM heartbeat_events ORDER BY heartbeat_id")]
 
 
+def send_concurrently(store: HeartbeatStore, batches: list[list[IngestItem]], rounds: int) -> list[Exception]:
+    """Each batch recorded ``rounds`` times by a thread of its own; the errors raised."""
+    errors = []
+
+    def send(batch):
+        try:
+            for _ in range(rounds):
+                store.record_heartbeats(batch)
+        except Exception as exc:  # a deadlock surfaces here as Unavailable
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def service(db, service_id: int) -> dict:
     return db.one("SELECT * FROM services WHERE service_id = %s", (service_id,))
 
@@ -125,22 +144,9 @@ def test_a_failure_in_one_batch_does_not_deadlock_a_steady_batch_over_the_same_s
     names = [register(store, f"svc-{n}")["heartbeat_name"] for n in range(50)]
     store.record_heartbeats([beat(name) for name in names])
     failing = [beat(name) for name in names[5:]] + [beat(name, "FAILED") for name in names[:5]]
-    errors, rounds = [], 60
+    rounds = 60
 
-    def send(batch):
-        try:
-            for _ in range(rounds):
-                store.record_heartbeats(batch)
-        except Exception as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=send, args=(batch,)) for batch in (failing, [beat(n) for n in names])]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert send_concurrently(store, [failing, [beat(n) for n in names]], rounds) == []
     assert db.one("SELECT count(*) AS n FROM heartbeat_events")["n"] == 50 + 2 * rounds * 50
 
 
@@ -149,20 +155,8 @@ def test_concurrent_batches_over_the_same_services_neither_deadlock_nor_lose_hea
     store = HeartbeatStore(db)
     names = [register(store, f"svc-{n}")["heartbeat_name"] for n in range(100)]
     store.record_heartbeats([beat(name) for name in names])  # all up: the steady statement from here on
-    errors, rounds = [], 40
+    rounds = 40
 
-    def hammer(order):
-        try:
-            for _ in range(rounds):
-                store.record_heartbeats([beat(name) for name in order] * 2)
-        except Exception as exc:  # a deadlock surfaces here as Unavailable
-            errors.append(exc)
-
-    threads = [threading.Thread(target=hammer, args=(order,)) for order in (names, names[::-1]) * 2]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    batches = [[beat(name) for name in order] * 2 for order in (names, names[::-1]) * 2]
+    assert send_concurrently(store, batches, rounds) == []
     assert db.one("SELECT count(*) AS n FROM heartbeat_events")["n"] == 100 + 4 * rounds * 200
