@@ -10,7 +10,15 @@ import threading
 import pytest
 
 from services.heartbeat import deadline as rule
+from services.heartbeat import store as store_module
 from services.heartbeat.store import HeartbeatStore, IngestItem, clock_of
+
+
+@pytest.fixture(params=["join", "primary_key"])
+def plan(request, monkeypatch):
+    """Each test of the steady statement runs with both of its plans (by batch size)."""
+    monkeypatch.setattr(store_module, "SMALL_BATCH", 0 if request.param == "join" else 10 ** 6)
+    return request.param
 
 
 def register(store: HeartbeatStore, name: str, *, interval: int = 60, threshold: int = 1, grace: int = 0) -> dict:
@@ -54,7 +62,7 @@ def service(db, service_id: int) -> dict:
     return db.one("SELECT * FROM services WHERE service_id = %s", (service_id,))
 
 
-def test_steady_heartbeats_move_clocks_exactly_as_the_down_rule_does(db):
+def test_steady_heartbeats_move_clocks_exactly_as_the_down_rule_does(db, plan):
     store = HeartbeatStore(db)
     rng = random.Random(8)
     before, items = {}, []
@@ -87,7 +95,7 @@ def test_steady_heartbeats_move_clocks_exactly_as_the_down_rule_does(db):
         assert not expected.events
 
 
-def test_a_mixed_batch_gives_each_heartbeat_its_outcome_and_the_rule_its_events(db):
+def test_a_mixed_batch_gives_each_heartbeat_its_outcome_and_the_rule_its_events(db, plan):
     store = HeartbeatStore(db)
     up, new, down, inactive, flaky = (register(store, name, interval=60)
                                       for name in ("up", "new", "down", "inactive", "flaky"))
@@ -136,7 +144,7 @@ def test_a_service_with_the_longest_interval_and_a_grace_period_still_takes_hear
 
 
 @pytest.mark.timeout(120)
-def test_a_failure_in_one_batch_does_not_deadlock_a_steady_batch_over_the_same_services(db):
+def test_a_failure_in_one_batch_does_not_deadlock_a_steady_batch_over_the_same_services(db, plan):
     """The failing batch's services are locked together with its steady ones, in id order:
     locking them afterwards, for the rule, let two batches take the same rows in
     opposite orders."""
@@ -151,7 +159,7 @@ def test_a_failure_in_one_batch_does_not_deadlock_a_steady_batch_over_the_same_s
 
 
 @pytest.mark.timeout(120)
-def test_concurrent_batches_over_the_same_services_neither_deadlock_nor_lose_heartbeats(db):
+def test_concurrent_batches_over_the_same_services_neither_deadlock_nor_lose_heartbeats(db, plan):
     store = HeartbeatStore(db)
     names = [register(store, f"svc-{n}")["heartbeat_name"] for n in range(100)]
     store.record_heartbeats([beat(name) for name in names])  # all up: the steady statement from here on
