@@ -101,6 +101,9 @@ _VERDICT_FROM_PB = {
 _VERDICT_TO_PB = {v: k for k, v in _VERDICT_FROM_PB.items()}
 
 
+_cache_lookups, _successes = metrics.labelled(metrics.AUTH_CACHE_LOOKUPS), metrics.labelled(metrics.AUTH_SUCCESSES)
+
+
 # --- pure pieces ---------------------------------------------------------------
 
 def parse_key(key: str) -> str | None:
@@ -273,14 +276,14 @@ class CachedVerifier:
         digest = key_digest(key)
         verdict = self.cache.get(digest)
         if verdict is not None:
-            metrics.AUTH_CACHE_LOOKUPS.labels("hit").inc()
+            _cache_lookups("hit").inc()
             return verdict
         with self._stripes[digest[0] % _LOCK_STRIPES]:
             verdict = self.cache.get(digest)
             if verdict is not None:
-                metrics.AUTH_CACHE_LOOKUPS.labels("hit").inc()
+                _cache_lookups("hit").inc()
                 return verdict
-            metrics.AUTH_CACHE_LOOKUPS.labels("miss").inc()
+            _cache_lookups("miss").inc()
             with metrics.AUTH_VERIFY_SECONDS.time():
                 verdict = self.inner.verify(key)
             self.cache.put(digest, verdict)
@@ -304,16 +307,16 @@ class AsyncCachedVerifier:
         digest = key_digest(key)
         verdict = self.cache.get(digest)
         if verdict is not None:
-            metrics.AUTH_CACHE_LOOKUPS.labels("hit").inc()
+            _cache_lookups("hit").inc()
             return verdict
         if self._stripes is None:
             self._stripes = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         async with self._stripes[digest[0] % _LOCK_STRIPES]:
             verdict = self.cache.get(digest)
             if verdict is not None:
-                metrics.AUTH_CACHE_LOOKUPS.labels("hit").inc()
+                _cache_lookups("hit").inc()
                 return verdict
-            metrics.AUTH_CACHE_LOOKUPS.labels("miss").inc()
+            _cache_lookups("miss").inc()
             started = time.perf_counter()
             verdict = await self.inner.verify(key)
             metrics.AUTH_VERIFY_SECONDS.observe(time.perf_counter() - started)
@@ -439,7 +442,7 @@ class _Rules:
         if not self.is_service_credential(credential):
             raise reject("invalid_key")
         propagated = _propagated_identity(metadata)
-        metrics.AUTH_SUCCESSES.labels("propagated" if propagated else "service").inc()
+        _successes("propagated" if propagated else "service").inc()
         return propagated or SERVICE_IDENTITY
 
     def anonymous_caller(self, policy: MethodPolicy, address: str) -> tuple[Identity, int]:
@@ -467,7 +470,7 @@ class _Rules:
                 f"rate limit of {status.limit} {policy.rate_limit_class_name} requests per "
                 f"minute exceeded; retry after {status.retry_after} s",
                 trailers=status.trailers())
-        metrics.AUTH_SUCCESSES.labels(kind).inc()
+        _successes(kind).inc()
         return status
 
 

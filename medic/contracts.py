@@ -24,11 +24,12 @@ class MethodPolicy:
     scope: int          # options_pb2.Scope value
     rate_limit_class: int  # options_pb2.RateLimitClass value
 
-    @property
+    # Read on every authorized call: worked out once per policy.
+    @functools.cached_property
     def scope_name(self) -> str:
         return options_pb2.Scope.Name(self.scope).removeprefix("SCOPE_").lower()
 
-    @property
+    @functools.cached_property
     def rate_limit_class_name(self) -> str:
         if self.rate_limit_class == options_pb2.RATE_LIMIT_CLASS_HEARTBEAT:
             return "heartbeat"

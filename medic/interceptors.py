@@ -83,15 +83,26 @@ class ServerInterceptor(grpc.ServerInterceptor):
     def __init__(self, service: str, authorizer: Authorizer | None = None):
         self.service = service
         self.authorizer = authorizer or AllowAll()
+        # method -> wrapped handler: the services' handlers never change once the
+        # server runs, so each is wrapped once, not on every call. Unknown
+        # methods (any string a client sends) are not kept.
+        self._wrapped: dict[str, Any] = {}
 
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            handler = continuation(handler_call_details)
+            if handler is None:
+                return None
+            wrapped = self._wrapped[handler_call_details.method] = self._wrap(handler_call_details.method,
+                                                                               handler)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         public = contracts.is_public(method)
         policy = None if public else contracts.policy_for(method)
         short = method.rsplit("/", 1)[-1]
+        answered, latency = _rpc_requests_of(self.service, short, "OK"), _rpc_latency_of(self.service, short)
 
         def run(behavior: Callable, request_or_iterator: Any, context: grpc.ServicerContext):
             metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ())
@@ -124,8 +135,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
                 elapsed = time.perf_counter() - started
-                _rpc_requests_of(self.service, short, code.name).inc()
-                _rpc_latency_of(self.service, short).observe(elapsed)
+                (answered if code is grpc.StatusCode.OK else _rpc_requests_of(self.service, short, code.name)).inc()
+                latency.observe(elapsed)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s %s in %.1f ms", short, code.name, elapsed * 1000)
                 if ident_token is not None:
