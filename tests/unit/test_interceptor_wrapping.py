@@ -1,0 +1,82 @@
+"""The server interceptor wraps each method's handler once and still authorizes
+every call; names of methods that do not exist are not kept (a client can send any)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import grpc
+import pytest
+
+from medic.errors import Unauthenticated
+from medic.interceptors import Identity, ServerInterceptor, current_identity
+
+METHOD = "/medic.v1.HeartbeatService/RecordHeartbeat"
+
+
+class Context:
+    def __init__(self, key: str):
+        self.metadata = (("authorization", key),)
+        self.aborted: tuple | None = None
+
+    def invocation_metadata(self):
+        return self.metadata
+
+    def peer(self):
+        return "ipv4:127.0.0.1:5000"
+
+    def code(self):
+        return self.aborted[0] if self.aborted else None
+
+    def abort(self, code, message):
+        self.aborted = (code, message)
+        raise Exception(message)  # what grpc's context.abort does
+
+
+class KeyPerCall:
+    """Lets in one key and counts the calls it decides."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def authorize(self, policy, metadata, peer):
+        self.calls += 1
+        if metadata.get("authorization") != "good":
+            raise Unauthenticated("invalid API key")
+        return Identity(principal="key:good")
+
+
+def test_a_method_is_wrapped_once_and_every_call_is_still_authorized():
+    looked_up = []
+
+    def continuation(details):
+        looked_up.append(details.method)
+        return grpc.unary_unary_rpc_method_handler(lambda request, context: current_identity().principal)
+
+    authorizer = KeyPerCall()
+    interceptor = ServerInterceptor("heartbeat", authorizer)
+    details = SimpleNamespace(method=METHOD, invocation_metadata=())
+    first = interceptor.intercept_service(continuation, details)
+    second = interceptor.intercept_service(continuation, details)
+
+    assert first is second and looked_up == [METHOD]
+    assert first.unary_unary(None, Context("good")) == "key:good"
+    refused = Context("bad")
+    with pytest.raises(Exception):
+        second.unary_unary(None, refused)
+    assert refused.aborted == (grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
+    assert authorizer.calls == 2
+
+
+def test_unknown_methods_are_looked_up_each_time_and_not_kept():
+    looked_up = []
+
+    def continuation(details):
+        looked_up.append(details.method)
+        return None
+
+    interceptor = ServerInterceptor("heartbeat", KeyPerCall())
+    for n in range(3):
+        details = SimpleNamespace(method=f"/medic.v1.HeartbeatService/Nope{n % 2}", invocation_metadata=())
+        assert interceptor.intercept_service(continuation, details) is None
+    assert len(looked_up) == 3
+    assert interceptor._wrapped == {}
