@@ -85,7 +85,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
         self.authorizer = authorizer or AllowAll()
         # method -> wrapped handler: the services' handlers never change once the
         # server runs, so each is wrapped once, not on every call. Unknown
-        # methods (any string a client sends) are not kept.
+        # methods (any string a client sends) are not kept. Being kept, what
+        # ``continuation`` returns must not depend on the call: no interceptor
+        # may come after this one.
         self._wrapped: dict[str, Any] = {}
 
     def intercept_service(self, continuation, handler_call_details):

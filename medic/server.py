@@ -103,12 +103,12 @@ class RunningServer:
 
 
 def create_server(component: Component, *, host: str = "127.0.0.1", port: int = 0,
-                  workers: int = 32, authorizer: Authorizer | None = None,
-                  interceptors: tuple[grpc.ServerInterceptor, ...] = ()) -> RunningServer:
-    """Builds and starts a gRPC server for the component; port 0 picks a free port."""
+                  workers: int = 32, authorizer: Authorizer | None = None) -> RunningServer:
+    """Builds and starts a gRPC server for the component; port 0 picks a free port.
+    ``ServerInterceptor`` is its only interceptor (it keeps each method's handler)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{component.name}-rpc"),
-        interceptors=(ServerInterceptor(component.name, authorizer), *interceptors),
+        interceptors=(ServerInterceptor(component.name, authorizer),),
         options=[("grpc.so_reuseport", 0),
                  # Clients reconnect (and re-resolve a name listing every replica) at least
                  # every 5 minutes, so replicas added later get their share of calls.

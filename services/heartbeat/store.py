@@ -57,10 +57,11 @@ INSERT_SERVICE = f"""
 # read whole when the table is small (1,000 services), in every batch and with
 # its dead rows (old versions of the rows the ingest rewrites): for a batch of
 # one that cost 1-9 ms of PostgreSQL CPU against 0.4 ms through the primary key.
-# For batches of hundreds, the primary-key lookup cost more than reading the
-# table (61-71 against 70-114 us of PostgreSQL CPU per heartbeat, 500-heartbeat
+# For batches of hundreds, reading the table cost less than the primary-key
+# lookups (61-71 against 70-114 us of PostgreSQL CPU per heartbeat, 500-heartbeat
 # batches, 1,000 services). Small batches take the key; large ones the join.
-# At 20,000 services both plans use the index.
+# (PostgreSQL plans a prepared statement's first five runs for their values,
+# then keeps the generic plan; at 20,000 services the two cost the same.)
 SMALL_BATCH = 64
 _LOCKED_SERVICE = """service_id, name_key, heartbeat_name, service_name, team, priority"""
 _RECORD_STEADY_HEARTBEATS = f"""
@@ -82,7 +83,7 @@ _RECORD_STEADY_HEARTBEATS = f"""
                s.alert_interval_seconds, s.grace_period_seconds, s.state, b.n,
                s.active AND s.state = 'up' AND b.signs_of_life_only AS steady
         FROM services AS s JOIN beats AS b USING (service_id)
-        {{where}}
+        {{locate}}
         ORDER BY s.service_id
         FOR NO KEY UPDATE OF s
     ), clocks AS (
@@ -119,10 +120,11 @@ _RECORD_STEADY_HEARTBEATS = f"""
 _STEADY_PARAMS = [("name_keys", "text[]"), ("service_ids", "bigint[]"), ("statuses", "text[]"),
                   ("run_ids", "text[]"), ("failure_statuses", "text[]")]
 RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats",
-                                    _RECORD_STEADY_HEARTBEATS.format(where=""), _STEADY_PARAMS)
+                                    _RECORD_STEADY_HEARTBEATS.replace("{locate}", ""), _STEADY_PARAMS)
 RECORD_FEW_STEADY_HEARTBEATS = Prepared(
     "medic_record_few_steady_heartbeats",
-    _RECORD_STEADY_HEARTBEATS.format(where="WHERE s.service_id = ANY(ARRAY(SELECT service_id FROM beats))"),
+    _RECORD_STEADY_HEARTBEATS.replace(
+        "{locate}", "WHERE s.service_id = ANY(ARRAY(SELECT service_id FROM beats))"),
     _STEADY_PARAMS)
 
 # The heartbeats of a batch and the clocks of their services in one statement

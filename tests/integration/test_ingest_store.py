@@ -168,3 +168,19 @@ def test_concurrent_batches_over_the_same_services_neither_deadlock_nor_lose_hea
     batches = [[beat(name) for name in order] * 2 for order in (names, names[::-1]) * 2]
     assert send_concurrently(store, batches, rounds) == []
     assert db.one("SELECT count(*) AS n FROM heartbeat_events")["n"] == 100 + 4 * rounds * 200
+
+
+@pytest.mark.timeout(120)
+def test_small_and_large_batches_over_the_same_services_neither_deadlock_nor_lose_heartbeats(db):
+    """A small batch (locked through the primary key) and a large one (the join) take the
+    same rows in the same order."""
+    store = HeartbeatStore(db)
+    names = [register(store, f"svc-{n}")["heartbeat_name"] for n in range(100)]
+    store.record_heartbeats([beat(name) for name in names])
+    small = [beat(name) for name in names[::-3]][:store_module.SMALL_BATCH]
+    large = [beat(name) for name in names[::-1]] * 2
+    assert len(small) <= store_module.SMALL_BATCH < len(large)
+    rounds = 40
+
+    assert send_concurrently(store, [small, large, small[::-1], large[::-1]], rounds) == []
+    assert db.one("SELECT count(*) AS n FROM heartbeat_events")["n"] == 100 + 2 * rounds * (len(small) + len(large))

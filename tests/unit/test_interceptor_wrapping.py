@@ -6,11 +6,22 @@ from types import SimpleNamespace
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from medic.errors import Unauthenticated
 from medic.interceptors import Identity, ServerInterceptor, current_identity
 
 METHOD = "/medic.v1.HeartbeatService/RecordHeartbeat"
+
+
+def served(code: str) -> float:
+    return REGISTRY.get_sample_value("medic_rpc_requests_total", {
+        "service": "wrapping-test", "method": "RecordHeartbeat", "code": code}) or 0.0
+
+
+def timed() -> float:
+    return REGISTRY.get_sample_value("medic_rpc_duration_seconds_count", {
+        "service": "wrapping-test", "method": "RecordHeartbeat"}) or 0.0
 
 
 class Context:
@@ -53,7 +64,8 @@ def test_a_method_is_wrapped_once_and_every_call_is_still_authorized():
         return grpc.unary_unary_rpc_method_handler(lambda request, context: current_identity().principal)
 
     authorizer = KeyPerCall()
-    interceptor = ServerInterceptor("heartbeat", authorizer)
+    interceptor = ServerInterceptor("wrapping-test", authorizer)
+    before = served("OK"), served("UNAUTHENTICATED"), timed()
     details = SimpleNamespace(method=METHOD, invocation_metadata=())
     first = interceptor.intercept_service(continuation, details)
     second = interceptor.intercept_service(continuation, details)
@@ -65,6 +77,8 @@ def test_a_method_is_wrapped_once_and_every_call_is_still_authorized():
         second.unary_unary(None, refused)
     assert refused.aborted == (grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
     assert authorizer.calls == 2
+    # Each call counted under its own code, both timed.
+    assert (served("OK"), served("UNAUTHENTICATED"), timed()) == (before[0] + 1, before[1] + 1, before[2] + 2)
 
 
 def test_unknown_methods_are_looked_up_each_time_and_not_kept():
