@@ -91,13 +91,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
         self._wrapped: dict[str, Any] = {}
 
     def intercept_service(self, continuation, handler_call_details):
-        wrapped = self._wrapped.get(handler_call_details.method)
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
         if wrapped is None:
             handler = continuation(handler_call_details)
             if handler is None:
                 return None
-            wrapped = self._wrapped[handler_call_details.method] = self._wrap(handler_call_details.method,
-                                                                               handler)
+            wrapped = self._wrapped[method] = self._wrap(method, handler)
         return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

@@ -386,9 +386,9 @@ class HeartbeatStore:
     def record_heartbeats(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """Records a batch in one transaction; one result per item, in order."""
         name_keys = [None if i.heartbeat_name is None else i.heartbeat_name.lower() for i in items]
+        statement = RECORD_FEW_STEADY_HEARTBEATS if len(items) <= SMALL_BATCH else RECORD_STEADY_HEARTBEATS
         lifecycle = Changes()
         with self.db.transaction() as tx:
-            statement = RECORD_FEW_STEADY_HEARTBEATS if len(items) <= SMALL_BATCH else RECORD_STEADY_HEARTBEATS
             steady = _steady_results(items, name_keys, tx.all(statement, {
                 "name_keys": text_array(name_keys), "service_ids": int_array(i.service_id for i in items),
                 "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
