@@ -7,7 +7,9 @@ Who calls, and how they are checked
   miss*; the answer (identity, scopes, effective rate limits, expiry) is cached
   per process by SHA-256 of the presented key for MEDIC_AUTH_CACHE_TTL_SECONDS
   (never past the key's ``expires_at``), so revocation takes effect everywhere
-  within that TTL. Malformed keys are rejected before any RPC; unknown key ids
+  within that TTL. A key in use is renewed in the background in the last
+  quarter of its entry's life (``GrantCache``): once cached, it never makes a
+  request wait for ``Authorize``. Malformed keys are rejected before any RPC; unknown key ids
   are rejected by the auth service before any argon2 work. Negative answers are
   cached too (bounded), so a repeated bad key costs nothing either.
   The scope comes from the RPC's contract (``policy.scope_name``; ``admin``
@@ -46,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import re
 import threading
 import time
@@ -84,6 +87,7 @@ SCOPE_TO_PB = {"read": options_pb2.SCOPE_READ, "write": options_pb2.SCOPE_WRITE,
 SCOPE_FROM_PB = {v: k for k, v in SCOPE_TO_PB.items()}
 
 CACHE_MAX_ENTRIES = 10_000
+RENEW_SHARE = 0.25  # a grant in use is renewed in the last quarter of its life
 _LOCK_STRIPES = 64
 
 FAILURE_MESSAGES = {
@@ -100,6 +104,8 @@ _VERDICT_FROM_PB = {
 }
 _VERDICT_TO_PB = {v: k for k, v in _VERDICT_FROM_PB.items()}
 
+
+log = logging.getLogger(__name__)
 
 _cache_lookups, _successes = metrics.labelled(metrics.AUTH_CACHE_LOOKUPS), metrics.labelled(metrics.AUTH_SUCCESSES)
 
@@ -210,46 +216,84 @@ def reject(reason: str, scope: str = "") -> MedicError:
 
 class GrantCache:
     """Verdicts by SHA-256 of the presented key, each kept for the TTL (a grant
-    never past its key's expiry). Bounded: the oldest entry makes room."""
+    never past its key's expiry). Bounded: the oldest entry makes room.
+
+    A grant still in use is renewed before it ends: the first lookup in the last
+    ``RENEW_SHARE`` of its life is told to renew it (once per entry), in the
+    background, so that no request waits for a verification once its key is
+    cached. A renewal's answer replaces the entry (a revoked key stops working
+    at once); one that fails leaves the entry to end when it would have."""
 
     def __init__(self, ttl: float, max_entries: int = CACHE_MAX_ENTRIES):
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[bytes, tuple[Verdict, float]] = {}
+        # digest -> (verdict, renew_at, until); renew_at = until for a verdict not to be
+        # renewed: a refusal, or a grant whose renewal is claimed.
+        self._entries: dict[bytes, tuple[Verdict, float, float]] = {}
         self._lock = threading.Lock()
+        # Bumped by every invalidation: a verification begun before one is not stored.
+        self.generation = 0
 
-    def get(self, digest: bytes) -> Verdict | None:
+    def get(self, digest: bytes) -> tuple[Verdict | None, bool]:
+        """The cached verdict (None when there is none, or it ended) and whether
+        the caller should renew it now."""
         entry = self._entries.get(digest)
         if entry is None:
-            return None
-        verdict, until = entry
-        if time.monotonic() >= until:
-            with self._lock:
-                self._entries.pop(digest, None)
-            return None
-        return verdict
+            return None, False
+        verdict, renew_at, until = entry
+        now = time.monotonic()
+        if now < renew_at:
+            return verdict, False
+        with self._lock:
+            if self._entries.get(digest) is not entry:  # renewed, claimed or dropped meanwhile
+                return (verdict, False) if now < until else (None, False)
+            if now >= until:
+                del self._entries[digest]
+                return None, False
+            self._entries[digest] = (verdict, until, until)
+        return verdict, True
 
-    def put(self, digest: bytes, verdict: Verdict) -> None:
+    def put(self, digest: bytes, verdict: Verdict, generation: int | None = None) -> None:
+        """Stores ``verdict``, unless the cache was invalidated since ``generation``."""
         lifetime = self.ttl
         if verdict.grant is not None and verdict.grant.expires_at is not None:
             lifetime = min(lifetime, verdict.grant.expires_at - time.time())
         if lifetime <= 0:
             return
+        now = time.monotonic()
+        until = now + lifetime
+        renew_at = now + lifetime * (1 - RENEW_SHARE) if verdict.grant is not None else until
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             if digest not in self._entries and len(self._entries) >= self.max_entries:
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[digest] = (verdict, time.monotonic() + lifetime)
+            self._entries[digest] = (verdict, renew_at, until)
 
     def invalidate_key_id(self, key_id: str) -> None:
         with self._lock:
-            stale = [d for d, (v, _) in self._entries.items()
+            self.generation += 1
+            stale = [d for d, (v, _, _) in self._entries.items()
                      if v.grant is not None and v.grant.key_id == key_id]
             for digest in stale:
                 del self._entries[digest]
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self._entries.clear()
+
+
+def _lookup(cache: GrantCache, digest: bytes) -> tuple[Verdict | None, bool]:
+    verdict, renew = cache.get(digest)
+    if verdict is not None:
+        _cache_lookups("renew" if renew else "hit").inc()
+    return verdict, renew
+
+
+def _renewal_failed(exc: BaseException) -> None:
+    # The message names the failure (e.g. "auth service unavailable"), never the key.
+    log.warning("renewing a cached API key failed (%s); the cached answer ends as planned", exc)
 
 
 class Verifier(Protocol):
@@ -274,20 +318,29 @@ class CachedVerifier:
         if parse_key(key) is None:
             return INVALID_KEY
         digest = key_digest(key)
-        verdict = self.cache.get(digest)
-        if verdict is not None:
-            _cache_lookups("hit").inc()
-            return verdict
-        with self._stripes[digest[0] % _LOCK_STRIPES]:
-            verdict = self.cache.get(digest)
-            if verdict is not None:
-                _cache_lookups("hit").inc()
-                return verdict
-            _cache_lookups("miss").inc()
-            with metrics.AUTH_VERIFY_SECONDS.time():
-                verdict = self.inner.verify(key)
-            self.cache.put(digest, verdict)
-            return verdict
+        verdict, renew = _lookup(self.cache, digest)
+        if verdict is None:
+            with self._stripes[digest[0] % _LOCK_STRIPES]:
+                verdict, renew = _lookup(self.cache, digest)
+                if verdict is None:
+                    _cache_lookups("miss").inc()
+                    return self._verify_into_cache(key, digest)
+        if renew:
+            threading.Thread(target=self._renew, args=(key, digest), name="auth-renew", daemon=True).start()
+        return verdict
+
+    def _verify_into_cache(self, key: str, digest: bytes) -> Verdict:
+        generation = self.cache.generation
+        with metrics.AUTH_VERIFY_SECONDS.time():
+            verdict = self.inner.verify(key)
+        self.cache.put(digest, verdict, generation)
+        return verdict
+
+    def _renew(self, key: str, digest: bytes) -> None:
+        try:
+            self._verify_into_cache(key, digest)
+        except Exception as exc:
+            _renewal_failed(exc)
 
     def invalidate_key_id(self, key_id: str) -> None:
         self.cache.invalidate_key_id(key_id)
@@ -300,28 +353,40 @@ class AsyncCachedVerifier:
         self.inner = inner
         self.cache = cache or GrantCache(ttl)
         self._stripes: list[asyncio.Lock] | None = None
+        self._renewals: set[asyncio.Task] = set()
 
     async def verify(self, key: str) -> Verdict:
         if parse_key(key) is None:
             return INVALID_KEY
         digest = key_digest(key)
-        verdict = self.cache.get(digest)
-        if verdict is not None:
-            _cache_lookups("hit").inc()
-            return verdict
-        if self._stripes is None:
-            self._stripes = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
-        async with self._stripes[digest[0] % _LOCK_STRIPES]:
-            verdict = self.cache.get(digest)
-            if verdict is not None:
-                _cache_lookups("hit").inc()
-                return verdict
-            _cache_lookups("miss").inc()
-            started = time.perf_counter()
-            verdict = await self.inner.verify(key)
-            metrics.AUTH_VERIFY_SECONDS.observe(time.perf_counter() - started)
-            self.cache.put(digest, verdict)
-            return verdict
+        verdict, renew = _lookup(self.cache, digest)
+        if verdict is None:
+            if self._stripes is None:
+                self._stripes = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+            async with self._stripes[digest[0] % _LOCK_STRIPES]:
+                verdict, renew = _lookup(self.cache, digest)
+                if verdict is None:
+                    _cache_lookups("miss").inc()
+                    return await self._verify_into_cache(key, digest)
+        if renew:
+            task = asyncio.get_running_loop().create_task(self._renew(key, digest))
+            self._renewals.add(task)  # a task nobody references may be collected mid-way
+            task.add_done_callback(self._renewals.discard)
+        return verdict
+
+    async def _verify_into_cache(self, key: str, digest: bytes) -> Verdict:
+        generation = self.cache.generation
+        started = time.perf_counter()
+        verdict = await self.inner.verify(key)
+        metrics.AUTH_VERIFY_SECONDS.observe(time.perf_counter() - started)
+        self.cache.put(digest, verdict, generation)
+        return verdict
+
+    async def _renew(self, key: str, digest: bytes) -> None:
+        try:
+            await self._verify_into_cache(key, digest)
+        except Exception as exc:
+            _renewal_failed(exc)
 
 
 # --- asking the auth service ------------------------------------------------------
