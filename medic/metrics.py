@@ -48,7 +48,8 @@ AUTH_SUCCESSES = Counter(
     "medic_auth_successes_total", "Authorized calls, by kind of caller (key, service, "
     "propagated, anonymous)", ["kind"])
 AUTH_VERIFY_SECONDS = Histogram(
-    "medic_auth_verify_seconds", "Time to verify a key not in the cache (Authorize RPC or local)",
+    "medic_auth_verify_seconds", "Time to verify a key on a cache miss or a background renewal "
+    "(Authorize RPC or local)",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 AUTH_CACHE_LOOKUPS = Counter(
     "medic_auth_cache_lookups_total", "Verified-key cache lookups, by result (hit; renew: a hit that "
