@@ -17,7 +17,6 @@ import collections
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 from medic.errors import MedicError, Unavailable
 from services.heartbeat import metrics
@@ -26,12 +25,37 @@ from services.heartbeat.store import HeartbeatStore, IngestItem, IngestResult
 log = logging.getLogger(__name__)
 
 
+class _Submission:
+    """One caller's heartbeats, and the lock it waits on until a writer is done
+    with them: the cheapest hand-back CPython has (a ``concurrent.futures.Future``
+    builds a Condition per call and wakes through it; this is one C lock)."""
+
+    __slots__ = ("items", "results", "error", "_done")
+
+    def __init__(self, items: Sequence[IngestItem]):
+        self.items = items
+        self.results: list[IngestResult] | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self, results: list[IngestResult] | None = None, error: BaseException | None = None) -> None:
+        self.results, self.error = results, error
+        self._done.release()
+
+    def wait(self) -> list[IngestResult]:
+        self._done.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.results  # type: ignore[return-value]
+
+
 class IngestQueue:
     def __init__(self, store: HeartbeatStore, *, batch_max: int = 500, writers: int = 2):
         self.store = store
         self.batch_max = batch_max
-        self._pending: collections.deque[tuple[Sequence[IngestItem], Future]] = collections.deque()
-        self._cond = threading.Condition()
+        self._pending: collections.deque[_Submission] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
         self._closed = False
         self._threads = [threading.Thread(target=self._writer, name=f"ingest-{n}", daemon=True)
                          for n in range(writers)]
@@ -48,27 +72,27 @@ class IngestQueue:
         for thread in self._threads:
             thread.join(timeout)
 
-    def submit(self, items: Sequence[IngestItem], timeout: float | None = None) -> list[IngestResult]:
-        future: Future = Future()
+    def submit(self, items: Sequence[IngestItem]) -> list[IngestResult]:
+        submission = _Submission(items)
         with self._cond:
             if self._closed:
                 raise Unavailable("shutting down")
-            self._pending.append((items, future))
+            self._pending.append(submission)
             self._cond.notify()
-        return future.result(timeout)
+        return submission.wait()
 
-    def _take(self) -> list[tuple[Sequence[IngestItem], Future]] | None:
+    def _take(self) -> list[_Submission] | None:
         with self._cond:
             while not self._pending:
                 if self._closed:
                     return None
                 self._cond.wait()
             taken = [self._pending.popleft()]
-            count = len(taken[0][0])
-            while self._pending and count + len(self._pending[0][0]) <= self.batch_max:
+            count = len(taken[0].items)
+            while self._pending and count + len(self._pending[0].items) <= self.batch_max:
                 submission = self._pending.popleft()
                 taken.append(submission)
-                count += len(submission[0])
+                count += len(submission.items)
             return taken
 
     def _writer(self) -> None:
@@ -78,20 +102,19 @@ class IngestQueue:
                 return
             self._write(taken)
 
-    def _write(self, taken: list[tuple[Sequence[IngestItem], Future]]) -> None:
-        items = [item for submission, _ in taken for item in submission]
+    def _write(self, taken: list[_Submission]) -> None:
+        items = [item for submission in taken for item in submission.items]
         metrics.INGEST_BATCH_SIZE.observe(len(items))
         try:
             with metrics.INGEST_COMMIT_SECONDS.time():
                 results = self.store.record_heartbeats(items)
         except Unavailable as exc:
-            for _, future in taken:
-                future.set_exception(exc)
+            for submission in taken:
+                submission.finish(error=exc)
             return
         except Exception as exc:
             if len(taken) == 1:
-                future = taken[0][1]
-                future.set_exception(exc if isinstance(exc, MedicError) else MedicError("ingest failed"))
+                taken[0].finish(error=exc if isinstance(exc, MedicError) else MedicError("ingest failed"))
                 if not isinstance(exc, MedicError):
                     log.exception("recording heartbeats failed")
                 return
@@ -99,8 +122,8 @@ class IngestQueue:
                 self._write([submission])
             return
         offset = 0
-        for submission, future in taken:
-            future.set_result(results[offset:offset + len(submission)])
-            offset += len(submission)
+        for submission in taken:
+            submission.finish(results[offset:offset + len(submission.items)])
+            offset += len(submission.items)
         for outcome, count in collections.Counter(r.outcome for r in results).items():
             metrics.HEARTBEATS.labels(outcome).inc(count)
