@@ -43,8 +43,8 @@ SELECT_EVENTS_DELIVERY_IDS = """
     SELECT event_id, delivery_id FROM deliveries WHERE event_id = ANY(%s) ORDER BY event_id, position
 """
 
-# Candidates for a claim, oldest due first; rows other workers hold are skipped.
-# Per alert and destination, events go out in order: a RESOLVE waits while the
+# Candidates for a claim, oldest due first, read without locks (CLAIM locks the
+# ones chosen). Per alert and destination, events go out in order: a RESOLVE waits while the
 # TRIGGER to the same place is still pending or retrying (PagerDuty would
 # otherwise open an incident after its resolve).
 #
@@ -53,39 +53,43 @@ SELECT_EVENTS_DELIVERY_IDS = """
 # waiting for an earlier event never fill the window): without the LIMIT, when
 # statistics lag behind a burst the planner checked the NOT EXISTS for every due
 # row and sorted them all, several milliseconds of PostgreSQL per claim with a
-# few thousand queued. Rows of the window that another worker holds are skipped;
-# the next claim looks again. The ordering rule is a correlated subquery (run
+# few thousand queued. The ordering rule is a correlated subquery (run
 # per candidate, through deliveries_unfinished_alert_idx, until the window is
 # full): written as NOT EXISTS it became an anti-join that a planner with stale
 # statistics ran as a hash join over every due row. Bitmap scans are off for
 # the claim: they cannot mark the index entries of finished deliveries dead, so
 # every claim re-read all of them (an ordered index scan does, then skips them).
 CLAIM_PLANNER_SETTINGS = "SET LOCAL enable_bitmapscan = off"
-LOCK_DUE = """
-    SELECT d.delivery_id, d.destination_key FROM deliveries d
-    WHERE d.delivery_id = ANY(ARRAY(
-            SELECT c.delivery_id FROM deliveries c
-            WHERE c.next_attempt_at <= now() AND c.status IN ('pending', 'retrying')
-              AND c.destination_key <> ALL(%(full)s)
-              AND (SELECT earlier.delivery_id FROM deliveries earlier
-                   WHERE earlier.alert_id = c.alert_id AND earlier.destination_key = c.destination_key
-                     AND earlier.delivery_id < c.delivery_id
-                     AND earlier.status IN ('pending', 'retrying')
-                   LIMIT 1) IS NULL
-            ORDER BY c.next_attempt_at
-            LIMIT %(window)s))
-      AND d.next_attempt_at <= now() AND d.status IN ('pending', 'retrying')
-    ORDER BY d.next_attempt_at
-    LIMIT %(scan)s
-    FOR UPDATE OF d SKIP LOCKED
+SELECT_DUE = """
+    SELECT c.delivery_id, c.destination_key FROM deliveries c
+    WHERE c.next_attempt_at <= now() AND c.status IN ('pending', 'retrying')
+      AND c.destination_key <> ALL(%(full)s) AND c.delivery_id <> ALL(%(lost)s)
+      AND (SELECT earlier.delivery_id FROM deliveries earlier
+           WHERE earlier.alert_id = c.alert_id AND earlier.destination_key = c.destination_key
+             AND earlier.delivery_id < c.delivery_id
+             AND earlier.status IN ('pending', 'retrying')
+           LIMIT 1) IS NULL
+    ORDER BY c.next_attempt_at
+    LIMIT %(window)s
 """
 
+# A claim that lost chosen rows to another worker looks again, past them, up to
+# CLAIM_ROUNDS times in all.
+CLAIM_ROUNDS = 3
+
+# Locks only the candidates chosen (a row lock is a heap write, WAL included:
+# locking every candidate of the window, to keep a few, cost PostgreSQL more
+# than the rest of a delivery); one another worker holds or has claimed since
+# (no longer due) is skipped, and the next claim looks again.
 CLAIM = """
     UPDATE deliveries
     SET attempts = attempts + 1, round_attempts = round_attempts + 1,
         claim_token = %(token)s, last_attempt_at = now(), updated_at = now(),
         next_attempt_at = now() + make_interval(secs => %(lease)s)
-    WHERE delivery_id = ANY(%(ids)s)
+    WHERE delivery_id = ANY(ARRAY(
+        SELECT delivery_id FROM deliveries
+        WHERE delivery_id = ANY(%(ids)s) AND next_attempt_at <= now() AND status IN ('pending', 'retrying')
+        FOR UPDATE SKIP LOCKED))
     RETURNING delivery_id, target_type, config, event, idempotency_key, destination_key,
               round_attempts, webhook_id, claim_token::text AS claim_token
 """
@@ -228,6 +232,21 @@ class RecordedAttempt:
     skipped_types: list[str]
 
 
+def _choose(candidates: Sequence[Row], want: int, room: Callable[[str], int],
+            taken: dict[str, int]) -> list[tuple[int, str]]:
+    """Up to ``want`` candidates, in order, within each destination's room
+    (``taken`` counts what this claim already holds, and is updated)."""
+    chosen = []
+    for row in candidates:
+        if len(chosen) >= want:
+            break
+        key = row["destination_key"]
+        if taken.get(key, 0) < room(key):
+            taken[key] = taken.get(key, 0) + 1
+            chosen.append((row["delivery_id"], key))
+    return chosen
+
+
 class DeliveryStore:
     def __init__(self, db: Database):
         self.db = db
@@ -272,20 +291,25 @@ class DeliveryStore:
             return []
         with self.db.transaction() as tx:
             tx.execute(CLAIM_PLANNER_SETTINGS)
-            candidates = tx.all(LOCK_DUE, {"scan": limit * 4, "window": limit * 8, "full": list(full)})
-            chosen: list[int] = []
-            taken: dict[str, int] = {}
-            for row in candidates:
-                if len(chosen) >= limit:
+            token = str(uuid.uuid4())
+            claimed: list[Row] = []
+            taken: dict[str, int] = {}  # destination -> rows claimed by this call
+            lost: list[int] = []  # chosen, but another worker claimed them first
+            for _ in range(CLAIM_ROUNDS):
+                want = limit - len(claimed)
+                candidates = tx.all(SELECT_DUE, {"window": want * 8, "full": list(full), "lost": lost})
+                chosen = _choose(candidates, want, room, taken)
+                if not chosen:
                     break
-                key = row["destination_key"]
-                if taken.get(key, 0) < room(key):
-                    taken[key] = taken.get(key, 0) + 1
-                    chosen.append(row["delivery_id"])
-            if not chosen:
-                return []
-            claimed = tx.all(CLAIM, {"token": str(uuid.uuid4()), "lease": lease_seconds,
-                                     "ids": chosen})
+                got = tx.all(CLAIM, {"token": token, "lease": lease_seconds, "ids": [i for i, _ in chosen]})
+                claimed += got
+                if len(got) == len(chosen):
+                    break
+                got_ids = {row["delivery_id"] for row in got}
+                for delivery_id, key in chosen:
+                    if delivery_id not in got_ids:
+                        taken[key] -= 1
+                        lost.append(delivery_id)
             webhook_ids = [r["webhook_id"] for r in claimed if r["webhook_id"] is not None]
             webhooks = {w["webhook_id"]: w for w in tx.all(SELECT_WEBHOOKS_BY_ID, (webhook_ids,))} \
                 if webhook_ids else {}

@@ -375,3 +375,30 @@ def test_a_huge_response_is_read_only_in_part_and_the_next_delivery_still_goes_o
             delivery_pb2.ListDeliveriesRequest(service_id=0)).deliveries}
     assert [rows[i]["status"] for i in (*first, *second)] == ["success", "success"]
     assert len(listed[first[0]]) == 4096 and listed[second[0]] == "second"
+
+
+def test_a_claim_that_loses_its_rows_to_another_worker_takes_the_next_ones(db):
+    """Claims read candidates without locks and lock only the rows they choose: when
+    another worker claims those first, the claim looks again past them instead of
+    coming back empty (its worker would idle until the next poll)."""
+    from services.delivery.servicer import event_to_domain, plan_deliveries
+    from services.delivery.store import DeliveryStore
+
+    store, other = DeliveryStore(db), DeliveryStore(db)
+    for alert_id in range(1, 11):
+        event = event_to_domain(alert_event(alert_id))
+        store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target(f"http://h{alert_id}.example/h")], []))
+    taken_first: list[int] = []
+
+    def room(_key):
+        # Runs between this claim's reading of the candidates and its locking:
+        # another worker claims the four oldest in the meantime.
+        if not taken_first:
+            taken_first.extend(r["delivery_id"] for r in other.claim_due(4, 60.0, lambda _k: 10))
+        return 10
+
+    mine = [r["delivery_id"] for r in store.claim_due(4, 60.0, room)]
+    assert len(taken_first) == 4 and len(mine) == 4
+    assert not set(mine) & set(taken_first)
+    oldest = [r["delivery_id"] for r in db.all("SELECT delivery_id FROM deliveries ORDER BY delivery_id")]
+    assert sorted(taken_first + mine) == oldest[:8]
