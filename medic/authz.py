@@ -53,8 +53,9 @@ import re
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import quote, unquote
 
 import grpc
@@ -88,6 +89,8 @@ SCOPE_FROM_PB = {v: k for k, v in SCOPE_TO_PB.items()}
 
 CACHE_MAX_ENTRIES = 10_000
 RENEW_SHARE = 0.25  # a grant in use is renewed in the last quarter of its life
+RENEW_THREADS = 2  # per process (a thread pool; the gateway renews on its event loop)
+RENEW_MAX_PENDING = 100  # beyond this many renewals queued, entries lapse into plain misses
 _LOCK_STRIPES = 64
 
 FAILURE_MESSAGES = {
@@ -214,25 +217,38 @@ def reject(reason: str, scope: str = "") -> MedicError:
 
 # --- the verified-key cache -----------------------------------------------------
 
+class Asked(NamedTuple):
+    """When a verification began: its answer is stored only if no invalidation
+    came since (``generation``), and it lasts from ``at``, not from its arrival."""
+    generation: int
+    at: float
+
+
 class GrantCache:
-    """Verdicts by SHA-256 of the presented key, each kept for the TTL (a grant
-    never past its key's expiry). Bounded: the oldest entry makes room.
+    """Verdicts by SHA-256 of the presented key, each kept for the TTL from when
+    it was asked (a grant never past its key's expiry). Bounded: the oldest entry
+    makes room.
 
     A grant still in use is renewed before it ends: the first lookup in the last
     ``RENEW_SHARE`` of its life is told to renew it (once per entry), in the
     background, so that no request waits for a verification once its key is
     cached. A renewal's answer replaces the entry (a revoked key stops working
-    at once); one that fails leaves the entry to end when it would have."""
+    at once) unless a later-asked answer is already there; one that fails leaves
+    the entry to end when it would have."""
 
     def __init__(self, ttl: float, max_entries: int = CACHE_MAX_ENTRIES):
         self.ttl = ttl
         self.max_entries = max_entries
-        # digest -> (verdict, renew_at, until); renew_at = until for a verdict not to be
-        # renewed: a refusal, or a grant whose renewal is claimed.
-        self._entries: dict[bytes, tuple[Verdict, float, float]] = {}
+        # digest -> (verdict, renew_at, until, asked_at); renew_at = until for a verdict
+        # not to be renewed: a refusal, a grant ending with its key, or one whose
+        # renewal is claimed.
+        self._entries: dict[bytes, tuple[Verdict, float, float, float]] = {}
         self._lock = threading.Lock()
-        # Bumped by every invalidation: a verification begun before one is not stored.
-        self.generation = 0
+        self._generation = 0  # bumped by every invalidation
+
+    def asking(self) -> Asked:
+        """To call before verifying; the answer goes to ``put`` with it."""
+        return Asked(self._generation, time.monotonic())
 
     def get(self, digest: bytes) -> tuple[Verdict | None, bool]:
         """The cached verdict (None when there is none, or it ended) and whether
@@ -240,7 +256,7 @@ class GrantCache:
         entry = self._entries.get(digest)
         if entry is None:
             return None, False
-        verdict, renew_at, until = entry
+        verdict, renew_at, until, asked_at = entry
         now = time.monotonic()
         if now < renew_at:
             return verdict, False
@@ -250,37 +266,40 @@ class GrantCache:
             if now >= until:
                 del self._entries[digest]
                 return None, False
-            self._entries[digest] = (verdict, until, until)
+            self._entries[digest] = (verdict, until, until, asked_at)
         return verdict, True
 
-    def put(self, digest: bytes, verdict: Verdict, generation: int | None = None) -> None:
-        """Stores ``verdict``, unless the cache was invalidated since ``generation``."""
+    def put(self, digest: bytes, verdict: Verdict, asked: Asked) -> None:
+        """Stores ``verdict``, asked at ``asked``: not if the cache was invalidated
+        since, nor over an answer asked later."""
         lifetime = self.ttl
         if verdict.grant is not None and verdict.grant.expires_at is not None:
             lifetime = min(lifetime, verdict.grant.expires_at - time.time())
-        if lifetime <= 0:
-            return
-        now = time.monotonic()
-        until = now + lifetime
-        renew_at = now + lifetime * (1 - RENEW_SHARE) if verdict.grant is not None else until
+        until = asked.at + lifetime
+        # A grant ending with its key is not renewed: it would only end again.
+        renew_at = (asked.at + lifetime * (1 - RENEW_SHARE)
+                    if verdict.grant is not None and lifetime == self.ttl else until)
         with self._lock:
-            if generation is not None and generation != self.generation:
+            if asked.generation != self._generation or until <= time.monotonic():
                 return
-            if digest not in self._entries and len(self._entries) >= self.max_entries:
+            current = self._entries.get(digest)
+            if current is not None and current[3] > asked.at:
+                return
+            if current is None and len(self._entries) >= self.max_entries:
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[digest] = (verdict, renew_at, until)
+            self._entries[digest] = (verdict, renew_at, until, asked.at)
 
     def invalidate_key_id(self, key_id: str) -> None:
         with self._lock:
-            self.generation += 1
-            stale = [d for d, (v, _, _) in self._entries.items()
+            self._generation += 1
+            stale = [d for d, (v, _, _, _) in self._entries.items()
                      if v.grant is not None and v.grant.key_id == key_id]
             for digest in stale:
                 del self._entries[digest]
 
     def clear(self) -> None:
         with self._lock:
-            self.generation += 1
+            self._generation += 1
             self._entries.clear()
 
 
@@ -313,6 +332,9 @@ class CachedVerifier:
         self.inner = inner
         self.cache = cache or GrantCache(ttl)
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._renewals: ThreadPoolExecutor | None = None  # started at the first renewal
+        self._renewal_lock = threading.Lock()
+        self._renewing = 0
 
     def verify(self, key: str) -> Verdict:
         if parse_key(key) is None:
@@ -326,14 +348,31 @@ class CachedVerifier:
                     _cache_lookups("miss").inc()
                     return self._verify_into_cache(key, digest)
         if renew:
-            threading.Thread(target=self._renew, args=(key, digest), name="auth-renew", daemon=True).start()
+            self._start_renewal(key, digest)
         return verdict
 
+    @property
+    def renewing(self) -> int:
+        """Renewals queued or running."""
+        return self._renewing
+
+    def _start_renewal(self, key: str, digest: bytes) -> None:
+        with self._renewal_lock:
+            if self._renewing >= RENEW_MAX_PENDING:
+                return  # the auth service is slow: this entry lapses into a plain miss
+            if self._renewals is None:
+                self._renewals = ThreadPoolExecutor(RENEW_THREADS, thread_name_prefix="auth-renew")
+            try:
+                self._renewals.submit(self._renew, key, digest)
+            except RuntimeError:  # shutting down
+                return
+            self._renewing += 1
+
     def _verify_into_cache(self, key: str, digest: bytes) -> Verdict:
-        generation = self.cache.generation
+        asked = self.cache.asking()
         with metrics.AUTH_VERIFY_SECONDS.time():
             verdict = self.inner.verify(key)
-        self.cache.put(digest, verdict, generation)
+        self.cache.put(digest, verdict, asked)
         return verdict
 
     def _renew(self, key: str, digest: bytes) -> None:
@@ -341,6 +380,9 @@ class CachedVerifier:
             self._verify_into_cache(key, digest)
         except Exception as exc:
             _renewal_failed(exc)
+        finally:
+            with self._renewal_lock:
+                self._renewing -= 1
 
     def invalidate_key_id(self, key_id: str) -> None:
         self.cache.invalidate_key_id(key_id)
@@ -368,18 +410,22 @@ class AsyncCachedVerifier:
                 if verdict is None:
                     _cache_lookups("miss").inc()
                     return await self._verify_into_cache(key, digest)
-        if renew:
+        if renew and len(self._renewals) < RENEW_MAX_PENDING:
             task = asyncio.get_running_loop().create_task(self._renew(key, digest))
             self._renewals.add(task)  # a task nobody references may be collected mid-way
             task.add_done_callback(self._renewals.discard)
         return verdict
 
+    @property
+    def renewing(self) -> int:
+        """Renewals running."""
+        return len(self._renewals)
+
     async def _verify_into_cache(self, key: str, digest: bytes) -> Verdict:
-        generation = self.cache.generation
-        started = time.perf_counter()
+        asked = self.cache.asking()
         verdict = await self.inner.verify(key)
-        metrics.AUTH_VERIFY_SECONDS.observe(time.perf_counter() - started)
-        self.cache.put(digest, verdict, generation)
+        metrics.AUTH_VERIFY_SECONDS.observe(time.monotonic() - asked.at)
+        self.cache.put(digest, verdict, asked)
         return verdict
 
     async def _renew(self, key: str, digest: bytes) -> None:

@@ -14,17 +14,18 @@ import threading
 import time
 
 from medic import metrics
-from medic.authz import AsyncCachedVerifier, CachedVerifier, KeyGrant, Verdict
+from medic.authz import AsyncCachedVerifier, CachedVerifier, GrantCache, KeyGrant, Verdict
 from medic.errors import Unavailable
 from services.auth.keys import new_key
 
-TTL = 0.4          # renewal is due after 0.3 s (the last quarter of the entry's life)
-RENEW_DUE = 0.32
+TTL = 2.0          # renewal is due after 1.5 s (the last quarter of the entry's life)
+RENEW_DUE = 1.55
 
 
-def grant(scopes=("read",)):
+def grant(scopes=("read",), expires_at=None):
     return Verdict(None, KeyGrant(key_id="abcdefghijkl", name="ci", scopes=frozenset(scopes),
-                                  heartbeat_per_minute=100, management_per_minute=20))
+                                  heartbeat_per_minute=100, management_per_minute=20,
+                                  expires_at=expires_at))
 
 
 class HeldVerifier:
@@ -58,10 +59,6 @@ class AsyncHeldVerifier(HeldVerifier):
 
 def renewals() -> float:
     return metrics.AUTH_CACHE_LOOKUPS.labels("renew")._value.get()
-
-
-def renewal_done() -> bool:
-    return not any(thread.name == "auth-renew" for thread in threading.enumerate())
 
 
 def wait_until(condition, timeout=5.0):
@@ -101,7 +98,7 @@ def test_a_renewal_that_finds_the_key_revoked_stops_it_at_once():
     assert cached.verify(key) == grant()
     assert inner.asked.wait(2)
     inner.release(Verdict("revoked_key"))
-    wait_until(renewal_done)
+    wait_until(lambda: cached.renewing == 0)
     assert cached.verify(key).reason == "revoked_key"  # before the entry would have ended
 
 
@@ -137,7 +134,7 @@ def test_a_renewal_begun_before_a_revocation_here_is_not_stored():
     assert inner.asked.wait(2)
     cached.invalidate_key_id("abcdefghijkl")  # revoked in this process meanwhile
     inner.release(grant(scopes=("admin",)))  # the answer read before the revocation
-    wait_until(renewal_done)
+    wait_until(lambda: cached.renewing == 0)
     # The stale answer was dropped: the next request asks again.
     inner.answer = Verdict("revoked_key")
     assert cached.verify(key).reason == "revoked_key"
@@ -166,3 +163,33 @@ def test_the_gateways_async_cache_renews_in_the_background_too():
         assert await cached.verify(key) == renewed and inner.calls == 2
 
     asyncio.run(scenario())
+
+
+def test_an_answer_asked_earlier_never_replaces_one_asked_later():
+    """A slow renewal arriving after a newer answer (say "revoked", stored by a miss
+    once the entry ended) must not bring the old grant back."""
+    cache = GrantCache(ttl=TTL)
+    earlier = cache.asking()
+    later = cache.asking()
+    cache.put(b"k", Verdict("revoked_key"), later)
+    cache.put(b"k", grant(), earlier)
+    assert cache.get(b"k")[0].reason == "revoked_key"
+
+
+def test_an_entry_lasts_the_ttl_from_when_it_was_asked_not_from_its_arrival():
+    cache = GrantCache(ttl=0.3)
+    asked = cache.asking()
+    time.sleep(0.2)  # a slow answer
+    cache.put(b"k", grant(), asked)
+    time.sleep(0.15)
+    assert cache.get(b"k") == (None, False)
+
+
+def test_a_grant_ending_with_its_key_is_not_renewed():
+    key = new_key()[1]
+    inner = HeldVerifier(grant(expires_at=time.time() + TTL / 2))
+    cached = CachedVerifier(inner, ttl=TTL)
+    cached.verify(key)
+    time.sleep(TTL / 2 * 0.9)  # past three quarters of its (shortened) life
+    assert cached.verify(key).grant is not None
+    assert inner.calls == 1 and cached.renewing == 0
