@@ -4,16 +4,19 @@ Authorize uses it directly: every answer reads the key's row (revocation,
 expiry and overrides are always current, whichever auth replica revoked), so a
 caller's cache TTL is the only delay before a revocation applies everywhere.
 The expensive part, argon2, is remembered instead: a presented key that matched
-a hash is not hashed again for MEDIC_AUTH_CACHE_TTL_SECONDS (once per key per
-TTL in this process, however many processes ask). The auth process's own
-interceptor puts a ``medic.authz.CachedVerifier`` in front of it, so the auth
-service never calls itself.
+its row's hash is not hashed again in this process while the row holds that hash
+(a key's hash never changes; revocation, expiry and overrides are other columns,
+read every time), however many processes ask, for up to CACHE_MAX_ENTRIES keys
+(the longest remembered makes room). Hashing it again every TTL would give the
+same answer for ~0.1 s of CPU per key in use per TTL: with a few hundred keys in
+use, all of the auth service's CPU. The auth process's own interceptor puts a
+``medic.authz.CachedVerifier`` in front of it, so the auth service never calls
+itself.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from medic.authz import CACHE_MAX_ENTRIES, INVALID_KEY, KeyGrant, Verdict, key_digest, parse_key
 from medic.config import Settings
@@ -40,22 +43,20 @@ class LocalVerifier:
     def __init__(self, store: KeyStore, settings: Settings):
         self.store = store
         self.settings = settings
-        self.ttl = settings.auth_cache_ttl_seconds
-        # SHA-256 of a presented key -> (the hash it matched, until when we trust that)
-        self._matched: dict[bytes, tuple[str, float]] = {}
+        # SHA-256 of a presented key -> the hash it matched; the longest kept makes room
+        self._matched: dict[bytes, str] = {}
         self._lock = threading.Lock()
 
     def _matches(self, row: Row, key: str) -> bool:
         digest = key_digest(key)
-        known = self._matched.get(digest)
-        if known is not None and known[0] == row["key_hash"] and time.monotonic() < known[1]:
+        if self._matched.get(digest) == row["key_hash"]:
             return True
         if not keys.key_matches(row["key_hash"], key):
             return False
         with self._lock:
             if len(self._matched) >= CACHE_MAX_ENTRIES:
                 self._matched.pop(next(iter(self._matched)))
-            self._matched[digest] = (row["key_hash"], time.monotonic() + self.ttl)
+            self._matched[digest] = row["key_hash"]
         return True
 
     def verify(self, key: str) -> Verdict:
