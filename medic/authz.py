@@ -325,8 +325,9 @@ class AsyncVerifier(Protocol):
 
 class CachedVerifier:
     """A verifier behind the cache. Malformed keys never reach it; concurrent
-    misses on one key wait for a single verification (single flight), so argon2
-    runs once per key per TTL per process."""
+    misses on one key wait for a single verification (single flight), so the
+    inner verifier is asked once per key per TTL per process (the auth service
+    runs argon2 once per key: ``services.auth.verifier``)."""
 
     def __init__(self, inner: Verifier, ttl: float, cache: GrantCache | None = None):
         self.inner = inner

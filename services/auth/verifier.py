@@ -54,7 +54,7 @@ class LocalVerifier:
         if not keys.key_matches(row["key_hash"], key):
             return False
         with self._lock:
-            if len(self._matched) >= CACHE_MAX_ENTRIES:
+            if digest not in self._matched and len(self._matched) >= CACHE_MAX_ENTRIES:
                 self._matched.pop(next(iter(self._matched)))
             self._matched[digest] = row["key_hash"]
         return True

@@ -202,6 +202,20 @@ def test_argon2_runs_once_per_key_per_process(settings, db, admin_key):
         auth.stop(grace=1)
 
 
+def test_a_wrong_secret_for_a_remembered_key_id_is_still_refused(settings, servers, client, admin_key):
+    """The auth service remembers keys that matched by the digest of the whole
+    presented key: another secret under the same key id is hashed and refused."""
+    key = client.create_key(admin_key, "read", management_per_minute=1000)
+    assert client.code_of(client.heartbeat.ListServices, heartbeat_pb2.ListServicesRequest(), key) == OK
+    key_id = key.split("_")[1]
+    forged = f"mdk_{key_id}_" + ("A" if key[-1] != "A" else "B") * 43
+    before = argon2_runs()
+    assert client.code_of(client.heartbeat.ListServices, heartbeat_pb2.ListServicesRequest(),
+                          forged) == UNAUTHENTICATED
+    assert argon2_runs() - before == 1
+    assert client.code_of(client.heartbeat.ListServices, heartbeat_pb2.ListServicesRequest(), key) == OK
+
+
 def test_malformed_and_unknown_keys_cost_no_argon2(settings, servers, client, admin_key):
     """10,000 requests: 5,000 malformed keys (refused before any RPC) and 5,000 with
     well-formed keys of 100 unknown ids, each presented 50 times (each id is asked
