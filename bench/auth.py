@@ -84,29 +84,27 @@ def main() -> int:
         load = wait_for_quiet(max_wait=60)
         for row in asyncio.run(micro(medic, args.calls)):
             emit({**row, "load1": load})
+        def measure(figure: str, key: str | None, **extra) -> dict:
+            """One wrk run after a 2 s warm-up, emitted as ``figure``."""
+            wrk_heartbeats(medic.gateway_url, services=args.services, duration=2, key=key)
+            load = wait_for_quiet(max_wait=60)
+            result = wrk_heartbeats(medic.gateway_url, services=args.services, duration=args.duration, key=key)
+            emit({"figure": figure, **extra, "load1": load, **result})
+            return result
+
         # Key and anonymous alternate, --rounds times each: the machine's speed drifts by
         # more than auth costs between two runs a minute apart, so the overhead is the
         # median of the differences within a round.
         differences = []
         for round_ in range(args.rounds):
-            results = {}
-            for name, key in (("key", medic.admin_key), ("anonymous", None)):
-                wrk_heartbeats(medic.gateway_url, services=args.services, duration=2, key=key)  # warm-up
-                load = wait_for_quiet(max_wait=60)
-                results[name] = wrk_heartbeats(medic.gateway_url, services=args.services,
-                                               duration=args.duration, key=key)
-                emit({"figure": f"http_post_heartbeat_{name}", "round": round_ + 1, "load1": load,
-                      **results[name]})
-            if "p50_ms" in results["key"] and "p50_ms" in results["anonymous"]:
-                differences.append(results["key"]["p50_ms"] - results["anonymous"]["p50_ms"])
+            with_key = measure("http_post_heartbeat_key", medic.admin_key, round=round_ + 1)
+            anonymous = measure("http_post_heartbeat_anonymous", None, round=round_ + 1)
+            if "p50_ms" in with_key and "p50_ms" in anonymous:
+                differences.append(with_key["p50_ms"] - anonymous["p50_ms"])
         if differences:
             emit({"figure": "http_auth_overhead_p50_ms", "value": round(statistics.median(differences), 3),
                   "rounds": [round(d, 3) for d in differences]})
-        bad = f"mdk_{'B' * 12}_{secrets.token_urlsafe(32)}"
-        wrk_heartbeats(medic.gateway_url, services=args.services, duration=2, key=bad)  # warm-up
-        load = wait_for_quiet(max_wait=60)
-        emit({"figure": "http_post_heartbeat_bad_key", "load1": load,
-              **wrk_heartbeats(medic.gateway_url, services=args.services, duration=args.duration, key=bad)})
+        measure("http_post_heartbeat_bad_key", f"mdk_{'B' * 12}_{secrets.token_urlsafe(32)}")
     return 0
 
 

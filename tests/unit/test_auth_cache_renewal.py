@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 
+import pytest
+
 from medic import metrics
 from medic.authz import AsyncCachedVerifier, CachedVerifier, GrantCache, KeyGrant, Verdict
 from medic.errors import Unavailable
@@ -68,12 +70,18 @@ def wait_until(condition, timeout=5.0):
         time.sleep(0.01)
 
 
-def test_a_key_in_use_is_renewed_in_the_background_and_answered_meanwhile():
+def cached_key_due_for_renewal() -> tuple[str, HeldVerifier, CachedVerifier]:
+    """A key verified once (at once), then left until its renewal is due."""
     key = new_key()[1]
     inner = HeldVerifier(grant())
     cached = CachedVerifier(inner, ttl=TTL)
     assert cached.verify(key) == grant()
     time.sleep(RENEW_DUE)
+    return key, inner, cached
+
+
+def test_a_key_in_use_is_renewed_in_the_background_and_answered_meanwhile():
+    key, inner, cached = cached_key_due_for_renewal()
     before = renewals()
     # Renewal due: this request starts it and is answered from the cache at once;
     # so are the next ones, while the renewal is held; none starts another.
@@ -90,11 +98,7 @@ def test_a_key_in_use_is_renewed_in_the_background_and_answered_meanwhile():
 
 
 def test_a_renewal_that_finds_the_key_revoked_stops_it_at_once():
-    key = new_key()[1]
-    inner = HeldVerifier(grant())
-    cached = CachedVerifier(inner, ttl=TTL)
-    cached.verify(key)
-    time.sleep(RENEW_DUE)
+    key, inner, cached = cached_key_due_for_renewal()
     assert cached.verify(key) == grant()
     assert inner.asked.wait(2)
     inner.release(Verdict("revoked_key"))
@@ -103,11 +107,7 @@ def test_a_renewal_that_finds_the_key_revoked_stops_it_at_once():
 
 
 def test_a_failed_renewal_leaves_the_entry_to_end_as_planned(caplog):
-    key = new_key()[1]
-    inner = HeldVerifier(grant())
-    cached = CachedVerifier(inner, ttl=TTL)
-    cached.verify(key)
-    time.sleep(RENEW_DUE)
+    key, inner, cached = cached_key_due_for_renewal()
     with caplog.at_level(logging.WARNING, logger="medic.authz"):
         assert cached.verify(key) == grant()
         inner.release(Unavailable("auth service unavailable (UNAVAILABLE)"))
@@ -116,20 +116,13 @@ def test_a_failed_renewal_leaves_the_entry_to_end_as_planned(caplog):
     assert cached.verify(key) == grant()  # still within the entry's life, no second renewal
     assert inner.calls == 2
     time.sleep(TTL - RENEW_DUE)
-    try:
+    with pytest.raises(Unavailable):
         cached.verify(key)  # ended: a plain miss, which asks (and fails) in the open
-        raise AssertionError("expected the miss to fail")
-    except Unavailable:
-        pass
     assert inner.calls == 3
 
 
 def test_a_renewal_begun_before_a_revocation_here_is_not_stored():
-    key = new_key()[1]
-    inner = HeldVerifier(grant())
-    cached = CachedVerifier(inner, ttl=TTL)
-    cached.verify(key)
-    time.sleep(RENEW_DUE)
+    key, inner, cached = cached_key_due_for_renewal()
     cached.verify(key)
     assert inner.asked.wait(2)
     cached.invalidate_key_id("abcdefghijkl")  # revoked in this process meanwhile
