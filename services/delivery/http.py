@@ -16,7 +16,7 @@ import urllib3.connection
 import urllib3.exceptions
 import urllib3.util.connection
 
-from services.delivery import ssrf
+from medic import ssrf
 from services.delivery.model import AttemptResult, Outcome, truncate_body
 from services.delivery.retry import parse_retry_after
 

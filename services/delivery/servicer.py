@@ -14,11 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from medic import ssrf
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2
-from services.delivery import metrics, pagerduty, ssrf, webhook
+from services.delivery import metrics, pagerduty, webhook
 from services.delivery.store import DeliveryStore, PlannedDelivery, config_json
 
 MAX_LISTED = 1000

@@ -16,7 +16,8 @@ import os
 import time
 from typing import Any
 
-from services.delivery import http, ssrf
+from medic import ssrf
+from services.delivery import http
 from services.delivery.model import EVENT_TYPES, AttemptResult, Notification, Outcome
 
 SECRET_PREFIX = "whsec_"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from services.delivery import ssrf
+from medic import ssrf
 from services.delivery.model import Notification, Outcome
 from services.delivery.webhook import WebhookSender
 from tests.fakes import WebhookReceiver

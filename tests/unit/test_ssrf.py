@@ -1,7 +1,7 @@
 """The SSRF guard of webhook destinations."""
 import pytest
 
-from services.delivery.ssrf import UnsafeDestination, UnresolvableHost, check_destination, is_public
+from medic.ssrf import UnsafeDestination, UnresolvableHost, check_destination, is_public
 
 
 @pytest.mark.parametrize("address", [
