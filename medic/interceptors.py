@@ -9,7 +9,9 @@ service), in this order for each call:
    looks up the RPC's required scope and rate-limit class in the contracts
    (``medic.contracts``) and hands them, with the call's metadata, to the
    process's ``Authorizer``. The identity it returns is available to servicers
-   through ``current_identity()``. gRPC health and reflection bypass it;
+   through ``current_identity()``. gRPC health and reflection bypass it; any
+   other method that streams its responses is refused (UNIMPLEMENTED), since
+   only unary responses are authorized here;
 3. error mapping: a ``MedicError`` becomes its status code and message (plus
    any trailing metadata it carries); any other exception is logged and
    becomes INTERNAL with a generic message;
@@ -157,8 +159,21 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 lambda it, ctx: run(inner, it, ctx),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
-        # Streaming responses (reflection) pass through untouched.
-        return handler
+        if public:
+            return handler  # gRPC health's Watch and reflection stream their responses
+        # No Medic RPC streams its responses, and ``run`` cannot authorize one: it
+        # would have to hold the identity across the stream. Until it does, such a
+        # method is refused rather than served unchecked.
+        log.error("%s streams its responses; refusing it (the interceptor cannot authorize it)", method)
+
+        def refuse(request_or_iterator: Any, context: grpc.ServicerContext):
+            _rpc_requests_of(self.service, short, grpc.StatusCode.UNIMPLEMENTED.name).inc()
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{short} streams its responses, which Medic does not serve")
+
+        factory = (grpc.unary_stream_rpc_method_handler if handler.unary_stream
+                   else grpc.stream_stream_rpc_method_handler)
+        return factory(refuse, request_deserializer=handler.request_deserializer,
+                       response_serializer=handler.response_serializer)
 
 
 # --- client side ------------------------------------------------------------

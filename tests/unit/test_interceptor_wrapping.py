@@ -94,3 +94,42 @@ def test_unknown_methods_are_looked_up_each_time_and_not_kept():
         assert interceptor.intercept_service(continuation, details) is None
     assert len(looked_up) == 3
     assert interceptor._wrapped == {}
+
+
+def test_a_method_streaming_its_responses_is_refused_not_served_unchecked():
+    """The interceptor authorizes unary responses only; a streaming Medic method
+    (none exists today) must fail closed, while gRPC health's Watch stays open."""
+    from concurrent import futures
+
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    served_items = []
+
+    def tail(request, context):
+        served_items.append(request)
+        yield b"secret"
+
+    authorizer = KeyPerCall()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         interceptors=[ServerInterceptor("streaming-test", authorizer)])
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "medic.v1.HeartbeatService", {"Tail": grpc.unary_stream_rpc_method_handler(tail)})])
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_stream("/medic.v1.HeartbeatService/Tail")(
+                b"", metadata=(("authorization", "good"),), timeout=5)
+            with pytest.raises(grpc.RpcError) as refused:
+                list(call)
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert "Tail streams its responses" in refused.value.details()
+            assert served_items == [] and authorizer.calls == 0
+
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
+    finally:
+        server.stop(0)
