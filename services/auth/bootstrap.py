@@ -8,7 +8,8 @@ The launcher (``medic up``) calls, before starting the processes:
   MEDIC_SERVICE_TOKEN. Never print or log it.
 * ``bootstrap_admin_key(settings, db)`` (database migrated) -> the plaintext of
   a new admin key when no key exists yet, else None. The key is also written to
-  ``$MEDIC_DATA_DIR/admin.key`` (0600); the launcher prints it once.
+  ``$MEDIC_DATA_DIR/admin.key`` (0600) before it is committed; the launcher
+  prints it once. It may make 300 management requests a minute (an override).
 
 Both are idempotent: a restart finds the token file and existing keys and
 creates nothing. Concurrent first starts are serialized by an advisory lock.
@@ -28,6 +29,10 @@ from services.auth.store import KeyStore
 SERVICE_TOKEN_FILE = "service.token"
 ADMIN_KEY_FILE = "admin.key"
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"
+# The bootstrap key is a person's (the CLI uses it next to `medic up`): the default
+# management limit, 20 a minute, is used up by a few minutes of setting up. Its
+# override can be changed like any other (`medic keys set-limits`).
+BOOTSTRAP_MANAGEMENT_PER_MINUTE = 300
 
 
 def write_secret(path: Path, value: str) -> None:
@@ -65,10 +70,11 @@ def bootstrap_admin_key(settings: Settings, db: Database) -> str | None:
     if store.any_key():  # the usual restart: no hashing, no lock
         return None
     key_id, key = keys.new_key()
+    # The file is written before the key is committed: a crash or a full disk in
+    # between leaves no admin key that nobody holds (the next start makes another).
     row = store.create_first(
+        lambda: write_secret(Path(settings.data_dir) / ADMIN_KEY_FILE, key),
         key_id=key_id, name=BOOTSTRAP_KEY_NAME, key_hash=keys.hash_key(key), scopes=["admin"],
-        heartbeat_per_minute=None, management_per_minute=None, expires_at=None)
-    if row is None:
-        return None
-    write_secret(Path(settings.data_dir) / ADMIN_KEY_FILE, key)
-    return key
+        heartbeat_per_minute=None, management_per_minute=BOOTSTRAP_MANAGEMENT_PER_MINUTE,
+        expires_at=None)
+    return None if row is None else key

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from medic.db import Database, Row
 from medic.errors import NotFound
@@ -68,13 +69,17 @@ class KeyStore:
                 heartbeat_per_minute=heartbeat_per_minute,
                 management_per_minute=management_per_minute, expires_at=expires_at))
 
-    def create_first(self, **fields) -> Row | None:
-        """Creates the key only when the table is empty (bootstrap); None otherwise."""
+    def create_first(self, before_commit: Callable[[], None], **fields) -> Row | None:
+        """Creates the key only when the table is empty (bootstrap); None otherwise.
+        ``before_commit`` runs once the key is inserted, inside the transaction: if
+        it fails, no key is created."""
         with self.db.transaction() as tx:
             tx.one(LOCK_BOOTSTRAP)
             if tx.one(ANY_KEY_EXISTS)["present"]:
                 return None
-            return tx.one(INSERT_KEY, fields)
+            row = tx.one(INSERT_KEY, fields)
+            before_commit()
+            return row
 
     def any_key(self) -> bool:
         return self.db.one(ANY_KEY_EXISTS)["present"]

@@ -64,6 +64,26 @@ def test_bootstrap_creates_one_admin_key_written_owner_only(settings, db):
     assert path.read_text().strip() == key
 
 
+def test_bootstrap_key_is_created_only_once_its_file_is_written(settings, db):
+    """A key file that cannot be written leaves no admin key behind (nobody would hold
+    it, and no later start would make another); the next start makes one."""
+    blocked = settings.data_dir / "not-a-dir"
+    blocked.write_text("a file where the data directory should be")
+    with pytest.raises(OSError):
+        bootstrap.bootstrap_admin_key(dataclasses.replace(settings, data_dir=blocked), db)
+    assert db.one("SELECT count(*) AS n FROM api_keys")["n"] == 0
+
+    key = bootstrap.bootstrap_admin_key(settings, db)
+    assert (settings.data_dir / "admin.key").read_text().strip() == key
+
+
+def test_bootstrap_key_may_make_more_management_calls_than_the_default(settings, db):
+    bootstrap.bootstrap_admin_key(settings, db)
+    row = db.one("SELECT management_per_minute, heartbeat_per_minute FROM api_keys")
+    assert row["management_per_minute"] == bootstrap.BOOTSTRAP_MANAGEMENT_PER_MINUTE == 300
+    assert row["heartbeat_per_minute"] is None  # the default applies
+
+
 def test_service_token_is_generated_once_owner_only(settings):
     token = bootstrap.ensure_service_token(dataclasses.replace(settings, service_token=""))
     path = settings.data_dir / "service.token"

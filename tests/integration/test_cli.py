@@ -43,7 +43,7 @@ def medic(capsys, monkeypatch, tmp_path):
 @pytest.fixture
 def admin(medic, gateway, stack):
     """medic(...) as an admin whose key allows many management calls a minute (the
-    bootstrap key keeps the default 20, which one test would use up)."""
+    bootstrap key's 300 would do, but this one is the test's own)."""
     created = medic("--url", gateway.url, "--key", stack.admin_key, "--json", "keys", "create",
                     "--name", "cli-test-admin", "--scope", "admin", "--management-per-minute", "10000")
     assert created.code == 0, created.err
