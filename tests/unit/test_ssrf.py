@@ -13,7 +13,29 @@ def test_non_public_addresses_are_refused(address):
     assert not is_public(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize("address", [
+    "2002:a9fe:a9fe::1",                  # 6to4 of the metadata IP
+    "2002:7f00:1::1",                     # 6to4 of loopback
+    "2002:a00:1::1",                      # 6to4 of 10.0.0.1
+    "2001:0:5db8:d822::80ff:fffe",        # Teredo, public server, client 127.0.0.1
+    "2001:0:5db8:d822::5601:5601",        # Teredo, public server, client 169.254.169.254
+    "2001:0:a00:1::a247:27dd",            # Teredo, server 10.0.0.1, public client
+    "64:ff9b::a9fe:a9fe",                 # NAT64 well-known prefix, metadata IP
+    "64:ff9b::7f00:1",                    # NAT64 well-known prefix, loopback
+    "64:ff9b::a00:1",                     # NAT64 well-known prefix, 10.0.0.1
+    "64:ff9b:1::a9fe:a9fe",               # NAT64 local-use prefix (never public)
+    "64:ff9b:1:5db8:d822::",              # ... even around a public IPv4
+    "::a9fe:a9fe", "::7f00:1", "::5db8:d822",  # IPv4-compatible (deprecated)
+])
+def test_ipv4_embedded_in_ipv6_is_refused_unless_public(address):
+    assert not is_public(address)
+
+
+@pytest.mark.parametrize("address", [
+    "93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:93.184.216.34",
+    # What a DNS64 resolver answers for a public IPv4-only host.
+    "64:ff9b::5db8:d822",
+])
 def test_public_addresses_pass(address):
     assert is_public(address)
 
