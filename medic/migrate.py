@@ -10,6 +10,7 @@ import importlib.resources
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg2
 
@@ -26,10 +27,21 @@ class Migration:
     name: str
     sql: str
 
+    @property
+    def label(self) -> str:
+        return f"{self.version:03d}_{self.name}"
 
-def available() -> list[Migration]:
+
+class MigrationError(RuntimeError):
+    """A migration failed; its transaction was rolled back and it is not recorded."""
+
+
+def available(directory: Path | None = None) -> list[Migration]:
+    """The migrations in ``directory`` (default: the ones shipped as ``medic.migrations``),
+    in numeric order."""
     found = []
-    for entry in importlib.resources.files("medic.migrations").iterdir():
+    root = directory if directory is not None else importlib.resources.files("medic.migrations")
+    for entry in root.iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
@@ -40,8 +52,10 @@ def available() -> list[Migration]:
     return found
 
 
-def migrate(dsn: str) -> list[str]:
-    """Applies pending migrations; returns the names applied."""
+def migrate(dsn: str, directory: Path | None = None) -> list[str]:
+    """Applies pending migrations (from ``directory``, default the shipped ones);
+    returns the names applied. Raises ``MigrationError`` naming the file that failed;
+    the ones before it stay applied."""
     applied_now = []
     conn = psycopg2.connect(dsn, connect_timeout=5, application_name="medic-migrate")
     try:
@@ -59,17 +73,20 @@ def migrate(dsn: str) -> list[str]:
                         applied_at timestamptz NOT NULL DEFAULT now())""")
                 cur.execute("SELECT version FROM medic.schema_migrations")
                 done = {row[0] for row in cur.fetchall()}
-            for migration in available():
+            for migration in available(directory):
                 if migration.version in done:
                     continue
-                with conn, conn.cursor() as cur:
-                    cur.execute("SET LOCAL search_path = medic")
-                    cur.execute(migration.sql)
-                    cur.execute("INSERT INTO medic.schema_migrations (version, name) VALUES (%s, %s)",
-                                (migration.version, migration.name))
-                label = f"{migration.version:03d}_{migration.name}"
-                log.info("applied migration %s", label)
-                applied_now.append(label)
+                try:
+                    with conn, conn.cursor() as cur:
+                        cur.execute("SET LOCAL search_path = medic")
+                        cur.execute(migration.sql)
+                        cur.execute("INSERT INTO medic.schema_migrations (version, name) VALUES (%s, %s)",
+                                    (migration.version, migration.name))
+                except psycopg2.Error as exc:
+                    raise MigrationError(f"migration {migration.label}.sql failed (rolled back): "
+                                         f"{str(exc).strip()}") from exc
+                log.info("applied migration %s", migration.label)
+                applied_now.append(migration.label)
         finally:
             conn.autocommit = True
             with conn.cursor() as cur:
