@@ -1,7 +1,12 @@
-"""`medic healthcheck` and `medic bootstrap-admin`, the commands containers use."""
+"""`medic healthcheck` and `medic bootstrap-admin`, the commands containers use, and
+`medic config`, run as operators run it."""
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 from medic import opscommands
 from medic.cli import main
@@ -49,3 +54,35 @@ def test_bootstrap_admin_creates_the_first_key_once(database_url, tmp_path, monk
 
     assert main(["bootstrap-admin"]) == 0  # keys exist: nothing created, nothing printed
     assert capsys.readouterr().out == ""
+
+
+def run_medic_config(**variables: str) -> subprocess.CompletedProcess:
+    """`medic config` as a process (the installed entry point), with only ``variables`` of MEDIC_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
+    env.update(variables)
+    return subprocess.run([str(Path(sys.executable).with_name("medic")), "config"], env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_medic_config_masks_secrets_and_warns_about_unknown_variables():
+    secrets = {"MEDIC_SLACK_TOKEN": "xoxb-secret-value", "MEDIC_SERVICE_TOKEN": "mds_secret-service-token",
+               "MEDIC_DATABASE_URL": "postgresql://medic:hunter2@db/medic", "MEDIC_API_KEY": "mdk_secret-key"}
+    result = run_medic_config(**secrets, MEDIC_BOGUS="1", MEDIC_GATEWAY_PORT="8181")
+
+    assert result.returncode == 0, result.stderr
+    printed = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert printed["MEDIC_GATEWAY_PORT"] == "8181"
+    for name, value in secrets.items():
+        assert printed[name] == "***"
+        assert value not in result.stdout + result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "MEDIC_BOGUS" in result.stderr and "MEDIC_BOGUS" not in printed
+
+
+def test_medic_config_exits_2_naming_an_invalid_variable():
+    result = run_medic_config(MEDIC_GATEWAY_PORT="notaport", MEDIC_SLACK_TOKEN="xoxb-secret-value")
+
+    assert result.returncode == 2
+    assert "MEDIC_GATEWAY_PORT" in result.stderr and "notaport" in result.stderr
+    assert result.stdout == ""
+    assert "xoxb-secret-value" not in result.stderr
