@@ -33,7 +33,7 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     channel = delivery_channel(settings, authwiring.service_credential_metadata(settings))
     router = Router(store, DeliveryClient(channel, settings.rpc_timeout_seconds),
                     settings.slack_default_channel)
-    servicer = RoutingServicer(store, router)
+    servicer = RoutingServicer(store, router, allow_private_webhooks=settings.webhook_allow_private)
     return Component(
         name="routing",
         servicers=[(routing_pb2_grpc.add_RoutingServiceServicer_to_server, servicer, SERVICE_NAME)],

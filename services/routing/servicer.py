@@ -86,9 +86,10 @@ def _config(request) -> dict | None:
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
-    def __init__(self, store: RoutingStore, router: Router):
+    def __init__(self, store: RoutingStore, router: Router, *, allow_private_webhooks: bool):
         self.store = store
         self.router = router
+        self.allow_private_webhooks = allow_private_webhooks
 
     # --- teams ---------------------------------------------------------------
     def CreateTeam(self, request, context):
@@ -126,7 +127,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     def CreateNotificationTarget(self, request, context):
         service_id = _id(request.service_id, "service_id")
         target_type = _target_type(request.type)
-        config = validate_config(target_type, _config(request))
+        config = validate_config(target_type, _config(request),
+                                 allow_private=self.allow_private_webhooks)
         enabled = request.enabled if request.HasField("enabled") else True
         row = self.store.create_target(service_id, target_type, config, request.priority, enabled)
         return routing_pb2.CreateNotificationTargetResponse(target=target_to_pb(row))
@@ -146,7 +148,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             if config is None:
                 config = current["config"]
             fields["type"] = target_type
-            fields["config"] = validate_config(target_type, config)
+            fields["config"] = validate_config(target_type, config,
+                                              allow_private=self.allow_private_webhooks)
         if request.HasField("priority"):
             fields["priority"] = request.priority
         if request.HasField("enabled"):

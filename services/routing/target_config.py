@@ -2,8 +2,9 @@
 
 - slack: ``channel_id`` (non-empty string);
 - pagerduty: ``routing_key`` (non-empty string, the Events API v2 integration key);
-- webhook: ``url`` (http or https, with a host) and optional ``headers``
-  (an object of string -> string).
+- webhook: ``url`` (http or https, with a host that passes the SSRF guard,
+  ``medic.ssrf``, as delivery's webhook subscriptions do) and optional
+  ``headers`` (an object of string -> string).
 
 Unknown fields are refused too, so that a typo (``chanel_id``) is caught when
 the target is created instead of when an alert is due. Errors name the field
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
+from medic import ssrf
 from medic.errors import InvalidArgument
 from services.routing.selection import PAGERDUTY, SLACK, TARGET_TYPES, WEBHOOK
 
@@ -34,11 +35,20 @@ def _string(config: Mapping[str, Any], name: str) -> str:
     return value.strip()
 
 
-def _url(config: Mapping[str, Any]) -> str:
+def _url(config: Mapping[str, Any], allow_private: bool, resolver: ssrf.Resolver | None) -> str:
+    # Checked here as well as at send time, so that a bad destination is refused
+    # when the target is saved, not when an alert is due. The messages leave the
+    # host out: it is part of the URL, which may be a secret.
     url = _string(config, "url")
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument("config.url must be an http or https URL with a host")
+    try:
+        ssrf.check_destination(url, allow_private=allow_private, resolver=resolver)
+    except ssrf.UnresolvableHost:
+        raise InvalidArgument("config.url refused: cannot resolve its host") from None
+    except ssrf.NonPublicDestination:
+        raise InvalidArgument("config.url refused: its host is or resolves to a loopback, "
+                              "private, link-local, metadata or otherwise non-public address") from None
+    except ssrf.UnsafeDestination as exc:
+        raise InvalidArgument(f"config.url must be an http or https URL with a host ({exc})") from None
     return url
 
 
@@ -60,14 +70,16 @@ def _headers(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def validate_config(target_type: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_config(target_type: str, config: Mapping[str, Any] | None, *, allow_private: bool,
+                    resolver: ssrf.Resolver | None = None) -> dict[str, Any]:
     """The normalized config of a target of ``target_type``; InvalidArgument naming
-    the field when it is missing or malformed."""
+    the field when it is missing or malformed, or when a webhook's URL is not a
+    public destination (unless ``allow_private``, MEDIC_WEBHOOK_ALLOW_PRIVATE)."""
     if target_type not in TARGET_TYPES:
         raise InvalidArgument(f"type must be one of {', '.join(TARGET_TYPES)}")
     if config is None or not isinstance(config, Mapping):
         raise InvalidArgument("config must be an object")
-    normalized = _known_fields(target_type, config)
+    normalized = _known_fields(target_type, config, allow_private, resolver)
     allowed = REQUIRED[target_type] + OPTIONAL[target_type]
     for name in config:
         if name not in allowed:
@@ -77,14 +89,15 @@ def validate_config(target_type: str, config: Mapping[str, Any] | None) -> dict[
     return normalized
 
 
-def _known_fields(target_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+def _known_fields(target_type: str, config: Mapping[str, Any], allow_private: bool,
+                  resolver: ssrf.Resolver | None) -> dict[str, Any]:
     # Required fields are checked first: "config.routing_key is required" helps
     # more than "config.service_key is unknown" (the original's name for it).
     if target_type == SLACK:
         return {"channel_id": _string(config, "channel_id")}
     if target_type == PAGERDUTY:
         return {"routing_key": _string(config, "routing_key")}
-    normalized: dict[str, Any] = {"url": _url(config)}
+    normalized: dict[str, Any] = {"url": _url(config, allow_private, resolver)}
     headers = _headers(config)
     if headers:
         normalized["headers"] = headers

@@ -14,9 +14,9 @@ from services.routing import app as routing_app
 from tests.fakes.receivers import SlackReceiver
 
 
-def start_routing(settings, db, delivery_port: int, default_channel: str = ""):
+def start_routing(settings, db, delivery_port: int, default_channel: str = "", **overrides):
     routing_settings = dataclasses.replace(settings, delivery_target=f"127.0.0.1:{delivery_port}",
-                                           slack_default_channel=default_channel)
+                                           slack_default_channel=default_channel, **overrides)
     return create_server(routing_app.build(routing_settings, db=db), port=0, workers=8)
 
 
@@ -25,8 +25,8 @@ def routing_factory(settings, db):
     """Starts routing servers pointed at a delivery port; yields stubs."""
     started = []
 
-    def start(delivery_port: int, default_channel: str = ""):
-        running = start_routing(settings, db, delivery_port, default_channel)
+    def start(delivery_port: int, default_channel: str = "", **overrides):
+        running = start_routing(settings, db, delivery_port, default_channel, **overrides)
         channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
         started.append((running, channel))
         return routing_pb2_grpc.RoutingServiceStub(channel)

@@ -1,6 +1,15 @@
 """/v2/teams and /v2/notification-targets through the gateway to a real routing service."""
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
+from medic.authz import KeyAuthorizer
+from medic.server import create_server
+from services.routing import app as routing_app
+from tests.integration.conftest import HttpClient, start_gateway
+
 
 def service_id(http, name="web", team=None) -> int:
     body = {"heartbeat_name": name, "service_name": name, "alert_interval": 1}
@@ -114,3 +123,38 @@ def test_team_id_links_a_service_to_a_team(http):
     assert missing.status_code == 400 and "team_id 999999 does not exist" in missing.json()["message"]
     http.delete(f"/v2/teams/{team['team_id']}")
     assert http.get("/service/api").json()["results"][0]["team_id"] is None
+
+
+@pytest.fixture
+def strict_http(stack):
+    """A gateway in front of a routing service without MEDIC_WEBHOOK_ALLOW_PRIVATE
+    (the stack's own allows loopback webhooks)."""
+    settings = dataclasses.replace(stack.settings, webhook_allow_private=False)
+    routing = create_server(routing_app.build(settings), port=0, workers=4,
+                            authorizer=KeyAuthorizer(settings))
+    gateway = start_gateway(stack, routing_target=f"127.0.0.1:{routing.port}")
+    client = HttpClient(gateway.url, stack.admin_key)
+    yield client
+    client.session.close()
+    gateway.stop()
+    routing.stop(1)
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest", "http://127.0.0.1:8080/hook",
+                                 "http://10.1.2.3/hook?token=s3cret", "https://hooks.invalid/"])
+def test_webhook_target_to_a_private_or_unresolvable_destination_is_400_naming_config_url(
+        strict_http, url):
+    sid = service_id(strict_http)
+    response = strict_http.post("/v2/notification-targets", json={
+        "service_id": sid, "type": "webhook", "config": {"url": url}})
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert "config.url refused" in message and "s3cret" not in message
+    slack = strict_http.post("/v2/notification-targets", json={
+        "service_id": sid, "type": "slack", "config": {"channel_id": "C1"}}).json()["results"]
+    changed = strict_http.patch(f"/v2/notification-targets/{slack['target_id']}",
+                                json={"type": "webhook", "config": {"url": url}})
+    assert changed.status_code == 400 and "config.url refused" in changed.json()["message"]
+    public = strict_http.post("/v2/notification-targets", json={
+        "service_id": sid, "type": "webhook", "config": {"url": "https://93.184.216.34/hook"}})
+    assert public.status_code == 201, public.text

@@ -95,7 +95,7 @@ def test_target_defaults_to_priority_zero_and_enabled(routing, heartbeats):
     service = register_service(heartbeats, "api")
     target = routing.CreateNotificationTarget(routing_pb2.CreateNotificationTargetRequest(
         service_id=service.service_id, type=delivery_pb2.TARGET_TYPE_WEBHOOK,
-        config=config(url="https://hooks.example/a", headers={"X-Token": "t"}))).target
+        config=config(url="https://93.184.216.34/a", headers={"X-Token": "t"}))).target
     assert target.priority == 0 and target.enabled
     assert dict(target.config["headers"]) == {"X-Token": "t"}
 
@@ -112,6 +112,49 @@ def test_bad_target_config_is_invalid_argument_naming_the_field(routing, heartbe
                 service_id=service.service_id, type=target_type, config=cfg)))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in err.details()
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest", "http://127.0.0.1:8080/hook", "http://localhost/hook",
+    "http://10.0.0.1/hook?token=s3cret", "http://[::1]/hook", "https://hooks.invalid/hook"])
+def test_webhook_target_to_a_non_public_or_unresolvable_destination_is_refused(routing, heartbeats, url):
+    service = register_service(heartbeats, "api")
+    request = routing_pb2.CreateNotificationTargetRequest(
+        service_id=service.service_id, type=delivery_pb2.TARGET_TYPE_WEBHOOK, config=config(url=url))
+    err = code_of(lambda: routing.CreateNotificationTarget(request))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("config.url refused") and "s3cret" not in err.details()
+    assert routing.ListNotificationTargets(routing_pb2.ListNotificationTargetsRequest()).targets == []
+
+
+def test_webhook_target_cannot_be_changed_to_a_private_destination(routing, heartbeats):
+    service = register_service(heartbeats, "api")
+
+    def create(target_type, cfg):
+        return routing.CreateNotificationTarget(routing_pb2.CreateNotificationTargetRequest(
+            service_id=service.service_id, type=target_type, config=cfg)).target
+
+    hook = create(delivery_pb2.TARGET_TYPE_WEBHOOK, config(url="https://93.184.216.34/a"))
+    slack = create(delivery_pb2.TARGET_TYPE_SLACK, config(channel_id="C1"))
+    for request in (
+            routing_pb2.UpdateNotificationTargetRequest(
+                target_id=hook.target_id, config=config(url="http://169.254.169.254/latest")),
+            routing_pb2.UpdateNotificationTargetRequest(
+                target_id=slack.target_id, type=delivery_pb2.TARGET_TYPE_WEBHOOK,
+                config=config(url="http://10.0.0.1/"))):
+        err = code_of(lambda: routing.UpdateNotificationTarget(request))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "config.url refused" in err.details()
+    kept = routing.ListNotificationTargets(routing_pb2.ListNotificationTargetsRequest()).targets
+    assert [dict(t.config) for t in kept] == [{"url": "https://93.184.216.34/a"}, {"channel_id": "C1"}]
+
+
+def test_allow_private_lets_a_webhook_target_use_loopback(routing_factory, heartbeats):
+    routing = routing_factory(free_port(), webhook_allow_private=True)
+    service = register_service(heartbeats, "api")
+    target = routing.CreateNotificationTarget(routing_pb2.CreateNotificationTargetRequest(
+        service_id=service.service_id, type=delivery_pb2.TARGET_TYPE_WEBHOOK,
+        config=config(url="http://127.0.0.1:9/hook"))).target
+    assert target.config["url"] == "http://127.0.0.1:9/hook"
 
 
 def test_target_for_an_unknown_service_is_not_found(routing):
