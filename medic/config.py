@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 GRPC_SERVICES = ("auth", "heartbeat", "routing", "delivery")
 
 
+# MEDIC_* variables read by the tests (tests/) and the benchmarks (bench/), not by
+# Medic: never warned about as unknown.
+NOT_MEDIC_SETTINGS = ("MEDIC_TEST_", "MEDIC_BENCH_")
+
+
 class ConfigError(ValueError):
     """A MEDIC_* variable has a value Medic cannot use."""
 
@@ -299,7 +304,8 @@ class Settings:
             raise ConfigError("invalid configuration: " + "; ".join(errors))
         if warn_unknown:
             for name in sorted(environ):
-                if name.startswith("MEDIC_") and name not in known and not name.startswith("MEDIC_TEST_"):
+                if (name.startswith("MEDIC_") and name not in known
+                        and not name.startswith(NOT_MEDIC_SETTINGS)):
                     log.warning("unknown configuration variable %s is ignored", name)
         return cls(**values)
 

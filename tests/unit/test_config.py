@@ -37,6 +37,14 @@ def test_unknown_medic_variable_is_warned_about(caplog):
     assert "MEDIC_GATEWAY_PROT" in caplog.text
 
 
+def test_test_and_benchmark_variables_are_not_warned_about(caplog):
+    with caplog.at_level(logging.WARNING):
+        Settings.from_env({"MEDIC_TEST_EMBEDDED_POSTGRES": "1", "MEDIC_BENCH_LIMITS": "/tmp/limits",
+                           "MEDIC_BENCH_LOG": "/tmp/bench.log", "MEDIC_BENCHMARK": "1"})
+    assert "MEDIC_TEST_" not in caplog.text and "MEDIC_BENCH_" not in caplog.text
+    assert "MEDIC_BENCHMARK" in caplog.text  # only the MEDIC_BENCH_ prefix is exempt
+
+
 def test_explicit_target_wins_over_host_and_port():
     settings = Settings.from_env({"MEDIC_HEARTBEAT_TARGET": "dns:///heartbeat:50052"})
     assert settings.target("heartbeat") == "dns:///heartbeat:50052"
