@@ -20,10 +20,13 @@ from tests.e2e.conftest import start_medic
 pytestmark = pytest.mark.e2e
 
 
-def register(medic, name: str = "web", **fields) -> dict:
+def register(medic, name: str = "web", *, again: bool = False, **fields) -> dict:
+    """Registers ``name`` through the legacy API: new (201), or ``again`` (200, unchanged)."""
     body = {"heartbeat_name": name, "service_name": f"{name}-svc", "alert_interval": 5, **fields}
     response = requests.post(f"{medic.gateway_url}/service", json=body, headers=medic.auth_header, timeout=10)
-    assert response.status_code in (200, 201), response.text
+    expected = ((200, "Heartbeat is already registered.") if again
+                else (201, "Heartbeat successfully registered."))
+    assert (response.status_code, response.json()["message"]) == expected, response.text
     return response.json()["results"][0]
 
 
@@ -32,7 +35,8 @@ def test_legacy_http_and_grpc_clients_work_against_medic_up(medic_up):
     assert "First start: created an admin API key" in "".join(medic_up.output)
     assert medic_up.admin_key in "".join(medic_up.output)
     assert oct(os.stat(os.path.join(medic_up.env["MEDIC_DATA_DIR"], "admin.key")).st_mode & 0o777) == "0o600"
-    register(medic_up)
+    registered = register(medic_up)
+    assert register(medic_up, again=True)["service_id"] == registered["service_id"]
     unauthenticated = requests.post(f"{url}/heartbeat", json={"heartbeat_name": "web", "status": "UP"}, timeout=10)
     assert unauthenticated.status_code == 401
     posted = requests.post(f"{url}/heartbeat", json={"heartbeat_name": "web", "status": "UP"},
