@@ -135,8 +135,8 @@ def test_authorize_answers_the_service_credential_only(client, admin_key):
     assert client.code_of(client.auth.Authorize, request, None) == UNAUTHENTICATED
     answer = client.auth.Authorize(request, metadata=bearer(SERVICE_TOKEN))
     assert answer.verdict == auth_pb2.AUTHORIZE_VERDICT_VALID
-    assert answer.rate_limits.heartbeat_per_minute == 100
-    assert answer.rate_limits.management_per_minute == 20
+    assert answer.rate_limits.heartbeat_per_minute == 100  # the default
+    assert answer.rate_limits.management_per_minute == 300  # the bootstrap key's override
 
 
 def test_keys_are_listed_without_secrets_and_plaintext_is_shown_once(client, admin_key):
@@ -164,13 +164,32 @@ def test_invalid_creations_are_rejected(client, admin_key):
 def test_rate_limit_overrides_apply_and_refusals_carry_trailers(client, admin_key):
     key = client.create_key(admin_key, "write", heartbeat_per_minute=2)
     request = heartbeat_pb2.RecordHeartbeatRequest(heartbeat_name="nope", status="UP")
-    codes = [client.code_of(client.heartbeat.RecordHeartbeat, request, key) for _ in range(3)]
-    assert codes[:2] != [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+    codes = [client.code_of(client.heartbeat.RecordHeartbeat, request, key) for _ in range(2)]
+    assert codes == [grpc.StatusCode.NOT_FOUND] * 2  # let through to the servicer: no such heartbeat
     with pytest.raises(grpc.RpcError) as refused:
         client.heartbeat.RecordHeartbeat(request, metadata=bearer(key), timeout=5)
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     trailers = dict(refused.value.trailing_metadata())
-    assert trailers["x-ratelimit-limit"] == "2" and int(trailers["retry-after"]) >= 1
+    assert (trailers["x-ratelimit-limit"], trailers["x-ratelimit-remaining"]) == ("2", "0")
+    assert 1 <= int(trailers["retry-after"]) <= 60
+    assert time.time() < int(trailers["x-ratelimit-reset"]) <= time.time() + 61
+
+
+def test_exactly_the_limit_of_64_concurrent_calls_pass_the_interceptor(client, admin_key):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = client.create_key(admin_key, "write", heartbeat_per_minute=13)
+    request = heartbeat_pb2.RecordHeartbeatRequest(heartbeat_name="nope", status="UP")
+    start = threading.Barrier(64)
+
+    def call(_):
+        start.wait(timeout=10)
+        return client.code_of(client.heartbeat.RecordHeartbeat, request, key)
+
+    with ThreadPoolExecutor(64) as pool:
+        codes = list(pool.map(call, range(64)))
+    assert (codes.count(grpc.StatusCode.NOT_FOUND), codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED)) == (13, 51)
 
 
 def test_set_rate_limits_sets_and_clears_overrides(client, admin_key):
@@ -268,6 +287,23 @@ def test_last_used_is_recorded(client, admin_key):
     client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))
     listed = client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))
     assert listed.api_keys[0].HasField("last_used_at")
+
+
+def test_last_used_is_written_at_most_once_a_minute(client, admin_key, db):
+    key = client.create_key(admin_key, "read")
+    key_id = key.split("_")[1]
+
+    def authorize_and_read():
+        client.auth.Authorize(auth_pb2.AuthorizeRequest(key=key), metadata=bearer(SERVICE_TOKEN), timeout=5)
+        return db.one("SELECT last_used_at FROM api_keys WHERE key_id = %s", (key_id,))["last_used_at"]
+
+    first = authorize_and_read()
+    assert first is not None
+    time.sleep(0.05)
+    assert [authorize_and_read() for _ in range(3)] == [first] * 3  # within the minute: not written again
+    db.execute("UPDATE api_keys SET last_used_at = last_used_at - interval '61 seconds' WHERE key_id = %s",
+               (key_id,))
+    assert authorize_and_read() > first  # a minute later: written
 
 
 def test_keys_never_appear_in_logs(client, admin_key, caplog):

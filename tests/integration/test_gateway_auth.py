@@ -137,3 +137,108 @@ def test_anonymous_heartbeats_are_limited_per_client_ip(gateways):
                 for _ in range(3)]
     assert statuses == [201, 201, 429]
     assert http.get("/service").status_code == 401  # only heartbeats may be anonymous
+
+
+def post_heartbeats_at_once(urls, key, count=64):
+    """``count`` POST /heartbeat released together (a barrier), spread over ``urls``
+    in turn; returns their status codes."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    start = threading.Barrier(count)
+
+    def post(n):
+        start.wait(timeout=10)
+        return requests.post(urls[n % len(urls)] + "/heartbeat", json={"heartbeat_name": "web", "status": "UP"},
+                             headers=key_header(key), timeout=30).status_code
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(post, range(count)))
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_exactly_the_limit_of_64_concurrent_heartbeats_pass(gateways, backend, request):
+    admin_key, start = gateways
+    overrides = {"redis_url": request.getfixturevalue("redis_url")} if backend == "redis" else {}
+    http = start(**overrides)
+    http.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1},
+              headers=key_header(admin_key))
+    key = create_key(http, admin_key, "write", rate_limits={"heartbeat_per_minute": 13})["key"]
+    statuses = post_heartbeats_at_once([http.url], key)
+    assert (statuses.count(201), statuses.count(429), len(statuses)) == (13, 51, 64)
+
+
+def test_two_gateways_sharing_redis_hold_one_limit_under_concurrency(gateways, redis_url):
+    admin_key, start = gateways
+    first, second = start(redis_url=redis_url), start(redis_url=redis_url)
+    first.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1},
+               headers=key_header(admin_key))
+    key = create_key(first, admin_key, "write", rate_limits={"heartbeat_per_minute": 13})["key"]
+    statuses = post_heartbeats_at_once([first.url, second.url], key)
+    assert (statuses.count(201), statuses.count(429), len(statuses)) == (13, 51, 64)
+
+
+def test_keys_never_appear_in_gateway_logs_metrics_or_answers(gateways, caplog):
+    """Good, wrong-secret, unknown and malformed keys through the gateway: none of
+    their secrets shows up in its logs (DEBUG included), its /metrics or its answers."""
+    import logging
+
+    admin_key, start = gateways
+    http = start()
+    good = create_key(http, admin_key, "read")["key"]
+    key_id = good.split("_")[1]
+    wrong_secret = f"mdk_{key_id}_" + "w" * 43
+    presented = [good, wrong_secret, "mdk_AAAAAAAAAAAA_" + "u" * 43, "mdk_nope_short", admin_key]
+    caplog.set_level(logging.DEBUG)
+    answers = []
+    for key in presented:
+        for path in ("/service", "/v2/api-keys"):
+            response = http.get(path, headers=key_header(key))
+            answers.append(response.text + str(response.headers))
+        response = http.post("/heartbeat", json={"heartbeat_name": "nope", "status": "UP"}, headers=key_header(key))
+        answers.append(response.text + str(response.headers))
+    assert {a[:3] for a in answers}  # something was answered
+    metrics_text = http.get("/metrics").text
+    secrets_ = [key.rsplit("_", 1)[1] for key in presented]
+    for where, text in (("logs", caplog.text), ("metrics", metrics_text), ("answers", "\n".join(answers))):
+        leaked = [s for s in secrets_ if s in text]
+        assert not leaked, f"a key's secret appears in the gateway's {where}"
+
+
+def test_gateway_limits_locally_while_redis_is_down_and_shares_again_when_it_returns(gateways, redis_url):
+    """Redis down: requests are still served and limited (by the gateway's own
+    window), the outage is counted on /metrics; Redis back: the shared window again."""
+    from urllib.parse import urlsplit
+
+    import redis
+
+    from tests.support.tcpproxy import TcpProxy
+
+    admin_key, start = gateways
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname, parts.port or 6379)
+    proxy.cut()
+    http = start(redis_url=f"redis://127.0.0.1:{proxy.port}{parts.path}")
+    http.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1},
+              headers=key_header(admin_key))
+    created = create_key(http, admin_key, "write", rate_limits={"heartbeat_per_minute": 3})
+    key, key_id = created["key"], created["api_key"]["key_id"]
+    beat = lambda: http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"},
+                             headers=key_header(key)).status_code
+    assert [beat() for _ in range(4)] == [201, 201, 201, 429]
+    errors = [line for line in http.get("/metrics").text.splitlines()
+              if line.startswith('medic_redis_errors_total{operation="rate_limit"}')]
+    assert errors and float(errors[0].split()[-1]) >= 1
+
+    shared = redis.Redis.from_url(redis_url)
+    try:
+        proxy.restore()
+        time.sleep(1.2)  # past the limiter's pause after a failure
+        assert beat() == 201  # Redis's window is empty: the local count stays local
+        assert shared.zcard(f"medic:ratelimit:heartbeat:key:{key_id}") == 1
+    finally:
+        shared.delete(f"medic:ratelimit:heartbeat:key:{key_id}")
+        shared.close()
+        proxy.close()
