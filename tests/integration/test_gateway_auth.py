@@ -242,3 +242,4 @@ def test_gateway_limits_locally_while_redis_is_down_and_shares_again_when_it_ret
         shared.delete(f"medic:ratelimit:heartbeat:key:{key_id}")
         shared.close()
         proxy.close()
+
