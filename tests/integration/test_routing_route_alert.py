@@ -3,15 +3,21 @@ Slack stand-in) and a real PostgreSQL: fallback levels, unrouted alerts, the
 alert's remembered route, and delivery being down."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import grpc
 import pytest
 from google.protobuf import struct_pb2
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
-from medic.v1 import common_pb2, delivery_pb2, events_pb2, routing_pb2
+from medic.authz import KeyAuthorizer
+from medic.server import create_server
+from medic.v1 import common_pb2, delivery_pb2, events_pb2, heartbeat_pb2, heartbeat_pb2_grpc, routing_pb2
+from services.heartbeat import app as heartbeat_app
 from tests.conftest import free_port
+from tests.integration.auth_support import bearer
 from tests.integration.routing_support import (  # noqa: F401 (fixtures)
     alert_event, deliveries, delivery_server, fake_slack, register_service, routing_factory,
     start_delivery)
@@ -96,6 +102,53 @@ def test_alert_with_nothing_configured_is_unrouted_recorded_and_counted(
     assert db.one("SELECT unrouted, targets FROM alert_routes WHERE alert_id = 12") == {
         "unrouted": True, "targets": []}
     assert delivered(deliveries, 12) == []
+
+
+def unrouted_on_metrics_endpoint(http) -> float:
+    """medic_alerts_unrouted_total{kind="trigger"} as scraped over HTTP."""
+    response = http.get("/metrics")
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "medic_alerts_unrouted_total" and sample.labels == {"kind": "trigger"}:
+                return sample.value
+    return 0.0
+
+
+@pytest.fixture
+def heartbeat_with_hand_off(stack):
+    """A heartbeat service of the stack whose hand-off to routing runs (the stack's
+    own runs no monitor, hence no hand-off)."""
+    settings = dataclasses.replace(stack.settings, monitor_enabled=True, handoff_poll_seconds=0.1)
+    running = create_server(heartbeat_app.build(settings), port=0, workers=4,
+                            authorizer=KeyAuthorizer(settings))
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    yield heartbeat_pb2_grpc.HeartbeatServiceStub(channel)
+    channel.close()
+    running.stop(1)
+
+
+def test_a_real_alert_with_nothing_configured_is_stored_active_recorded_unrouted_and_scraped(
+        stack, heartbeat_with_hand_off, http, db):
+    # No target, no team, no default channel (the stack's), no webhook subscription.
+    heartbeats, admin = heartbeat_with_hand_off, bearer(stack.admin_key)
+    heartbeats.RegisterService(heartbeat_pb2.RegisterServiceRequest(
+        heartbeat_name="lonely", service_name="lonely", alert_interval_seconds=60), metadata=admin)
+    before = unrouted_on_metrics_endpoint(http)
+
+    heartbeats.RecordHeartbeat(heartbeat_pb2.RecordHeartbeatRequest(
+        heartbeat_name="lonely", status="FAILED"), metadata=admin)
+
+    # Routing counts the event after recording its route: wait for the count.
+    deadline = time.monotonic() + 15
+    while (count := unrouted_on_metrics_endpoint(http)) == before:
+        assert time.monotonic() < deadline, "the trigger was never counted unrouted"
+        time.sleep(0.05)
+    assert count == before + 1
+    alerts = heartbeats.ListAlerts(heartbeat_pb2.ListAlertsRequest(active=True), metadata=admin).alerts
+    assert [(a.heartbeat_name, a.active) for a in alerts] == [("lonely", True)]
+    assert db.all("SELECT alert_id, unrouted, targets FROM alert_routes") == [
+        {"alert_id": alerts[0].alert_id, "unrouted": True, "targets": []}]
 
 
 def test_default_channel_is_used_when_the_service_has_no_target_and_no_team(
