@@ -61,7 +61,7 @@ SELECT_EVENTS_DELIVERY_IDS = """
 # every claim re-read all of them (an ordered index scan does, then skips them).
 CLAIM_PLANNER_SETTINGS = "SET LOCAL enable_bitmapscan = off"
 SELECT_DUE = """
-    SELECT c.delivery_id, c.destination_key FROM deliveries c
+    SELECT c.delivery_id, c.destination_key, c.kind FROM deliveries c
     WHERE c.next_attempt_at <= now() AND c.status IN ('pending', 'retrying')
       AND c.destination_key <> ALL(%(full)s) AND c.delivery_id <> ALL(%(lost)s)
       AND (SELECT earlier.delivery_id FROM deliveries earlier
@@ -92,6 +92,36 @@ CLAIM = """
         FOR UPDATE SKIP LOCKED))
     RETURNING delivery_id, target_type, config, event, idempotency_key, destination_key,
               round_attempts, webhook_id, claim_token::text AS claim_token
+"""
+
+# A RESOLVE to a target that never heard of the alert is not sent: under
+# NOTIFY_MODE_UNTIL_SUCCESS routing sends the RESOLVE to every target of the
+# alert's route (a later target may hold the incident), but a target skipped for
+# every earlier event (an earlier one succeeded) would get "resolved" for an
+# incident it never saw. "The same target": the notification target, the
+# subscription, or for a fallback channel (neither) the channel. The claim's
+# ordering rule has let the RESOLVE through only once the earlier events to its
+# destination are finished, so their statuses are final here. Only a RESOLVE never
+# tried before is checked: one skipped this way and then retried by hand keeps
+# its last_error, and is sent. Run on the chosen rows before they are claimed, so
+# a skipped RESOLVE uses up no attempt. (A RESOLVE chained by an explicit
+# NOTIFY_MODE_UNTIL_SUCCESS passes its turn to the next target, as a failure would.)
+SKIPPED_RESOLVE_REASON = ("not sent: this target got none of the alert's earlier events "
+                          "(each was skipped), so it is not told the alert resolved")
+SKIP_UNHEARD_RESOLVES = """
+    UPDATE deliveries c
+    SET status = 'skipped', next_attempt_at = NULL, updated_at = now(), last_error = %(reason)s
+    WHERE c.delivery_id = ANY(ARRAY(
+        SELECT delivery_id FROM deliveries
+        WHERE delivery_id = ANY(%(ids)s) AND next_attempt_at <= now() AND status IN ('pending', 'retrying')
+        FOR UPDATE SKIP LOCKED))
+      AND c.kind = 'resolve' AND c.attempts = 0 AND c.last_error IS NULL
+      AND (SELECT bool_and(earlier.status = 'skipped') FROM deliveries earlier
+           WHERE earlier.alert_id = c.alert_id AND earlier.delivery_id < c.delivery_id
+             AND earlier.target_type = c.target_type AND earlier.destination_key = c.destination_key
+             AND earlier.target_id IS NOT DISTINCT FROM c.target_id
+             AND earlier.webhook_id IS NOT DISTINCT FROM c.webhook_id) IS TRUE
+    RETURNING c.delivery_id, c.target_type, c.event_id, c.position, c.in_chain
 """
 
 SELECT_WEBHOOKS_BY_ID = """
@@ -282,26 +312,43 @@ class DeliveryStore:
         return [(ids.get(event["event_id"], []), event["event_id"] in created) for event, _, _ in plans]
 
     def claim_due(self, limit: int, lease_seconds: float, room: Callable[[str], int],
-                  full: Sequence[str] = ()) -> list[Row]:
+                  full: Sequence[str] = (),
+                  on_skipped: Callable[[Row], None] = lambda row: None) -> list[Row]:
         """Claims up to `limit` due deliveries, at most `room(destination)` per
         destination and none for the `full` ones, so a slow receiver's backlog
         neither takes every worker nor hides the deliveries queued behind it.
-        Rows come with their webhook subscription, if any."""
+        Rows come with their webhook subscription, if any. A RESOLVE due to a
+        target that got none of the alert's earlier events is marked skipped
+        instead (see SKIP_UNHEARD_RESOLVES); `on_skipped` is told of each
+        ({delivery_id, target_type}) once that is committed."""
         if limit < 1:
             return []
+        skipped: list[Row] = []
         with self.db.transaction() as tx:
             tx.execute(CLAIM_PLANNER_SETTINGS)
             token = str(uuid.uuid4())
             claimed: list[Row] = []
             taken: dict[str, int] = {}  # destination -> rows claimed by this call
-            lost: list[int] = []  # chosen, but another worker claimed them first
+            lost: list[int] = []  # chosen, but another worker claimed (or this claim skipped) them
             for _ in range(CLAIM_ROUNDS):
                 want = limit - len(claimed)
                 candidates = tx.all(SELECT_DUE, {"window": want * 8, "full": list(full), "lost": lost})
                 chosen = _choose(candidates, want, room, taken)
                 if not chosen:
                     break
-                got = tx.all(CLAIM, {"token": token, "lease": lease_seconds, "ids": [i for i, _ in chosen]})
+                resolves = {r["delivery_id"] for r in candidates if r["kind"] == "resolve"}
+                to_claim = [i for i, _ in chosen]
+                if resolves.intersection(to_claim):
+                    now_skipped = tx.all(SKIP_UNHEARD_RESOLVES, {
+                        "ids": [i for i in to_claim if i in resolves], "reason": SKIPPED_RESOLVE_REASON})
+                    skipped += now_skipped
+                    for row in now_skipped:
+                        if row["in_chain"]:
+                            tx.execute(START_NEXT_IN_CHAIN, row)
+                    skipped_ids = {r["delivery_id"] for r in now_skipped}
+                    to_claim = [i for i in to_claim if i not in skipped_ids]
+                got = tx.all(CLAIM, {"token": token, "lease": lease_seconds, "ids": to_claim}) \
+                    if to_claim else []
                 claimed += got
                 if len(got) == len(chosen):
                     break
@@ -313,6 +360,8 @@ class DeliveryStore:
             webhook_ids = [r["webhook_id"] for r in claimed if r["webhook_id"] is not None]
             webhooks = {w["webhook_id"]: w for w in tx.all(SELECT_WEBHOOKS_BY_ID, (webhook_ids,))} \
                 if webhook_ids else {}
+        for row in skipped:
+            on_skipped(row)
         for row in claimed:
             row["webhook"] = webhooks.get(row["webhook_id"])
         return claimed

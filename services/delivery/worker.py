@@ -2,7 +2,9 @@
 
 One claimer thread takes due rows from the outbox (as many as there are free
 worker threads, and at most `per_destination` in flight per destination, so a
-slow receiver ties up only its own share) and hands each to a thread pool.
+slow receiver ties up only its own share) and hands each to a thread pool. (A
+RESOLVE to a target that never heard of the alert is marked skipped by the
+claim itself and never reaches a worker: see store.SKIP_UNHEARD_RESOLVES.)
 Each delivery then goes through the stages
 
     send (the integration's sender says success / retryable / permanent)
@@ -132,7 +134,7 @@ class DeliveryWorkers:
                         full = [key for key, n in self._per_destination.items()
                                 if n >= self.settings.per_destination]
                         claimed = self.store.claim_due(free, self.settings.lease_seconds,
-                                                       self._room, full)
+                                                       self._room, full, _count_skipped_resolve)
                         for row in claimed:
                             self._in_flight[row["delivery_id"]] = row["claim_token"]
                             key = row["destination_key"]
@@ -276,6 +278,12 @@ class DeliveryWorkers:
                     "delivery %d (%s) attempt %d: %s%s", notification.delivery_id,
                     notification.target_type, notification.round_attempts, status,
                     f" ({result.error})" if result.error else "")
+
+
+def _count_skipped_resolve(row: Mapping) -> None:
+    metrics.DELIVERIES.labels(row["target_type"], "skipped").inc()
+    log.info("delivery %d (%s) skipped: a RESOLVE to a target that got none of the alert's "
+             "earlier events", row["delivery_id"], row["target_type"])
 
 
 def to_notification(row: Mapping) -> Notification:

@@ -137,7 +137,8 @@ def choose_mode(kind: str, override: str | None, service_mode: str | None,
     """An explicit override wins. A RESOLVE goes to every target of the alert:
     under until-success a later target may hold the incident (the first one
     failed for the TRIGGER), and an incident left open is worse than a
-    superfluous "resolved". Otherwise the alert's remembered mode, so that its
+    superfluous "resolved". Delivery then skips the RESOLVE to a target that got
+    none of the alert's earlier events (each was skipped). Otherwise the alert's remembered mode, so that its
     reminders escalate like its TRIGGER did, else the service's mode."""
     if override:
         return override
