@@ -49,8 +49,11 @@ INSERT_SERVICE = f"""
 # not order): one per steady service (``state`` NULL), one per other locked
 # service, and one with ``now`` and the ids of the inserted heartbeats, drawn in
 # the order of the items. ``now`` and the ids come once, not per row: psycopg2
-# builds a datetime for every timestamp it reads. Names come lower-cased by the
-# caller and are compared with ``lower(heartbeat_name)``, as before this statement.
+# builds a datetime for every timestamp it reads. Names are compared as
+# ``lower(heartbeat_name) = lower(name)``, as registration does, and the last row
+# says which service each item named (``item_services``, NULL for none): Python's
+# lower() differs from PostgreSQL's for some letters (İ, a final Σ), so names are
+# never lower-cased in Python.
 #
 # Two plans of it: the plan of a prepared statement is generic, made for ten
 # items whatever the batch holds. Joined to the items alone, ``services`` is
@@ -63,22 +66,22 @@ INSERT_SERVICE = f"""
 # (PostgreSQL plans a prepared statement's first five runs for their values,
 # then keeps the generic plan; at 20,000 services the two cost the same.)
 SMALL_BATCH = 64
-_LOCKED_SERVICE = """service_id, name_key, heartbeat_name, service_name, team, priority"""
+_LOCKED_SERVICE = """service_id, heartbeat_name, service_name, team, priority"""
 _RECORD_STEADY_HEARTBEATS = f"""
     WITH items AS (
         SELECT i.ord, i.status, i.run_id,
-               CASE WHEN i.name_key IS NULL THEN i.service_id
-                    ELSE (SELECT service_id FROM services WHERE lower(heartbeat_name) = i.name_key)
+               CASE WHEN i.name IS NULL THEN i.service_id
+                    ELSE (SELECT service_id FROM services WHERE lower(heartbeat_name) = lower(i.name))
                END AS service_id
-        FROM unnest(%(name_keys)s::text[], %(service_ids)s::bigint[], %(statuses)s::text[],
-                    %(run_ids)s::text[]) WITH ORDINALITY AS i (name_key, service_id, status, run_id, ord)
+        FROM unnest(%(names)s::text[], %(service_ids)s::bigint[], %(statuses)s::text[],
+                    %(run_ids)s::text[]) WITH ORDINALITY AS i (name, service_id, status, run_id, ord)
     ), beats AS (
         SELECT service_id, count(*)::integer AS n,
                bool_and(status <> ALL(%(failure_statuses)s::text[])) AS signs_of_life_only
         FROM items WHERE service_id IS NOT NULL
         GROUP BY service_id
     ), locked AS MATERIALIZED (
-        SELECT s.service_id, lower(s.heartbeat_name) AS name_key, s.heartbeat_name, s.service_name,
+        SELECT s.service_id, s.heartbeat_name, s.service_name,
                s.team, s.priority, s.active, s.muted, s.threshold, s.recent_beats, s.activated_at,
                s.alert_interval_seconds, s.grace_period_seconds, s.state, b.n,
                s.active AND s.state = 'up' AND b.signs_of_life_only AS steady
@@ -103,21 +106,22 @@ _RECORD_STEADY_HEARTBEATS = f"""
         ORDER BY i.ord
         RETURNING heartbeat_id
     )
-    SELECT NULL::timestamptz AS now, NULL::bigint[] AS heartbeat_ids, {_LOCKED_SERVICE},
+    SELECT NULL::timestamptz AS now, NULL::bigint[] AS heartbeat_ids, NULL::bigint[] AS item_services,
+           {_LOCKED_SERVICE},
            NULL::boolean AS active, NULL::boolean AS muted, NULL::integer AS threshold,
            NULL::timestamptz[] AS recent_beats, NULL::timestamptz AS activated_at,
            NULL::integer AS alert_interval_seconds, NULL::integer AS grace_period_seconds,
            NULL::text AS state
     FROM locked WHERE steady
     UNION ALL
-    SELECT NULL, NULL, {_LOCKED_SERVICE}, active, muted, threshold, recent_beats, activated_at,
+    SELECT NULL, NULL, NULL, {_LOCKED_SERVICE}, active, muted, threshold, recent_beats, activated_at,
            alert_interval_seconds, grace_period_seconds, state
     FROM locked WHERE NOT steady
     UNION ALL
-    SELECT now(), ARRAY(SELECT heartbeat_id FROM inserted), NULL, NULL, NULL, NULL, NULL, NULL,
-           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    SELECT now(), ARRAY(SELECT heartbeat_id FROM inserted), ARRAY(SELECT service_id FROM items ORDER BY ord),
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 """
-_STEADY_PARAMS = [("name_keys", "text[]"), ("service_ids", "bigint[]"), ("statuses", "text[]"),
+_STEADY_PARAMS = [("names", "text[]"), ("service_ids", "bigint[]"), ("statuses", "text[]"),
                   ("run_ids", "text[]"), ("failure_statuses", "text[]")]
 RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats",
                                     _RECORD_STEADY_HEARTBEATS.replace("{locate}", ""), _STEADY_PARAMS)
@@ -232,18 +236,12 @@ class _Steady(NamedTuple):
     """What RECORD_STEADY_HEARTBEATS did, item by item."""
     results: list[IngestResult | None]  # None: left for the rule
     left: list[int]  # indexes of the items left for the rule
+    item_services: list[int | None]  # the service each item named, by PostgreSQL (None: none)
     locked: list[Row]  # the locked services that were not steady, whole
     now: dt.datetime
 
 
-def _finder(services: Sequence[Row]) -> Callable[[IngestItem, str | None], Row | None]:
-    """The service an item names (by its lower-cased name, else its id) among ``services``."""
-    by_name = {row["name_key"]: row for row in services}
-    by_id = {row["service_id"]: row for row in services}
-    return lambda item, name_key: by_name.get(name_key) if name_key is not None else by_id.get(item.service_id)
-
-
-def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None], rows: Sequence[Row]) -> _Steady:
+def _steady_results(items: Sequence[IngestItem], rows: Sequence[Row]) -> _Steady:
     steady: list[Row] = []
     locked: list[Row] = []
     for row in rows:
@@ -253,21 +251,21 @@ def _steady_results(items: Sequence[IngestItem], name_keys: Sequence[str | None]
             steady.append(row)
         else:
             locked.append(row)
-    now = last["now"]
+    now, item_services = last["now"], last["item_services"]
     if not steady:
-        return _Steady([None] * len(items), list(range(len(items))), locked, now)
-    find = _finder(steady)
+        return _Steady([None] * len(items), list(range(len(items))), item_services, locked, now)
+    find = {row["service_id"]: row for row in steady}.get
     next_id = iter(sorted(last["heartbeat_ids"])).__next__
     results: list[IngestResult | None] = []
     left = []
-    for index, (item, name_key) in enumerate(zip(items, name_keys)):
-        service = find(item, name_key)
+    for index, (item, service_id) in enumerate(zip(items, item_services)):
+        service = find(service_id)
         if service is None:
             left.append(index)
             results.append(None)
         else:
             results.append(IngestResult("accepted", next_id(), service, item, now))
-    return _Steady(results, left, locked, now)
+    return _Steady(results, left, item_services, locked, now)
 
 
 class HeartbeatStore:
@@ -385,18 +383,17 @@ class HeartbeatStore:
 
     def record_heartbeats(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """Records a batch in one transaction; one result per item, in order."""
-        name_keys = [None if i.heartbeat_name is None else i.heartbeat_name.lower() for i in items]
         statement = RECORD_FEW_STEADY_HEARTBEATS if len(items) <= SMALL_BATCH else RECORD_STEADY_HEARTBEATS
         lifecycle = Changes()
         with self.db.transaction() as tx:
-            steady = _steady_results(items, name_keys, tx.all(statement, {
-                "name_keys": text_array(name_keys), "service_ids": int_array(i.service_id for i in items),
+            steady = _steady_results(items, tx.all(statement, {
+                "names": text_array(i.heartbeat_name for i in items), "service_ids": int_array(i.service_id for i in items),
                 "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
                 "failure_statuses": FAILURE_STATUSES}))
             results = steady.results
             if steady.left:
                 by_rule = self._record_by_rule(tx, lifecycle, [items[index] for index in steady.left],
-                                               [name_keys[index] for index in steady.left],
+                                               [steady.item_services[index] for index in steady.left],
                                                steady.locked, steady.now)
                 for index, result in zip(steady.left, by_rule):
                     results[index] = result
@@ -404,17 +401,18 @@ class HeartbeatStore:
         return results  # type: ignore[return-value]
 
     def _record_by_rule(self, tx: Tx, lifecycle: Changes, items: Sequence[IngestItem],
-                        name_keys: Sequence[str | None], locked: Sequence[Row],
+                        item_services: Sequence[int | None], locked: Sequence[Row],
                         now: dt.datetime) -> list[IngestResult]:
-        """The heartbeats RECORD_STEADY_HEARTBEATS left, with the services it locked for them."""
+        """The heartbeats RECORD_STEADY_HEARTBEATS left, with the services it locked for them
+        and the service each item named."""
         if not locked:
             return [UNKNOWN_SERVICE] * len(items)
-        find = _finder(locked)
+        find = {row["service_id"]: row for row in locked}.get
 
         accepted: list[tuple[int, Row]] = []  # (item index, service)
         results: list[IngestResult | None] = [None] * len(items)
-        for index, (item, name_key) in enumerate(zip(items, name_keys)):
-            service = find(item, name_key)
+        for index, service_id in enumerate(item_services):
+            service = find(service_id)
             if service is None:
                 results[index] = UNKNOWN_SERVICE
             elif not service["active"]:

@@ -184,3 +184,28 @@ def test_small_and_large_batches_over_the_same_services_neither_deadlock_nor_los
 
     assert send_concurrently(store, [small, large, small[::-1], large[::-1]], rounds) == []
     assert db.one("SELECT count(*) AS n FROM heartbeat_events")["n"] == 100 + 2 * rounds * (len(small) + len(large))
+
+
+@pytest.mark.parametrize("steady", [False, True], ids=["first_heartbeat", "steady"])
+def test_names_are_matched_by_postgresqls_lower_like_registration(db, plan, steady):
+    """Registration and lookups compare lower(heartbeat_name) in PostgreSQL; the
+    ingest did its own lower-casing in Python, which differs for some letters
+    (İ -> i + a combining dot, final Σ -> ς), so such services never got their
+    heartbeats and alerted. Each name is sent as registered and in other cases;
+    which of those name the service is PostgreSQL's lower() to say (it depends on
+    the database's ctype), the same as for registration and GET /service/<name>."""
+    store = HeartbeatStore(db)
+    registered = ["İstanbul", "ΟΔΟΣ", "Straße"]
+    ids = {name: register(store, name)["service_id"] for name in registered}
+    if steady:
+        store.record_heartbeats([beat(name) for name in registered])
+    sent = registered + ["istanbul", "i̇stanbul", "οδοσ", "οδος", "STRASSE"]
+    expected = []
+    for name in sent:
+        match = [r for r in registered
+                 if db.one("SELECT lower(%s) = lower(%s) AS same", (name, r))["same"]]
+        expected.append(ids[match[0]] if match else None)
+    assert expected[:3] == [ids[name] for name in registered]
+    results = store.record_heartbeats([beat(name) for name in sent])
+    assert [r.service["service_id"] if r.outcome == "accepted" else None for r in results] == expected
+    assert [r.outcome for r in results if r.outcome != "accepted"] == ["unknown_service"] * expected.count(None)
