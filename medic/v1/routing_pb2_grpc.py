@@ -182,8 +182,11 @@ class RoutingServiceServicer:
         """Adds a notification target to a service. The config is checked for the
         type: slack {channel_id}; pagerduty {routing_key}; webhook {url (http or
         https), headers? (object of string -> string)}; unknown fields are refused.
+        A webhook URL whose host does not resolve, or resolves to a loopback,
+        private, link-local or metadata address, is refused unless
+        MEDIC_WEBHOOK_ALLOW_PRIVATE=true (delivery checks it again at send time).
         Errors: INVALID_ARGUMENT (unspecified type, a bad or missing config field,
-        named in the message); NOT_FOUND (no such service).
+        a refused webhook URL, named in the message); NOT_FOUND (no such service).
         Scope: admin (configs hold secrets).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -202,7 +205,8 @@ class RoutingServiceServicer:
     def UpdateNotificationTarget(self, request, context):
         """Changes the fields that are set in the request. Changing the type needs a
         config valid for the new type; a config given alone must suit the current
-        type. Alerts already routed keep the targets they were routed to.
+        type; webhook URLs are checked as on creation. Alerts already routed keep
+        the targets they were routed to.
         Errors: INVALID_ARGUMENT; NOT_FOUND.
         Scope: admin.
         """
