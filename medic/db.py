@@ -122,6 +122,10 @@ class Prepared:
         self.execute_sql = f"EXECUTE {name}{values}"
 
 
+# OperationalErrors after which the connection is fine (see Database.connection).
+_CONNECTION_SURVIVES = (psycopg2.extensions.TransactionRollbackError, psycopg2.extensions.QueryCanceledError)
+
+
 class Database:
     """A pool of at most ``size`` connections; callers wait (up to ``acquire_timeout``)
     for a free one instead of failing when all are busy."""
@@ -159,8 +163,11 @@ class Database:
             except psycopg2.Error as exc:
                 raise _translate(exc) from exc
             yield conn
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            broken = True
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            # A deadlock, a serialization failure or a cancelled statement is an
+            # OperationalError on a connection that still works (its transaction
+            # was rolled back): keep it. Any other may mean a broken connection.
+            broken = not isinstance(exc, _CONNECTION_SURVIVES)
             raise
         finally:
             if conn is not None:

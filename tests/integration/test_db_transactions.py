@@ -89,3 +89,28 @@ def test_single_statements_commit_on_their_own(one_connection):
     db.execute("INSERT INTO probe VALUES (7)")
     assert db.one("SELECT count(*) AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%'")["n"] == 0
     assert numbers(db) == [7]
+
+
+def test_a_cancelled_statement_keeps_its_connection_and_a_lost_one_is_replaced(one_connection, database_url):
+    """A statement timeout (like a deadlock) is an OperationalError on a connection
+    that still works: the caller gets Unavailable, the connection stays in the pool.
+    A connection the server drops is replaced."""
+    from medic.errors import Unavailable
+
+    db = one_connection
+    pid = db.one("SELECT pg_backend_pid() AS pid")["pid"]
+    with pytest.raises(Unavailable):
+        with db.transaction() as tx:
+            tx.execute("SET LOCAL statement_timeout = 50")
+            tx.execute("SELECT pg_sleep(2)")
+    assert db.one("SELECT pg_backend_pid() AS pid")["pid"] == pid
+    assert numbers(db) == []
+
+    killer = Database(database_url, size=1, application_name="medic-test-killer")
+    try:
+        killer.one("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        killer.close()
+    with pytest.raises(Unavailable):
+        db.one("SELECT 1 AS one")
+    assert db.one("SELECT pg_backend_pid() AS pid")["pid"] != pid
