@@ -343,11 +343,34 @@ def deliveries_retry(api: Client, args, out: Output) -> None:
 
 # --- argparse wiring ------------------------------------------------------------------------
 
+def _secret(raw: str) -> str:
+    """A secret option's value: ``-`` reads it from standard input, ``@PATH`` from a
+    file, so that it stays off the command line (which other users of the machine
+    can see in ``ps``); anything else is the secret itself. A trailing newline is
+    dropped."""
+    if raw == "-":
+        value = sys.stdin.readline()
+        if not value:
+            raise argparse.ArgumentTypeError("'-' reads the value from standard input, which is empty")
+    elif raw.startswith("@"):
+        try:
+            with open(raw[1:], encoding="utf-8") as file:
+                value = file.read()
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {raw[1:]!r}: {exc.strerror}") from None
+    else:
+        return raw
+    return value.rstrip("\r\n")
+
+
+SECRET_HELP = "; - reads it from standard input, @FILE from a file (keeps it out of `ps`)"
+
+
 def _header(raw: str) -> tuple[str, str]:
     name, sep, value = raw.partition("=")
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {raw!r}")
-    return name.strip(), value
+    return name.strip(), _secret(value)
 
 
 def _json_object(raw: str) -> dict[str, Any]:
@@ -378,9 +401,9 @@ def add_client_options(parser: argparse.ArgumentParser, *, url_option: bool = Tr
     group.add_argument(*(("--url", "--gateway-url") if url_option else ("--gateway-url",)),
                        dest="gateway_url", default=argparse.SUPPRESS, metavar="URL",
                        help="gateway URL (wins over MEDIC_URL; default http://127.0.0.1:8080)")
-    group.add_argument("--key", default=argparse.SUPPRESS,
+    group.add_argument("--key", default=argparse.SUPPRESS, type=_secret,
                        help="API key (wins over MEDIC_API_KEY, which wins over $MEDIC_DATA_DIR/admin.key; "
-                            "prefer the variable: command lines are visible to other users)")
+                            "prefer the variable, or - / @FILE: command lines are visible to other users)")
     group.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                        help="print the results as JSON (for scripts) instead of a table")
 
@@ -518,11 +541,13 @@ def _register_routing(commands) -> None:
 def _target_options(parser) -> None:
     parser.add_argument("--type", metavar="TYPE", help="slack, pagerduty or webhook (implied by the options below)")
     parser.add_argument("--channel-id", dest="channel_id", metavar="C", help="slack channel id")
-    parser.add_argument("--routing-key", dest="routing_key", metavar="K", help="PagerDuty Events v2 routing key")
+    parser.add_argument("--routing-key", dest="routing_key", metavar="K", type=_secret,
+                        help="PagerDuty Events v2 routing key" + SECRET_HELP)
     parser.add_argument("--url", dest="url", metavar="URL", help="webhook URL")
     parser.add_argument("--header", dest="headers", type=_header, action=_Headers, metavar="NAME=VALUE",
-                        help="webhook header, repeatable")
-    parser.add_argument("--config", type=_json_object, metavar="JSON", help="the whole config as a JSON object")
+                        help="webhook header, repeatable (VALUE may be - or @FILE)")
+    parser.add_argument("--config", type=lambda raw: _json_object(_secret(raw)), metavar="JSON",
+                        help="the whole config as a JSON object (or - / @FILE holding it)")
     parser.add_argument("--priority", type=int, metavar="N", help="lower is tried first (default 0)")
 
 
@@ -534,7 +559,7 @@ def _register_delivery(commands) -> None:
     p.add_argument("--url", dest="url", required=True, metavar="URL", help="where alerts are POSTed")
     p.add_argument("--service-id", type=int, metavar="N", help="omit for a global subscription")
     p.add_argument("--header", dest="headers", type=_header, action=_Headers, metavar="NAME=VALUE")
-    p.add_argument("--secret", help="signing secret (default: generated and printed once)")
+    p.add_argument("--secret", type=_secret, help="signing secret (default: generated and printed once)" + SECRET_HELP)
     _enabled_options(p, only_disable=True)
     p = _leaf(webhooks, "list", webhooks_list, "list webhook subscriptions (never secrets)")
     p.add_argument("--service-id", type=int, metavar="N")
@@ -548,7 +573,7 @@ def _register_delivery(commands) -> None:
     headers.add_argument("--header", dest="headers", type=_header, action=_Headers, metavar="NAME=VALUE",
                          help="replaces all headers; repeatable")
     headers.add_argument("--no-headers", action="store_true", help="remove all headers")
-    p.add_argument("--secret")
+    p.add_argument("--secret", type=_secret, help="new signing secret" + SECRET_HELP)
     _enabled_options(p)
     p = _leaf(webhooks, "delete", _delete("/v2/webhooks/{webhook_id}"), "delete a webhook subscription")
     p.add_argument("webhook_id", type=int, metavar="WEBHOOK_ID")
