@@ -37,6 +37,8 @@ def cmd_up(args) -> int:
 
 
 def cmd_migrate(args) -> int:
+    import psycopg2
+
     from medic import migrate
 
     settings = _settings()
@@ -45,7 +47,15 @@ def cmd_migrate(args) -> int:
         print("medic migrate: set MEDIC_DATABASE_URL (or use `medic up`, which migrates the embedded "
               "database)", file=sys.stderr)
         return 2
-    applied = migrate.migrate(settings.database_url)
+    try:
+        applied = migrate.migrate(settings.database_url)
+    except migrate.MigrationError as exc:
+        print(f"medic migrate: {exc}", file=sys.stderr)
+        return 1
+    except psycopg2.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"medic migrate: cannot reach the database: {reason}", file=sys.stderr)
+        return 1
     print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
     return 0
 

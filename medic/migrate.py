@@ -45,6 +45,10 @@ def available(directory: Path | None = None) -> list[Migration]:
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+        elif entry.name.endswith(".sql"):
+            # Skipped silently, a misnamed file would never be applied.
+            raise MigrationError(f"{entry.name}: a migration must be named NNN_name.sql "
+                                 "(three digits, lower-case letters, digits and _)")
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(versions) != len(set(versions)):

@@ -140,3 +140,26 @@ def test_the_shipped_migrations_all_apply_to_an_empty_database(empty_database_ur
     assert [f"{label}.sql" for label in applied] == files
     assert len(recorded(empty_database_url)) == len(files)
     assert migrate.migrate(empty_database_url) == []
+
+
+def test_a_misnamed_sql_file_is_refused_not_skipped(empty_database_url, tmp_path):
+    folder = write_migrations(tmp_path / "migrations", {**THREE, "4_forgotten.sql": "CREATE TABLE x ();"})
+    with pytest.raises(migrate.MigrationError, match="4_forgotten.sql"):
+        migrate.migrate(empty_database_url, folder)
+    assert not table_exists(empty_database_url, "jobs")  # nothing applied from a folder with a misnamed file
+
+
+def test_medic_migrate_reports_an_unreachable_database_in_one_line():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
+    env["MEDIC_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=2"
+    done = subprocess.run([sys.executable, "-m", "medic.cli", "migrate"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("medic migrate: cannot reach the database:")
