@@ -1,11 +1,20 @@
 """The HTTP transport the senders share: one POST, timed, no redirects,
 classified by the generic rules (2xx success; connection error, timeout, 408,
 429 and 5xx retryable; anything else permanent). A sender refines the
-classification for its API (Slack's `ok`, PagerDuty's 202)."""
+classification for its API (Slack's `ok`, PagerDuty's 202).
+
+A POST ends after its timeout in total, whatever the receiver does: a socket's
+timeout bounds each read, so a receiver sending a byte now and then would
+otherwise hold a worker past the delivery's lease, and another worker would send
+it again. One watchdog thread per process (``_Watchdog``) shuts down the socket of
+a request still running at its deadline; the attempt is then a retryable timeout."""
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,7 +39,122 @@ CONNECTIONS_PER_HOST = 32
 USER_AGENT = "Medic-Delivery/1"
 
 
-class _PinnedHTTPConnection(urllib3.connection.HTTPConnection):
+class DeadlinePassed(Exception):
+    """A request was cut off at its deadline."""
+
+
+class _Deadline:
+    """One request's end: the connection it runs on (once it has one), the socket
+    its answer is read from, and whether the watchdog had to cut it off."""
+    __slots__ = ("at", "connection", "sock", "cut_off", "done")
+
+    def __init__(self, at: float):
+        self.at = at
+        self.connection: urllib3.connection.HTTPConnection | None = None
+        # Kept apart from the connection: http.client lets go of the connection's
+        # socket before the body of a "Connection: close" answer is read.
+        self.sock: socket.socket | None = None
+        self.cut_off = False
+        self.done = False
+
+
+class _Watchdog:
+    """Shuts down the socket of every request still running at its deadline: the
+    blocked read (of headers or body) ends at once, and the request fails.
+    Deadlines are checked at most every CHECK_SECONDS (a cut-off may come that much
+    late), so a busy process wakes the thread a few times a second, not per request."""
+
+    CHECK_SECONDS = 0.1
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._current = threading.local()  # the deadline of this thread's request
+
+    def start(self, seconds: float) -> _Deadline:
+        """Watches the request this thread is about to make."""
+        deadline = _Deadline(time.monotonic() + seconds)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="delivery-http-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
+            if self._heap[0][2] is deadline:
+                self._cond.notify()
+        self._current.deadline = deadline
+        return deadline
+
+    def attach(self, connection: urllib3.connection.HTTPConnection,
+               sock: socket.socket | None = None) -> None:
+        """Called by a connection about to send this thread's request, and with its
+        socket about to read the answer."""
+        deadline = getattr(self._current, "deadline", None)
+        if deadline is not None:
+            with self._cond:
+                if not deadline.done:
+                    deadline.connection = connection
+                    deadline.sock = sock or deadline.sock
+
+    def end(self, deadline: _Deadline) -> bool:
+        """The request is over (its connection is never touched again); True when
+        it was cut off."""
+        self._current.deadline = None
+        with self._cond:
+            deadline.done = True
+            deadline.connection = deadline.sock = None
+            return deadline.cut_off
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    _, _, deadline = heapq.heappop(self._heap)
+                    if not deadline.done and not self._cut_off(deadline):
+                        # Still connecting (the connect timeout ends that): look again.
+                        heapq.heappush(self._heap, (now + self.CHECK_SECONDS, next(self._order), deadline))
+                wait = max(self.CHECK_SECONDS, self._heap[0][0] - now) if self._heap else None
+                self._cond.wait(wait)
+
+    @staticmethod
+    def _cut_off(deadline: _Deadline) -> bool:
+        sock = deadline.sock or (deadline.connection.sock if deadline.connection is not None else None)
+        if sock is None:
+            return False
+        deadline.cut_off = True
+        try:
+            # The plain socket's shutdown, also under TLS: the blocked reader then
+            # sees the connection end (ssl's own shutdown would tear its state down
+            # under the reader's feet).
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed meanwhile: the request is ending anyway
+        return True
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    """Tells the watchdog which connection carries this thread's request."""
+
+    def request(self, *args, **kwargs):
+        _WATCHDOG.attach(self)
+        return super().request(*args, **kwargs)
+
+    def getresponse(self):
+        _WATCHDOG.attach(self, self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _PinnedHTTPConnection(_WatchedHTTPConnection):
     """Connects only to an address that passed the SSRF guard, resolved here, once:
     another lookup between a check and the connect could answer differently. The
     connection keeps its host name (Host header, TLS SNI and certificate check)."""
@@ -53,6 +177,14 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection, urllib3.connection.HTTPSConn
     """The same for TLS; the certificate is still checked against the URL's host name."""
 
 
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 class _PinnedHTTPPool(urllib3.HTTPConnectionPool):
     ConnectionCls = _PinnedHTTPConnection
 
@@ -70,6 +202,8 @@ def _pool_manager(public_only: bool) -> urllib3.PoolManager:
                                   cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
     if public_only:
         manager.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+    else:
+        manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
     return manager
 
 
@@ -109,19 +243,33 @@ def classify_status(code: int) -> Outcome:
 
 def _request(url: str, body: bytes, headers: Mapping[str, str], timeout: float,
              public_only: bool) -> Response:
-    raw = pool(public_only).request("POST", url, body=body, headers={"User-Agent": USER_AGENT, **headers},
-                                    timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                                    redirect=False, retries=False, preload_content=False)
-    complete = False
+    """One POST, ended after `timeout` in total (DeadlinePassed)."""
+    deadline = _WATCHDOG.start(timeout)
+    raw = None
     try:
-        content = raw.read(MAX_RESPONSE_BYTES + 1)
-        complete = len(content) <= MAX_RESPONSE_BYTES
-        return Response(raw.status, raw.headers, content[:MAX_RESPONSE_BYTES])
-    finally:
-        if complete:
-            raw.release_conn()
-        else:  # the rest is not worth reading: drop the connection
+        try:
+            raw = pool(public_only).request(
+                "POST", url, body=body, headers={"User-Agent": USER_AGENT, **headers},
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                redirect=False, retries=False, preload_content=False)
+            content = raw.read(MAX_RESPONSE_BYTES + 1)
+        finally:
+            cut_off = _WATCHDOG.end(deadline)
+    except Exception as exc:
+        if raw is not None:
             raw.close()
+        if cut_off:
+            raise DeadlinePassed() from exc
+        raise
+    # A cut-off body may look complete (a response without a length ends where
+    # the connection does), so the answer does not count either way.
+    if cut_off or len(content) > MAX_RESPONSE_BYTES:
+        raw.close()  # the rest is not worth reading (or cannot be): drop the connection
+        if cut_off:
+            raise DeadlinePassed()
+    else:
+        raw.release_conn()
+    return Response(raw.status, raw.headers, content[:MAX_RESPONSE_BYTES])
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float, *,
@@ -138,7 +286,7 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float, *,
     except urllib3.exceptions.NewConnectionError as exc:
         return None, AttemptResult(Outcome.RETRYABLE, error=f"connection error: {_short(exc)}",
                                    latency_ms=_ms(started))
-    except urllib3.exceptions.TimeoutError:
+    except (urllib3.exceptions.TimeoutError, DeadlinePassed):
         return None, AttemptResult(Outcome.RETRYABLE, error=f"timeout after {timeout:g} s",
                                    latency_ms=_ms(started))
     except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError, OSError) as exc:

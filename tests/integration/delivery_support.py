@@ -177,3 +177,76 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
             proc.kill()
             proc.wait()
     proc.log_file.close()
+
+
+class DrippingReceiver:
+    """An HTTP endpoint on 127.0.0.1 that answers one byte every `interval` seconds,
+    never quiet long enough for a socket read to time out. `drip` is "headers"
+    (the status line and headers dripped), "body" (headers at once, then a body of
+    `length` announced bytes dripped) or "unsized body" (no Content-Length: the
+    body ends where the connection does). With an `ssl_context` it speaks https.
+    Records when each request arrived and when the client hung up."""
+
+    def __init__(self, drip: str = "body", interval: float = 0.3, length: int = 200,
+                 ssl_context=None):
+        import socket
+        import threading
+        self.drip, self.interval, self.length = drip, interval, length
+        self.ssl_context = ssl_context
+        self.arrivals: list[float] = []
+        self.hang_ups: list[float] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="dripping-receiver")
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://localhost:{self._listener.getsockname()[1]}/hook"
+
+    def __enter__(self) -> "DrippingReceiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        import threading
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn) -> None:
+        if self.ssl_context is not None:
+            conn = self.ssl_context.wrap_socket(conn, server_side=True)
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.arrivals.append(time.monotonic())
+            sized = self.drip != "unsized body"
+            headers = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                       + (b"Content-Length: %d\r\n" % self.length if sized else b"Connection: close\r\n")
+                       + b"\r\n")
+            at_once, dripped = (b"", headers) if self.drip == "headers" else (headers, b"")
+            dripped += b"x" * self.length
+            try:
+                conn.sendall(at_once)
+                for i in range(len(dripped)):
+                    if self._stopping.wait(self.interval):
+                        return
+                    conn.sendall(dripped[i:i + 1])
+            except OSError:  # the client hung up
+                self.hang_ups.append(time.monotonic())
