@@ -163,8 +163,13 @@ START_NEXT_IN_CHAIN = """
         ORDER BY position LIMIT 1)
 """
 
+# A claim counts an attempt (a crash mid-send must count: the receiver may have
+# got it); a release gives it back when the send had not begun (`uncounted` 1).
 RELEASE_CLAIMS = """
-    UPDATE deliveries SET next_attempt_at = now(), claim_token = NULL, updated_at = now()
+    UPDATE deliveries
+    SET next_attempt_at = now(), claim_token = NULL, updated_at = now(),
+        attempts = attempts - %(uncounted)s, round_attempts = round_attempts - %(uncounted)s,
+        last_attempt_at = CASE WHEN attempts - %(uncounted)s = 0 THEN NULL ELSE last_attempt_at END
     WHERE delivery_id = ANY(%(ids)s) AND claim_token = ANY(%(tokens)s::uuid[])
 """
 
@@ -388,12 +393,15 @@ class DeliveryStore:
                     status=row["status"], target_type=row["target_type"], skipped_types=skipped)
         return recorded
 
-    def release(self, claims: Sequence[tuple[int, str]]) -> int:
-        """Makes claimed deliveries due again at once (graceful shutdown)."""
+    def release(self, claims: Sequence[tuple[int, str]], *, sending_began: bool = False) -> int:
+        """Makes claimed deliveries, (id, claim token), due again at once (graceful
+        shutdown). Unless their sending had begun, their claims' attempts are given
+        back: nothing went out, so no retry is used up."""
         if not claims:
             return 0
         return self.db.execute(RELEASE_CLAIMS, {"ids": [c[0] for c in claims],
-                                                "tokens": [c[1] for c in claims]})
+                                                "tokens": [c[1] for c in claims],
+                                                "uncounted": 0 if sending_began else 1})
 
     def retry_by_hand(self, delivery_id: int) -> Row:
         with self.db.transaction() as tx:

@@ -65,7 +65,9 @@ class DeliveryWorkers:
         self.settings = settings
         self._lock = threading.Condition()
         self._in_flight: dict[int, str] = {}  # delivery_id -> claim token
+        self._sending: set[int] = set()  # in flight, its send has begun
         self._sent: set[int] = set()  # in flight, sent, outcome waiting for the recorder
+        self._released = False  # stop() released what had not been sent: no send begins now
         self._per_destination: dict[str, int] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -103,14 +105,24 @@ class DeliveryWorkers:
             drain_until = time.monotonic() + RECORD_DRAIN_SECONDS
             while self._sent and time.monotonic() < drain_until:
                 self._lock.wait(timeout=max(0.01, drain_until - time.monotonic()))
-            unfinished = [(i, token) for i, token in self._in_flight.items() if i not in self._sent]
-        if unfinished:
+            self._released = True
+            # Claimed but not begun: their attempts are given back. Cut short
+            # mid-send: counted, as after a crash (the receiver may have got it).
+            unsent = [(i, token) for i, token in self._in_flight.items() if i not in self._sending]
+            cut_short = [(i, token) for i, token in self._in_flight.items()
+                         if i in self._sending and i not in self._sent]
+            for delivery_id, _ in unsent:
+                self._in_flight.pop(delivery_id)  # never sent, so never finished
+        for claims, sending_began in ((unsent, False), (cut_short, True)):
+            if not claims:
+                continue
             try:
-                released = self.store.release(unfinished)
-                log.info("released %d unfinished deliveries", released)
+                released = self.store.release(claims, sending_began=sending_began)
+                log.info("released %d unfinished deliveries (%s)", released,
+                         "cut short mid-send" if sending_began else "not sent")
             except MedicError:
                 log.warning("could not release %d deliveries; they are retried after the lease",
-                            len(unfinished))
+                            len(claims))
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -188,6 +200,10 @@ class DeliveryWorkers:
                           row.get("delivery_id"))
             self._finish([(row["delivery_id"], row["destination_key"])])
             return
+        with self._lock:
+            if self._released:
+                return  # released by stop(): another process sends it
+            self._sending.add(notification.delivery_id)
         try:
             result = self._send(notification)
             status, delay = retry.decide(result.outcome.value, notification.round_attempts,
@@ -206,6 +222,7 @@ class DeliveryWorkers:
         with self._lock:
             for delivery_id, key in slots:
                 self._in_flight.pop(delivery_id, None)
+                self._sending.discard(delivery_id)
                 self._sent.discard(delivery_id)
                 self._per_destination[key] = self._per_destination.get(key, 1) - 1
                 if self._per_destination[key] <= 0:

@@ -66,3 +66,64 @@ def test_deliveries_sent_before_shutdown_are_recorded_not_released(db):
         assert rows == {a: ("success", 1, False), b: ("success", 1, False)}
         assert len(first.requests) == 1 and len(second.requests) == 1
         running.server.stop(0)
+
+
+def _columns(db, delivery_id):
+    return db.one("SELECT status, attempts, round_attempts, last_attempt_at IS NULL AS never_attempted,"
+                  " claim_token IS NULL AS unclaimed, next_attempt_at <= now() AS due"
+                  " FROM deliveries WHERE delivery_id = %s", (delivery_id,))
+
+
+def _wait_for_claim(db, delivery_id):
+    deadline = time.monotonic() + 5
+    while _columns(db, delivery_id)["unclaimed"]:
+        assert time.monotonic() < deadline, "not claimed"
+        time.sleep(0.02)
+
+
+def test_a_delivery_released_before_its_send_began_keeps_its_attempt_count(db):
+    """Claimed, then released at shutdown without being sent: its claim's attempt is
+    given back, so the release uses up none of its retries."""
+    with WebhookReceiver() as receiver:
+        running = create_server(delivery_app.build(fast_settings(db.dsn, delivery_workers=1), db=db),
+                                port=0, workers=4)
+        workers = running.component.on_stop[0].__self__
+        held = threading.Event()
+        workers._pool.submit(held.wait)  # the only sending thread is busy: a claim waits for it
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+        try:
+            stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
+            (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
+            _wait_for_claim(db, delivery_id)
+            claimed = _columns(db, delivery_id)
+            workers.stop(0.2)
+            released = _columns(db, delivery_id)
+        finally:
+            held.set()
+            channel.close()
+            running.server.stop(0)
+        time.sleep(0.2)
+        assert receiver.requests == []
+    assert (claimed["attempts"], claimed["round_attempts"]) == (1, 1)
+    assert released == {"status": "pending", "attempts": 0, "round_attempts": 0, "never_attempted": True,
+                        "unclaimed": True, "due": True}
+
+
+def test_a_delivery_cut_short_mid_send_at_shutdown_counts_its_attempt(db):
+    """Released while its request was out: the receiver may have got it, so the
+    attempt counts (as after a crash)."""
+    with WebhookReceiver() as receiver:
+        receiver.script(Reply(200, delay=2.0))
+        running = create_server(delivery_app.build(fast_settings(db.dsn), db=db), port=0, workers=4)
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+        try:
+            stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
+            (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
+            receiver.wait_for(1)
+            running.component.on_stop[0](0.1)
+            released = _columns(db, delivery_id)
+        finally:
+            channel.close()
+            running.server.stop(0)
+    assert released == {"status": "pending", "attempts": 1, "round_attempts": 1, "never_attempted": False,
+                        "unclaimed": True, "due": True}
