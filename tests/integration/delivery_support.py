@@ -144,20 +144,21 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 # Runs one delivery process the way `medic serve delivery` does (without auth).
 SERVE = """
+import sys
 from medic import logs, server
 from medic.config import Settings
 from services.delivery import app
 settings = Settings.from_env()
-logs.setup("delivery", "WARNING")
+logs.setup("delivery", sys.argv[1])
 raise SystemExit(server.run(app.build(settings), host="127.0.0.1", port=0, metrics_port=0,
                             workers=4, grace=settings.shutdown_grace_seconds))
 """
 
 
-def start_delivery_process(settings: Settings) -> subprocess.Popen:
+def start_delivery_process(settings: Settings, log_level: str = "WARNING") -> subprocess.Popen:
     """A delivery process; its stderr (JSON logs) goes to `proc.log_file`."""
     log_file = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-c", SERVE], env=settings_env(settings), cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, log_level], env=settings_env(settings), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=log_file)
     proc.log_file = log_file
     return proc

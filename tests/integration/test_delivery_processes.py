@@ -2,6 +2,7 @@
 two processes deliver each notification exactly once."""
 from __future__ import annotations
 
+import collections
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,19 +72,31 @@ def test_kill_9_with_deliveries_in_flight_and_in_retry_loses_none(db):
                     log = process_log(proc)
                     stop_process(proc)
         assert all(r["status"] == "success" for r in rows.values()), (rows, log)
-        # Redeliveries carry the first attempt's idempotency keys, nothing else.
-        hook_keys = {rows[i]["idempotency_key"] for i in hook_ids}
-        assert {r.header("webhook-id") for r in hook.requests} == hook_keys
-        assert len(hook_keys) == 8 and len(hook.requests) >= 8
-        assert {r.json()["dedup_key"] for r in pd.requests} == \
-            {f"medic-alert-{n}" for n in range(11, 19)}
+        # Every copy a receiver got (redeliveries included) carries the key of the
+        # delivery it is a copy of: its alert's webhook-id / dedup_key, no other.
+        key_of_alert = {r["alert_id"]: r["idempotency_key"] for r in db.all(
+            "SELECT alert_id, idempotency_key FROM deliveries WHERE delivery_id = ANY(%s)",
+            (hook_ids + pd_ids,))}
+        assert len(set(key_of_alert.values())) == 16
+        hook_copies = [(r.json()["alert"]["alert_id"], r.header("webhook-id")) for r in hook.requests]
+        pd_copies = [(r.json()["payload"]["custom_details"]["alert_id"], r.json()["dedup_key"])
+                     for r in pd.requests]
+        assert [(alert, key) for alert, key in hook_copies + pd_copies
+                if key != key_of_alert[alert]] == []
+        assert {n: key_of_alert[n] for n in range(11, 19)} == {n: f"medic-alert-{n}" for n in range(11, 19)}
+        # ... and every delivery was received: the webhooks twice at least (sent
+        # by the killed process, then again after its lease).
+        assert collections.Counter(alert for alert, _ in hook_copies).most_common()[-1][1] >= 2
+        assert {alert for alert, _ in hook_copies} == set(range(1, 9))
+        assert {alert for alert, _ in pd_copies} == set(range(11, 19))
 
 
 def test_two_processes_deliver_1000_notifications_exactly_once(db):
     with WebhookReceiver() as hook:
         settings = fast_settings(db.dsn, delivery_workers=16, delivery_per_destination=16,
                                  delivery_lease_seconds=60.0)
-        processes = [start_delivery_process(settings), start_delivery_process(settings)]
+        # At INFO each process logs every outcome it records.
+        processes = [start_delivery_process(settings, "INFO"), start_delivery_process(settings, "INFO")]
         try:
             time.sleep(0.5)  # both claiming before the work arrives
             with ThreadPoolExecutor(4) as pool:
@@ -95,9 +108,32 @@ def test_two_processes_deliver_1000_notifications_exactly_once(db):
             time.sleep(0.3)
             assert all(p.poll() is None for p in processes)
         finally:
+            delivered_by = []
             for proc in processes:
+                delivered_by.append(delivered_in_log(process_log(proc)))
                 stop_process(proc)
     received = [r.header("webhook-id") for r in hook.requests]
     assert len(received) == 1000 and len(set(received)) == 1000
     odd = {i: r for i, r in rows.items() if r["status"] != "success" or r["attempts"] != 1}
     assert odd == {}
+    # Both processes took part, and between them delivered each notification once.
+    first, second = delivered_by
+    assert len(first) > 0 and len(second) > 0, (len(first), len(second))
+    assert not first & second and first | second == set(ids)
+
+
+def delivered_in_log(log: str) -> set[int]:
+    """Ids of the deliveries a process recorded as successful (its INFO log lines)."""
+    import json
+    import re
+    pattern = re.compile(r"^delivery (\d+) \(webhook\) attempt \d+: success$")
+    ids = set()
+    for line in log.splitlines():
+        try:
+            message = json.loads(line).get("message", "")
+        except ValueError:
+            continue
+        match = pattern.match(message)
+        if match:
+            ids.add(int(match.group(1)))
+    return ids
