@@ -184,6 +184,26 @@ def test_teams_targets_webhooks_and_deliveries(admin):
     assert "Team deleted." in ok(admin("teams", "delete", str(team["team_id"]))).out
 
 
+def test_a_failed_delivery_retried_with_the_cli_goes_out_again_and_succeeds(admin, stack, db):
+    from tests.fakes import Reply, WebhookReceiver
+    from tests.integration.delivery_support import failed_delivery_in_stack, wait_until_final
+
+    with WebhookReceiver() as hook:
+        hook.script(Reply(410))  # fails for good; the receiver answers 200 from then on
+        delivery_id = failed_delivery_in_stack(stack, db, hook.url + "/hook")
+        failed = ok(admin("--json", "deliveries", "list", "--status", "failed")).json()
+        retried = ok(admin("deliveries", "retry", str(delivery_id)))
+        row = wait_until_final(db, [delivery_id])[delivery_id]
+        succeeded = ok(admin("--json", "deliveries", "list", "--status", "success")).json()
+        copies = hook.requests
+
+    assert [d["delivery_id"] for d in failed] == [delivery_id]
+    assert "Delivery queued again." in retried.out and "pending" in retried.out
+    assert (row["status"], row["attempts"]) == ("success", 2)
+    assert [(d["delivery_id"], d["attempts"]) for d in succeeded] == [(delivery_id, 2)]
+    assert len(copies) == 2
+
+
 def test_errors_exit_non_zero_with_the_servers_message(admin):
     unknown = admin("services", "show", "no-such-heartbeat")
     assert unknown.code == 1 and "HTTP 404" in unknown.err and unknown.out == ""
