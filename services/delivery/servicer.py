@@ -297,12 +297,15 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
         set_service = request.HasField("service_id")
         if set_service and request.service_id < 0:
             raise InvalidArgument("service_id must be >= 0 (0 = global)")
+        set_secret = request.HasField("secret")
+        # An empty secret removes it: deliveries go out unsigned from then on.
+        secret = check_secret(request.secret) if set_secret and request.secret else None
         row = self.store.update_webhook(
             request.webhook_id,
             url=check_url(request.url, self.allow_private) if request.HasField("url") else None,
             set_service=set_service, service_id=(request.service_id or None) if set_service else None,
             headers=check_headers(dict(request.headers.values)) if request.HasField("headers") else None,
-            secret=check_secret(request.secret) if request.HasField("secret") else None,
+            set_secret=set_secret, secret=secret,
             enabled=request.enabled if request.HasField("enabled") else None)
         return delivery_pb2.UpdateWebhookResponse(webhook=webhook_to_pb(row))
 

@@ -223,7 +223,7 @@ UPDATE_WEBHOOK = f"""
     SET url = COALESCE(%(url)s, url),
         service_id = CASE WHEN %(set_service)s THEN %(service_id)s ELSE service_id END,
         headers = COALESCE(%(headers)s, headers),
-        secret = COALESCE(%(secret)s, secret),
+        secret = CASE WHEN %(set_secret)s THEN %(secret)s ELSE secret END,
         enabled = COALESCE(%(enabled)s, enabled),
         updated_at = now()
     WHERE webhook_id = %(webhook_id)s
@@ -450,11 +450,13 @@ class DeliveryStore:
     def update_webhook(self, webhook_id: int, *, url: str | None = None,
                        service_id: int | None = None, set_service: bool = False,
                        headers: dict[str, str] | None = None, secret: str | None = None,
-                       enabled: bool | None = None) -> Row:
+                       set_secret: bool = False, enabled: bool | None = None) -> Row:
+        """Changes what is given; `set_secret` replaces the secret with `secret`,
+        None removing it (deliveries then go out unsigned)."""
         row = self.db.one(UPDATE_WEBHOOK, {
             "webhook_id": webhook_id, "url": url, "set_service": set_service,
             "service_id": service_id, "headers": Json(headers) if headers is not None else None,
-            "secret": secret, "enabled": enabled})
+            "set_secret": set_secret, "secret": secret, "enabled": enabled})
         if row is None:
             raise NotFound(f"webhook {webhook_id} not found")
         return row

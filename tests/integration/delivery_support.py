@@ -253,18 +253,24 @@ class DrippingReceiver:
                 self.hang_ups.append(time.monotonic())
 
 
-def failed_delivery_in_stack(stack, db: Database, url: str) -> int:
-    """A webhook delivery, enqueued to the stack's delivery service as routing
-    would, that failed for good (the receiver at `url` must answer a permanent error)."""
+def enqueue_in_stack(stack, event, targets=(), subscriptions=()) -> list[int]:
+    """Enqueues to the stack's delivery service as routing would (NOTIFY_MODE_ALL)."""
     from tests.integration.auth_support import bearer
 
     channel = grpc.insecure_channel(f"127.0.0.1:{stack.servers['delivery'].port}")
     try:
-        (delivery_id,) = delivery_pb2_grpc.DeliveryServiceStub(channel).EnqueueNotifications(
-            delivery_pb2.EnqueueNotificationsRequest(event=alert_event(), mode=common_pb2.NOTIFY_MODE_ALL,
-                                                     targets=[webhook_target(url)]),
-            metadata=bearer(stack.admin_key)).delivery_ids
+        return list(delivery_pb2_grpc.DeliveryServiceStub(channel).EnqueueNotifications(
+            delivery_pb2.EnqueueNotificationsRequest(
+                event=event, mode=common_pb2.NOTIFY_MODE_ALL, targets=list(targets),
+                subscriptions=list(subscriptions)),
+            metadata=bearer(stack.admin_key)).delivery_ids)
     finally:
         channel.close()
+
+
+def failed_delivery_in_stack(stack, db: Database, url: str) -> int:
+    """A webhook delivery of the stack's delivery service that failed for good (the
+    receiver at `url` must answer a permanent error)."""
+    (delivery_id,) = enqueue_in_stack(stack, alert_event(), [webhook_target(url)])
     assert wait_until_final(db, [delivery_id])[delivery_id]["status"] == "failed"
     return delivery_id

@@ -130,6 +130,37 @@ def test_subscription_signature_verifies_with_the_standardwebhooks_package(db):
     standardwebhooks.Webhook(created.secret).verify(request.body, request.headers)
 
 
+def test_a_removed_secret_leaves_deliveries_unsigned_and_a_new_one_signs_them_again(db):
+    new_secret = "whsec_" + base64.b64encode(b"n" * 32).decode()
+    with WebhookReceiver() as hook:
+        with delivery_server(fast_settings(db.dsn), db) as stub:
+            webhook_id = stub.CreateWebhook(delivery_pb2.CreateWebhookRequest(
+                url=hook.url, service_id=7)).webhook.webhook_id
+
+            def update(**fields):
+                return stub.UpdateWebhook(delivery_pb2.UpdateWebhookRequest(
+                    webhook_id=webhook_id, **fields)).webhook
+
+            def deliver(alert_id):
+                ids = enqueue(stub, alert_event(alert_id), [],
+                              [webhook_target(hook.url, webhook_id=webhook_id)]).delivery_ids
+                return wait_until_final(db, ids)[ids[0]]
+
+            removed = update(secret="")
+            still_removed = update(enabled=True)  # no secret in the update: left as it is
+            unsigned = deliver(1)
+            resigned = update(secret=new_secret)
+            signed = deliver(2)
+        first, second = hook.wait_for(2)
+    assert not removed.has_secret and not still_removed.has_secret and resigned.has_secret
+    assert unsigned["status"] == "success" and signed["status"] == "success"
+    assert first.header("webhook-id") == unsigned["idempotency_key"]  # still there, for dedup
+    assert first.header("webhook-signature") is None and first.header("webhook-timestamp") is None
+    assert verify_standard_webhook(new_secret, second.header("webhook-id"),
+                                   second.header("webhook-timestamp"), second.body,
+                                   second.header("webhook-signature"))
+
+
 def test_a_deleted_subscription_is_not_delivered(db):
     with WebhookReceiver() as hook:
         with delivery_server(fast_settings(db.dsn), db) as stub:
