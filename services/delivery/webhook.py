@@ -1,5 +1,7 @@
 """Webhook integration: a JSON POST with the target's headers, signed with the
-Standard Webhooks scheme when the subscription has a secret.
+Standard Webhooks scheme when the subscription has a secret. Notification
+targets of type webhook (routing's, config {url, headers}) have no secret and
+go out unsigned; only webhook subscriptions are signed.
 
 Signature: `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`
 where key = base64-decoded part of the secret after `whsec_`; `webhook-id` is the
@@ -85,10 +87,10 @@ class WebhookSender:
             url = notification.webhook["url"]
             extra_headers = notification.webhook.get("headers") or {}
             secret = notification.webhook.get("secret")
-        else:
+        else:  # a notification target: unsigned (its config holds no secret)
             url = notification.config["url"]
             extra_headers = notification.config.get("headers") or {}
-            secret = notification.config.get("secret")
+            secret = None
         try:
             ssrf.check_destination(url, allow_private=self.allow_private)
         except ssrf.UnresolvableHost as exc:
