@@ -53,7 +53,8 @@ TABLE: list[RpcRoute] = [
     RpcRoute("GET", "/v2/webhooks", DELIVERY + "ListWebhooks", "List webhook subscriptions (never secrets)",
              query=("service_id",), result="webhooks"),
     RpcRoute("PATCH", "/v2/webhooks/{webhook_id:int}", DELIVERY + "UpdateWebhook",
-             "Change a webhook subscription (service_id 0 makes it global; headers are replaced whole)",
+             "Change a webhook subscription (service_id 0 makes it global; headers are replaced whole; "
+             "an empty secret removes it, so deliveries go out unsigned)",
              body=True, result="webhook", message="Webhook updated."),
     RpcRoute("DELETE", "/v2/webhooks/{webhook_id:int}", DELIVERY + "DeleteWebhook",
              "Delete a webhook subscription", message="Webhook deleted."),

@@ -323,7 +323,7 @@ def webhooks_list(api: Client, args, out: Output) -> None:
 def webhooks_update(api: Client, args, out: Output) -> None:
     headers = {} if args.no_headers else (args.headers or None)
     body = _given(url=args.url, service_id=0 if args.global_ else args.service_id, headers=headers,
-                  secret=args.secret, enabled=args.enabled)
+                  secret="" if args.no_secret else args.secret, enabled=args.enabled)
     if not body:
         raise _usage("nothing to change: see `medic webhooks update --help`")
     message, results = api.call("PATCH", f"/v2/webhooks/{args.webhook_id}", body=body)
@@ -573,7 +573,9 @@ def _register_delivery(commands) -> None:
     headers.add_argument("--header", dest="headers", type=_header, action=_Headers, metavar="NAME=VALUE",
                          help="replaces all headers; repeatable")
     headers.add_argument("--no-headers", action="store_true", help="remove all headers")
-    p.add_argument("--secret", type=_secret, help="new signing secret" + SECRET_HELP)
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--secret", type=_secret, help="new signing secret" + SECRET_HELP)
+    secret.add_argument("--no-secret", action="store_true", help="remove the signing secret: send unsigned")
     _enabled_options(p)
     p = _leaf(webhooks, "delete", _delete("/v2/webhooks/{webhook_id}"), "delete a webhook subscription")
     p.add_argument("webhook_id", type=int, metavar="WEBHOOK_ID")

@@ -172,6 +172,8 @@ def test_teams_targets_webhooks_and_deliveries(admin):
     listed = ok(admin("webhooks", "list"))
     assert "hook-token" not in listed.out and "hooks.example.com" in listed.out
     made_global = ok(admin("--json", "webhooks", "update", str(webhooks[0]["webhook_id"]), "--global")).json()
+    unsigned = ok(admin("--json", "webhooks", "update", str(webhooks[0]["webhook_id"]), "--no-secret")).json()
+    assert unsigned["has_secret"] is False
     assert made_global["service_id"] is None
     ok(admin("webhooks", "delete", str(webhooks[0]["webhook_id"])))
     assert ok(admin("--json", "webhooks", "list")).json() == []
