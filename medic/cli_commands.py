@@ -344,14 +344,16 @@ def deliveries_retry(api: Client, args, out: Output) -> None:
 # --- argparse wiring ------------------------------------------------------------------------
 
 def _secret(raw: str) -> str:
-    """A secret option's value: ``-`` reads it from standard input, ``@PATH`` from a
-    file, so that it stays off the command line (which other users of the machine
-    can see in ``ps``); anything else is the secret itself. A trailing newline is
-    dropped."""
+    """A secret option's value: ``-`` reads it from standard input (all of it),
+    ``@PATH`` from a file, so that it stays off the command line (which other
+    users of the machine can see in ``ps``); ``@@...`` is a value that starts with
+    ``@``; anything else is the secret itself. A trailing newline is dropped."""
     if raw == "-":
-        value = sys.stdin.readline()
+        value = sys.stdin.read()
         if not value:
             raise argparse.ArgumentTypeError("'-' reads the value from standard input, which is empty")
+    elif raw.startswith("@@"):
+        return raw[1:]
     elif raw.startswith("@"):
         try:
             with open(raw[1:], encoding="utf-8") as file:
@@ -363,7 +365,7 @@ def _secret(raw: str) -> str:
     return value.rstrip("\r\n")
 
 
-SECRET_HELP = "; - reads it from standard input, @FILE from a file (keeps it out of `ps`)"
+SECRET_HELP = "; - reads it from standard input, @FILE from a file (keeps it out of `ps`; @@ for a leading @)"
 
 
 def _header(raw: str) -> tuple[str, str]:
@@ -545,7 +547,7 @@ def _target_options(parser) -> None:
                         help="PagerDuty Events v2 routing key" + SECRET_HELP)
     parser.add_argument("--url", dest="url", metavar="URL", help="webhook URL")
     parser.add_argument("--header", dest="headers", type=_header, action=_Headers, metavar="NAME=VALUE",
-                        help="webhook header, repeatable (VALUE may be - or @FILE)")
+                        help="webhook header, repeatable (VALUE may be - or @FILE; @@ for a leading @)")
     parser.add_argument("--config", type=lambda raw: _json_object(_secret(raw)), metavar="JSON",
                         help="the whole config as a JSON object (or - / @FILE holding it)")
     parser.add_argument("--priority", type=int, metavar="N", help="lower is tried first (default 0)")

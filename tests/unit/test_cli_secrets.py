@@ -42,3 +42,10 @@ def test_a_literal_value_is_kept_and_a_missing_file_is_a_usage_error(tmp_path, c
         parse("targets", "create", "--service-id", "1", "--routing-key", f"@{tmp_path / 'missing'}")
     assert usage.value.code == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_all_of_standard_input_is_read_and_a_leading_at_sign_can_be_escaped(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO('{\n  "routing_key": "pretty"\n}\n'))
+    assert parse("targets", "update", "3", "--config", "-").config == {"routing_key": "pretty"}
+    args = parse("webhooks", "update", "7", "--header", "X-Team=@@oncall")
+    assert args.headers == {"X-Team": "@oncall"}
