@@ -36,6 +36,11 @@ def cmd_up(args) -> int:
     return launcher.up(_settings(), replicas=args.replicas)
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def cmd_migrate(args) -> int:
     import psycopg2
 
@@ -53,8 +58,10 @@ def cmd_migrate(args) -> int:
         print(f"medic migrate: {exc}", file=sys.stderr)
         return 1
     except psycopg2.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"medic migrate: cannot reach the database: {reason}", file=sys.stderr)
+        print(f"medic migrate: cannot reach the database: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except psycopg2.Error as exc:  # e.g. no right to create the schema
+        print(f"medic migrate: {_first_line(exc)}", file=sys.stderr)
         return 1
     print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
     return 0

@@ -52,7 +52,7 @@ def available(directory: Path | None = None) -> list[Migration]:
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(versions) != len(set(versions)):
-        raise RuntimeError(f"duplicate migration numbers in {versions}")
+        raise MigrationError(f"duplicate migration numbers in {versions}")
     return found
 
 
@@ -92,9 +92,13 @@ def migrate(dsn: str, directory: Path | None = None) -> list[str]:
                 log.info("applied migration %s", migration.label)
                 applied_now.append(migration.label)
         finally:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+            if not conn.closed:  # a lost connection has let go of the lock already
+                try:
+                    conn.autocommit = True
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+                except psycopg2.Error:
+                    pass  # the error that got here matters more; closing frees the lock
     finally:
         conn.close()
     return applied_now

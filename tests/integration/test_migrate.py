@@ -163,3 +163,10 @@ def test_medic_migrate_reports_an_unreachable_database_in_one_line():
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("medic migrate: cannot reach the database:")
+
+
+def test_two_files_with_one_number_are_refused(empty_database_url, tmp_path):
+    folder = write_migrations(tmp_path / "migrations", {**THREE, "002_also_two.sql": "SELECT 1;"})
+    with pytest.raises(migrate.MigrationError, match="duplicate migration numbers"):
+        migrate.migrate(empty_database_url, folder)
+    assert not table_exists(empty_database_url, "jobs")
