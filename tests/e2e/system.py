@@ -13,6 +13,8 @@ from pathlib import Path
 
 import grpc
 import requests
+import requests.adapters
+import urllib3
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from medic import migrate
@@ -64,6 +66,11 @@ class System:
         self.env = env
         self.gateway_url = f"http://127.0.0.1:{self.ports['gateway']}"
         self.http = requests.Session()
+        # The gateway closes a kept-alive connection after 5 idle seconds; a request sent
+        # on it at that very moment meets a closed socket (RemoteDisconnected). Any HTTP
+        # client retries that for idempotent methods; so do the tests (never a POST).
+        self.http.mount("http://", requests.adapters.HTTPAdapter(max_retries=urllib3.util.Retry(
+            total=2, connect=2, read=2, status=0, other=0, backoff_factor=0.1)))
         self.http.headers["Authorization"] = f"Bearer {self.admin_key}"
 
     # --- processes ---------------------------------------------------------------
