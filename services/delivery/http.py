@@ -3,11 +3,25 @@ classified by the generic rules (2xx success; connection error, timeout, 408,
 429 and 5xx retryable; anything else permanent). A sender refines the
 classification for its API (Slack's `ok`, PagerDuty's 202).
 
-A POST ends after its timeout in total, whatever the receiver does: a socket's
-timeout bounds each read, so a receiver sending a byte now and then would
-otherwise hold a worker past the delivery's lease, and another worker would send
-it again. One watchdog thread per process (``_Watchdog``) shuts down the socket of
-a request still running at its deadline; the attempt is then a retryable timeout."""
+A POST ends by its deadline, `timeout` after it starts, whatever the receiver
+does: a socket's timeout bounds each read only, so a receiver sending a byte now
+and then would otherwise hold a worker past the delivery's lease, and another
+worker would send it again. One watchdog thread per process (``_Watchdog``)
+shuts down the socket of a request still running at its deadline (sending the
+request, reading headers and body); the attempt is then a retryable timeout. The
+watchdog looks every CHECK_SECONDS, so a cut-off comes up to that much late.
+Connecting is bounded by the same deadline: each TCP connect gets what is left of
+it, no further address of the host is tried once it has passed, and a TLS
+handshake (bounded as a whole by its socket's timeout) gets what is left once
+connected. Not bounded: the DNS lookup, where the system resolver's own timeouts
+apply; it uses up the deadline, and one that outlasts it ends the attempt as soon
+as it returns.
+
+A connection is watched only while its request runs: it leaves the deadline under
+the watchdog's lock before it goes back to the pool (urllib3 returns it from inside
+the read of a body whose end it knows), so a deadline never cuts off a connection
+another request has taken since. An answer read to the end its framing declares (a
+Content-Length or the last chunk) counts even if the deadline struck meanwhile."""
 from __future__ import annotations
 
 import heapq
@@ -87,16 +101,35 @@ class _Watchdog:
         self._current.deadline = deadline
         return deadline
 
+    def time_left(self) -> float | None:
+        """Seconds until this thread's request's deadline (None: not watched)."""
+        deadline = getattr(self._current, "deadline", None)
+        return None if deadline is None else deadline.at - time.monotonic()
+
     def attach(self, connection: urllib3.connection.HTTPConnection,
                sock: socket.socket | None = None) -> None:
         """Called by a connection about to send this thread's request, and with its
         socket about to read the answer."""
         deadline = getattr(self._current, "deadline", None)
-        if deadline is not None:
-            with self._cond:
-                if not deadline.done:
-                    deadline.connection = connection
-                    deadline.sock = sock or deadline.sock
+        if deadline is None:
+            return
+        with self._cond:
+            if deadline.done:
+                return
+            deadline.connection = connection
+            deadline.sock = sock or deadline.sock
+            connection._medic_deadline = deadline
+
+    def release(self, connection: urllib3.connection.HTTPConnection) -> bool:
+        """The connection goes back to its pool: from now on no deadline touches it.
+        True when it was cut off (it must not be used again)."""
+        with self._cond:
+            deadline = getattr(connection, "_medic_deadline", None)
+            connection._medic_deadline = None
+            if deadline is None or deadline.connection is not connection:
+                return False
+            deadline.connection = deadline.sock = None
+            return deadline.cut_off
 
     def end(self, deadline: _Deadline) -> bool:
         """The request is over (its connection is never touched again); True when
@@ -104,6 +137,8 @@ class _Watchdog:
         self._current.deadline = None
         with self._cond:
             deadline.done = True
+            if deadline.connection is not None:
+                deadline.connection._medic_deadline = None
             deadline.connection = deadline.sock = None
             return deadline.cut_off
 
@@ -114,7 +149,8 @@ class _Watchdog:
                 while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
                     _, _, deadline = heapq.heappop(self._heap)
                     if not deadline.done and not self._cut_off(deadline):
-                        # Still connecting (the connect timeout ends that): look again.
+                        # Connecting (bounded by the deadline too), or its
+                        # connection back in the pool: look again.
                         heapq.heappush(self._heap, (now + self.CHECK_SECONDS, next(self._order), deadline))
                 wait = max(self.CHECK_SECONDS, self._heap[0][0] - now) if self._heap else None
                 self._cond.wait(wait)
@@ -139,7 +175,46 @@ _WATCHDOG = _Watchdog()
 
 
 class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
-    """Tells the watchdog which connection carries this thread's request."""
+    """Tells the watchdog which connection carries this thread's request, and
+    connects by the request's deadline."""
+
+    def _addresses(self) -> list[str]:
+        """The addresses to try, in order."""
+        try:
+            infos = socket.getaddrinfo(self._dns_host, self.port,
+                                       urllib3.util.connection.allowed_gai_family(), socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc
+        return list(dict.fromkeys(info[4][0] for info in infos))
+
+    def _new_conn(self) -> socket.socket:
+        error: OSError = OSError(f"{self.host} has no address")
+        for address in self._addresses():
+            timeout = self.timeout
+            left = _WATCHDOG.time_left()
+            if left is not None:
+                if left <= 0:
+                    error = TimeoutError("deadline passed")
+                    break
+                timeout = min(timeout, left) if isinstance(timeout, (int, float)) else left
+            try:
+                sock = urllib3.util.connection.create_connection(
+                    (address, self.port), timeout, source_address=self.source_address,
+                    socket_options=self.socket_options)
+            except OSError as exc:
+                error = exc
+                continue
+            left = _WATCHDOG.time_left()
+            if left is not None:
+                # What follows before the request (a TLS handshake, bounded as a
+                # whole by the socket's timeout) ends by the deadline too.
+                sock.settimeout(max(left, 0.001))
+            return sock
+        if isinstance(error, TimeoutError):
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, f"connection to {self.host} timed out (connect timeout={self.timeout})") from error
+        raise urllib3.exceptions.NewConnectionError(
+            self, f"failed to establish a new connection: {error}") from error
 
     def request(self, *args, **kwargs):
         _WATCHDOG.attach(self)
@@ -159,37 +234,38 @@ class _PinnedHTTPConnection(_WatchedHTTPConnection):
     another lookup between a check and the connect could answer differently. The
     connection keeps its host name (Host header, TLS SNI and certificate check)."""
 
-    def _new_conn(self) -> socket.socket:
-        address = ssrf.public_address(self._dns_host, self.port)
-        try:
-            return urllib3.util.connection.create_connection(
-                (address, self.port), self.timeout, source_address=self.source_address,
-                socket_options=self.socket_options)
-        except TimeoutError as exc:
-            raise urllib3.exceptions.ConnectTimeoutError(
-                self, f"connection to {self.host} timed out (connect timeout={self.timeout})") from exc
-        except OSError as exc:
-            raise urllib3.exceptions.NewConnectionError(
-                self, f"failed to establish a new connection: {exc}") from exc
+    def _addresses(self) -> list[str]:
+        return [ssrf.public_address(self._dns_host, self.port)]
 
 
-class _PinnedHTTPSConnection(_PinnedHTTPConnection, urllib3.connection.HTTPSConnection):
+class _PinnedHTTPSConnection(_PinnedHTTPConnection, _WatchedHTTPSConnection):
     """The same for TLS; the certificate is still checked against the URL's host name."""
 
 
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+class _WatchedPool(urllib3.HTTPConnectionPool):
+    """Takes a connection away from its request's deadline before it goes back to
+    the pool (urllib3 puts it back from inside the read of a body whose end it
+    knows, before the request's end is told to the watchdog)."""
+
+    def _put_conn(self, conn) -> None:
+        if conn is not None and _WATCHDOG.release(conn):
+            conn.close()  # cut off: the next request opens a new one
+        super()._put_conn(conn)
+
+
+class _WatchedHTTPPool(_WatchedPool):
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+class _WatchedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
-class _PinnedHTTPPool(urllib3.HTTPConnectionPool):
+class _PinnedHTTPPool(_WatchedPool):
     ConnectionCls = _PinnedHTTPConnection
 
 
-class _PinnedHTTPSPool(urllib3.HTTPSConnectionPool):
+class _PinnedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
     ConnectionCls = _PinnedHTTPSConnection
 
 
@@ -261,12 +337,16 @@ def _request(url: str, body: bytes, headers: Mapping[str, str], timeout: float,
         if cut_off:
             raise DeadlinePassed() from exc
         raise
+    too_long = len(content) > MAX_RESPONSE_BYTES
     # A cut-off body may look complete (a response without a length ends where
-    # the connection does), so the answer does not count either way.
-    if cut_off or len(content) > MAX_RESPONSE_BYTES:
-        raw.close()  # the rest is not worth reading (or cannot be): drop the connection
-        if cut_off:
-            raise DeadlinePassed()
+    # the connection does), so such an answer does not count; one read to the end
+    # its framing declares (a cut before that end is an error) is whole.
+    whole = not too_long and (raw.chunked or raw.length_remaining == 0)
+    if cut_off and not whole:
+        raw.close()
+        raise DeadlinePassed()
+    if too_long or cut_off:
+        raw.close()  # the rest is not worth reading, or the connection was cut: drop it
     else:
         raw.release_conn()
     return Response(raw.status, raw.headers, content[:MAX_RESPONSE_BYTES])

@@ -61,6 +61,9 @@ class ReceivedRequest:
     body: bytes
     # time.monotonic() at arrival.
     received_at: float
+    # The client's source port: requests that share one may share a connection
+    # (two that differ came on different connections).
+    client_port: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -177,7 +180,7 @@ class Receiver:
                 request = ReceivedRequest(
                     method=self.command, path=self.path,
                     headers={k.lower(): v for k, v in self.headers.items()}, body=body,
-                    received_at=time.monotonic())
+                    received_at=time.monotonic(), client_port=self.client_address[1])
                 reply = receiver._next_reply(request)
                 if reply.delay:
                     time.sleep(reply.delay)

@@ -184,9 +184,11 @@ class DrippingReceiver:
     """An HTTP endpoint on 127.0.0.1 that answers one byte every `interval` seconds,
     never quiet long enough for a socket read to time out. `drip` is "headers"
     (the status line and headers dripped), "body" (headers at once, then a body of
-    `length` announced bytes dripped) or "unsized body" (no Content-Length: the
-    body ends where the connection does). With an `ssl_context` it speaks https.
-    Records when each request arrived and when the client hung up."""
+    `length` announced bytes dripped), "unsized body" (no Content-Length: the
+    body ends where the connection does) or "tls handshake" (an https URL whose
+    server answers the client's hello with a long TLS record, dripped). With an
+    `ssl_context` it speaks https. Records when each request (or hello) arrived
+    and when the client hung up."""
 
     def __init__(self, drip: str = "body", interval: float = 0.3, length: int = 200,
                  ssl_context=None):
@@ -203,7 +205,7 @@ class DrippingReceiver:
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.ssl_context else "http"
+        scheme = "https" if self.ssl_context or self.drip == "tls handshake" else "http"
         return f"{scheme}://localhost:{self._listener.getsockname()[1]}/hook"
 
     def __enter__(self) -> "DrippingReceiver":
@@ -225,6 +227,13 @@ class DrippingReceiver:
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn) -> None:
+        if self.drip == "tls handshake":
+            with conn:
+                conn.recv(65536)  # the client's hello
+                self.arrivals.append(time.monotonic())
+                # A handshake record of 16 KiB announced, then sent a byte at a time.
+                self._drip(conn, b"\x16\x03\x03\x40\x00", b"\x02" * self.length)
+            return
         if self.ssl_context is not None:
             conn = self.ssl_context.wrap_socket(conn, server_side=True)
         with conn:
@@ -242,15 +251,17 @@ class DrippingReceiver:
                        + (b"Content-Length: %d\r\n" % self.length if sized else b"Connection: close\r\n")
                        + b"\r\n")
             at_once, dripped = (b"", headers) if self.drip == "headers" else (headers, b"")
-            dripped += b"x" * self.length
-            try:
-                conn.sendall(at_once)
-                for i in range(len(dripped)):
-                    if self._stopping.wait(self.interval):
-                        return
-                    conn.sendall(dripped[i:i + 1])
-            except OSError:  # the client hung up
-                self.hang_ups.append(time.monotonic())
+            self._drip(conn, at_once, dripped + b"x" * self.length)
+
+    def _drip(self, conn, at_once: bytes, dripped: bytes) -> None:
+        try:
+            conn.sendall(at_once)
+            for i in range(len(dripped)):
+                if self._stopping.wait(self.interval):
+                    return
+                conn.sendall(dripped[i:i + 1])
+        except OSError:  # the client hung up
+            self.hang_ups.append(time.monotonic())
 
 
 def enqueue_in_stack(stack, event, targets=(), subscriptions=()) -> list[int]:
