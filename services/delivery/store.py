@@ -102,9 +102,11 @@ CLAIM = """
 # subscription, or for a fallback channel (neither) the channel. The claim's
 # ordering rule has let the RESOLVE through only once the earlier events to its
 # destination are finished, so their statuses are final here. Only a RESOLVE never
-# tried before is checked: one skipped this way and then retried by hand keeps
-# its last_error, and is sent. Run on the chosen rows before they are claimed, so
-# a skipped RESOLVE uses up no attempt. (A RESOLVE chained by an explicit
+# tried before is checked, and never one retried by hand (the operator asked for
+# it, whatever skipped it before: this rule, or a chain that had succeeded); a
+# last_error also marks one this rule skipped that was retried by hand before
+# migration 007. Run on the chosen rows before they are claimed, so a skipped
+# RESOLVE uses up no attempt. (A RESOLVE chained by an explicit
 # NOTIFY_MODE_UNTIL_SUCCESS passes its turn to the next target, as a failure would.)
 SKIPPED_RESOLVE_REASON = ("not sent: this target got none of the alert's earlier events "
                           "(each was skipped), so it is not told the alert resolved")
@@ -115,7 +117,7 @@ SKIP_UNHEARD_RESOLVES = """
         SELECT delivery_id FROM deliveries
         WHERE delivery_id = ANY(%(ids)s) AND next_attempt_at <= now() AND status IN ('pending', 'retrying')
         FOR UPDATE SKIP LOCKED))
-      AND c.kind = 'resolve' AND c.attempts = 0 AND c.last_error IS NULL
+      AND c.kind = 'resolve' AND c.attempts = 0 AND NOT c.retried_by_hand AND c.last_error IS NULL
       AND (SELECT bool_and(earlier.status = 'skipped') FROM deliveries earlier
            WHERE earlier.alert_id = c.alert_id AND earlier.delivery_id < c.delivery_id
              AND earlier.target_type = c.target_type AND earlier.destination_key = c.destination_key
@@ -176,7 +178,7 @@ RELEASE_CLAIMS = """
 RETRY_BY_HAND = f"""
     UPDATE deliveries
     SET status = 'pending', round_attempts = 0, next_attempt_at = now(), claim_token = NULL,
-        updated_at = now()
+        retried_by_hand = true, updated_at = now()
     WHERE delivery_id = %s AND status IN ('failed', 'skipped')
     RETURNING {DELIVERY_COLUMNS}
 """

@@ -122,7 +122,7 @@ def test_a_resolve_without_earlier_deliveries_is_sent_and_a_skipped_one_can_be_s
     before; one skipped because its target never heard of the alert is sent when
     retried by hand (the operator asked for it)."""
     with SlackReceiver() as slack:
-        settings = fast_settings(db.dsn, slack_api_url=slack.url)
+        settings = fast_settings(db.dsn, slack_api_url=slack.url, delivery_http_timeout_seconds=5.0)
         with delivery_support.delivery_server(settings, db) as stub:
             alone = enqueue(stub, delivery_support.alert_event(41, "resolve"), [slack_target("ALONE", 5)]).delivery_ids
             trigger = enqueue(stub, delivery_support.alert_event(42, "trigger"),
@@ -146,7 +146,7 @@ def test_a_chained_resolve_skipped_for_a_target_passes_its_turn_to_the_next(db):
     """Under an explicit until-success RESOLVE the chain goes on past a target that
     never heard of the alert, as after a failure (else the rest would wait for ever)."""
     with SlackReceiver() as slack:
-        settings = fast_settings(db.dsn, slack_api_url=slack.url)
+        settings = fast_settings(db.dsn, slack_api_url=slack.url, delivery_http_timeout_seconds=5.0)
         targets = [slack_target("FIRST", 1), slack_target("SECOND", 2), slack_target("THIRD", 3)]
         until_success = common_pb2.NOTIFY_MODE_UNTIL_SUCCESS
         with delivery_support.delivery_server(settings, db) as stub:
@@ -160,3 +160,28 @@ def test_a_chained_resolve_skipped_for_a_target_passes_its_turn_to_the_next(db):
         channels = [r.json()["channel"] for r in slack.requests]
     assert [rows[i]["status"] for i in resolve] == ["failed", "skipped", "skipped"]
     assert channels == ["FIRST", "FIRST"]
+
+
+def test_a_resolve_skipped_after_its_chain_succeeded_is_sent_when_retried_by_hand(db):
+    """An until-success RESOLVE skips the targets after the one it reached (no
+    last_error: nothing went wrong). Retried by hand, such a RESOLVE to a target
+    that got none of the alert's earlier events is sent, not skipped again at the
+    claim: the operator asked for it."""
+    with SlackReceiver() as slack:
+        settings = fast_settings(db.dsn, slack_api_url=slack.url, delivery_http_timeout_seconds=5.0)
+        targets = [slack_target("FIRST", 1), slack_target("SECOND", 2)]
+        until_success = common_pb2.NOTIFY_MODE_UNTIL_SUCCESS
+        with delivery_support.delivery_server(settings, db) as stub:
+            trigger = enqueue(stub, delivery_support.alert_event(44, "trigger"), targets,
+                              mode=until_success).delivery_ids
+            wait_until_final(db, trigger)  # #FIRST got it; #SECOND skipped
+            resolve = enqueue(stub, delivery_support.alert_event(44, "resolve"), targets,
+                              mode=until_success).delivery_ids
+            skipped = wait_until_final(db, resolve)[resolve[1]]
+            answer = stub.RetryDelivery(delivery_pb2.RetryDeliveryRequest(delivery_id=resolve[1]))
+            retried = wait_until_final(db, [resolve[1]])[resolve[1]]
+        sent = [(r.json()["channel"], "recovered" in r.json()["text"]) for r in slack.requests]
+    assert (skipped["status"], skipped["attempts"], skipped["last_error"]) == ("skipped", 0, None)
+    assert answer.delivery.status == delivery_pb2.DELIVERY_STATUS_PENDING
+    assert (retried["status"], retried["attempts"]) == ("success", 1)
+    assert sorted(sent) == [("FIRST", False), ("FIRST", True), ("SECOND", True)]
