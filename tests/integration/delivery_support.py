@@ -111,8 +111,9 @@ def statuses(db: Database, ids) -> dict[int, dict]:
     return {r["delivery_id"]: r for r in rows}
 
 
-def wait_until_final(db: Database, ids, timeout: float = 10.0) -> dict[int, dict]:
-    """Rows of the deliveries once all are success / failed / skipped."""
+def wait_until_final(db: Database, ids, timeout: float = 30.0) -> dict[int, dict]:
+    """Rows of the deliveries once all are success / failed / skipped (`timeout`
+    is generous: a loaded machine runs the whole suite)."""
     ids = list(ids)
     deadline = time.monotonic() + timeout
     while True:
