@@ -84,7 +84,7 @@ CLAIM_ROUNDS = 3
 CLAIM = """
     UPDATE deliveries
     SET attempts = attempts + 1, round_attempts = round_attempts + 1,
-        claim_token = %(token)s, last_attempt_at = now(), updated_at = now(),
+        claim_token = %(token)s, updated_at = now(),
         next_attempt_at = now() + make_interval(secs => %(lease)s)
     WHERE delivery_id = ANY(ARRAY(
         SELECT delivery_id FROM deliveries
@@ -132,9 +132,15 @@ SELECT_WEBHOOKS_BY_ID = """
 
 # The outcomes of many attempts in one statement; a row whose claim token no
 # longer matches (taken over after its lease) is left alone and not returned.
+# last_attempt_at is when the attempt began (now less its latency, on the
+# database's clock as every other time here; late by the recorder's wait, a few
+# ms), written with the other last_* columns, so all of them describe the same
+# attempt: one never recorded (a crash mid-send, or one cut short at shutdown)
+# counts in `attempts` only.
 RECORD_ATTEMPTS = """
     UPDATE deliveries d
     SET status = v.status, claim_token = NULL, updated_at = now(),
+        last_attempt_at = now() - make_interval(secs => COALESCE(v.latency_ms, 0) / 1000.0),
         next_attempt_at = CASE WHEN v.delay IS NULL THEN NULL
                                ELSE now() + make_interval(secs => v.delay) END,
         last_response_code = v.response_code, last_response_body = v.response_body,
@@ -170,8 +176,7 @@ START_NEXT_IN_CHAIN = """
 RELEASE_CLAIMS = """
     UPDATE deliveries
     SET next_attempt_at = now(), claim_token = NULL, updated_at = now(),
-        attempts = attempts - %(uncounted)s, round_attempts = round_attempts - %(uncounted)s,
-        last_attempt_at = CASE WHEN attempts - %(uncounted)s = 0 THEN NULL ELSE last_attempt_at END
+        attempts = attempts - %(uncounted)s, round_attempts = round_attempts - %(uncounted)s
     WHERE delivery_id = ANY(%(ids)s) AND claim_token = ANY(%(tokens)s::uuid[])
 """
 

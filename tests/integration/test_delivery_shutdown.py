@@ -132,5 +132,42 @@ def test_a_delivery_cut_short_mid_send_at_shutdown_counts_its_attempt(db):
         deadline = time.monotonic() + 20
         while workers._in_flight and time.monotonic() < deadline:
             time.sleep(0.02)  # the answer came; its outcome is not recorded (the claim is gone)
-    assert released == {"status": "pending", "attempts": 1, "round_attempts": 1, "never_attempted": False,
+    # Counted, but with no outcome to record: last_attempt_at and the other last_*
+    # columns still describe the last recorded attempt (none here).
+    assert released == {"status": "pending", "attempts": 1, "round_attempts": 1, "never_attempted": True,
                         "unclaimed": True, "due": True}
+
+
+def test_a_delivery_released_before_its_retry_began_keeps_its_last_attempt(db):
+    """Attempted once (retryable), claimed again and released at shutdown before
+    that send began: the row says what it said after the first attempt."""
+    with WebhookReceiver() as receiver:
+        receiver.script(Reply(503))
+        settings = fast_settings(db.dsn, delivery_workers=1, delivery_retry_delays=(2.0,))
+        running = create_server(delivery_app.build(settings, db=db), port=0, workers=4)
+        workers = running.component.on_stop[0].__self__
+        held = threading.Event()
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+        try:
+            stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
+            (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
+            deadline = time.monotonic() + 20
+            while _attempt(db, delivery_id)["status"] != "retrying":
+                assert time.monotonic() < deadline, "the first attempt was not recorded"
+                time.sleep(0.02)
+            after_first = _attempt(db, delivery_id)
+            workers._pool.submit(held.wait)  # the only sending thread is busy: the retry waits
+            _wait_for_claim(db, delivery_id)
+            workers.stop(0.2)
+            released = _attempt(db, delivery_id)
+        finally:
+            held.set()
+            channel.close()
+            running.server.stop(0)
+    assert after_first["attempts"] == 1 and after_first["last_attempt_at"] is not None
+    assert released == after_first and len(receiver.requests) == 1
+
+
+def _attempt(db, delivery_id):
+    return db.one("SELECT status, attempts, round_attempts, last_attempt_at, last_response_code,"
+                  " last_error FROM deliveries WHERE delivery_id = %s", (delivery_id,))
