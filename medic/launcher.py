@@ -33,6 +33,7 @@ from medic import migrate
 from medic.config import GRPC_SERVICES, Settings
 from medic.db import Database, wait_until_reachable
 from medic.embedded import EmbeddedPostgres
+from medic.errors import MedicError
 from services.auth import bootstrap
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,11 @@ class Launcher:
     def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = self.database_url()
-        wait_until_reachable(url)
+        try:
+            wait_until_reachable(url)
+        except MedicError:
+            where = "MEDIC_DATABASE_URL" if self.settings.database_url else "the embedded PostgreSQL"
+            raise RuntimeError(f"the database ({where}) did not accept a connection within 30 s") from None
         applied = migrate.migrate(url)
         if applied:
             _say(f"Applied migrations: {', '.join(applied)}")
@@ -246,7 +251,7 @@ def up(settings: Settings, replicas: int = 1) -> int:
     try:
         launcher.start()
         launcher.supervise()
-    except RuntimeError as exc:
+    except (RuntimeError, MedicError) as exc:  # a child that failed, the database unreachable, ...
         _say(f"medic up failed: {exc}")
         launcher.stop()
         return 1
