@@ -138,8 +138,9 @@ def choose_mode(kind: str, override: str | None, service_mode: str | None,
     under until-success a later target may hold the incident (the first one
     failed for the TRIGGER), and an incident left open is worse than a
     superfluous "resolved". Delivery then skips the RESOLVE to a target that got
-    none of the alert's earlier events (each was skipped). Otherwise the alert's remembered mode, so that its
-    reminders escalate like its TRIGGER did, else the service's mode."""
+    none of the alert's earlier events (each was skipped). Otherwise the alert's
+    remembered mode, so that its reminders escalate like its TRIGGER did, else
+    the service's mode."""
     if override:
         return override
     if kind == RESOLVE:
