@@ -2,21 +2,23 @@
 
 RPC threads hand their heartbeats to ``IngestQueue.submit`` and wait; a few
 writer threads each take whatever is queued (up to ``batch_max`` items), record
-it in one transaction and wake the callers. Under load many heartbeats share a
-commit; alone, a heartbeat waits only for its own transaction. Every caller
-returns only after its heartbeats are committed (or with the error that
-prevented it).
+it and wake the callers. Under load many heartbeats share a commit; alone, a
+heartbeat waits only for its own. Every caller returns only after its
+heartbeats are committed (or with the error that prevented it).
 
-A batch that fails for a reason other than the database being unavailable is
-retried submission by submission, so one bad request cannot fail its
-neighbours.
+A batch is recorded in one statement that commits itself (a single round trip)
+when every heartbeat in it is steady (an up, active service, a sign of life),
+as nearly all are; the others then go through the rule in a transaction of
+their own. A batch that fails for a reason other than the database being
+unavailable is retried submission by submission, so one bad request cannot
+fail its neighbours.
 """
 from __future__ import annotations
 
 import collections
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from medic.errors import MedicError, Unavailable
 from services.heartbeat import metrics
@@ -100,30 +102,69 @@ class IngestQueue:
             taken = self._take()
             if taken is None:
                 return
-            self._write(taken)
+            metrics.INGEST_BATCH_SIZE.observe(sum(len(submission.items) for submission in taken))
+            with metrics.INGEST_COMMIT_SECONDS.time():
+                self._write(taken)
 
     def _write(self, taken: list[_Submission]) -> None:
-        items = [item for submission in taken for item in submission.items]
-        metrics.INGEST_BATCH_SIZE.observe(len(items))
+        """The steady heartbeats in one statement, committed as it ends (one round
+        trip); then, in a transaction of their own, the heartbeats it left to the rule
+        (rare: a new or down service, a reported failure, an inactive service)."""
         try:
-            with metrics.INGEST_COMMIT_SECONDS.time():
-                results = self.store.record_heartbeats(items)
-        except Unavailable as exc:
-            for submission in taken:
-                submission.finish(error=exc)
+            results = self.store.record_steady_heartbeats(
+                [item for submission in taken for item in submission.items])
+        except Exception as exc:  # the statement failed whole: nothing was recorded
+            self._failed(exc, taken, lambda index: self._write([taken[index]]))
             return
-        except Exception as exc:
-            if len(taken) == 1:
-                taken[0].finish(error=exc if isinstance(exc, MedicError) else MedicError("ingest failed"))
-                if not isinstance(exc, MedicError):
-                    log.exception("recording heartbeats failed")
-                return
-            for submission in taken:  # isolate the culprit
-                self._write([submission])
-            return
-        offset = 0
+        self._count(result for result in results if result is not None)
+        rest, offset = [], 0
         for submission in taken:
-            submission.finish(results[offset:offset + len(submission.items)])
+            own = results[offset:offset + len(submission.items)]
             offset += len(submission.items)
-        for outcome, count in collections.Counter(r.outcome for r in results).items():
+            if None in own:
+                rest.append((submission, own))
+            else:
+                submission.finish(own)
+        if rest:
+            self._write_rest(rest)
+
+    def _write_rest(self, rest: list[tuple[_Submission, list[IngestResult | None]]]) -> None:
+        """Records in one transaction (by the rule) the items of each submission whose
+        result is still None, and finishes the submissions. One whose rest cannot be
+        recorded fails whole, though its steady heartbeats are committed: as with an
+        answer lost after its commit, a retry records those again."""
+        places = [(own, index) for _, own in rest for index, result in enumerate(own) if result is None]
+        items = [submission.items[index] for submission, own in rest
+                 for index, result in enumerate(own) if result is None]
+        try:
+            recorded = self.store.record_heartbeats(items)
+        except Exception as exc:
+            self._failed(exc, [submission for submission, _ in rest], lambda index: self._write_rest([rest[index]]))
+            return
+        for (own, index), result in zip(places, recorded):
+            own[index] = result
+        self._count(recorded)
+        for submission, own in rest:
+            submission.finish(own)
+
+    @staticmethod
+    def _failed(exc: Exception, submissions: list[_Submission], retry_one: Callable[[int], None]) -> None:
+        """Nothing of ``submissions`` was recorded, for ``exc``. The database being
+        unavailable fails them all; otherwise one submission gets its error, and
+        several are tried again one by one (``retry_one(index)``), so that one bad
+        request cannot fail its neighbours."""
+        if isinstance(exc, Unavailable):
+            for submission in submissions:
+                submission.finish(error=exc)
+        elif len(submissions) == 1:
+            submissions[0].finish(error=exc if isinstance(exc, MedicError) else MedicError("ingest failed"))
+            if not isinstance(exc, MedicError):
+                log.error("recording heartbeats failed", exc_info=exc)
+        else:
+            for index in range(len(submissions)):
+                retry_one(index)
+
+    @staticmethod
+    def _count(results: Iterable[IngestResult]) -> None:
+        for outcome, count in collections.Counter(result.outcome for result in results).items():
             metrics.HEARTBEATS.labels(outcome).inc(count)

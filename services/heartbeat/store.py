@@ -63,8 +63,8 @@ INSERT_SERVICE = f"""
 # For batches of hundreds, reading the table cost less than the primary-key
 # lookups (61-71 against 70-114 us of PostgreSQL CPU per heartbeat, 500-heartbeat
 # batches, 1,000 services). Small batches take the key; large ones the join.
-# (PostgreSQL plans a prepared statement's first five runs for their values,
-# then keeps the generic plan; at 20,000 services the two cost the same.)
+# (Connections force the generic plan, see medic/db.py; at 20,000 services the
+# two statements cost the same.)
 SMALL_BATCH = 64
 _LOCKED_SERVICE = """service_id, heartbeat_name, service_name, team, priority"""
 _RECORD_STEADY_HEARTBEATS = f"""
@@ -268,6 +268,15 @@ def _steady_results(items: Sequence[IngestItem], rows: Sequence[Row]) -> _Steady
     return _Steady(results, left, item_services, locked, now)
 
 
+def _steady_statement(items: Sequence[IngestItem]) -> tuple[Prepared, dict[str, str]]:
+    """RECORD_STEADY_HEARTBEATS for ``items``, with its plan chosen by their number."""
+    statement = RECORD_FEW_STEADY_HEARTBEATS if len(items) <= SMALL_BATCH else RECORD_STEADY_HEARTBEATS
+    return statement, {
+        "names": text_array(i.heartbeat_name for i in items), "service_ids": int_array(i.service_id for i in items),
+        "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
+        "failure_statuses": FAILURE_STATUSES}
+
+
 class HeartbeatStore:
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
                  on_committed: Callable[[Changes], None] | None = None):
@@ -381,15 +390,27 @@ class HeartbeatStore:
 
     # --- heartbeats -----------------------------------------------------------
 
+    def record_steady_heartbeats(self, items: Sequence[IngestItem]) -> list[IngestResult | None]:
+        """The common case of a batch in one statement that PostgreSQL commits as it
+        ends (no BEGIN or COMMIT of its own: one round trip): the heartbeats of steady
+        services are recorded, unknown names are answered. The items of the other
+        services (new, down, inactive, a reported failure) come back as None, their
+        services untouched (only locked while the statement ran): ``record_heartbeats``
+        records those."""
+        steady = _steady_results(items, self.db.all(*_steady_statement(items)))
+        results = steady.results
+        if steady.left:
+            locked = {row["service_id"] for row in steady.locked}
+            for index in steady.left:
+                if steady.item_services[index] not in locked:
+                    results[index] = UNKNOWN_SERVICE
+        return results
+
     def record_heartbeats(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """Records a batch in one transaction; one result per item, in order."""
-        statement = RECORD_FEW_STEADY_HEARTBEATS if len(items) <= SMALL_BATCH else RECORD_STEADY_HEARTBEATS
         lifecycle = Changes()
         with self.db.transaction() as tx:
-            steady = _steady_results(items, tx.all(statement, {
-                "names": text_array(i.heartbeat_name for i in items), "service_ids": int_array(i.service_id for i in items),
-                "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
-                "failure_statuses": FAILURE_STATUSES}))
+            steady = _steady_results(items, tx.all(*_steady_statement(items)))
             results = steady.results
             if steady.left:
                 by_rule = self._record_by_rule(tx, lifecycle, [items[index] for index in steady.left],
