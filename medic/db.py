@@ -5,8 +5,9 @@ Database errors are translated here, at the boundary, into ``medic.errors``:
 a lost connection or an unreachable server becomes ``Unavailable`` (the broken
 connection is discarded, so the pool heals without a restart), a unique
 violation ``Conflict``, a check or foreign-key violation ``InvalidArgument``.
-Every connection runs with ``search_path = medic``. ``Prepared`` statements
-(the hot ones) are parsed and planned once per connection.
+Every connection runs with ``search_path = medic`` and
+``plan_cache_mode = force_generic_plan``: ``Prepared`` statements (the hot ones)
+are parsed and planned once per connection, never again per call.
 """
 from __future__ import annotations
 
@@ -97,9 +98,9 @@ class Prepared:
     cost as much as running them for small batches.
 
     ``sql`` uses ``%(name)s`` placeholders like any other statement; ``params``
-    names each one with its SQL type, in the order of the ``PREPARE``. PostgreSQL
-    keeps a generic plan once it costs no more than a custom one (statements that
-    take their rows as arrays plan the same for every call)."""
+    names each one with its SQL type, in the order of the ``PREPARE``. Every
+    connection forces generic plans (see ``Database``): a statement must plan well
+    without its values, as statements that take their rows as arrays do."""
 
     _names: dict[str, str] = {}  # name -> statement: one statement per name
 
@@ -138,7 +139,12 @@ class Database:
         self._slots = threading.BoundedSemaphore(size)
         self._pool = psycopg2.pool.ThreadedConnectionPool(
             0, size, dsn,
-            options=f"-c search_path={SCHEMA}",
+            # PostgreSQL would otherwise plan a prepared statement afresh on every
+            # call as long as it estimates a plan for the values cheaper than the
+            # generic one, which it did for every run of the ingest's small-batch
+            # statement (0 generic plans in 311 runs): planning cost 0.3 ms, more
+            # than running it. Only ``Prepared`` statements have cached plans.
+            options=f"-c search_path={SCHEMA} -c plan_cache_mode=force_generic_plan",
             application_name=application_name,
             connect_timeout=connect_timeout,
             connection_factory=_Connection,
