@@ -161,9 +161,13 @@ class HeartbeatServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordHeartbeats(self, request, context):
-        """Records up to 1,000 heartbeats in one transaction (the ingest path of the
-        HTTP gateway and of bulk senders). Each item gets its own outcome; accepted
-        items are committed before the response.
+        """Records up to 1,000 heartbeats (the ingest path of the HTTP gateway and of
+        bulk senders). Each item gets its own outcome; accepted items are committed
+        before the response. The heartbeats of steady services (up, active, a sign
+        of life) commit first, together; the others (a first heartbeat, a down or
+        inactive service, a reported failure) in a second transaction. So a call
+        that fails may have had some of its heartbeats recorded, as when an answer
+        is lost after the commit.
         Errors: INVALID_ARGUMENT for an empty or oversized batch.
         Scope: write. Rate-limit class: heartbeat.
         """
