@@ -149,10 +149,10 @@ class IngestQueue:
 
     @staticmethod
     def _failed(exc: Exception, submissions: list[_Submission], retry_one: Callable[[int], None]) -> None:
-        """Nothing of ``submissions`` was recorded, for ``exc``. The database being
-        unavailable fails them all; otherwise one submission gets its error, and
-        several are tried again one by one (``retry_one(index)``), so that one bad
-        request cannot fail its neighbours."""
+        """Recording (what is left of) ``submissions`` failed with ``exc``, as a whole:
+        none of it was recorded. The database being unavailable fails them all;
+        otherwise one submission gets its error, and several are tried again one by
+        one (``retry_one(index)``), so that one bad request cannot fail its neighbours."""
         if isinstance(exc, Unavailable):
             for submission in submissions:
                 submission.finish(error=exc)
