@@ -5,9 +5,8 @@ Database errors are translated here, at the boundary, into ``medic.errors``:
 a lost connection or an unreachable server becomes ``Unavailable`` (the broken
 connection is discarded, so the pool heals without a restart), a unique
 violation ``Conflict``, a check or foreign-key violation ``InvalidArgument``.
-Every connection runs with ``search_path = medic`` and
-``plan_cache_mode = force_generic_plan``: ``Prepared`` statements (the hot ones)
-are parsed and planned once per connection, never again per call.
+Every connection runs with ``search_path = medic``. ``Prepared`` statements
+(the hot ones) are parsed once per connection.
 """
 from __future__ import annotations
 
@@ -98,13 +97,21 @@ class Prepared:
     cost as much as running them for small batches.
 
     ``sql`` uses ``%(name)s`` placeholders like any other statement; ``params``
-    names each one with its SQL type, in the order of the ``PREPARE``. Every
-    connection forces generic plans (see ``Database``): a statement must plan well
-    without its values, as statements that take their rows as arrays do."""
+    names each one with its SQL type, in the order of the ``PREPARE``.
+
+    PostgreSQL plans the first five runs for their values and then keeps the
+    generic plan only while it is estimated no dearer than those; otherwise it
+    plans every run afresh. ``generic_plan=True`` makes each run use the generic
+    plan (``SET LOCAL plan_cache_mode``, sent with the ``EXECUTE``), for a
+    statement written to plan well without its values: the ingest's small-batch
+    statement was planned afresh on every run (0 generic plans in 311), 0.3 ms,
+    more than running it. Only for such statements: forced on every statement,
+    the ingest's 500-heartbeat batches were slower (8 of 11 runs, by up to 20 %)."""
 
     _names: dict[str, str] = {}  # name -> statement: one statement per name
 
-    def __init__(self, name: str, sql: str, params: Sequence[tuple[str, str]]):
+    def __init__(self, name: str, sql: str, params: Sequence[tuple[str, str]], *,
+                 generic_plan: bool = False):
         positional = sql.replace("%%", "%")
         for index, (param, _) in enumerate(params, 1):
             placeholder = f"%({param})s"
@@ -120,7 +127,10 @@ class Prepared:
         types = f" ({', '.join(t for _, t in params)})" if params else ""
         values = f" ({', '.join(f'%({p})s' for p, _ in params)})" if params else ""
         self.prepare_sql = f"PREPARE {name}{types} AS {positional}"
-        self.execute_sql = f"EXECUTE {name}{values}"
+        # SET LOCAL lasts until the transaction ends: a statement sent alone is
+        # its own (implicit) transaction with the SET.
+        force = "SET LOCAL plan_cache_mode = force_generic_plan; " if generic_plan else ""
+        self.execute_sql = f"{force}EXECUTE {name}{values}"
 
 
 # OperationalErrors after which the connection is fine (see Database.connection).
@@ -139,12 +149,7 @@ class Database:
         self._slots = threading.BoundedSemaphore(size)
         self._pool = psycopg2.pool.ThreadedConnectionPool(
             0, size, dsn,
-            # PostgreSQL would otherwise plan a prepared statement afresh on every
-            # call as long as it estimates a plan for the values cheaper than the
-            # generic one, which it did for every run of the ingest's small-batch
-            # statement (0 generic plans in 311 runs): planning cost 0.3 ms, more
-            # than running it. Only ``Prepared`` statements have cached plans.
-            options=f"-c search_path={SCHEMA} -c plan_cache_mode=force_generic_plan",
+            options=f"-c search_path={SCHEMA}",
             application_name=application_name,
             connect_timeout=connect_timeout,
             connection_factory=_Connection,

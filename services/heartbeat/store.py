@@ -63,8 +63,9 @@ INSERT_SERVICE = f"""
 # For batches of hundreds, reading the table cost less than the primary-key
 # lookups (61-71 against 70-114 us of PostgreSQL CPU per heartbeat, 500-heartbeat
 # batches, 1,000 services). Small batches take the key; large ones the join.
-# (Connections force the generic plan, see medic/db.py; at 20,000 services the
-# two statements cost the same.)
+# The small-batch statement always runs its generic plan (PostgreSQL would plan
+# every run afresh: see ``Prepared``); the large one keeps PostgreSQL's choice.
+# (At 20,000 services the two statements cost the same.)
 SMALL_BATCH = 64
 _LOCKED_SERVICE = """service_id, heartbeat_name, service_name, team, priority"""
 _RECORD_STEADY_HEARTBEATS = f"""
@@ -129,7 +130,7 @@ RECORD_FEW_STEADY_HEARTBEATS = Prepared(
     "medic_record_few_steady_heartbeats",
     _RECORD_STEADY_HEARTBEATS.replace(
         "{locate}", "WHERE s.service_id = ANY(ARRAY(SELECT service_id FROM beats))"),
-    _STEADY_PARAMS)
+    _STEADY_PARAMS, generic_plan=True)
 
 # The heartbeats of a batch and the clocks of their services in one statement
 # (one round trip), columns passed as arrays. ``recent`` holds each service's
