@@ -133,9 +133,12 @@ class IngestQueue:
         result is still None, and finishes the submissions. One whose rest cannot be
         recorded fails whole, though its steady heartbeats are committed: as with an
         answer lost after its commit, a retry records those again."""
-        places = [(own, index) for _, own in rest for index, result in enumerate(own) if result is None]
-        items = [submission.items[index] for submission, own in rest
-                 for index, result in enumerate(own) if result is None]
+        places, items = [], []  # where each item left goes back in its submission's results
+        for submission, own in rest:
+            for index, result in enumerate(own):
+                if result is None:
+                    places.append((own, index))
+                    items.append(submission.items[index])
         try:
             recorded = self.store.record_heartbeats(items)
         except Exception as exc:

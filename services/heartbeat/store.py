@@ -243,29 +243,31 @@ class _Steady(NamedTuple):
 
 
 def _steady_results(items: Sequence[IngestItem], rows: Sequence[Row]) -> _Steady:
-    steady: list[Row] = []
+    """Each item's result: accepted (a steady service), unknown (it named no
+    service), or None, left for the rule (a locked service that was not steady)."""
+    steady: dict[int, Row] = {}
     locked: list[Row] = []
     for row in rows:
         if row["heartbeat_ids"] is not None:
             last = row
         elif row["state"] is None:
-            steady.append(row)
+            steady[row["service_id"]] = row
         else:
             locked.append(row)
     now, item_services = last["now"], last["item_services"]
-    if not steady:
-        return _Steady([None] * len(items), list(range(len(items))), item_services, locked, now)
-    find = {row["service_id"]: row for row in steady}.get
+    held = {row["service_id"] for row in locked}
     next_id = iter(sorted(last["heartbeat_ids"])).__next__
     results: list[IngestResult | None] = []
     left = []
     for index, (item, service_id) in enumerate(zip(items, item_services)):
-        service = find(service_id)
-        if service is None:
+        service = steady.get(service_id)
+        if service is not None:
+            results.append(IngestResult("accepted", next_id(), service, item, now))
+        elif service_id in held:
             left.append(index)
             results.append(None)
         else:
-            results.append(IngestResult("accepted", next_id(), service, item, now))
+            results.append(UNKNOWN_SERVICE)
     return _Steady(results, left, item_services, locked, now)
 
 
@@ -398,14 +400,7 @@ class HeartbeatStore:
         services (new, down, inactive, a reported failure) come back as None, their
         services untouched (only locked while the statement ran): ``record_heartbeats``
         records those."""
-        steady = _steady_results(items, self.db.all(*_steady_statement(items)))
-        results = steady.results
-        if steady.left:
-            locked = {row["service_id"] for row in steady.locked}
-            for index in steady.left:
-                if steady.item_services[index] not in locked:
-                    results[index] = UNKNOWN_SERVICE
-        return results
+        return _steady_results(items, self.db.all(*_steady_statement(items))).results
 
     def record_heartbeats(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """Records a batch in one transaction; one result per item, in order."""
@@ -426,18 +421,14 @@ class HeartbeatStore:
                         item_services: Sequence[int | None], locked: Sequence[Row],
                         now: dt.datetime) -> list[IngestResult]:
         """The heartbeats RECORD_STEADY_HEARTBEATS left, with the services it locked for them
-        and the service each item named."""
-        if not locked:
-            return [UNKNOWN_SERVICE] * len(items)
-        find = {row["service_id"]: row for row in locked}.get
+        and the service each item named (always one of those)."""
+        find = {row["service_id"]: row for row in locked}.__getitem__
 
         accepted: list[tuple[int, Row]] = []  # (item index, service)
         results: list[IngestResult | None] = [None] * len(items)
         for index, service_id in enumerate(item_services):
             service = find(service_id)
-            if service is None:
-                results[index] = UNKNOWN_SERVICE
-            elif not service["active"]:
+            if not service["active"]:
                 results[index] = INACTIVE_SERVICE
             else:
                 accepted.append((index, service))
