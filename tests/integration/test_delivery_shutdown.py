@@ -2,6 +2,7 @@
 was already sent is recorded, never released for another process to send again."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -68,6 +69,18 @@ def test_deliveries_sent_before_shutdown_are_recorded_not_released(db):
         running.server.stop(0)
 
 
+@contextlib.contextmanager
+def _delivery_server(db, settings):
+    """A delivery server on a free port: (a stub to it, its workers)."""
+    running = create_server(delivery_app.build(settings, db=db), port=0, workers=4)
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield delivery_pb2_grpc.DeliveryServiceStub(channel), running.component.on_stop[0].__self__
+    finally:
+        channel.close()
+        running.server.stop(0)
+
+
 def _columns(db, delivery_id):
     return db.one("SELECT status, attempts, round_attempts, last_attempt_at IS NULL AS never_attempted,"
                   " claim_token IS NULL AS unclaimed, next_attempt_at <= now() AS due"
@@ -85,23 +98,17 @@ def test_a_delivery_released_before_its_send_began_keeps_its_attempt_count(db):
     """Claimed, then released at shutdown without being sent: its claim's attempt is
     given back, so the release uses up none of its retries."""
     with WebhookReceiver() as receiver:
-        running = create_server(delivery_app.build(fast_settings(db.dsn, delivery_workers=1), db=db),
-                                port=0, workers=4)
-        workers = running.component.on_stop[0].__self__
         held = threading.Event()
-        workers._pool.submit(held.wait)  # the only sending thread is busy: a claim waits for it
-        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
-            (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
-            _wait_for_claim(db, delivery_id)
-            claimed = _columns(db, delivery_id)
-            workers.stop(0.2)
-            released = _columns(db, delivery_id)
-        finally:
-            held.set()
-            channel.close()
-            running.server.stop(0)
+        with _delivery_server(db, fast_settings(db.dsn, delivery_workers=1)) as (stub, workers):
+            workers._pool.submit(held.wait)  # the only sending thread is busy: a claim waits for it
+            try:
+                (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
+                _wait_for_claim(db, delivery_id)
+                claimed = _columns(db, delivery_id)
+                workers.stop(0.2)
+                released = _columns(db, delivery_id)
+            finally:
+                held.set()
         time.sleep(0.2)
         assert receiver.requests == []
     assert (claimed["attempts"], claimed["round_attempts"]) == (1, 1)
@@ -116,19 +123,14 @@ def test_a_delivery_cut_short_mid_send_at_shutdown_counts_its_attempt(db):
     with WebhookReceiver() as receiver:
         receiver.script(lambda request: stopped.wait(20) and Reply(200))  # answers after the stop
         settings = fast_settings(db.dsn, delivery_http_timeout_seconds=30.0, delivery_lease_seconds=60.0)
-        running = create_server(delivery_app.build(settings, db=db), port=0, workers=4)
-        workers = running.component.on_stop[0].__self__
-        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
-            (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
-            receiver.wait_for(1)
-            workers.stop(0.1)
-            released = _columns(db, delivery_id)
-        finally:
-            stopped.set()
-            channel.close()
-            running.server.stop(0)
+        with _delivery_server(db, settings) as (stub, workers):
+            try:
+                (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
+                receiver.wait_for(1)
+                workers.stop(0.1)
+                released = _columns(db, delivery_id)
+            finally:
+                stopped.set()
         deadline = time.monotonic() + 20
         while workers._in_flight and time.monotonic() < deadline:
             time.sleep(0.02)  # the answer came; its outcome is not recorded (the claim is gone)
@@ -144,26 +146,21 @@ def test_a_delivery_released_before_its_retry_began_keeps_its_last_attempt(db):
     with WebhookReceiver() as receiver:
         receiver.script(Reply(503))
         settings = fast_settings(db.dsn, delivery_workers=1, delivery_retry_delays=(2.0,))
-        running = create_server(delivery_app.build(settings, db=db), port=0, workers=4)
-        workers = running.component.on_stop[0].__self__
         held = threading.Event()
-        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-        try:
-            stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
-            (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
-            deadline = time.monotonic() + 20
-            while _attempt(db, delivery_id)["status"] != "retrying":
-                assert time.monotonic() < deadline, "the first attempt was not recorded"
-                time.sleep(0.02)
-            after_first = _attempt(db, delivery_id)
-            workers._pool.submit(held.wait)  # the only sending thread is busy: the retry waits
-            _wait_for_claim(db, delivery_id)
-            workers.stop(0.2)
-            released = _attempt(db, delivery_id)
-        finally:
-            held.set()
-            channel.close()
-            running.server.stop(0)
+        with _delivery_server(db, settings) as (stub, workers):
+            try:
+                (delivery_id,) = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
+                deadline = time.monotonic() + 20
+                while _attempt(db, delivery_id)["status"] != "retrying":
+                    assert time.monotonic() < deadline, "the first attempt was not recorded"
+                    time.sleep(0.02)
+                after_first = _attempt(db, delivery_id)
+                workers._pool.submit(held.wait)  # the only sending thread is busy: the retry waits
+                _wait_for_claim(db, delivery_id)
+                workers.stop(0.2)
+                released = _attempt(db, delivery_id)
+            finally:
+                held.set()
     assert after_first["attempts"] == 1 and after_first["last_attempt_at"] is not None
     assert released == after_first and len(receiver.requests) == 1
 
