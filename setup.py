@@ -7,7 +7,8 @@ and ship inside the package as ``medic.migrations``, so that a non-editable
 from setuptools import find_packages, setup
 
 setup(
-    packages=find_packages(include=["medic", "medic.*", "services", "services.*", "gateway", "gateway.*"])
+    packages=find_packages(include=["medic", "medic.*", "services", "services.*", "gateway", "gateway.*",
+                                    "medic_cli", "medic_cli.*"])
     + ["medic.migrations"],
     package_dir={"medic.migrations": "migrations"},
     package_data={"medic.migrations": ["*.sql"]},

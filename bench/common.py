@@ -129,7 +129,7 @@ class Medic:
             env[f"MEDIC_{name.upper()}_METRICS_PORT"] = str(free_port())
         env.update(self.env_overrides)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "medic.cli", "up", *self.args], env=env, cwd=REPO,
+            [sys.executable, "-m", "medic_cli", "up", *self.args], env=env, cwd=REPO,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         output = []
         for line in self.process.stdout:

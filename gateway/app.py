@@ -223,10 +223,10 @@ def serve(settings: Settings) -> int:
     """Runs the gateway until SIGTERM/SIGINT (uvicorn handles both gracefully)."""
     import uvicorn
 
-    from medic import authwiring
+    from medic import authz
 
-    authorizer, credential = authwiring.gateway_auth(settings)
-    app = create_app(settings, authorizer=authorizer, credential_metadata=credential)
+    app = create_app(settings, authorizer=authz.AsyncKeyAuthorizer(settings),
+                     credential_metadata=authz.service_credential_metadata(settings))
     config = uvicorn.Config(app, host=settings.host, port=settings.gateway_port, loop="uvloop",
                             http="httptools", log_config=None, access_log=False,
                             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),

@@ -5,7 +5,7 @@ stand-alone monitor process (``medic serve monitor``)."""
 from __future__ import annotations
 
 
-from medic import authwiring
+from medic import authz
 from medic.config import Settings
 from medic.db import Database
 from medic.interceptors import service_channel
@@ -33,7 +33,7 @@ def _database(settings: Settings, db: Database | None, name: str) -> tuple[Datab
 
 def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
     """The monitor and the hand-off dispatcher, wired to each other."""
-    channel = service_channel(settings.target("routing"), authwiring.service_credential_metadata(settings))
+    channel = service_channel(settings.target("routing"), authz.service_credential_metadata(settings))
     routing = routing_pb2_grpc.RoutingServiceStub(channel)
     dispatcher = Dispatcher(
         db, lambda request: routing.RouteAlerts(request, timeout=settings.rpc_timeout_seconds),

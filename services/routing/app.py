@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import grpc
 
-from medic import authwiring
+from medic import authz
 from medic.config import Settings
 from medic.db import Database
 from medic.interceptors import service_channel
@@ -30,7 +30,7 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     db = db or Database(settings.database_url, settings.db_pool_size,
                         application_name="medic-routing")
     store = RoutingStore(db)
-    channel = delivery_channel(settings, authwiring.service_credential_metadata(settings))
+    channel = delivery_channel(settings, authz.service_credential_metadata(settings))
     router = Router(store, DeliveryClient(channel, settings.rpc_timeout_seconds),
                     settings.slack_default_channel)
     servicer = RoutingServicer(store, router, allow_private_webhooks=settings.webhook_allow_private)

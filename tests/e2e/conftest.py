@@ -77,7 +77,7 @@ def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, s
     if database_url:
         env["MEDIC_DATABASE_URL"] = database_url
     env.update(extra_env or {})
-    process = subprocess.Popen([sys.executable, "-m", "medic.cli", "up", *args], env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "medic_cli", "up", *args], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: queue.Queue = queue.Queue()
     medic = MedicUp(process=process, env=env, gateway_url=f"http://127.0.0.1:{ports['GATEWAY']}",

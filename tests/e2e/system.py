@@ -83,7 +83,7 @@ class System:
             env[f"MEDIC_{name.upper()}_PORT"] = str(free_port())
         log = self.data_dir / f"{key}.log"
         process = Process(key, env, log)
-        process.popen = subprocess.Popen([sys.executable, "-m", "medic.cli", "serve", name], env=env,
+        process.popen = subprocess.Popen([sys.executable, "-m", "medic_cli", "serve", name], env=env,
                                          stdout=open(log, "ab"), stderr=subprocess.STDOUT,
                                          start_new_session=True)
         self.processes[key] = process

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from medic import cli
+from medic_cli import main as cli
 from tests.conftest import free_port
 
 

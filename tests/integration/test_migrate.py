@@ -158,7 +158,7 @@ def test_medic_migrate_reports_an_unreachable_database_in_one_line():
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
     env["MEDIC_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=2"
-    done = subprocess.run([sys.executable, "-m", "medic.cli", "migrate"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "medic_cli", "migrate"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medic import opscommands
-from medic.cli import main
+from medic_cli import ops
+from medic_cli.main import main
 from medic.config import Settings
 from medic.server import create_server
 from services.heartbeat import app as heartbeat_app

@@ -1,12 +1,12 @@
 from pathlib import Path
 
-from medic import apidocs
+from medic_cli import apidocs
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def test_api_reference_is_generated_from_the_current_contracts():
-    assert DOC.read_text() == apidocs.render(), "docs/api.md is stale: python -m medic.apidocs > docs/api.md"
+    assert DOC.read_text() == apidocs.render(), "docs/api.md is stale: python -m medic_cli.apidocs > docs/api.md"
 
 
 def test_api_reference_covers_every_rpc_and_route():

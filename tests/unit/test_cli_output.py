@@ -2,7 +2,7 @@
 tables, and secrets kept out of the output."""
 import pytest
 
-from medic.cli_api import ApiError, api_key, gateway_url, hide_secrets, table
+from medic_cli.api import ApiError, api_key, gateway_url, hide_secrets, table
 from medic.config import Settings
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from medic.cli import build_parser
+from medic_cli.main import build_parser
 
 
 def parse(*argv: str):

@@ -2,7 +2,7 @@
 
 No Docker engine runs here: docker-compose.yml, the Dockerfile and .env.example
 are parsed and every command, variable, port, healthcheck and dependency they
-name is checked against the CLI parser (``medic.cli.build_parser``), the
+name is checked against the CLI parser (``medic_cli.main.build_parser``), the
 settings (``medic.config.Settings``) and the process list.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medic.cli import build_parser
+from medic_cli.main import build_parser
 from medic.config import GRPC_SERVICES, Settings
 
 REPO = Path(__file__).resolve().parents[2]

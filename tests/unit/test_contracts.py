@@ -1,7 +1,8 @@
 import filecmp
 from pathlib import Path
 
-from medic import contracts, protogen
+from medic import contracts
+from medic_cli import protogen
 from medic.v1 import options_pb2
 
 

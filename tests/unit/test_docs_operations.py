@@ -1,11 +1,11 @@
 """docs/operations.md matches the code: its configuration reference, ports and
-metrics tables are what ``python -m medic.docsgen`` generates from the settings
+metrics tables are what ``python -m medic_cli.docsgen`` generates from the settings
 and the metric objects."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from medic import docsgen
+from medic_cli import docsgen
 from medic.config import variables
 
 REPO = Path(__file__).resolve().parents[2]
@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_generated_tables_in_operations_md_are_current():
     current = docsgen.OPERATIONS_MD.read_text()
-    assert docsgen.render(current) == current, "docs/operations.md is stale: run python -m medic.docsgen"
+    assert docsgen.render(current) == current, "docs/operations.md is stale: run python -m medic_cli.docsgen"
 
 
 def test_config_reference_lists_every_setting_once():

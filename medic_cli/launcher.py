@@ -32,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from medic import migrate
 from medic.config import GRPC_SERVICES, Settings
 from medic.db import Database, wait_until_reachable
-from medic.embedded import EmbeddedPostgres
+from medic_cli.embedded import EmbeddedPostgres
 from medic.errors import MedicError
 from services.auth import bootstrap
 
@@ -63,7 +63,7 @@ def _say(message: str) -> None:
 
 
 def _serve_command(name: str) -> list[str]:
-    return [sys.executable, "-m", "medic.cli", "serve", name]
+    return [sys.executable, "-m", "medic_cli", "serve", name]
 
 
 class Launcher:

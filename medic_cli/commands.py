@@ -11,7 +11,7 @@ import sys
 from typing import Any, Callable
 from urllib.parse import quote
 
-from medic.cli_api import (EXIT_USAGE, ApiError, Client, api_key, gateway_url, hide_secrets, record,
+from medic_cli.api import (EXIT_USAGE, ApiError, Client, api_key, gateway_url, hide_secrets, record,
                            table, to_json)
 from medic.config import ConfigError, Settings
 

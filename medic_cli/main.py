@@ -1,4 +1,5 @@
-"""The ``medic`` command.
+"""The ``medic`` command: the top of the program, above the runtime (``medic``), the
+services and the gateway. Nothing below imports this package.
 
     medic up [--replicas N]     everything on this machine (embedded PostgreSQL unless
                                 MEDIC_DATABASE_URL is set), Ctrl-C stops it
@@ -6,6 +7,7 @@
     medic serve <process>       run one process: heartbeat | routing | monitor | gateway
     medic config                print the effective configuration (secrets masked)
     medic protos                regenerate medic/v1/*_pb2*.py from protos/
+    medic <resource> ...        manage Medic through the gateway (see medic --help)
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def _settings() -> Settings:
 
 
 def cmd_up(args) -> int:
-    from medic import launcher
+    from medic_cli import launcher
 
     logs.setup("launcher", "WARNING")
     return launcher.up(_settings(), replicas=args.replicas)
@@ -77,7 +79,8 @@ def cmd_serve(args) -> int:
     if not settings.database_url:
         print(f"medic serve {args.process}: MEDIC_DATABASE_URL is required", file=sys.stderr)
         return 2
-    from medic import authwiring, server
+    from medic import server
+    from medic_cli import wiring
 
     if args.process == "monitor":
         from services.heartbeat.app import build_monitor
@@ -88,7 +91,7 @@ def cmd_serve(args) -> int:
     return server.run(component, host=settings.host, port=settings.grpc_port(args.process),
                       metrics_port=settings.metrics_port(args.process), workers=settings.grpc_workers,
                       grace=settings.shutdown_grace_seconds,
-                      authorizer=authwiring.service_authorizer(settings, args.process, component))
+                      authorizer=wiring.service_authorizer(settings, args.process, component))
 
 
 def cmd_config(args) -> int:
@@ -98,7 +101,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_protos(args) -> int:
-    from medic import protogen
+    from medic_cli import protogen
 
     return protogen.main()
 
@@ -116,12 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     commands.add_parser("config", help="print the effective configuration").set_defaults(func=cmd_config)
     commands.add_parser("protos", help="regenerate code from protos/").set_defaults(func=cmd_protos)
-    from medic import opscommands  # healthcheck, bootstrap-admin (for containers)
+    from medic_cli import ops  # healthcheck, bootstrap-admin (for containers)
 
-    opscommands.register(commands)
-    from medic import cli_commands  # keys, services, heartbeat, alerts, ... through the gateway
+    ops.register(commands)
+    from medic_cli import commands as gateway_commands  # keys, services, heartbeat, alerts, ...
 
-    cli_commands.register(parser, commands)
+    gateway_commands.register(parser, commands)
     return parser
 
 
@@ -129,7 +132,3 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args)
 
-
-if __name__ == "__main__":
-    logging.captureWarnings(True)
-    sys.exit(main())

@@ -2,8 +2,8 @@
 (from ``medic.config.variables()``) and the metrics list (from the metric objects
 themselves), so the docs cannot drift from the code.
 
-    python -m medic.docsgen           rewrite the generated blocks in docs/operations.md
-    python -m medic.docsgen --check   exit 1 when they are stale (a unit test does the same)
+    python -m medic_cli.docsgen           rewrite the generated blocks in docs/operations.md
+    python -m medic_cli.docsgen --check   exit 1 when they are stale (a unit test does the same)
 
 Each block sits between ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated: NAME -->``.
 """
@@ -93,14 +93,14 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m medic.docsgen", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m medic_cli.docsgen", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the docs are stale")
     args = parser.parse_args(argv)
     current = OPERATIONS_MD.read_text()
     wanted = render(current)
     if args.check:
         if wanted != current:
-            print(f"{OPERATIONS_MD} is stale: run python -m medic.docsgen", file=sys.stderr)
+            print(f"{OPERATIONS_MD} is stale: run python -m medic_cli.docsgen", file=sys.stderr)
             return 1
         return 0
     if wanted != current:
