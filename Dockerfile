@@ -16,6 +16,7 @@ COPY pyproject.toml setup.py ./
 COPY medic ./medic
 COPY services ./services
 COPY gateway ./gateway
+COPY medic_cli ./medic_cli
 COPY migrations ./migrations
 RUN pip wheel --wheel-dir /wheels .
 
