@@ -55,7 +55,7 @@ def test_a_failing_first_statement_leaves_no_transaction_open(one_connection):
             tx.execute("INSERT INTO probe VALUES (length(%s))", ("a\x00b",))
     assert db.one("SELECT pg_current_xact_id_if_assigned() IS NULL AS idle")["idle"]
     assert db.one("SELECT count(*) AS n FROM pg_stat_activity"
-                  " WHERE state LIKE 'idle in transaction%%'")["n"] == 0
+                  " WHERE datname = current_database() AND state LIKE 'idle in transaction%%'")["n"] == 0
 
 
 def test_an_exception_in_python_rolls_back(one_connection):
@@ -87,7 +87,7 @@ def test_a_connection_left_inside_a_transaction_is_not_handed_to_the_next_caller
 def test_single_statements_commit_on_their_own(one_connection):
     db = one_connection
     db.execute("INSERT INTO probe VALUES (7)")
-    assert db.one("SELECT count(*) AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%'")["n"] == 0
+    assert db.one("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%%'")["n"] == 0
     assert numbers(db) == [7]
 
 
