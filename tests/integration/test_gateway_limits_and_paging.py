@@ -155,3 +155,11 @@ def test_heartbeat_listing_pages_too(http, stack):
     assert page.headers["Link"] == '</heartbeat?maxCount=2&offset=2>; rel="next"'
     last = http.get("/heartbeat", params={"maxCount": 2, "offset": 2})
     assert len(last.json()["results"]) == 1 and "Link" not in last.headers
+
+
+def test_method_not_allowed_lists_the_allowed_methods(http):
+    response = http.request("PUT", "/v2/teams")
+    _refused(response, 405, "PUT")
+    assert response.headers["Allow"] == "GET, HEAD, POST"
+    assert http.request("TRACE", "/alerts").headers["Allow"] == "GET, HEAD"
+    assert http.request("DELETE", "/service/web").headers["Allow"] == "GET, HEAD, POST"
