@@ -25,7 +25,7 @@ JSON_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"},
               "flag": {"anyOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}],
                        "description": "0 or 1 (true/false accepted)"},
               "object": {"type": "object"}, "array": {"type": "array"}}
-QUERY_FLAG = {"type": "string", "enum": ["0", "1", "true", "false"]}
+QUERY_FLAG = {"type": "string", "enum": ["0", "1", "true", "false", ""]}  # "": not given
 
 
 def _contract(message, name: str) -> dict[str, Any]:

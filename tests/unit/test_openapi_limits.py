@@ -76,7 +76,7 @@ def test_limits_and_required_fields_are_in_the_schema(spec):
     update = paths["/service/{heartbeat_name}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"type": "integer", "enum": [0, 1]} in update["properties"]["muted"]["anyOf"]
     alerts = {p["name"]: p["schema"] for p in paths["/alerts"]["get"]["parameters"]}
-    assert alerts["active"]["enum"] == ["0", "1", "true", "false"]
+    assert alerts["active"]["enum"] == ["0", "1", "true", "false", ""]
     assert (alerts["limit"]["minimum"], alerts["limit"]["maximum"]) == (0, 1000)
     assert "Link" in paths["/alerts"]["get"]["responses"]["200"]["headers"]
 
