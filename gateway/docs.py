@@ -103,15 +103,13 @@ def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 COMMON_ERRORS = {400: "Invalid input", 401: "Missing or invalid API key", 403: "Missing scope",
                  413: "Body over the size limit", 429: "Rate limited", 503: "A dependency is unavailable",
                  504: "A dependency did not answer in time"}
-NEXT_PAGE = {"Link": {"description": 'When more items follow: `<this query with offset moved on>; rel="next"`',
-                      "schema": {"type": "string"}}}
 # Paging of a list endpoint (offset is a contract field: ListAlertsRequest's).
 OFFSET = ("offset", _contract(heartbeat_pb2.ListAlertsRequest, "offset"),
           "Items to pass over (paging; follow the `Link` header's rel=\"next\")")
 
 
 def _paged(responses: dict[str, Any]) -> dict[str, Any]:
-    responses["200"]["headers"] = NEXT_PAGE
+    responses["200"]["headers"] = v2.NEXT_PAGE
     return responses
 
 

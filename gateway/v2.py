@@ -135,6 +135,11 @@ def _handler(gw, spec: RpcRoute, request_cls, response_cls):
     return handler
 
 
+# The header of a list answered a page at a time (gateway.http.link_next_page).
+NEXT_PAGE = {"Link": {"description": 'When more items follow: `<this query with offset moved on>; rel="next"`',
+                      "schema": {"type": "string"}}}
+
+
 def _path_schema(spec: RpcRoute, field: FieldDescriptor) -> dict[str, Any]:
     schema = protojson.field_schema(field)
     if f"{{{field.name}:int}}" in spec.path:  # the route matches digits only
@@ -162,9 +167,7 @@ def openapi_paths(table: list[RpcRoute], errors: dict[int, str]) -> dict[str, An
             "responses": {str(code): {"description": text, "content": envelope} for code, text in answers.items()},
         }
         if "offset" in spec.query:
-            operation["responses"][str(spec.status)]["headers"] = {"Link": {
-                "description": 'When more items follow: `<this query with offset moved on>; rel="next"`',
-                "schema": {"type": "string"}}}
+            operation["responses"][str(spec.status)]["headers"] = NEXT_PAGE
         fields = method.input_type.fields_by_name
         for name in spec.query:
             operation["parameters"].append({"name": name, "in": "query", "required": False,

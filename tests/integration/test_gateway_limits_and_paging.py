@@ -76,10 +76,9 @@ def _invalid(stub, method: str, request, field: str) -> None:
 def test_domain_ranges_are_refused_over_grpc_before_the_database(heartbeat_stub):
     register, (stub, metadata) = "RegisterService", heartbeat_stub
     base = dict(heartbeat_name="job", service_name="job", alert_interval_seconds=60)
-    _invalid(heartbeat_stub, register, heartbeat_pb2.RegisterServiceRequest(**{**base, "alert_interval_seconds": 31_536_001}),
-             "alert_interval_seconds")
-    _invalid(heartbeat_stub, register, heartbeat_pb2.RegisterServiceRequest(**{**base, "grace_period_seconds": 2**31 - 1}),
-             "grace_period_seconds")
+    too_long = {"alert_interval_seconds": 31_536_001, "grace_period_seconds": 2**31 - 1}
+    for field, value in too_long.items():
+        _invalid(heartbeat_stub, register, heartbeat_pb2.RegisterServiceRequest(**{**base, field: value}), field)
     _invalid(heartbeat_stub, register, heartbeat_pb2.RegisterServiceRequest(**{**base, "threshold": 1001}), "threshold")
     _invalid(heartbeat_stub, register, heartbeat_pb2.RegisterServiceRequest(**{**base, "heartbeat_name": "a\x00b"}),
              "heartbeat_name")
