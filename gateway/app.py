@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from medic import contracts
 from medic.config import GRPC_SERVICES, Settings
@@ -216,7 +216,12 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
-    return envelope(False, f"Method {request.method} is not allowed on {request.url.path}.", "", 405)
+    # RFC 9110: a 405 lists the methods the path does allow.
+    allowed = sorted({method for route in request.app.routes if isinstance(route, Route) and route.methods
+                      and route.matches(request.scope)[0] != Match.NONE for method in route.methods})
+    headers = {"Allow": ", ".join(allowed)} if allowed else None
+    return envelope(False, f"Method {request.method} is not allowed on {request.url.path}.", "", 405,
+                    headers)
 
 
 def serve(settings: Settings) -> int:

@@ -167,6 +167,16 @@ def query_int(request: Request, name: str, *, minimum: int = 0) -> int | None:
     return value
 
 
+def link_next_page(response: Response, request: Request, has_more: bool, offset: int,
+                   count: int) -> Response:
+    """A list answered one page at a time says so: when another page follows,
+    an RFC 8288 ``Link: <same query, offset moved on>; rel="next"`` header."""
+    if has_more:
+        url = request.url.include_query_params(offset=offset + count)
+        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+    return response
+
+
 def iso(ts: Timestamp | None, present: bool = True) -> str | None:
     if ts is None or not present:
         return None

@@ -12,7 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from medic.v1 import common_pb2, heartbeat_pb2
-from gateway.http import HttpError, check_fields, iso, ok, query_flag, query_int, read_json
+from gateway import protojson
+from gateway.http import HttpError, check_fields, iso, link_next_page, ok, query_flag, query_int, read_json
 
 HB = "/medic.v1.HeartbeatService/"
 
@@ -138,6 +139,11 @@ def _interval_seconds(data: dict[str, Any]) -> int | None:
     return None
 
 
+def _offset(request: Request) -> int:
+    """The ``offset`` query parameter of a paged list (0 to 2**31 - 1)."""
+    return protojson.fill(heartbeat_pb2.ListAlertsRequest(), {"offset": query_int(request, "offset")}).offset
+
+
 def routes(gw) -> list[Route]:
     async def post_heartbeat(request: Request, decision) -> Response:
         data = await read_json(request, gw.settings.max_body_bytes)
@@ -161,8 +167,10 @@ def routes(gw) -> list[Route]:
         response = await gw.heartbeat.ListHeartbeats(heartbeat_pb2.ListHeartbeatsRequest(
             heartbeat_name=request.query_params.get("heartbeat_name", ""),
             service_name=request.query_params.get("service_name", ""),
-            max_count=min(max_count or 250, 250)), metadata=gw.md(decision), timeout=gw.rpc_timeout)
-        return ok([heartbeat_json(h) for h in response.heartbeats])
+            max_count=min(max_count or 250, 250), offset=_offset(request)),
+            metadata=gw.md(decision), timeout=gw.rpc_timeout)
+        return link_next_page(ok([heartbeat_json(h) for h in response.heartbeats]), request,
+                              response.has_more, _offset(request), len(response.heartbeats))
 
     async def post_service(request: Request, decision) -> Response:
         data = await read_json(request, gw.settings.max_body_bytes)
@@ -229,13 +237,15 @@ def routes(gw) -> list[Route]:
         return ok([service_json(response.service)], "Successfully posted update")
 
     async def list_alerts(request: Request, decision) -> Response:
-        request_pb = heartbeat_pb2.ListAlertsRequest()
+        request_pb = protojson.fill(heartbeat_pb2.ListAlertsRequest(),
+                                    {"limit": query_int(request, "limit"), "offset": _offset(request)})
         active = query_flag(request, "active")
         if active is not None:
             request_pb.active = active
         response = await gw.heartbeat.ListAlerts(request_pb, metadata=gw.md(decision),
                                                  timeout=gw.rpc_timeout)
-        return ok([alert_json(a) for a in response.alerts])
+        return link_next_page(ok([alert_json(a) for a in response.alerts]), request,
+                              response.has_more, request_pb.offset, len(response.alerts))
 
     def job_signal(signal: str):
         async def handler(request: Request, decision) -> Response:

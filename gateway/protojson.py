@@ -6,7 +6,9 @@ JSON conventions: field names as in the .proto; int64 as JSON numbers; enums as
 the lower-case value name without the enum's prefix (``TARGET_TYPE_SLACK`` ->
 ``"slack"``, ``SCOPE_ADMIN`` -> ``"admin"``); timestamps as RFC 3339 strings;
 ``google.protobuf.Struct`` as a JSON object; unset optional fields as null.
-Unknown fields and wrong types are refused with a message naming the field.
+Unknown fields and wrong types are refused with a message naming the field, and
+so are integers outside the field's range (its declared ``limits``, else its
+type's): never a ``ValueError`` from protobuf.
 """
 from __future__ import annotations
 
@@ -18,7 +20,12 @@ from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from medic import contracts
 from gateway.http import HttpError, is_int, is_number
+
+# A required string: some character that is not white space, and no NUL.
+NOT_BLANK = "^[^\\u0000]*\\S[^\\u0000]*$"
+NO_NUL = "^[^\\u0000]*$"
 
 _INT_TYPES = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
               FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
@@ -70,6 +77,9 @@ def _scalar_from_json(field: FieldDescriptor, value: Any, path: str) -> Any:
     if kind in _INT_TYPES:
         if not is_int(value):
             raise HttpError(400, f"Field `{path}` must be an integer.")
+        limits = contracts.field_limits(field)
+        if not limits.minimum <= value <= limits.maximum:
+            raise HttpError(400, f"Field `{path}` must be between {limits.minimum} and {limits.maximum}.")
         return value
     if kind in _FLOAT_TYPES:
         if not is_number(value):
@@ -191,15 +201,49 @@ def to_json(message: Message) -> dict[str, Any]:
 # --- OpenAPI schemas from descriptors ------------------------------------------
 
 def json_schema(descriptor: Descriptor, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
-    properties = {}
+    properties, required = {}, []
     for field in descriptor.fields:
         if field.name in exclude:
             continue
-        properties[field.name] = _field_schema(field)
-    return {"type": "object", "additionalProperties": False, "properties": properties}
+        properties[field.name] = field_schema(field)
+        limits = contracts.field_limits(field)
+        # A field that must be given: a required one outside a oneof and not
+        # `optional` (those are checked only when given), or an integer whose
+        # range leaves out 0, the value of a missing one.
+        if field.containing_oneof is None and not (field.has_presence and field.message_type is None):
+            if (limits is not None and limits.required) or (
+                    limits is not None and limits.minimum is not None and not field.is_repeated
+                    and not limits.minimum <= 0 <= limits.maximum):
+                required.append(field.name)
+    for name, prop in properties.items():
+        if name not in required:  # null: "not given"
+            prop["nullable"] = True
+    schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
 
 
-def _field_schema(field: FieldDescriptor) -> dict[str, Any]:
+def _limited(item: dict[str, Any], field: FieldDescriptor) -> dict[str, Any]:
+    """``item`` (the schema of one value of ``field``) with the field's limits."""
+    limits = contracts.field_limits(field)
+    if limits is None:
+        return item
+    if limits.minimum is not None:
+        return {**item, "minimum": limits.minimum, "maximum": limits.maximum}
+    if item.get("type") != "string":
+        return item
+    item = dict(item)
+    if limits.required:
+        item["minLength"], item["pattern"] = 1, NOT_BLANK
+    else:
+        item["pattern"] = NO_NUL
+    if limits.max_length is not None:
+        item["maxLength"] = limits.max_length
+    return item
+
+
+def field_schema(field: FieldDescriptor) -> dict[str, Any]:
     if _is_map(field) or _map_wrapper(field) is not None:
         return {"type": "object", "additionalProperties": {"type": "string"}}
     if field.message_type is not None:
@@ -220,7 +264,9 @@ def _field_schema(field: FieldDescriptor) -> dict[str, Any]:
         item = {"type": "boolean"}
     else:
         item = {"type": "string"}
+    item = _limited(item, field)
     if field.is_repeated:
-        return {"type": "array", "items": item}
+        limits = contracts.field_limits(field)
+        return {"type": "array", "items": item, **({"minItems": 1} if limits and limits.required else {})}
     return item
 

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from medic import contracts
 from gateway import protojson
-from gateway.http import HttpError, ok, read_json
+from gateway.http import HttpError, link_next_page, ok, read_json
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,8 @@ def build_routes(gw, table: list[RpcRoute]) -> list[Route]:
 
 def _handler(gw, spec: RpcRoute, request_cls, response_cls):
     call = None
+    # A list answered a page at a time (offset in, has_more out).
+    paged = "offset" in spec.query and "has_more" in response_cls.DESCRIPTOR.fields_by_name
 
     async def handler(request: Request, decision) -> Response:
         nonlocal call
@@ -112,12 +114,20 @@ def _handler(gw, spec: RpcRoute, request_cls, response_cls):
             if raw not in (None, ""):
                 protojson.fill(message, {name: _query_value(fields[name], raw, name)})
         for name in spec.path_params:
-            setattr(message, name, request.path_params[name])
+            value = request.path_params[name]
+            limits = contracts.field_limits(fields[name])
+            if isinstance(value, int) and not limits.minimum <= value <= limits.maximum:
+                # No such thing can exist: answered as an unknown id is.
+                raise HttpError(404, f"No {name.removesuffix('_id')} with id {value}.")
+            setattr(message, name, value)
         response = await call(message, metadata=gw.md(decision), timeout=gw.rpc_timeout)
         if spec.result is None:
             results = protojson.to_json(response)
         elif response_cls.DESCRIPTOR.fields_by_name[spec.result].is_repeated:
             results = [protojson.to_json(v) for v in getattr(response, spec.result)]
+            if paged:
+                return link_next_page(ok(results, spec.message, spec.status), request,
+                                      response.has_more, message.offset, len(results))
         else:
             results = protojson.to_json(getattr(response, spec.result))
         return ok(results, spec.message, spec.status)
@@ -125,27 +135,43 @@ def _handler(gw, spec: RpcRoute, request_cls, response_cls):
     return handler
 
 
-def openapi_paths(table: list[RpcRoute]) -> dict[str, Any]:
+# The header of a list answered a page at a time (gateway.http.link_next_page).
+NEXT_PAGE = {"Link": {"description": 'When more items follow: `<this query with offset moved on>; rel="next"`',
+                      "schema": {"type": "string"}}}
+
+
+def _path_schema(spec: RpcRoute, field: FieldDescriptor) -> dict[str, Any]:
+    schema = protojson.field_schema(field)
+    if f"{{{field.name}:int}}" in spec.path:  # the route matches digits only
+        schema["minimum"] = max(schema["minimum"], 0)
+    return schema
+
+
+def openapi_paths(table: list[RpcRoute], errors: dict[int, str]) -> dict[str, Any]:
+    """The routes' operations; ``errors``: the error statuses every operation may answer."""
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}
     paths: dict[str, Any] = {}
     for spec in table:
         method = spec.descriptor()
         policy = contracts.policy_for(spec.full_method)
         path = spec.path.replace(":int}", "}")
+        answers = {spec.status: spec.message or "OK", **errors, 404: "Not found"}
+        if any(e in (spec.rpc.split("/")[1]) for e in ("Create", "Update")):
+            answers[409] = "Conflicts with an existing one (e.g. a name taken)"
         operation: dict[str, Any] = {
             "summary": spec.summary, "tags": [spec.backend],
             "description": f"Calls `{spec.rpc}`; needs the `{policy.scope_name}` scope.",
             "parameters": [{"name": p, "in": "path", "required": True,
-                            "schema": {"type": "integer"} if f"{{{p}:int}}" in spec.path else {"type": "string"}}
+                            "schema": _path_schema(spec, method.input_type.fields_by_name[p])}
                            for p in spec.path_params],
-            "responses": {str(spec.status): {"description": spec.message or "OK"},
-                          "400": {"description": "Invalid input"}, "401": {"description": "No valid API key"},
-                          "403": {"description": "Missing scope"}, "404": {"description": "Not found"},
-                          "503": {"description": "A dependency is unavailable"}},
+            "responses": {str(code): {"description": text, "content": envelope} for code, text in answers.items()},
         }
+        if "offset" in spec.query:
+            operation["responses"][str(spec.status)]["headers"] = NEXT_PAGE
         fields = method.input_type.fields_by_name
         for name in spec.query:
             operation["parameters"].append({"name": name, "in": "query", "required": False,
-                                             "schema": protojson._field_schema(fields[name])})
+                                             "schema": protojson.field_schema(fields[name])})
         if spec.body:
             body_type = (method.input_type.fields_by_name[spec.body_field].message_type
                          if spec.body_field else method.input_type)

@@ -23,7 +23,8 @@ TABLE: list[RpcRoute] = [
              "Delete a service with its heartbeats, alerts and notification targets",
              message="Service deleted."),
     RpcRoute("GET", "/v2/services/{service_id:int}/transitions", HEARTBEAT + "ListServiceTransitions",
-             "A service's state changes, newest first", query=("limit",), result="transitions"),
+             "A service's state changes, newest first, a page at a time (a `Link` header with "
+             "rel=\"next\" when more follow)", query=("limit", "offset"), result="transitions"),
     # teams
     RpcRoute("POST", "/v2/teams", ROUTING + "CreateTeam", "Create a team", body=True, status=201,
              result="team", message="Team created."),
@@ -60,8 +61,9 @@ TABLE: list[RpcRoute] = [
              "Delete a webhook subscription", message="Webhook deleted."),
     # deliveries
     RpcRoute("GET", "/v2/deliveries", DELIVERY + "ListDeliveries",
-             "The delivery log, newest first", query=("alert_id", "service_id", "target_id", "webhook_id",
-                                                      "status", "limit"), result="deliveries"),
+             "The delivery log, newest first, a page at a time (a `Link` header with rel=\"next\" "
+             "when more follow)", query=("alert_id", "service_id", "target_id", "webhook_id", "status",
+                                         "limit", "offset"), result="deliveries"),
     RpcRoute("POST", "/v2/deliveries/{delivery_id:int}/retry", DELIVERY + "RetryDelivery",
              "Try a failed or skipped delivery again", result="delivery", message="Delivery queued again."),
 ]

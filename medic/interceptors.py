@@ -12,10 +12,13 @@ service), in this order for each call:
    through ``current_identity()``. gRPC health and reflection bypass it; any
    other method that streams its responses is refused (UNIMPLEMENTED), since
    only unary responses are authorized here;
-3. error mapping: a ``MedicError`` becomes its status code and message (plus
+3. limits: a unary request that breaks a declared field limit of its contract
+   (``contracts.limit_violation``) is refused with INVALID_ARGUMENT before the
+   servicer runs, so no out-of-range value reaches a store;
+4. error mapping: a ``MedicError`` becomes its status code and message (plus
    any trailing metadata it carries); any other exception is logged and
    becomes INTERNAL with a generic message;
-4. metrics: count and latency by method and status code.
+5. metrics: count and latency by method and status code.
 
 Client side (``ClientInterceptor`` / ``AioClientInterceptor``): adds the
 request id and the process's credential metadata to every outgoing call.
@@ -30,9 +33,10 @@ from typing import Any, Callable, Protocol
 
 import grpc
 import grpc.aio
+from google.protobuf.message import Message
 
 from medic import contracts, metrics
-from medic.errors import MedicError, PermissionDenied
+from medic.errors import InvalidArgument, MedicError, PermissionDenied
 from medic.logs import REQUEST_ID_HEADER, clean_request_id, new_request_id, request_id_var
 
 log = logging.getLogger(__name__)
@@ -121,6 +125,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
                         raise PermissionDenied(f"method {method} declares no scope")
                     identity = self.authorizer.authorize(policy, metadata, context.peer())
                     ident_token = _identity_var.set(identity)
+                    if isinstance(request_or_iterator, Message):
+                        why = contracts.limit_violation(request_or_iterator)
+                        if why is not None:
+                            raise InvalidArgument(why)
                 return behavior(request_or_iterator, context)
             except MedicError as err:
                 code = err.code

@@ -26,12 +26,28 @@ dependency is down, 504 a dependency timed out. Rate-limited responses carry
 """
 
 
-def _schema_line(name: str, schema: dict, required: bool) -> str:
+def _kind(schema: dict) -> str:
+    """A value's type and limits, as the OpenAPI schema states them."""
+    if "anyOf" in schema:
+        return " or ".join(_kind(option) for option in schema["anyOf"])
     kind = schema.get("type", "object")
     if kind == "array":
-        kind = f"array of {schema.get('items', {}).get('type', 'object')}"
+        kind = f"array of {_kind(schema.get('items', {}))}"
+        if schema.get("minItems"):
+            kind += f" (at least {schema['minItems']})"
     if "enum" in schema:
         kind += ": " + ", ".join(str(v) for v in schema["enum"])
+    if "minimum" in schema or "maximum" in schema:
+        kind += f" {schema.get('minimum', '')}..{schema.get('maximum', '')}"
+    if schema.get("minLength"):
+        kind += ", not blank"
+    if "maxLength" in schema:
+        kind += f", at most {schema['maxLength']} characters"
+    return kind
+
+
+def _schema_line(name: str, schema: dict, required: bool) -> str:
+    kind = _kind(schema)
     notes = " ".join(p for p in ("**required**" if required else "", schema.get("description", "")) if p)
     return f"| `{name}` | {kind} | {notes} |"
 
@@ -49,7 +65,7 @@ def http_section() -> list[str]:
             params = op.get("parameters", [])
             if params:
                 lines += ["", "| parameter | in | type |", "|---|---|---|"]
-                lines += [f"| `{p['name']}` | {p['in']} | {p['schema'].get('type', '')} |" for p in params]
+                lines += [f"| `{p['name']}` | {p['in']} | {_kind(p['schema'])} |" for p in params]
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body and body.get("properties"):
                 required = set(body.get("required", []))

@@ -26,13 +26,25 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from medic.v1 import options_pb2 as medic_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13medic/v1/auth.proto\x12\x08medic.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16medic/v1/options.proto\"\x8e\x01\n\x12RateLimitOverrides\x12!\n\x14heartbeat_per_minute\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\"\n\x15management_per_minute\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x17\n\x15_heartbeat_per_minuteB\x18\n\x16_management_per_minute\"\xbc\x02\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1f\n\x06scopes\x18\x03 \x03(\x0e\x32\x0f.medic.v1.Scope\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0brate_limits\x18\x08 \x01(\x0b\x32\x1c.medic.v1.RateLimitOverrides\"\xa7\x01\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1f\n\x06scopes\x18\x02 \x03(\x0e\x32\x0f.medic.v1.Scope\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0brate_limits\x18\x04 \x01(\x0b\x32\x1c.medic.v1.RateLimitOverrides\"F\n\x14\x43reateApiKeyResponse\x12!\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.medic.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"\x14\n\x12ListApiKeysRequest\"9\n\x13ListApiKeysResponse\x12\"\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x10.medic.v1.ApiKey\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"9\n\x14RevokeApiKeyResponse\x12!\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.medic.v1.ApiKey\"Y\n\x14SetRateLimitsRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x31\n\x0brate_limits\x18\x02 \x01(\x0b\x32\x1c.medic.v1.RateLimitOverrides\":\n\x15SetRateLimitsResponse\x12!\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.medic.v1.ApiKey\"\x1f\n\x10\x41uthorizeRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"R\n\x13\x45\x66\x66\x65\x63tiveRateLimits\x12\x1c\n\x14heartbeat_per_minute\x18\x01 \x01(\x05\x12\x1d\n\x15management_per_minute\x18\x02 \x01(\x05\"\xe3\x01\n\x11\x41uthorizeResponse\x12+\n\x07verdict\x18\x01 \x01(\x0e\x32\x1a.medic.v1.AuthorizeVerdict\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x1f\n\x06scopes\x18\x04 \x03(\x0e\x32\x0f.medic.v1.Scope\x12\x32\n\x0brate_limits\x18\x05 \x01(\x0b\x32\x1d.medic.v1.EffectiveRateLimits\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xbb\x01\n\x10\x41uthorizeVerdict\x12!\n\x1d\x41UTHORIZE_VERDICT_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UTHORIZE_VERDICT_VALID\x10\x01\x12!\n\x1d\x41UTHORIZE_VERDICT_INVALID_KEY\x10\x02\x12!\n\x1d\x41UTHORIZE_VERDICT_EXPIRED_KEY\x10\x03\x12!\n\x1d\x41UTHORIZE_VERDICT_REVOKED_KEY\x10\x04\x32\xad\x03\n\x0b\x41uthService\x12S\n\x0c\x43reateApiKey\x12\x1d.medic.v1.CreateApiKeyRequest\x1a\x1e.medic.v1.CreateApiKeyResponse\"\x04\xc8\xf3\x18\x03\x12P\n\x0bListApiKeys\x12\x1c.medic.v1.ListApiKeysRequest\x1a\x1d.medic.v1.ListApiKeysResponse\"\x04\xc8\xf3\x18\x03\x12S\n\x0cRevokeApiKey\x12\x1d.medic.v1.RevokeApiKeyRequest\x1a\x1e.medic.v1.RevokeApiKeyResponse\"\x04\xc8\xf3\x18\x03\x12V\n\rSetRateLimits\x12\x1e.medic.v1.SetRateLimitsRequest\x1a\x1f.medic.v1.SetRateLimitsResponse\"\x04\xc8\xf3\x18\x03\x12J\n\tAuthorize\x12\x1a.medic.v1.AuthorizeRequest\x1a\x1b.medic.v1.AuthorizeResponse\"\x04\xc8\xf3\x18\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13medic/v1/auth.proto\x12\x08medic.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16medic/v1/options.proto\"\xa8\x01\n\x12RateLimitOverrides\x12.\n\x14heartbeat_per_minute\x18\x01 \x01(\x05\x42\x0b\xda\xf3\x18\x07\x08\x00\x10\x80\xad\xe2\x04H\x00\x88\x01\x01\x12/\n\x15management_per_minute\x18\x02 \x01(\x05\x42\x0b\xda\xf3\x18\x07\x08\x00\x10\x80\xad\xe2\x04H\x01\x88\x01\x01\x42\x17\n\x15_heartbeat_per_minuteB\x18\n\x16_management_per_minute\"\xbc\x02\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1f\n\x06scopes\x18\x03 \x03(\x0e\x32\x0f.medic.v1.Scope\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0brate_limits\x18\x08 \x01(\x0b\x32\x1c.medic.v1.RateLimitOverrides\"\xba\x01\n\x13\x43reateApiKeyRequest\x12\x17\n\x04name\x18\x01 \x01(\tB\t\xda\xf3\x18\x05\x18\x01 \xff\x01\x12\'\n\x06scopes\x18\x02 \x03(\x0e\x32\x0f.medic.v1.ScopeB\x06\xda\xf3\x18\x02\x18\x01\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0brate_limits\x18\x04 \x01(\x0b\x32\x1c.medic.v1.RateLimitOverrides\"F\n\x14\x43reateApiKeyResponse\x12!\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.medic.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"\x14\n\x12ListApiKeysRequest\"9\n\x13ListApiKeysResponse\x12\"\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x10.medic.v1.ApiKey\"-\n\x13RevokeApiKeyRequest\x12\x16\n\x06key_id\x18\x01 \x01(\tB\x06\xda\xf3\x18\x02\x18\x01\"9\n\x14RevokeApiKeyResponse\x12!\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.medic.v1.ApiKey\"a\n\x14SetRateLimitsRequest\x12\x16\n\x06key_id\x18\x01 \x01(\tB\x06\xda\xf3\x18\x02\x18\x01\x12\x31\n\x0brate_limits\x18\x02 \x01(\x0b\x32\x1c.medic.v1.RateLimitOverrides\":\n\x15SetRateLimitsResponse\x12!\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x10.medic.v1.ApiKey\"\x1f\n\x10\x41uthorizeRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"R\n\x13\x45\x66\x66\x65\x63tiveRateLimits\x12\x1c\n\x14heartbeat_per_minute\x18\x01 \x01(\x05\x12\x1d\n\x15management_per_minute\x18\x02 \x01(\x05\"\xe3\x01\n\x11\x41uthorizeResponse\x12+\n\x07verdict\x18\x01 \x01(\x0e\x32\x1a.medic.v1.AuthorizeVerdict\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x1f\n\x06scopes\x18\x04 \x03(\x0e\x32\x0f.medic.v1.Scope\x12\x32\n\x0brate_limits\x18\x05 \x01(\x0b\x32\x1d.medic.v1.EffectiveRateLimits\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xbb\x01\n\x10\x41uthorizeVerdict\x12!\n\x1d\x41UTHORIZE_VERDICT_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UTHORIZE_VERDICT_VALID\x10\x01\x12!\n\x1d\x41UTHORIZE_VERDICT_INVALID_KEY\x10\x02\x12!\n\x1d\x41UTHORIZE_VERDICT_EXPIRED_KEY\x10\x03\x12!\n\x1d\x41UTHORIZE_VERDICT_REVOKED_KEY\x10\x04\x32\xad\x03\n\x0b\x41uthService\x12S\n\x0c\x43reateApiKey\x12\x1d.medic.v1.CreateApiKeyRequest\x1a\x1e.medic.v1.CreateApiKeyResponse\"\x04\xc8\xf3\x18\x03\x12P\n\x0bListApiKeys\x12\x1c.medic.v1.ListApiKeysRequest\x1a\x1d.medic.v1.ListApiKeysResponse\"\x04\xc8\xf3\x18\x03\x12S\n\x0cRevokeApiKey\x12\x1d.medic.v1.RevokeApiKeyRequest\x1a\x1e.medic.v1.RevokeApiKeyResponse\"\x04\xc8\xf3\x18\x03\x12V\n\rSetRateLimits\x12\x1e.medic.v1.SetRateLimitsRequest\x1a\x1f.medic.v1.SetRateLimitsResponse\"\x04\xc8\xf3\x18\x03\x12J\n\tAuthorize\x12\x1a.medic.v1.AuthorizeRequest\x1a\x1b.medic.v1.AuthorizeResponse\"\x04\xc8\xf3\x18\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'medic.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_RATELIMITOVERRIDES'].fields_by_name['heartbeat_per_minute']._loaded_options = None
+  _globals['_RATELIMITOVERRIDES'].fields_by_name['heartbeat_per_minute']._serialized_options = b'\332\363\030\007\010\000\020\200\255\342\004'
+  _globals['_RATELIMITOVERRIDES'].fields_by_name['management_per_minute']._loaded_options = None
+  _globals['_RATELIMITOVERRIDES'].fields_by_name['management_per_minute']._serialized_options = b'\332\363\030\007\010\000\020\200\255\342\004'
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['name']._serialized_options = b'\332\363\030\005\030\001 \377\001'
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['scopes']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['scopes']._serialized_options = b'\332\363\030\002\030\001'
+  _globals['_REVOKEAPIKEYREQUEST'].fields_by_name['key_id']._loaded_options = None
+  _globals['_REVOKEAPIKEYREQUEST'].fields_by_name['key_id']._serialized_options = b'\332\363\030\002\030\001'
+  _globals['_SETRATELIMITSREQUEST'].fields_by_name['key_id']._loaded_options = None
+  _globals['_SETRATELIMITSREQUEST'].fields_by_name['key_id']._serialized_options = b'\332\363\030\002\030\001'
   _globals['_AUTHSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\310\363\030\003'
   _globals['_AUTHSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
@@ -43,34 +55,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['SetRateLimits']._serialized_options = b'\310\363\030\003'
   _globals['_AUTHSERVICE'].methods_by_name['Authorize']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['Authorize']._serialized_options = b'\310\363\030\003'
-  _globals['_AUTHORIZEVERDICT']._serialized_start=1474
-  _globals['_AUTHORIZEVERDICT']._serialized_end=1661
+  _globals['_AUTHORIZEVERDICT']._serialized_start=1535
+  _globals['_AUTHORIZEVERDICT']._serialized_end=1722
   _globals['_RATELIMITOVERRIDES']._serialized_start=91
-  _globals['_RATELIMITOVERRIDES']._serialized_end=233
-  _globals['_APIKEY']._serialized_start=236
-  _globals['_APIKEY']._serialized_end=552
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=555
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=722
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=724
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=794
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=796
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=816
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=818
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=875
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=877
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=914
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=916
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=973
-  _globals['_SETRATELIMITSREQUEST']._serialized_start=975
-  _globals['_SETRATELIMITSREQUEST']._serialized_end=1064
-  _globals['_SETRATELIMITSRESPONSE']._serialized_start=1066
-  _globals['_SETRATELIMITSRESPONSE']._serialized_end=1124
-  _globals['_AUTHORIZEREQUEST']._serialized_start=1126
-  _globals['_AUTHORIZEREQUEST']._serialized_end=1157
-  _globals['_EFFECTIVERATELIMITS']._serialized_start=1159
-  _globals['_EFFECTIVERATELIMITS']._serialized_end=1241
-  _globals['_AUTHORIZERESPONSE']._serialized_start=1244
-  _globals['_AUTHORIZERESPONSE']._serialized_end=1471
-  _globals['_AUTHSERVICE']._serialized_start=1664
-  _globals['_AUTHSERVICE']._serialized_end=2093
+  _globals['_RATELIMITOVERRIDES']._serialized_end=259
+  _globals['_APIKEY']._serialized_start=262
+  _globals['_APIKEY']._serialized_end=578
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=581
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=767
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=769
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=839
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=841
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=861
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=863
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=920
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=922
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=967
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=969
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1026
+  _globals['_SETRATELIMITSREQUEST']._serialized_start=1028
+  _globals['_SETRATELIMITSREQUEST']._serialized_end=1125
+  _globals['_SETRATELIMITSRESPONSE']._serialized_start=1127
+  _globals['_SETRATELIMITSRESPONSE']._serialized_end=1185
+  _globals['_AUTHORIZEREQUEST']._serialized_start=1187
+  _globals['_AUTHORIZEREQUEST']._serialized_end=1218
+  _globals['_EFFECTIVERATELIMITS']._serialized_start=1220
+  _globals['_EFFECTIVERATELIMITS']._serialized_end=1302
+  _globals['_AUTHORIZERESPONSE']._serialized_start=1305
+  _globals['_AUTHORIZERESPONSE']._serialized_end=1532
+  _globals['_AUTHSERVICE']._serialized_start=1725
+  _globals['_AUTHSERVICE']._serialized_end=2154
 # @@protoc_insertion_point(module_scope)

@@ -90,7 +90,7 @@ class AuthServiceServicer:
         """Creates an API key and returns its plaintext, once.
         Errors: INVALID_ARGUMENT for an empty or over-long name (1-255 characters),
         no scope or an unspecified scope, an `expires_at` in the past, or a rate
-        limit < 0.
+        limit outside 0-10,000,000.
         Scope: admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -121,7 +121,8 @@ class AuthServiceServicer:
         """Sets or clears a key's rate-limit overrides (requests per minute). A field
         left unset keeps its current value; 0 clears the override (the process
         default applies again). Effective within MEDIC_AUTH_CACHE_TTL_SECONDS.
-        Errors: NOT_FOUND for an unknown key id; INVALID_ARGUMENT for a value < 0.
+        Errors: NOT_FOUND for an unknown key id; INVALID_ARGUMENT for a value
+        outside 0-10,000,000.
         Scope: admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -211,14 +211,16 @@ class DeleteServiceResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ListServiceTransitionsRequest(_message.Message):
-    __slots__ = ("heartbeat_name", "service_id", "limit")
+    __slots__ = ("heartbeat_name", "service_id", "limit", "offset")
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     heartbeat_name: str
     service_id: int
     limit: int
-    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    offset: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ServiceTransition(_message.Message):
     __slots__ = ("transition_id", "service_id", "from_state", "to_state", "reason", "alert_id", "at")
@@ -239,10 +241,12 @@ class ServiceTransition(_message.Message):
     def __init__(self, transition_id: _Optional[int] = ..., service_id: _Optional[int] = ..., from_state: _Optional[_Union[ServiceState, str]] = ..., to_state: _Optional[_Union[ServiceState, str]] = ..., reason: _Optional[str] = ..., alert_id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListServiceTransitionsResponse(_message.Message):
-    __slots__ = ("transitions",)
+    __slots__ = ("transitions", "has_more")
     TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
     transitions: _containers.RepeatedCompositeFieldContainer[ServiceTransition]
-    def __init__(self, transitions: _Optional[_Iterable[_Union[ServiceTransition, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    def __init__(self, transitions: _Optional[_Iterable[_Union[ServiceTransition, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class RecordHeartbeatRequest(_message.Message):
     __slots__ = ("heartbeat_name", "service_id", "status", "run_id")
@@ -325,20 +329,24 @@ class RecordJobSignalResponse(_message.Message):
     def __init__(self, heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
 
 class ListHeartbeatsRequest(_message.Message):
-    __slots__ = ("heartbeat_name", "service_name", "max_count")
+    __slots__ = ("heartbeat_name", "service_name", "max_count", "offset")
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     heartbeat_name: str
     service_name: str
     max_count: int
-    def __init__(self, heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., max_count: _Optional[int] = ...) -> None: ...
+    offset: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., max_count: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ListHeartbeatsResponse(_message.Message):
-    __slots__ = ("heartbeats",)
+    __slots__ = ("heartbeats", "has_more")
     HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
     heartbeats: _containers.RepeatedCompositeFieldContainer[Heartbeat]
-    def __init__(self, heartbeats: _Optional[_Iterable[_Union[Heartbeat, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    def __init__(self, heartbeats: _Optional[_Iterable[_Union[Heartbeat, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("alert_id", "service_id", "heartbeat_name", "service_name", "reason", "active", "opened_at", "closed_at", "notification_count")
@@ -363,15 +371,19 @@ class Alert(_message.Message):
     def __init__(self, alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., reason: _Optional[_Union[AlertReason, str]] = ..., active: _Optional[bool] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notification_count: _Optional[int] = ...) -> None: ...
 
 class ListAlertsRequest(_message.Message):
-    __slots__ = ("active", "limit")
+    __slots__ = ("active", "limit", "offset")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     active: bool
     limit: int
-    def __init__(self, active: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+    offset: int
+    def __init__(self, active: _Optional[bool] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ListAlertsResponse(_message.Message):
-    __slots__ = ("alerts",)
+    __slots__ = ("alerts", "has_more")
     ALERTS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
     alerts: _containers.RepeatedCompositeFieldContainer[Alert]
-    def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...
+    has_more: bool
+    def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...

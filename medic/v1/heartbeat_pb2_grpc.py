@@ -197,7 +197,8 @@ class HeartbeatServiceServicer:
 
     def ListServiceTransitions(self, request, context):
         """Lists a service's state changes (new/up/down, mutes, activation), newest
-        first, each with its time, reason and alert.
+        first, each with its time, reason and alert; `limit` a page (`offset` pages
+        on, `has_more` says another page exists).
         Errors: INVALID_ARGUMENT; NOT_FOUND.
         Scope: read.
         """
@@ -206,8 +207,9 @@ class HeartbeatServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListHeartbeats(self, request, context):
-        """Lists heartbeats newest first, at most 250, optionally filtered by
-        heartbeat name and service name.
+        """Lists heartbeats newest first, at most 250 a page (`offset` pages on,
+        `has_more` says another page exists), optionally filtered by heartbeat
+        name and service name.
         Scope: read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -216,7 +218,8 @@ class HeartbeatServiceServicer:
 
     def ListAlerts(self, request, context):
         """Lists alerts newest first, optionally only active (or only closed) ones,
-        at most `limit`.
+        at most `limit` a page (`offset` pages on, `has_more` says another page
+        exists).
         Scope: read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -1,7 +1,8 @@
 from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
-from typing import ClassVar as _ClassVar
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -28,3 +29,17 @@ REQUIRED_SCOPE_FIELD_NUMBER: _ClassVar[int]
 required_scope: _descriptor.FieldDescriptor
 RATE_LIMIT_CLASS_FIELD_NUMBER: _ClassVar[int]
 rate_limit_class: _descriptor.FieldDescriptor
+LIMITS_FIELD_NUMBER: _ClassVar[int]
+limits: _descriptor.FieldDescriptor
+
+class FieldLimits(_message.Message):
+    __slots__ = ("min", "max", "required", "max_length")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAX_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    min: int
+    max: int
+    required: bool
+    max_length: int
+    def __init__(self, min: _Optional[int] = ..., max: _Optional[int] = ..., required: _Optional[bool] = ..., max_length: _Optional[int] = ...) -> None: ...

@@ -89,8 +89,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         limits = request.rate_limits
         fields = dict(
             name=name, scopes=scopes, expires_at=expires_at,
-            heartbeat_per_minute=_override(limits, "heartbeat_per_minute", allow_zero=False),
-            management_per_minute=_override(limits, "management_per_minute", allow_zero=False))
+            # 0, as in SetRateLimits, means "no override".
+            heartbeat_per_minute=_override(limits, "heartbeat_per_minute", allow_zero=True) or None,
+            management_per_minute=_override(limits, "management_per_minute", allow_zero=True) or None)
         for attempt in range(_CREATE_ATTEMPTS):
             key_id, key = keys.new_key()
             try:

@@ -267,8 +267,10 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
                 raise InvalidArgument("unknown status")
         rows = self.store.list_deliveries(
             alert_id=request.alert_id, service_id=request.service_id,
-            target_id=request.target_id, webhook_id=request.webhook_id, status=status, limit=limit)
-        return delivery_pb2.ListDeliveriesResponse(deliveries=[delivery_to_pb(r) for r in rows])
+            target_id=request.target_id, webhook_id=request.webhook_id, status=status,
+            limit=limit + 1, offset=request.offset)  # one past the page: is there another?
+        return delivery_pb2.ListDeliveriesResponse(deliveries=[delivery_to_pb(r) for r in rows[:limit]],
+                                                   has_more=len(rows) > limit)
 
     def RetryDelivery(self, request, context):
         if request.delivery_id < 1:

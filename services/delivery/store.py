@@ -197,7 +197,7 @@ LIST_DELIVERIES = f"""
       AND (%(webhook_id)s = 0 OR webhook_id = %(webhook_id)s)
       AND (%(status)s = '' OR status = %(status)s)
     ORDER BY delivery_id DESC
-    LIMIT %(limit)s
+    LIMIT %(limit)s OFFSET %(offset)s
 """
 
 QUEUE_STATS = """
@@ -422,10 +422,11 @@ class DeliveryStore:
             f"delivery {delivery_id} is {existing['status']}; only failed or skipped ones can be retried")
 
     def list_deliveries(self, *, alert_id: int = 0, service_id: int = 0, target_id: int = 0,
-                        webhook_id: int = 0, status: str = "", limit: int = 100) -> list[Row]:
+                        webhook_id: int = 0, status: str = "", limit: int = 100,
+                        offset: int = 0) -> list[Row]:
         return self.db.all(LIST_DELIVERIES, {
             "alert_id": alert_id, "service_id": service_id, "target_id": target_id,
-            "webhook_id": webhook_id, "status": status, "limit": limit})
+            "webhook_id": webhook_id, "status": status, "limit": limit, "offset": offset})
 
     def queue_stats(self) -> Row:
         return self.db.one(QUEUE_STATS)

@@ -207,8 +207,11 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
     def ListServiceTransitions(self, request, context):
         if not 0 <= request.limit <= 1000:
             raise InvalidArgument("limit must be 0-1000")
-        rows = self.store.transitions(request.limit or 100, **_service_ref(request))
-        return heartbeat_pb2.ListServiceTransitionsResponse(transitions=[transition_to_pb(r) for r in rows])
+        limit = request.limit or 100
+        # One row past the page tells whether another page follows.
+        rows = self.store.transitions(limit + 1, offset=request.offset, **_service_ref(request))
+        return heartbeat_pb2.ListServiceTransitionsResponse(
+            transitions=[transition_to_pb(r) for r in rows[:limit]], has_more=len(rows) > limit)
 
     def _record_one(self, item: IngestItem, what: str) -> heartbeat_pb2.Heartbeat:
         [result] = self.ingest.submit([item])
@@ -270,13 +273,16 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         if request.max_count < 0:
             raise InvalidArgument("max_count must be >= 0")
         limit = min(request.max_count or MAX_LISTED_HEARTBEATS, MAX_LISTED_HEARTBEATS)
-        rows = self.store.list_heartbeats(request.heartbeat_name.strip(), request.service_name, limit)
-        return heartbeat_pb2.ListHeartbeatsResponse(heartbeats=[heartbeat_to_pb(r) for r in rows])
+        rows = self.store.list_heartbeats(request.heartbeat_name.strip(), request.service_name, limit + 1,
+                                          request.offset)
+        return heartbeat_pb2.ListHeartbeatsResponse(heartbeats=[heartbeat_to_pb(r) for r in rows[:limit]],
+                                                    has_more=len(rows) > limit)
 
     def ListAlerts(self, request, context):
         active = request.active if request.HasField("active") else None
         if request.limit < 0 or request.limit > 1000:
             raise InvalidArgument("limit must be 0-1000")
         limit = request.limit or (1000 if active is not None else 100)
-        rows = self.store.list_alerts(active, limit)
-        return heartbeat_pb2.ListAlertsResponse(alerts=[alert_to_pb(r) for r in rows])
+        rows = self.store.list_alerts(active, limit + 1, request.offset)
+        return heartbeat_pb2.ListAlertsResponse(alerts=[alert_to_pb(r) for r in rows[:limit]],
+                                                has_more=len(rows) > limit)

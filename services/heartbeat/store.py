@@ -168,13 +168,13 @@ LIST_HEARTBEATS = """
     FROM heartbeat_events h JOIN services s ON s.service_id = h.service_id
     {where}
     ORDER BY h.time DESC, h.heartbeat_id DESC
-    LIMIT %(limit)s
+    LIMIT %(limit)s OFFSET %(offset)s
 """
 
 LIST_TRANSITIONS = """
     SELECT transition_id, service_id, from_state, to_state, reason, alert_id, at
     FROM service_transitions WHERE service_id = %s
-    ORDER BY transition_id DESC LIMIT %s
+    ORDER BY transition_id DESC LIMIT %s OFFSET %s
 """
 
 LIST_ALERTS = """
@@ -183,7 +183,7 @@ LIST_ALERTS = """
     FROM alerts a JOIN services s ON s.service_id = a.service_id
     WHERE (%(active)s IS NULL OR a.active = %(active)s)
     ORDER BY a.alert_id DESC
-    LIMIT %(limit)s
+    LIMIT %(limit)s OFFSET %(offset)s
 """
 
 # Columns UpdateService may change, in the order written.
@@ -313,11 +313,11 @@ class HeartbeatStore:
             tx.execute("DELETE FROM heartbeat_events WHERE service_id = %s", (row["service_id"],))
             tx.execute("DELETE FROM services WHERE service_id = %s", (row["service_id"],))
 
-    def transitions(self, limit: int, *, heartbeat_name: str | None = None,
+    def transitions(self, limit: int, *, offset: int = 0, heartbeat_name: str | None = None,
                     service_id: int | None = None) -> list[Row]:
         with self.db.transaction() as tx:
             row = self._get(tx, heartbeat_name, service_id)
-            return tx.all(LIST_TRANSITIONS, (row["service_id"], limit))
+            return tx.all(LIST_TRANSITIONS, (row["service_id"], limit, offset))
 
     def get(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> Row:
         with self.db.transaction() as tx:
@@ -472,7 +472,8 @@ class HeartbeatStore:
                                      to_state="up", reason=reason, now=now)
                 state = "up"
 
-    def list_heartbeats(self, heartbeat_name: str, service_name: str, limit: int) -> list[Row]:
+    def list_heartbeats(self, heartbeat_name: str, service_name: str, limit: int,
+                        offset: int = 0) -> list[Row]:
         # Fixed fragments only, chosen so each filter can use its index.
         conditions = []
         if heartbeat_name:
@@ -483,9 +484,10 @@ class HeartbeatStore:
                               " WHERE service_name = %(service_name)s))")
         where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
         return self.db.all(LIST_HEARTBEATS.format(where=where),
-                           {"name": heartbeat_name, "service_name": service_name, "limit": limit})
+                           {"name": heartbeat_name, "service_name": service_name, "limit": limit,
+                            "offset": offset})
 
     # --- alerts ---------------------------------------------------------------
 
-    def list_alerts(self, active: bool | None, limit: int) -> list[Row]:
-        return self.db.all(LIST_ALERTS, {"active": active, "limit": limit})
+    def list_alerts(self, active: bool | None, limit: int, offset: int = 0) -> list[Row]:
+        return self.db.all(LIST_ALERTS, {"active": active, "limit": limit, "offset": offset})

@@ -154,9 +154,16 @@ def test_invalid_creations_are_rejected(client, admin_key):
            auth_pb2.CreateApiKeyRequest(name="x"),
            auth_pb2.CreateApiKeyRequest(name="x", scopes=[0]),
            auth_pb2.CreateApiKeyRequest(name="x", scopes=[1], rate_limits=auth_pb2.RateLimitOverrides(
-               heartbeat_per_minute=0))]
+               heartbeat_per_minute=-1)),
+           auth_pb2.CreateApiKeyRequest(name="x", scopes=[1], rate_limits=auth_pb2.RateLimitOverrides(
+               management_per_minute=10_000_001))]
     for request in bad:
         assert client.code_of(client.auth.CreateApiKey, request, admin_key) == grpc.StatusCode.INVALID_ARGUMENT
+    # 0 means "no override", as in SetRateLimits.
+    created = client.auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(
+        name="x", scopes=[1], rate_limits=auth_pb2.RateLimitOverrides(heartbeat_per_minute=0)),
+        metadata=bearer(admin_key))
+    assert not created.api_key.rate_limits.HasField("heartbeat_per_minute")
     assert client.code_of(client.auth.RevokeApiKey, auth_pb2.RevokeApiKeyRequest(key_id="nope"),
                           admin_key) == grpc.StatusCode.NOT_FOUND
 

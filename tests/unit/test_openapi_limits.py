@@ -1,0 +1,129 @@
+"""The OpenAPI document states what the server enforces, and the contracts'
+field limits hold in the gateway's JSON conversion and on the gRPC side."""
+from __future__ import annotations
+
+import pytest
+
+from gateway import docs, protojson
+from gateway.http import HttpError
+from medic import contracts
+from medic.v1 import auth_pb2, delivery_pb2, heartbeat_pb2, routing_pb2
+
+PUBLIC_PATHS = ("/health", "/health/live", "/health/ready", "/metrics", "/v1/healthcheck/network",
+                "/docs", "/docs/openapi.json")
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return docs.openapi()
+
+
+def _operations(spec):
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def _integer_schemas(schema):
+    """Every integer schema inside ``schema`` (properties, items, anyOf)."""
+    if schema.get("type") == "integer":
+        yield schema
+    for sub in schema.get("properties", {}).values():
+        yield from _integer_schemas(sub)
+    if "items" in schema:
+        yield from _integer_schemas(schema["items"])
+    if schema.get("type") != "object":  # an object's anyOf only says which fields it needs
+        for option in schema.get("anyOf", []):
+            yield from _integer_schemas(option)
+
+
+def test_public_endpoints_declare_no_security_and_the_rest_need_a_key(spec):
+    assert spec["security"] == [{"bearer": []}]
+    for path, method, operation in _operations(spec):
+        if path in PUBLIC_PATHS:
+            assert operation.get("security") == [], (method, path)
+        else:
+            assert "security" not in operation, (method, path)  # the document's default: a key
+    assert set(PUBLIC_PATHS) <= set(spec["paths"])
+
+
+def test_every_integer_has_a_documented_range(spec):
+    checked = 0
+    for path, method, operation in _operations(spec):
+        schemas = [p["schema"] for p in operation.get("parameters", [])]
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if body:
+            schemas.append(body)
+        for schema in schemas:
+            for integer in _integer_schemas(schema):
+                if integer.get("enum") == [0, 1]:
+                    continue
+                assert "minimum" in integer, (method, path, integer)
+                checked += 1
+    assert checked > 40
+
+
+def test_limits_and_required_fields_are_in_the_schema(spec):
+    paths = spec["paths"]
+    register = paths["/service"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert register["required"] == ["heartbeat_name", "service_name"]
+    assert register["properties"]["alert_interval_seconds"] | {} == {
+        "type": "integer", "minimum": 1, "maximum": 31_536_000, "nullable": True,
+        "description": register["properties"]["alert_interval_seconds"]["description"]}
+    assert register["properties"]["threshold"]["maximum"] == 1000
+    assert register["properties"]["heartbeat_name"]["maxLength"] == 255
+    assert register["properties"]["heartbeat_name"]["minLength"] == 1
+    update = paths["/service/{heartbeat_name}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"type": "integer", "enum": [0, 1]} in update["properties"]["muted"]["anyOf"]
+    alerts = {p["name"]: p["schema"] for p in paths["/alerts"]["get"]["parameters"]}
+    assert alerts["active"]["enum"] == ["0", "1", "true", "false", ""]
+    assert (alerts["limit"]["minimum"], alerts["limit"]["maximum"]) == (0, 1000)
+    assert "Link" in paths["/alerts"]["get"]["responses"]["200"]["headers"]
+
+    team = paths["/v2/teams"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert team["required"] == ["name"]
+    team_id = paths["/v2/teams/{team_id}"]["delete"]["parameters"][0]["schema"]
+    assert (team_id["minimum"], team_id["maximum"]) == (1, 2**63 - 1)
+    limits = paths["/v2/api-keys/{key_id}/rate-limits"]["put"]["requestBody"]["content"]["application/json"]
+    assert limits["schema"]["properties"]["heartbeat_per_minute"]["maximum"] == 10_000_000
+    target = paths["/v2/notification-targets"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(target["required"]) == {"service_id", "type", "config"}
+    key = paths["/v2/api-keys"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert key["properties"]["scopes"]["minItems"] == 1
+
+
+def test_out_of_range_integers_are_a_400_not_a_value_error():
+    with pytest.raises(HttpError) as caught:
+        protojson.fill(auth_pb2.RateLimitOverrides(), {"heartbeat_per_minute": 2**31})
+    assert caught.value.status == 400 and "heartbeat_per_minute" in caught.value.message
+    with pytest.raises(HttpError):
+        protojson.fill(delivery_pb2.ListDeliveriesRequest(), {"service_id": 2**63})
+    with pytest.raises(HttpError):
+        protojson.fill(routing_pb2.CreateNotificationTargetRequest(), {"priority": -(2**31) - 1})
+    assert protojson.fill(delivery_pb2.ListDeliveriesRequest(), {"service_id": 2**63 - 1}).service_id == 2**63 - 1
+
+
+def test_contract_limits_name_the_field_that_breaks_them():
+    ok = heartbeat_pb2.RegisterServiceRequest(heartbeat_name="a", service_name="b", alert_interval_seconds=60)
+    assert contracts.limit_violation(ok) is None
+    cases = {
+        "alert_interval_seconds": dict(alert_interval_seconds=31_536_001),
+        "threshold": dict(threshold=1001),
+        "heartbeat_name": dict(heartbeat_name="  "),
+        "service_name": dict(service_name="x" * 256),
+    }
+    for field, change in cases.items():
+        request = heartbeat_pb2.RegisterServiceRequest()
+        request.CopyFrom(ok)
+        for name, value in change.items():
+            setattr(request, name, value)
+        assert field in contracts.limit_violation(request)
+    # An unset optional field is not checked; a set one is.
+    assert contracts.limit_violation(heartbeat_pb2.UpdateServiceRequest(service_id=1)) is None
+    assert "threshold" in contracts.limit_violation(heartbeat_pb2.UpdateServiceRequest(service_id=1, threshold=0))
+    nested = auth_pb2.SetRateLimitsRequest(key_id="k", rate_limits=auth_pb2.RateLimitOverrides(heartbeat_per_minute=-1))
+    assert contracts.limit_violation(nested) == "rate_limits.heartbeat_per_minute must be between 0 and 10000000"
+    assert "scopes" in contracts.limit_violation(auth_pb2.CreateApiKeyRequest(name="k"))
+    # The ingest hot path has nothing to check.
+    assert contracts.limit_violation(heartbeat_pb2.RecordHeartbeatsRequest(
+        heartbeats=[heartbeat_pb2.RecordHeartbeatRequest(heartbeat_name="a", status="UP")] * 3)) is None
