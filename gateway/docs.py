@@ -1,5 +1,5 @@
 """``/docs`` (Swagger UI, served from the swagger-ui-bundle package, no CDN) and
-``/docs/openapi.json``, built from the same field schemas the routes validate
+``/docs/openapi.json`` (also at ``/docs/swagger.json``, the original's address), built from the same field schemas the routes validate
 with, so the document cannot drift from the code (a test compares the two)."""
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from gateway import legacy, v2, v2_routes
 
 JSON_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"},
               "number": {"type": "number"}, "boolean": {"type": "boolean"},
-              "flag": {"type": "integer", "enum": [0, 1], "description": "0 or 1 (true/false accepted)"},
+              "flag": {"type": "integer",
+                       "description": "0 or 1 (any other integer counts as 1; true/false accepted)"},
               "object": {"type": "object"}, "array": {"type": "array"}}
 
 ENVELOPE = {
@@ -165,4 +166,5 @@ def routes() -> list:
 
     return [Route("/docs", ui, methods=["GET"]), Route("/docs/", ui, methods=["GET"]),
             Route("/docs/openapi.json", spec, methods=["GET"]),
+            Route("/docs/swagger.json", spec, methods=["GET"]),
             Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger")]
