@@ -211,7 +211,7 @@ def test_errors_exit_non_zero_with_the_servers_message(admin):
     assert unknown.code == 1 and "HTTP 404" in unknown.err and unknown.out == ""
     bad = admin("services", "register", "x", "--service-name", "y", "--interval-minutes", "1",
                 "--priority", "p9")
-    assert bad.code == 1 and "Field `priority` must be one of p1, p2, p3, p4, p5." in bad.err
+    assert bad.code == 2 and "must be one of p1, p2, p3, p4, p5" in bad.err
     nothing = admin("services", "update", "x")
     assert nothing.code == 2 and "nothing to change" in nothing.err
 
