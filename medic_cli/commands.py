@@ -137,7 +137,9 @@ def _priority(value: str) -> str:
 
 
 def _path(name: str) -> str:
-    return quote(name, safe="")
+    """A name as one path segment: "/" and every other special character encoded, dots
+    too (a name "." or ".." would otherwise be read as a dot segment)."""
+    return quote(name, safe="").replace(".", "%2E")
 
 
 # --- keys ---------------------------------------------------------------------------

@@ -229,3 +229,16 @@ def test_unreachable_gateway_and_missing_key_are_explained(medic, monkeypatch, t
     monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path / "data"))
     from_file = medic("--url", url, "alerts")  # the key is found; only the gateway is missing
     assert from_file.code == 3 and "mdk_from_file" not in from_file.err
+
+
+@pytest.mark.parametrize("name", ["team/nightly", "100% done?#1", "..", "."])
+def test_a_name_with_slashes_or_other_characters_is_shown_updated_and_muted(admin, name):
+    ok(admin("services", "register", name, "--service-name", "jobs", "--interval-minutes", "5"))
+    shown = ok(admin("services", "show", name, "--json")).json()
+    assert shown["heartbeat_name"] == name
+    updated = ok(admin("--json", "services", "update", name, "--threshold", "2")).json()
+    assert updated[0]["threshold"] == 2
+    assert ok(admin("--json", "services", "mute", name)).json()[0]["muted"] == 1
+    assert "deleted" in ok(admin("services", "delete", str(shown["service_id"]))).out.lower()
+    gone = admin("services", "show", name)
+    assert gone.code == 1 and "HTTP 404" in gone.err
