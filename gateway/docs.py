@@ -59,25 +59,28 @@ COMMON_ERRORS = {400: "Invalid input", 401: "Missing or invalid API key", 403: "
 
 def openapi() -> dict[str, Any]:
     register_docs = {
-        "alert_interval": "Minutes before alerting (legacy); required unless alert_interval_seconds is set",
+        "alert_interval": "Minutes before alerting (legacy); required unless alert_interval_seconds is set; "
+                          "below one second reads as 1 s",
         "alert_interval_seconds": "Seconds before alerting (>= 1); overrides alert_interval",
         "environment": "Prefix: the service is stored as <environment>-<heartbeat_name>",
-        "priority": "p1..p5 (default p3)", "notify_mode": "all | until_success",
-        "threshold": "Heartbeats needed per interval (default 1)",
+        "priority": "p1..p5 (default p3; any other text reads as p3)", "notify_mode": "all | until_success",
+        "threshold": "Heartbeats needed per interval (default 1; below 1 reads as 1)",
         "team": "Team name (default site-reliability)",
     }
     paths: dict[str, Any] = {
         "/heartbeat": {
             "post": {"summary": "Post a heartbeat", "tags": ["heartbeats"],
                      "requestBody": _body(legacy.HEARTBEAT_SCHEMA, ("heartbeat_name", "status"),
-                                          {"status": "Any word up to 64 characters; FAILED and DOWN report a failure"}),
+                                          {"status": "Any word up to 64 characters; FAILED and DOWN report a "
+                                                     "failure; blank reads as UP"}),
                      "responses": _responses({201: "Heartbeat Posted Successfully.",
                                               404: "Unknown heartbeat name",
                                               **COMMON_ERRORS})},
             "get": {"summary": "List heartbeats, newest first (at most 250)", "tags": ["heartbeats"],
                     "parameters": _query(("heartbeat_name", "string", "Filter by heartbeat name"),
                                          ("service_name", "string", "Filter by service name"),
-                                         ("maxCount", "integer", "1-250 (default 250)")),
+                                         ("maxCount", "integer", "At most 250; 0 lists nothing; absent, "
+                                                                 "not a number or negative: 250")),
                     "responses": _responses({200: "Heartbeats", **COMMON_ERRORS})},
         },
         "/service": {
@@ -92,16 +95,17 @@ def openapi() -> dict[str, Any]:
                     "responses": _responses({200: "Services", **COMMON_ERRORS})},
         },
         "/service/{heartbeat_name}": {
-            "get": {"summary": "Get one service", "tags": ["services"],
+            "get": {"summary": "Get one service (percent-encode the name: a%2Fb)", "tags": ["services"],
                     "parameters": [_path("heartbeat_name")],
-                    "responses": _responses({200: "The service (a one-item list)", 404: "Unknown", **COMMON_ERRORS})},
+                    "responses": _responses({200: "The service (a one-item list; empty for an unknown name)",
+                                             **COMMON_ERRORS})},
             "post": {"summary": "Update a service (only the fields given)", "tags": ["services"],
                      "parameters": [_path("heartbeat_name")],
                      "requestBody": _body(legacy.UPDATE_SCHEMA, (), {
                          "alert_interval": "Minutes (may be fractional)",
                          "down": "Mark down (1) or up (0) by hand", **register_docs}),
-                     "responses": _responses({200: "Successfully posted update", 404: "Unknown",
-                                              **COMMON_ERRORS})},
+                     "responses": _responses({200: "Successfully posted update (success false: the name "
+                                                   "was not located)", **COMMON_ERRORS})},
         },
         "/alerts": {
             "get": {"summary": "List alerts, newest first (latest 100 without a filter)", "tags": ["alerts"],
@@ -125,9 +129,14 @@ def openapi() -> dict[str, Any]:
         paths[f"/v2/heartbeat/{{service_id}}/{signal}"] = {"post": {
             "summary": f"Record a job-run signal ({status})", "tags": ["heartbeats"],
             "parameters": [_path("service_id", "integer")],
-            "requestBody": {**_body(legacy.JOB_SIGNAL_SCHEMA), "required": False},
+            # Lenient as the original: other fields, a non-string run_id or a body that is
+            # not JSON are ignored, so the schema closes nothing.
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"run_id": {
+                    "type": "string", "description": "Optional job-run id, at most 255 characters; "
+                                                     "anything else in the body is ignored"}}}}}},
             "responses": _responses({201: f"Job signal {status} recorded successfully.",
-                                     404: "Unknown service id", **COMMON_ERRORS})}}
+                                     404: "Service ID <id> not found.", **COMMON_ERRORS})}}
     paths.update(v2.openapi_paths(v2_routes.TABLE))
     return {
         "openapi": "3.0.3",

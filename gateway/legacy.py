@@ -51,7 +51,6 @@ UPDATE_SCHEMA = {
     "priority": "string", "runbook": "string", "down": "flag", "grace_period_seconds": "integer",
     "notify_mode": "string",
 }
-JOB_SIGNAL_SCHEMA = {"run_id": "string"}  # documented; anything else in the body is ignored
 
 
 def _flag(value: bool) -> int:
