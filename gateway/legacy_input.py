@@ -173,7 +173,7 @@ COMPATIBILITY: list[tuple[str, str, str]] = [
      "At most 64 KiB (413); not a JSON object: 400. The job-signal routes ignore a body they cannot "
      "use, as the original did."),
     ("Times",
-     "`YYYY-MM-DD HH:MM:SS CDT` strings in America/Chicago time.",
+     "Strings as its database rendered them, in America/Chicago time (`2024-05-01 09:30:00 CDT`).",
      "RFC 3339 in UTC, e.g. `2026-11-27T08:00:00Z`."),
     ("`GET /alerts?active=`",
      "Every matching alert.",

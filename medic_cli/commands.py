@@ -194,7 +194,7 @@ def services_list(api: Client, args, out: Output) -> None:
 def services_show(api: Client, args, out: Output) -> None:
     found = api.call("GET", f"/service/{_path(args.name)}")[1]
     if not found:  # the legacy route answers an unknown name with an empty list
-        raise ApiError(f"no service is registered as {args.name!r}", 404)
+        raise ApiError(f"no service is registered as {args.name!r}")
     service = found[0]
     transitions = api.call("GET", f"/v2/services/{service['service_id']}/transitions",
                            params={"limit": args.transitions})[1]
