@@ -48,7 +48,8 @@ async def micro(medic: Medic, calls: int) -> list[dict]:
     token = (Path(medic.data_dir) / "service.token").read_text().strip()
     settings = Settings.from_env({
         "MEDIC_SERVICE_TOKEN": token, "MEDIC_AUTH_PORT": str(medic.ports["auth"]),
-        "MEDIC_ALLOW_ANONYMOUS_HEARTBEATS": "true", "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": "1000000000"})
+        "MEDIC_ALLOW_ANONYMOUS_HEARTBEATS": "true", "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": "1000000000",
+        "MEDIC_RATE_LIMIT_ANONYMOUS_HEARTBEAT_PER_MINUTE": "1000000000"})
     authorizer = AsyncKeyAuthorizer(settings)
     policy = contracts.policy_for(HB_POLICY)
     unknown = f"mdk_{'A' * 12}_{secrets.token_urlsafe(32)}"

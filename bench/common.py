@@ -121,6 +121,7 @@ class Medic:
         env.update({
             "MEDIC_DATABASE_URL": self.dsn, "MEDIC_DATA_DIR": self.data_dir, "MEDIC_LOG_LEVEL": "WARNING",
             "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": GENEROUS_LIMIT,
+            "MEDIC_RATE_LIMIT_ANONYMOUS_HEARTBEAT_PER_MINUTE": GENEROUS_LIMIT,
             "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE": GENEROUS_LIMIT,
         })
         for name, port in self.ports.items():

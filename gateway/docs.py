@@ -1,10 +1,13 @@
 """``/docs`` (Swagger UI, served from the swagger-ui-bundle package, no CDN) and
-``/docs/openapi.json``, built from the same field schemas the routes validate
-with, so the document cannot drift from the code (a test compares the two).
+``/docs/openapi.json`` (also at ``/docs/swagger.json``, the original's address),
+built from the same field schemas the routes validate with, so the document
+cannot drift from the code (a test compares the two).
 
-The limits of the legacy fields come from the contract fields they fill (the
-``limits`` option in the protos), so the document states what the services
-enforce; public paths declare ``security: []``."""
+The limits of the legacy fields are the ones the legacy routes check
+(``gateway.legacy_input.RANGES``, derived from the contract fields they fill);
+where the legacy routes normalise a value instead of refusing it (see
+``gateway.legacy_input``), the schema allows it and says how it is read. Public
+paths declare ``security: []``."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,16 +19,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import medic
-from medic import contracts
 from medic.v1 import heartbeat_pb2
 from gateway import legacy, protojson, v2, v2_routes
+from gateway import legacy_input as lenient
 
 JSON_TYPES = {"string": {"type": "string"}, "integer": {"type": "integer"},
               "number": {"type": "number"}, "boolean": {"type": "boolean"},
-              "flag": {"anyOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}],
-                       "description": "0 or 1 (true/false accepted)"},
               "object": {"type": "object"}, "array": {"type": "array"}}
-QUERY_FLAG = {"type": "string", "enum": ["0", "1", "true", "false", ""]}  # "": not given
+QUERY_FLAG = {"type": "string", "pattern": lenient.QUERY_FLAG_PATTERN}  # empty: not given
 
 
 def _contract(message, name: str) -> dict[str, Any]:
@@ -33,33 +34,54 @@ def _contract(message, name: str) -> dict[str, Any]:
     return protojson.field_schema(message.DESCRIPTOR.fields_by_name[name])
 
 
+def _legacy(name: str, kind: str) -> dict[str, Any]:
+    """The schema of a legacy body field: its type and the range the legacy routes accept."""
+    if kind not in ("integer", "number", "flag"):
+        return dict(JSON_TYPES[kind])
+    number = {"type": "number" if kind == "number" else "integer"}
+    if name in lenient.RANGES:
+        number["minimum"], number["maximum"] = lenient.RANGES[name]
+    if kind == "flag":  # the original's 0/1: 0 is false, any other integer true
+        return {"anyOf": [number, {"type": "boolean"}],
+                "description": "0 or 1 (any other integer counts as 1; true/false accepted)"}
+    return number
+
+
+def _legacy_body(schema: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {name: _legacy(name, kind) for name, kind in schema.items()}
+
+
 _REGISTER = heartbeat_pb2.RegisterServiceRequest
 _UPDATE = heartbeat_pb2.UpdateServiceRequest
-_INTERVAL = contracts.field_limits(_REGISTER.DESCRIPTOR.fields_by_name["alert_interval_seconds"])
-# Legacy fields -> the schema of what they become in the contract. The legacy
-# `alert_interval` is in minutes (rounded to seconds).
+# The strings the services check (their contract limits); the legacy numbers as the
+# legacy routes read them; priority any text (unknown: p3).
 REGISTER_LIMITS = {
+    **_legacy_body(legacy.REGISTER_SCHEMA),
     "heartbeat_name": _contract(_REGISTER, "heartbeat_name"),
     "service_name": _contract(_REGISTER, "service_name"),
-    "alert_interval": {"type": "integer", "minimum": 1, "maximum": _INTERVAL.maximum // 60},
-    "alert_interval_seconds": _contract(_REGISTER, "alert_interval_seconds"),
-    "threshold": _contract(_REGISTER, "threshold"),
-    "grace_period_seconds": _contract(_REGISTER, "grace_period_seconds"),
-    "team_id": _contract(_REGISTER, "team_id"),
-    "priority": {"type": "string", "enum": list(legacy.PRIORITIES)},
     "notify_mode": {"type": "string", "enum": list(legacy.NOTIFY_MODES)},
 }
 UPDATE_LIMITS = {
-    **REGISTER_LIMITS,
+    **_legacy_body(legacy.UPDATE_SCHEMA),
     "service_name": _contract(_UPDATE, "service_name"),
-    "alert_interval": {"type": "number", "minimum": 0.01, "maximum": _INTERVAL.maximum // 60},
-    "threshold": _contract(_UPDATE, "threshold"),
+    "notify_mode": {"type": "string", "enum": list(legacy.NOTIFY_MODES)},
 }
-NAME_IN_PATH = _contract(_REGISTER, "heartbeat_name")
-# Checked by the heartbeat service for each heartbeat (deadline.normalize_status).
-HEARTBEAT_LIMITS = {"heartbeat_name": NAME_IN_PATH,
-                    "status": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": protojson.NOT_BLANK}}
-JOB_SIGNAL_LIMITS = {"run_id": _contract(heartbeat_pb2.RecordJobSignalRequest, "run_id")}
+# Any name can be asked for: an unknown one reads as [] (an update: 200, not located).
+NAME_IN_PATH = {"type": "string", "minLength": 1}
+# Checked by the heartbeat service for each heartbeat (deadline.normalize_status); a
+# blank status reads as UP, a blank or unknown name is a 404.
+HEARTBEAT_LIMITS = {"heartbeat_name": {"type": "string"},
+                    "status": {"type": "string", "maxLength": 64, "pattern": protojson.NO_NUL}}
+_RUN_ID = _contract(heartbeat_pb2.RecordJobSignalRequest, "run_id")
+# The job-signal routes use a string `run_id` of a JSON object and ignore anything else
+# in the body, or a body that is not a JSON object at all, as the original did.
+JOB_SIGNAL_BODY = {"anyOf": [
+    {"type": "object", "properties": {"run_id": {
+        "anyOf": [_RUN_ID, {"not": {"type": "string"}}],
+        "description": f"Optional job-run id, at most {_RUN_ID['maxLength']} characters; "
+                       "a value that is not a string is ignored"}}},
+    {"not": {"type": "object"}}],
+    "description": "Only a string `run_id` is used; anything else in the body is ignored"}
 PUBLIC = {"security": []}
 
 ENVELOPE = {
@@ -103,9 +125,12 @@ def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 COMMON_ERRORS = {400: "Invalid input", 401: "Missing or invalid API key", 403: "Missing scope",
                  413: "Body over the size limit", 429: "Rate limited", 503: "A dependency is unavailable",
                  504: "A dependency did not answer in time"}
-# Paging of a list endpoint (offset is a contract field: ListAlertsRequest's).
-OFFSET = ("offset", _contract(heartbeat_pb2.ListAlertsRequest, "offset"),
-          "Items to pass over (paging; follow the `Link` header's rel=\"next\")")
+
+
+def _offset(request_type) -> tuple[str, dict[str, Any], str]:
+    """The ``offset`` query parameter of a paged list: the request's contract field."""
+    return ("offset", _contract(request_type, "offset"),
+            "Items to pass over (paging; follow the `Link` header's rel=\"next\")")
 
 
 def _paged(responses: dict[str, Any]) -> dict[str, Any]:
@@ -115,11 +140,12 @@ def _paged(responses: dict[str, Any]) -> dict[str, Any]:
 
 def openapi() -> dict[str, Any]:
     register_docs = {
-        "alert_interval": "Minutes before alerting (legacy); required unless alert_interval_seconds is set",
+        "alert_interval": "Minutes before alerting (legacy); required unless alert_interval_seconds is set; "
+                          "below one second reads as 1 s",
         "alert_interval_seconds": "Seconds before alerting; overrides alert_interval",
         "environment": "Prefix: the service is stored as <environment>-<heartbeat_name>",
-        "priority": "p1..p5 (default p3)", "notify_mode": "all | until_success",
-        "threshold": "Heartbeats needed per interval (default 1)",
+        "priority": "p1..p5 (default p3; any other text reads as p3)", "notify_mode": "all | until_success",
+        "threshold": "Heartbeats needed per interval (default 1; below 1 reads as 1)",
         "team": "Team name (default site-reliability)",
     }
     # One of the two intervals, given (null is "not given").
@@ -129,7 +155,8 @@ def openapi() -> dict[str, Any]:
         "/heartbeat": {
             "post": {"summary": "Post a heartbeat", "tags": ["heartbeats"],
                      "requestBody": _body(legacy.HEARTBEAT_SCHEMA, ("heartbeat_name", "status"),
-                                          {"status": "Any word up to 64 characters; FAILED and DOWN report a failure"},
+                                          {"status": "Any word up to 64 characters; FAILED and DOWN report a "
+                                                     "failure; blank reads as UP"},
                                           HEARTBEAT_LIMITS),
                      "responses": _responses({201: "Heartbeat Posted Successfully.",
                                               404: "Unknown heartbeat name",
@@ -137,8 +164,11 @@ def openapi() -> dict[str, Any]:
             "get": {"summary": "List heartbeats, newest first (at most 250 a page)", "tags": ["heartbeats"],
                     "parameters": _query(("heartbeat_name", "string", "Filter by heartbeat name"),
                                          ("service_name", "string", "Filter by service name"),
-                                         ("maxCount", {"type": "integer", "minimum": 1},
-                                          "1-250 (default 250; more counts as 250)"), OFFSET),
+                                         # Any text: what is not a count reads as the default.
+                                         ("maxCount", {"type": "string"},
+                                          "An integer, at most 250 (more counts as 250); 0 lists nothing; "
+                                          "absent, not an integer or negative: 250"),
+                                         _offset(heartbeat_pb2.ListHeartbeatsRequest)),
                     "responses": _paged(_responses({200: "Heartbeats", **COMMON_ERRORS}))},
         },
         "/service": {
@@ -149,28 +179,32 @@ def openapi() -> dict[str, Any]:
                                               200: "Heartbeat is already registered.", **COMMON_ERRORS})},
             "get": {"summary": "List services", "tags": ["services"],
                     "parameters": _query(("service_name", "string", "Filter by service name"),
-                                         ("active", QUERY_FLAG, "Filter by active flag (0/1)")),
+                                         ("active", QUERY_FLAG, "Filter by active flag: 0 inactive, any other "
+                                                                "integer active (true/false too)")),
                     "responses": _responses({200: "Services", **COMMON_ERRORS})},
         },
         "/service/{heartbeat_name}": {
-            "get": {"summary": "Get one service", "tags": ["services"],
+            "get": {"summary": "Get one service (percent-encode the name: a%2Fb)", "tags": ["services"],
                     "parameters": [_path("heartbeat_name", NAME_IN_PATH)],
-                    "responses": _responses({200: "The service (a one-item list)", 404: "Unknown", **COMMON_ERRORS})},
+                    "responses": _responses({200: "The service (a one-item list; empty for an unknown name)",
+                                             **COMMON_ERRORS})},
             "post": {"summary": "Update a service (only the fields given)", "tags": ["services"],
                      "parameters": [_path("heartbeat_name", NAME_IN_PATH)],
                      "requestBody": {**_body(legacy.UPDATE_SCHEMA, (), {
                          "alert_interval": "Minutes (may be fractional)",
                          "down": "Mark down (1) or up (0) by hand", **register_docs}, UPDATE_LIMITS),
                          "required": True},
-                     "responses": _responses({200: "Successfully posted update", 404: "Unknown",
-                                              **COMMON_ERRORS})},
+                     "responses": _responses({200: "Successfully posted update (success false: the name "
+                                                   "was not located)", **COMMON_ERRORS})},
         },
         "/alerts": {
             "get": {"summary": "List alerts, newest first: a page of `limit` (default: the latest 100, or 1,000 "
                                "with the `active` filter)", "tags": ["alerts"],
-                    "parameters": _query(("active", QUERY_FLAG, "Only active (1) or closed (0) alerts"),
+                    "parameters": _query(("active", QUERY_FLAG, "Only active (any integer but 0) or closed (0) "
+                                                                "alerts"),
                                          ("limit", _contract(heartbeat_pb2.ListAlertsRequest, "limit"),
-                                          "Page size; 0 or absent: the default"), OFFSET),
+                                          "Page size; 0 or absent: the default"),
+                                         _offset(heartbeat_pb2.ListAlertsRequest)),
                     "responses": _paged(_responses({200: "Alerts", **COMMON_ERRORS}))},
         },
         "/v1/healthcheck/network": {"get": {"summary": "Network check", "tags": ["health"], **PUBLIC,
@@ -188,19 +222,20 @@ def openapi() -> dict[str, Any]:
         "/docs": {"get": {"summary": "This API's reference (Swagger UI)", "tags": ["docs"], **PUBLIC,
                           "responses": {"200": {"description": "An HTML page",
                                                 "content": {"text/html": {"schema": {"type": "string"}}}}}}},
-        "/docs/openapi.json": {"get": {"summary": "This OpenAPI document", "tags": ["docs"], **PUBLIC,
-                                       "responses": {"200": {"description": "OpenAPI 3.0",
-                                                             "content": {"application/json": {"schema": {
-                                                                 "type": "object"}}}}}}},
     }
+    for document in ("/docs/openapi.json", "/docs/swagger.json"):  # the latter: the original's address
+        paths[document] = {"get": {"summary": "This OpenAPI document", "tags": ["docs"], **PUBLIC,
+                                   "responses": {"200": {"description": "OpenAPI 3.0",
+                                                         "content": {"application/json": {"schema": {
+                                                             "type": "object"}}}}}}}
     job_service_id = _contract(heartbeat_pb2.RecordJobSignalRequest, "service_id")
     for signal, status in (("start", "STARTED"), ("complete", "COMPLETED"), ("fail", "FAILED")):
         paths[f"/v2/heartbeat/{{service_id}}/{signal}"] = {"post": {
             "summary": f"Record a job-run signal ({status})", "tags": ["heartbeats"],
             "parameters": [_path("service_id", {**job_service_id, "minimum": 0})],
-            "requestBody": {**_body(legacy.JOB_SIGNAL_SCHEMA, limits=JOB_SIGNAL_LIMITS), "required": False},
+            "requestBody": {"required": False, "content": {"application/json": {"schema": JOB_SIGNAL_BODY}}},
             "responses": _responses({201: f"Job signal {status} recorded successfully.",
-                                     404: "Unknown service id", **COMMON_ERRORS})}}
+                                     404: "Service ID <id> not found.", **COMMON_ERRORS})}}
     paths.update(v2.openapi_paths(v2_routes.TABLE, COMMON_ERRORS))
     return {
         "openapi": "3.0.3",
@@ -239,4 +274,5 @@ def routes() -> list:
 
     return [Route("/docs", ui, methods=["GET"]), Route("/docs/", ui, methods=["GET"]),
             Route("/docs/openapi.json", spec, methods=["GET"]),
+            Route("/docs/swagger.json", spec, methods=["GET"]),
             Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger")]

@@ -59,7 +59,7 @@ def routes(gw) -> list[Route]:
     async def ready(request: Request) -> Response:
         status = await dependency_status(gw)
         is_ready = all(v == "healthy" for v in status.values())
-        body = {"status": "ready" if is_ready else "not ready", "timestamp": _now(),
+        body = {"status": "ready" if is_ready else "not_ready", "timestamp": _now(),
                 "database": status["database"],
                 "services": {k: v for k, v in status.items() if k != "database"}}
         return _json(body, 200 if is_ready else 503)

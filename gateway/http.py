@@ -7,6 +7,7 @@ bad input gets a 4xx in that envelope, never a 500 or a stack trace.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,8 +77,11 @@ def from_rpc_error(exc: grpc.RpcError) -> HttpError:
     return HttpError(status, message)
 
 
-async def read_json(request: Request, max_bytes: int, *, required: bool = True) -> dict[str, Any]:
-    """The request's JSON object. 413 past ``max_bytes``; 400 when malformed or not an object."""
+async def read_json(request: Request, max_bytes: int, *, required: bool = True,
+                    big_integers: bool = False) -> dict[str, Any]:
+    """The request's JSON object. 413 past ``max_bytes``; 400 when malformed or not an object.
+    ``big_integers``: integers beyond 64 bits are read (to be refused by a field check
+    naming the field) instead of making the body invalid JSON."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -99,10 +103,22 @@ async def read_json(request: Request, max_bytes: int, *, required: bool = True) 
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise HttpError(400, "The request body is not valid JSON.") from None
+        if not big_integers:
+            raise HttpError(400, "The request body is not valid JSON.") from None
+        data = _loads_big_integers(raw)
     if not isinstance(data, dict):
         raise HttpError(400, "The request body must be a JSON object.")
     return data
+
+
+def _loads_big_integers(raw: bytes) -> Any:
+    """The stdlib parser, which reads integers of any size (orjson stops at 64 bits)."""
+    def no_constant(name: str):
+        raise ValueError(name)
+    try:
+        return json.loads(raw, parse_constant=no_constant)
+    except (ValueError, RecursionError):
+        raise HttpError(400, "The request body is not valid JSON.") from None
 
 
 # --- field checks (shape only; the services own the domain rules) ---------------

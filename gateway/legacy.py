@@ -1,25 +1,28 @@
 """The original Medic HTTP API, translated to HeartbeatService RPCs.
 
-Paths, fields, messages and status codes follow the original Flask API; where
-it answered bad input with 200 or 500, the gateway answers the right 4xx.
+Paths, fields, messages and status codes follow the original Flask API,
+including where it was lenient (``gateway.legacy_input`` says how values
+Medic cannot hold are read); where it answered bad input with 500, the
+gateway answers the right 4xx.
 """
 from __future__ import annotations
 
 from typing import Any
 
+import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from medic.v1 import common_pb2, heartbeat_pb2
+from medic.references import alert_reference
+from gateway import legacy_input as lenient
 from gateway import protojson
-from gateway.http import HttpError, check_fields, iso, link_next_page, ok, query_flag, query_int, read_json
+from gateway.http import HttpError, envelope, iso, link_next_page, ok, query_int, read_json
 
 HB = "/medic.v1.HeartbeatService/"
 
-PRIORITIES = {"p1": common_pb2.PRIORITY_P1, "p2": common_pb2.PRIORITY_P2, "p3": common_pb2.PRIORITY_P3,
-              "p4": common_pb2.PRIORITY_P4, "p5": common_pb2.PRIORITY_P5}
-PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
+PRIORITY_NAMES = {v: k for k, v in lenient.PRIORITIES.items()}
 NOTIFY_MODES = {"all": common_pb2.NOTIFY_MODE_ALL, "until_success": common_pb2.NOTIFY_MODE_UNTIL_SUCCESS}
 NOTIFY_MODE_NAMES = {v: k for k, v in NOTIFY_MODES.items()}
 STATE_NAMES = {heartbeat_pb2.SERVICE_STATE_NEW: "new", heartbeat_pb2.SERVICE_STATE_UP: "up",
@@ -41,13 +44,14 @@ REGISTER_SCHEMA = {
 REGISTER_INVALID = ("You have provided invalid request data. Please ensure your request contains the "
                     "following required JSON fields - `heartbeat_name`, `service_name`, "
                     "`alert_interval` & `environment`")
+UPDATE_INVALID = ("You have provided invalid request data. Please ensure your request contains data "
+                  "in the correct JSON fields.")
 UPDATE_SCHEMA = {
     "service_name": "string", "muted": "flag", "active": "flag", "alert_interval": "number",
     "alert_interval_seconds": "integer", "threshold": "integer", "team": "string", "team_id": "integer",
     "priority": "string", "runbook": "string", "down": "flag", "grace_period_seconds": "integer",
     "notify_mode": "string",
 }
-JOB_SIGNAL_SCHEMA = {"run_id": "string"}
 
 
 def _flag(value: bool) -> int:
@@ -108,19 +112,12 @@ def alert_json(a: heartbeat_pb2.Alert) -> dict[str, Any]:
         "service_name": a.service_name,
         "active": _flag(a.active),
         "reason": REASON_NAMES.get(a.reason, ""),
-        "external_reference_id": f"medic-{a.heartbeat_name}",
+        "external_reference_id": alert_reference(a.alert_id),
         "alert_cycle": a.notification_count,
         "notification_count": a.notification_count,
         "created_date": iso(a.opened_at),
         "closed_date": iso(a.closed_at, a.HasField("closed_at")),
     }
-
-
-def _priority(value: str) -> int:
-    priority = PRIORITIES.get(value.strip().lower())
-    if priority is None:
-        raise HttpError(400, "Field `priority` must be one of p1, p2, p3, p4, p5.")
-    return priority
 
 
 def _notify_mode(value: str) -> int:
@@ -130,28 +127,56 @@ def _notify_mode(value: str) -> int:
     return mode
 
 
-def _interval_seconds(data: dict[str, Any]) -> int | None:
-    """``alert_interval_seconds`` wins over the legacy ``alert_interval`` (minutes)."""
-    if data.get("alert_interval_seconds") is not None:
-        return data["alert_interval_seconds"]
-    if data.get("alert_interval") is not None:
-        return round(data["alert_interval"] * 60)
-    return None
+def _path_name(request: Request) -> str:
+    name = request.path_params["heartbeat_name"]
+    if not name:  # "/service/": no name, no route (as in the original)
+        raise HttpError(404, f"No route for {request.url.path}.")
+    return name
 
 
-def _offset(request: Request) -> int:
-    """The ``offset`` query parameter of a paged list (0 to 2**31 - 1)."""
-    return protojson.fill(heartbeat_pb2.ListAlertsRequest(), {"offset": query_int(request, "offset")}).offset
+def _not_located(name: str) -> Response:
+    # The original answered an update of an unknown name with 200 and success false.
+    return envelope(False, f"The heartbeat registration specified: {name} was not located. "
+                           "Does it exist?", "", 200)
+
+
+def _update_request(name: str, data: dict[str, Any]) -> heartbeat_pb2.UpdateServiceRequest:
+    lenient.check_body(data, UPDATE_SCHEMA, generic=UPDATE_INVALID)
+    request_pb = heartbeat_pb2.UpdateServiceRequest(heartbeat_name=name)
+    for field in ("service_name", "team", "runbook", "grace_period_seconds", "team_id"):
+        if data.get(field) is not None:
+            setattr(request_pb, field, data[field])
+    for field in ("muted", "active", "down"):
+        if data.get(field) is not None:
+            setattr(request_pb, field, lenient.flag(data[field]))
+    if data.get("threshold") is not None:
+        request_pb.threshold = lenient.threshold(data["threshold"])
+    interval = lenient.interval_seconds(data)
+    if interval is not None:
+        request_pb.alert_interval_seconds = interval
+    if data.get("priority") is not None:
+        request_pb.priority = lenient.priority(data["priority"])
+    if data.get("notify_mode") is not None:
+        request_pb.notify_mode = _notify_mode(data["notify_mode"])
+    return request_pb
+
+
+def _offset(request: Request, request_type) -> int:
+    """The ``offset`` query parameter of a paged list, in the range of the
+    request's ``offset`` field (400 otherwise: a newer parameter, checked strictly)."""
+    return protojson.fill(request_type(), {"offset": query_int(request, "offset")}).offset
 
 
 def routes(gw) -> list[Route]:
     async def post_heartbeat(request: Request, decision) -> Response:
-        data = await read_json(request, gw.settings.max_body_bytes)
-        check_fields(data, HEARTBEAT_SCHEMA, required=("heartbeat_name", "status"),
-                     message=HEARTBEAT_INVALID)
+        data = await read_json(request, gw.settings.max_body_bytes, big_integers=True)
+        lenient.check_body(data, HEARTBEAT_SCHEMA, required=("heartbeat_name", "status"),
+                           generic=HEARTBEAT_INVALID)
         name = data["heartbeat_name"]
-        result = await gw.batcher.record(
-            heartbeat_pb2.RecordHeartbeatRequest(heartbeat_name=name, status=data["status"]))
+        if not name.strip():  # no service has a blank name: unknown, as the original found
+            raise HttpError(404, f"{name} is not listed as a registered service.")
+        result = await gw.batcher.record(heartbeat_pb2.RecordHeartbeatRequest(
+            heartbeat_name=name, status=lenient.status(data["status"])))
         outcome = result.outcome
         if outcome == heartbeat_pb2.RECORD_OUTCOME_ACCEPTED:
             return ok("", "Heartbeat Posted Successfully.", 201)
@@ -163,30 +188,35 @@ def routes(gw) -> list[Route]:
         raise HttpError(400, result.message or HEARTBEAT_INVALID)
 
     async def get_heartbeats(request: Request, decision) -> Response:
-        max_count = query_int(request, "maxCount", minimum=1)
+        offset = _offset(request, heartbeat_pb2.ListHeartbeatsRequest)
+        max_count = lenient.max_count(request)
+        if max_count == 0:
+            return ok([])
         response = await gw.heartbeat.ListHeartbeats(heartbeat_pb2.ListHeartbeatsRequest(
             heartbeat_name=request.query_params.get("heartbeat_name", ""),
             service_name=request.query_params.get("service_name", ""),
-            max_count=min(max_count or 250, 250), offset=_offset(request)),
-            metadata=gw.md(decision), timeout=gw.rpc_timeout)
+            max_count=max_count, offset=offset), metadata=gw.md(decision), timeout=gw.rpc_timeout)
         return link_next_page(ok([heartbeat_json(h) for h in response.heartbeats]), request,
-                              response.has_more, _offset(request), len(response.heartbeats))
+                              response.has_more, offset, len(response.heartbeats))
 
     async def post_service(request: Request, decision) -> Response:
-        data = await read_json(request, gw.settings.max_body_bytes)
-        check_fields(data, REGISTER_SCHEMA, required=("heartbeat_name", "service_name"),
-                     message=REGISTER_INVALID)
-        interval = _interval_seconds(data)
+        data = await read_json(request, gw.settings.max_body_bytes, big_integers=True)
+        lenient.check_body(data, REGISTER_SCHEMA, required=("heartbeat_name", "service_name"),
+                           generic=REGISTER_INVALID)
+        interval = lenient.interval_seconds(data)
         if interval is None:
-            raise HttpError(400, REGISTER_INVALID)
+            raise lenient.invalid(REGISTER_INVALID, "Field `alert_interval` is missing.")
+        if not data["heartbeat_name"].strip():  # also with an environment: "prod-" names nothing
+            raise lenient.invalid(REGISTER_INVALID, "Field `heartbeat_name` must not be blank.")
         environment = (data.get("environment") or "").strip()
         name = f"{environment}-{data['heartbeat_name']}" if environment else data["heartbeat_name"]
         request_pb = heartbeat_pb2.RegisterServiceRequest(
             heartbeat_name=name, service_name=data["service_name"], alert_interval_seconds=interval,
-            threshold=data.get("threshold") or 0, grace_period_seconds=data.get("grace_period_seconds") or 0,
+            threshold=lenient.threshold(data.get("threshold") or 1),
+            grace_period_seconds=data.get("grace_period_seconds") or 0,
             team=data.get("team") or "", team_id=data.get("team_id") or 0, runbook=data.get("runbook") or "")
         if data.get("priority") is not None:
-            request_pb.priority = _priority(data["priority"])
+            request_pb.priority = lenient.priority(data["priority"])
         if data.get("notify_mode") is not None:
             request_pb.notify_mode = _notify_mode(data["notify_mode"])
         response = await gw.heartbeat.RegisterService(request_pb, metadata=gw.md(decision),
@@ -198,48 +228,52 @@ def routes(gw) -> list[Route]:
     async def list_services(request: Request, decision) -> Response:
         request_pb = heartbeat_pb2.ListServicesRequest(
             service_name=request.query_params.get("service_name", ""))
-        active = query_flag(request, "active")
+        active = lenient.query_flag(request, "active")
         if active is not None:
             request_pb.active = active
         response = await gw.heartbeat.ListServices(request_pb, metadata=gw.md(decision),
                                                    timeout=gw.rpc_timeout)
         return ok([service_json(s) for s in response.services])
 
+    async def find_service(name: str, metadata) -> heartbeat_pb2.Service | None:
+        try:
+            response = await gw.heartbeat.GetService(heartbeat_pb2.GetServiceRequest(heartbeat_name=name),
+                                                     metadata=metadata, timeout=gw.rpc_timeout)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return response.service
+
     async def get_service(request: Request, decision) -> Response:
-        name = request.path_params["heartbeat_name"]
-        response = await gw.heartbeat.GetService(heartbeat_pb2.GetServiceRequest(heartbeat_name=name),
-                                                 metadata=gw.md(decision), timeout=gw.rpc_timeout)
-        return ok([service_json(response.service)])
+        service = await find_service(_path_name(request), gw.md(decision))
+        return ok([service_json(service)] if service is not None else [])
 
     async def update_service(request: Request, decision) -> Response:
-        name = request.path_params["heartbeat_name"]
-        data = await read_json(request, gw.settings.max_body_bytes)
-        check_fields(data, UPDATE_SCHEMA)
-        request_pb = heartbeat_pb2.UpdateServiceRequest(heartbeat_name=name)
-        for field in ("service_name", "team", "runbook"):
-            if data.get(field) is not None:
-                setattr(request_pb, field, data[field])
-        for field in ("threshold", "grace_period_seconds", "team_id"):
-            if data.get(field) is not None:
-                setattr(request_pb, field, data[field])
-        for field in ("muted", "active", "down"):
-            if data.get(field) is not None:
-                setattr(request_pb, field, bool(data[field]))
-        interval = _interval_seconds(data)
-        if interval is not None:
-            request_pb.alert_interval_seconds = interval
-        if data.get("priority") is not None:
-            request_pb.priority = _priority(data["priority"])
-        if data.get("notify_mode") is not None:
-            request_pb.notify_mode = _notify_mode(data["notify_mode"])
-        response = await gw.heartbeat.UpdateService(request_pb, metadata=gw.md(decision),
-                                                    timeout=gw.rpc_timeout)
+        name = _path_name(request)
+        try:
+            data = await read_json(request, gw.settings.max_body_bytes, big_integers=True)
+            request_pb = _update_request(name, data)
+        except HttpError:
+            # The original looked the name up before reading the body. The look-up is part
+            # of the update the caller was authorized for: it goes as the gateway itself
+            # (a write-only key may lack the read scope of GetService).
+            if await find_service(name, ()) is None:
+                return _not_located(name)
+            raise
+        try:
+            response = await gw.heartbeat.UpdateService(request_pb, metadata=gw.md(decision),
+                                                        timeout=gw.rpc_timeout)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return _not_located(name)
+            raise
         return ok([service_json(response.service)], "Successfully posted update")
 
     async def list_alerts(request: Request, decision) -> Response:
-        request_pb = protojson.fill(heartbeat_pb2.ListAlertsRequest(),
-                                    {"limit": query_int(request, "limit"), "offset": _offset(request)})
-        active = query_flag(request, "active")
+        request_pb = protojson.fill(heartbeat_pb2.ListAlertsRequest(), {
+            "limit": query_int(request, "limit"), "offset": _offset(request, heartbeat_pb2.ListAlertsRequest)})
+        active = lenient.query_flag(request, "active")
         if active is not None:
             request_pb.active = active
         response = await gw.heartbeat.ListAlerts(request_pb, metadata=gw.md(decision),
@@ -247,19 +281,46 @@ def routes(gw) -> list[Route]:
         return link_next_page(ok([alert_json(a) for a in response.alerts]), request,
                               response.has_more, request_pb.offset, len(response.alerts))
 
+    async def job_signal_body(request: Request) -> str:
+        """The run id, if the body has a usable one: like the original, the job-signal
+        routes ignore a body they cannot read (only an oversized one is refused)."""
+        try:
+            data = await read_json(request, gw.settings.max_body_bytes, required=False)
+        except HttpError as err:
+            if err.status == 413:
+                raise
+            return ""
+        run_id = data.get("run_id")
+        return run_id if isinstance(run_id, str) else ""
+
     def job_signal(signal: str):
         async def handler(request: Request, decision) -> Response:
             service_id = request.path_params["service_id"]
-            data = await read_json(request, gw.settings.max_body_bytes, required=False)
-            check_fields(data, JOB_SIGNAL_SCHEMA)
-            response = await gw.heartbeat.RecordJobSignal(heartbeat_pb2.RecordJobSignalRequest(
-                service_id=service_id, signal=JOB_SIGNALS[signal], run_id=data.get("run_id") or ""),
-                metadata=gw.md(decision), timeout=gw.rpc_timeout)
+            not_found = HttpError(404, f"Service ID {service_id} not found.")
+            if service_id > lenient.INT64_MAX:
+                raise not_found
+            run_id = await job_signal_body(request)
+            try:
+                response = await gw.heartbeat.RecordJobSignal(heartbeat_pb2.RecordJobSignalRequest(
+                    service_id=service_id, signal=JOB_SIGNALS[signal], run_id=run_id),
+                    metadata=gw.md(decision), timeout=gw.rpc_timeout)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    raise not_found from None
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    raise HttpError(400, await inactive_message(service_id)) from None
+                raise
             hb = response.heartbeat
             return ok({"service_id": hb.service_id, "heartbeat_name": hb.heartbeat_name,
                        "status": hb.status, "run_id": hb.run_id or None},
                       f"Job signal {hb.status} recorded successfully.", 201)
         return handler
+
+    async def inactive_message(service_id: int) -> str:
+        # Part of the job signal the caller was authorized for: goes as the gateway itself.
+        response = await gw.heartbeat.GetService(heartbeat_pb2.GetServiceRequest(service_id=service_id),
+                                                 timeout=gw.rpc_timeout)
+        return f"Service {response.service.heartbeat_name} is inactive."
 
     def route(path: str, method: str, rpc: str, handler) -> Route:
         return Route(path, gw.endpoint(path, HB + rpc, handler), methods=[method])
@@ -269,8 +330,9 @@ def routes(gw) -> list[Route]:
         route("/heartbeat", "GET", "ListHeartbeats", get_heartbeats),
         route("/service", "POST", "RegisterService", post_service),
         route("/service", "GET", "ListServices", list_services),
-        route("/service/{heartbeat_name}", "GET", "GetService", get_service),
-        route("/service/{heartbeat_name}", "POST", "UpdateService", update_service),
+        # `path`: a name may hold "/" (sent as %2F, or as is).
+        route("/service/{heartbeat_name:path}", "GET", "GetService", get_service),
+        route("/service/{heartbeat_name:path}", "POST", "UpdateService", update_service),
         route("/alerts", "GET", "ListAlerts", list_alerts),
         *[route(f"/v2/heartbeat/{{service_id:int}}/{signal}", "POST", "RecordJobSignal", job_signal(signal))
           for signal in JOB_SIGNALS],

@@ -33,7 +33,11 @@ Who calls, and how they are checked
   ignored unless the service credential comes with them.
 * **Anonymous heartbeats** (MEDIC_ALLOW_ANONYMOUS_HEARTBEATS=true): a call with
   no key to an RPC of the ``heartbeat`` class passes as ``ip:<addr>`` and is
-  rate limited per client IP with the default heartbeat limit.
+  rate limited per client IP with its own limit
+  (MEDIC_RATE_LIMIT_ANONYMOUS_HEARTBEAT_PER_MINUTE: the clients behind one NAT
+  share it).
+* Over HTTP (``AsyncKeyAuthorizer``) the key may also come as HTTP Basic
+  credentials, the key as the user name or the password (``http_credential``).
 
 ``KeyAuthorizer`` (sync, the ``medic.interceptors.Authorizer`` of every gRPC
 service) and ``AsyncKeyAuthorizer`` (the gateway's) share the cache, the scope
@@ -46,6 +50,8 @@ UNAVAILABLE (keys already cached keep working until their entry ends).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -129,6 +135,19 @@ def bearer_token(value: str | None) -> str | None:
     if scheme.lower() != "bearer":
         return ""  # present but unusable: an invalid key, not a missing one
     return credential.strip()
+
+
+def http_credential(value: str | None) -> str | None:
+    """The API key of an HTTP ``Authorization`` header: ``Bearer <key>``, or HTTP Basic
+    credentials carrying the key as the user name or the password, for legacy clients
+    that cannot set headers but can put ``https://medic:KEY@host`` in their base URL."""
+    if value and value.strip()[:6].lower() == "basic ":
+        try:
+            user, _, password = base64.b64decode(value.strip()[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""  # present but unusable: an invalid key
+        return user if user.startswith(KEY_PREFIX) or not password else password
+    return bearer_token(value)
 
 
 def has_scope(scopes: frozenset[str], required: str) -> bool:
@@ -541,7 +560,7 @@ class _Rules:
         token = settings.service_token
         self._service_digest = hashlib.sha256(token.encode()).digest() if token else None
         self.allow_anonymous = settings.allow_anonymous_heartbeats
-        self.default_heartbeat = settings.rate_limit_heartbeat_per_minute
+        self.anonymous_heartbeat = settings.rate_limit_anonymous_heartbeat_per_minute
 
     def is_service_credential(self, credential: str) -> bool:
         if self._service_digest is None or not credential.startswith(SERVICE_TOKEN_PREFIX):
@@ -560,7 +579,7 @@ class _Rules:
     def anonymous_caller(self, policy: MethodPolicy, address: str) -> tuple[Identity, int]:
         if not (self.allow_anonymous and policy.rate_limit_class_name == "heartbeat"):
             raise reject("missing_key")
-        return Identity(principal=f"ip:{address}", name="anonymous"), self.default_heartbeat
+        return Identity(principal=f"ip:{address}", name="anonymous"), self.anonymous_heartbeat
 
     def key_caller(self, policy: MethodPolicy, verdict: Verdict) -> tuple[Identity, int]:
         grant = verdict.grant
@@ -655,7 +674,7 @@ class AsyncKeyAuthorizer:
 
     async def authorize(self, policy: MethodPolicy, headers: Mapping[str, str],
                         client_ip: str) -> Decision:
-        credential = bearer_token(_lowered(headers).get("authorization"))
+        credential = http_credential(_lowered(headers).get("authorization"))
         if credential is None:
             identity, limit = self.rules.anonymous_caller(policy, client_ip)
             kind = "anonymous"

@@ -209,7 +209,12 @@ class Settings:
                           secret=True)
     rate_limit_heartbeat_per_minute: int = _var(
         "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE", 100,
-        "heartbeat requests per minute per key (or client IP) unless overridden",
+        "heartbeat requests per minute per key unless overridden",
+        parse=_positive_int)
+    rate_limit_anonymous_heartbeat_per_minute: int = _var(
+        "MEDIC_RATE_LIMIT_ANONYMOUS_HEARTBEAT_PER_MINUTE", 1000,
+        "heartbeat requests per minute per client IP without a key (with "
+        "MEDIC_ALLOW_ANONYMOUS_HEARTBEATS); every client behind one NAT shares it",
         parse=_positive_int)
     rate_limit_management_per_minute: int = _var(
         "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE", 20,

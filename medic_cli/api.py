@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import urlsplit
 
 import requests
 
@@ -93,9 +94,15 @@ class Client:
     def call(self, method: str, path: str, *, body: dict[str, Any] | None = None,
              params: dict[str, Any] | None = None) -> tuple[str, Any]:
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        prepared = self.session.prepare_request(requests.Request(method, self.url, json=body, params=query))
+        # `path` is percent-encoded already (see commands._path): set after preparing, since
+        # requests would decode %2E and drop a name "." or ".." as a dot segment.
+        encoded_query = urlsplit(prepared.url).query
+        prepared.url = self.url + path + (f"?{encoded_query}" if encoded_query else "")
         try:
-            response = self.session.request(method, self.url + path, json=body, params=query,
-                                            timeout=self.timeout)
+            response = self.session.send(prepared, timeout=self.timeout,
+                                         **self.session.merge_environment_settings(
+                                             prepared.url, {}, None, None, None))
         except requests.Timeout:
             raise ApiError(f"the Medic gateway at {self.url} did not answer within {self.timeout:g} s",
                            exit_code=EXIT_UNREACHABLE) from None

@@ -17,13 +17,52 @@ document (`GET /docs/openapi.json`, browsable at `/docs`) and from the comments
 of `protos/medic/v1/*.proto`. Do not edit by hand.
 
 Every HTTP response body is the envelope `{"success": bool, "message": str,
-"results": ...}`. Send the API key as `Authorization: Bearer mdk_...`. Errors:
+"results": ...}`. Send the API key as `Authorization: Bearer mdk_...` (or as HTTP
+Basic credentials, see *Legacy clients and keys*). Errors:
 400 invalid input, 401 missing/invalid/expired/revoked key (with
 `WWW-Authenticate: Bearer`), 403 missing scope, 404 unknown, 409 conflict, 413
 body over 64 KiB, 429 rate limited (`Retry-After`, `retry_after`), 503 a
 dependency is down, 504 a dependency timed out. Rate-limited responses carry
 `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`.
 """
+
+
+LEGACY_KEYS = """
+## Legacy clients and keys
+
+The original Medic's HTTP API (`/heartbeat`, `/service`, `/service/<name>`, `/alerts`,
+`/v2/heartbeat/<id>/start|complete|fail`) is served with the original's paths, fields, messages
+and status codes. Its clients send no `Authorization` header; the gateway also takes the key as
+HTTP Basic credentials, the key as the user name or the password (the user name when it is a key or
+the password is empty, else the password), so a client that reads its base URL from configuration
+authenticates with `https://medic:mdk_...@medic.example.com` and no code change:
+
+| original client | how it gets a key to Medic |
+|---|---|
+| Python (`Medic/clients/python`, `requests`) | `MEDIC_BASE_URL=https://medic:mdk_...@host`: `requests` sends the URL's credentials as Basic (it needs the `:`; `https://mdk_...:@host` works too, `https://mdk_...@host` sends nothing) |
+| Go (`Medic/clients/go`, `net/http`) | `MEDIC_BASE_URL=https://medic:mdk_...@host` (or `https://mdk_...@host`): `net/http` sends the URL's credentials as Basic |
+| TypeScript (`Medic/clients/typescript`, `fetch`) | `fetch` refuses URLs with credentials; pass `headers: {Authorization: "Bearer mdk_..."}` in the client's options |
+| Ruby (`Medic/clients/ruby`, `Net::HTTP`) | does not send credentials from the URL: needs `MEDIC_ALLOW_ANONYMOUS_HEARTBEATS=true` |
+| the original's CLI and anything else that cannot send a key | `MEDIC_ALLOW_ANONYMOUS_HEARTBEATS=true` (heartbeats only) |
+
+Anonymous heartbeats are limited per client IP by `MEDIC_RATE_LIMIT_ANONYMOUS_HEARTBEAT_PER_MINUTE`
+(default 1,000), separately from the per-key `MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE`: every client
+behind one NAT shares that budget, so size it for the fleet behind your busiest address. Once each
+client carries a key, turn anonymous heartbeats off.
+
+Names may hold `/` and any other character a name can be registered with: percent-encode the name
+in the path (`GET /service/a%2Fb`).
+"""
+
+
+def legacy_section() -> list[str]:
+    from gateway.legacy_input import COMPATIBILITY
+
+    lines = [LEGACY_KEYS.rstrip(), "", "### Differences from the original Medic",
+             "", "Every deliberate difference of the legacy routes from the original:", "",
+             "| what | the original | Medic |", "|---|---|---|"]
+    lines += [f"| {what} | {before} | {now} |" for what, before, now in COMPATIBILITY]
+    return lines
 
 
 def _kind(schema: dict) -> str:
@@ -114,7 +153,7 @@ def grpc_section(proto_root: Path = PROTO_ROOT) -> list[str]:
 
 
 def render() -> str:
-    return "\n".join([HEADER.rstrip(), *http_section(), *grpc_section()]).rstrip() + "\n"
+    return "\n".join([HEADER.rstrip(), *legacy_section(), *http_section(), *grpc_section()]).rstrip() + "\n"
 
 
 if __name__ == "__main__":

@@ -129,8 +129,17 @@ def _given(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _priority(value: str) -> str:
+    # Checked here: the legacy route reads an unknown priority as p3, as the original did.
+    if value.strip().lower() not in ("p1", "p2", "p3", "p4", "p5"):
+        raise argparse.ArgumentTypeError("must be one of p1, p2, p3, p4, p5")
+    return value.strip().lower()
+
+
 def _path(name: str) -> str:
-    return quote(name, safe="")
+    """A name as one path segment: "/" and every other special character encoded, dots
+    too (a name "." or ".." would otherwise be read as a dot segment)."""
+    return quote(name, safe="").replace(".", "%2E")
 
 
 # --- keys ---------------------------------------------------------------------------
@@ -183,7 +192,10 @@ def services_list(api: Client, args, out: Output) -> None:
 
 
 def services_show(api: Client, args, out: Output) -> None:
-    service = api.call("GET", f"/service/{_path(args.name)}")[1][0]
+    found = api.call("GET", f"/service/{_path(args.name)}")[1]
+    if not found:  # the legacy route answers an unknown name with an empty list
+        raise ApiError(f"no service is registered as {args.name!r}")
+    service = found[0]
     transitions = api.call("GET", f"/v2/services/{service['service_id']}/transitions",
                            params={"limit": args.transitions})[1]
     if out.as_json:
@@ -470,7 +482,7 @@ def _service_options(parser, *, register: bool) -> None:
     team = parser.add_mutually_exclusive_group()
     team.add_argument("--team", metavar="T", help="team name")
     team.add_argument("--team-id", type=int, metavar="N")
-    parser.add_argument("--priority", metavar="P", help="p1 (highest) .. p5")
+    parser.add_argument("--priority", type=_priority, metavar="P", help="p1 (highest) .. p5")
     parser.add_argument("--runbook", metavar="URL")
     parser.add_argument("--notify-mode", metavar="MODE",
                         help="all (every target) or until_success (in priority order until one succeeds)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from medic.references import alert_reference
 from services.delivery import http
 from services.delivery.model import AttemptResult, Notification, Outcome
 
@@ -17,8 +18,9 @@ ACTIONS = {"trigger": "trigger", "reminder": "trigger", "resolve": "resolve"}
 
 
 def dedup_key(alert_id: int) -> str:
-    """Stable per alert: trigger, reminders and resolve all carry it."""
-    return f"medic-alert-{alert_id}"
+    """Stable per alert: trigger, reminders and resolve all carry it (and the
+    legacy `GET /alerts` shows it as the alert's external_reference_id)."""
+    return alert_reference(alert_id)
 
 
 def severity(priority: str) -> str:

@@ -142,6 +142,23 @@ def test_muted_service_opens_an_alert_silently_and_reminds_after_the_mute_expire
     assert "mute_expired" in [t["reason"] for t in history]
 
 
+def test_pagerduty_gets_the_dedup_key_alerts_shows_for_trigger_reminders_and_resolve(system_factory, receivers):
+    slack, pagerduty, _, _ = receivers
+    system = system_factory(system_env(slack, pagerduty, MEDIC_REMINDER_MIN_SECONDS="1")).start_all()
+    service = system.register("ledger", interval_seconds=1)
+    system.api("POST", "/v2/notification-targets", json={
+        "service_id": service["service_id"], "type": "pagerduty", "config": {"routing_key": "R0UT1NG"}})
+    system.beat("ledger")
+    events = pagerduty.wait_for(2, timeout=30)  # the trigger and a reminder
+    [alert] = system.api("GET", "/alerts?active=1")
+    system.beat("ledger")  # recovery
+    wait_for(lambda: pagerduty.requests[-1].json()["event_action"] == "resolve", 30, "the resolve")
+    events = list(pagerduty.requests)
+    actions = [e.json()["event_action"] for e in events]
+    assert actions[0] == "trigger" and actions[-1] == "resolve", actions
+    assert {e.json()["dedup_key"] for e in events} == {alert["external_reference_id"]}
+
+
 def test_two_monitors_and_two_deliveries_send_each_trigger_exactly_once(system_factory, receivers):
     slack, pagerduty, webhook, _ = receivers
     system = system_factory(system_env(slack, pagerduty, MEDIC_MONITOR_BATCH="13"))

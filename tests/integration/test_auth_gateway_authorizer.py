@@ -83,7 +83,7 @@ def test_edge_decides_limits_and_propagates_identity(setup):
 def test_anonymous_heartbeats_are_bucketed_by_client_ip(setup):
     settings, _client, _admin = setup
     settings = dataclasses.replace(settings, allow_anonymous_heartbeats=True,
-                                   rate_limit_heartbeat_per_minute=1)
+                                   rate_limit_anonymous_heartbeat_per_minute=1)
 
     async def scenario(edge):
         decision = await edge.authorize(HEARTBEAT, {}, "192.0.2.7")

@@ -208,10 +208,11 @@ def test_a_failed_delivery_retried_with_the_cli_goes_out_again_and_succeeds(admi
 
 def test_errors_exit_non_zero_with_the_servers_message(admin):
     unknown = admin("services", "show", "no-such-heartbeat")
-    assert unknown.code == 1 and "HTTP 404" in unknown.err and unknown.out == ""
+    assert unknown.code == 1 and "no service is registered as 'no-such-heartbeat'" in unknown.err
+    assert unknown.out == ""
     bad = admin("services", "register", "x", "--service-name", "y", "--interval-minutes", "1",
                 "--priority", "p9")
-    assert bad.code == 1 and "Field `priority` must be one of p1, p2, p3, p4, p5." in bad.err
+    assert bad.code == 2 and "must be one of p1, p2, p3, p4, p5" in bad.err
     nothing = admin("services", "update", "x")
     assert nothing.code == 2 and "nothing to change" in nothing.err
 
@@ -229,3 +230,16 @@ def test_unreachable_gateway_and_missing_key_are_explained(medic, monkeypatch, t
     monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path / "data"))
     from_file = medic("--url", url, "alerts")  # the key is found; only the gateway is missing
     assert from_file.code == 3 and "mdk_from_file" not in from_file.err
+
+
+@pytest.mark.parametrize("name", ["team/nightly", "100% done?#1", "..", "."])
+def test_a_name_with_slashes_or_other_characters_is_shown_updated_and_muted(admin, name):
+    ok(admin("services", "register", name, "--service-name", "jobs", "--interval-minutes", "5"))
+    shown = ok(admin("services", "show", name, "--json")).json()
+    assert shown["heartbeat_name"] == name
+    updated = ok(admin("--json", "services", "update", name, "--threshold", "2")).json()
+    assert updated[0]["threshold"] == 2
+    assert ok(admin("--json", "services", "mute", name)).json()[0]["muted"] == 1
+    assert "deleted" in ok(admin("services", "delete", str(shown["service_id"]))).out.lower()
+    gone = admin("services", "show", name)
+    assert gone.code == 1 and "no service is registered as" in gone.err

@@ -130,7 +130,7 @@ def test_api_key_management_over_http(gateways):
 
 def test_anonymous_heartbeats_are_limited_per_client_ip(gateways):
     admin_key, start = gateways
-    http = start(allow_anonymous_heartbeats=True, rate_limit_heartbeat_per_minute=2)
+    http = start(allow_anonymous_heartbeats=True, rate_limit_anonymous_heartbeat_per_minute=2)
     http.post("/service", json={"heartbeat_name": "web", "service_name": "web", "alert_interval": 1},
               headers=key_header(admin_key))
     statuses = [http.post("/heartbeat", json={"heartbeat_name": "web", "status": "UP"}).status_code

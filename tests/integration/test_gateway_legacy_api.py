@@ -1,6 +1,7 @@
 """The legacy HTTP API through a real gateway (uvicorn) and a real heartbeat service."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -99,7 +100,6 @@ BAD_INPUTS = [
     ("POST", "/heartbeat", b"", 400, "JSON object is required"),
     ("POST", "/heartbeat", b'{"heartbeat_name": 5, "status": "UP"}', 400, "heartbeat_name"),
     ("POST", "/heartbeat", b'{"heartbeat_name": "web"}', 400, "status"),
-    ("POST", "/heartbeat", b'{"heartbeat_name": "web", "status": ""}', 400, "status"),
     ("POST", "/heartbeat", b'{"heartbeat_name": "web", "status": "' + b"x" * 65 + b'"}', 400, "64"),
     ("POST", "/heartbeat", b'{"heartbeat_name": "ghost", "status": "UP"}', 404,
      "ghost is not listed as a registered service."),
@@ -112,21 +112,11 @@ BAD_INPUTS = [
      "alert_interval"),
     ("POST", "/service", b'{"heartbeat_name": "x", "service_name": "x", "alert_interval": true}', 400,
      "alert_interval"),
-    ("POST", "/service", b'{"heartbeat_name": "x", "service_name": "x", "alert_interval": 0}', 400,
-     "alert_interval"),
-    ("POST", "/service", b'{"heartbeat_name": "x", "service_name": "x", "alert_interval": 1, "priority": "p9"}',
-     400, "priority"),
-    ("POST", "/service", b'{"heartbeat_name": "x", "service_name": "x", "alert_interval": 1, "threshold": -2}',
-     400, "threshold"),
-    ("POST", "/service/ghost", b'{"muted": 1}', 404, "ghost"),
-    ("POST", "/service/web", b'{"muted": 2}', 400, "muted"),
-    ("POST", "/service/web", b'{"alert_interval": 0}', 400, "alert_interval"),
-    ("GET", "/service/ghost", None, 404, "ghost"),
     ("GET", "/service?active=maybe", None, 400, "active"),
     ("GET", "/alerts?active=yes", None, 400, "active"),
-    ("GET", "/heartbeat?maxCount=lots", None, 400, "maxCount"),
-    ("POST", "/v2/heartbeat/1/start", b"{bad", 400, "JSON"),
-    ("POST", "/v2/heartbeat/1/start", b'{"run_id": 7}', 400, "run_id"),
+    ("POST", "/service/web", b'{"muted": "yes"}', 400, "`muted`"),
+    ("POST", "/service", b'{"heartbeat_name": "x", "service_name": "x", "alert_interval": 1, "priority": 1}',
+     400, "`priority`"),
     ("GET", "/no/such/route", None, 404, "No route"),
     ("DELETE", "/heartbeat", None, 405, "not allowed"),
 ]
@@ -187,6 +177,7 @@ def test_heartbeat_service_down_gives_503_then_recovers(stack, db, http):
     assert down.status_code == 503 and envelope_of(down)["success"] is False
     ready = http.get("/health/ready")
     assert ready.status_code == 503 and ready.json()["services"]["heartbeat"] == "unreachable"
+    assert ready.json()["status"] == "not_ready"  # the original's word
 
     stack.servers["heartbeat"] = create_server(heartbeat_app.build(stack.settings, db=db), port=port,
                                                authorizer=KeyAuthorizer(stack.settings))
@@ -220,6 +211,6 @@ def test_openapi_documents_exactly_the_routes_served(gateway):
     for route in app.routes:
         if isinstance(route, Route) and route.path != "/docs/":  # /docs/: the same page as /docs
             for method in route.methods - {"HEAD"}:
-                served.add((route.path.replace(":int}", "}"), method.lower()))
+                served.add((re.sub(r":\w+}", "}", route.path), method.lower()))
     documented = {(path, method) for path, ops in openapi()["paths"].items() for method in ops}
     assert served == documented

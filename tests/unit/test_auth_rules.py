@@ -184,7 +184,7 @@ def test_propagated_identity_is_trusted_only_with_the_service_credential():
 
 
 def test_anonymous_heartbeats_are_limited_per_client_ip_when_allowed():
-    auth, _ = authorizer({}, allow_anonymous_heartbeats=True, rate_limit_heartbeat_per_minute=2)
+    auth, _ = authorizer({}, allow_anonymous_heartbeats=True, rate_limit_anonymous_heartbeat_per_minute=2)
     assert auth.authorize(HEARTBEAT_RPC, {}, PEER).principal == "ip:10.1.2.3"
     auth.authorize(HEARTBEAT_RPC, {}, PEER)
     with pytest.raises(ResourceExhausted):
@@ -212,3 +212,33 @@ def test_concurrent_misses_on_one_key_verify_once():
     for t in threads:
         t.join()
     assert verifier.calls == 1
+
+
+def test_http_credential_takes_the_key_from_bearer_or_basic():
+    import base64
+
+    from medic.authz import http_credential
+
+    def basic(userinfo: str) -> str:
+        return "Basic " + base64.b64encode(userinfo.encode()).decode()
+
+    key = new_key()[1]
+    assert http_credential(f"Bearer {key}") == key
+    assert http_credential(basic(f"{key}:")) == key          # https://KEY:@host
+    assert http_credential(basic(f":{key}")) == key          # https://:KEY@host
+    assert http_credential(basic(f"medic:{key}")) == key     # https://medic:KEY@host
+    assert http_credential(basic(f"{key}:ignored")) == key
+    assert http_credential(f"basic {base64.b64encode(key.encode()).decode()}") == key
+    assert http_credential("Basic !!not base64") == ""       # present but unusable: invalid, not missing
+    assert http_credential(None) is None
+
+
+def test_grpc_callers_still_need_a_bearer_key():
+    import base64
+
+    key = new_key()[1]
+    auth, _ = authorizer({key: Verdict(None, grant())})
+    assert auth.authorize(READ_RPC, bearer(key), PEER).principal == grant().principal
+    with pytest.raises(Unauthenticated):
+        auth.authorize(READ_RPC, {"authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()},
+                       PEER)

@@ -2,6 +2,8 @@
 field limits hold in the gateway's JSON conversion and on the gRPC side."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gateway import docs, protojson
@@ -10,7 +12,7 @@ from medic import contracts
 from medic.v1 import auth_pb2, delivery_pb2, heartbeat_pb2, routing_pb2
 
 PUBLIC_PATHS = ("/health", "/health/live", "/health/ready", "/metrics", "/v1/healthcheck/network",
-                "/docs", "/docs/openapi.json")
+                "/docs", "/docs/openapi.json", "/docs/swagger.json")
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +76,7 @@ def test_limits_and_required_fields_are_in_the_schema(spec):
     assert register["properties"]["heartbeat_name"]["maxLength"] == 255
     assert register["properties"]["heartbeat_name"]["minLength"] == 1
     update = paths["/service/{heartbeat_name}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert {"type": "integer", "enum": [0, 1]} in update["properties"]["muted"]["anyOf"]
     alerts = {p["name"]: p["schema"] for p in paths["/alerts"]["get"]["parameters"]}
-    assert alerts["active"]["enum"] == ["0", "1", "true", "false", ""]
     assert (alerts["limit"]["minimum"], alerts["limit"]["maximum"]) == (0, 1000)
     assert "Link" in paths["/alerts"]["get"]["responses"]["200"]["headers"]
 
@@ -90,6 +90,43 @@ def test_limits_and_required_fields_are_in_the_schema(spec):
     assert set(target["required"]) == {"service_id", "type", "config"}
     key = paths["/v2/api-keys"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert key["properties"]["scopes"]["minItems"] == 1
+
+
+def test_legacy_fields_are_documented_as_the_legacy_routes_read_them(spec):
+    """Where a legacy route normalises a value (issue 17), the schema allows it; the
+    upper limits are the contract's, in the legacy field's unit."""
+    paths = spec["paths"]
+    register = paths["/service"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    update = paths["/service/{heartbeat_name}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    update = update["properties"]
+    # Below the minimum: normalised (threshold 1, 1 s), so no minimum of 1; the top is the contract's.
+    assert register["alert_interval"]["maximum"] == 31_536_000 // 60 and register["alert_interval"]["minimum"] < 0
+    assert update["alert_interval"]["maximum"] == 31_536_000 // 60 and update["alert_interval"]["minimum"] < 0
+    assert register["threshold"]["maximum"] == update["threshold"]["maximum"] == 1000
+    assert register["threshold"]["minimum"] < 0 and update["threshold"]["minimum"] < 0
+    # Any priority text (unknown: p3); any integer flag in the original's range (0: false).
+    assert "enum" not in register["priority"] and "enum" not in update["priority"]
+    for flag in ("muted", "active", "down"):
+        integer = next(o for o in update[flag]["anyOf"] if o.get("type") == "integer")
+        assert "enum" not in integer and (integer["minimum"], integer["maximum"]) == (-(2**31), 2**31 - 1)
+    # A blank status reads as UP.
+    status = paths["/heartbeat"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "minLength" not in status["properties"]["status"]
+    assert status["properties"]["status"]["maxLength"] == 64
+    # maxCount: any text (what is not a count means 250).
+    listing = {p["name"]: p["schema"] for p in paths["/heartbeat"]["get"]["parameters"]}
+    assert listing["maxCount"] == {"type": "string"}
+    # active: any integer or true/false, as the server's own expression reads it.
+    for path in ("/alerts", "/service"):
+        active = next(p["schema"] for p in paths[path]["get"]["parameters"] if p["name"] == "active")
+        for accepted in ("0", "1", "2", "-1", "99999999999999999999", "true", "FALSE", ""):
+            assert re.fullmatch(active["pattern"], accepted), accepted
+        for refused in ("yes", "1.5", "0x1", "1_0"):
+            assert not re.fullmatch(active["pattern"], refused), refused
+    # A job signal uses a string run_id and ignores the rest of its body.
+    signal = paths["/v2/heartbeat/{service_id}/start"]["post"]["requestBody"]
+    assert signal["required"] is False
+    assert {"not": {"type": "object"}} in signal["content"]["application/json"]["schema"]["anyOf"]
 
 
 def test_out_of_range_integers_are_a_400_not_a_value_error():
