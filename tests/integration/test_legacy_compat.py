@@ -8,6 +8,8 @@ import pytest
 import requests
 
 from gateway.legacy import REGISTER_INVALID, UPDATE_INVALID
+from medic import contracts
+from medic.v1 import heartbeat_pb2
 from tests.integration.conftest import HttpClient, start_gateway
 
 
@@ -185,6 +187,68 @@ def test_an_integer_beyond_its_field_is_a_400_naming_it(http, path, fields, fiel
     response = http.post(path, json={**body, **fields})
     assert response.status_code == 400, response.text
     assert f"`{field}`" in response.json()["message"]
+
+
+def _contract_maximum(name: str) -> int:
+    return contracts.field_limits(heartbeat_pb2.RegisterServiceRequest.DESCRIPTOR.fields_by_name[name]).maximum
+
+
+MAX_SECONDS = _contract_maximum("alert_interval_seconds")
+BEYOND_THE_CONTRACT = [
+    ("/service", {"alert_interval": MAX_SECONDS // 60 + 1}, "alert_interval"),
+    ("/service", {"threshold": _contract_maximum("threshold") + 1}, "threshold"),
+    ("/service", {"alert_interval_seconds": MAX_SECONDS + 1}, "alert_interval_seconds"),
+    ("/service/web", {"alert_interval": MAX_SECONDS / 60 + 0.5}, "alert_interval"),
+    ("/service/web", {"threshold": _contract_maximum("threshold") + 1}, "threshold"),
+    ("/service/web", {"grace_period_seconds": _contract_maximum("grace_period_seconds") + 1},
+     "grace_period_seconds"),
+    ("/service/web", {"muted": 2**31}, "muted"),  # beyond what the original could store
+]
+
+
+@pytest.mark.parametrize("path, fields, field", BEYOND_THE_CONTRACT)
+def test_a_value_beyond_the_contract_limit_is_a_400_naming_the_legacy_field(http, path, fields, field):
+    """The legacy routes check the contract's upper limits (the ones /v2 and gRPC
+    enforce) in the legacy field's own terms: alert_interval in minutes."""
+    before = register(http, "web")
+    body = {"heartbeat_name": "x", "service_name": "x", "alert_interval": 1} if path == "/service" else {}
+    response = http.post(path, json={**body, **fields})
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert f"`{field}`" in message
+    if field == "alert_interval":
+        assert "alert_interval_seconds" not in message and f"{MAX_SECONDS // 60} minutes" in message
+    assert http.get("/service/web").json()["results"][0]["date_modified"] == before["date_modified"]
+    assert http.get("/service/x").json()["results"] == []
+
+
+def test_the_contract_limits_themselves_are_accepted(http):
+    service = register(http, "web", alert_interval=MAX_SECONDS // 60, threshold=_contract_maximum("threshold"))
+    assert (service["alert_interval_seconds"], service["threshold"]) == (MAX_SECONDS, _contract_maximum("threshold"))
+    updated = http.post("/service/web", json={"alert_interval": MAX_SECONDS / 60, "muted": 2**31 - 1})
+    assert updated.status_code == 200, updated.text
+    assert (updated.json()["results"][0]["alert_interval_seconds"], updated.json()["results"][0]["muted"]) == (
+        MAX_SECONDS, 1)
+
+
+def test_heartbeat_paging_keeps_the_legacy_max_count(http, db):
+    service = register(http, "busy")
+    db.execute("INSERT INTO heartbeat_events (service_id, time, status) "
+               "SELECT %s, now() - n * interval '1 second', 'UP' FROM generate_series(1, 260) n",
+               (service["service_id"],))
+    first = http.get("/heartbeat", params={"heartbeat_name": "busy", "maxCount": "lots"})  # lots: 250
+    assert first.status_code == 200 and len(first.json()["results"]) == 250
+    link = first.headers["Link"]
+    assert link == '</heartbeat?heartbeat_name=busy&maxCount=lots&offset=250>; rel="next"'
+    rest = http.get(link[1:link.index(">")])
+    assert len(rest.json()["results"]) == 10 and "Link" not in rest.headers
+    seen = {b["heartbeat_id"] for b in first.json()["results"] + rest.json()["results"]}
+    assert len(seen) == 260
+    nothing = http.get("/heartbeat", params={"heartbeat_name": "busy", "maxCount": 0})
+    assert nothing.json()["results"] == [] and "Link" not in nothing.headers
+    # The offset is a newer parameter, checked strictly, maxCount 0 or not.
+    refused = http.get("/heartbeat", params={"maxCount": 0, "offset": -1})
+    assert refused.status_code == 400 and "offset" in refused.json()["message"]
 
 
 def test_a_job_signal_for_an_id_beyond_int64_is_not_found(http):
