@@ -131,45 +131,6 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-FIELD_TYPES = {
-    "string": lambda v: isinstance(v, str),
-    "integer": is_int,
-    "number": is_number,
-    "boolean": lambda v: isinstance(v, bool),
-    "flag": lambda v: isinstance(v, bool) or (is_int(v) and v in (0, 1)),  # legacy 0/1
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-}
-
-
-def check_fields(data: Mapping[str, Any], schema: Mapping[str, str], *,
-                 required: tuple[str, ...] = (), message: str | None = None) -> None:
-    """400 for unknown fields, wrong types (``null`` counts as absent) or missing required ones."""
-    unknown = sorted(set(data) - set(schema))
-    if unknown:
-        raise HttpError(400, f"Unknown field(s): {', '.join(unknown)}.")
-    for name in required:
-        if data.get(name) is None or (schema[name] == "string" and not str(data[name]).strip()):
-            raise HttpError(400, message or f"Field `{name}` is required.")
-    for name, kind in schema.items():
-        value = data.get(name)
-        if value is not None and not FIELD_TYPES[kind](value):
-            raise HttpError(400, message or f"Field `{name}` must be of type {kind}.")
-
-
-def query_flag(request: Request, name: str) -> bool | None:
-    """A legacy 0/1 (or true/false) query parameter; 400 otherwise."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    value = raw.strip().lower()
-    if value in ("1", "true"):
-        return True
-    if value in ("0", "false"):
-        return False
-    raise HttpError(400, f"Invalid '{name}' parameter")
-
-
 def query_int(request: Request, name: str, *, minimum: int = 0) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
