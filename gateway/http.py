@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,14 +132,22 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_INTEGER = re.compile("-?[0-9]+")
+
+
+def parse_query_int(raw: str, name: str) -> int:
+    """An integer query parameter as the OpenAPI document's ``integer`` says: digits,
+    maybe a minus; an empty value is no integer (absent is "not given")."""
+    if _INTEGER.fullmatch(raw) is None:
+        raise HttpError(400, f"Invalid '{name}' parameter")
+    return int(raw)
+
+
 def query_int(request: Request, name: str, *, minimum: int = 0) -> int | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HttpError(400, f"Invalid '{name}' parameter") from None
+    value = parse_query_int(raw, name)
     if value < minimum:
         raise HttpError(400, f"Invalid '{name}' parameter")
     return value

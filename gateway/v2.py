@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from medic import contracts
 from gateway import protojson
-from gateway.http import HttpError, link_next_page, ok, read_json
+from gateway.http import HttpError, link_next_page, ok, parse_query_int, read_json
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,7 @@ def _query_value(field: FieldDescriptor, raw: str, name: str) -> Any:
             return False
         raise HttpError(400, f"Invalid '{name}' parameter")
     if field.type in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64):
-        try:
-            return int(raw)
-        except ValueError:
-            raise HttpError(400, f"Invalid '{name}' parameter") from None
+        return parse_query_int(raw, name)
     return raw
 
 
@@ -111,7 +108,8 @@ def _handler(gw, spec: RpcRoute, request_cls, response_cls):
         fields = request_cls.DESCRIPTOR.fields_by_name
         for name in spec.query:
             raw = request.query_params.get(name)
-            if raw not in (None, ""):
+            # An empty string filter is "any"; an empty number, flag or choice is no value.
+            if raw is not None and (raw != "" or fields[name].type != FieldDescriptor.TYPE_STRING):
                 protojson.fill(message, {name: _query_value(fields[name], raw, name)})
         for name in spec.path_params:
             value = request.path_params[name]

@@ -98,6 +98,16 @@ def _raise_limits(http, stack) -> None:
     assert response.status_code == 200, response.text
 
 
+def test_an_empty_number_in_the_query_is_refused_not_ignored(http):
+    """The document says integer (or one of an enum): an empty value is none of them."""
+    _refused(http.get("/v2/webhooks", params={"service_id": ""}), 400, "service_id")
+    _refused(http.get("/v2/deliveries", params={"status": ""}), 400, "status")
+    _refused(http.get("/v2/deliveries", params={"limit": " 5"}), 400, "limit")
+    _refused(http.get("/alerts", params={"offset": ""}), 400, "offset")
+    _refused(http.get("/heartbeat", params={"offset": "١"}), 400, "offset")  # an Arabic-Indic 1
+    assert http.get("/v2/deliveries", params={"service_id": "0", "limit": "-0"}).status_code == 200
+
+
 def test_alerts_past_the_default_page_are_announced_and_reachable(http, stack):
     _raise_limits(http, stack)
     for n in range(101):
