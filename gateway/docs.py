@@ -191,8 +191,9 @@ def openapi() -> dict[str, Any]:
             "post": {"summary": "Update a service (only the fields given)", "tags": ["services"],
                      "parameters": [_path("heartbeat_name", NAME_IN_PATH)],
                      "requestBody": {**_body(legacy.UPDATE_SCHEMA, (), {
-                         "alert_interval": "Minutes (may be fractional)",
-                         "down": "Mark down (1) or up (0) by hand", **register_docs}, UPDATE_LIMITS),
+                         **register_docs, "alert_interval": "Minutes (may be fractional); below one second "
+                                                             "reads as 1 s",
+                         "down": "Mark down (1) or up (0) by hand"}, UPDATE_LIMITS),
                          "required": True},
                      "responses": _responses({200: "Successfully posted update (success false: the name "
                                                    "was not located)", **COMMON_ERRORS})},

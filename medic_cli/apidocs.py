@@ -67,6 +67,8 @@ def legacy_section() -> list[str]:
 
 def _kind(schema: dict) -> str:
     """A value's type and limits, as the OpenAPI schema states them."""
+    from gateway.protojson import NO_NUL, NOT_BLANK
+
     if "anyOf" in schema:
         return " or ".join(_kind(option) for option in schema["anyOf"])
     kind = schema.get("type", "object")
@@ -79,16 +81,22 @@ def _kind(schema: dict) -> str:
     if "minimum" in schema or "maximum" in schema:
         kind += f" {schema.get('minimum', '')}..{schema.get('maximum', '')}"
     if schema.get("minLength"):
-        kind += ", not blank"
+        kind += ", not blank" if schema.get("pattern") == NOT_BLANK else ", not empty"
+    elif "pattern" in schema and schema["pattern"] not in (NOT_BLANK, NO_NUL):
+        kind += f" matching `{schema['pattern']}`"
     if "maxLength" in schema:
         kind += f", at most {schema['maxLength']} characters"
     return kind
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a table cell's own "|" (GitHub tables, code spans too)
+
+
 def _schema_line(name: str, schema: dict, required: bool) -> str:
     kind = _kind(schema)
     notes = " ".join(p for p in ("**required**" if required else "", schema.get("description", "")) if p)
-    return f"| `{name}` | {kind} | {notes} |"
+    return f"| `{name}` | {_cell(kind)} | {_cell(notes)} |"
 
 
 def http_section() -> list[str]:
@@ -103,8 +111,9 @@ def http_section() -> list[str]:
                 lines += ["", op["description"]]
             params = op.get("parameters", [])
             if params:
-                lines += ["", "| parameter | in | type |", "|---|---|---|"]
-                lines += [f"| `{p['name']}` | {p['in']} | {_kind(p['schema'])} |" for p in params]
+                lines += ["", "| parameter | in | type | notes |", "|---|---|---|---|"]
+                lines += [f"| `{p['name']}` | {p['in']} | {_cell(_kind(p['schema']))} | "
+                          f"{_cell(p.get('description', ''))} |" for p in params]
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body and body.get("properties"):
                 required = set(body.get("required", []))
