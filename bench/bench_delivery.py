@@ -31,8 +31,9 @@ sys.path.insert(0, str(REPO))
 
 from medic import migrate  # noqa: E402
 from medic.db import Database  # noqa: E402
-from services.delivery.servicer import event_to_domain, plan_deliveries  # noqa: E402
-from services.delivery.store import DeliveryStore  # noqa: E402
+from services.delivery.planning import plan_deliveries
+from services.delivery.servicer import event_to_domain, targets_to_domain  # noqa: E402
+from services.delivery.outbox import OutboxStore  # noqa: E402
 from tests.conftest import LOCAL_URL, _admin, drop_test_database, with_database  # noqa: E402
 from tests.fakes import Reply, WebhookReceiver  # noqa: E402
 from tests.integration.delivery_support import (  # noqa: E402
@@ -40,11 +41,11 @@ from tests.integration.delivery_support import (  # noqa: E402
 
 
 def enqueue_many(db: Database, url: str, first_alert: int, count: int) -> None:
-    store = DeliveryStore(db)
+    store = OutboxStore(db)
 
     def one(n: int) -> None:
         event = event_to_domain(alert_event(n))
-        store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target(url)], []))
+        store.enqueue(event, "all", plan_deliveries(event, "all", targets_to_domain([webhook_target(url)], [])))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(first_alert, first_alert + count)))

@@ -9,7 +9,7 @@ import pytest
 
 from medic import ssrf
 from services.delivery.model import Notification, Outcome
-from services.delivery.webhook import WebhookSender
+from services.delivery.integrations.webhook import WebhookSender
 from tests.fakes import WebhookReceiver
 
 

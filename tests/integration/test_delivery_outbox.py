@@ -303,16 +303,18 @@ def test_outcomes_recorded_in_one_batch_honour_claim_tokens_and_chains(db):
     """The recorder writes many outcomes at once: an outcome whose claim was taken
     over after its lease is dropped (the new holder's attempt counts), and a
     chain's next target becomes due when its predecessor failed for good."""
-    from services.delivery.servicer import event_to_domain, plan_deliveries
-    from services.delivery.store import Attempt, DeliveryStore
+    from services.delivery.outbox import Attempt, OutboxStore
+    from services.delivery.planning import plan_deliveries
+    from services.delivery.servicer import event_to_domain, targets_to_domain
 
-    store = DeliveryStore(db)
+    store = OutboxStore(db)
     alone = event_to_domain(alert_event(alert_id=71))
-    store.enqueue(alone, "all", plan_deliveries(alone, "all", [webhook_target("http://a.example/h")], []))
+    store.enqueue(alone, "all", plan_deliveries(
+        alone, "all", targets_to_domain([webhook_target("http://a.example/h")], [])))
     chained = event_to_domain(alert_event(alert_id=72))
     chain_ids, _ = store.enqueue(chained, "until_success", plan_deliveries(
         chained, "until_success",
-        [webhook_target("http://b.example/h"), webhook_target("http://c.example/h")], []))
+        targets_to_domain([webhook_target("http://b.example/h"), webhook_target("http://c.example/h")], [])))
     first = {r["delivery_id"]: r for r in store.claim_due(10, 60.0, lambda _key: 10)}
     assert chain_ids[1] not in first  # waits for the first target of its chain
     alone_id = next(i for i in first if i not in chain_ids)
@@ -337,19 +339,22 @@ def test_outcomes_recorded_in_one_batch_honour_claim_tokens_and_chains(db):
 def test_events_waiting_for_their_trigger_do_not_hide_other_due_deliveries(db):
     """A RESOLVE waits while its TRIGGER to the same place is retrying; hundreds of
     such waiting rows, older than everything else, must not stop other claims."""
-    from services.delivery.servicer import event_to_domain, plan_deliveries
-    from services.delivery.store import DeliveryStore
+    from services.delivery.outbox import OutboxStore
+    from services.delivery.planning import plan_deliveries
+    from services.delivery.servicer import event_to_domain, targets_to_domain
 
-    store = DeliveryStore(db)
+    store = OutboxStore(db)
     for alert_id in range(1, 301):
         for kind in ("trigger", "resolve"):
             event = event_to_domain(alert_event(alert_id, kind))
-            store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target("http://slow.example/h")], []))
+            store.enqueue(event, "all", plan_deliveries(
+                event, "all", targets_to_domain([webhook_target("http://slow.example/h")], [])))
     db.execute("UPDATE deliveries SET status = 'retrying', next_attempt_at = now() + interval '5 minutes' "
                "WHERE kind = 'trigger'")
     db.execute("UPDATE deliveries SET next_attempt_at = now() - interval '1 minute' WHERE kind = 'resolve'")
     healthy = event_to_domain(alert_event(1000))
-    ids, _ = store.enqueue(healthy, "all", plan_deliveries(healthy, "all", [webhook_target("http://ok.example/h")], []))
+    ids, _ = store.enqueue(healthy, "all", plan_deliveries(
+        healthy, "all", targets_to_domain([webhook_target("http://ok.example/h")], [])))
 
     assert [r["delivery_id"] for r in store.claim_due(1, 60.0, lambda _key: 10)] == ids
 
@@ -381,13 +386,15 @@ def test_a_claim_that_loses_its_rows_to_another_worker_takes_the_next_ones(db):
     """Claims read candidates without locks and lock only the rows they choose: when
     another worker claims those first, the claim looks again past them instead of
     coming back empty (its worker would idle until the next poll)."""
-    from services.delivery.servicer import event_to_domain, plan_deliveries
-    from services.delivery.store import DeliveryStore
+    from services.delivery.outbox import OutboxStore
+    from services.delivery.planning import plan_deliveries
+    from services.delivery.servicer import event_to_domain, targets_to_domain
 
-    store, other = DeliveryStore(db), DeliveryStore(db)
+    store, other = OutboxStore(db), OutboxStore(db)
     for alert_id in range(1, 11):
         event = event_to_domain(alert_event(alert_id))
-        store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target(f"http://h{alert_id}.example/h")], []))
+        store.enqueue(event, "all", plan_deliveries(
+            event, "all", targets_to_domain([webhook_target(f"http://h{alert_id}.example/h")], [])))
     taken_first: list[int] = []
 
     def room(_key):

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.delivery.servicer import event_to_domain, plan_deliveries
-from services.delivery.store import DeliveryStore
+from services.delivery.outbox import OutboxStore
+from services.delivery.planning import plan_deliveries
+from services.delivery.servicer import event_to_domain, targets_to_domain
 from tests.fakes import PagerDutyReceiver, Reply, WebhookReceiver
 from tests.integration.delivery_support import (
     alert_event, fast_settings, pagerduty_target, process_log, start_delivery_process, statuses,
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.timeout(120)
 def enqueue_direct(db, event, targets, mode="all") -> list[int]:
     """Enqueues through the delivery store, as EnqueueNotifications does."""
     domain = event_to_domain(event)
-    ids, _ = DeliveryStore(db).enqueue(domain, mode, plan_deliveries(domain, mode, targets, []))
+    ids, _ = OutboxStore(db).enqueue(domain, mode, plan_deliveries(domain, mode, targets_to_domain(targets, [])))
     return ids
 
 
