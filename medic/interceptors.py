@@ -64,14 +64,6 @@ class Authorizer(Protocol):
                   peer: str) -> Identity: ...
 
 
-class AllowAll:
-    """The authorizer of a process that has no auth configured (tests of a single
-    service, and until the auth service exists)."""
-
-    def authorize(self, policy, metadata, peer) -> Identity:
-        return ANONYMOUS
-
-
 def _abort(context: grpc.ServicerContext, err: MedicError) -> None:
     if err.trailers:
         context.set_trailing_metadata(err.trailers)
@@ -82,9 +74,11 @@ _rpc_requests_of, _rpc_latency_of = metrics.labelled(metrics.RPC_REQUESTS), metr
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
-    def __init__(self, service: str, authorizer: Authorizer | None = None):
+    def __init__(self, service: str, authorizer: Authorizer):
+        if authorizer is None:  # never run unauthenticated by omission
+            raise TypeError("ServerInterceptor needs an authorizer")
         self.service = service
-        self.authorizer = authorizer or AllowAll()
+        self.authorizer = authorizer
         # method -> wrapped handler: the services' handlers never change once the
         # server runs, so each is wrapped once, not on every call. Unknown
         # methods (any string a client sends) are not kept. Being kept, what

@@ -12,6 +12,7 @@ from tests.support.http import ThreadedUvicorn
 
 from medic.config import Settings
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from medic.v1 import heartbeat_pb2_grpc
 from services.heartbeat import app as heartbeat_app
 from services.routing import app as routing_app
@@ -24,7 +25,8 @@ def settings(database_url):
 
 @pytest.fixture
 def heartbeat_server(settings, db):
-    running = create_server(heartbeat_app.build(settings, db=db), port=0, workers=16)
+    running = create_server(heartbeat_app.build(settings, db=db), port=0, workers=16,
+                            authorizer=AllowAll())
     yield running
     running.stop(grace=2)
 
@@ -45,7 +47,8 @@ def heartbeats(heartbeat_channel):
 @pytest.fixture
 def routing_server(settings, db):
     """A real routing service (its delivery target is the default, usually down)."""
-    running = create_server(routing_app.build(settings, db=db), port=0, workers=8)
+    running = create_server(routing_app.build(settings, db=db), port=0, workers=8,
+                            authorizer=AllowAll())
     yield running
     running.stop(grace=1)
 

@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from medic.config import Settings
 from medic.db import Database
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2
 from services.delivery import app as delivery_app
 
@@ -40,7 +41,7 @@ def fast_settings(database_url: str, **overrides) -> Settings:
 @contextlib.contextmanager
 def delivery_server(settings: Settings, db: Database | None = None):
     """A real DeliveryService (workers running) and a stub on it."""
-    running = create_server(delivery_app.build(settings, db=db), port=0, workers=8)
+    running = create_server(delivery_app.build(settings, db=db), port=0, workers=8, authorizer=AllowAll())
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     try:
         yield delivery_pb2_grpc.DeliveryServiceStub(channel)
@@ -149,10 +150,11 @@ import sys
 from medic import logs, server
 from medic.config import Settings
 from services.delivery import app
+from tests.support.authorizers import AllowAll
 settings = Settings.from_env()
 logs.setup("delivery", sys.argv[1])
 raise SystemExit(server.run(app.build(settings), host="127.0.0.1", port=0, metrics_port=0,
-                            workers=4, grace=settings.shutdown_grace_seconds))
+                            workers=4, grace=settings.shutdown_grace_seconds, authorizer=AllowAll()))
 """
 
 

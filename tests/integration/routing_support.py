@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from medic.v1 import common_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2, routing_pb2_grpc
 from services.delivery import app as delivery_app
 from services.routing import app as routing_app
@@ -17,7 +18,8 @@ from tests.fakes.receivers import SlackReceiver
 def start_routing(settings, db, delivery_port: int, default_channel: str = "", **overrides):
     routing_settings = dataclasses.replace(settings, delivery_target=f"127.0.0.1:{delivery_port}",
                                            slack_default_channel=default_channel, **overrides)
-    return create_server(routing_app.build(routing_settings, db=db), port=0, workers=8)
+    return create_server(routing_app.build(routing_settings, db=db), port=0, workers=8,
+                         authorizer=AllowAll())
 
 
 @pytest.fixture
@@ -76,7 +78,8 @@ def start_delivery(settings, slack_url: str, port: int = 0):
     """A real delivery service sending Slack messages to ``slack_url``."""
     delivery_settings = dataclasses.replace(settings, slack_api_url=slack_url, webhook_allow_private=True,
                                             delivery_retry_delays=(0.2, 0.5))
-    return create_server(delivery_app.build(delivery_settings), port=port, workers=8)
+    return create_server(delivery_app.build(delivery_settings), port=port, workers=8,
+                         authorizer=AllowAll())
 
 
 @pytest.fixture

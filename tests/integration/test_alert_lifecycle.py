@@ -12,6 +12,7 @@ import pytest
 from medic.config import Settings
 from medic.db import Database
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from medic.v1 import heartbeat_pb2 as pb, routing_pb2_grpc
 from services.heartbeat.alerting import LifecyclePolicy
 from services.heartbeat.handoff import Dispatcher
@@ -213,7 +214,7 @@ def test_hand_off_retries_until_routing_accepts_and_keeps_the_order(heartbeats, 
     delivery = start_delivery(settings, "http://127.0.0.1:9")
     routing_settings = dataclasses.replace(settings, delivery_target=f"127.0.0.1:{delivery.port}",
                                            slack_default_channel="CFALLBACK")
-    running = create_server(routing_app.build(routing_settings, db=db), port=port)
+    running = create_server(routing_app.build(routing_settings, db=db), port=port, authorizer=AllowAll())
     delivery_channel = grpc.insecure_channel(f"127.0.0.1:{delivery.port}")
     try:
         db.execute("UPDATE alert_notifications SET due_at = now()")  # skip the back-off pause

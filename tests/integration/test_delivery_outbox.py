@@ -235,10 +235,11 @@ def test_invalid_plans_are_rejected(db):
 
 def test_graceful_stop_releases_unfinished_deliveries(db, receiver):
     from medic.server import create_server
+    from tests.support.authorizers import AllowAll
     from services.delivery import app as delivery_app
     receiver.script(Reply(200, delay=2.0))
     settings = fast_settings(db.dsn)
-    running = create_server(delivery_app.build(settings, db=db), port=0, workers=4)
+    running = create_server(delivery_app.build(settings, db=db), port=0, workers=4, authorizer=AllowAll())
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     from medic.v1 import delivery_pb2_grpc
     stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
