@@ -7,17 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import requests
 import requests.adapters
 import urllib3
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from medic import migrate
+from medic import health, migrate
 from medic.config import Settings
 from medic.db import Database
 from services.auth import bootstrap
@@ -101,25 +98,10 @@ class System:
         while time.monotonic() < deadline:
             if process.popen.poll() is not None:
                 raise RuntimeError(f"{process.name} exited:\n{process.log.read_text()[-3000:]}")
-            if self._ready(name, port):
+            if health.process_ready(name, "127.0.0.1", port):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{process.name} not ready:\n{process.log.read_text()[-3000:]}")
-
-    @staticmethod
-    def _ready(name: str, port: int) -> bool:
-        if name == "gateway":
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            except grpc.RpcError:
-                return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     def stop(self, key: str, sig: int = signal.SIGTERM) -> int:
         process = self.processes.pop(key)

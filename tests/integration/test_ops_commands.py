@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medic_cli import ops
+from medic_cli import ops as opscommands
 from medic_cli.main import main
 from medic.config import Settings
 from medic.server import create_server
