@@ -17,7 +17,7 @@ from medic.v1 import heartbeat_pb2 as pb, routing_pb2_grpc
 from services.heartbeat.alerting import LifecyclePolicy
 from services.heartbeat.handoff import Dispatcher
 from services.heartbeat.monitor import Monitor
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_hand_off_retries_until_routing_accepts_and_keeps_the_order(heartbeats, 
     """Routing (real, with a real delivery behind it) is down at first, then comes up."""
     from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2
     from services.routing import app as routing_app
-    from tests.integration.routing_support import start_delivery
+    from tests.support.routing import start_delivery
 
     service = register(heartbeats, interval=60)
     beat(heartbeats, status="FAILED")

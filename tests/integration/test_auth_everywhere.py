@@ -8,7 +8,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from medic import contracts
-from tests.integration.conftest import HttpClient, start_gateway
+from tests.support.http import HttpClient
+from tests.support.stack import start_gateway
 
 SERVICES = {"auth": "medic.v1.AuthService", "heartbeat": "medic.v1.HeartbeatService",
             "routing": "medic.v1.RoutingService", "delivery": "medic.v1.DeliveryService"}

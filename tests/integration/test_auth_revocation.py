@@ -16,7 +16,7 @@ import grpc
 
 from medic.v1 import auth_pb2, heartbeat_pb2
 from services.auth import bootstrap
-from tests.integration.auth_support import (Client, auth_settings, bearer, start_auth_server,
+from tests.support.auth import (Client, auth_settings, bearer, start_auth_server,
                                             start_heartbeat_server)
 
 TTL = 1.0

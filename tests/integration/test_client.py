@@ -17,7 +17,8 @@ from medic.server import create_server
 from tests.support.authorizers import AllowAll
 from medic.v1 import heartbeat_pb2
 from services.heartbeat import app as heartbeat_app
-from tests.conftest import free_port, with_database
+from tests.support.databases import with_database
+from tests.support.ports import free_port
 
 
 def served(method: str, code: str) -> float:

@@ -10,7 +10,7 @@ import pytest
 from medic import ssrf
 from services.delivery.model import Notification, Outcome
 from services.delivery.integrations.webhook import WebhookSender
-from tests.fakes import WebhookReceiver
+from tests.support.receivers import WebhookReceiver
 
 
 def notification(url: str) -> Notification:

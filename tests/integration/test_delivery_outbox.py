@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from medic.v1 import common_pb2, delivery_pb2
-from tests.fakes import Reply, WebhookReceiver
-from tests.integration.delivery_support import (
-    alert_event, delivery_server, enqueue, fast_settings, statuses, wait_until_final,
-    webhook_target)
+from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.delivery import (delivery_server, enqueue, fast_settings, statuses,
+    wait_until_final)
+from tests.support.events import alert_event, webhook_target
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,7 +83,7 @@ def test_429_with_retry_after_is_retried_no_sooner_than_asked(db, receiver):
 
 
 def test_connection_refused_is_retryable(db, receiver):
-    from tests.conftest import free_port
+    from tests.support.ports import free_port
     dead = f"http://127.0.0.1:{free_port()}/hook"
     with delivery_server(fast_settings(db.dsn, delivery_retry_delays=(0.1,)), db) as stub:
         ids = enqueue(stub, alert_event(), [webhook_target(dead)]).delivery_ids

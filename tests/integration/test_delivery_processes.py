@@ -12,10 +12,10 @@ import pytest
 from services.delivery.outbox import OutboxStore
 from services.delivery.planning import plan_deliveries
 from services.delivery.servicer import event_to_domain, targets_to_domain
-from tests.fakes import PagerDutyReceiver, Reply, WebhookReceiver
-from tests.integration.delivery_support import (
-    alert_event, fast_settings, pagerduty_target, process_log, start_delivery_process, statuses,
-    stop_process, wait_until_final, webhook_target)
+from tests.support.receivers import PagerDutyReceiver, Reply, WebhookReceiver
+from tests.support.delivery import (fast_settings, process_log, start_delivery_process, statuses,
+    stop_process, wait_until_final)
+from tests.support.events import alert_event, pagerduty_target, webhook_target
 
 pytestmark = pytest.mark.timeout(120)
 

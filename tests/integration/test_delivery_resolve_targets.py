@@ -1,5 +1,5 @@
-"""A RESOLVE goes only to the targets that heard of the alert (SPEC section 5:
-REMINDER and RESOLVE go to the targets the TRIGGER went to). Routing sends a
+"""A RESOLVE goes only to the targets that heard of the alert (REMINDER and
+RESOLVE go to the targets the TRIGGER went to). Routing sends a
 RESOLVE to every target of the alert's route; delivery skips a target for which
 every earlier event of the alert was skipped. Real routing, real delivery, a
 local Slack stand-in and PostgreSQL."""
@@ -11,11 +11,11 @@ import pytest
 from google.protobuf import struct_pb2
 
 from medic.v1 import common_pb2, delivery_pb2, events_pb2, routing_pb2
-from tests.fakes import Reply, SlackReceiver, slack_error
-from tests.integration import delivery_support
-from tests.integration.delivery_support import enqueue, fast_settings, slack_target, wait_until_final
-from tests.integration.routing_support import (  # noqa: F401 (fixtures)
-    alert_event, deliveries, delivery_server, fake_slack, register_service, routing_factory)
+from tests.support.receivers import Reply, SlackReceiver, slack_error
+from tests.support import delivery as delivery_support
+from tests.support.delivery import enqueue, fast_settings, wait_until_final
+from tests.support.events import alert_event, slack_target
+from tests.support.routing import register_service
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -124,12 +124,12 @@ def test_a_resolve_without_earlier_deliveries_is_sent_and_a_skipped_one_can_be_s
     with SlackReceiver() as slack:
         settings = fast_settings(db.dsn, slack_api_url=slack.url, delivery_http_timeout_seconds=5.0)
         with delivery_support.delivery_server(settings, db) as stub:
-            alone = enqueue(stub, delivery_support.alert_event(41, "resolve"), [slack_target("ALONE", 5)]).delivery_ids
-            trigger = enqueue(stub, delivery_support.alert_event(42, "trigger"),
+            alone = enqueue(stub, alert_event(41, "resolve"), [slack_target("ALONE", 5)]).delivery_ids
+            trigger = enqueue(stub, alert_event(42, "trigger"),
                               [slack_target("FIRST", 1), slack_target("SECOND", 2)],
                               mode=common_pb2.NOTIFY_MODE_UNTIL_SUCCESS).delivery_ids
             wait_until_final(db, list(alone) + list(trigger))
-            resolve = enqueue(stub, delivery_support.alert_event(42, "resolve"),
+            resolve = enqueue(stub, alert_event(42, "resolve"),
                               [slack_target("FIRST", 1), slack_target("SECOND", 2)]).delivery_ids
             skipped = wait_until_final(db, resolve)[resolve[1]]
             stub.RetryDelivery(delivery_pb2.RetryDeliveryRequest(delivery_id=resolve[1]))
@@ -150,11 +150,11 @@ def test_a_chained_resolve_skipped_for_a_target_passes_its_turn_to_the_next(db):
         targets = [slack_target("FIRST", 1), slack_target("SECOND", 2), slack_target("THIRD", 3)]
         until_success = common_pb2.NOTIFY_MODE_UNTIL_SUCCESS
         with delivery_support.delivery_server(settings, db) as stub:
-            trigger = enqueue(stub, delivery_support.alert_event(43, "trigger"), targets,
+            trigger = enqueue(stub, alert_event(43, "trigger"), targets,
                               mode=until_success).delivery_ids
             wait_until_final(db, trigger)  # #FIRST got it; #SECOND and #THIRD skipped
             slack.script(slack_error("channel_not_found"))  # the RESOLVE to #FIRST fails for good
-            resolve = enqueue(stub, delivery_support.alert_event(43, "resolve"), targets,
+            resolve = enqueue(stub, alert_event(43, "resolve"), targets,
                               mode=until_success).delivery_ids
             rows = wait_until_final(db, resolve)
         channels = [r.json()["channel"] for r in slack.requests]
@@ -172,10 +172,10 @@ def test_a_resolve_skipped_after_its_chain_succeeded_is_sent_when_retried_by_han
         targets = [slack_target("FIRST", 1), slack_target("SECOND", 2)]
         until_success = common_pb2.NOTIFY_MODE_UNTIL_SUCCESS
         with delivery_support.delivery_server(settings, db) as stub:
-            trigger = enqueue(stub, delivery_support.alert_event(44, "trigger"), targets,
+            trigger = enqueue(stub, alert_event(44, "trigger"), targets,
                               mode=until_success).delivery_ids
             wait_until_final(db, trigger)  # #FIRST got it; #SECOND skipped
-            resolve = enqueue(stub, delivery_support.alert_event(44, "resolve"), targets,
+            resolve = enqueue(stub, alert_event(44, "resolve"), targets,
                               mode=until_success).delivery_ids
             skipped = wait_until_final(db, resolve)[resolve[1]]
             answer = stub.RetryDelivery(delivery_pb2.RetryDeliveryRequest(delivery_id=resolve[1]))

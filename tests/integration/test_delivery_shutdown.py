@@ -13,13 +13,9 @@ from medic.server import create_server
 from tests.support.authorizers import AllowAll
 from medic.v1 import delivery_pb2_grpc
 from services.delivery import app as delivery_app
-from tests.fakes import Reply, WebhookReceiver
-from tests.integration.delivery_support import (
-    alert_event,
-    enqueue,
-    fast_settings,
-    webhook_target,
-)
+from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.delivery import enqueue, fast_settings
+from tests.support.events import alert_event, webhook_target
 
 
 def test_deliveries_sent_before_shutdown_are_recorded_not_released(db):

@@ -14,7 +14,7 @@ from medic.config import Settings
 from medic.server import create_server
 from tests.support.authorizers import AllowAll
 from services.heartbeat import app as heartbeat_app
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 def test_served_process_is_read_from_a_medic_serve_command_line():

@@ -8,9 +8,8 @@ import pytest
 from google.protobuf import struct_pb2
 
 from medic.v1 import delivery_pb2, routing_pb2
-from tests.integration.routing_support import (  # noqa: F401 (fixtures)
-    register_service, routing_factory)
-from tests.conftest import free_port
+from tests.support.ports import free_port
+from tests.support.routing import register_service
 
 
 @pytest.fixture
