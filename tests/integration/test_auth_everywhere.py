@@ -1,7 +1,7 @@
 """Authentication is enforced everywhere but on the paths docs/architecture.md
-(Authentication) names as open: every
-HTTP route of the gateway and every RPC of every service refuses a caller
-without a key; health, metrics, docs, gRPC health and reflection stay open."""
+(Authentication) names as open: every HTTP route of the gateway and every RPC
+of every service refuses a caller without a key; health, metrics, docs, gRPC
+health and reflection stay open."""
 from __future__ import annotations
 
 import grpc
