@@ -110,10 +110,8 @@ def run(url: str, args) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dsn", default=LOCAL_URL)
-    parser.add_argument("--deliveries", type=int, default=2000)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=32)
-    parser.add_argument("--slow", type=int, default=100)
+    for option, default in (("--deliveries", 2000), ("--processes", 2), ("--workers", 32), ("--slow", 100)):
+        parser.add_argument(option, type=int, default=default)
     parser.add_argument("--slow-seconds", type=float, default=10.0)
     args = parser.parse_args()
 

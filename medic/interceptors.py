@@ -141,18 +141,12 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     _identity_var.reset(ident_token)
                 request_id_var.reset(token)
 
-        if handler.unary_unary:
-            inner = handler.unary_unary
-            return grpc.unary_unary_rpc_method_handler(
-                lambda req, ctx: run(inner, req, ctx),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-        if handler.stream_unary:
-            inner = handler.stream_unary
-            return grpc.stream_unary_rpc_method_handler(
-                lambda it, ctx: run(inner, it, ctx),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+        for inner, wrap in ((handler.unary_unary, grpc.unary_unary_rpc_method_handler),
+                            (handler.stream_unary, grpc.stream_unary_rpc_method_handler)):
+            if inner:
+                return wrap(lambda request, ctx, inner=inner: run(inner, request, ctx),
+                            request_deserializer=handler.request_deserializer,
+                            response_serializer=handler.response_serializer)
         if public:
             return handler  # gRPC health's Watch and reflection stream their responses
         # No Medic RPC streams its responses, and ``run`` cannot authorize one: it

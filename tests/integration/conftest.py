@@ -17,6 +17,7 @@ from tests.support.authorizers import AllowAll
 from tests.support.http import HttpClient
 from tests.support.receivers import SlackReceiver
 from tests.support.routing import start_delivery, start_routing
+from tests.support.servers import serving
 from tests.support.stack import Stack, start_gateway
 
 
@@ -27,10 +28,8 @@ def settings(database_url):
 
 @pytest.fixture
 def heartbeat_server(settings, db):
-    running = create_server(heartbeat_app.build(settings, db=db), port=0, workers=16,
-                            authorizer=AllowAll())
-    yield running
-    running.stop(grace=2)
+    with serving(heartbeat_app.build(settings, db=db), AllowAll(), workers=16, grace=2) as running:
+        yield running
 
 
 @pytest.fixture
@@ -49,10 +48,8 @@ def heartbeats(heartbeat_channel):
 @pytest.fixture
 def routing_server(settings, db):
     """A real routing service (its delivery target is the default, usually down)."""
-    running = create_server(routing_app.build(settings, db=db), port=0, workers=8,
-                            authorizer=AllowAll())
-    yield running
-    running.stop(grace=1)
+    with serving(routing_app.build(settings, db=db), AllowAll()) as running:
+        yield running
 
 
 @pytest.fixture

@@ -47,6 +47,13 @@ def route(routing, service, kind, alert_id, seq=""):
         event=alert_event(service, kind, alert_id=alert_id, seq=seq)))
 
 
+def trigger_then_resolve(routing, db, deliveries, service, alert_id):
+    """Routes the alert's TRIGGER and RESOLVE; its deliveries once final."""
+    route(routing, service, TRIGGER, alert_id=alert_id)
+    route(routing, service, RESOLVE, alert_id=alert_id)
+    return final_deliveries(db, deliveries, alert_id)
+
+
 def final_deliveries(db, deliveries, alert_id):
     """{(kind, channel): (status, last_error)} once every delivery of the alert is final."""
     listed = deliveries.ListDeliveries(delivery_pb2.ListDeliveriesRequest(alert_id=alert_id)).deliveries
@@ -73,10 +80,8 @@ def test_a_resolve_reaches_only_the_target_the_trigger_went_to(routing, heartbea
     # #FIRST answers slowly: the RESOLVE is routed while the TRIGGER is still in
     # flight, so its delivery to #SECOND must wait for the TRIGGER's to finish.
     fake_slack.script(Reply(200, SLACK_OK.body, delay=0.5))
-    route(routing, service, TRIGGER, alert_id=31)
-    route(routing, service, RESOLVE, alert_id=31)
 
-    outcome = final_deliveries(db, deliveries, 31)
+    outcome = trigger_then_resolve(routing, db, deliveries, service, 31)
 
     assert {key: status for key, (status, _) in outcome.items()} == {
         ("trigger", "FIRST"): "success", ("trigger", "SECOND"): "skipped",
@@ -88,10 +93,8 @@ def test_a_resolve_reaches_only_the_target_the_trigger_went_to(routing, heartbea
 def test_a_resolve_reaches_every_target_that_was_tried(routing, heartbeats, deliveries, db, fake_slack):
     service = two_slack_targets(routing, heartbeats, "api")
     fake_slack.script(slack_error("channel_not_found"))  # #FIRST fails for good, #SECOND takes over
-    route(routing, service, TRIGGER, alert_id=32)
-    route(routing, service, RESOLVE, alert_id=32)
 
-    outcome = final_deliveries(db, deliveries, 32)
+    outcome = trigger_then_resolve(routing, db, deliveries, service, 32)
 
     assert {key: status for key, (status, _) in outcome.items()} == {
         ("trigger", "FIRST"): "failed", ("trigger", "SECOND"): "success",

@@ -15,9 +15,10 @@ import grpc
 
 from medic.config import Settings
 from medic.db import Database
-from medic.server import create_server
+from tests.support import processes
 from tests.support.authorizers import AllowAll
 from tests.support.events import alert_event, webhook_target
+from tests.support.servers import serving
 from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc
 from services.delivery import app as delivery_app
 
@@ -39,13 +40,9 @@ def fast_settings(database_url: str, **overrides) -> Settings:
 @contextlib.contextmanager
 def delivery_server(settings: Settings, db: Database | None = None):
     """A real DeliveryService (workers running) and a stub on it."""
-    running = create_server(delivery_app.build(settings, db=db), port=0, workers=8, authorizer=AllowAll())
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-    try:
+    with serving(delivery_app.build(settings, db=db), AllowAll()) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield delivery_pb2_grpc.DeliveryServiceStub(channel)
-    finally:
-        channel.close()
-        running.stop(grace=1)
 
 
 def enqueue(stub, event, targets=(), subscriptions=(), mode=common_pb2.NOTIFY_MODE_ALL):
@@ -120,13 +117,7 @@ def process_log(proc: subprocess.Popen) -> str:
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    processes.stop(proc, timeout=timeout)
     proc.log_file.close()
 
 

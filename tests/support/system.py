@@ -21,6 +21,7 @@ from medic import health, migrate
 from medic.config import Settings
 from medic.db import Database
 from services.auth import bootstrap
+from tests.support import processes
 from tests.support.ports import free_port, free_port_block
 
 GRPC = ("auth", "heartbeat", "routing", "delivery", "monitor")
@@ -107,15 +108,7 @@ class System:
         raise RuntimeError(f"{process.name} not ready:\n{process.log.read_text()[-3000:]}")
 
     def stop(self, key: str, sig: int = signal.SIGTERM) -> int:
-        process = self.processes.pop(key)
-        if process.popen.poll() is None:
-            process.popen.send_signal(sig)
-            try:
-                process.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                process.popen.kill()
-                process.popen.wait()
-        return process.popen.returncode
+        return processes.stop(self.processes.pop(key).popen, sig, timeout=20)
 
     def stop_all(self) -> None:
         for key in list(self.processes)[::-1]:
@@ -170,14 +163,7 @@ class MedicUp:
         raise LookupError(f"no child process for {name}")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return processes.stop(self.process, signal.SIGINT, timeout=30)
 
 
 def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, str] | None = None,

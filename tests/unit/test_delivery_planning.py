@@ -58,3 +58,13 @@ def test_a_target_without_its_destination_is_refused_by_position(target, field):
     with pytest.raises(InvalidArgument) as info:
         plan_deliveries(EVENT, "all", [TargetPlan("slack", {"channel_id": "C1"}), target])
     assert info.value.message == f"target 1: config.{field} is required"
+
+
+def test_every_integration_is_built_from_the_settings():
+    from medic.config import Settings
+    from services.delivery.integrations import senders
+
+    built = senders(Settings(slack_token="xoxb-t", delivery_http_timeout_seconds=4.0))
+    assert {name: type(sender).__name__ for name, sender in built.items()} == {
+        "pagerduty": "PagerDutySender", "slack": "SlackSender", "webhook": "WebhookSender"}
+    assert all(sender.timeout == 4.0 for sender in built.values())

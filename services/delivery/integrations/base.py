@@ -22,11 +22,17 @@ class Integration(ABC):
     target_type: ClassVar[str]
     # The config field naming where a delivery goes; required when it is enqueued.
     destination_field: ClassVar[str]
+    # The field is a secret (a routing key): the destination is then the
+    # integration's one API, for the concurrency limit and for people alike.
+    destination_is_secret: ClassVar[bool] = False
+    # The sender's constructor arguments, by the Settings field each comes from.
+    settings_fields: ClassVar[dict[str, str]] = {}
 
     @classmethod
-    @abstractmethod
     def from_settings(cls, settings: Settings) -> "Integration":
         """The sender of a delivery process."""
+        return cls(**{argument: getattr(settings, field)
+                      for argument, field in cls.settings_fields.items()})
 
     @abstractmethod
     def send(self, notification: Notification) -> AttemptResult:
@@ -42,6 +48,8 @@ class Integration(ABC):
     @classmethod
     def destination_key(cls, config: dict[str, Any], webhook_id: int | None) -> str:
         """What the per-destination concurrency limit counts."""
+        if cls.destination_is_secret:
+            return cls.target_type
         return f"{cls.target_type}:{config[cls.destination_field]}"
 
     @classmethod
@@ -52,4 +60,6 @@ class Integration(ABC):
     @classmethod
     def shown_destination(cls, config: dict[str, Any], webhook_id: int | None) -> str:
         """Where it goes, for people (listing deliveries): never a secret."""
+        if cls.destination_is_secret:
+            return cls.target_type
         return str(config.get(cls.destination_field, ""))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from medic.config import Settings
 from services.delivery import http
 from services.delivery.integrations.base import Integration
 from services.delivery.model import AttemptResult, Notification, Outcome
@@ -67,26 +66,16 @@ def classify(status_code: int) -> Outcome:
 class PagerDutySender(Integration):
     target_type = "pagerduty"
     destination_field = "routing_key"
+    destination_is_secret = True
+    settings_fields = {"events_url": "pagerduty_events_url", "timeout": "delivery_http_timeout_seconds"}
 
     def __init__(self, events_url: str, timeout: float):
         self.url = events_url
         self.timeout = timeout
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "PagerDutySender":
-        return cls(settings.pagerduty_events_url, settings.delivery_http_timeout_seconds)
-
-    @classmethod
-    def destination_key(cls, config: dict[str, Any], webhook_id: int | None) -> str:
-        return "pagerduty"  # one Events API, whatever the routing key
-
-    @classmethod
     def idempotency_key(cls, event: dict[str, Any], position: int) -> str:
         return dedup_key(event["alert_id"])
-
-    @classmethod
-    def shown_destination(cls, config: dict[str, Any], webhook_id: int | None) -> str:
-        return "pagerduty"  # the routing key is a secret
 
     def send(self, notification: Notification) -> AttemptResult:
         body = build_event(notification.config["routing_key"], notification.event)

@@ -67,6 +67,8 @@ def classify(status_code: int, body: Any) -> tuple[Outcome, str]:
 class SlackSender(Integration):
     target_type = "slack"
     destination_field = "channel_id"
+    settings_fields = {"api_url": "slack_api_url", "token": "slack_token",
+                       "timeout": "delivery_http_timeout_seconds"}
 
     def __init__(self, api_url: str, token: str, timeout: float):
         self.url = api_url.rstrip("/") + "/chat.postMessage"
@@ -77,8 +79,7 @@ class SlackSender(Integration):
     def from_settings(cls, settings: Settings) -> "SlackSender":
         if not settings.slack_token:
             log.warning("MEDIC_SLACK_TOKEN is not set: Slack deliveries will fail (not_authed)")
-        return cls(settings.slack_api_url, settings.slack_token,
-                   settings.delivery_http_timeout_seconds)
+        return super().from_settings(settings)
 
     def send(self, notification: Notification) -> AttemptResult:
         message = build_message(notification.config["channel_id"], notification.event)

@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from medic import ssrf
-from medic.config import Settings
 from medic.webhooks import RESERVED_HEADERS
 from services.delivery import http
 from services.delivery.integrations.base import Integration
@@ -87,14 +86,12 @@ class WebhookSender(Integration):
     (``webhook_id``), to the subscription's current URL."""
     target_type = "webhook"
     destination_field = "url"
+    settings_fields = {"timeout": "delivery_http_timeout_seconds",
+                       "allow_private": "webhook_allow_private"}
 
     def __init__(self, timeout: float, allow_private: bool):
         self.timeout = timeout
         self.allow_private = allow_private
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "WebhookSender":
-        return cls(settings.delivery_http_timeout_seconds, settings.webhook_allow_private)
 
     @classmethod
     def has_destination(cls, config: dict[str, Any], webhook_id: int | None) -> bool:
