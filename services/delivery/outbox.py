@@ -45,21 +45,20 @@ SELECT_EVENTS_DELIVERY_IDS = """
 """
 
 # Candidates for a claim, oldest due first, read without locks (CLAIM locks the
-# ones chosen). Per alert and destination, events go out in order: a RESOLVE waits while the
-# TRIGGER to the same place is still pending or retrying (PagerDuty would
+# ones chosen). Per alert and destination, events go out in order: a RESOLVE waits
+# while the TRIGGER to the same place is still pending or retrying (PagerDuty would
 # otherwise open an incident after its resolve).
 #
-# The candidates are first taken in due order from the partial index with a
-# LIMIT (the `window`), the ordering rule applied while they are taken (so rows
-# waiting for an earlier event never fill the window): without the LIMIT, when
-# statistics lag behind a burst the planner checked the NOT EXISTS for every due
-# row and sorted them all, several milliseconds of PostgreSQL per claim with a
-# few thousand queued. The ordering rule is a correlated subquery (run
-# per candidate, through deliveries_unfinished_alert_idx, until the window is
-# full): written as NOT EXISTS it became an anti-join that a planner with stale
-# statistics ran as a hash join over every due row. Bitmap scans are off for
-# the claim: they cannot mark the index entries of finished deliveries dead, so
-# every claim re-read all of them (an ordered index scan does, then skips them).
+# Written for a steady plan whatever the statistics say. The candidates are taken
+# in due order from the partial index with a LIMIT (the `window`), the ordering
+# rule applied while they are taken, so rows waiting for an earlier event never
+# fill the window and a burst of due rows is never sorted as a whole. The ordering
+# rule is a correlated subquery, run per candidate through
+# deliveries_unfinished_alert_idx until the window is full (as NOT EXISTS, stale
+# statistics can turn it into a hash anti-join over every due row). Bitmap scans
+# are off for the claim: they cannot mark the index entries of finished deliveries
+# dead, so every claim would read all of them again; an ordered index scan marks
+# them and then skips them.
 CLAIM_PLANNER_SETTINGS = "SET LOCAL enable_bitmapscan = off"
 SELECT_DUE = """
     SELECT c.delivery_id, c.destination_key, c.kind FROM deliveries c
@@ -105,10 +104,11 @@ CLAIM = """
 # destination are finished, so their statuses are final here. Only a RESOLVE never
 # tried before is checked, and never one retried by hand (the operator asked for
 # it, whatever skipped it before: this rule, or a chain that had succeeded); a
-# last_error also marks one this rule skipped that was retried by hand before
-# migration 007. Run on the chosen rows before they are claimed, so a skipped
-# RESOLVE uses up no attempt. (A RESOLVE chained by an explicit
-# NOTIFY_MODE_UNTIL_SUCCESS passes its turn to the next target, as a failure would.)
+# last_error marks one this rule skipped already (a row retried by hand before the
+# retried_by_hand column existed carries only that mark). Run on the chosen rows
+# before they are claimed, so a skipped RESOLVE uses up no attempt. (A RESOLVE
+# chained by an explicit NOTIFY_MODE_UNTIL_SUCCESS passes its turn to the next
+# target, as a failure would.)
 SKIPPED_RESOLVE_REASON = ("not sent: this target got none of the alert's earlier events "
                           "(each was skipped), so it is not told the alert resolved")
 SKIP_UNHEARD_RESOLVES = """
