@@ -67,11 +67,6 @@ class KeyGrant:
     def principal(self) -> str:
         return f"key:{self.key_id}"
 
-    def limit_for(self, rate_class: str) -> int:
-        if rate_class == "heartbeat":
-            return self.heartbeat_per_minute
-        return self.management_per_minute
-
 
 @dataclass(frozen=True)
 class Verdict:

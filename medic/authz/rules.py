@@ -2,8 +2,9 @@
 heartbeats, key verdicts against an RPC's scope, and rate-limit outcomes.
 
 An RPC's scope and rate-limit class are declared in its ``.proto`` file and read
-through ``medic.contracts``; ``admin`` grants every scope (``has_scope``). The
-window maths of the limits is ``medic.ratelimit``'s. Pure but for the metrics:
+through ``medic.contracts``; ``admin`` grants every scope (``has_scope``); which
+limit applies to a caller is ``limit_for`` (a key) or the default heartbeat limit
+(an anonymous heartbeat). The window maths of the limits is ``medic.ratelimit``'s. Pure but for the metrics:
 the authorizers (``authorizers.py``) supply the verdict and the limiter's answer.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from urllib.parse import quote, unquote
 
 from medic import metrics, ratelimit
-from medic.authz.keys import SCOPES, SERVICE_TOKEN_PREFIX, Verdict
+from medic.authz.keys import SCOPES, SERVICE_TOKEN_PREFIX, KeyGrant, Verdict
 from medic.config import Settings
 from medic.contracts import MethodPolicy
 from medic.errors import MedicError, PermissionDenied, ResourceExhausted, Unauthenticated
@@ -41,6 +42,14 @@ _successes = metrics.labelled(metrics.AUTH_SUCCESSES)
 
 def has_scope(scopes: frozenset[str], required: str) -> bool:
     return "admin" in scopes or required in scopes
+
+
+def limit_for(grant: KeyGrant, rate_class: str) -> int:
+    """Requests per minute a key may make in ``rate_class`` (its own limits, or
+    the defaults, as ``Authorize`` answered them)."""
+    if rate_class == "heartbeat":
+        return grant.heartbeat_per_minute
+    return grant.management_per_minute
 
 
 def peer_address(peer: str) -> str:
@@ -118,7 +127,7 @@ class Rules:
         if not has_scope(grant.scopes, policy.scope_name):
             raise reject("insufficient_scope", policy.scope_name)
         identity = Identity(principal=grant.principal, scopes=grant.scopes, name=grant.name)
-        return identity, grant.limit_for(policy.rate_limit_class_name), "key"
+        return identity, limit_for(grant, policy.rate_limit_class_name), "key"
 
     @staticmethod
     def bucket(identity: Identity, policy: MethodPolicy) -> str:
