@@ -15,7 +15,7 @@ from services.heartbeat import app as heartbeat_app
 from services.routing import app as routing_app
 from tests.support.authorizers import AllowAll
 from tests.support.http import HttpClient
-from tests.support.receivers import SlackReceiver
+from tests.support.receivers import SlackReceiver, WebhookReceiver
 from tests.support.routing import start_delivery, start_routing
 from tests.support.servers import serving
 from tests.support.stack import Stack, start_gateway
@@ -134,3 +134,16 @@ def deliveries(delivery_server):
     yield delivery_pb2_grpc.DeliveryServiceStub(channel)
     channel.close()
 
+
+@pytest.fixture
+def routing(routing_factory, delivery_server):
+    """Routing in front of the delivery server (test modules that manage teams and
+    targets only override it with one that needs no delivery)."""
+    return routing_factory(delivery_server.port)
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback."""
+    with WebhookReceiver() as hook:
+        yield hook

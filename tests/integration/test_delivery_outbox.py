@@ -17,12 +17,6 @@ from tests.support.events import alert_event, webhook_target
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def receiver():
-    with WebhookReceiver() as hook:
-        yield hook
-
-
 def test_500_500_200_is_delivered_on_the_third_attempt_on_the_default_schedule(db, receiver):
     settings = fast_settings(db.dsn, delivery_retry_delays=(1.0, 5.0, 30.0))
     receiver.script(Reply(500), Reply(500), Reply(200))

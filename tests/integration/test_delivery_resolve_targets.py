@@ -25,11 +25,6 @@ RESOLVE = events_pb2.ALERT_EVENT_KIND_RESOLVE
 SLACK_OK = Reply(200, {"ok": True, "channel": "C0", "ts": "1700000000.000100"})
 
 
-@pytest.fixture
-def routing(routing_factory, delivery_server):
-    return routing_factory(delivery_server.port)
-
-
 def two_slack_targets(routing, heartbeats, name: str):
     """A service under until-success with targets #FIRST then #SECOND."""
     service = register_service(heartbeats, name, mode=common_pb2.NOTIFY_MODE_UNTIL_SUCCESS)

@@ -8,7 +8,6 @@ import time
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,23 +17,13 @@ from medic.v1 import common_pb2, delivery_pb2, events_pb2, heartbeat_pb2, heartb
 from services.heartbeat import app as heartbeat_app
 from tests.support.auth import bearer
 from tests.support.events import alert_event
+from tests.support.events import target_config as config
 from tests.support.ports import free_port
 from tests.support.routing import register_service, start_delivery
 
 TRIGGER = events_pb2.ALERT_EVENT_KIND_TRIGGER
 REMINDER = events_pb2.ALERT_EVENT_KIND_REMINDER
 RESOLVE = events_pb2.ALERT_EVENT_KIND_RESOLVE
-
-
-@pytest.fixture
-def routing(routing_factory, delivery_server):
-    return routing_factory(delivery_server.port)
-
-
-def config(**values) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(values)
-    return out
 
 
 def add_target(routing, service, priority=0, enabled=True, channel="C1", **kwargs):

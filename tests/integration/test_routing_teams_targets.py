@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 
 from medic.v1 import delivery_pb2, routing_pb2
+from tests.support.events import target_config as config
 from tests.support.ports import free_port
 from tests.support.routing import register_service
 
@@ -16,12 +16,6 @@ from tests.support.routing import register_service
 def routing(routing_factory):
     # Managing teams and targets never calls delivery: no delivery server needed.
     return routing_factory(free_port())
-
-
-def config(**values) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(values)
-    return out
 
 
 def code_of(call) -> grpc.StatusCode:

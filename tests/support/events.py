@@ -50,7 +50,8 @@ def alert_event(alert: int | heartbeat_pb2.Service = 1, kind: str | int = "trigg
     return event
 
 
-def _struct(values: dict) -> struct_pb2.Struct:
+def target_config(**values) -> struct_pb2.Struct:
+    """A notification target's or planned target's config."""
     out = struct_pb2.Struct()
     out.update(values)
     return out
@@ -62,14 +63,14 @@ def webhook_target(url: str, headers: dict | None = None, target_id: int = 0,
     if headers:
         config["headers"] = headers
     return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_WEBHOOK, target_id=target_id,
-                                      webhook_id=webhook_id, config=_struct(config))
+                                      webhook_id=webhook_id, config=target_config(**config))
 
 
 def slack_target(channel: str, target_id: int = 0) -> delivery_pb2.PlannedTarget:
     return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_SLACK, target_id=target_id,
-                                      config=_struct({"channel_id": channel}))
+                                      config=target_config(channel_id=channel))
 
 
 def pagerduty_target(routing_key: str, target_id: int = 0) -> delivery_pb2.PlannedTarget:
     return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_PAGERDUTY, target_id=target_id,
-                                      config=_struct({"routing_key": routing_key}))
+                                      config=target_config(routing_key=routing_key))
