@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 # Tracking stores at most this much of a receiver's answer.
 MAX_RESPONSE_BODY_BYTES = 4096
@@ -24,9 +24,9 @@ class Outcome(str, Enum):
     PERMANENT = "permanent"
 
 
-@dataclass(frozen=True)
-class TargetPlan:
-    """One target of an event, as routing planned it."""
+class TargetPlan(NamedTuple):
+    """One target of an event, as routing planned it (a tuple: made for every
+    target of every event enqueued)."""
     target_type: str
     config: dict[str, Any]
     target_id: int | None = None
