@@ -22,29 +22,29 @@ import argparse
 import json
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from medic import migrate  # noqa: E402
 from medic.db import Database  # noqa: E402
-from services.delivery.servicer import event_to_domain, plan_deliveries  # noqa: E402
-from services.delivery.store import DeliveryStore  # noqa: E402
-from tests.conftest import LOCAL_URL, _admin, drop_test_database, with_database  # noqa: E402
-from tests.fakes import Reply, WebhookReceiver  # noqa: E402
-from tests.integration.delivery_support import (  # noqa: E402
-    alert_event, fast_settings, start_delivery_process, stop_process, webhook_target)
+from services.delivery.outbox import OutboxStore  # noqa: E402
+from services.delivery.planning import plan_deliveries  # noqa: E402
+from services.delivery.servicer import event_to_domain, targets_to_domain  # noqa: E402
+from tests.support.databases import LOCAL_URL, migrated_database  # noqa: E402
+from tests.support.delivery import fast_settings, start_delivery_process, stop_process  # noqa: E402
+from tests.support.events import alert_event, webhook_target  # noqa: E402
+from tests.support.receivers import Reply, WebhookReceiver  # noqa: E402
 
 
 def enqueue_many(db: Database, url: str, first_alert: int, count: int) -> None:
-    store = DeliveryStore(db)
+    store = OutboxStore(db)
 
     def one(n: int) -> None:
         event = event_to_domain(alert_event(n))
-        store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target(url)], []))
+        targets = targets_to_domain([webhook_target(url)], [])
+        store.enqueue(event, "all", plan_deliveries(event, "all", targets))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(first_alert, first_alert + count)))
@@ -61,22 +61,7 @@ def fast_latencies(db: Database, receiver: WebhookReceiver, first_alert: int,
     return round(arrivals[len(arrivals) // 2], 3), round(p99, 3), round(arrivals[-1], 2)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dsn", default=LOCAL_URL)
-    parser.add_argument("--deliveries", type=int, default=2000)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=32)
-    parser.add_argument("--slow", type=int, default=100)
-    parser.add_argument("--slow-seconds", type=float, default=10.0)
-    args = parser.parse_args()
-
-    name = f"medic_bench_delivery_{uuid.uuid4().hex[:6]}"
-    conn = _admin(args.dsn)
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    url = with_database(args.dsn, name)
-    migrate.migrate(url)
+def run(url: str, args) -> None:
     db = Database(url, 10)
     settings = fast_settings(url, delivery_workers=args.workers, delivery_per_destination=16,
                              delivery_lease_seconds=60.0,
@@ -120,7 +105,18 @@ def main() -> int:
         for proc in processes:
             stop_process(proc, timeout=2)
         db.close()
-        drop_test_database(args.dsn, name)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dsn", default=LOCAL_URL)
+    for option, default in (("--deliveries", 2000), ("--processes", 2), ("--workers", 32), ("--slow", 100)):
+        parser.add_argument(option, type=int, default=default)
+    parser.add_argument("--slow-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    with migrated_database(args.dsn, "medic_bench_delivery_") as url:
+        run(url, args)
     return 0
 
 

@@ -27,16 +27,14 @@ import statistics
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from medic import migrate  # noqa: E402
 from medic.db import Database  # noqa: E402
 from services.heartbeat.retention import DELETE_EXPIRED_BATCH, Retention  # noqa: E402
-from tests.conftest import LOCAL_URL, _admin, drop_test_database, with_database  # noqa: E402
+from tests.support.databases import LOCAL_URL, migrated_database  # noqa: E402
 
 LOAD_SERVICES = """
     INSERT INTO services (heartbeat_name, service_name, alert_interval_seconds, recent_beats)
@@ -136,23 +134,16 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=5000)
     args = parser.parse_args()
 
-    name = f"medic_bench_retention_{uuid.uuid4().hex[:8]}"
-    conn = _admin(args.dsn)
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    url = with_database(args.dsn, name)
-    db = Database(url, 4, application_name="bench-retention")
-    try:
-        migrate.migrate(url)
-        load(db, args)
-        plan = explain(db, args.batch)
-        result = measure(db, args)
-        result["plan"] = plan
-        print(json.dumps(result))
-    finally:
-        db.close()
-        drop_test_database(args.dsn, name)
+    with migrated_database(args.dsn, "medic_bench_retention_") as url:
+        db = Database(url, 4, application_name="bench-retention")
+        try:
+            load(db, args)
+            plan = explain(db, args.batch)
+            result = measure(db, args)
+            result["plan"] = plan
+            print(json.dumps(result))
+        finally:
+            db.close()
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Shared plumbing of the benchmarks: a fresh database per run, Medic started with
+"""Shared plumbing of the benchmarks: a fresh database per run (``tests/support``,
+which the tests share), Medic started with
 `medic up` on free ports, the admin key, wrk, percentiles, the machine's load, and
 the machine-limit scripts of ../shared/bench-limits (run in the same session).
 
@@ -11,30 +12,26 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.databases import create_test_database, drop_test_database, with_database  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402,F401 (the benchmarks' import of it)
+
 LIMITS = Path(os.environ.get("MEDIC_BENCH_LIMITS", REPO.parent / "shared" / "bench-limits"))
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 # Rate limits high enough that the limiter is exercised on every request but refuses none.
 GENEROUS_LIMIT = "1000000000"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(sorted_values, p):
@@ -62,25 +59,6 @@ def wait_for_quiet(max_load: float = 1.5, max_wait: float = 180.0, quiet: bool =
 
 # --- databases ---------------------------------------------------------------------
 
-def fresh_database(server_dsn: str) -> tuple[str, str]:
-    name = f"medic_bench_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(server_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    parts = urlsplit(server_dsn)
-    return name, urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def drop_database(server_dsn: str, name: str) -> None:
-    conn = psycopg2.connect(server_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
-
-
 def pg_version(server_dsn: str) -> str:
     conn = psycopg2.connect(server_dsn)
     with conn.cursor() as cur:
@@ -106,7 +84,8 @@ class Medic:
     data_dir: str = ""
 
     def __enter__(self) -> "Medic":
-        self.db_name, self.dsn = fresh_database(self.server_dsn)
+        self.db_name = create_test_database(self.server_dsn, prefix="medic_bench_")
+        self.dsn = with_database(self.server_dsn, self.db_name)
         self.data_dir = tempfile.mkdtemp(prefix="medic-bench-")
         try:
             self._start()
@@ -156,7 +135,7 @@ class Medic:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         if self.db_name:
-            drop_database(self.server_dsn, self.db_name)
+            drop_test_database(self.server_dsn, self.db_name)
         if self.data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

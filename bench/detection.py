@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg2  # noqa: E402
 
-from bench.common import (DEFAULT_DSN, Medic, drop_database, emit, fresh_database, pct,  # noqa: E402
-                          register_bulk, wait_for_quiet)
+from bench.common import DEFAULT_DSN, Medic, emit, pct, register_bulk, wait_for_quiet  # noqa: E402
+from tests.support.databases import migrated_database  # noqa: E402
 
 
 class Arrivals:
@@ -159,14 +159,11 @@ def stage_delays(dsn: str, deadlines: dict[str, float]) -> dict[str, list]:
 
 
 def bench_tick(args) -> dict:
-    from medic import migrate
     from medic.db import Database
     from services.heartbeat.alerting import LifecyclePolicy
     from services.heartbeat.monitor import Monitor
 
-    name, dsn = fresh_database(args.dsn)
-    try:
-        migrate.migrate(dsn)
+    with migrated_database(args.dsn) as dsn:
         started = time.perf_counter()
         register_bulk(dsn, args.tick_services, prefix="svc-")
         conn = psycopg2.connect(dsn)
@@ -187,8 +184,6 @@ def bench_tick(args) -> dict:
             durations.append(time.perf_counter() - t0)
             time.sleep(args.tick_pause)
         db.close()
-    finally:
-        drop_database(args.dsn, name)
     durations.sort()
     return {"figure": "monitor_idle_tick", "services": args.tick_services, "ticks": len(durations),
             "p50_ms": pct(durations, 50) * 1e3, "p99_ms": pct(durations, 99) * 1e3,

@@ -9,40 +9,28 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-import grpc
 import orjson
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 import medic
+from medic.health import grpc_status
 from medic.server import DEPENDENCY_HEALTH_PREFIX
 
 CHECK_TIMEOUT = 1.0
-SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-async def _check(channel: grpc.aio.Channel, service: str) -> str:
-    try:
-        response = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=CHECK_TIMEOUT)
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.NOT_FOUND:
-            return "unknown"
-        return "unreachable"
-    return "healthy" if response.status == SERVING else "unhealthy"
-
-
 async def dependency_status(gw) -> dict[str, str]:
     """{dependency: healthy | unhealthy | unreachable}: each backend service and the database."""
     names = list(gw.channels)
-    checks = [_check(gw.channels[name], "") for name in names]
-    checks.append(_check(gw.channels["heartbeat"], DEPENDENCY_HEALTH_PREFIX + "database"))
+    checks = [grpc_status(gw.channels[name], "", CHECK_TIMEOUT) for name in names]
+    checks.append(grpc_status(gw.channels["heartbeat"], DEPENDENCY_HEALTH_PREFIX + "database",
+                              CHECK_TIMEOUT))
     results = await asyncio.gather(*checks)
     status = dict(zip(names, results[:-1]))
     status["database"] = results[-1] if results[-1] != "unreachable" else "unknown"

@@ -192,7 +192,7 @@ class Settings:
         "allow webhooks to loopback, private, link-local and metadata addresses (tests, labs)",
         parse=_bool)
 
-    # --- auth and rate limits (auth domain, medic/authz.py, medic/ratelimit.py) ---
+    # --- auth and rate limits (auth domain, medic/authz/, medic/ratelimit.py) ---
     service_token: str = _var(
         "MEDIC_SERVICE_TOKEN", "",
         "service credential shared by Medic processes (`mds_...`); `medic up` generates one "

@@ -68,14 +68,6 @@ class Authorizer(Protocol):
                   peer: str) -> Identity: ...
 
 
-class AllowAll:
-    """The authorizer of a process that has no auth configured (tests of a single
-    service, and until the auth service exists)."""
-
-    def authorize(self, policy, metadata, peer) -> Identity:
-        return ANONYMOUS
-
-
 def _abort(context: grpc.ServicerContext, err: MedicError) -> None:
     if err.trailers:
         context.set_trailing_metadata(err.trailers)
@@ -86,9 +78,11 @@ _rpc_requests_of, _rpc_latency_of = metrics.labelled(metrics.RPC_REQUESTS), metr
 
 
 class ServerInterceptor(grpc.ServerInterceptor):
-    def __init__(self, service: str, authorizer: Authorizer | None = None):
+    def __init__(self, service: str, authorizer: Authorizer):
+        if authorizer is None:  # never run unauthenticated by omission
+            raise TypeError("ServerInterceptor needs an authorizer")
         self.service = service
-        self.authorizer = authorizer or AllowAll()
+        self.authorizer = authorizer
         # method -> wrapped handler: the services' handlers never change once the
         # server runs, so each is wrapped once, not on every call. Unknown
         # methods (any string a client sends) are not kept. Being kept, what
@@ -155,18 +149,12 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     _identity_var.reset(ident_token)
                 request_id_var.reset(token)
 
-        if handler.unary_unary:
-            inner = handler.unary_unary
-            return grpc.unary_unary_rpc_method_handler(
-                lambda req, ctx: run(inner, req, ctx),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-        if handler.stream_unary:
-            inner = handler.stream_unary
-            return grpc.stream_unary_rpc_method_handler(
-                lambda it, ctx: run(inner, it, ctx),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+        for inner, wrap in ((handler.unary_unary, grpc.unary_unary_rpc_method_handler),
+                            (handler.stream_unary, grpc.stream_unary_rpc_method_handler)):
+            if inner:
+                return wrap(lambda request, ctx, inner=inner: run(inner, request, ctx),
+                            request_deserializer=handler.request_deserializer,
+                            response_serializer=handler.response_serializer)
         if public:
             return handler  # gRPC health's Watch and reflection stream their responses
         # No Medic RPC streams its responses, and ``run`` cannot authorize one: it

@@ -40,7 +40,7 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
     return server.server_address[1]
 
 
-# --- auth and rate limits (medic/authz.py, medic/ratelimit.py) ---------------
+# --- auth and rate limits (medic/authz/, medic/ratelimit.py) ----------------
 AUTH_FAILURES = Counter(
     "medic_auth_failures_total", "Rejected callers, by reason (missing_key, invalid_key, "
     "expired_key, revoked_key, insufficient_scope)", ["reason"])

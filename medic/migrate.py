@@ -36,11 +36,20 @@ class MigrationError(RuntimeError):
     """A migration failed; its transaction was rolled back and it is not recorded."""
 
 
+def _shipped():
+    try:
+        return importlib.resources.files("medic.migrations")
+    except ModuleNotFoundError:
+        # Run from a checkout (a benchmark, `python -m medic_cli`) whose medic/
+        # comes before an installed copy: the checkout's own migrations/.
+        return Path(__file__).resolve().parent.parent / "migrations"
+
+
 def available(directory: Path | None = None) -> list[Migration]:
     """The migrations in ``directory`` (default: the ones shipped as ``medic.migrations``),
     in numeric order."""
     found = []
-    root = directory if directory is not None else importlib.resources.files("medic.migrations")
+    root = directory if directory is not None else _shipped()
     for entry in root.iterdir():
         match = _NAME.match(entry.name)
         if match:

@@ -102,9 +102,11 @@ class RunningServer:
                 log.exception("error while stopping %s", self.component.name)
 
 
-def create_server(component: Component, *, host: str = "127.0.0.1", port: int = 0,
-                  workers: int = 32, authorizer: Authorizer | None = None) -> RunningServer:
-    """Builds and starts a gRPC server for the component; port 0 picks a free port.
+def create_server(component: Component, *, authorizer: Authorizer, host: str = "127.0.0.1",
+                  port: int = 0, workers: int = 32) -> RunningServer:
+    """Builds and starts a gRPC server for the component, its callers checked by
+    ``authorizer`` (there is no default: a process never allows every caller by
+    omission); port 0 picks a free port.
     ``ServerInterceptor`` is its only interceptor (it keeps each method's handler)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{component.name}-rpc"),
@@ -134,7 +136,7 @@ def create_server(component: Component, *, host: str = "127.0.0.1", port: int = 
 
 
 def run(component: Component, *, host: str, port: int, metrics_port: int, workers: int,
-        grace: float, authorizer: Authorizer | None = None) -> int:
+        grace: float, authorizer: Authorizer) -> int:
     """Serves until SIGTERM or SIGINT, then shuts down gracefully. Returns the exit code."""
     if metrics_port:
         metrics.serve_metrics(metrics_port, host)

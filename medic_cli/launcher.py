@@ -23,13 +23,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from medic import migrate
+from medic import health, migrate
 from medic.config import GRPC_SERVICES, Settings
 from medic.db import Database, wait_until_reachable
 from medic_cli.embedded import EmbeddedPostgres
@@ -155,19 +151,7 @@ class Launcher:
 
     @staticmethod
     def _is_ready(child: Child) -> bool:
-        if child.name == "gateway":
-            try:
-                url = f"http://127.0.0.1:{child.port}/health/live"
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-        with grpc.insecure_channel(f"127.0.0.1:{child.port}") as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            except grpc.RpcError:
-                return False
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
+        return health.process_ready(child.name, "127.0.0.1", child.port)
 
     def _print_addresses(self, admin_key: str | None) -> None:
         host = self.settings.host

@@ -9,7 +9,7 @@
                                   when no key exists: printed once on stdout and written to
                                   $MEDIC_DATA_DIR/admin.key (mode 0600)
 
-Registered in ``medic/cli.py`` by ``register(commands)``.
+Registered in ``medic_cli/main.py`` by ``register(commands)``.
 """
 from __future__ import annotations
 
@@ -47,27 +47,17 @@ def _local_host(settings: Settings) -> str:
 
 
 def check_gateway(settings: Settings) -> bool:
-    import urllib.request
+    from medic import health  # grpc is imported only by the commands that need it
 
-    url = f"http://{_local_host(settings)}:{settings.gateway_port}/health/live"
-    try:
-        with urllib.request.urlopen(url, timeout=HEALTHCHECK_TIMEOUT_SECONDS) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return health.http_alive(f"http://{_local_host(settings)}:{settings.gateway_port}/health/live",
+                             HEALTHCHECK_TIMEOUT_SECONDS)
 
 
 def check_grpc(settings: Settings, process: str) -> bool:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from medic import health
 
-    with grpc.insecure_channel(f"{_local_host(settings)}:{settings.grpc_port(process)}") as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=HEALTHCHECK_TIMEOUT_SECONDS)
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
+    return health.grpc_serving(f"{_local_host(settings)}:{settings.grpc_port(process)}",
+                               timeout=HEALTHCHECK_TIMEOUT_SECONDS)
 
 
 def cmd_healthcheck(args) -> int:

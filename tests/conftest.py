@@ -1,5 +1,6 @@
 """Shared fixtures: a real PostgreSQL, a migrated template database, and a fresh
-database per test cloned from it (``CREATE DATABASE ... TEMPLATE``).
+database per test cloned from it (``CREATE DATABASE ... TEMPLATE``); Redis.
+Helpers that are not fixtures live in ``tests/support``.
 
 PostgreSQL is, in order: ``MEDIC_TEST_DATABASE_URL`` (a libpq URI of a server
 where we may create databases); the machine's server on 127.0.0.1:5432 (user
@@ -9,38 +10,15 @@ folder (also when ``MEDIC_TEST_EMBEDDED_POSTGRES=1``).
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg2
 import pytest
 
 from medic import migrate
 from medic.db import Database
-
-LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _reachable(url: str) -> bool:
-    try:
-        psycopg2.connect(url, connect_timeout=2).close()
-        return True
-    except psycopg2.OperationalError:
-        return False
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URI pointing at another database (works for socket URIs too)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def _admin(url: str):
-    conn = psycopg2.connect(url, connect_timeout=5)
-    conn.autocommit = True
-    return conn
+from tests.support.databases import (LOCAL_URL, create_test_database, drop_test_database, reachable,
+                                     run_admin, with_database)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +27,7 @@ def pg_server_url():
     if explicit:
         yield explicit
         return
-    if not os.environ.get("MEDIC_TEST_EMBEDDED_POSTGRES") and _reachable(LOCAL_URL):
+    if not os.environ.get("MEDIC_TEST_EMBEDDED_POSTGRES") and reachable(LOCAL_URL):
         yield LOCAL_URL
         return
     import pgserver  # embedded PostgreSQL, for laptops without a server
@@ -60,33 +38,14 @@ def pg_server_url():
     server.cleanup()
 
 
-def _run_admin(url: str, sql: str) -> None:
-    conn = _admin(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="session")
 def template_database(pg_server_url):
     """Migrated once per session; every test's database is a copy of it."""
     name = f"medic_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    _run_admin(pg_server_url, f'CREATE DATABASE "{name}"')
+    run_admin(pg_server_url, f'CREATE DATABASE "{name}"')
     migrate.migrate(with_database(pg_server_url, name))
     yield name
     drop_test_database(pg_server_url, name)
-
-
-def create_test_database(pg_server_url: str, template: str) -> str:
-    name = f"medic_test_{uuid.uuid4().hex[:12]}"
-    _run_admin(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    return name
-
-
-def drop_test_database(pg_server_url: str, name: str) -> None:
-    _run_admin(pg_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -102,34 +61,6 @@ def db(database_url):
     database = Database(database_url, size=8, application_name="medic-test")
     yield database
     database.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_port_block(size: int) -> int:
-    """The first of ``size`` consecutive free ports (for processes that derive
-    ports from a base, like `medic up --replicas`), outside the ephemeral range."""
-    import random
-
-    for _ in range(200):
-        base = random.randrange(20000, 30000 - size)
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError(f"no block of {size} free ports")
 
 
 @pytest.fixture(scope="session")

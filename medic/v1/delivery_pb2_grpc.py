@@ -30,7 +30,7 @@ class DeliveryServiceStub:
     carry them to Slack, PagerDuty and webhooks, plus the webhook subscriptions.
     Owns the tables `webhooks` and `deliveries`.
 
-    Guarantees (SPEC section 6): EnqueueNotifications commits before it returns;
+    Guarantees: EnqueueNotifications commits before it returns;
     workers claim due deliveries with a lease, so a crashed worker's delivery is
     taken over; delivery is at-least-once, and every delivery carries a stable
     idempotency key (webhook `webhook-id`, PagerDuty `dedup_key`) so a receiver
@@ -101,7 +101,7 @@ class DeliveryServiceServicer:
     carry them to Slack, PagerDuty and webhooks, plus the webhook subscriptions.
     Owns the tables `webhooks` and `deliveries`.
 
-    Guarantees (SPEC section 6): EnqueueNotifications commits before it returns;
+    Guarantees: EnqueueNotifications commits before it returns;
     workers claim due deliveries with a lease, so a crashed worker's delivery is
     taken over; delivery is at-least-once, and every delivery carries a stable
     idempotency key (webhook `webhook-id`, PagerDuty `dedup_key`) so a receiver
@@ -160,7 +160,10 @@ class DeliveryServiceServicer:
         when `service_id` is unset. Without a secret one is generated
         (`whsec_` + base64 of 32 random bytes); the secret is returned only here.
         Errors: INVALID_ARGUMENT (not http(s), a loopback / private / link-local /
-        metadata destination unless MEDIC_WEBHOOK_ALLOW_PRIVATE, malformed secret).
+        metadata destination unless MEDIC_WEBHOOK_ALLOW_PRIVATE, a header name that
+        is not an HTTP token or is one Medic sets itself (Content-Type, Host,
+        webhook-id/-timestamp/-signature), a header value on several lines,
+        malformed secret).
         Scope: admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -281,7 +284,7 @@ class DeliveryService:
     carry them to Slack, PagerDuty and webhooks, plus the webhook subscriptions.
     Owns the tables `webhooks` and `deliveries`.
 
-    Guarantees (SPEC section 6): EnqueueNotifications commits before it returns;
+    Guarantees: EnqueueNotifications commits before it returns;
     workers claim due deliveries with a lease, so a crashed worker's delivery is
     taken over; delivery is at-least-once, and every delivery carries a stable
     idempotency key (webhook `webhook-id`, PagerDuty `dedup_key`) so a receiver

@@ -181,7 +181,8 @@ class RoutingServiceServicer:
     def CreateNotificationTarget(self, request, context):
         """Adds a notification target to a service. The config is checked for the
         type: slack {channel_id}; pagerduty {routing_key}; webhook {url (http or
-        https), headers? (object of string -> string)}; unknown fields are refused.
+        https), headers? (header name -> single-line value; names as for delivery's
+        CreateWebhook)}; unknown fields are refused.
         A webhook URL whose host does not resolve, or resolves to a loopback,
         private, link-local or metadata address, is refused unless
         MEDIC_WEBHOOK_ALLOW_PRIVATE=true (delivery checks it again at send time).

@@ -1,4 +1,4 @@
-"""Assembles the delivery service process: store, senders, workers, servicer."""
+"""Assembles the delivery service process: stores, senders, workers, servicer."""
 from __future__ import annotations
 
 import logging
@@ -7,11 +7,10 @@ from medic.config import Settings
 from medic.db import Database
 from medic.server import Component
 from medic.v1 import delivery_pb2, delivery_pb2_grpc
-from services.delivery.pagerduty import PagerDutySender
+from services.delivery import integrations
+from services.delivery.outbox import OutboxStore
 from services.delivery.servicer import DeliveryServicer
-from services.delivery.slack import SlackSender
-from services.delivery.store import DeliveryStore
-from services.delivery.webhook import WebhookSender
+from services.delivery.subscriptions import SubscriptionStore
 from services.delivery.worker import DeliveryWorkers, WorkerSettings
 
 SERVICE_NAME = delivery_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name
@@ -19,19 +18,12 @@ SERVICE_NAME = delivery_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_
 log = logging.getLogger(__name__)
 
 
-def build_workers(settings: Settings, store: DeliveryStore) -> DeliveryWorkers:
+def build_workers(settings: Settings, outbox: OutboxStore) -> DeliveryWorkers:
     timeout = settings.delivery_http_timeout_seconds
     if settings.delivery_lease_seconds <= timeout:
         log.warning("MEDIC_DELIVERY_LEASE_SECONDS (%g) <= HTTP timeout (%g): a slow receiver's "
                     "delivery may be sent twice", settings.delivery_lease_seconds, timeout)
-    if not settings.slack_token:
-        log.warning("MEDIC_SLACK_TOKEN is not set: Slack deliveries will fail (not_authed)")
-    senders = {
-        "slack": SlackSender(settings.slack_api_url, settings.slack_token, timeout),
-        "pagerduty": PagerDutySender(settings.pagerduty_events_url, timeout),
-        "webhook": WebhookSender(timeout, settings.webhook_allow_private),
-    }
-    return DeliveryWorkers(store, senders, WorkerSettings(
+    return DeliveryWorkers(outbox, integrations.senders(settings), WorkerSettings(
         workers=settings.delivery_workers, per_destination=settings.delivery_per_destination,
         lease_seconds=settings.delivery_lease_seconds, poll_seconds=settings.delivery_poll_seconds,
         retry_delays=settings.delivery_retry_delays,
@@ -45,9 +37,10 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     db = db or Database(settings.database_url,
                         max(settings.db_pool_size, min(settings.delivery_workers, 32) // 2 + 2),
                         application_name="medic-delivery")
-    store = DeliveryStore(db)
-    workers = build_workers(settings, store)
-    servicer = DeliveryServicer(store, allow_private=settings.webhook_allow_private,
+    subscriptions = SubscriptionStore(db)
+    outbox = OutboxStore(db, subscriptions)
+    workers = build_workers(settings, outbox)
+    servicer = DeliveryServicer(outbox, subscriptions, allow_private=settings.webhook_allow_private,
                                 on_enqueued=workers.wake)
     return Component(
         name="delivery",

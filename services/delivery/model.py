@@ -1,27 +1,52 @@
-"""Values passed between the delivery stages: claim -> send -> schedule -> record.
+"""Values passed between the delivery stages: plan -> claim -> send -> schedule -> record.
 
-``Notification`` is one claimed delivery with everything a sender needs (no
-database access in senders); ``AttemptResult`` is what a sender says about one
-attempt: success, a retryable failure or a permanent one. Senders decide
-*whether* a failure is retryable; ``retry.py`` decides *when*.
+``TargetPlan`` is one target routing planned for an event, ``PlannedDelivery``
+the outbox row made of it (``planning.py``). ``Notification`` is one claimed
+delivery with everything a sender needs (no database access in senders);
+``AttemptResult`` is what a sender says about one attempt: success, a retryable
+failure or a permanent one. Senders decide *whether* a failure is retryable;
+``retry.py`` decides *when*.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 # Tracking stores at most this much of a receiver's answer.
 MAX_RESPONSE_BODY_BYTES = 4096
-
-EVENT_TYPES = {"trigger": "alert.triggered", "reminder": "alert.reminder",
-               "resolve": "alert.resolved"}
 
 
 class Outcome(str, Enum):
     SUCCESS = "success"
     RETRYABLE = "retryable"
     PERMANENT = "permanent"
+
+
+class TargetPlan(NamedTuple):
+    """One target of an event, as routing planned it (a tuple: made for every
+    target of every event enqueued)."""
+    target_type: str
+    config: dict[str, Any]
+    target_id: int | None = None
+    webhook_id: int | None = None
+    # Subscriptions are always all sent; targets may be chained (until_success).
+    is_subscription: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """One row to enqueue for an event."""
+    position: int
+    target_type: str
+    target_id: int | None
+    webhook_id: int | None
+    in_chain: bool
+    config: dict[str, Any]
+    destination_key: str
+    idempotency_key: str
+    due_now: bool
 
 
 @dataclass(frozen=True)
@@ -65,3 +90,8 @@ def truncate_body(text: str) -> str:
     if len(raw) <= MAX_RESPONSE_BODY_BYTES:
         return text
     return raw[:MAX_RESPONSE_BODY_BYTES].decode("utf-8", errors="ignore")
+
+
+def config_json(value: Any) -> dict[str, Any]:
+    """A JSONB column as a dict (psycopg2 decodes it; text is parsed)."""
+    return json.loads(value) if isinstance(value, str) else dict(value or {})

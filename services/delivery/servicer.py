@@ -1,32 +1,34 @@
 """DeliveryService: converts protobuf <-> domain values and validates requests.
 
 Errors are raised as ``medic.errors`` types; the shared interceptor maps them
-to status codes. Secrets are returned once (CreateWebhook) and never logged.
+to status codes. What the rows of an event are is ``planning.py``'s to say;
+webhook URLs and headers follow ``medic.webhooks``. Secrets are returned once
+(CreateWebhook) and never logged.
 """
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from medic import ssrf
+from medic import webhooks
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2
-from services.delivery import metrics, pagerduty, webhook
-from services.delivery.store import DeliveryStore, PlannedDelivery, config_json
+from services.delivery import metrics
+from services.delivery.integrations import INTEGRATIONS, webhook
+from services.delivery.model import TargetPlan, config_json
+from services.delivery.outbox import OutboxStore
+from services.delivery.planning import plan_deliveries
+from services.delivery.subscriptions import SubscriptionStore
 
 MAX_LISTED = 1000
 MAX_BATCH = 256
 DEFAULT_LISTED = 100
-MAX_URL_LENGTH = 2048
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 KIND_TO_DB = {events_pb2.ALERT_EVENT_KIND_TRIGGER: "trigger",
               events_pb2.ALERT_EVENT_KIND_REMINDER: "reminder",
@@ -34,8 +36,9 @@ KIND_TO_DB = {events_pb2.ALERT_EVENT_KIND_TRIGGER: "trigger",
 KIND_FROM_DB = {v: k for k, v in KIND_TO_DB.items()}
 MODE_TO_DB = {common_pb2.NOTIFY_MODE_ALL: "all", common_pb2.NOTIFY_MODE_UNTIL_SUCCESS: "until_success"}
 MODE_FROM_DB = {v: k for k, v in MODE_TO_DB.items()}
-TYPE_TO_DB = {delivery_pb2.TARGET_TYPE_SLACK: "slack", delivery_pb2.TARGET_TYPE_PAGERDUTY: "pagerduty",
-              delivery_pb2.TARGET_TYPE_WEBHOOK: "webhook"}
+# Each integration's TargetType value is its name: TARGET_TYPE_SLACK <-> "slack".
+TYPE_TO_DB = {value: name.removeprefix("TARGET_TYPE_").lower()
+              for name, value in delivery_pb2.TargetType.items() if value}
 TYPE_FROM_DB = {v: k for k, v in TYPE_TO_DB.items()}
 STATUS_TO_DB = {delivery_pb2.DELIVERY_STATUS_PENDING: "pending",
                 delivery_pb2.DELIVERY_STATUS_RETRYING: "retrying",
@@ -48,7 +51,6 @@ PRIORITY_TO_DB = {common_pb2.PRIORITY_P1: "p1", common_pb2.PRIORITY_P2: "p2",
                   common_pb2.PRIORITY_P5: "p5"}
 REASON_TO_DB = {heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS: "missed_heartbeats",
                 heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE: "reported_failure"}
-REQUIRED_CONFIG = {"slack": "channel_id", "pagerduty": "routing_key", "webhook": "url"}
 
 
 def _iso(ts: Timestamp, present: bool) -> str | None:
@@ -84,64 +86,28 @@ def event_to_domain(event: events_pb2.AlertEvent) -> dict[str, Any]:
     }
 
 
-def destination_key(target_type: str, config: dict[str, Any], webhook_id: int | None) -> str:
-    """What the per-destination concurrency limit counts: a host or a channel."""
-    if target_type == "slack":
-        return f"slack:{config['channel_id']}"
-    if target_type == "pagerduty":
-        return "pagerduty"
-    url = config.get("url")
-    if url:
-        parts = urlsplit(url)
-        return f"webhook:{parts.scheme}://{(parts.netloc.rsplit('@', 1)[-1]).lower()}"
-    return f"webhook:#{webhook_id}"
-
-
-def plan_deliveries(event: dict[str, Any], mode: str,
-                    targets: list[delivery_pb2.PlannedTarget],
-                    subscriptions: list[delivery_pb2.PlannedTarget]) -> list[PlannedDelivery]:
-    """Rows for one event: targets in order (chained under until_success), then
-    subscriptions (always all)."""
-    chained = mode == "until_success"
-    planned = []
+def targets_to_domain(targets: list[delivery_pb2.PlannedTarget],
+                      subscriptions: list[delivery_pb2.PlannedTarget]) -> list[TargetPlan]:
+    """The targets, then the subscriptions, in the order given."""
+    plans = []
     for position, (target, is_subscription) in enumerate(
             [(t, False) for t in targets] + [(s, True) for s in subscriptions]):
         target_type = TYPE_TO_DB.get(target.type)
         if target_type is None:
-            raise InvalidArgument(f"target {position}: type must be SLACK, PAGERDUTY or WEBHOOK")
-        config = json_format.MessageToDict(target.config) if target.HasField("config") else {}
-        webhook_id = target.webhook_id or None
-        required = REQUIRED_CONFIG[target_type]
-        if not isinstance(config.get(required), str) or not config.get(required):
-            if not (target_type == "webhook" and webhook_id):
-                raise InvalidArgument(f"target {position}: config.{required} is required")
-        in_chain = chained and not is_subscription
-        first_of_chain = position == 0
-        key = (pagerduty.dedup_key(event["alert_id"]) if target_type == "pagerduty"
-               else f"{event['event_id']}.{position}")
-        planned.append(PlannedDelivery(
-            position=position, target_type=target_type, target_id=target.target_id or None,
-            webhook_id=webhook_id, in_chain=in_chain, config=config,
-            destination_key=destination_key(target_type, config, webhook_id),
-            idempotency_key=key, due_now=not in_chain or first_of_chain))
-    return planned
+            raise InvalidArgument(f"target {position}: type must be one of "
+                                  f"{', '.join(name.upper() for name in TYPE_FROM_DB)}")
+        plans.append(TargetPlan(
+            target_type=target_type,
+            config=json_format.MessageToDict(target.config) if target.HasField("config") else {},
+            target_id=target.target_id or None, webhook_id=target.webhook_id or None,
+            is_subscription=is_subscription))
+    return plans
 
 
 # --- rows -> protobuf ----------------------------------------------------------
-def _shown_url(url: str) -> str:
-    """A URL without query or credentials (they may hold tokens)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
-
-
 def delivery_to_pb(row: Row) -> delivery_pb2.Delivery:
-    config = config_json(row["config"])
-    if row["target_type"] == "slack":
-        destination = config.get("channel_id", "")
-    elif row["target_type"] == "pagerduty":
-        destination = "pagerduty"
-    else:
-        destination = _shown_url(config["url"]) if config.get("url") else f"webhook #{row['webhook_id']}"
+    destination = INTEGRATIONS[row["target_type"]].shown_destination(
+        config_json(row["config"]), row["webhook_id"])
     return delivery_pb2.Delivery(
         delivery_id=row["delivery_id"], event_id=row["event_id"], kind=KIND_FROM_DB[row["kind"]],
         alert_id=row["alert_id"], service_id=row["service_id"],
@@ -167,26 +133,6 @@ def webhook_to_pb(row: Row) -> delivery_pb2.Webhook:
 
 
 # --- validation ------------------------------------------------------------------
-def check_url(url: str, allow_private: bool) -> str:
-    url = url.strip()
-    if not url or len(url) > MAX_URL_LENGTH:
-        raise InvalidArgument(f"url is required (at most {MAX_URL_LENGTH} characters)")
-    try:
-        ssrf.check_destination(url, allow_private=allow_private)
-    except ssrf.UnsafeDestination as exc:
-        raise InvalidArgument(f"url refused: {exc}") from None
-    return url
-
-
-def check_headers(headers: dict[str, str]) -> dict[str, str]:
-    for name, value in headers.items():
-        if not HEADER_NAME.match(name) or name.lower() in webhook.RESERVED_HEADERS:
-            raise InvalidArgument(f"header {name!r} is not allowed")
-        if "\r" in value or "\n" in value or len(value) > 4096:
-            raise InvalidArgument(f"header {name!r} has an invalid value")
-    return dict(headers)
-
-
 def check_secret(secret: str) -> str:
     try:
         webhook.secret_key(secret)
@@ -207,9 +153,10 @@ def check_service_id(service_id: int) -> int:
 
 
 class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
-    def __init__(self, store: DeliveryStore, *, allow_private: bool,
-                 on_enqueued: Callable[[], None] = lambda: None):
-        self.store = store
+    def __init__(self, outbox: OutboxStore, subscriptions: SubscriptionStore, *,
+                 allow_private: bool, on_enqueued: Callable[[], None] = lambda: None):
+        self.outbox = outbox
+        self.subscriptions = subscriptions
         self.allow_private = allow_private
         self.on_enqueued = on_enqueued
 
@@ -239,12 +186,13 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
                 mode = MODE_TO_DB.get(request.mode)
                 if mode is None:
                     raise InvalidArgument("mode must be NOTIFY_MODE_ALL or NOTIFY_MODE_UNTIL_SUCCESS")
-                planned = plan_deliveries(event, mode, list(request.targets), list(request.subscriptions))
+                planned = plan_deliveries(event, mode, targets_to_domain(
+                    list(request.targets), list(request.subscriptions)))
             except InvalidArgument as err:
                 outcomes[index] = err
                 continue
             valid.append((index, event, mode, planned))
-        stored = self.store.enqueue_many([(e, m, p) for _, e, m, p in valid]) if valid else []
+        stored = self.outbox.enqueue_many([(e, m, p) for _, e, m, p in valid]) if valid else []
         created_any = False
         for (index, _, _, planned), (ids, created) in zip(valid, stored):
             if created:
@@ -265,7 +213,7 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
             status = STATUS_TO_DB.get(request.status)
             if status is None:
                 raise InvalidArgument("unknown status")
-        rows = self.store.list_deliveries(
+        rows = self.outbox.list_deliveries(
             alert_id=request.alert_id, service_id=request.service_id,
             target_id=request.target_id, webhook_id=request.webhook_id, status=status,
             limit=limit + 1, offset=request.offset)  # one past the page: is there another?
@@ -275,22 +223,22 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
     def RetryDelivery(self, request, context):
         if request.delivery_id < 1:
             raise InvalidArgument("delivery_id is required")
-        row = self.store.retry_by_hand(request.delivery_id)
+        row = self.outbox.retry_by_hand(request.delivery_id)
         self.on_enqueued()
         return delivery_pb2.RetryDeliveryResponse(delivery=delivery_to_pb(row))
 
     def CreateWebhook(self, request, context):
-        url = check_url(request.url, self.allow_private)
+        url = webhooks.check_url(request.url, allow_private=self.allow_private)
         service_id = check_service_id(request.service_id) if request.HasField("service_id") else None
-        headers = check_headers(dict(request.headers))
+        headers = webhooks.check_headers(dict(request.headers))
         secret = check_secret(request.secret) if request.HasField("secret") else webhook.generate_secret()
         enabled = request.enabled if request.HasField("enabled") else True
-        row = self.store.create_webhook(url, service_id, headers, secret, enabled)
+        row = self.subscriptions.create_webhook(url, service_id, headers, secret, enabled)
         return delivery_pb2.CreateWebhookResponse(webhook=webhook_to_pb(row), secret=secret)
 
     def ListWebhooks(self, request, context):
         service_id = check_service_id(request.service_id) if request.HasField("service_id") else None
-        rows = self.store.list_webhooks(service_id)
+        rows = self.subscriptions.list_webhooks(service_id)
         return delivery_pb2.ListWebhooksResponse(webhooks=[webhook_to_pb(r) for r in rows])
 
     def UpdateWebhook(self, request, context):
@@ -302,11 +250,13 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
         set_secret = request.HasField("secret")
         # An empty secret removes it: deliveries go out unsigned from then on.
         secret = check_secret(request.secret) if set_secret and request.secret else None
-        row = self.store.update_webhook(
+        row = self.subscriptions.update_webhook(
             request.webhook_id,
-            url=check_url(request.url, self.allow_private) if request.HasField("url") else None,
+            url=(webhooks.check_url(request.url, allow_private=self.allow_private)
+                 if request.HasField("url") else None),
             set_service=set_service, service_id=(request.service_id or None) if set_service else None,
-            headers=check_headers(dict(request.headers.values)) if request.HasField("headers") else None,
+            headers=(webhooks.check_headers(dict(request.headers.values))
+                     if request.HasField("headers") else None),
             set_secret=set_secret, secret=secret,
             enabled=request.enabled if request.HasField("enabled") else None)
         return delivery_pb2.UpdateWebhookResponse(webhook=webhook_to_pb(row))
@@ -314,17 +264,17 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
     def DeleteWebhook(self, request, context):
         if request.webhook_id < 1:
             raise InvalidArgument("webhook_id is required")
-        self.store.delete_webhook(request.webhook_id)
+        self.subscriptions.delete_webhook(request.webhook_id)
         return delivery_pb2.DeleteWebhookResponse()
 
     def ListWebhooksForService(self, request, context):
-        rows = self.store.list_webhooks_for_service(check_service_id(request.service_id))
+        rows = self.subscriptions.list_webhooks_for_service(check_service_id(request.service_id))
         return delivery_pb2.ListWebhooksForServiceResponse(webhooks=[webhook_to_pb(r) for r in rows])
 
     def ListWebhooksForServices(self, request, context):
         check_batch(len(request.service_ids), "service_ids")
         service_ids = [check_service_id(service_id) for service_id in request.service_ids]
-        per_service = self.store.list_webhooks_for_services(service_ids)
+        per_service = self.subscriptions.list_webhooks_for_services(service_ids)
         return delivery_pb2.ListWebhooksForServicesResponse(services=[
             delivery_pb2.ServiceWebhooks(service_id=service_id, webhooks=[webhook_to_pb(r) for r in rows])
             for service_id, rows in zip(service_ids, per_service)])

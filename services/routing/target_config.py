@@ -1,10 +1,9 @@
-"""What each notification target type needs in its ``config`` (SPEC section 5).
+"""What each notification target type needs in its ``config``.
 
 - slack: ``channel_id`` (non-empty string);
 - pagerduty: ``routing_key`` (non-empty string, the Events API v2 integration key);
-- webhook: ``url`` (http or https, with a host that passes the SSRF guard,
-  ``medic.ssrf``, as delivery's webhook subscriptions do) and optional
-  ``headers`` (an object of string -> string).
+- webhook: ``url`` and optional ``headers``, checked by the rule every webhook
+  destination follows (``medic.webhooks``, shared with delivery's subscriptions).
 
 Unknown fields are refused too, so that a typo (``chanel_id``) is caught when
 the target is created instead of when an alert is due. Errors name the field
@@ -15,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from medic import ssrf
+from medic import ssrf, webhooks
 from medic.errors import InvalidArgument
 from services.routing.selection import PAGERDUTY, SLACK, TARGET_TYPES, WEBHOOK
 
 MAX_VALUE_LENGTH = 2048
-MAX_HEADERS = 50
 
 REQUIRED = {SLACK: ("channel_id",), PAGERDUTY: ("routing_key",), WEBHOOK: ("url",)}
 OPTIONAL = {SLACK: (), PAGERDUTY: (), WEBHOOK: ("headers",)}
@@ -33,41 +31,6 @@ def _string(config: Mapping[str, Any], name: str) -> str:
     if len(value) > MAX_VALUE_LENGTH:
         raise InvalidArgument(f"config.{name} must be at most {MAX_VALUE_LENGTH} characters")
     return value.strip()
-
-
-def _url(config: Mapping[str, Any], allow_private: bool, resolver: ssrf.Resolver | None) -> str:
-    # Checked here as well as at send time, so that a bad destination is refused
-    # when the target is saved, not when an alert is due. The messages leave the
-    # host out: it is part of the URL, which may be a secret.
-    url = _string(config, "url")
-    try:
-        ssrf.check_destination(url, allow_private=allow_private, resolver=resolver)
-    except ssrf.UnresolvableHost:
-        raise InvalidArgument("config.url refused: cannot resolve its host") from None
-    except ssrf.NonPublicDestination:
-        raise InvalidArgument("config.url refused: its host is or resolves to a loopback, "
-                              "private, link-local, metadata or otherwise non-public address") from None
-    except ssrf.UnsafeDestination as exc:
-        raise InvalidArgument(f"config.url must be an http or https URL with a host ({exc})") from None
-    return url
-
-
-def _headers(config: Mapping[str, Any]) -> dict[str, str]:
-    headers = config.get("headers")
-    if headers is None:
-        return {}
-    if not isinstance(headers, Mapping):
-        raise InvalidArgument("config.headers must be an object of header name -> string value")
-    if len(headers) > MAX_HEADERS:
-        raise InvalidArgument(f"config.headers may hold at most {MAX_HEADERS} headers")
-    out = {}
-    for name, value in headers.items():
-        if not isinstance(name, str) or not name.strip() or any(c in name for c in ":\r\n "):
-            raise InvalidArgument("config.headers has an invalid header name")
-        if not isinstance(value, str) or "\r" in value or "\n" in value:
-            raise InvalidArgument(f"config.headers.{name} must be a single-line string")
-        out[name] = value
-    return out
 
 
 def validate_config(target_type: str, config: Mapping[str, Any] | None, *, allow_private: bool,
@@ -97,8 +60,9 @@ def _known_fields(target_type: str, config: Mapping[str, Any], allow_private: bo
         return {"channel_id": _string(config, "channel_id")}
     if target_type == PAGERDUTY:
         return {"routing_key": _string(config, "routing_key")}
-    normalized: dict[str, Any] = {"url": _url(config, allow_private, resolver)}
-    headers = _headers(config)
+    normalized: dict[str, Any] = {"url": webhooks.check_url(
+        config.get("url"), allow_private=allow_private, resolver=resolver, field="config.url")}
+    headers = webhooks.check_headers(config.get("headers"), field="config.headers")
     if headers:
         normalized["headers"] = headers
     return normalized

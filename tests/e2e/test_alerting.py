@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.e2e.system import System
-from tests.fakes import PagerDutyReceiver, Reply, SlackReceiver, WebhookReceiver
+from tests.support.system import System
+from tests.support.receivers import PagerDutyReceiver, Reply, SlackReceiver, WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from medic.client import MedicClient
 from medic.v1 import heartbeat_pb2 as pb
-from tests.e2e.conftest import start_medic
+from tests.support.system import start_medic
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,8 @@ import time
 import pytest
 import requests
 
-from tests.e2e.conftest import start_medic
-from tests.fakes import PagerDutyReceiver, WebhookReceiver
+from tests.support.system import start_medic
+from tests.support.receivers import PagerDutyReceiver, WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 

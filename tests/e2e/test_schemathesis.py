@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import start_medic
+from tests.support.system import start_medic
 
 pytestmark = pytest.mark.e2e
 

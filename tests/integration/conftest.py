@@ -1,20 +1,24 @@
+"""Fixtures of the integration tests: real services on loopback, one at a time
+or all of them with auth enforced (``stack``), gateways in front of them, and
+routing with delivery behind a Slack stand-in."""
 from __future__ import annotations
 
 import dataclasses
 
 import grpc
 import pytest
-import requests
-
-from gateway.app import create_app
-from tests.conftest import free_port
-from tests.support.http import ThreadedUvicorn
 
 from medic.config import Settings
 from medic.server import create_server
-from medic.v1 import heartbeat_pb2_grpc
+from medic.v1 import delivery_pb2_grpc, heartbeat_pb2_grpc, routing_pb2_grpc
 from services.heartbeat import app as heartbeat_app
 from services.routing import app as routing_app
+from tests.support.authorizers import AllowAll
+from tests.support.http import HttpClient
+from tests.support.receivers import SlackReceiver, WebhookReceiver
+from tests.support.routing import start_delivery, start_routing
+from tests.support.servers import serving
+from tests.support.stack import Stack, start_gateway
 
 
 @pytest.fixture
@@ -24,9 +28,8 @@ def settings(database_url):
 
 @pytest.fixture
 def heartbeat_server(settings, db):
-    running = create_server(heartbeat_app.build(settings, db=db), port=0, workers=16)
-    yield running
-    running.stop(grace=2)
+    with serving(heartbeat_app.build(settings, db=db), AllowAll(), workers=16, grace=2) as running:
+        yield running
 
 
 @pytest.fixture
@@ -45,17 +48,8 @@ def heartbeats(heartbeat_channel):
 @pytest.fixture
 def routing_server(settings, db):
     """A real routing service (its delivery target is the default, usually down)."""
-    running = create_server(routing_app.build(settings, db=db), port=0, workers=8)
-    yield running
-    running.stop(grace=1)
-
-
-@dataclasses.dataclass
-class Stack:
-    """Every Medic service in-process on loopback, with auth enforced, on one test database."""
-    settings: Settings
-    admin_key: str
-    servers: dict
+    with serving(routing_app.build(settings, db=db), AllowAll()) as running:
+        yield running
 
 
 @pytest.fixture
@@ -63,7 +57,7 @@ def stack(database_url, db, tmp_path):
     from medic.authz import KeyAuthorizer
     from services.auth import app as auth_app, bootstrap
     from services.delivery import app as delivery_app
-    from tests.integration.auth_support import SERVICE_TOKEN
+    from tests.support.auth import SERVICE_TOKEN
 
     settings = Settings(database_url=database_url, service_token=SERVICE_TOKEN, data_dir=tmp_path,
                         monitor_enabled=False, auth_cache_ttl_seconds=1.0, webhook_allow_private=True)
@@ -87,47 +81,11 @@ def stack(database_url, db, tmp_path):
         servers[name].stop(1)
 
 
-def start_gateway(stack: Stack, **overrides) -> ThreadedUvicorn:
-    from medic.authz import AsyncKeyAuthorizer, service_credential_metadata
-
-    settings = dataclasses.replace(stack.settings, **overrides)
-    app = create_app(settings, authorizer=AsyncKeyAuthorizer(settings),
-                     credential_metadata=service_credential_metadata(settings))
-    return ThreadedUvicorn(app, free_port()).start()
-
-
 @pytest.fixture
 def gateway(stack):
     server = start_gateway(stack)
     yield server
     server.stop()
-
-
-class HttpClient:
-    """requests against one gateway, with a timeout on every call and, when given,
-    an API key."""
-
-    def __init__(self, url: str, key: str | None = None):
-        self.url = url
-        self.session = requests.Session()
-        if key:
-            self.session.headers["Authorization"] = f"Bearer {key}"
-
-    def request(self, method, path, **kw):
-        kw.setdefault("timeout", 10)
-        return self.session.request(method, self.url + path, **kw)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, json=None, data=None, **kw):
-        return self.request("POST", path, json=json, data=data, **kw)
-
-    def patch(self, path, json=None, **kw):
-        return self.request("PATCH", path, json=json, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
 
 
 @pytest.fixture
@@ -136,3 +94,56 @@ def http(gateway, stack):
     client = HttpClient(gateway.url, stack.admin_key)
     yield client
     client.session.close()
+
+
+@pytest.fixture
+def routing_factory(settings, db):
+    """Starts routing servers pointed at a delivery port; yields stubs."""
+    started = []
+
+    def start(delivery_port: int, default_channel: str = "", **overrides):
+        running = start_routing(settings, db, delivery_port, default_channel, **overrides)
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+        started.append((running, channel))
+        return routing_pb2_grpc.RoutingServiceStub(channel)
+
+    yield start
+    for running, channel in started:
+        channel.close()
+        running.stop(grace=1)
+
+
+@pytest.fixture
+def fake_slack():
+    """A local stand-in for the Slack Web API."""
+    receiver = SlackReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def delivery_server(settings, fake_slack):
+    running = start_delivery(settings, fake_slack.url)
+    yield running
+    running.stop(grace=1)
+
+
+@pytest.fixture
+def deliveries(delivery_server):
+    channel = grpc.insecure_channel(f"127.0.0.1:{delivery_server.port}")
+    yield delivery_pb2_grpc.DeliveryServiceStub(channel)
+    channel.close()
+
+
+@pytest.fixture
+def routing(routing_factory, delivery_server):
+    """Routing in front of the delivery server (test modules that manage teams and
+    targets only override it with one that needs no delivery)."""
+    return routing_factory(delivery_server.port)
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback."""
+    with WebhookReceiver() as hook:
+        yield hook

@@ -12,11 +12,12 @@ import pytest
 from medic.config import Settings
 from medic.db import Database
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from medic.v1 import heartbeat_pb2 as pb, routing_pb2_grpc
 from services.heartbeat.alerting import LifecyclePolicy
 from services.heartbeat.handoff import Dispatcher
 from services.heartbeat.monitor import Monitor
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 @pytest.fixture
@@ -196,7 +197,7 @@ def test_hand_off_retries_until_routing_accepts_and_keeps_the_order(heartbeats, 
     """Routing (real, with a real delivery behind it) is down at first, then comes up."""
     from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2
     from services.routing import app as routing_app
-    from tests.integration.routing_support import start_delivery
+    from tests.support.routing import start_delivery
 
     service = register(heartbeats, interval=60)
     beat(heartbeats, status="FAILED")
@@ -213,7 +214,7 @@ def test_hand_off_retries_until_routing_accepts_and_keeps_the_order(heartbeats, 
     delivery = start_delivery(settings, "http://127.0.0.1:9")
     routing_settings = dataclasses.replace(settings, delivery_target=f"127.0.0.1:{delivery.port}",
                                            slack_default_channel="CFALLBACK")
-    running = create_server(routing_app.build(routing_settings, db=db), port=port)
+    running = create_server(routing_app.build(routing_settings, db=db), port=port, authorizer=AllowAll())
     delivery_channel = grpc.insecure_channel(f"127.0.0.1:{delivery.port}")
     try:
         db.execute("UPDATE alert_notifications SET due_at = now()")  # skip the back-off pause

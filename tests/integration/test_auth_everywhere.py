@@ -1,6 +1,7 @@
-"""Authentication is enforced everywhere but where SPEC 4 says it is not: every
-HTTP route of the gateway and every RPC of every service refuses a caller
-without a key; health, metrics, docs, gRPC health and reflection stay open."""
+"""Authentication is enforced everywhere but on the paths docs/architecture.md
+(Authentication) names as open: every HTTP route of the gateway and every RPC
+of every service refuses a caller without a key; health, metrics, docs, gRPC
+health and reflection stay open."""
 from __future__ import annotations
 
 import grpc
@@ -8,7 +9,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from medic import contracts
-from tests.integration.conftest import HttpClient, start_gateway
+from tests.support.http import HttpClient
+from tests.support.stack import start_gateway
 
 SERVICES = {"auth": "medic.v1.AuthService", "heartbeat": "medic.v1.HeartbeatService",
             "routing": "medic.v1.RoutingService", "delivery": "medic.v1.DeliveryService"}
@@ -18,7 +20,7 @@ PUBLIC_PATHS = {"/health", "/health/live", "/health/ready", "/v1/healthcheck/net
 
 
 def test_every_route_but_the_public_ones_needs_a_key(stack):
-    """SPEC 4 names the paths open without a key; every other route of the gateway,
+    """The paths open without a key are named in docs/architecture.md; every other route of the gateway,
     whatever its method, answers 401 to a caller without one."""
     import re
 
@@ -35,7 +37,7 @@ def test_every_route_but_the_public_ones_needs_a_key(stack):
             for method in sorted((route.methods or set()) - {"HEAD"}):
                 status = http.request(method, path, json={}).status_code
                 if route.path in PUBLIC_PATHS or route.path.startswith("/docs"):
-                    assert status != 401, f"{method} {route.path} is public (SPEC 4)"
+                    assert status != 401, f"{method} {route.path} is public (not one of the open paths)"
                 else:
                     assert status == 401, f"{method} {route.path} answered {status} without a key"
                     checked += 1

@@ -13,7 +13,7 @@ from medic.authz import AsyncKeyAuthorizer
 from medic.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from medic.v1 import heartbeat_pb2
 from services.auth import bootstrap
-from tests.integration.auth_support import (SERVICE_TOKEN, Client, auth_settings, start_auth_server,
+from tests.support.auth import (SERVICE_TOKEN, Client, auth_settings, start_auth_server,
                                             start_heartbeat_server)
 
 READ = contracts.policy_for("/medic.v1.HeartbeatService/ListServices")

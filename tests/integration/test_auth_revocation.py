@@ -16,7 +16,7 @@ import grpc
 
 from medic.v1 import auth_pb2, heartbeat_pb2
 from services.auth import bootstrap
-from tests.integration.auth_support import (Client, auth_settings, bearer, start_auth_server,
+from tests.support.auth import (Client, auth_settings, bearer, start_auth_server,
                                             start_heartbeat_server)
 
 TTL = 1.0
@@ -38,6 +38,17 @@ def serve_heartbeat_in_this_process() -> None:
     running.stop(grace=1)
 
 
+def revoke_and_wait_until_refused(client, admin_key: str, key: str, listing) -> None:
+    """Revokes ``key`` through ``client``'s auth server, then waits while the
+    heartbeat server still accepts it: at most the cache TTL (and a second)."""
+    client.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key.split("_")[1]),
+                             metadata=bearer(admin_key))
+    revoked_at = time.monotonic()
+    while client.code_of(client.heartbeat.ListServices, listing, key) == grpc.StatusCode.OK:
+        assert time.monotonic() - revoked_at <= TTL + 1, "revoked key still accepted"
+        time.sleep(0.05)
+
+
 def test_revoked_key_is_rejected_within_cache_ttl_in_another_process(database_url, db, tmp_path):
     settings = auth_settings(database_url, data_dir=tmp_path, auth_cache_ttl_seconds=TTL)
     auth = start_auth_server(settings, db)
@@ -55,12 +66,7 @@ def test_revoked_key_is_rejected_within_cache_ttl_in_another_process(database_ur
         listing = heartbeat_pb2.ListServicesRequest()
         assert client.code_of(client.heartbeat.ListServices, listing, key) == grpc.StatusCode.OK
 
-        client.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key.split("_")[1]),
-                                 metadata=bearer(admin_key))
-        revoked_at = time.monotonic()
-        while client.code_of(client.heartbeat.ListServices, listing, key) == grpc.StatusCode.OK:
-            assert time.monotonic() - revoked_at <= TTL + 1, "revoked key still accepted"
-            time.sleep(0.05)
+        revoke_and_wait_until_refused(client, admin_key, key, listing)
         assert client.code_of(client.heartbeat.ListServices, listing, key) == \
             grpc.StatusCode.UNAUTHENTICATED
     finally:
@@ -88,12 +94,7 @@ def test_revocation_through_one_auth_replica_applies_through_another(database_ur
         assert via_a.code_of(via_a.heartbeat.ListServices, listing, key) == grpc.StatusCode.OK
         time.sleep(TTL * 0.8)  # B's knowledge of the key ages
         via_a.code_of(via_a.heartbeat.ListServices, listing, key)
-        via_a.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key.split("_")[1]),
-                                metadata=bearer(admin_key))
-        revoked_at = time.monotonic()
-        while via_a.code_of(via_a.heartbeat.ListServices, listing, key) == grpc.StatusCode.OK:
-            assert time.monotonic() - revoked_at <= TTL + 1, "revoked key still accepted"
-            time.sleep(0.05)
+        revoke_and_wait_until_refused(via_a, admin_key, key, listing)
     finally:
         via_a.close()
         heartbeat.stop(grace=1)

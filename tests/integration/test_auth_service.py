@@ -15,7 +15,7 @@ from medic.errors import Unauthenticated
 from medic.v1 import auth_pb2, heartbeat_pb2, options_pb2
 from services.auth import bootstrap
 from services.auth.metrics import ARGON2_VERIFICATIONS
-from tests.integration.auth_support import (SERVICE_TOKEN, Client, auth_settings, bearer,
+from tests.support.auth import (SERVICE_TOKEN, Client, auth_settings, bearer,
                                             register_request, start_auth_server,
                                             start_heartbeat_server)
 

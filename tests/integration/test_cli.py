@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from medic_cli import main as cli
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 @dataclass
@@ -187,8 +187,8 @@ def test_teams_targets_webhooks_and_deliveries(admin):
 
 
 def test_a_failed_delivery_retried_with_the_cli_goes_out_again_and_succeeds(admin, stack, db):
-    from tests.fakes import Reply, WebhookReceiver
-    from tests.integration.delivery_support import failed_delivery_in_stack, wait_until_final
+    from tests.support.receivers import Reply, WebhookReceiver
+    from tests.support.delivery import failed_delivery_in_stack, wait_until_final
 
     with WebhookReceiver() as hook:
         hook.script(Reply(410))  # fails for good; the receiver answers 200 from then on

@@ -14,9 +14,11 @@ from medic.client import MedicClient
 from medic.config import Settings
 from medic.db import Database
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from medic.v1 import heartbeat_pb2
 from services.heartbeat import app as heartbeat_app
-from tests.conftest import free_port, with_database
+from tests.support.databases import with_database
+from tests.support.ports import free_port
 
 
 def served(method: str, code: str) -> float:
@@ -32,7 +34,8 @@ def test_call_is_retried_until_the_server_comes_up(database_url, db):
 
     def start_later():
         time.sleep(0.5)  # the first attempt meets a closed port
-        started.append(create_server(heartbeat_app.build(settings, db=db), port=port, workers=4))
+        started.append(create_server(heartbeat_app.build(settings, db=db), port=port, workers=4,
+                                     authorizer=AllowAll()))
 
     before = served("ListServices", "OK")
     starter = threading.Thread(target=start_later)
@@ -66,7 +69,7 @@ def test_call_gives_up_after_its_retries_when_the_service_answers_unavailable(pg
     missing = with_database(pg_server_url, "medic_no_such_database")
     db = Database(missing, size=2, application_name="medic-test", connect_timeout=2)
     running = create_server(heartbeat_app.build(Settings(database_url=missing, monitor_enabled=False), db=db),
-                            port=0, workers=4)
+                            port=0, workers=4, authorizer=AllowAll())
     before = served("ListServices", "UNAVAILABLE")
     try:
         with MedicClient(f"127.0.0.1:{running.port}", retries=2, backoff=0.05) as client:

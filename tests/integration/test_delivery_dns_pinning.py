@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from medic import ssrf
+from services.delivery.integrations.webhook import WebhookSender
 from services.delivery.model import Notification, Outcome
-from services.delivery.webhook import WebhookSender
-from tests.fakes import WebhookReceiver
 
 
 def notification(url: str) -> Notification:
@@ -19,12 +16,6 @@ def notification(url: str) -> Notification:
     return Notification(delivery_id=1, claim_token="t", target_type="webhook", config={"url": url},
                         event=event, idempotency_key="alert-1-trigger.0",
                         destination_key="webhook:x", round_attempts=1)
-
-
-@pytest.fixture
-def receiver():
-    with WebhookReceiver() as hook:
-        yield hook
 
 
 def test_a_name_that_turns_private_after_the_check_is_refused_at_connect_time(monkeypatch, receiver):

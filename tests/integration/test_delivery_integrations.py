@@ -11,10 +11,9 @@ import grpc
 import pytest
 
 from medic.v1 import common_pb2, delivery_pb2
-from tests.fakes import PagerDutyReceiver, Reply, SlackReceiver, WebhookReceiver, slack_error
-from tests.integration.delivery_support import (
-    alert_event, delivery_server, enqueue, fast_settings, pagerduty_target, slack_target,
-    wait_until_final, webhook_target)
+from tests.support.receivers import PagerDutyReceiver, Reply, SlackReceiver, WebhookReceiver, slack_error
+from tests.support.delivery import delivery_server, enqueue, fast_settings, wait_until_final
+from tests.support.events import alert_event, pagerduty_target, slack_target, webhook_target
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,18 +9,12 @@ import grpc
 import pytest
 
 from medic.v1 import common_pb2, delivery_pb2
-from tests.fakes import Reply, WebhookReceiver
-from tests.integration.delivery_support import (
-    alert_event, delivery_server, enqueue, fast_settings, statuses, wait_until_final,
-    webhook_target)
+from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.delivery import (delivery_server, enqueue, fast_settings, statuses,
+    wait_until_final)
+from tests.support.events import alert_event, webhook_target
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def receiver():
-    with WebhookReceiver() as hook:
-        yield hook
 
 
 def test_500_500_200_is_delivered_on_the_third_attempt_on_the_default_schedule(db, receiver):
@@ -83,7 +77,7 @@ def test_429_with_retry_after_is_retried_no_sooner_than_asked(db, receiver):
 
 
 def test_connection_refused_is_retryable(db, receiver):
-    from tests.conftest import free_port
+    from tests.support.ports import free_port
     dead = f"http://127.0.0.1:{free_port()}/hook"
     with delivery_server(fast_settings(db.dsn, delivery_retry_delays=(0.1,)), db) as stub:
         ids = enqueue(stub, alert_event(), [webhook_target(dead)]).delivery_ids
@@ -235,10 +229,11 @@ def test_invalid_plans_are_rejected(db):
 
 def test_graceful_stop_releases_unfinished_deliveries(db, receiver):
     from medic.server import create_server
+    from tests.support.authorizers import AllowAll
     from services.delivery import app as delivery_app
     receiver.script(Reply(200, delay=2.0))
     settings = fast_settings(db.dsn)
-    running = create_server(delivery_app.build(settings, db=db), port=0, workers=4)
+    running = create_server(delivery_app.build(settings, db=db), port=0, workers=4, authorizer=AllowAll())
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     from medic.v1 import delivery_pb2_grpc
     stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
@@ -303,16 +298,18 @@ def test_outcomes_recorded_in_one_batch_honour_claim_tokens_and_chains(db):
     """The recorder writes many outcomes at once: an outcome whose claim was taken
     over after its lease is dropped (the new holder's attempt counts), and a
     chain's next target becomes due when its predecessor failed for good."""
-    from services.delivery.servicer import event_to_domain, plan_deliveries
-    from services.delivery.store import Attempt, DeliveryStore
+    from services.delivery.outbox import Attempt, OutboxStore
+    from services.delivery.planning import plan_deliveries
+    from services.delivery.servicer import event_to_domain, targets_to_domain
 
-    store = DeliveryStore(db)
+    store = OutboxStore(db)
     alone = event_to_domain(alert_event(alert_id=71))
-    store.enqueue(alone, "all", plan_deliveries(alone, "all", [webhook_target("http://a.example/h")], []))
+    store.enqueue(alone, "all", plan_deliveries(
+        alone, "all", targets_to_domain([webhook_target("http://a.example/h")], [])))
     chained = event_to_domain(alert_event(alert_id=72))
     chain_ids, _ = store.enqueue(chained, "until_success", plan_deliveries(
         chained, "until_success",
-        [webhook_target("http://b.example/h"), webhook_target("http://c.example/h")], []))
+        targets_to_domain([webhook_target("http://b.example/h"), webhook_target("http://c.example/h")], [])))
     first = {r["delivery_id"]: r for r in store.claim_due(10, 60.0, lambda _key: 10)}
     assert chain_ids[1] not in first  # waits for the first target of its chain
     alone_id = next(i for i in first if i not in chain_ids)
@@ -337,19 +334,22 @@ def test_outcomes_recorded_in_one_batch_honour_claim_tokens_and_chains(db):
 def test_events_waiting_for_their_trigger_do_not_hide_other_due_deliveries(db):
     """A RESOLVE waits while its TRIGGER to the same place is retrying; hundreds of
     such waiting rows, older than everything else, must not stop other claims."""
-    from services.delivery.servicer import event_to_domain, plan_deliveries
-    from services.delivery.store import DeliveryStore
+    from services.delivery.outbox import OutboxStore
+    from services.delivery.planning import plan_deliveries
+    from services.delivery.servicer import event_to_domain, targets_to_domain
 
-    store = DeliveryStore(db)
+    store = OutboxStore(db)
     for alert_id in range(1, 301):
         for kind in ("trigger", "resolve"):
             event = event_to_domain(alert_event(alert_id, kind))
-            store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target("http://slow.example/h")], []))
+            store.enqueue(event, "all", plan_deliveries(
+                event, "all", targets_to_domain([webhook_target("http://slow.example/h")], [])))
     db.execute("UPDATE deliveries SET status = 'retrying', next_attempt_at = now() + interval '5 minutes' "
                "WHERE kind = 'trigger'")
     db.execute("UPDATE deliveries SET next_attempt_at = now() - interval '1 minute' WHERE kind = 'resolve'")
     healthy = event_to_domain(alert_event(1000))
-    ids, _ = store.enqueue(healthy, "all", plan_deliveries(healthy, "all", [webhook_target("http://ok.example/h")], []))
+    ids, _ = store.enqueue(healthy, "all", plan_deliveries(
+        healthy, "all", targets_to_domain([webhook_target("http://ok.example/h")], [])))
 
     assert [r["delivery_id"] for r in store.claim_due(1, 60.0, lambda _key: 10)] == ids
 
@@ -381,13 +381,15 @@ def test_a_claim_that_loses_its_rows_to_another_worker_takes_the_next_ones(db):
     """Claims read candidates without locks and lock only the rows they choose: when
     another worker claims those first, the claim looks again past them instead of
     coming back empty (its worker would idle until the next poll)."""
-    from services.delivery.servicer import event_to_domain, plan_deliveries
-    from services.delivery.store import DeliveryStore
+    from services.delivery.outbox import OutboxStore
+    from services.delivery.planning import plan_deliveries
+    from services.delivery.servicer import event_to_domain, targets_to_domain
 
-    store, other = DeliveryStore(db), DeliveryStore(db)
+    store, other = OutboxStore(db), OutboxStore(db)
     for alert_id in range(1, 11):
         event = event_to_domain(alert_event(alert_id))
-        store.enqueue(event, "all", plan_deliveries(event, "all", [webhook_target(f"http://h{alert_id}.example/h")], []))
+        store.enqueue(event, "all", plan_deliveries(
+            event, "all", targets_to_domain([webhook_target(f"http://h{alert_id}.example/h")], [])))
     taken_first: list[int] = []
 
     def room(_key):

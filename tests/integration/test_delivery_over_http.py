@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import Reply, WebhookReceiver
-from tests.integration.delivery_support import (
-    alert_event, enqueue_in_stack, failed_delivery_in_stack, wait_until_final, webhook_target)
+from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.delivery import enqueue_in_stack, failed_delivery_in_stack, wait_until_final
+from tests.support.events import alert_event, webhook_target
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.delivery.servicer import event_to_domain, plan_deliveries
-from services.delivery.store import DeliveryStore
-from tests.fakes import PagerDutyReceiver, Reply, WebhookReceiver
-from tests.integration.delivery_support import (
-    alert_event, fast_settings, pagerduty_target, process_log, start_delivery_process, statuses,
-    stop_process, wait_until_final, webhook_target)
+from services.delivery.outbox import OutboxStore
+from services.delivery.planning import plan_deliveries
+from services.delivery.servicer import event_to_domain, targets_to_domain
+from tests.support.receivers import PagerDutyReceiver, Reply, WebhookReceiver
+from tests.support.delivery import (fast_settings, process_log, start_delivery_process, statuses,
+    stop_process, wait_until_final)
+from tests.support.events import alert_event, pagerduty_target, webhook_target
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.timeout(120)
 def enqueue_direct(db, event, targets, mode="all") -> list[int]:
     """Enqueues through the delivery store, as EnqueueNotifications does."""
     domain = event_to_domain(event)
-    ids, _ = DeliveryStore(db).enqueue(domain, mode, plan_deliveries(domain, mode, targets, []))
+    ids, _ = OutboxStore(db).enqueue(domain, mode, plan_deliveries(domain, mode, targets_to_domain(targets, [])))
     return ids
 
 

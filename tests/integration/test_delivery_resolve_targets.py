@@ -1,5 +1,5 @@
-"""A RESOLVE goes only to the targets that heard of the alert (SPEC section 5:
-REMINDER and RESOLVE go to the targets the TRIGGER went to). Routing sends a
+"""A RESOLVE goes only to the targets that heard of the alert (REMINDER and
+RESOLVE go to the targets the TRIGGER went to). Routing sends a
 RESOLVE to every target of the alert's route; delivery skips a target for which
 every earlier event of the alert was skipped. Real routing, real delivery, a
 local Slack stand-in and PostgreSQL."""
@@ -11,11 +11,11 @@ import pytest
 from google.protobuf import struct_pb2
 
 from medic.v1 import common_pb2, delivery_pb2, events_pb2, routing_pb2
-from tests.fakes import Reply, SlackReceiver, slack_error
-from tests.integration import delivery_support
-from tests.integration.delivery_support import enqueue, fast_settings, slack_target, wait_until_final
-from tests.integration.routing_support import (  # noqa: F401 (fixtures)
-    alert_event, deliveries, delivery_server, fake_slack, register_service, routing_factory)
+from tests.support.receivers import Reply, SlackReceiver, slack_error
+from tests.support import delivery as delivery_support
+from tests.support.delivery import enqueue, fast_settings, wait_until_final
+from tests.support.events import alert_event, slack_target
+from tests.support.routing import register_service
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,11 +23,6 @@ TRIGGER = events_pb2.ALERT_EVENT_KIND_TRIGGER
 REMINDER = events_pb2.ALERT_EVENT_KIND_REMINDER
 RESOLVE = events_pb2.ALERT_EVENT_KIND_RESOLVE
 SLACK_OK = Reply(200, {"ok": True, "channel": "C0", "ts": "1700000000.000100"})
-
-
-@pytest.fixture
-def routing(routing_factory, delivery_server):
-    return routing_factory(delivery_server.port)
 
 
 def two_slack_targets(routing, heartbeats, name: str):
@@ -45,6 +40,13 @@ def two_slack_targets(routing, heartbeats, name: str):
 def route(routing, service, kind, alert_id, seq=""):
     routing.RouteAlert(routing_pb2.RouteAlertRequest(
         event=alert_event(service, kind, alert_id=alert_id, seq=seq)))
+
+
+def trigger_then_resolve(routing, db, deliveries, service, alert_id):
+    """Routes the alert's TRIGGER and RESOLVE; its deliveries once final."""
+    route(routing, service, TRIGGER, alert_id=alert_id)
+    route(routing, service, RESOLVE, alert_id=alert_id)
+    return final_deliveries(db, deliveries, alert_id)
 
 
 def final_deliveries(db, deliveries, alert_id):
@@ -73,10 +75,8 @@ def test_a_resolve_reaches_only_the_target_the_trigger_went_to(routing, heartbea
     # #FIRST answers slowly: the RESOLVE is routed while the TRIGGER is still in
     # flight, so its delivery to #SECOND must wait for the TRIGGER's to finish.
     fake_slack.script(Reply(200, SLACK_OK.body, delay=0.5))
-    route(routing, service, TRIGGER, alert_id=31)
-    route(routing, service, RESOLVE, alert_id=31)
 
-    outcome = final_deliveries(db, deliveries, 31)
+    outcome = trigger_then_resolve(routing, db, deliveries, service, 31)
 
     assert {key: status for key, (status, _) in outcome.items()} == {
         ("trigger", "FIRST"): "success", ("trigger", "SECOND"): "skipped",
@@ -88,10 +88,8 @@ def test_a_resolve_reaches_only_the_target_the_trigger_went_to(routing, heartbea
 def test_a_resolve_reaches_every_target_that_was_tried(routing, heartbeats, deliveries, db, fake_slack):
     service = two_slack_targets(routing, heartbeats, "api")
     fake_slack.script(slack_error("channel_not_found"))  # #FIRST fails for good, #SECOND takes over
-    route(routing, service, TRIGGER, alert_id=32)
-    route(routing, service, RESOLVE, alert_id=32)
 
-    outcome = final_deliveries(db, deliveries, 32)
+    outcome = trigger_then_resolve(routing, db, deliveries, service, 32)
 
     assert {key: status for key, (status, _) in outcome.items()} == {
         ("trigger", "FIRST"): "failed", ("trigger", "SECOND"): "success",
@@ -124,12 +122,12 @@ def test_a_resolve_without_earlier_deliveries_is_sent_and_a_skipped_one_can_be_s
     with SlackReceiver() as slack:
         settings = fast_settings(db.dsn, slack_api_url=slack.url, delivery_http_timeout_seconds=5.0)
         with delivery_support.delivery_server(settings, db) as stub:
-            alone = enqueue(stub, delivery_support.alert_event(41, "resolve"), [slack_target("ALONE", 5)]).delivery_ids
-            trigger = enqueue(stub, delivery_support.alert_event(42, "trigger"),
+            alone = enqueue(stub, alert_event(41, "resolve"), [slack_target("ALONE", 5)]).delivery_ids
+            trigger = enqueue(stub, alert_event(42, "trigger"),
                               [slack_target("FIRST", 1), slack_target("SECOND", 2)],
                               mode=common_pb2.NOTIFY_MODE_UNTIL_SUCCESS).delivery_ids
             wait_until_final(db, list(alone) + list(trigger))
-            resolve = enqueue(stub, delivery_support.alert_event(42, "resolve"),
+            resolve = enqueue(stub, alert_event(42, "resolve"),
                               [slack_target("FIRST", 1), slack_target("SECOND", 2)]).delivery_ids
             skipped = wait_until_final(db, resolve)[resolve[1]]
             stub.RetryDelivery(delivery_pb2.RetryDeliveryRequest(delivery_id=resolve[1]))
@@ -150,11 +148,11 @@ def test_a_chained_resolve_skipped_for_a_target_passes_its_turn_to_the_next(db):
         targets = [slack_target("FIRST", 1), slack_target("SECOND", 2), slack_target("THIRD", 3)]
         until_success = common_pb2.NOTIFY_MODE_UNTIL_SUCCESS
         with delivery_support.delivery_server(settings, db) as stub:
-            trigger = enqueue(stub, delivery_support.alert_event(43, "trigger"), targets,
+            trigger = enqueue(stub, alert_event(43, "trigger"), targets,
                               mode=until_success).delivery_ids
             wait_until_final(db, trigger)  # #FIRST got it; #SECOND and #THIRD skipped
             slack.script(slack_error("channel_not_found"))  # the RESOLVE to #FIRST fails for good
-            resolve = enqueue(stub, delivery_support.alert_event(43, "resolve"), targets,
+            resolve = enqueue(stub, alert_event(43, "resolve"), targets,
                               mode=until_success).delivery_ids
             rows = wait_until_final(db, resolve)
         channels = [r.json()["channel"] for r in slack.requests]
@@ -172,10 +170,10 @@ def test_a_resolve_skipped_after_its_chain_succeeded_is_sent_when_retried_by_han
         targets = [slack_target("FIRST", 1), slack_target("SECOND", 2)]
         until_success = common_pb2.NOTIFY_MODE_UNTIL_SUCCESS
         with delivery_support.delivery_server(settings, db) as stub:
-            trigger = enqueue(stub, delivery_support.alert_event(44, "trigger"), targets,
+            trigger = enqueue(stub, alert_event(44, "trigger"), targets,
                               mode=until_success).delivery_ids
             wait_until_final(db, trigger)  # #FIRST got it; #SECOND skipped
-            resolve = enqueue(stub, delivery_support.alert_event(44, "resolve"), targets,
+            resolve = enqueue(stub, alert_event(44, "resolve"), targets,
                               mode=until_success).delivery_ids
             skipped = wait_until_final(db, resolve)[resolve[1]]
             answer = stub.RetryDelivery(delivery_pb2.RetryDeliveryRequest(delivery_id=resolve[1]))

@@ -15,10 +15,10 @@ import urllib3
 
 from services.delivery import http
 from services.delivery.model import Outcome
-from tests.fakes import Reply, WebhookReceiver
-from tests.integration.delivery_support import (
-    DrippingReceiver, alert_event, delivery_server, enqueue, fast_settings, statuses,
-    webhook_target)
+from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.delivery import (DrippingReceiver, delivery_server, enqueue, fast_settings,
+    statuses)
+from tests.support.events import alert_event, webhook_target
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,15 +10,12 @@ import grpc
 import psycopg2
 
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from medic.v1 import delivery_pb2_grpc
 from services.delivery import app as delivery_app
-from tests.fakes import Reply, WebhookReceiver
-from tests.integration.delivery_support import (
-    alert_event,
-    enqueue,
-    fast_settings,
-    webhook_target,
-)
+from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.delivery import enqueue, fast_settings
+from tests.support.events import alert_event, webhook_target
 
 
 def test_deliveries_sent_before_shutdown_are_recorded_not_released(db):
@@ -29,7 +26,8 @@ def test_deliveries_sent_before_shutdown_are_recorded_not_released(db):
     with WebhookReceiver() as first, WebhookReceiver() as second:
         first.script(Reply(200, delay=0.4))
         second.script(Reply(200, delay=1.0))
-        running = create_server(delivery_app.build(fast_settings(db.dsn), db=db), port=0, workers=4)
+        running = create_server(delivery_app.build(fast_settings(db.dsn), db=db), port=0, workers=4,
+                                authorizer=AllowAll())
         channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
         stub = delivery_pb2_grpc.DeliveryServiceStub(channel)
         ids = enqueue(stub, alert_event(), [webhook_target(first.url, target_id=1),
@@ -72,7 +70,7 @@ def test_deliveries_sent_before_shutdown_are_recorded_not_released(db):
 @contextlib.contextmanager
 def _delivery_server(db, settings):
     """A delivery server on a free port: (a stub to it, its workers)."""
-    running = create_server(delivery_app.build(settings, db=db), port=0, workers=4)
+    running = create_server(delivery_app.build(settings, db=db), port=0, workers=4, authorizer=AllowAll())
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     try:
         yield delivery_pb2_grpc.DeliveryServiceStub(channel), running.component.on_stop[0].__self__

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.integration.conftest import HttpClient, start_gateway
+from tests.support.http import HttpClient
+from tests.support.stack import start_gateway
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from medic.v1 import heartbeat_pb2, heartbeat_pb2_grpc
-from tests.integration.auth_support import bearer
+from tests.support.auth import bearer
 
 INT64_PAST_MAX = 2**63
 INT32_PAST_MAX = 2**31

@@ -8,7 +8,8 @@ import pytest
 from medic.authz import KeyAuthorizer
 from medic.server import create_server
 from services.routing import app as routing_app
-from tests.integration.conftest import HttpClient, start_gateway
+from tests.support.http import HttpClient
+from tests.support.stack import start_gateway
 
 
 def service_id(http, name="web", team=None) -> int:

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from medic.config import Settings
 from medic.db import Database
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from medic.v1 import common_pb2, heartbeat_pb2 as pb, heartbeat_pb2_grpc
 from services.heartbeat import app as heartbeat_app
 from tests.support.tcpproxy import TcpProxy
@@ -267,7 +268,8 @@ def proxied_database(database_url: str) -> tuple[TcpProxy, str]:
 def test_database_outage_gives_unavailable_and_recovers_without_restart(database_url):
     proxy, proxied = proxied_database(database_url)
     db = Database(proxied, size=4)
-    running = create_server(heartbeat_app.build(Settings(database_url=proxied), db=db), port=0)
+    running = create_server(heartbeat_app.build(Settings(database_url=proxied), db=db), port=0,
+                            authorizer=AllowAll())
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     stub = heartbeat_pb2_grpc.HeartbeatServiceStub(channel)
     health = health_pb2_grpc.HealthStub(channel)

@@ -20,7 +20,7 @@ import json
 
 import requests
 
-from tests.integration.conftest import HttpClient
+from tests.support.http import HttpClient
 
 
 def js_stringify(value: dict) -> bytes:
@@ -139,7 +139,7 @@ def test_the_typescript_client_without_its_headers_option_is_told_the_key_is_mis
 
 
 def test_the_python_client_needs_no_key_when_anonymous_heartbeats_are_allowed(stack, http):
-    from tests.integration.conftest import start_gateway
+    from tests.support.stack import start_gateway
 
     http.post("/service", json={"heartbeat_name": "edge-box", "service_name": "edge", "alert_interval": 5})
     gateway = start_gateway(stack, allow_anonymous_heartbeats=True)

@@ -10,7 +10,8 @@ import requests
 from gateway.legacy import REGISTER_INVALID, UPDATE_INVALID
 from medic import contracts
 from medic.v1 import heartbeat_pb2
-from tests.integration.conftest import HttpClient, start_gateway
+from tests.support.http import HttpClient
+from tests.support.stack import start_gateway
 
 
 def register(http, name="web", **fields):

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from medic import migrate
-from tests.conftest import _run_admin, drop_test_database, with_database
+from tests.support.databases import run_admin, drop_test_database, with_database
 
 REAL_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -19,7 +19,7 @@ REAL_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 def empty_database_url(pg_server_url):
     """A new database with nothing in it (not cloned from the migrated template)."""
     name = f"medic_migrate_{uuid.uuid4().hex[:12]}"
-    _run_admin(pg_server_url, f'CREATE DATABASE "{name}"')
+    run_admin(pg_server_url, f'CREATE DATABASE "{name}"')
     yield with_database(pg_server_url, name)
     drop_test_database(pg_server_url, name)
 
@@ -154,7 +154,7 @@ def test_medic_migrate_reports_an_unreachable_database_in_one_line():
     import subprocess
     import sys
 
-    from tests.conftest import free_port
+    from tests.support.ports import free_port
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
     env["MEDIC_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing?connect_timeout=2"

@@ -12,8 +12,9 @@ from medic_cli import ops as opscommands
 from medic_cli.main import main
 from medic.config import Settings
 from medic.server import create_server
+from tests.support.authorizers import AllowAll
 from services.heartbeat import app as heartbeat_app
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 def test_served_process_is_read_from_a_medic_serve_command_line():
@@ -24,7 +25,7 @@ def test_served_process_is_read_from_a_medic_serve_command_line():
 
 def test_healthcheck_passes_while_the_service_serves_and_fails_after(database_url, db):
     settings = Settings(database_url=database_url, monitor_enabled=False)
-    running = create_server(heartbeat_app.build(settings, db=db), port=0, workers=4)
+    running = create_server(heartbeat_app.build(settings, db=db), port=0, workers=4, authorizer=AllowAll())
     running.check_readiness()
     probe = Settings(heartbeat_port=running.port)
     try:

@@ -11,7 +11,7 @@ import redis
 
 from medic import metrics
 from medic.ratelimit import AsyncRedisRateLimiter, RedisRateLimiter
-from tests.conftest import free_port
+from tests.support.ports import free_port
 from tests.support.tcpproxy import TcpProxy
 
 # Generous, so that a loaded test machine is not mistaken for a Redis outage

@@ -8,7 +8,6 @@ import time
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,26 +15,15 @@ from medic.authz import KeyAuthorizer
 from medic.server import create_server
 from medic.v1 import common_pb2, delivery_pb2, events_pb2, heartbeat_pb2, heartbeat_pb2_grpc, routing_pb2
 from services.heartbeat import app as heartbeat_app
-from tests.conftest import free_port
-from tests.integration.auth_support import bearer
-from tests.integration.routing_support import (  # noqa: F401 (fixtures)
-    alert_event, deliveries, delivery_server, fake_slack, register_service, routing_factory,
-    start_delivery)
+from tests.support.auth import bearer
+from tests.support.events import alert_event
+from tests.support.events import target_config as config
+from tests.support.ports import free_port
+from tests.support.routing import register_service, start_delivery
 
 TRIGGER = events_pb2.ALERT_EVENT_KIND_TRIGGER
 REMINDER = events_pb2.ALERT_EVENT_KIND_REMINDER
 RESOLVE = events_pb2.ALERT_EVENT_KIND_RESOLVE
-
-
-@pytest.fixture
-def routing(routing_factory, delivery_server):
-    return routing_factory(delivery_server.port)
-
-
-def config(**values) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(values)
-    return out
 
 
 def add_target(routing, service, priority=0, enabled=True, channel="C1", **kwargs):

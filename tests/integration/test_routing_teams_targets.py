@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 
 from medic.v1 import delivery_pb2, routing_pb2
-from tests.integration.routing_support import (  # noqa: F401 (fixtures)
-    register_service, routing_factory)
-from tests.conftest import free_port
+from tests.support.events import target_config as config
+from tests.support.ports import free_port
+from tests.support.routing import register_service
 
 
 @pytest.fixture
 def routing(routing_factory):
     # Managing teams and targets never calls delivery: no delivery server needed.
     return routing_factory(free_port())
-
-
-def config(**values) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(values)
-    return out
 
 
 def code_of(call) -> grpc.StatusCode:

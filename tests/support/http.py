@@ -1,10 +1,12 @@
-"""Runs an ASGI app (the gateway) under a real uvicorn server in a background thread."""
+"""HTTP for tests: the gateway under a real uvicorn server in a background
+thread, and a client of its API."""
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
 
+import requests
 import uvicorn
 
 
@@ -28,3 +30,30 @@ class ThreadedUvicorn:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class HttpClient:
+    """requests against one gateway, with a timeout on every call and, when given,
+    an API key."""
+
+    def __init__(self, url: str, key: str | None = None):
+        self.url = url
+        self.session = requests.Session()
+        if key:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 10)
+        return self.session.request(method, self.url + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json=None, data=None, **kw):
+        return self.request("POST", path, json=json, data=data, **kw)
+
+    def patch(self, path, json=None, **kw):
+        return self.request("PATCH", path, json=json, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)

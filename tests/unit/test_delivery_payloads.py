@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.delivery import pagerduty, slack, webhook
+from services.delivery.integrations import pagerduty, slack, webhook
 from services.delivery.http import classify_status
 from services.delivery.model import Outcome, truncate_body
 

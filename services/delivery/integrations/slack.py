@@ -6,10 +6,15 @@ says the problem is on its side or a rate limit.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from medic.config import Settings
 from services.delivery import http
+from services.delivery.integrations.base import Integration
 from services.delivery.model import AttemptResult, Notification, Outcome
+
+log = logging.getLogger(__name__)
 
 # Slack errors worth another attempt; every other `ok: false` error
 # (channel_not_found, not_in_channel, invalid_auth, ...) fails at once.
@@ -59,11 +64,22 @@ def classify(status_code: int, body: Any) -> tuple[Outcome, str]:
     return (Outcome.RETRYABLE if error in RETRYABLE_ERRORS else Outcome.PERMANENT), f"slack: {error}"
 
 
-class SlackSender:
+class SlackSender(Integration):
+    target_type = "slack"
+    destination_field = "channel_id"
+    settings_fields = {"api_url": "slack_api_url", "token": "slack_token",
+                       "timeout": "delivery_http_timeout_seconds"}
+
     def __init__(self, api_url: str, token: str, timeout: float):
         self.url = api_url.rstrip("/") + "/chat.postMessage"
         self.token = token
         self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SlackSender":
+        if not settings.slack_token:
+            log.warning("MEDIC_SLACK_TOKEN is not set: Slack deliveries will fail (not_authed)")
+        return super().from_settings(settings)
 
     def send(self, notification: Notification) -> AttemptResult:
         message = build_message(notification.config["channel_id"], notification.event)

@@ -1,4 +1,11 @@
-"""HTTP receivers that record requests and answer from a script.
+"""Local stand-ins for the services Medic talks to over HTTP (Slack, PagerDuty,
+webhook receivers): real HTTP servers on loopback that record what they receive
+and answer as scripted::
+
+    with WebhookReceiver() as hook:
+        hook.script(Reply(500), Reply(500), Reply(200))   # then the default
+        ... point Medic at hook.url ...
+        requests = hook.wait_for(3, timeout=10)
 
 A receiver answers each request with the next scripted ``Reply`` (or the
 result of a scripted callable), and with its default reply once the script is
@@ -210,6 +217,11 @@ class SlackReceiver(Receiver):
     """The Slack Web API: POST {url}/chat.postMessage answers ok:true unless scripted.
     Point MEDIC_SLACK_API_URL at `receiver.url`."""
     default_reply = Reply(200, {"ok": True, "channel": "C0", "ts": "1700000000.000100"})
+
+    @property
+    def posted(self) -> list[str]:
+        """Channels that got a chat.postMessage, in arrival order."""
+        return [r.json()["channel"] for r in self.requests if r.path.endswith("/chat.postMessage")]
 
 
 class PagerDutyReceiver(Receiver):

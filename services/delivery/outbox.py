@@ -1,6 +1,6 @@
-"""The delivery domain's tables: webhooks, deliveries (the outbox).
+"""The delivery outbox (the ``deliveries`` table): enqueue, claim, record.
 
-All SQL of the domain lives here. Due times come from the database clock, so
+Due times come from the database clock, so
 every delivery process agrees on them. A claim moves `next_attempt_at` to the
 end of the lease and stamps a claim token: if the worker dies, the row simply
 becomes due again; if it lives, only the holder of the token may record the
@@ -8,7 +8,6 @@ attempt (a worker whose lease was taken over cannot overwrite the new one).
 """
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from psycopg2.extras import Json
 
 from medic.db import Database, Row
 from medic.errors import FailedPrecondition, NotFound
+from services.delivery.model import PlannedDelivery
+from services.delivery.subscriptions import SubscriptionStore
 
 DELIVERY_COLUMNS = """
     delivery_id, event_id, position, kind, alert_id, service_id, target_type, target_id,
@@ -44,21 +45,20 @@ SELECT_EVENTS_DELIVERY_IDS = """
 """
 
 # Candidates for a claim, oldest due first, read without locks (CLAIM locks the
-# ones chosen). Per alert and destination, events go out in order: a RESOLVE waits while the
-# TRIGGER to the same place is still pending or retrying (PagerDuty would
+# ones chosen). Per alert and destination, events go out in order: a RESOLVE waits
+# while the TRIGGER to the same place is still pending or retrying (PagerDuty would
 # otherwise open an incident after its resolve).
 #
-# The candidates are first taken in due order from the partial index with a
-# LIMIT (the `window`), the ordering rule applied while they are taken (so rows
-# waiting for an earlier event never fill the window): without the LIMIT, when
-# statistics lag behind a burst the planner checked the NOT EXISTS for every due
-# row and sorted them all, several milliseconds of PostgreSQL per claim with a
-# few thousand queued. The ordering rule is a correlated subquery (run
-# per candidate, through deliveries_unfinished_alert_idx, until the window is
-# full): written as NOT EXISTS it became an anti-join that a planner with stale
-# statistics ran as a hash join over every due row. Bitmap scans are off for
-# the claim: they cannot mark the index entries of finished deliveries dead, so
-# every claim re-read all of them (an ordered index scan does, then skips them).
+# Written for a steady plan whatever the statistics say. The candidates are taken
+# in due order from the partial index with a LIMIT (the `window`), the ordering
+# rule applied while they are taken, so rows waiting for an earlier event never
+# fill the window and a burst of due rows is never sorted as a whole. The ordering
+# rule is a correlated subquery, run per candidate through
+# deliveries_unfinished_alert_idx until the window is full (as NOT EXISTS, stale
+# statistics can turn it into a hash anti-join over every due row). Bitmap scans
+# are off for the claim: they cannot mark the index entries of finished deliveries
+# dead, so every claim would read all of them again; an ordered index scan marks
+# them and then skips them.
 CLAIM_PLANNER_SETTINGS = "SET LOCAL enable_bitmapscan = off"
 SELECT_DUE = """
     SELECT c.delivery_id, c.destination_key, c.kind FROM deliveries c
@@ -104,10 +104,11 @@ CLAIM = """
 # destination are finished, so their statuses are final here. Only a RESOLVE never
 # tried before is checked, and never one retried by hand (the operator asked for
 # it, whatever skipped it before: this rule, or a chain that had succeeded); a
-# last_error also marks one this rule skipped that was retried by hand before
-# migration 007. Run on the chosen rows before they are claimed, so a skipped
-# RESOLVE uses up no attempt. (A RESOLVE chained by an explicit
-# NOTIFY_MODE_UNTIL_SUCCESS passes its turn to the next target, as a failure would.)
+# last_error marks one this rule skipped already (a row retried by hand before the
+# retried_by_hand column existed carries only that mark). Run on the chosen rows
+# before they are claimed, so a skipped RESOLVE uses up no attempt. (A RESOLVE
+# chained by an explicit NOTIFY_MODE_UNTIL_SUCCESS passes its turn to the next
+# target, as a failure would.)
 SKIPPED_RESOLVE_REASON = ("not sent: this target got none of the alert's earlier events "
                           "(each was skipped), so it is not told the alert resolved")
 SKIP_UNHEARD_RESOLVES = """
@@ -124,10 +125,6 @@ SKIP_UNHEARD_RESOLVES = """
              AND earlier.target_id IS NOT DISTINCT FROM c.target_id
              AND earlier.webhook_id IS NOT DISTINCT FROM c.webhook_id) IS TRUE
     RETURNING c.delivery_id, c.target_type, c.event_id, c.position, c.in_chain
-"""
-
-SELECT_WEBHOOKS_BY_ID = """
-    SELECT webhook_id, url, headers, secret, enabled FROM webhooks WHERE webhook_id = ANY(%s)
 """
 
 # The outcomes of many attempts in one statement; a row whose claim token no
@@ -207,52 +204,6 @@ QUEUE_STATS = """
     WHERE next_attempt_at <= now() AND status IN ('pending', 'retrying')
 """
 
-WEBHOOK_COLUMNS = "webhook_id, url, service_id, headers, secret, enabled, created_at, updated_at"
-
-INSERT_WEBHOOK = f"""
-    INSERT INTO webhooks (url, service_id, headers, secret, enabled)
-    VALUES (%(url)s, %(service_id)s, %(headers)s, %(secret)s, %(enabled)s)
-    RETURNING {WEBHOOK_COLUMNS}
-"""
-SELECT_WEBHOOK = f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = %s"
-LIST_WEBHOOKS = f"""
-    SELECT {WEBHOOK_COLUMNS} FROM webhooks
-    WHERE (%(service_id)s::bigint IS NULL OR service_id = %(service_id)s)
-    ORDER BY webhook_id
-"""
-LIST_WEBHOOKS_FOR_SERVICES = f"""
-    SELECT {WEBHOOK_COLUMNS} FROM webhooks
-    WHERE enabled AND (service_id IS NULL OR service_id = ANY(%s))
-    ORDER BY webhook_id
-"""
-UPDATE_WEBHOOK = f"""
-    UPDATE webhooks
-    SET url = COALESCE(%(url)s, url),
-        service_id = CASE WHEN %(set_service)s THEN %(service_id)s ELSE service_id END,
-        headers = COALESCE(%(headers)s, headers),
-        secret = CASE WHEN %(set_secret)s THEN %(secret)s ELSE secret END,
-        enabled = COALESCE(%(enabled)s, enabled),
-        updated_at = now()
-    WHERE webhook_id = %(webhook_id)s
-    RETURNING {WEBHOOK_COLUMNS}
-"""
-DELETE_WEBHOOK = "DELETE FROM webhooks WHERE webhook_id = %s"
-
-
-@dataclass(frozen=True)
-class PlannedDelivery:
-    """One row to enqueue (built by the servicer from a PlannedTarget)."""
-    position: int
-    target_type: str
-    target_id: int | None
-    webhook_id: int | None
-    in_chain: bool
-    config: dict[str, Any]
-    destination_key: str
-    idempotency_key: str
-    due_now: bool
-
-
 @dataclass(frozen=True)
 class Attempt:
     """The outcome of one attempt, to record under the claim token it was made with."""
@@ -289,11 +240,11 @@ def _choose(candidates: Sequence[Row], want: int, room: Callable[[str], int],
     return chosen
 
 
-class DeliveryStore:
-    def __init__(self, db: Database):
+class OutboxStore:
+    def __init__(self, db: Database, subscriptions: SubscriptionStore | None = None):
         self.db = db
+        self.subscriptions = subscriptions or SubscriptionStore(db)
 
-    # --- the outbox ----------------------------------------------------------
     def enqueue(self, event: dict[str, Any], mode: str,
                 planned: Sequence[PlannedDelivery]) -> tuple[list[int], bool]:
         """Inserts the event's deliveries once; returns (ids in plan order, created)."""
@@ -369,9 +320,8 @@ class DeliveryStore:
                     if delivery_id not in got_ids:
                         taken[key] -= 1
                         lost.append(delivery_id)
-            webhook_ids = [r["webhook_id"] for r in claimed if r["webhook_id"] is not None]
-            webhooks = {w["webhook_id"]: w for w in tx.all(SELECT_WEBHOOKS_BY_ID, (webhook_ids,))} \
-                if webhook_ids else {}
+            webhooks = self.subscriptions.current(
+                tx, [r["webhook_id"] for r in claimed if r["webhook_id"] is not None])
         for row in skipped:
             on_skipped(row)
         for row in claimed:
@@ -430,50 +380,3 @@ class DeliveryStore:
 
     def queue_stats(self) -> Row:
         return self.db.one(QUEUE_STATS)
-
-    # --- webhook subscriptions ----------------------------------------------
-    def create_webhook(self, url: str, service_id: int | None, headers: dict[str, str],
-                       secret: str | None, enabled: bool) -> Row:
-        return self.db.one(INSERT_WEBHOOK, {"url": url, "service_id": service_id,
-                                            "headers": Json(headers), "secret": secret,
-                                            "enabled": enabled})
-
-    def get_webhook(self, webhook_id: int) -> Row:
-        row = self.db.one(SELECT_WEBHOOK, (webhook_id,))
-        if row is None:
-            raise NotFound(f"webhook {webhook_id} not found")
-        return row
-
-    def list_webhooks(self, service_id: int | None = None) -> list[Row]:
-        return self.db.all(LIST_WEBHOOKS, {"service_id": service_id})
-
-    def list_webhooks_for_service(self, service_id: int) -> list[Row]:
-        return self.list_webhooks_for_services([service_id])[0]
-
-    def list_webhooks_for_services(self, service_ids: Sequence[int]) -> list[list[Row]]:
-        """Per service id asked, in order: its enabled subscriptions and the global ones."""
-        rows = self.db.all(LIST_WEBHOOKS_FOR_SERVICES, (sorted(set(service_ids)),))
-        return [[r for r in rows if r["service_id"] in (None, service_id)] for service_id in service_ids]
-
-    def update_webhook(self, webhook_id: int, *, url: str | None = None,
-                       service_id: int | None = None, set_service: bool = False,
-                       headers: dict[str, str] | None = None, secret: str | None = None,
-                       set_secret: bool = False, enabled: bool | None = None) -> Row:
-        """Changes what is given; `set_secret` replaces the secret with `secret`,
-        None removing it (deliveries then go out unsigned)."""
-        row = self.db.one(UPDATE_WEBHOOK, {
-            "webhook_id": webhook_id, "url": url, "set_service": set_service,
-            "service_id": service_id, "headers": Json(headers) if headers is not None else None,
-            "set_secret": set_secret, "secret": secret, "enabled": enabled})
-        if row is None:
-            raise NotFound(f"webhook {webhook_id} not found")
-        return row
-
-    def delete_webhook(self, webhook_id: int) -> None:
-        if self.db.execute(DELETE_WEBHOOK, (webhook_id,)) == 0:
-            raise NotFound(f"webhook {webhook_id} not found")
-
-
-def config_json(value: Any) -> dict[str, Any]:
-    """JSONB comes back as a dict already; text (older drivers) is parsed."""
-    return json.loads(value) if isinstance(value, str) else dict(value or {})

@@ -1,27 +1,28 @@
-"""The whole system as real processes (``medic serve <process>``), each one
-startable, stoppable and killable by a test, on free loopback ports."""
+"""The whole system as real processes on free loopback ports: ``medic up`` as
+one process tree (``start_medic``), or each ``medic serve <process>`` on its own,
+startable, stoppable and killable by a test (``System``)."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import requests
 import requests.adapters
 import urllib3
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from medic import migrate
+from medic import health, migrate
 from medic.config import Settings
 from medic.db import Database
 from services.auth import bootstrap
-from tests.conftest import free_port
+from tests.support import processes
+from tests.support.ports import free_port, free_port_block
 
 GRPC = ("auth", "heartbeat", "routing", "delivery", "monitor")
 
@@ -101,36 +102,13 @@ class System:
         while time.monotonic() < deadline:
             if process.popen.poll() is not None:
                 raise RuntimeError(f"{process.name} exited:\n{process.log.read_text()[-3000:]}")
-            if self._ready(name, port):
+            if health.process_ready(name, "127.0.0.1", port):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{process.name} not ready:\n{process.log.read_text()[-3000:]}")
 
-    @staticmethod
-    def _ready(name: str, port: int) -> bool:
-        if name == "gateway":
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            except grpc.RpcError:
-                return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
-
     def stop(self, key: str, sig: int = signal.SIGTERM) -> int:
-        process = self.processes.pop(key)
-        if process.popen.poll() is None:
-            process.popen.send_signal(sig)
-            try:
-                process.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                process.popen.kill()
-                process.popen.wait()
-        return process.popen.returncode
+        return processes.stop(self.processes.pop(key).popen, sig, timeout=20)
 
     def stop_all(self) -> None:
         for key in list(self.processes)[::-1]:
@@ -151,3 +129,83 @@ class System:
 
     def beat(self, name: str, status: str = "UP") -> None:
         self.api("POST", "/heartbeat", expect=201, json={"heartbeat_name": name, "status": status})
+
+
+@dataclass
+class MedicUp:
+    process: subprocess.Popen
+    env: dict[str, str]
+    gateway_url: str
+    heartbeat_target: str
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def admin_key(self) -> str:
+        return (Path(self.env["MEDIC_DATA_DIR"]) / "admin.key").read_text().strip()
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+    def child_pid(self, name: str) -> int:
+        """PID of the launcher's child running ``medic serve <name>``."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == self.process.pid and b"serve" in cmdline and name.encode() in cmdline:
+                return int(entry.name)
+        raise LookupError(f"no child process for {name}")
+
+    def stop(self) -> int:
+        return processes.stop(self.process, signal.SIGINT, timeout=30)
+
+
+def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, str] | None = None,
+                timeout: float = 90, args: tuple[str, ...] = ()) -> MedicUp:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
+    # One block of ports: replica i of a process uses its port + 10*i (gateways + i).
+    base = free_port_block(20)
+    names = ("AUTH", "HEARTBEAT", "ROUTING", "DELIVERY")
+    ports = {"GATEWAY": base, **{name: base + 2 + n for n, name in enumerate(names)}}
+    for name, port in ports.items():
+        env[f"MEDIC_{name}_PORT"] = str(port)
+    for n, name in enumerate(names):
+        env[f"MEDIC_{name}_METRICS_PORT"] = str(base + 6 + n)
+    env["MEDIC_DATA_DIR"] = str(tmp_path / "data")
+    env["MEDIC_LOG_LEVEL"] = "WARNING"
+    # Tests post as fast as they can; rate limits have tests of their own.
+    env["MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE"] = "1000000"
+    env["MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE"] = "1000000"
+    if database_url:
+        env["MEDIC_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
+    process = subprocess.Popen([sys.executable, "-m", "medic_cli", "up", *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    medic = MedicUp(process=process, env=env, gateway_url=f"http://127.0.0.1:{ports['GATEWAY']}",
+                    heartbeat_target=f"127.0.0.1:{ports['HEARTBEAT']}")
+
+    def pump():
+        for line in process.stdout:
+            medic.output.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or process.poll() is not None:
+            medic.stop()
+            raise RuntimeError("medic up did not come up:\n" + "".join(medic.output[-40:]))
+        try:
+            line = lines.get(timeout=min(remaining, 1))
+        except queue.Empty:
+            continue
+        if "Press Ctrl-C to stop." in line:
+            return medic

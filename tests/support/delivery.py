@@ -1,6 +1,5 @@
-"""Helpers of the delivery integration tests (kept out of the shared conftest
-files): settings for fast tests, a real delivery server, alert events and
-planned targets, waiting for delivery statuses, and delivery processes."""
+"""Delivery for tests and benchmarks: settings for fast runs, a real delivery
+server, enqueueing, waiting for delivery statuses, and delivery processes."""
 from __future__ import annotations
 
 import contextlib
@@ -13,13 +12,14 @@ import time
 from pathlib import Path
 
 import grpc
-from google.protobuf import struct_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic.config import Settings
 from medic.db import Database
-from medic.server import create_server
-from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2
+from tests.support import processes
+from tests.support.authorizers import AllowAll
+from tests.support.events import alert_event, webhook_target
+from tests.support.servers import serving
+from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc
 from services.delivery import app as delivery_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,64 +40,9 @@ def fast_settings(database_url: str, **overrides) -> Settings:
 @contextlib.contextmanager
 def delivery_server(settings: Settings, db: Database | None = None):
     """A real DeliveryService (workers running) and a stub on it."""
-    running = create_server(delivery_app.build(settings, db=db), port=0, workers=8)
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-    try:
+    with serving(delivery_app.build(settings, db=db), AllowAll()) as running, \
+            grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         yield delivery_pb2_grpc.DeliveryServiceStub(channel)
-    finally:
-        channel.close()
-        running.stop(grace=1)
-
-
-def _now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
-
-KINDS = {"trigger": events_pb2.ALERT_EVENT_KIND_TRIGGER,
-         "reminder": events_pb2.ALERT_EVENT_KIND_REMINDER,
-         "resolve": events_pb2.ALERT_EVENT_KIND_RESOLVE}
-
-
-def alert_event(alert_id: int = 1, kind: str = "trigger", *, event_id: str | None = None,
-                service_id: int = 7, priority=common_pb2.PRIORITY_P2) -> events_pb2.AlertEvent:
-    event = events_pb2.AlertEvent(
-        event_id=event_id or f"alert-{alert_id}-{kind}", kind=KINDS[kind], alert_id=alert_id,
-        reason=heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS,
-        service=events_pb2.ServiceFacts(service_id=service_id, heartbeat_name="nightly-backup",
-                                        service_name="Backup", team="storage", team_id=3,
-                                        priority=priority, runbook="https://runbooks/backup",
-                                        alert_interval_seconds=60),
-        opened_at=_now(), occurred_at=_now())
-    if kind == "resolve":
-        event.closed_at.CopyFrom(_now())
-    return event
-
-
-def _struct(values: dict) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(values)
-    return out
-
-
-def webhook_target(url: str, headers: dict | None = None, target_id: int = 0,
-                   webhook_id: int = 0) -> delivery_pb2.PlannedTarget:
-    config = {"url": url}
-    if headers:
-        config["headers"] = headers
-    return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_WEBHOOK, target_id=target_id,
-                                      webhook_id=webhook_id, config=_struct(config))
-
-
-def slack_target(channel: str, target_id: int = 0) -> delivery_pb2.PlannedTarget:
-    return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_SLACK, target_id=target_id,
-                                      config=_struct({"channel_id": channel}))
-
-
-def pagerduty_target(routing_key: str, target_id: int = 0) -> delivery_pb2.PlannedTarget:
-    return delivery_pb2.PlannedTarget(type=delivery_pb2.TARGET_TYPE_PAGERDUTY, target_id=target_id,
-                                      config=_struct({"routing_key": routing_key}))
 
 
 def enqueue(stub, event, targets=(), subscriptions=(), mode=common_pb2.NOTIFY_MODE_ALL):
@@ -149,10 +94,11 @@ import sys
 from medic import logs, server
 from medic.config import Settings
 from services.delivery import app
+from tests.support.authorizers import AllowAll
 settings = Settings.from_env()
 logs.setup("delivery", sys.argv[1])
 raise SystemExit(server.run(app.build(settings), host="127.0.0.1", port=0, metrics_port=0,
-                            workers=4, grace=settings.shutdown_grace_seconds))
+                            workers=4, grace=settings.shutdown_grace_seconds, authorizer=AllowAll()))
 """
 
 
@@ -171,13 +117,7 @@ def process_log(proc: subprocess.Popen) -> str:
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    processes.stop(proc, timeout=timeout)
     proc.log_file.close()
 
 
@@ -267,7 +207,7 @@ class DrippingReceiver:
 
 def enqueue_in_stack(stack, event, targets=(), subscriptions=()) -> list[int]:
     """Enqueues to the stack's delivery service as routing would (NOTIFY_MODE_ALL)."""
-    from tests.integration.auth_support import bearer
+    from tests.support.auth import bearer
 
     channel = grpc.insecure_channel(f"127.0.0.1:{stack.servers['delivery'].port}")
     try:

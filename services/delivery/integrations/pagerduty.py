@@ -11,6 +11,7 @@ from typing import Any
 
 from medic.references import alert_reference
 from services.delivery import http
+from services.delivery.integrations.base import Integration
 from services.delivery.model import AttemptResult, Notification, Outcome
 
 SEVERITY = {"p1": "critical", "p2": "error", "p3": "warning", "p4": "info", "p5": "info"}
@@ -64,10 +65,19 @@ def classify(status_code: int) -> Outcome:
     return generic if generic is not Outcome.SUCCESS else Outcome.PERMANENT
 
 
-class PagerDutySender:
+class PagerDutySender(Integration):
+    target_type = "pagerduty"
+    destination_field = "routing_key"
+    destination_is_secret = True
+    settings_fields = {"events_url": "pagerduty_events_url", "timeout": "delivery_http_timeout_seconds"}
+
     def __init__(self, events_url: str, timeout: float):
         self.url = events_url
         self.timeout = timeout
+
+    @classmethod
+    def idempotency_key(cls, event: dict[str, Any], position: int) -> str:
+        return dedup_key(event["alert_id"])
 
     def send(self, notification: Notification) -> AttemptResult:
         body = build_event(notification.config["routing_key"], notification.event)

@@ -17,16 +17,18 @@ import json
 import os
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from medic import ssrf
+from medic.webhooks import RESERVED_HEADERS
 from services.delivery import http
-from services.delivery.model import EVENT_TYPES, AttemptResult, Notification, Outcome
+from services.delivery.integrations.base import Integration
+from services.delivery.model import AttemptResult, Notification, Outcome
 
 SECRET_PREFIX = "whsec_"
 MIN_KEY_BYTES, MAX_KEY_BYTES = 24, 64
-# Headers Medic sets itself; a target's headers cannot replace them.
-RESERVED_HEADERS = {"content-type", "content-length", "host", "webhook-id", "webhook-timestamp",
-                    "webhook-signature"}
+EVENT_TYPES = {"trigger": "alert.triggered", "reminder": "alert.reminder",
+               "resolve": "alert.resolved"}
 
 
 def generate_secret() -> str:
@@ -73,10 +75,39 @@ def signed_headers(secret: str | None, message_id: str, body: bytes,
             "webhook-signature": sign(secret, message_id, timestamp, body)}
 
 
-class WebhookSender:
+def shown_url(url: str) -> str:
+    """A URL without query or credentials (they may hold tokens)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
+
+
+class WebhookSender(Integration):
+    """Sends to a notification target's ``config.url`` or, for a subscription
+    (``webhook_id``), to the subscription's current URL."""
+    target_type = "webhook"
+    destination_field = "url"
+    settings_fields = {"timeout": "delivery_http_timeout_seconds",
+                       "allow_private": "webhook_allow_private"}
+
     def __init__(self, timeout: float, allow_private: bool):
         self.timeout = timeout
         self.allow_private = allow_private
+
+    @classmethod
+    def has_destination(cls, config: dict[str, Any], webhook_id: int | None) -> bool:
+        return bool(webhook_id) or super().has_destination(config, webhook_id)
+
+    @classmethod
+    def destination_key(cls, config: dict[str, Any], webhook_id: int | None) -> str:
+        url = config.get("url")
+        if url:  # one host is one destination, whatever the path
+            parts = urlsplit(url)
+            return f"webhook:{parts.scheme}://{(parts.netloc.rsplit('@', 1)[-1]).lower()}"
+        return f"webhook:#{webhook_id}"
+
+    @classmethod
+    def shown_destination(cls, config: dict[str, Any], webhook_id: int | None) -> str:
+        return shown_url(config["url"]) if config.get("url") else f"webhook #{webhook_id}"
 
     def send(self, notification: Notification) -> AttemptResult:
         if notification.webhook_id is not None:
