@@ -2,7 +2,7 @@
 
 Starts the embedded PostgreSQL when ``MEDIC_DATABASE_URL`` is unset, applies
 migrations, creates the service credential and (first start only) the admin
-key, starts every service and the gateway as child processes
+key when no active one exists, starts every service and the gateway as child processes
 (``medic serve <name>``), waits until each answers its health check, prints
 the addresses, restarts a child that dies, and on Ctrl-C / SIGTERM stops the
 gateways first, then the services, then the database.
@@ -174,7 +174,8 @@ class Launcher:
         key_file = self.settings.data_dir.resolve() / bootstrap.ADMIN_KEY_FILE
         if admin_key:
             _say("")
-            _say("First start: created an admin API key. It is shown this once and kept in")
+            _say("Created an admin API key (no active one existed). It is shown this once and "
+                 "kept in")
             _say(f"{key_file} (mode 0600):")
             _say(f"    {admin_key}")
         _say("")

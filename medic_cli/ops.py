@@ -5,9 +5,10 @@
                                   monitor, GET /health/live for the gateway); with no process,
                                   the one PID 1 serves (`medic serve <process>`), which lets one
                                   Dockerfile HEALTHCHECK fit every process of the image
-    medic bootstrap-admin         apply pending migrations, then create the first admin API key
-                                  when no key exists: printed once on stdout and written to
-                                  $MEDIC_DATA_DIR/admin.key (mode 0600)
+    medic bootstrap-admin         apply pending migrations, then create an admin API key when
+                                  no active admin key exists (the first start, or the recovery
+                                  when every admin key expired): printed once on stdout and
+                                  written to $MEDIC_DATA_DIR/admin.key (mode 0600)
 
 Registered in ``medic/cli.py`` by ``register(commands)``.
 """
@@ -106,11 +107,11 @@ def cmd_bootstrap_admin(args) -> int:
     finally:
         db.close()
     if key is None:
-        print("medic bootstrap-admin: API keys exist already; nothing created (create more with "
-              "an admin key: POST /v2/api-keys)", file=sys.stderr)
+        print("medic bootstrap-admin: an active admin API key exists already; nothing created "
+              "(create more with an admin key: POST /v2/api-keys)", file=sys.stderr)
         return 0
     key_file = (Path(settings.data_dir) / bootstrap.ADMIN_KEY_FILE).resolve()
-    print("Created the first admin API key. It is shown this once and kept in "
+    print("No active admin API key existed: created one. It is shown this once and kept in "
           f"{key_file} (mode 0600):", file=sys.stderr)
     print(key, flush=True)
     return 0
@@ -122,5 +123,5 @@ def register(commands) -> None:
     check.add_argument("process", nargs="?", choices=PROCESSES,
                        help="default: the process PID 1 serves (in a container)")
     check.set_defaults(func=cmd_healthcheck)
-    commands.add_parser("bootstrap-admin", help="create the first admin API key (once)") \
+    commands.add_parser("bootstrap-admin", help="create an admin API key when no active one exists") \
         .set_defaults(func=cmd_bootstrap_admin)

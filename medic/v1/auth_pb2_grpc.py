@@ -109,8 +109,11 @@ class AuthServiceServicer:
     def RevokeApiKey(self, request, context):
         """Revokes a key. Every Medic process stops accepting it within
         MEDIC_AUTH_CACHE_TTL_SECONDS (the auth service itself at once). Revoking a
-        revoked key changes nothing and answers the key as it is.
-        Errors: NOT_FOUND for an unknown key id.
+        revoked key changes nothing and answers the key as it is. The last active
+        (neither revoked nor expired) admin key cannot be revoked: nobody could
+        manage keys after it.
+        Errors: NOT_FOUND for an unknown key id; FAILED_PRECONDITION for the last
+        active admin key.
         Scope: admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

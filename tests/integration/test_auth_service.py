@@ -283,6 +283,38 @@ def test_revocation_applies_at_once_in_the_auth_process(client, admin_key):
     assert client.code_of(client.auth.ListApiKeys, auth_pb2.ListApiKeysRequest(), key) == UNAUTHENTICATED
 
 
+def test_the_last_active_admin_key_cannot_be_revoked(client, admin_key, db):
+    def revoke(key_id: str, by: str):
+        return client.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key_id),
+                                        metadata=bearer(by), timeout=5)
+
+    admin_id = admin_key.split("_")[1]
+    with pytest.raises(grpc.RpcError) as refused:
+        revoke(admin_id, admin_key)  # itself, the only admin key
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "last active admin key" in refused.value.details()
+    assert "bootstrap-admin" in refused.value.details()
+
+    # An expired admin key and a revoked one are no help; a read key neither.
+    expired = client.create_key(admin_key, "admin", name="expired-admin")
+    db.execute("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE key_id = %s",
+               (expired.split("_")[1],))
+    revoked = client.create_key(admin_key, "admin", name="revoked-admin")
+    revoke(revoked.split("_")[1], admin_key)
+    client.create_key(admin_key, "read", name="reader")
+    with pytest.raises(grpc.RpcError) as refused:
+        revoke(admin_id, admin_key)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    # With a second active admin key, either may go, but not both.
+    second = client.create_key(admin_key, "admin", name="second-admin")
+    assert revoke(admin_id, second).api_key.HasField("revoked_at")
+    with pytest.raises(grpc.RpcError) as refused:
+        revoke(second.split("_")[1], second)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert revoke(admin_id, second).api_key.HasField("revoked_at")  # revoking again: unchanged
+
+
 def test_last_used_is_recorded(client, admin_key):
     client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))
     listed = client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))

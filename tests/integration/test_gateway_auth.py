@@ -243,3 +243,12 @@ def test_gateway_limits_locally_while_redis_is_down_and_shares_again_when_it_ret
         shared.close()
         proxy.close()
 
+
+
+def test_revoking_the_last_admin_key_over_http_is_refused_with_the_reason(gateways):
+    admin_key, start = gateways
+    http = start()
+    response = http.delete(f"/v2/api-keys/{admin_key.split('_')[1]}", headers=key_header(admin_key))
+    assert response.status_code == 400
+    assert "last active admin key" in response.json()["message"]
+    assert http.get("/v2/api-keys", headers=key_header(admin_key)).status_code == 200  # still works

@@ -17,9 +17,9 @@ from tests.conftest import free_port
 
 
 def test_served_process_is_read_from_a_medic_serve_command_line():
-    assert opscommands.served_process(b"/usr/local/bin/python\0/usr/local/bin/medic\0serve\0monitor\0") == "monitor"
-    assert opscommands.served_process(b"medic\0migrate\0") is None
-    assert opscommands.served_process(b"") is None
+    assert ops.served_process(b"/usr/local/bin/python\0/usr/local/bin/medic\0serve\0monitor\0") == "monitor"
+    assert ops.served_process(b"medic\0migrate\0") is None
+    assert ops.served_process(b"") is None
 
 
 def test_healthcheck_passes_while_the_service_serves_and_fails_after(database_url, db):
@@ -28,10 +28,10 @@ def test_healthcheck_passes_while_the_service_serves_and_fails_after(database_ur
     running.check_readiness()
     probe = Settings(heartbeat_port=running.port)
     try:
-        assert opscommands.check_grpc(probe, "heartbeat")
+        assert ops.check_grpc(probe, "heartbeat")
     finally:
         running.stop(grace=1)
-    assert not opscommands.check_grpc(probe, "heartbeat")
+    assert not ops.check_grpc(probe, "heartbeat")
 
 
 def test_healthcheck_of_the_gateway_asks_its_liveness_route(gateway, monkeypatch):
@@ -53,6 +53,32 @@ def test_bootstrap_admin_creates_the_first_key_once(database_url, tmp_path, monk
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
     assert main(["bootstrap-admin"]) == 0  # keys exist: nothing created, nothing printed
+    assert capsys.readouterr().out == ""
+
+
+def test_bootstrap_admin_creates_a_key_again_once_no_admin_key_is_active(database_url, db, tmp_path,
+                                                                        monkeypatch, capsys):
+    """The recovery when every admin key is gone (expired, or revoked in the database):
+    other keys do not count, only an active admin key stops it."""
+    monkeypatch.setenv("MEDIC_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path))
+    assert main(["bootstrap-admin"]) == 0
+    first = capsys.readouterr().out.strip()
+    db.execute("UPDATE api_keys SET expires_at = now() - interval '1 second'")
+    db.execute("INSERT INTO api_keys (key_id, name, key_hash, scopes) "
+               "VALUES ('ReadOnlyKey1', 'reader', 'x', ARRAY['read'])")
+
+    assert main(["bootstrap-admin"]) == 0
+    out, err = capsys.readouterr()
+    second = out.strip()
+    assert second.startswith("mdk_") and second != first
+    assert "No active admin API key" in err
+    assert (tmp_path / "admin.key").read_text().strip() == second
+
+    db.execute("UPDATE api_keys SET revoked_at = now() WHERE key_id = %s", (second.split("_")[1],))
+    assert main(["bootstrap-admin"]) == 0
+    assert capsys.readouterr().out.strip().startswith("mdk_")
+    assert main(["bootstrap-admin"]) == 0  # now one is active: nothing
     assert capsys.readouterr().out == ""
 
 
