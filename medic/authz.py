@@ -316,11 +316,12 @@ def _renewal_failed(exc: BaseException) -> None:
 
 
 class Verifier(Protocol):
-    def verify(self, key: str) -> Verdict: ...
+    # client_address: the caller's IP (the auth service limits failed verifications by it)
+    def verify(self, key: str, client_address: str = "") -> Verdict: ...
 
 
 class AsyncVerifier(Protocol):
-    async def verify(self, key: str) -> Verdict: ...
+    async def verify(self, key: str, client_address: str = "") -> Verdict: ...
 
 
 class CachedVerifier:
@@ -337,7 +338,7 @@ class CachedVerifier:
         self._renewal_lock = threading.Lock()
         self._renewing = 0
 
-    def verify(self, key: str) -> Verdict:
+    def verify(self, key: str, client_address: str = "") -> Verdict:
         if parse_key(key) is None:
             return INVALID_KEY
         digest = key_digest(key)
@@ -347,9 +348,9 @@ class CachedVerifier:
                 verdict, renew = _lookup(self.cache, digest)
                 if verdict is None:
                     _cache_lookups("miss").inc()
-                    return self._verify_into_cache(key, digest)
+                    return self._verify_into_cache(key, digest, client_address)
         if renew:
-            self._start_renewal(key, digest)
+            self._start_renewal(key, digest, client_address)
         return verdict
 
     @property
@@ -357,28 +358,28 @@ class CachedVerifier:
         """Renewals queued or running."""
         return self._renewing
 
-    def _start_renewal(self, key: str, digest: bytes) -> None:
+    def _start_renewal(self, key: str, digest: bytes, client_address: str) -> None:
         with self._renewal_lock:
             if self._renewing >= RENEW_MAX_PENDING:
                 return  # the auth service is slow: this entry lapses into a plain miss
             if self._renewals is None:
                 self._renewals = ThreadPoolExecutor(RENEW_THREADS, thread_name_prefix="auth-renew")
             try:
-                self._renewals.submit(self._renew, key, digest)
+                self._renewals.submit(self._renew, key, digest, client_address)
             except RuntimeError:  # shutting down
                 return
             self._renewing += 1
 
-    def _verify_into_cache(self, key: str, digest: bytes) -> Verdict:
+    def _verify_into_cache(self, key: str, digest: bytes, client_address: str) -> Verdict:
         asked = self.cache.asking()
         with metrics.AUTH_VERIFY_SECONDS.time():
-            verdict = self.inner.verify(key)
+            verdict = self.inner.verify(key, client_address)
         self.cache.put(digest, verdict, asked)
         return verdict
 
-    def _renew(self, key: str, digest: bytes) -> None:
+    def _renew(self, key: str, digest: bytes, client_address: str) -> None:
         try:
-            self._verify_into_cache(key, digest)
+            self._verify_into_cache(key, digest, client_address)
         except Exception as exc:
             _renewal_failed(exc)
         finally:
@@ -398,7 +399,7 @@ class AsyncCachedVerifier:
         self._stripes: list[asyncio.Lock] | None = None
         self._renewals: set[asyncio.Task] = set()
 
-    async def verify(self, key: str) -> Verdict:
+    async def verify(self, key: str, client_address: str = "") -> Verdict:
         if parse_key(key) is None:
             return INVALID_KEY
         digest = key_digest(key)
@@ -410,9 +411,9 @@ class AsyncCachedVerifier:
                 verdict, renew = _lookup(self.cache, digest)
                 if verdict is None:
                     _cache_lookups("miss").inc()
-                    return await self._verify_into_cache(key, digest)
+                    return await self._verify_into_cache(key, digest, client_address)
         if renew and len(self._renewals) < RENEW_MAX_PENDING:
-            task = asyncio.get_running_loop().create_task(self._renew(key, digest))
+            task = asyncio.get_running_loop().create_task(self._renew(key, digest, client_address))
             self._renewals.add(task)  # a task nobody references may be collected mid-way
             task.add_done_callback(self._renewals.discard)
         return verdict
@@ -422,16 +423,16 @@ class AsyncCachedVerifier:
         """Renewals running."""
         return len(self._renewals)
 
-    async def _verify_into_cache(self, key: str, digest: bytes) -> Verdict:
+    async def _verify_into_cache(self, key: str, digest: bytes, client_address: str) -> Verdict:
         asked = self.cache.asking()
-        verdict = await self.inner.verify(key)
+        verdict = await self.inner.verify(key, client_address)
         metrics.AUTH_VERIFY_SECONDS.observe(time.monotonic() - asked.at)
         self.cache.put(digest, verdict, asked)
         return verdict
 
-    async def _renew(self, key: str, digest: bytes) -> None:
+    async def _renew(self, key: str, digest: bytes, client_address: str) -> None:
         try:
-            await self._verify_into_cache(key, digest)
+            await self._verify_into_cache(key, digest, client_address)
         except Exception as exc:
             _renewal_failed(exc)
 
@@ -456,6 +457,16 @@ def _require_service_token(settings: Settings) -> None:
                           "(mds_ followed by 43 URL-safe characters) to verify API keys")
 
 
+def _authorize_failed(exc: grpc.RpcError) -> MedicError:
+    """Too many failed verifications stays a 429 with its Retry-After for the caller;
+    anything else means the auth service could not answer (503)."""
+    retry_after = tuple((k, v) for k, v in (exc.trailing_metadata() or ()) if k == "retry-after")
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ResourceExhausted(exc.details() or "too many failed API key verifications",
+                                 trailers=retry_after)
+    return Unavailable(f"auth service unavailable ({exc.code().name})", trailers=retry_after)
+
+
 class RemoteVerifier:
     """Verifies keys with the auth service's Authorize RPC (service credential attached)."""
 
@@ -466,14 +477,14 @@ class RemoteVerifier:
                                        service_credential_metadata(settings))
         self.stub = auth_pb2_grpc.AuthServiceStub(self.channel)
 
-    def verify(self, key: str) -> Verdict:
-        request = auth_pb2.AuthorizeRequest(key=key)
+    def verify(self, key: str, client_address: str = "") -> Verdict:
+        request = auth_pb2.AuthorizeRequest(key=key, client_address=client_address)
         for attempt in range(AUTHORIZE_ATTEMPTS):
             try:
                 return verdict_from_pb(self.stub.Authorize(request, timeout=self.timeout))
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt + 1 == AUTHORIZE_ATTEMPTS:
-                    raise Unavailable(f"auth service unavailable ({exc.code().name})") from None
+                    raise _authorize_failed(exc) from None
                 time.sleep(AUTHORIZE_RETRY_PAUSE)
         raise AssertionError("unreachable")
 
@@ -492,17 +503,17 @@ class AioRemoteVerifier:
         self.channel: grpc.aio.Channel | None = None
         self.stub = None
 
-    async def verify(self, key: str) -> Verdict:
+    async def verify(self, key: str, client_address: str = "") -> Verdict:
         if self.stub is None:
             self.channel = aio_service_channel(self.target, self.credential)
             self.stub = auth_pb2_grpc.AuthServiceStub(self.channel)
-        request = auth_pb2.AuthorizeRequest(key=key)
+        request = auth_pb2.AuthorizeRequest(key=key, client_address=client_address)
         for attempt in range(AUTHORIZE_ATTEMPTS):
             try:
                 return verdict_from_pb(await self.stub.Authorize(request, timeout=self.timeout))
             except grpc.RpcError as exc:
                 if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt + 1 == AUTHORIZE_ATTEMPTS:
-                    raise Unavailable(f"auth service unavailable ({exc.code().name})") from None
+                    raise _authorize_failed(exc) from None
                 await asyncio.sleep(AUTHORIZE_RETRY_PAUSE)
         raise AssertionError("unreachable")
 
@@ -618,7 +629,8 @@ class KeyAuthorizer:
             identity, limit = self.rules.anonymous_caller(policy, peer_address(peer))
             kind = "anonymous"
         else:
-            identity, limit = self.rules.key_caller(policy, self.verifier.verify(credential))
+            identity, limit = self.rules.key_caller(
+                policy, self.verifier.verify(credential, peer_address(peer)))
             kind = "key"
         status = self.limiter.check(
             ratelimit.bucket_name(identity.principal, policy.rate_limit_class_name), limit)
@@ -660,7 +672,8 @@ class AsyncKeyAuthorizer:
             identity, limit = self.rules.anonymous_caller(policy, client_ip)
             kind = "anonymous"
         else:
-            identity, limit = self.rules.key_caller(policy, await self.verifier.verify(credential))
+            identity, limit = self.rules.key_caller(
+                policy, await self.verifier.verify(credential, client_ip))
             kind = "key"
         status = await self.limiter.acheck(
             ratelimit.bucket_name(identity.principal, policy.rate_limit_class_name), limit)
