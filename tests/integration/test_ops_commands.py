@@ -34,6 +34,31 @@ def test_healthcheck_passes_while_the_service_serves_and_fails_after(database_ur
     assert not ops.check_grpc(probe, "heartbeat")
 
 
+def test_healthcheck_of_the_monitor_checks_heartbeat_when_the_monitor_runs_inside_it(database_url, db):
+    settings = Settings(database_url=database_url, monitor_enabled=False)
+    running = create_server(heartbeat_app.build(settings, db=db), port=0, workers=4)
+    running.check_readiness()
+    try:  # no monitor process: the monitor port is free
+        inside = Settings(heartbeat_port=running.port, monitor_port=free_port())
+        assert ops.check(inside, "monitor")
+        assert not ops.check(Settings(heartbeat_port=running.port, monitor_port=free_port(),
+                                      monitor_enabled=False), "monitor")
+    finally:
+        running.stop(grace=1)
+
+
+def test_healthcheck_without_a_process_outside_a_container_says_how_to_name_one(tmp_path, monkeypatch,
+                                                                               capsys):
+    init = tmp_path / "cmdline"
+    init.write_bytes(b"/sbin/init\0")
+    monkeypatch.setattr(ops, "PID1_CMDLINE", init)
+    monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path))
+    assert main(["healthcheck"]) == 2
+    assert "name a process: medic healthcheck {" in capsys.readouterr().err
+    init.write_bytes(b"/usr/local/bin/python\0/usr/local/bin/medic\0migrate\0")  # a one-shot container
+    assert main(["healthcheck"]) == 0
+
+
 def test_healthcheck_of_the_gateway_asks_its_liveness_route(gateway, monkeypatch):
     monkeypatch.setenv("MEDIC_GATEWAY_PORT", str(gateway.port))
     assert main(["healthcheck", "gateway"]) == 0
