@@ -18,16 +18,30 @@
          and anonymous, alternating, --rounds times each (req/s, p50, p99; the
          median of the rounds' p50 differences is what auth costs end to end),
          then with a bad key (every answer a 401: what an attacker costs).
+  attack 8 clients (threads, keep-alive, from 127.0.0.1) sending wrong secrets
+         for a real key id (the admin key's) as fast as they are answered,
+         --attack-seconds long. Once 10 attempts got 401 (the key id's failures
+         are used up) and a --warmup more, the auth service's CPU over
+         a window, divided by the attempts the gateway refused in it (429 or
+         401), is the CPU per rejected attempt (goal <= 1 ms once the failure
+         limit holds), then a legitimate new key's first request (its one
+         argon2; from 127.0.0.2, another client IP) is timed --new-keys times
+         and compared with the same measured before the attack (goal: <= 2x).
 
 Prints one JSON line per figure. A report, not a gate.
+    --figures attack   runs only the attack figure (comma-separated: micro,http,attack)
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import http.client
+import json
 import secrets
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +51,121 @@ from bench.common import (DEFAULT_DSN, Medic, emit, register_bulk, wait_for_quie
                           wrk_heartbeats)
 
 HB_POLICY = "/medic.v1.HeartbeatService/RecordHeartbeats"
+ATTACK_CLIENTS = 8
+FAILURES_PER_KEY = 10  # MEDIC_AUTH_FAILURES_PER_KEY_PER_MINUTE's default
+LEGIT_ADDRESS = "127.0.0.2"  # another client IP than the attackers' (loopback is 127/8)
+
+
+def _request(conn: http.client.HTTPConnection, path: str, key: str,
+             method: str = "GET", body: dict | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def _first_request_ms(medic: Medic, n: int) -> tuple[float, int]:
+    """Creates a key (as admin) and times its first request from LEGIT_ADDRESS: a cache miss
+    everywhere, so one Authorize with one argon2. Returns (milliseconds, HTTP status)."""
+    port = medic.ports["gateway"]
+    admin = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        status, body = _request(admin, "/v2/api-keys", medic.admin_key, "POST",
+                                {"name": f"legit-{n}-{secrets.token_hex(3)}", "scopes": ["read"]})
+    finally:
+        admin.close()
+    if status != 201:
+        raise RuntimeError(f"creating a key answered {status}: {body[:200]!r}")
+    key = json.loads(body)["results"]["key"]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(LEGIT_ADDRESS, 0))
+    conn.connect()  # the connection is not what is timed
+    try:
+        started = time.perf_counter()
+        status, _ = _request(conn, "/service/bench-target", key)
+        return (time.perf_counter() - started) * 1e3, status
+    finally:
+        conn.close()
+
+
+def attack(medic: Medic, seconds: float, warmup: float, new_keys: int) -> list[dict]:
+    import psutil
+
+    auth = psutil.Process(medic.children()["auth"])
+    port = medic.ports["gateway"]
+    admin = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    _request(admin, "/service", medic.admin_key, "POST",
+             {"heartbeat_name": "bench-target", "service_name": "bench", "alert_interval": 60})
+    admin.close()
+
+    def first_requests() -> list[tuple[float, int]]:
+        results = []
+        for n in range(new_keys):
+            results.append(_first_request_ms(medic, n))
+            time.sleep(0.3)
+        return results
+
+    quiet = first_requests()
+
+    key_id = medic.admin_key.split("_")[1]
+    statuses: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def attacker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while not stop.is_set():
+            try:
+                status = _request(conn, "/service/bench-target",
+                                  f"mdk_{key_id}_{secrets.token_urlsafe(32)}")[0]
+            except (OSError, http.client.HTTPException) as exc:  # counted, then a new connection
+                status = type(exc).__name__
+                conn.close()
+                time.sleep(0.05)
+            with lock:
+                statuses[status] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=attacker, daemon=True) for _ in range(ATTACK_CLIENTS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    # The window starts once the key id's failures are used up (10 answered 401) and
+    # the argon2 work still running has ended: from then on every attempt is refused early.
+    deadline = time.monotonic() + 30
+    while statuses[401] < FAILURES_PER_KEY and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(warmup)
+    with lock:
+        before = dict(statuses)
+    cpu_before, at = sum(auth.cpu_times()[:2]), time.monotonic()
+    time.sleep(max(1.0, (seconds - warmup) / 2))
+    cpu_after, window = sum(auth.cpu_times()[:2]), time.monotonic() - at
+    with lock:
+        after = dict(statuses)
+    during = first_requests()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    attack_seconds = time.monotonic() - started
+
+    in_window = {code: after.get(code, 0) - before.get(code, 0) for code in after}
+    rejected = sum(n for code, n in in_window.items() if code in (401, 429, 503))
+    cpu = cpu_after - cpu_before
+    quiet_ms = statistics.median(ms for ms, _ in quiet)
+    during_ms = statistics.median(ms for ms, _ in during)
+    return [
+        {"figure": "attack_auth_cpu", "clients": ATTACK_CLIENTS, "window_s": round(window, 2),
+         "auth_cpu_s": round(cpu, 3), "auth_cpu_percent": round(100 * cpu / window, 1),
+         "rejected_in_window": rejected, "statuses_in_window": in_window,
+         "cpu_ms_per_rejected_attempt": round(1e3 * cpu / rejected, 3) if rejected else None,
+         "goal_ms": 1.0},
+        {"figure": "attack_new_key_first_request", "quiet_ms": [round(ms, 1) for ms, _ in quiet],
+         "during_attack_ms": [round(ms, 1) for ms, _ in during],
+         "during_attack_statuses": [code for _, code in during],
+         "quiet_median_ms": round(quiet_ms, 1), "during_attack_median_ms": round(during_ms, 1),
+         "ratio": round(during_ms / quiet_ms, 2), "goal_ratio": 2.0},
+        {"figure": "attack_totals", "seconds": round(attack_seconds, 1), "statuses": dict(statuses)},
+    ]
 
 
 async def micro(medic: Medic, calls: int) -> list[dict]:
@@ -87,12 +216,30 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="key / anonymous runs, alternating")
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--services", type=int, default=1000)
+    parser.add_argument("--figures", default="micro,http,attack")
+    parser.add_argument("--attack-seconds", type=float, default=24.0,
+                        help="under a minute, the failure limit's window")
+    parser.add_argument("--warmup", type=float, default=1.0,
+                        help="seconds after the 10th 401 before the CPU window")
+    parser.add_argument("--new-keys", type=int, default=7)
     args = parser.parse_args()
+    figures = set(args.figures.split(","))
+    if "attack" in figures:
+        # Its own `medic up` (the default limits; management limit raised as for every bench).
+        with Medic(args.dsn) as medic:
+            load = wait_for_quiet(max_wait=60)
+            for row in attack(medic, args.attack_seconds, args.warmup, args.new_keys):
+                emit({**row, "load1": load})
+    if not figures & {"micro", "http"}:
+        return 0
     with Medic(args.dsn, env_overrides={"MEDIC_ALLOW_ANONYMOUS_HEARTBEATS": "true"}) as medic:
         register_bulk(medic.dsn, args.services)
         load = wait_for_quiet(max_wait=60)
-        for row in asyncio.run(micro(medic, args.calls)):
-            emit({**row, "load1": load})
+        if "micro" in figures:
+            for row in asyncio.run(micro(medic, args.calls)):
+                emit({**row, "load1": load})
+        if "http" not in figures:
+            return 0
         def measure(figure: str, key: str | None, **extra) -> dict:
             """One wrk run after a 2 s warm-up, emitted as ``figure``."""
             wrk_heartbeats(medic.gateway_url, services=args.services, duration=2, key=key)

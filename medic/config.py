@@ -201,6 +201,18 @@ class Settings:
         "MEDIC_AUTH_CACHE_TTL_SECONDS", 10.0,
         "how long a process trusts a verified key; revocation takes effect within it",
         parse=_non_negative_float)
+    auth_failures_per_key_per_minute: int = _var(
+        "MEDIC_AUTH_FAILURES_PER_KEY_PER_MINUTE", 10,
+        "failed verifications of one key id a minute; past them a key not yet verified "
+        "gets 429 without any argon2 work (a key already verified still passes)",
+        parse=_positive_int)
+    auth_failures_per_ip_per_minute: int = _var(
+        "MEDIC_AUTH_FAILURES_PER_IP_PER_MINUTE", 30,
+        "failed key verifications from one client IP a minute, then the same", parse=_positive_int)
+    auth_verify_concurrency: int = _var(
+        "MEDIC_AUTH_VERIFY_CONCURRENCY", 4,
+        "argon2 verifications at once per auth process; a key to verify past them gets a fast "
+        "UNAVAILABLE (503) instead of waiting in a queue", parse=_positive_int)
     allow_anonymous_heartbeats: bool = _var(
         "MEDIC_ALLOW_ANONYMOUS_HEARTBEATS", False,
         "accept heartbeats without a key, rate limited per client IP", parse=_bool)

@@ -14,16 +14,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-def grpc_serving(target: str, service: str = "", timeout: float = 1.0) -> bool:
-    """Whether the gRPC server at ``target`` answers SERVING for ``service``
-    ("" = the server as a whole)."""
+def grpc_check(target: str, service: str = "", timeout: float = 1.0) -> str:
+    """``grpc_status`` of the gRPC server at ``target``, on a channel of its own."""
     with grpc.insecure_channel(target) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout)
-        except grpc.RpcError:
-            return False
-    return reply.status == SERVING
+        except grpc.RpcError as exc:
+            return "unknown" if exc.code() == grpc.StatusCode.NOT_FOUND else "unreachable"
+    return "healthy" if reply.status == SERVING else "unhealthy"
+
+
+def grpc_serving(target: str, service: str = "", timeout: float = 1.0) -> bool:
+    """Whether the gRPC server at ``target`` answers SERVING for ``service``
+    ("" = the server as a whole)."""
+    return grpc_check(target, service, timeout) == "healthy"
 
 
 def http_alive(url: str, timeout: float = 1.0) -> bool:

@@ -43,7 +43,8 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
 # --- auth and rate limits (medic/authz/, medic/ratelimit.py) ----------------
 AUTH_FAILURES = Counter(
     "medic_auth_failures_total", "Rejected callers, by reason (missing_key, invalid_key, "
-    "expired_key, revoked_key, insufficient_scope)", ["reason"])
+    "expired_key, revoked_key, insufficient_scope; in the auth service: too_many_failures, "
+    "verification_busy)", ["reason"])
 AUTH_SUCCESSES = Counter(
     "medic_auth_successes_total", "Authorized calls, by kind of caller (key, service, "
     "propagated, anonymous)", ["kind"])

@@ -1,7 +1,9 @@
 """Sliding-window rate limits per (principal, class), in memory or in Redis.
 
 The window is a log of admission times: a request passes when fewer than
-``limit`` requests passed in the last ``WINDOW_SECONDS``; it is then recorded.
+``limit`` requests passed in the last ``WINDOW_SECONDS``; it is then recorded
+(``record=False`` only asks whether one would pass, for counting after the fact
+what is known only afterwards, e.g. failed key verifications).
 Being a log (not an approximation), exactly ``limit`` requests pass per window,
 also under concurrency: the in-memory backend checks and records under one
 lock, the Redis backend in one atomic Lua script (a sorted set per bucket,
@@ -83,14 +85,15 @@ def window_status(allowed: bool, counted: int, oldest: float, now: float, limit:
 
 
 def admit(admitted: deque[float], now: float, limit: int,
-          window: float = WINDOW_SECONDS) -> RateLimitStatus:
+          window: float = WINDOW_SECONDS, record: bool = True) -> RateLimitStatus:
     """One check against a window log (oldest first), recording the request when
-    it passes. Pure apart from mutating ``admitted``; the caller serializes."""
+    it passes (and ``record``). Pure apart from mutating ``admitted``; the caller
+    serializes."""
     cutoff = now - window
     while admitted and admitted[0] <= cutoff:
         admitted.popleft()
     allowed = len(admitted) < limit
-    if allowed:
+    if allowed and record:
         admitted.append(now)
     return window_status(allowed, len(admitted), admitted[0] if admitted else now, now, limit,
                          window)
@@ -101,9 +104,9 @@ def bucket_name(principal: str, rate_class: str) -> str:
 
 
 class RateLimiter(Protocol):
-    def check(self, bucket: str, limit: int) -> RateLimitStatus: ...
+    def check(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus: ...
 
-    async def acheck(self, bucket: str, limit: int) -> RateLimitStatus: ...
+    async def acheck(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus: ...
 
 
 class InMemoryRateLimiter:
@@ -117,7 +120,7 @@ class InMemoryRateLimiter:
         self._lock = threading.Lock()
         self._next_sweep = clock() + window
 
-    def check(self, bucket: str, limit: int) -> RateLimitStatus:
+    def check(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
         with self._lock:
             now = self.clock()
             if now >= self._next_sweep:
@@ -125,10 +128,10 @@ class InMemoryRateLimiter:
             admitted = self._buckets.get(bucket)
             if admitted is None:
                 admitted = self._buckets[bucket] = deque()
-            return admit(admitted, now, limit, self.window)
+            return admit(admitted, now, limit, self.window, record)
 
-    async def acheck(self, bucket: str, limit: int) -> RateLimitStatus:
-        return self.check(bucket, limit)
+    async def acheck(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
+        return self.check(bucket, limit, record=record)
 
     def _sweep(self, now: float) -> None:
         cutoff = now - self.window
@@ -137,7 +140,8 @@ class InMemoryRateLimiter:
         self._next_sweep = now + self.window
 
 
-# KEYS[1]: the bucket's sorted set; ARGV: limit, window (microseconds), unique member.
+# KEYS[1]: the bucket's sorted set; ARGV: limit, window (microseconds), unique member,
+# "1" to record the request when it passes ("0": only ask).
 # Returns {allowed, counted, oldest score, now}, times in microseconds of Redis's clock.
 SLIDING_WINDOW_LUA = """
 local t = redis.call('TIME')
@@ -148,9 +152,11 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local counted = redis.call('ZCARD', KEYS[1])
 local allowed = 0
 if counted < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  counted = counted + 1
   allowed = 1
+  if ARGV[4] == '1' then
+    redis.call('ZADD', KEYS[1], now, ARGV[3])
+    counted = counted + 1
+  end
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
@@ -204,18 +210,19 @@ class RedisRateLimiter:
         self.fallback = fallback or InMemoryRateLimiter(window)
         self._outage = _RedisOutage()
 
-    def check(self, bucket: str, limit: int) -> RateLimitStatus:
+    def check(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
         if not self._outage.redis_allowed():
-            return self.fallback.check(bucket, limit)
+            return self.fallback.check(bucket, limit, record=record)
         try:
             reply = self._script(keys=[REDIS_KEY_PREFIX + bucket],
-                                 args=[limit, int(self.window * 1e6), secrets.token_hex(8)])
+                                 args=[limit, int(self.window * 1e6), secrets.token_hex(8),
+                                       "1" if record else "0"])
         except (redis.RedisError, OSError) as exc:
             self._outage.failed(exc)
-            return self.fallback.check(bucket, limit)
+            return self.fallback.check(bucket, limit, record=record)
         return _status_from_redis(reply, limit, self.window)
 
-    async def acheck(self, bucket: str, limit: int) -> RateLimitStatus:
+    async def acheck(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
         raise TypeError("RedisRateLimiter is synchronous; use AsyncRedisRateLimiter")
 
     def close(self) -> None:
@@ -238,18 +245,19 @@ class AsyncRedisRateLimiter:
         self.fallback = fallback or InMemoryRateLimiter(window)
         self._outage = _RedisOutage()
 
-    def check(self, bucket: str, limit: int) -> RateLimitStatus:
+    def check(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
         raise TypeError("AsyncRedisRateLimiter is asynchronous; use acheck or RedisRateLimiter")
 
-    async def acheck(self, bucket: str, limit: int) -> RateLimitStatus:
+    async def acheck(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
         if not self._outage.redis_allowed():
-            return self.fallback.check(bucket, limit)
+            return self.fallback.check(bucket, limit, record=record)
         try:
             reply = await self._script(keys=[REDIS_KEY_PREFIX + bucket],
-                                       args=[limit, int(self.window * 1e6), secrets.token_hex(8)])
+                                       args=[limit, int(self.window * 1e6), secrets.token_hex(8),
+                                             "1" if record else "0"])
         except (redis.RedisError, OSError) as exc:
             self._outage.failed(exc)
-            return self.fallback.check(bucket, limit)
+            return self.fallback.check(bucket, limit, record=record)
         return _status_from_redis(reply, limit, self.window)
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import requests
+import wcwidth
 
 from medic.config import Settings
 
@@ -175,12 +176,23 @@ def cell(value: Any) -> str:
 Column = tuple[str, "str | Callable[[dict], Any]"]
 
 
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: 2 for a wide (CJK) character or emoji,
+    0 for a combining mark (its length otherwise, e.g. with control characters)."""
+    width = wcwidth.wcswidth(text)
+    return width if width >= 0 else len(text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
-    """Rows as left-aligned columns under upper-case headers."""
+    """Rows as left-aligned columns under upper-case headers, aligned by display width."""
     header = [name.upper() for name, _ in columns]
     body = [[cell(get(row) if callable(get) else row.get(get)) for _, get in columns] for row in rows]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in [header, *body]]
+    widths = [max(display_width(r[i]) for r in [header, *body]) for i in range(len(columns))]
+    lines = ["  ".join(_pad(v, w) for v, w in zip(r, widths)).rstrip() for r in [header, *body]]
     return "\n".join(lines)
 
 

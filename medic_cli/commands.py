@@ -15,10 +15,22 @@ from medic_cli.api import (EXIT_USAGE, ApiError, Client, api_key, gateway_url, h
                            table, to_json)
 from medic.config import ConfigError, Settings
 
-CLIENT_HELP = """\
+def configured_url() -> str:
+    """The gateway URL a command without --url uses here and now (MEDIC_URL, else the
+    local gateway on MEDIC_GATEWAY_PORT), for the help texts."""
+    try:
+        return gateway_url(None, Settings.from_env(warn_unknown=False))
+    except ConfigError as exc:
+        return f"unknown: {exc}"
+    except ApiError as exc:
+        return f"unknown: {exc.message}"
+
+
+def client_help(url: str) -> str:
+    return f"""\
 gateway and key:
   URL:     --url (--gateway-url where --url is a target's or webhook's URL), else MEDIC_URL,
-           else http://127.0.0.1:$MEDIC_GATEWAY_PORT (8080)
+           else http://127.0.0.1:$MEDIC_GATEWAY_PORT; here and now: {url}
   API key: --key, else MEDIC_API_KEY, else the file $MEDIC_DATA_DIR/admin.key
            (default ./.medic/admin.key, written by `medic up`); the first one found wins
 exit codes: 0 success, 1 the gateway refused (its message and HTTP status on stderr),
@@ -225,8 +237,19 @@ def _set_flag(field: str, value: bool):
     return handler
 
 
+def _service_id(api: Client, name: str) -> int:
+    """The id of the service with heartbeat name ``name``; a number that names no
+    service is taken as an id (a name wins over an id that looks the same)."""
+    found = api.call("GET", f"/service/{_path(name)}")[1]
+    if found:
+        return found[0]["service_id"]
+    if name.isdigit():  # the legacy route answers an unknown name with an empty list
+        return int(name)
+    raise ApiError(f"no service is registered as {name!r}")
+
+
 def services_delete(api: Client, args, out: Output) -> None:
-    message, results = api.call("DELETE", f"/v2/services/{args.service_id}")
+    message, results = api.call("DELETE", f"/v2/services/{_service_id(api, args.name)}")
     out.message(results, message)
 
 
@@ -406,7 +429,7 @@ class _Headers(argparse.Action):
         setattr(namespace, self.dest, headers)
 
 
-def add_client_options(parser: argparse.ArgumentParser, *, url_option: bool = True) -> None:
+def add_client_options(parser: argparse.ArgumentParser, url: str, *, url_option: bool = True) -> None:
     """--url/--key/--json, accepted before or after the command (SUPPRESS keeps a
     value given before the command from being reset by the subcommand's default).
     Where --url is a target's or webhook's own URL, the gateway's is --gateway-url
@@ -414,7 +437,7 @@ def add_client_options(parser: argparse.ArgumentParser, *, url_option: bool = Tr
     group = parser.add_argument_group("management commands")
     group.add_argument(*(("--url", "--gateway-url") if url_option else ("--gateway-url",)),
                        dest="gateway_url", default=argparse.SUPPRESS, metavar="URL",
-                       help="gateway URL (wins over MEDIC_URL; default http://127.0.0.1:8080)")
+                       help=f"gateway URL (wins over MEDIC_URL; now: {url})")
     group.add_argument("--key", default=argparse.SUPPRESS, type=_secret,
                        help="API key (wins over MEDIC_API_KEY, which wins over $MEDIC_DATA_DIR/admin.key; "
                             "prefer the variable, or - / @FILE: command lines are visible to other users)")
@@ -428,9 +451,10 @@ def _group(commands, name: str, help: str):
 
 
 def _leaf(commands, name: str, handler, help: str, *, url_option: bool = True) -> argparse.ArgumentParser:
-    parser = commands.add_parser(name, help=help, description=help, epilog=CLIENT_HELP,
+    url = configured_url()
+    parser = commands.add_parser(name, help=help, description=help, epilog=client_help(url),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_client_options(parser, url_option=url_option)
+    add_client_options(parser, url, url_option=url_option)
     parser.set_defaults(func=_runner(handler))
     return parser
 
@@ -508,7 +532,7 @@ def _register_services(commands) -> None:
                                      ("deactivate", "active", False, "stop monitoring it")):
         _leaf(services, name, _set_flag(field, value), help).add_argument("name", metavar="NAME")
     p = _leaf(services, "delete", services_delete, "delete a service with its heartbeats, alerts and targets")
-    p.add_argument("service_id", type=int, metavar="SERVICE_ID")
+    p.add_argument("name", metavar="NAME", help="heartbeat name (or the service id)")
 
 
 def _register_heartbeats_and_alerts(commands) -> None:
@@ -606,7 +630,7 @@ def _register_delivery(commands) -> None:
 
 def register(parser: argparse.ArgumentParser, commands) -> None:
     """Adds the management commands to `medic` (``commands`` = its subparsers)."""
-    add_client_options(parser)
+    add_client_options(parser, configured_url())
     _register_keys(commands)
     _register_services(commands)
     _register_heartbeats_and_alerts(commands)

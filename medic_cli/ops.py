@@ -1,18 +1,26 @@
 """Operator commands for deployments (containers, orchestrators):
 
-    medic healthcheck [process]   exit 0 when the process in this container answers its health
-                                  check (gRPC grpc.health.v1 Check for the services and the
-                                  monitor, GET /health/live for the gateway); with no process,
-                                  the one PID 1 serves (`medic serve <process>`), which lets one
-                                  Dockerfile HEALTHCHECK fit every process of the image
-    medic bootstrap-admin         apply pending migrations, then create the first admin API key
-                                  when no key exists: printed once on stdout and written to
-                                  $MEDIC_DATA_DIR/admin.key (mode 0600)
+    medic healthcheck [process]   exit 0 when the process answers its health check (gRPC
+                                  grpc.health.v1 Check for the services and the monitor, GET
+                                  /health/live for the gateway; `monitor` is checked on the
+                                  heartbeat service when no monitor process serves and
+                                  MEDIC_MONITOR_ENABLED is true, as under `medic up`). With no
+                                  process: the one PID 1 serves (`medic serve <process>`), which
+                                  lets one Dockerfile HEALTHCHECK fit every process of the image;
+                                  else every process of the `medic up` running with this
+                                  MEDIC_DATA_DIR; else it says how to name one (exit 2)
+    medic bootstrap-admin         apply pending migrations, then create an admin API key when
+                                  no active admin key exists (the first start, or the recovery
+                                  when every admin key expired): printed once on stdout and
+                                  written to $MEDIC_DATA_DIR/admin.key (mode 0600)
 
 Registered in ``medic_cli/main.py`` by ``register(commands)``.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +29,7 @@ from medic.config import GRPC_SERVICES, ConfigError, Settings
 PROCESSES = (*GRPC_SERVICES, "monitor", "gateway")
 HEALTHCHECK_TIMEOUT_SECONDS = 3.0
 PID1_CMDLINE = Path("/proc/1/cmdline")
+UP_STATE_FILE = "up.json"  # written by `medic up` (medic_cli.launcher.STATE_FILE)
 
 
 def _settings() -> Settings:
@@ -60,19 +69,77 @@ def check_grpc(settings: Settings, process: str) -> bool:
                                timeout=HEALTHCHECK_TIMEOUT_SECONDS)
 
 
+def check_monitor(settings: Settings) -> bool:
+    if check_grpc(settings, "monitor"):
+        return True
+    # Under `medic up` (and wherever MEDIC_MONITOR_ENABLED is true) the monitor runs
+    # inside the heartbeat process, and no monitor port is served.
+    return settings.monitor_enabled and check_grpc(settings, "heartbeat")
+
+
+def check(settings: Settings, process: str) -> bool:
+    if process == "gateway":
+        return check_gateway(settings)
+    if process == "monitor":
+        return check_monitor(settings)
+    return check_grpc(settings, process)
+
+
+def is_medic_command(cmdline: bytes) -> bool:
+    """Whether a command line (NUL-separated) runs `medic` (e.g. a one-shot `medic migrate`)."""
+    args = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
+    return any(Path(a).name in ("medic", "medic_cli") for a in args[:3])
+
+
+def running_up(settings: Settings) -> dict | None:
+    """What the `medic up` running with this data directory wrote about itself, if it runs."""
+    path = Path(settings.data_dir) / UP_STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def check_up(settings: Settings, state: dict) -> int:
+    unhealthy = []
+    for process in state["processes"]:
+        port = int(process["port"])
+        name = process["name"]
+        probe = dataclasses.replace(settings, **{f"{name}_port": port})
+        healthy = check_gateway(probe) if name == "gateway" else check_grpc(probe, name)
+        print(f"{process['label']:<12} {port:<6} {'healthy' if healthy else 'NOT HEALTHY'}")
+        if not healthy:
+            unhealthy.append(process["label"])
+    if unhealthy:
+        print(f"medic healthcheck: not healthy: {', '.join(unhealthy)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_healthcheck(args) -> int:
     process = args.process
+    settings = _settings()
     if process is None:
         try:
-            process = served_process(PID1_CMDLINE.read_bytes())
+            pid1 = PID1_CMDLINE.read_bytes()
         except OSError:
-            process = None
-        if process is None:  # a one-shot command (migrate, bootstrap-admin): nothing serves
-            print("medic healthcheck: no `medic serve` process to check", file=sys.stderr)
-            return 0
-    settings = _settings()
-    healthy = check_gateway(settings) if process == "gateway" else check_grpc(settings, process)
-    if not healthy:
+            pid1 = b""
+        process = served_process(pid1)
+        if process is None:
+            state = running_up(settings)
+            if state is not None:
+                return check_up(settings, state)
+            if is_medic_command(pid1):  # a one-shot command (migrate, bootstrap-admin): nothing serves
+                print("medic healthcheck: no `medic serve` process to check", file=sys.stderr)
+                return 0
+            print("medic healthcheck: no `medic up` runs with MEDIC_DATA_DIR="
+                  f"{Path(settings.data_dir).resolve()} and this is no `medic serve` container; "
+                  f"name a process: medic healthcheck {{{','.join(PROCESSES)}}} "
+                  "(its port from MEDIC_<PROCESS>_PORT)", file=sys.stderr)
+            return 2
+    if not check(settings, process):
         print(f"medic healthcheck: {process} is not healthy", file=sys.stderr)
         return 1
     return 0
@@ -96,11 +163,11 @@ def cmd_bootstrap_admin(args) -> int:
     finally:
         db.close()
     if key is None:
-        print("medic bootstrap-admin: API keys exist already; nothing created (create more with "
-              "an admin key: POST /v2/api-keys)", file=sys.stderr)
+        print("medic bootstrap-admin: an active admin API key exists already; nothing created "
+              "(create more with an admin key: POST /v2/api-keys)", file=sys.stderr)
         return 0
     key_file = (Path(settings.data_dir) / bootstrap.ADMIN_KEY_FILE).resolve()
-    print("Created the first admin API key. It is shown this once and kept in "
+    print("No active admin API key existed: created one. It is shown this once and kept in "
           f"{key_file} (mode 0600):", file=sys.stderr)
     print(key, flush=True)
     return 0
@@ -110,7 +177,8 @@ def register(commands) -> None:
     """Adds the operator commands to `medic`'s sub-command parser."""
     check = commands.add_parser("healthcheck", help="exit 0 when a local Medic process is healthy")
     check.add_argument("process", nargs="?", choices=PROCESSES,
-                       help="default: the process PID 1 serves (in a container)")
+                       help="default: the process PID 1 serves (in a container), else every "
+                            "process of the running `medic up`")
     check.set_defaults(func=cmd_healthcheck)
-    commands.add_parser("bootstrap-admin", help="create the first admin API key (once)") \
+    commands.add_parser("bootstrap-admin", help="create an admin API key when no active one exists") \
         .set_defaults(func=cmd_bootstrap_admin)

@@ -38,8 +38,9 @@ class KeyAuthorizer:
         credential = bearer_token(metadata.get("authorization"))
         if credential and credential.startswith(SERVICE_TOKEN_PREFIX):
             return self.rules.service_caller(credential, metadata)
-        verdict = None if credential is None else self.verifier.verify(credential)
-        identity, limit, kind = self.rules.caller(policy, peer_address(peer), verdict)
+        address = peer_address(peer)
+        verdict = None if credential is None else self.verifier.verify(credential, address)
+        identity, limit, kind = self.rules.caller(policy, address, verdict)
         self.rules.counted(policy, self.limiter.check(self.rules.bucket(identity, policy), limit), kind)
         return identity
 
@@ -71,7 +72,7 @@ class AsyncKeyAuthorizer:
     async def authorize(self, policy: MethodPolicy, headers: Mapping[str, str],
                         client_ip: str) -> Decision:
         credential = http_credential(_lowered(headers).get("authorization"))
-        verdict = None if credential is None else await self.verifier.verify(credential)
+        verdict = None if credential is None else await self.verifier.verify(credential, client_ip)
         identity, limit, kind = self.rules.caller(policy, client_ip, verdict)
         status = self.rules.counted(
             policy, await self.limiter.acheck(self.rules.bucket(identity, policy), limit), kind)

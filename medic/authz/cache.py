@@ -121,11 +121,12 @@ class GrantCache:
 
 
 class Verifier(Protocol):
-    def verify(self, key: str) -> Verdict: ...
+    # client_address: the caller's IP (the auth service limits failed verifications by it)
+    def verify(self, key: str, client_address: str = "") -> Verdict: ...
 
 
 class AsyncVerifier(Protocol):
-    async def verify(self, key: str) -> Verdict: ...
+    async def verify(self, key: str, client_address: str = "") -> Verdict: ...
 
 
 class _CacheFront:
@@ -172,7 +173,7 @@ class CachedVerifier(_CacheFront):
         self._renewal_lock = threading.Lock()
         self._renewing = 0
 
-    def verify(self, key: str) -> Verdict:
+    def verify(self, key: str, client_address: str = "") -> Verdict:
         if parse_key(key) is None:
             return INVALID_KEY
         digest = key_digest(key)
@@ -182,9 +183,9 @@ class CachedVerifier(_CacheFront):
                 verdict, renew = self._lookup(digest)
                 if verdict is None:
                     self._missed()
-                    return self._verify_into_cache(key, digest)
+                    return self._verify_into_cache(key, digest, client_address)
         if renew:
-            self._start_renewal(key, digest)
+            self._start_renewal(key, digest, client_address)
         return verdict
 
     @property
@@ -192,25 +193,25 @@ class CachedVerifier(_CacheFront):
         """Renewals queued or running."""
         return self._renewing
 
-    def _verify_into_cache(self, key: str, digest: bytes) -> Verdict:
+    def _verify_into_cache(self, key: str, digest: bytes, client_address: str) -> Verdict:
         asked = self.cache.asking()
-        return self._store(digest, self.inner.verify(key), asked)
+        return self._store(digest, self.inner.verify(key, client_address), asked)
 
-    def _start_renewal(self, key: str, digest: bytes) -> None:
+    def _start_renewal(self, key: str, digest: bytes, client_address: str) -> None:
         with self._renewal_lock:
             if self._renewing >= RENEW_MAX_PENDING:
                 return  # the auth service is slow: this entry lapses into a plain miss
             if self._renewals is None:
                 self._renewals = ThreadPoolExecutor(RENEW_THREADS, thread_name_prefix="auth-renew")
             try:
-                self._renewals.submit(self._renew, key, digest)
+                self._renewals.submit(self._renew, key, digest, client_address)
             except RuntimeError:  # shutting down
                 return
             self._renewing += 1
 
-    def _renew(self, key: str, digest: bytes) -> None:
+    def _renew(self, key: str, digest: bytes, client_address: str) -> None:
         try:
-            self._verify_into_cache(key, digest)
+            self._verify_into_cache(key, digest, client_address)
         except Exception as exc:
             self._renewal_failed(exc)
         finally:
@@ -228,7 +229,7 @@ class AsyncCachedVerifier(_CacheFront):
         self._stripes: list[asyncio.Lock] | None = None  # made in the running loop
         self._renewals: set[asyncio.Task] = set()
 
-    async def verify(self, key: str) -> Verdict:
+    async def verify(self, key: str, client_address: str = "") -> Verdict:
         if parse_key(key) is None:
             return INVALID_KEY
         digest = key_digest(key)
@@ -240,9 +241,9 @@ class AsyncCachedVerifier(_CacheFront):
                 verdict, renew = self._lookup(digest)
                 if verdict is None:
                     self._missed()
-                    return await self._verify_into_cache(key, digest)
+                    return await self._verify_into_cache(key, digest, client_address)
         if renew and len(self._renewals) < RENEW_MAX_PENDING:
-            task = asyncio.get_running_loop().create_task(self._renew(key, digest))
+            task = asyncio.get_running_loop().create_task(self._renew(key, digest, client_address))
             self._renewals.add(task)  # a task nobody references may be collected mid-way
             task.add_done_callback(self._renewals.discard)
         return verdict
@@ -252,12 +253,12 @@ class AsyncCachedVerifier(_CacheFront):
         """Renewals running."""
         return len(self._renewals)
 
-    async def _verify_into_cache(self, key: str, digest: bytes) -> Verdict:
+    async def _verify_into_cache(self, key: str, digest: bytes, client_address: str) -> Verdict:
         asked = self.cache.asking()
-        return self._store(digest, await self.inner.verify(key), asked)
+        return self._store(digest, await self.inner.verify(key, client_address), asked)
 
-    async def _renew(self, key: str, digest: bytes) -> None:
+    async def _renew(self, key: str, digest: bytes, client_address: str) -> None:
         try:
-            await self._verify_into_cache(key, digest)
+            await self._verify_into_cache(key, digest, client_address)
         except Exception as exc:
             self._renewal_failed(exc)

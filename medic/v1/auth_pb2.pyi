@@ -109,10 +109,12 @@ class SetRateLimitsResponse(_message.Message):
     def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
 
 class AuthorizeRequest(_message.Message):
-    __slots__ = ("key",)
+    __slots__ = ("key", "client_address")
     KEY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     key: str
-    def __init__(self, key: _Optional[str] = ...) -> None: ...
+    client_address: str
+    def __init__(self, key: _Optional[str] = ..., client_address: _Optional[str] = ...) -> None: ...
 
 class EffectiveRateLimits(_message.Message):
     __slots__ = ("heartbeat_per_minute", "management_per_minute")

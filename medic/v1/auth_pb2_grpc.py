@@ -109,8 +109,11 @@ class AuthServiceServicer:
     def RevokeApiKey(self, request, context):
         """Revokes a key. Every Medic process stops accepting it within
         MEDIC_AUTH_CACHE_TTL_SECONDS (the auth service itself at once). Revoking a
-        revoked key changes nothing and answers the key as it is.
-        Errors: NOT_FOUND for an unknown key id.
+        revoked key changes nothing and answers the key as it is. The last active
+        (neither revoked nor expired) admin key cannot be revoked: nobody could
+        manage keys after it.
+        Errors: NOT_FOUND for an unknown key id; FAILED_PRECONDITION for the last
+        active admin key.
         Scope: admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -139,6 +142,14 @@ class AuthServiceServicer:
         credential (MEDIC_SERVICE_TOKEN) without a propagated identity; an API key,
         even an admin one, gets PERMISSION_DENIED, so this RPC is no oracle for
         guessing keys.
+        Failed verifications are limited per key id and per client_address
+        (MEDIC_AUTH_FAILURES_PER_KEY_PER_MINUTE, MEDIC_AUTH_FAILURES_PER_IP_PER_MINUTE):
+        past the limit a key this auth process has not verified before gets
+        RESOURCE_EXHAUSTED with a `retry-after` trailer (seconds) and no argon2 work;
+        a key it verified before still passes. At most
+        MEDIC_AUTH_VERIFY_CONCURRENCY verifications run at once; past them
+        UNAVAILABLE with `retry-after: 1`, at once.
+        Errors: RESOURCE_EXHAUSTED and UNAVAILABLE as above.
         Scope: admin (and the service credential, see above).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

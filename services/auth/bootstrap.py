@@ -7,12 +7,14 @@ The launcher (``medic up``) calls, before starting the processes:
   0600) on the first call. The launcher passes it to every Medic process as
   MEDIC_SERVICE_TOKEN. Never print or log it.
 * ``bootstrap_admin_key(settings, db)`` (database migrated) -> the plaintext of
-  a new admin key when no key exists yet, else None. The key is also written to
+  a new admin key when no active admin key exists (the first start, or every
+  admin key expired or was revoked by hand in the database), else None. The key is also written to
   ``$MEDIC_DATA_DIR/admin.key`` (0600) before it is committed; the launcher
   prints it once. It may make 300 management requests a minute (an override).
 
-Both are idempotent: a restart finds the token file and existing keys and
-creates nothing. Concurrent first starts are serialized by an advisory lock.
+Both are idempotent: a restart finds the token file and an active admin key and
+creates nothing. Concurrent starts are serialized by an advisory lock (the one
+revocation takes, so the last active admin key cannot be revoked either).
 """
 from __future__ import annotations
 
@@ -67,12 +69,12 @@ def ensure_service_token(settings: Settings) -> str:
 
 def bootstrap_admin_key(settings: Settings, db: Database) -> str | None:
     store = KeyStore(db)
-    if store.any_key():  # the usual restart: no hashing, no lock
+    if store.any_active_admin_key():  # the usual restart: no hashing, no lock
         return None
     key_id, key = keys.new_key()
     # The file is written before the key is committed: a crash or a full disk in
     # between leaves no admin key that nobody holds (the next start makes another).
-    row = store.create_first(
+    row = store.create_admin_if_none(
         lambda: write_secret(Path(settings.data_dir) / ADMIN_KEY_FILE, key),
         key_id=key_id, name=BOOTSTRAP_KEY_NAME, key_hash=keys.hash_key(key), scopes=["admin"],
         heartbeat_per_minute=None, management_per_minute=BOOTSTRAP_MANAGEMENT_PER_MINUTE,

@@ -132,4 +132,4 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         # otherwise any key holder could use this RPC to test keys.
         if current_identity().principal != SERVICE_PRINCIPAL:
             raise PermissionDenied("Authorize answers Medic processes only")
-        return verdict_to_pb(self.local.verify(request.key))
+        return verdict_to_pb(self.local.verify(request.key, request.client_address))

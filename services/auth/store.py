@@ -5,7 +5,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from medic.db import Database, Row
-from medic.errors import NotFound
+from medic.errors import FailedPrecondition, NotFound
 
 KEY_COLUMNS = """
     key_id, name, scopes, heartbeat_per_minute, management_per_minute, created_at,
@@ -49,9 +49,20 @@ TOUCH_LAST_USED = """
     WHERE key_id = %s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
 """
 
-# Serializes concurrent first starts (several auth replicas starting at once).
-LOCK_BOOTSTRAP = "SELECT pg_advisory_xact_lock(hashtext('medic.auth.bootstrap'))"
-ANY_KEY_EXISTS = "SELECT EXISTS (SELECT 1 FROM api_keys) AS present"
+# Serializes everything that decides whether an active admin key is left: concurrent
+# bootstraps (several auth replicas starting at once) and revocations (two admins
+# revoking each other at once would otherwise both see the other one still active).
+LOCK_ADMIN_KEYS = "SELECT pg_advisory_xact_lock(hashtext('medic.auth.bootstrap'))"
+ACTIVE_ADMIN = "'admin' = ANY(scopes) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+ANY_ACTIVE_ADMIN_KEY = f"SELECT EXISTS (SELECT 1 FROM api_keys WHERE {ACTIVE_ADMIN}) AS present"
+# Whether revoking key %(key_id)s would leave no active admin key.
+IS_LAST_ACTIVE_ADMIN = f"""
+    SELECT ({ACTIVE_ADMIN}) AND NOT EXISTS (
+               SELECT 1 FROM api_keys other WHERE other.key_id <> api_keys.key_id
+               AND 'admin' = ANY(other.scopes) AND other.revoked_at IS NULL
+               AND (other.expires_at IS NULL OR other.expires_at > now())) AS last
+    FROM api_keys WHERE key_id = %s
+"""
 
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
@@ -69,20 +80,21 @@ class KeyStore:
                 heartbeat_per_minute=heartbeat_per_minute,
                 management_per_minute=management_per_minute, expires_at=expires_at))
 
-    def create_first(self, before_commit: Callable[[], None], **fields) -> Row | None:
-        """Creates the key only when the table is empty (bootstrap); None otherwise.
-        ``before_commit`` runs once the key is inserted, inside the transaction: if
-        it fails, no key is created."""
+    def create_admin_if_none(self, before_commit: Callable[[], None], **fields) -> Row | None:
+        """Creates the key only when no active admin key exists (bootstrap, and the
+        recovery when every admin key expired); None otherwise. ``before_commit``
+        runs once the key is inserted, inside the transaction: if it fails, no key
+        is created."""
         with self.db.transaction() as tx:
-            tx.one(LOCK_BOOTSTRAP)
-            if tx.one(ANY_KEY_EXISTS)["present"]:
+            tx.one(LOCK_ADMIN_KEYS)
+            if tx.one(ANY_ACTIVE_ADMIN_KEY)["present"]:
                 return None
             row = tx.one(INSERT_KEY, fields)
             before_commit()
             return row
 
-    def any_key(self) -> bool:
-        return self.db.one(ANY_KEY_EXISTS)["present"]
+    def any_active_admin_key(self) -> bool:
+        return self.db.one(ANY_ACTIVE_ADMIN_KEY)["present"]
 
     def list(self) -> list[Row]:
         return self.db.all(SELECT_KEYS)
@@ -91,10 +103,19 @@ class KeyStore:
         return self.db.one(SELECT_KEY_FOR_VERIFICATION, (key_id,))
 
     def revoke(self, key_id: str) -> Row:
-        row = self.db.one(REVOKE_KEY, (key_id,))
-        if row is None:
-            raise NotFound(f"API key {key_id} not found")
-        return row
+        """Revokes a key, unless it is the last active admin key: without one, no
+        key could be created, revoked or changed any more through the API."""
+        with self.db.transaction() as tx:
+            tx.one(LOCK_ADMIN_KEYS)
+            last = tx.one(IS_LAST_ACTIVE_ADMIN, (key_id,))
+            if last is None:
+                raise NotFound(f"API key {key_id} not found")
+            if last["last"]:
+                raise FailedPrecondition(
+                    f"API key {key_id} is the last active admin key; revoking it would leave "
+                    "nobody able to manage API keys. Create another admin key first "
+                    "(if every admin key is lost, `medic bootstrap-admin` creates one)")
+            return tx.one(REVOKE_KEY, (key_id,))
 
     def set_rate_limits(self, key_id: str, *, heartbeat_per_minute: int | None,
                         management_per_minute: int | None) -> Row:

@@ -12,6 +12,10 @@ same answer for ~0.1 s of CPU per key in use per TTL: with a few hundred keys in
 use, all of the auth service's CPU. The auth process's own interceptor puts a
 ``medic.authz.CachedVerifier`` in front of it, so the auth service never calls
 itself.
+
+A key not remembered costs argon2 only within the limits of
+``services.auth.failures``: failed verifications per key id and client address,
+and a bound on argon2 work at once. A remembered key skips both.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from medic.config import Settings
 from medic.errors import MedicError
 from medic.db import Row
 from services.auth import keys
+from services.auth.failures import FailedVerifications
 from services.auth.store import KeyStore
 
 log = logging.getLogger(__name__)
@@ -40,18 +45,22 @@ def grant_from_row(row: Row, settings: Settings) -> KeyGrant:
 
 
 class LocalVerifier:
-    def __init__(self, store: KeyStore, settings: Settings):
+    def __init__(self, store: KeyStore, settings: Settings,
+                 failures: FailedVerifications | None = None):
         self.store = store
         self.settings = settings
+        self.failures = failures or FailedVerifications(settings)
         # SHA-256 of a presented key -> the hash it matched; the longest kept makes room
         self._matched: dict[bytes, str] = {}
         self._lock = threading.Lock()
 
-    def _matches(self, row: Row, key: str) -> bool:
-        digest = key_digest(key)
+    def _matches(self, row: Row, key: str, digest: bytes, client_address: str) -> bool:
         if self._matched.get(digest) == row["key_hash"]:
             return True
-        if not keys.key_matches(row["key_hash"], key):
+        with self.failures.argon2_slot():
+            matches = keys.key_matches(row["key_hash"], key)
+        if not matches:
+            self.failures.failed(row["key_id"], client_address)
             return False
         with self._lock:
             if digest not in self._matched and len(self._matched) >= CACHE_MAX_ENTRIES:
@@ -59,13 +68,18 @@ class LocalVerifier:
             self._matched[digest] = row["key_hash"]
         return True
 
-    def verify(self, key: str) -> Verdict:
+    def verify(self, key: str, client_address: str = "") -> Verdict:
+        """``client_address``: the caller's client IP as its edge saw it ("" when
+        unknown: then only the key id's failures are limited)."""
         # Malformed keys and unknown key ids end here, before any argon2 work.
         key_id = parse_key(key)
         if key_id is None:
             return INVALID_KEY
+        digest = key_digest(key)
+        if digest not in self._matched:  # not known good: may it cost argon2?
+            self.failures.check(key_id, client_address)
         row = self.store.for_verification(key_id)
-        if row is None or not self._matches(row, key):
+        if row is None or not self._matches(row, key, digest, client_address):
             return INVALID_KEY
         # Only a caller who holds the real key learns it is revoked or expired.
         if row["revoked_at"] is not None:

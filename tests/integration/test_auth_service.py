@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import stat
 import time
 
@@ -10,7 +11,7 @@ import grpc
 import pytest
 
 from medic import contracts, metrics
-from medic.authz import KeyAuthorizer
+from medic.authz import INVALID_KEY, KeyAuthorizer
 from medic.errors import Unauthenticated
 from medic.v1 import auth_pb2, heartbeat_pb2, options_pb2
 from services.auth import bootstrap
@@ -290,6 +291,38 @@ def test_revocation_applies_at_once_in_the_auth_process(client, admin_key):
     assert client.code_of(client.auth.ListApiKeys, auth_pb2.ListApiKeysRequest(), key) == UNAUTHENTICATED
 
 
+def test_the_last_active_admin_key_cannot_be_revoked(client, admin_key, db):
+    def revoke(key_id: str, by: str):
+        return client.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key_id),
+                                        metadata=bearer(by), timeout=5)
+
+    admin_id = admin_key.split("_")[1]
+    with pytest.raises(grpc.RpcError) as refused:
+        revoke(admin_id, admin_key)  # itself, the only admin key
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "last active admin key" in refused.value.details()
+    assert "bootstrap-admin" in refused.value.details()
+
+    # An expired admin key and a revoked one are no help; a read key neither.
+    expired = client.create_key(admin_key, "admin", name="expired-admin")
+    db.execute("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE key_id = %s",
+               (expired.split("_")[1],))
+    revoked = client.create_key(admin_key, "admin", name="revoked-admin")
+    revoke(revoked.split("_")[1], admin_key)
+    client.create_key(admin_key, "read", name="reader")
+    with pytest.raises(grpc.RpcError) as refused:
+        revoke(admin_id, admin_key)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    # With a second active admin key, either may go, but not both.
+    second = client.create_key(admin_key, "admin", name="second-admin")
+    assert revoke(admin_id, second).api_key.HasField("revoked_at")
+    with pytest.raises(grpc.RpcError) as refused:
+        revoke(second.split("_")[1], second)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert revoke(admin_id, second).api_key.HasField("revoked_at")  # revoking again: unchanged
+
+
 def test_last_used_is_recorded(client, admin_key):
     client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))
     listed = client.auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=bearer(admin_key))
@@ -329,3 +362,89 @@ def test_keys_never_appear_in_logs(client, admin_key, caplog):
     # (either may itself hold "_", so never split on the last one).
     for secret in (created.key.split("_", 2)[2], admin_key.split("_", 2)[2], SERVICE_TOKEN.removeprefix("mds_")):
         assert len(secret) == 43 and secret not in logged
+
+
+# --- guessing secrets: failed verifications are limited, argon2 work is bounded -----------
+
+def wrong_secret(key: str) -> str:
+    return f"mdk_{key.split('_')[1]}_{secrets.token_urlsafe(32)}"
+
+
+def authorize(client, key: str, client_address: str = "") -> auth_pb2.AuthorizeResponse:
+    return client.auth.Authorize(auth_pb2.AuthorizeRequest(key=key, client_address=client_address),
+                                 metadata=bearer(SERVICE_TOKEN), timeout=5)
+
+
+def limited_failures() -> float:
+    return metrics.AUTH_FAILURES.labels("too_many_failures")._value.get()
+
+
+@pytest.fixture
+def limited_servers(database_url, db, tmp_path):
+    settings = auth_settings(database_url, data_dir=tmp_path, auth_failures_per_key_per_minute=3,
+                             auth_failures_per_ip_per_minute=5)
+    admin_key = bootstrap.bootstrap_admin_key(settings, db)
+    auth = start_auth_server(settings, db)
+    client = Client(auth.port)
+    yield client, admin_key
+    client.close()
+    auth.stop(grace=1)
+
+
+def test_failed_verifications_of_a_key_id_are_limited_without_argon2(limited_servers):
+    client, admin_key = limited_servers
+    owner = client.create_key(admin_key, "read", name="attacked")
+    assert authorize(client, owner, "10.0.0.1").verdict == auth_pb2.AUTHORIZE_VERDICT_VALID
+
+    for n in range(3):  # each from its own address: only the key id's count matters here
+        assert authorize(client, wrong_secret(owner), f"10.1.0.{n}").verdict == \
+            auth_pb2.AUTHORIZE_VERDICT_INVALID_KEY
+    argon2_before, limited_before = argon2_runs(), limited_failures()
+    for n in range(5):
+        with pytest.raises(grpc.RpcError) as refused:
+            authorize(client, wrong_secret(owner), f"10.2.0.{n}")
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "too many failed API key verifications for this key id" in refused.value.details()
+        retry_after = dict(refused.value.trailing_metadata())["retry-after"]
+        assert 1 <= int(retry_after) <= 60
+    assert argon2_runs() == argon2_before  # refused before any argon2 work
+    assert limited_failures() - limited_before == 5
+
+    # The owner, verified before, is not locked out; other key ids are untouched.
+    assert authorize(client, owner, "10.2.0.9").verdict == auth_pb2.AUTHORIZE_VERDICT_VALID
+    other = client.create_key(admin_key, "read", name="other")
+    assert authorize(client, other, "10.2.0.9").verdict == auth_pb2.AUTHORIZE_VERDICT_VALID
+
+
+def test_failed_verifications_from_one_address_are_limited_across_key_ids(limited_servers):
+    client, admin_key = limited_servers
+    victims = [client.create_key(admin_key, "read", name=f"victim-{n}") for n in range(3)]
+    for n in range(5):  # 5 failures over 3 key ids: none reaches its own limit of 3
+        assert authorize(client, wrong_secret(victims[n % 3]), "10.9.9.9").verdict == \
+            auth_pb2.AUTHORIZE_VERDICT_INVALID_KEY
+    fresh = client.create_key(admin_key, "read", name="fresh")
+    with pytest.raises(grpc.RpcError) as refused:
+        authorize(client, fresh, "10.9.9.9")  # not verified before: it would cost argon2
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "this client address" in refused.value.details()
+    assert authorize(client, fresh, "10.9.9.10").verdict == auth_pb2.AUTHORIZE_VERDICT_VALID
+    assert authorize(client, fresh, "10.9.9.9").verdict == auth_pb2.AUTHORIZE_VERDICT_VALID  # now known
+
+
+def test_argon2_work_past_the_concurrency_bound_is_refused_at_once(settings, db, admin_key):
+    from medic.errors import Unavailable
+    from services.auth.store import KeyStore
+    from services.auth.verifier import LocalVerifier
+
+    verifier = LocalVerifier(KeyStore(db), dataclasses.replace(settings, auth_verify_concurrency=1))
+    assert verifier.verify(admin_key).grant is not None  # verified once: remembered
+    busy_before = metrics.AUTH_FAILURES.labels("verification_busy")._value.get()
+    with verifier.failures.argon2_slot():  # another verification holds the only slot
+        argon2_before = argon2_runs()
+        with pytest.raises(Unavailable) as refused:  # refused, not queued behind it
+            verifier.verify(wrong_secret(admin_key))
+        assert argon2_runs() == argon2_before
+        assert dict(refused.value.trailers)["retry-after"] == "1"
+        assert verifier.verify(admin_key).grant is not None  # a remembered key needs no slot
+    assert metrics.AUTH_FAILURES.labels("verification_busy")._value.get() - busy_before == 1
+    assert verifier.verify(wrong_secret(admin_key)) == INVALID_KEY  # slot free again

@@ -93,6 +93,27 @@ def test_service_lifecycle_register_list_show_update_mute_deactivate(admin):
     assert ok(admin("--json", "services", "list")).json() == []
 
 
+def test_services_delete_takes_a_heartbeat_name_or_an_id(admin):
+    ok(admin("services", "register", "夜間-backup", "--service-name", "b", "--interval-minutes", "5"))
+    ok(admin("services", "register", "etl", "--service-name", "b", "--interval-minutes", "5"))
+    etl_id = ok(admin("--json", "services", "show", "etl")).json()["service_id"]
+    assert "deleted" in ok(admin("services", "delete", "夜間-backup")).out.lower()
+    assert "deleted" in ok(admin("services", "delete", str(etl_id))).out.lower()
+    assert ok(admin("--json", "services", "list")).json() == []
+    missing = admin("services", "delete", "no-such-heartbeat")
+    assert missing.code == 1 and "no service is registered as 'no-such-heartbeat'" in missing.err
+    gone = admin("services", "delete", str(etl_id))  # an id that names nothing any more
+    assert gone.code == 1 and "HTTP 404" in gone.err
+
+
+def test_help_shows_the_gateway_url_that_will_be_used(medic, monkeypatch):
+    monkeypatch.setenv("MEDIC_GATEWAY_PORT", "18181")
+    assert "http://127.0.0.1:18181" in medic("--help").out
+    assert "http://127.0.0.1:18181" in medic("services", "list", "--help").out
+    monkeypatch.setenv("MEDIC_URL", "https://medic.example.com")
+    assert "https://medic.example.com" in medic("--help").out
+
+
 def test_heartbeat_is_sent_and_listed_and_alerts_are_listed(admin):
     ok(admin("services", "register", "etl", "--service-name", "data", "--interval-seconds", "30"))
     sent = ok(admin("heartbeat", "send", "etl"))

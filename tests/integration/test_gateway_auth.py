@@ -244,3 +244,32 @@ def test_gateway_limits_locally_while_redis_is_down_and_shares_again_when_it_ret
         shared.close()
         proxy.close()
 
+
+
+def test_revoking_the_last_admin_key_over_http_is_refused_with_the_reason(gateways):
+    admin_key, start = gateways
+    http = start()
+    response = http.delete(f"/v2/api-keys/{admin_key.split('_')[1]}", headers=key_header(admin_key))
+    assert response.status_code == 400
+    assert "last active admin key" in response.json()["message"]
+    assert http.get("/v2/api-keys", headers=key_header(admin_key)).status_code == 200  # still works
+
+
+def test_guessing_secrets_of_a_key_id_gets_429_with_retry_after_and_the_owner_still_passes(gateways):
+    import secrets
+
+    admin_key, start = gateways
+    http = start(auth_cache_ttl_seconds=60.0)
+    owner = create_key(http, admin_key, "read")["key"]
+    assert http.get("/service", headers=key_header(owner)).status_code == 200  # cached grant
+    key_id = owner.split("_")[1]
+
+    def guess():
+        return http.get("/service", headers=key_header(f"mdk_{key_id}_{secrets.token_urlsafe(32)}"))
+
+    assert [guess().status_code for _ in range(10)] == [401] * 10  # the default: 10 a minute
+    refused = guess()
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "too many failed API key verifications" in refused.json()["message"]
+    assert http.get("/service", headers=key_header(owner)).status_code == 200

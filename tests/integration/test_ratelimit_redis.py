@@ -57,6 +57,16 @@ def test_exactly_limit_of_64_concurrent_requests_pass_on_redis(redis_url, bucket
     assert outcomes.count(True) == 23
 
 
+def test_asking_redis_without_recording_counts_nothing(redis_url, bucket):
+    limiter = RedisRateLimiter(redis_url, timeout=TIMEOUT)
+    try:
+        assert all(limiter.check(bucket, 2, record=False).allowed for _ in range(5))
+        assert [limiter.check(bucket, 2).allowed for _ in range(3)] == [True, True, False]
+        assert not limiter.check(bucket, 2, record=False).allowed
+    finally:
+        limiter.close()
+
+
 def test_two_replicas_sharing_redis_hold_one_limit(redis_url, bucket):
     replicas = [RedisRateLimiter(redis_url, timeout=TIMEOUT), RedisRateLimiter(redis_url, timeout=TIMEOUT)]
     try:

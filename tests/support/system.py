@@ -166,8 +166,9 @@ class MedicUp:
         return processes.stop(self.process, signal.SIGINT, timeout=30)
 
 
-def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, str] | None = None,
-                timeout: float = 90, args: tuple[str, ...] = ()) -> MedicUp:
+def medic_env(tmp_path: Path, database_url: str | None,
+              extra_env: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment of a `medic up` on free ports, and its ports by name (GATEWAY, AUTH, ...)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
     # One block of ports: replica i of a process uses its port + 10*i (gateways + i).
     base = free_port_block(20)
@@ -185,6 +186,12 @@ def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, s
     if database_url:
         env["MEDIC_DATABASE_URL"] = database_url
     env.update(extra_env or {})
+    return env, ports
+
+
+def start_medic(tmp_path: Path, database_url: str | None, extra_env: dict[str, str] | None = None,
+                timeout: float = 90, args: tuple[str, ...] = ()) -> MedicUp:
+    env, ports = medic_env(tmp_path, database_url, extra_env)
     process = subprocess.Popen([sys.executable, "-m", "medic_cli", "up", *args], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: queue.Queue = queue.Queue()

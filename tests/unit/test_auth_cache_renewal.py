@@ -40,7 +40,7 @@ class HeldVerifier:
         self.gate = threading.Event()
         self.answer: Verdict | Exception = first
 
-    def verify(self, key):
+    def verify(self, key, client_address=""):
         self.calls += 1
         if self.calls > 1:
             self.asked.set()
@@ -55,7 +55,7 @@ class HeldVerifier:
 
 
 class AsyncHeldVerifier(HeldVerifier):
-    async def verify(self, key):
+    async def verify(self, key, client_address=""):
         return await asyncio.to_thread(HeldVerifier.verify, self, key)
 
 

@@ -30,7 +30,7 @@ class TableVerifier:
         self.answers = answers
         self.calls = 0
 
-    def verify(self, key):
+    def verify(self, key, client_address=""):
         self.calls += 1
         return self.answers.get(key, INVALID_KEY)
 
@@ -200,7 +200,7 @@ def test_concurrent_misses_on_one_key_verify_once():
     verifier = TableVerifier({key: Verdict(None, grant())})
     slow = verifier.verify
 
-    def slow_verify(k):
+    def slow_verify(k, client_address=""):
         time.sleep(0.05)
         return slow(k)
 

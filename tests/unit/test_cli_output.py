@@ -43,3 +43,13 @@ def test_routing_keys_and_header_values_are_hidden():
                {"config": {"url": "https://x", "headers": {"Authorization": "Bearer t0ken"}}}]
     shown = str(hide_secrets(targets))
     assert "R0UT1NG" not in shown and "t0ken" not in shown and "Authorization" in shown
+
+
+def test_table_aligns_wide_cjk_characters_by_their_display_width():
+    import wcwidth
+
+    rows = [{"name": "夜間バックアップ", "state": "up"}, {"name": "web", "state": "down"}]
+    lines = table(rows, [("name", "name"), ("state", "state")]).splitlines()
+    # Each CJK character takes two columns: the next column starts at the same screen column.
+    starts = [wcwidth.wcswidth(line[:line.index(state)]) for line, state in zip(lines, ("STATE", "up", "down"))]
+    assert starts == [18, 18, 18]

@@ -74,3 +74,13 @@ def test_buckets_are_independent_and_idle_ones_are_swept():
     now[0] = 200.0
     limiter.check("management:key:c", 1)
     assert set(limiter._buckets) == {"management:key:c"}
+
+
+def test_asking_without_recording_counts_nothing():
+    """How failures known only afterwards are limited: ask first, record after."""
+    limiter = InMemoryRateLimiter()
+    assert all(limiter.check("auth_failures:key:a", 2, record=False).allowed for _ in range(5))
+    limiter.check("auth_failures:key:a", 2)
+    limiter.check("auth_failures:key:a", 2)
+    asked = limiter.check("auth_failures:key:a", 2, record=False)
+    assert not asked.allowed and asked.retry_after >= 1
