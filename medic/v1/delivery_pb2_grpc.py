@@ -136,7 +136,7 @@ class DeliveryServiceServicer:
 
     def ListDeliveries(self, request, context):
         """Lists deliveries newest first, filtered by any of alert, service, target,
-        webhook and status.
+        webhook, status, target type and creation time.
         Errors: INVALID_ARGUMENT (limit out of range).
         Scope: read.
         """
