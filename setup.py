@@ -10,5 +10,7 @@ setup(
     packages=find_packages(include=["medic", "medic.*", "services", "services.*", "gateway", "gateway.*"])
     + ["medic.migrations"],
     package_dir={"medic.migrations": "migrations"},
-    package_data={"medic.migrations": ["*.sql"]},
+    package_data={"medic.migrations": ["*.sql"],
+                  # the web console's templates and static files (htmx, CSS, its script)
+                  "gateway.console": ["templates/*.html", "static/*"]},
 )
