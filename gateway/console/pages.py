@@ -23,6 +23,8 @@ DELIVERY = "DeliveryService/"
 AUTH = "AuthService/"
 
 PAGE_SIZE = 50
+# The overview lists the newest active alerts; the alerts page has them all.
+OVERVIEW_ALERTS = 50
 CONDITIONS = {"up": heartbeat_pb2.SERVICE_CONDITION_UP, "down": heartbeat_pb2.SERVICE_CONDITION_DOWN,
               "new": heartbeat_pb2.SERVICE_CONDITION_NEW, "muted": heartbeat_pb2.SERVICE_CONDITION_MUTED,
               "inactive": heartbeat_pb2.SERVICE_CONDITION_INACTIVE}
@@ -51,7 +53,7 @@ class Pages:
         b = view.backend
         return await parts(
             counts=b.call(HB + "SearchServices", "counts", counts_only=True),
-            alerts=b.call(HB + "SearchAlerts", "alerts", active=True, limit=1000),
+            alerts=b.call(HB + "SearchAlerts", "alerts", active=True, limit=OVERVIEW_ALERTS, include_total=True),
             transitions=b.call(HB + "ListRecentTransitions", "transitions", limit=50),
             failures=b.call(DELIVERY + "ListDeliveries", "failures", status=delivery_pb2.DELIVERY_STATUS_FAILED,
                             created_after=_ago(86400), limit=100),
@@ -78,7 +80,7 @@ class Pages:
         request = {"query": f["q"][:255], "condition": CONDITIONS.get(f["state"], 0), "team": f["team"],
                    "priority": present.PRIORITIES.get(f["priority"], 0),
                    "sort": SORTS.get(f["sort"], heartbeat_pb2.SERVICE_SORT_NAME), "descending": f["dir"] == "desc",
-                   "page_size": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE, "include_counts": True}
+                   "page_size": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
         if f["active"] in ("yes", "no"):
             request["active"] = f["active"] == "yes"
         p = await parts(search=view.backend.call(HB + "SearchServices", "services", **request),

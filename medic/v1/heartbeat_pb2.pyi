@@ -513,18 +513,20 @@ class GetHeartbeatTimelineResponse(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_seconds: _Optional[int] = ..., buckets: _Optional[_Iterable[_Union[TimelineBucket, _Mapping]]] = ...) -> None: ...
 
 class SearchAlertsRequest(_message.Message):
-    __slots__ = ("active", "service_id", "team", "reason", "limit")
+    __slots__ = ("active", "service_id", "team", "reason", "limit", "include_total")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TOTAL_FIELD_NUMBER: _ClassVar[int]
     active: bool
     service_id: int
     team: str
     reason: AlertReason
     limit: int
-    def __init__(self, active: _Optional[bool] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., reason: _Optional[_Union[AlertReason, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+    include_total: bool
+    def __init__(self, active: _Optional[bool] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., reason: _Optional[_Union[AlertReason, str]] = ..., limit: _Optional[int] = ..., include_total: _Optional[bool] = ...) -> None: ...
 
 class AlertWithTeam(_message.Message):
     __slots__ = ("alert", "team")
@@ -535,7 +537,9 @@ class AlertWithTeam(_message.Message):
     def __init__(self, alert: _Optional[_Union[Alert, _Mapping]] = ..., team: _Optional[str] = ...) -> None: ...
 
 class SearchAlertsResponse(_message.Message):
-    __slots__ = ("alerts",)
+    __slots__ = ("alerts", "total_matching")
     ALERTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MATCHING_FIELD_NUMBER: _ClassVar[int]
     alerts: _containers.RepeatedCompositeFieldContainer[AlertWithTeam]
-    def __init__(self, alerts: _Optional[_Iterable[_Union[AlertWithTeam, _Mapping]]] = ...) -> None: ...
+    total_matching: int
+    def __init__(self, alerts: _Optional[_Iterable[_Union[AlertWithTeam, _Mapping]]] = ..., total_matching: _Optional[int] = ...) -> None: ...

@@ -84,6 +84,14 @@ SEARCH_PAGE = f"""
     ORDER BY {{order}} LIMIT %(limit)s OFFSET %(offset)s
 """
 
+# With a text query every service is read anyway (no index serves a substring
+# match): one pass selects the matches, counts them and returns one page.
+SEARCH_PAGE_COUNTED = f"""
+    WITH matching AS MATERIALIZED (SELECT {_COLUMNS} FROM services WHERE {_MATCH})
+    SELECT *, (SELECT count(*) FROM matching) AS matching_total FROM matching
+    ORDER BY {{order}} LIMIT %(limit)s OFFSET %(offset)s
+"""
+
 RECENT_TRANSITIONS = """
     SELECT t.transition_id, t.service_id, t.from_state, t.to_state, t.reason, t.alert_id, t.at,
            s.heartbeat_name, s.service_name
@@ -102,17 +110,21 @@ TIMELINE = """
     GROUP BY 1
 """
 
-SEARCH_ALERTS = """
-    SELECT a.alert_id, a.service_id, s.heartbeat_name, s.service_name, a.reason, a.active,
-           a.opened_at, a.closed_at, a.notification_count, s.team
+_ALERTS_MATCH = """
     FROM alerts a JOIN services s ON s.service_id = a.service_id
     WHERE (%(active)s::boolean IS NULL OR a.active = %(active)s::boolean)
       AND (%(service_id)s = 0 OR a.service_id = %(service_id)s)
       AND (%(team)s = '' OR s.team = %(team)s)
       AND (%(reason)s = '' OR a.reason = %(reason)s)
+"""
+SEARCH_ALERTS = f"""
+    SELECT a.alert_id, a.service_id, s.heartbeat_name, s.service_name, a.reason, a.active,
+           a.opened_at, a.closed_at, a.notification_count, s.team
+    {_ALERTS_MATCH}
     ORDER BY a.alert_id DESC
     LIMIT %(limit)s
 """
+COUNT_ALERTS = f"SELECT count(*) AS total {_ALERTS_MATCH}"
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,10 @@ class ServiceSearch:
     def services(self, query: ServiceQuery, *, counts: bool = False, counts_only: bool = False) -> SearchResult:
         with self.db.transaction() as tx:
             match = query.condition_sql()
+            if query.query and not (counts or counts_only):
+                rows = tx.all(SEARCH_PAGE_COUNTED.format(condition=match, order=query.order_sql()), query.params())
+                if rows or query.offset == 0:
+                    return SearchResult(rows, rows[0]["matching_total"] if rows else 0, None)
             if counts or counts_only:
                 totals = tx.one(COUNT_SERVICES.format(condition=match), query.params())
             else:
@@ -218,6 +234,10 @@ class ServiceSearch:
                         found["heartbeats"] if found else 0, found["failures"] if found else 0))
         return Timeline(start, end, bucket, out)
 
-    def alerts(self, *, active: bool | None, service_id: int, team: str, reason: str, limit: int) -> list[Row]:
-        return self.db.all(SEARCH_ALERTS, {"active": active, "service_id": service_id, "team": team,
-                                           "reason": reason, "limit": limit})
+    def alerts(self, *, active: bool | None, service_id: int, team: str, reason: str, limit: int,
+               total: bool = False) -> tuple[list[Row], int | None]:
+        params = {"active": active, "service_id": service_id, "team": team, "reason": reason, "limit": limit}
+        with self.db.transaction() as tx:
+            rows = tx.all(SEARCH_ALERTS, params)
+            counted = tx.one(COUNT_ALERTS, params)["total"] if total else None
+        return rows, counted

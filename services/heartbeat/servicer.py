@@ -334,8 +334,10 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             raise InvalidArgument("reason must be an AlertReason")
         if "\x00" in request.team:
             raise InvalidArgument("team must not contain NUL characters")
-        rows = self.searches.alerts(active=request.active if request.HasField("active") else None,
-                                  service_id=request.service_id, team=request.team.strip(),
-                                  reason=search.REASONS.get(request.reason, ""), limit=request.limit or 100)
+        rows, total = self.searches.alerts(
+            active=request.active if request.HasField("active") else None, service_id=request.service_id,
+            team=request.team.strip(), reason=search.REASONS.get(request.reason, ""), limit=request.limit or 100,
+            total=request.include_total)
         return heartbeat_pb2.SearchAlertsResponse(alerts=[
-            heartbeat_pb2.AlertWithTeam(alert=alert_to_pb(r), team=r["team"]) for r in rows])
+            heartbeat_pb2.AlertWithTeam(alert=alert_to_pb(r), team=r["team"]) for r in rows],
+            total_matching=total or 0)

@@ -120,3 +120,16 @@ def test_alert_search_filters_by_service_team_reason_and_state(fleet):
     assert fleet.SearchAlerts(pb.SearchAlertsRequest(team="edge")).alerts == []
     assert fleet.SearchAlerts(pb.SearchAlertsRequest(reason=pb.ALERT_REASON_MISSED_HEARTBEATS)).alerts == []
     assert fleet.SearchAlerts(pb.SearchAlertsRequest(active=False)).alerts == []
+
+
+def test_a_text_search_past_its_last_page_still_counts_its_matches(fleet):
+    response = search(fleet, query="E", offset=100)
+    assert names(response) == [] and response.total_matching == 4  # every name but db-backup
+
+
+def test_the_alert_search_counts_all_matches_when_asked(fleet):
+    register(fleet, "second-failure")
+    fleet.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name="second-failure", status="DOWN"))
+    response = fleet.SearchAlerts(pb.SearchAlertsRequest(active=True, limit=1, include_total=True))
+    assert len(response.alerts) == 1 and response.total_matching == 2
+    assert fleet.SearchAlerts(pb.SearchAlertsRequest(active=True, limit=1)).total_matching == 0  # not asked
