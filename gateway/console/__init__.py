@@ -63,7 +63,8 @@ def routes(gw) -> list[BaseRoute]:
                                         key_error="This key lacks the read scope the console needs.")
             return await login_form(request, f"Cannot sign in now: {error.message}", error.status)
         from medic.authz import parse_key
-        console.revoked_here.discard(parse_key(key) or "")
+        if parse_key(key) in console.revoked_here:  # revoked here; the cache may not know yet
+            return await login_form(request, status=401, key_error="Not accepted: API key revoked.")
         _, cookie = console.codec.new_session(key)
         response = RedirectResponse(_local(form.get("next"), "/ui/"), status_code=303)
         response.headers.update(SECURITY_HEADERS)

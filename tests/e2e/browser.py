@@ -50,10 +50,10 @@ def chromium():
 class ConsoleUser:
     """One person at the console: a browser context of their own (cookies) on the gateway."""
 
-    def __init__(self, browser, base_url: str, color_scheme: str = "light"):
+    def __init__(self, browser, base_url: str, color_scheme: str = "light", timezone_id: str = "UTC"):
         self.base_url = base_url
-        self.context = browser.new_context(base_url=base_url, color_scheme=color_scheme,
-                                           viewport={"width": 1280, "height": 900})
+        self.context = browser.new_context(base_url=base_url, color_scheme=color_scheme, timezone_id=timezone_id,
+                                           locale="en-GB", viewport={"width": 1280, "height": 900})
         self.context.set_default_timeout(15000)
         self.page = self.context.new_page()
         self.requests: list[str] = []

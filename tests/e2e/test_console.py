@@ -274,6 +274,24 @@ def test_a_backend_outage_names_the_missing_part_and_the_rest_renders(person, me
     expect(person.page.locator(".unavailable")).to_have_count(0)
 
 
+def test_times_show_in_the_browsers_zone_with_utc_in_the_tooltip(chromium, medic, api, expect):  # noqa: F811
+    api.register("zone-view")
+    api.beat("zone-view")
+    tokyo = ConsoleUser(chromium, medic.gateway_url, timezone_id="Asia/Tokyo")
+    try:
+        tokyo.login(medic.admin_key)
+        tokyo.page.goto("/ui/services?q=zone-view")
+        seen = tokyo.page.locator("tr[data-service=zone-view] time").first
+        utc = seen.get_attribute("title")
+        assert utc.endswith(" UTC")
+        hour_utc = int(utc.split(" ")[1].split(":")[0])
+        expect(seen).to_contain_text("GMT+9")  # en-GB names Tokyo's zone GMT+9
+        shown = re.search(r"(\d{2}):\d{2}:\d{2}", seen.inner_text()).group(1)
+        assert int(shown) == (hour_utc + 9) % 24
+    finally:
+        tokyo.close()
+
+
 def test_the_layout_fits_a_phone(chromium, medic, api, expect):  # noqa: F811
     api.register("phone-view")
     phone = ConsoleUser(chromium, medic.gateway_url)
