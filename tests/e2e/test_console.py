@@ -245,6 +245,34 @@ def test_every_request_the_browser_makes_goes_to_the_gateway(person, medic, api,
     assert outside == []
 
 
+def test_bulk_actions_apply_to_the_selected_services(person, medic, api, expect):
+    for name in ("bulk-one", "bulk-two", "bulk-three"):
+        api.register(name)
+    person.login(medic.admin_key)
+    page = person.page
+    page.goto("/ui/services?q=bulk-")
+    page.get_by_label("Select bulk-one").check()
+    page.get_by_label("Select bulk-three").check()
+    page.get_by_label("With the selected").select_option("deactivate")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator(".flash")).to_have_text("Deactivated 2 services.")
+    expect(page).to_have_url(re.compile(r"/ui/services\?q=bulk-$"))  # back where it was
+    assert [api.service(n)["active"] for n in ("bulk-one", "bulk-two", "bulk-three")] == [0, 1, 0]
+    expect(page.locator("tr[data-service=bulk-one] .state")).to_contain_text("inactive")
+
+
+def test_no_page_section_costs_more_than_three_rpcs(person, medic, api):
+    service = api.register("rpc-budget")
+    person.login(medic.admin_key)
+    for path in ("/ui/", "/ui/live", "/ui/services", "/ui/services?q=rpc&state=new&sort=deadline",
+                 f"/ui/services/{service['service_id']}", "/ui/alerts?service=rpc-budget",
+                 "/ui/deliveries?service=rpc-budget", "/ui/admin"):
+        response = person.page.goto(path)
+        timing = response.headers["server-timing"]
+        counts = {name: int(n) for name, n in re.findall(r'rpc-([\w-]+);desc="(\d+)"', timing)}
+        assert counts and max(counts.values()) <= 3, (path, timing)
+
+
 def test_unknown_pages_get_a_real_404_page(person, medic, expect):
     person.login(medic.admin_key)
     response = person.page.goto("/ui/services/999999")
