@@ -25,9 +25,12 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A launched Chromium (one per test session; each test opens its own context)."""
+    """A launched Chromium (one per test module; each test opens its own context).
+
+    Not per session: Playwright's sync API keeps an asyncio loop running in this
+    thread until it stops, and later tests call asyncio.run()."""
     path = chromium_path()
     if path is None:
         if os.environ.get("CI"):
