@@ -88,8 +88,8 @@ def routes(gw) -> list[BaseRoute]:
     ui = [
         Route("/", page(pages.overview), methods=["GET"]),
         Route("/live", page(pages.overview_live), methods=["GET"]),
-        Route("/login", login_page, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
+        Route("/login", console.measured("login_page", login_page), methods=["GET"]),
+        Route("/login", console.measured("login", login), methods=["POST"]),
         Route("/logout", action(logout), methods=["POST"]),
         Route("/services", page(pages.services), methods=["GET"]),
         Route("/services", action(pages.register), methods=["POST"]),

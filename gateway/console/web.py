@@ -10,6 +10,7 @@ the form's CSRF token before anything else.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,14 +150,25 @@ class Console:
     # --- handler wrappers -------------------------------------------------------
 
     def page(self, handler: Callable[[View], Awaitable[Response]]):
-        async def endpoint(request: Request) -> Response:
-            return await self._serve(request, handler, check_csrf=False)
-        return endpoint
+        return self.measured(handler.__name__, lambda request: self._serve(request, handler, check_csrf=False))
 
     def action(self, handler: Callable[[View, FormData], Awaitable[Response]]):
         """A POST: the CSRF token is checked before the handler sees the form."""
+        return self.measured(handler.__name__, lambda request: self._serve(request, handler, check_csrf=True))
+
+    @staticmethod
+    def measured(name: str, serve: Callable[[Request], Awaitable[Response]]):
+        """Counts and times the endpoint in the gateway's HTTP metrics (route ``/ui:<name>``)."""
+        from gateway.app import latency_of, requests_of  # the app imports this package
+
+        route = f"/ui:{name}"
+
         async def endpoint(request: Request) -> Response:
-            return await self._serve(request, handler, check_csrf=True)
+            started = time.perf_counter()
+            response = await serve(request)
+            requests_of(route, request.method, str(response.status_code)).inc()
+            latency_of(route, request.method).observe(time.perf_counter() - started)
+            return response
         return endpoint
 
     async def _serve(self, request: Request, handler, check_csrf: bool) -> Response:

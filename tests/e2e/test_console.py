@@ -245,6 +245,28 @@ def test_every_request_the_browser_makes_goes_to_the_gateway(person, medic, api,
     assert outside == []
 
 
+def test_settings_keep_what_was_typed_beside_field_errors_then_save(person, medic, api, expect):
+    service = api.register("settings-view")
+    person.login(medic.admin_key)
+    page = person.page
+    page.goto(f"/ui/services/{service['service_id']}")
+    page.get_by_label("Service name").fill("Settings View")
+    page.get_by_label("Threshold (heartbeats)").fill("two")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#e-threshold")).to_have_text("threshold must be a whole number")
+    expect(page.get_by_label("Service name")).to_have_value("Settings View")
+    page.get_by_label("Threshold (heartbeats)").fill("0")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#e-threshold")).to_have_text("threshold must be >= 1")  # the service's message
+    page.get_by_label("Threshold (heartbeats)").fill("3")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".flash")).to_have_text("Settings saved.")
+    saved = api.service("settings-view")
+    assert (saved["service_name"], saved["threshold"]) == ("Settings View", 3)
+    metrics = requests.get(medic.gateway_url + "/metrics", timeout=10).text
+    assert 'medic_http_requests_total{method="POST",route="/ui:update_service",status="400"}' in metrics
+
+
 def test_bulk_actions_apply_to_the_selected_services(person, medic, api, expect):
     for name in ("bulk-one", "bulk-two", "bulk-three"):
         api.register(name)
