@@ -11,5 +11,7 @@ setup(
                                     "medic_cli", "medic_cli.*"])
     + ["medic.migrations"],
     package_dir={"medic.migrations": "migrations"},
-    package_data={"medic.migrations": ["*.sql"]},
+    package_data={"medic.migrations": ["*.sql"],
+                  # the web console's templates and static files (htmx, CSS, its script)
+                  "gateway.console": ["templates/*.html", "static/*"]},
 )

@@ -143,7 +143,7 @@ class Delivery(_message.Message):
     def __init__(self, delivery_id: _Optional[int] = ..., event_id: _Optional[str] = ..., kind: _Optional[_Union[_events_pb2.AlertEventKind, str]] = ..., alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., type: _Optional[_Union[TargetType, str]] = ..., target_id: _Optional[int] = ..., webhook_id: _Optional[int] = ..., destination: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., position: _Optional[int] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., idempotency_key: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_response_code: _Optional[int] = ..., last_response_body: _Optional[str] = ..., last_error: _Optional[str] = ..., last_latency_ms: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListDeliveriesRequest(_message.Message):
-    __slots__ = ("alert_id", "service_id", "target_id", "webhook_id", "status", "limit", "offset")
+    __slots__ = ("alert_id", "service_id", "target_id", "webhook_id", "status", "limit", "offset", "type", "created_after")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_ID_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,8 @@ class ListDeliveriesRequest(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
     alert_id: int
     service_id: int
     target_id: int
@@ -158,7 +160,9 @@ class ListDeliveriesRequest(_message.Message):
     status: DeliveryStatus
     limit: int
     offset: int
-    def __init__(self, alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., target_id: _Optional[int] = ..., webhook_id: _Optional[int] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    type: TargetType
+    created_after: _timestamp_pb2.Timestamp
+    def __init__(self, alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., target_id: _Optional[int] = ..., webhook_id: _Optional[int] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., type: _Optional[_Union[TargetType, str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListDeliveriesResponse(_message.Message):
     __slots__ = ("deliveries", "has_more")

@@ -136,8 +136,8 @@ class DeliveryServiceServicer:
 
     def ListDeliveries(self, request, context):
         """Lists deliveries newest first, filtered by any of alert, service, target,
-        webhook and status; `limit` a page (`offset` pages on, `has_more` says
-        another page exists).
+        webhook, status, target type and creation time; `limit` a page (`offset`
+        pages on, `has_more` says another page exists).
         Errors: INVALID_ARGUMENT (limit out of range).
         Scope: read.
         """

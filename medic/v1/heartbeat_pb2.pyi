@@ -39,6 +39,23 @@ class AlertReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_REASON_UNSPECIFIED: _ClassVar[AlertReason]
     ALERT_REASON_MISSED_HEARTBEATS: _ClassVar[AlertReason]
     ALERT_REASON_REPORTED_FAILURE: _ClassVar[AlertReason]
+
+class ServiceCondition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVICE_CONDITION_UNSPECIFIED: _ClassVar[ServiceCondition]
+    SERVICE_CONDITION_UP: _ClassVar[ServiceCondition]
+    SERVICE_CONDITION_DOWN: _ClassVar[ServiceCondition]
+    SERVICE_CONDITION_NEW: _ClassVar[ServiceCondition]
+    SERVICE_CONDITION_MUTED: _ClassVar[ServiceCondition]
+    SERVICE_CONDITION_INACTIVE: _ClassVar[ServiceCondition]
+
+class ServiceSort(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVICE_SORT_UNSPECIFIED: _ClassVar[ServiceSort]
+    SERVICE_SORT_NAME: _ClassVar[ServiceSort]
+    SERVICE_SORT_STATE: _ClassVar[ServiceSort]
+    SERVICE_SORT_LAST_HEARTBEAT: _ClassVar[ServiceSort]
+    SERVICE_SORT_DEADLINE: _ClassVar[ServiceSort]
 SERVICE_STATE_UNSPECIFIED: ServiceState
 SERVICE_STATE_NEW: ServiceState
 SERVICE_STATE_UP: ServiceState
@@ -55,6 +72,17 @@ JOB_SIGNAL_FAIL: JobSignal
 ALERT_REASON_UNSPECIFIED: AlertReason
 ALERT_REASON_MISSED_HEARTBEATS: AlertReason
 ALERT_REASON_REPORTED_FAILURE: AlertReason
+SERVICE_CONDITION_UNSPECIFIED: ServiceCondition
+SERVICE_CONDITION_UP: ServiceCondition
+SERVICE_CONDITION_DOWN: ServiceCondition
+SERVICE_CONDITION_NEW: ServiceCondition
+SERVICE_CONDITION_MUTED: ServiceCondition
+SERVICE_CONDITION_INACTIVE: ServiceCondition
+SERVICE_SORT_UNSPECIFIED: ServiceSort
+SERVICE_SORT_NAME: ServiceSort
+SERVICE_SORT_STATE: ServiceSort
+SERVICE_SORT_LAST_HEARTBEAT: ServiceSort
+SERVICE_SORT_DEADLINE: ServiceSort
 
 class Service(_message.Message):
     __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at", "team_id")
@@ -387,3 +415,143 @@ class ListAlertsResponse(_message.Message):
     alerts: _containers.RepeatedCompositeFieldContainer[Alert]
     has_more: bool
     def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
+
+class SearchServicesRequest(_message.Message):
+    __slots__ = ("query", "condition", "team", "priority", "active", "sort", "descending", "page_size", "offset", "include_counts", "counts_only")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    DESCENDING_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    condition: ServiceCondition
+    team: str
+    priority: _common_pb2.Priority
+    active: bool
+    sort: ServiceSort
+    descending: bool
+    page_size: int
+    offset: int
+    include_counts: bool
+    counts_only: bool
+    def __init__(self, query: _Optional[str] = ..., condition: _Optional[_Union[ServiceCondition, str]] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., active: _Optional[bool] = ..., sort: _Optional[_Union[ServiceSort, str]] = ..., descending: _Optional[bool] = ..., page_size: _Optional[int] = ..., offset: _Optional[int] = ..., include_counts: _Optional[bool] = ..., counts_only: _Optional[bool] = ...) -> None: ...
+
+class ServiceCounts(_message.Message):
+    __slots__ = ("up", "down", "new", "muted", "inactive", "total")
+    UP_FIELD_NUMBER: _ClassVar[int]
+    DOWN_FIELD_NUMBER: _ClassVar[int]
+    NEW_FIELD_NUMBER: _ClassVar[int]
+    MUTED_FIELD_NUMBER: _ClassVar[int]
+    INACTIVE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    up: int
+    down: int
+    new: int
+    muted: int
+    inactive: int
+    total: int
+    def __init__(self, up: _Optional[int] = ..., down: _Optional[int] = ..., new: _Optional[int] = ..., muted: _Optional[int] = ..., inactive: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+
+class SearchServicesResponse(_message.Message):
+    __slots__ = ("services", "total_matching", "counts")
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MATCHING_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[Service]
+    total_matching: int
+    counts: ServiceCounts
+    def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ..., total_matching: _Optional[int] = ..., counts: _Optional[_Union[ServiceCounts, _Mapping]] = ...) -> None: ...
+
+class ListRecentTransitionsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class RecentTransition(_message.Message):
+    __slots__ = ("transition", "heartbeat_name", "service_name")
+    TRANSITION_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    transition: ServiceTransition
+    heartbeat_name: str
+    service_name: str
+    def __init__(self, transition: _Optional[_Union[ServiceTransition, _Mapping]] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ...) -> None: ...
+
+class ListRecentTransitionsResponse(_message.Message):
+    __slots__ = ("transitions",)
+    TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
+    transitions: _containers.RepeatedCompositeFieldContainer[RecentTransition]
+    def __init__(self, transitions: _Optional[_Iterable[_Union[RecentTransition, _Mapping]]] = ...) -> None: ...
+
+class GetHeartbeatTimelineRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id", "window_seconds", "buckets")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    window_seconds: int
+    buckets: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., window_seconds: _Optional[int] = ..., buckets: _Optional[int] = ...) -> None: ...
+
+class TimelineBucket(_message.Message):
+    __slots__ = ("start", "heartbeats", "failures")
+    START_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    heartbeats: int
+    failures: int
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeats: _Optional[int] = ..., failures: _Optional[int] = ...) -> None: ...
+
+class GetHeartbeatTimelineResponse(_message.Message):
+    __slots__ = ("start", "end", "bucket_seconds", "buckets")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    bucket_seconds: int
+    buckets: _containers.RepeatedCompositeFieldContainer[TimelineBucket]
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_seconds: _Optional[int] = ..., buckets: _Optional[_Iterable[_Union[TimelineBucket, _Mapping]]] = ...) -> None: ...
+
+class SearchAlertsRequest(_message.Message):
+    __slots__ = ("active", "service_id", "team", "reason", "limit", "include_total")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    active: bool
+    service_id: int
+    team: str
+    reason: AlertReason
+    limit: int
+    include_total: bool
+    def __init__(self, active: _Optional[bool] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., reason: _Optional[_Union[AlertReason, str]] = ..., limit: _Optional[int] = ..., include_total: _Optional[bool] = ...) -> None: ...
+
+class AlertWithTeam(_message.Message):
+    __slots__ = ("alert", "team")
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    alert: Alert
+    team: str
+    def __init__(self, alert: _Optional[_Union[Alert, _Mapping]] = ..., team: _Optional[str] = ...) -> None: ...
+
+class SearchAlertsResponse(_message.Message):
+    __slots__ = ("alerts", "total_matching")
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MATCHING_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[AlertWithTeam]
+    total_matching: int
+    def __init__(self, alerts: _Optional[_Iterable[_Union[AlertWithTeam, _Mapping]]] = ..., total_matching: _Optional[int] = ...) -> None: ...

@@ -97,6 +97,26 @@ class HeartbeatServiceStub:
                 request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListAlertsRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListAlertsResponse.FromString,
                 _registered_method=True)
+        self.SearchServices = channel.unary_unary(
+                '/medic.v1.HeartbeatService/SearchServices',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.SearchServicesRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.SearchServicesResponse.FromString,
+                _registered_method=True)
+        self.ListRecentTransitions = channel.unary_unary(
+                '/medic.v1.HeartbeatService/ListRecentTransitions',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListRecentTransitionsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListRecentTransitionsResponse.FromString,
+                _registered_method=True)
+        self.GetHeartbeatTimeline = channel.unary_unary(
+                '/medic.v1.HeartbeatService/GetHeartbeatTimeline',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.GetHeartbeatTimelineRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetHeartbeatTimelineResponse.FromString,
+                _registered_method=True)
+        self.SearchAlerts = channel.unary_unary(
+                '/medic.v1.HeartbeatService/SearchAlerts',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.SearchAlertsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.SearchAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class HeartbeatServiceServicer:
@@ -226,6 +246,51 @@ class HeartbeatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchServices(self, request, context):
+        """Finds services for a table (the web console's services page): a
+        case-insensitive substring of the heartbeat or service name, filters by
+        condition, team, priority and active flag, one of four orders, and one
+        page by offset; with the number of services that match and, when asked,
+        the count of each condition over all services.
+        Errors: INVALID_ARGUMENT (page_size over 500, negative offset, an unknown
+        enum value).
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecentTransitions(self, request, context):
+        """The latest state changes across all services, newest first, each with its
+        service's names.
+        Errors: INVALID_ARGUMENT (limit out of range).
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHeartbeatTimeline(self, request, context):
+        """A service's heartbeats over a recent window, counted per bucket of equal
+        length (a timeline: empty buckets are the gaps), with the failures among
+        them.
+        Errors: INVALID_ARGUMENT (window or buckets out of range); NOT_FOUND.
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchAlerts(self, request, context):
+        """Lists alerts newest first like ListAlerts, filtered by any of service,
+        team (the service's team name) and reason, each with its service's team.
+        Errors: INVALID_ARGUMENT (limit out of range, unknown reason).
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HeartbeatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -283,6 +348,26 @@ def add_HeartbeatServiceServicer_to_server(servicer, server):
                     servicer.ListAlerts,
                     request_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListAlertsRequest.FromString,
                     response_serializer=medic_dot_v1_dot_heartbeat__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'SearchServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchServices,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.SearchServicesRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.SearchServicesResponse.SerializeToString,
+            ),
+            'ListRecentTransitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecentTransitions,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListRecentTransitionsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.ListRecentTransitionsResponse.SerializeToString,
+            ),
+            'GetHeartbeatTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHeartbeatTimeline,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetHeartbeatTimelineRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.GetHeartbeatTimelineResponse.SerializeToString,
+            ),
+            'SearchAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchAlerts,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.SearchAlertsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.SearchAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -590,6 +675,114 @@ class HeartbeatService:
             '/medic.v1.HeartbeatService/ListAlerts',
             medic_dot_v1_dot_heartbeat__pb2.ListAlertsRequest.SerializeToString,
             medic_dot_v1_dot_heartbeat__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/SearchServices',
+            medic_dot_v1_dot_heartbeat__pb2.SearchServicesRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.SearchServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecentTransitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/ListRecentTransitions',
+            medic_dot_v1_dot_heartbeat__pb2.ListRecentTransitionsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.ListRecentTransitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHeartbeatTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/GetHeartbeatTimeline',
+            medic_dot_v1_dot_heartbeat__pb2.GetHeartbeatTimelineRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.GetHeartbeatTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/SearchAlerts',
+            medic_dot_v1_dot_heartbeat__pb2.SearchAlertsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.SearchAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

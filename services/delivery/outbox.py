@@ -8,6 +8,7 @@ attempt (a worker whose lease was taken over cannot overwrite the new one).
 """
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -193,6 +194,8 @@ LIST_DELIVERIES = f"""
       AND (%(target_id)s = 0 OR target_id = %(target_id)s)
       AND (%(webhook_id)s = 0 OR webhook_id = %(webhook_id)s)
       AND (%(status)s = '' OR status = %(status)s)
+      AND (%(target_type)s = '' OR target_type = %(target_type)s)
+      AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s::timestamptz)
     ORDER BY delivery_id DESC
     LIMIT %(limit)s OFFSET %(offset)s
 """
@@ -372,11 +375,13 @@ class OutboxStore:
             f"delivery {delivery_id} is {existing['status']}; only failed or skipped ones can be retried")
 
     def list_deliveries(self, *, alert_id: int = 0, service_id: int = 0, target_id: int = 0,
-                        webhook_id: int = 0, status: str = "", limit: int = 100,
+                        webhook_id: int = 0, status: str = "", target_type: str = "",
+                        created_after: dt.datetime | None = None, limit: int = 100,
                         offset: int = 0) -> list[Row]:
         return self.db.all(LIST_DELIVERIES, {
             "alert_id": alert_id, "service_id": service_id, "target_id": target_id,
-            "webhook_id": webhook_id, "status": status, "limit": limit, "offset": offset})
+            "webhook_id": webhook_id, "status": status, "target_type": target_type,
+            "created_after": created_after, "limit": limit, "offset": offset})
 
     def queue_stats(self) -> Row:
         return self.db.one(QUEUE_STATS)

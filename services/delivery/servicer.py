@@ -213,9 +213,17 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
             status = STATUS_TO_DB.get(request.status)
             if status is None:
                 raise InvalidArgument("unknown status")
+        target_type = ""
+        if request.type != delivery_pb2.TARGET_TYPE_UNSPECIFIED:
+            target_type = TYPE_TO_DB.get(request.type)
+            if target_type is None:
+                raise InvalidArgument("unknown type")
+        created_after = (request.created_after.ToDatetime(tzinfo=dt.timezone.utc)
+                         if request.HasField("created_after") else None)
         rows = self.outbox.list_deliveries(
             alert_id=request.alert_id, service_id=request.service_id,
             target_id=request.target_id, webhook_id=request.webhook_id, status=status,
+            target_type=target_type, created_after=created_after,
             limit=limit + 1, offset=request.offset)  # one past the page: is there another?
         return delivery_pb2.ListDeliveriesResponse(deliveries=[delivery_to_pb(r) for r in rows[:limit]],
                                                    has_more=len(rows) > limit)

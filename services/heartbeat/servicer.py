@@ -5,6 +5,8 @@ to status codes.
 """
 from __future__ import annotations
 
+import functools
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic.db import Row
@@ -13,6 +15,7 @@ from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, heartbeat_pb2, heartbeat_pb2_grpc
 from services.heartbeat import deadline as rule
 from services.heartbeat.ingest import IngestQueue
+from services.heartbeat import search
 from services.heartbeat.store import HeartbeatStore, IngestItem
 
 MAX_NAME_LENGTH = 255
@@ -286,3 +289,61 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         rows = self.store.list_alerts(active, limit + 1, request.offset)
         return heartbeat_pb2.ListAlertsResponse(alerts=[alert_to_pb(r) for r in rows[:limit]],
                                                 has_more=len(rows) > limit)
+
+    # --- reads for people looking at many services (the web console) ----------
+
+    @functools.cached_property
+    def searches(self) -> search.ServiceSearch:
+        return search.ServiceSearch(self.store.db)
+
+    def SearchServices(self, request, context):
+        query = search.ServiceQuery.from_request(request)
+        found = self.searches.services(query, counts=request.include_counts, counts_only=request.counts_only)
+        response = heartbeat_pb2.SearchServicesResponse(
+            services=[service_to_pb(r) for r in found.services], total_matching=found.matching)
+        if found.counts is not None:
+            c = found.counts
+            response.counts.CopyFrom(heartbeat_pb2.ServiceCounts(
+                up=c["up"], down=c["down"], new=c["new"], muted=c["muted"], inactive=c["inactive"],
+                total=c["total"]))
+        return response
+
+    def ListRecentTransitions(self, request, context):
+        if not 0 <= request.limit <= search.MAX_RECENT_TRANSITIONS:
+            raise InvalidArgument(f"limit must be 0-{search.MAX_RECENT_TRANSITIONS}")
+        rows = self.searches.recent_transitions(request.limit or search.DEFAULT_RECENT_TRANSITIONS)
+        return heartbeat_pb2.ListRecentTransitionsResponse(transitions=[
+            heartbeat_pb2.RecentTransition(transition=transition_to_pb(r), heartbeat_name=r["heartbeat_name"],
+                                           service_name=r["service_name"]) for r in rows])
+
+    def GetHeartbeatTimeline(self, request, context):
+        name, service_id = _service_key(request)
+        window = request.window_seconds or search.DEFAULT_TIMELINE_WINDOW
+        if not search.MIN_TIMELINE_WINDOW <= window <= search.MAX_TIMELINE_WINDOW:
+            raise InvalidArgument(f"window_seconds must be {search.MIN_TIMELINE_WINDOW}-"
+                                  f"{search.MAX_TIMELINE_WINDOW}")
+        buckets = request.buckets or search.DEFAULT_TIMELINE_BUCKETS
+        if not 1 <= buckets <= search.MAX_TIMELINE_BUCKETS:
+            raise InvalidArgument(f"buckets must be 1-{search.MAX_TIMELINE_BUCKETS}")
+        timeline = self.searches.timeline(heartbeat_name=name, service_id=service_id, window_seconds=window,
+                                        buckets=buckets)
+        return heartbeat_pb2.GetHeartbeatTimelineResponse(
+            start=to_timestamp(timeline.start), end=to_timestamp(timeline.end),
+            bucket_seconds=round(timeline.bucket_seconds),
+            buckets=[heartbeat_pb2.TimelineBucket(start=to_timestamp(at), heartbeats=beats, failures=failures)
+                     for at, beats, failures in timeline.buckets])
+
+    def SearchAlerts(self, request, context):
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgument("limit must be 0-1000")
+        if request.reason and request.reason not in search.REASONS:
+            raise InvalidArgument("reason must be an AlertReason")
+        if "\x00" in request.team:
+            raise InvalidArgument("team must not contain NUL characters")
+        rows, total = self.searches.alerts(
+            active=request.active if request.HasField("active") else None, service_id=request.service_id,
+            team=request.team.strip(), reason=search.REASONS.get(request.reason, ""), limit=request.limit or 100,
+            total=request.include_total)
+        return heartbeat_pb2.SearchAlertsResponse(alerts=[
+            heartbeat_pb2.AlertWithTeam(alert=alert_to_pb(r), team=r["team"]) for r in rows],
+            total_matching=total or 0)

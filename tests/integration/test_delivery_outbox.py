@@ -404,3 +404,24 @@ def test_a_claim_that_loses_its_rows_to_another_worker_takes_the_next_ones(db):
     assert not set(mine) & set(taken_first)
     oldest = [r["delivery_id"] for r in db.all("SELECT delivery_id FROM deliveries ORDER BY delivery_id")]
     assert sorted(taken_first + mine) == oldest[:8]
+
+
+def test_the_delivery_log_filters_by_target_type_and_creation_time(db, receiver):
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    receiver.always(Reply(200))
+    with delivery_server(fast_settings(db.dsn), db) as stub:
+        ids = enqueue(stub, alert_event(), [webhook_target(receiver.url)]).delivery_ids
+        wait_until_final(db, ids)
+        webhooks = stub.ListDeliveries(delivery_pb2.ListDeliveriesRequest(
+            type=delivery_pb2.TARGET_TYPE_WEBHOOK)).deliveries
+        slack = stub.ListDeliveries(delivery_pb2.ListDeliveriesRequest(type=delivery_pb2.TARGET_TYPE_SLACK))
+        later = Timestamp()
+        later.FromSeconds(int(time.time()) + 60)
+        future = stub.ListDeliveries(delivery_pb2.ListDeliveriesRequest(created_after=later))
+        earlier = Timestamp()
+        earlier.FromSeconds(int(time.time()) - 60)
+        recent = stub.ListDeliveries(delivery_pb2.ListDeliveriesRequest(created_after=earlier))
+    assert [d.delivery_id for d in webhooks] == ids
+    assert list(slack.deliveries) == [] and list(future.deliveries) == []
+    assert [d.delivery_id for d in recent.deliveries] == ids

@@ -1,0 +1,135 @@
+"""The heartbeat service's reads for people (SearchServices, ListRecentTransitions,
+GetHeartbeatTimeline, SearchAlerts) over real gRPC against a real PostgreSQL."""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from medic.v1 import common_pb2, heartbeat_pb2 as pb
+
+
+def register(stub, name, interval=60, **fields):
+    return stub.RegisterService(pb.RegisterServiceRequest(
+        heartbeat_name=name, service_name=fields.pop("service_name", name), alert_interval_seconds=interval,
+        **fields)).service
+
+
+def names(response) -> list[str]:
+    return [s.heartbeat_name for s in response.services]
+
+
+@pytest.fixture
+def fleet(heartbeats):
+    """Five services, one in each condition, on two teams."""
+    register(heartbeats, "api-gateway", team="edge", priority=common_pb2.PRIORITY_P1)
+    register(heartbeats, "billing-worker", team="payments", service_name="Billing Jobs")
+    register(heartbeats, "cron-cleanup", team="edge")
+    register(heartbeats, "db-backup", team="payments", priority=common_pb2.PRIORITY_P1)
+    register(heartbeats, "email-sender", team="edge")
+    for name in ("api-gateway", "cron-cleanup"):
+        heartbeats.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name=name, status="UP"))
+    heartbeats.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name="billing-worker", status="FAILED"))
+    heartbeats.UpdateService(pb.UpdateServiceRequest(heartbeat_name="cron-cleanup", muted=True))
+    heartbeats.UpdateService(pb.UpdateServiceRequest(heartbeat_name="email-sender", active=False))
+    return heartbeats
+
+
+def search(stub, **fields):
+    return stub.SearchServices(pb.SearchServicesRequest(**fields))
+
+
+def test_counts_every_condition_over_all_services(fleet):
+    counts = search(fleet, counts_only=True).counts
+    assert (counts.up, counts.down, counts.new, counts.muted, counts.inactive, counts.total) == (2, 1, 1, 1, 1, 5)
+    assert search(fleet, counts_only=True).services == []
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({"query": "BILL"}, ["billing-worker"]),
+    ({"query": "jobs"}, ["billing-worker"]),  # the service name counts too
+    ({"condition": pb.SERVICE_CONDITION_UP}, ["api-gateway", "cron-cleanup"]),
+    ({"condition": pb.SERVICE_CONDITION_DOWN}, ["billing-worker"]),
+    ({"condition": pb.SERVICE_CONDITION_NEW}, ["db-backup"]),
+    ({"condition": pb.SERVICE_CONDITION_MUTED}, ["cron-cleanup"]),
+    ({"condition": pb.SERVICE_CONDITION_INACTIVE}, ["email-sender"]),
+    ({"team": "payments"}, ["billing-worker", "db-backup"]),
+    ({"priority": common_pb2.PRIORITY_P1}, ["api-gateway", "db-backup"]),
+    ({"active": False}, ["email-sender"]),
+    ({"team": "edge", "condition": pb.SERVICE_CONDITION_UP, "query": "api"}, ["api-gateway"]),
+])
+def test_filters_combine_and_the_total_counts_the_matches(fleet, fields, expected):
+    response = search(fleet, **fields)
+    assert names(response) == expected
+    assert response.total_matching == len(expected)
+
+
+def test_orders_and_pages(fleet):
+    assert names(search(fleet, sort=pb.SERVICE_SORT_NAME, descending=True))[0] == "email-sender"
+    # down first, then new, then up (inactive email-sender keeps its last state, new)
+    assert names(search(fleet, sort=pb.SERVICE_SORT_STATE))[:3] == ["billing-worker", "db-backup", "email-sender"]
+    # soonest deadline first; the inactive service has none and comes last either way
+    by_deadline = names(search(fleet, sort=pb.SERVICE_SORT_DEADLINE))
+    assert by_deadline[-1] == "email-sender"
+    assert names(search(fleet, sort=pb.SERVICE_SORT_DEADLINE, descending=True))[-1] == "email-sender"
+    # most recent heartbeat first; never-seen services last
+    recent = names(search(fleet, sort=pb.SERVICE_SORT_LAST_HEARTBEAT))
+    assert recent[0] == "billing-worker" and set(recent[-2:]) == {"db-backup", "email-sender"}
+    first = search(fleet, page_size=2, offset=0)
+    second = search(fleet, page_size=2, offset=2)
+    assert names(first) == ["api-gateway", "billing-worker"] and names(second) == ["cron-cleanup", "db-backup"]
+    assert first.total_matching == second.total_matching == 5
+
+
+@pytest.mark.parametrize("fields", [{"page_size": 501}, {"offset": -1}, {"condition": 99}, {"sort": 99},
+                                    {"query": "x" * 256}, {"priority": 42}])
+def test_bad_search_requests_are_invalid_argument(heartbeats, fields):
+    with pytest.raises(grpc.RpcError) as info:
+        search(heartbeats, **fields)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_recent_transitions_across_services_newest_first_with_names(fleet):
+    changes = fleet.ListRecentTransitions(pb.ListRecentTransitionsRequest(limit=3)).transitions
+    assert [(c.heartbeat_name, c.transition.reason) for c in changes] == [
+        ("email-sender", "deactivated"), ("cron-cleanup", "muted"), ("billing-worker", "reported_failure")]
+
+
+def test_the_timeline_counts_heartbeats_per_bucket_and_leaves_gaps_empty(fleet):
+    for status in ("UP", "UP", "FAILED"):
+        fleet.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name="api-gateway", status=status))
+    timeline = fleet.GetHeartbeatTimeline(pb.GetHeartbeatTimelineRequest(
+        heartbeat_name="api-gateway", window_seconds=3600, buckets=60))
+    assert len(timeline.buckets) == 60 and timeline.bucket_seconds == 60
+    assert [(b.heartbeats, b.failures) for b in timeline.buckets[-1:]] == [(4, 1)]
+    assert all(b.heartbeats == 0 for b in timeline.buckets[:-2])  # the gaps
+    assert timeline.buckets[0].start.ToDatetime() == timeline.start.ToDatetime()
+    with pytest.raises(grpc.RpcError) as info:
+        fleet.GetHeartbeatTimeline(pb.GetHeartbeatTimelineRequest(heartbeat_name="nobody"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as info:
+        fleet.GetHeartbeatTimeline(pb.GetHeartbeatTimelineRequest(heartbeat_name="api-gateway", buckets=5000))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_alert_search_filters_by_service_team_reason_and_state(fleet):
+    billing = fleet.GetService(pb.GetServiceRequest(heartbeat_name="billing-worker")).service
+    found = fleet.SearchAlerts(pb.SearchAlertsRequest(team="payments", active=True)).alerts
+    assert [(a.alert.heartbeat_name, a.team, a.alert.reason) for a in found] == [
+        ("billing-worker", "payments", pb.ALERT_REASON_REPORTED_FAILURE)]
+    assert fleet.SearchAlerts(pb.SearchAlertsRequest(service_id=billing.service_id)).alerts[0].alert.active
+    assert fleet.SearchAlerts(pb.SearchAlertsRequest(team="edge")).alerts == []
+    assert fleet.SearchAlerts(pb.SearchAlertsRequest(reason=pb.ALERT_REASON_MISSED_HEARTBEATS)).alerts == []
+    assert fleet.SearchAlerts(pb.SearchAlertsRequest(active=False)).alerts == []
+
+
+def test_a_text_search_past_its_last_page_still_counts_its_matches(fleet):
+    response = search(fleet, query="E", offset=100)
+    assert names(response) == [] and response.total_matching == 4  # every name but db-backup
+
+
+def test_the_alert_search_counts_all_matches_when_asked(fleet):
+    register(fleet, "second-failure")
+    fleet.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name="second-failure", status="DOWN"))
+    response = fleet.SearchAlerts(pb.SearchAlertsRequest(active=True, limit=1, include_total=True))
+    assert len(response.alerts) == 1 and response.total_matching == 2
+    assert fleet.SearchAlerts(pb.SearchAlertsRequest(active=True, limit=1)).total_matching == 0  # not asked
