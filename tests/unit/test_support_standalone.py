@@ -13,7 +13,7 @@ import tests.support
 REPO = Path(__file__).resolve().parents[2]
 # The `test` extra of pyproject.toml, by import name.
 TEST_ONLY = ("pytest", "_pytest", "pytest_timeout", "standardwebhooks", "yaml", "trustme", "importlinter",
-             "schemathesis", "playwright")
+             "schemathesis", "playwright", "xdist")
 BENCHMARKS = sorted(f"bench.{p.stem}" for p in (REPO / "bench").glob("*.py") if p.stem != "__init__")
 
 IMPORT_WITHOUT_TEST_EXTRA = """
