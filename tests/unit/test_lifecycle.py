@@ -38,3 +38,62 @@ def test_down_service_stays_down_until_threshold_is_met_again():
     assert after.state == "down"
     after = rule.apply_heartbeats(clock(recent=after.recent, threshold=3, state="down"), ["UP", "UP"], at(201))
     assert after.state == "up"
+
+
+def test_states_and_reasons_are_the_strings_the_contracts_name():
+    from medic import enums
+    assert {s.value for s in rule.ServiceState} == set(enums.SERVICE_STATE.numbers)
+    assert {r.value for r in rule.AlertReason} == set(enums.ALERT_REASON.numbers)
+    assert {k.value for k in rule.NotificationKind} == set(enums.ALERT_EVENT_KIND.numbers)
+
+
+def test_first_sign_of_life_that_makes_the_rule_hold_takes_a_new_service_up():
+    after = rule.apply_heartbeats(clock(state="new"), ["UP", "UP"], at(20))
+    assert after.events == (rule.Transition("new", "up", rule.ChangeReason.FIRST_HEARTBEAT),)
+
+
+def test_failure_then_recovery_in_one_batch_opens_and_closes_the_alert():
+    after = rule.apply_heartbeats(clock(recent=[at(10)], state="up"), ["FAILED", "UP"], at(20))
+    assert [t.alert for t in after.events] == [rule.AlertChange.OPEN, rule.AlertChange.CLOSE]
+    assert after.state == "up"
+
+
+def test_deactivating_closes_the_alert_and_leaves_the_service_new():
+    after = rule.apply_update("down", active=True, muted=False, to_active=False, to_muted=False, down=None)
+    assert after.state == "new"
+    assert [(t.reason, t.alert) for t in after.events] == [
+        (rule.ResolveReason.DEACTIVATED, rule.AlertChange.CLOSE)]
+    assert not after.restarts_clock
+
+
+def test_reactivating_restarts_the_clock():
+    after = rule.apply_update("new", active=False, muted=False, to_active=True, to_muted=False, down=None)
+    assert after.restarts_clock
+    assert [t.reason for t in after.events] == [rule.ChangeReason.ACTIVATED]
+
+
+def test_marking_an_inactive_service_down_opens_nothing():
+    after = rule.apply_update("new", active=False, muted=False, to_active=False, to_muted=False, down=True)
+    assert after.events == ()
+
+
+def test_muting_is_recorded_without_a_state_change():
+    after = rule.apply_update("down", active=True, muted=False, to_active=True, to_muted=True, down=None)
+    assert after.events == (rule.Transition("down", "down", rule.ChangeReason.MUTED),)
+    assert after.events[0].alert is None
+
+
+def test_muted_service_gets_no_trigger_or_reminder_but_its_resolve_still_goes_out():
+    assert rule.decide_notification(rule.NotificationKind.TRIGGER, muted=True) == (False, rule.SkipReason.MUTED)
+    assert rule.decide_notification(rule.NotificationKind.REMINDER, muted=True).skip_reason == rule.SkipReason.MUTED
+    assert rule.decide_notification(rule.NotificationKind.RESOLVE, muted=True, alert_notified=True).send
+    assert rule.decide_notification(rule.NotificationKind.RESOLVE, muted=False, alert_notified=False) == (
+        False, rule.SkipReason.NEVER_NOTIFIED)
+
+
+def test_reminders_come_every_interval_but_not_closer_than_the_minimum():
+    policy = rule.LifecyclePolicy(reminder_min_seconds=60)
+    reminder = rule.remind(2, muted=False, interval_seconds=30, now=at(0), policy=policy)
+    assert (reminder.notify.send, reminder.reminders, reminder.next_at) == (True, 3, at(60))
+    skipped = rule.remind(2, muted=True, interval_seconds=300, now=at(0), policy=policy)
+    assert (skipped.notify.send, skipped.reminders, skipped.next_at) == (False, 2, at(300))
