@@ -11,22 +11,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from medic.v1 import common_pb2, heartbeat_pb2
+from medic import enums
+from medic.v1 import heartbeat_pb2
 from gateway.http import HttpError, check_fields, iso, ok, query_flag, query_int, read_json
 
 HB = "/medic.v1.HeartbeatService/"
 
-PRIORITIES = {"p1": common_pb2.PRIORITY_P1, "p2": common_pb2.PRIORITY_P2, "p3": common_pb2.PRIORITY_P3,
-              "p4": common_pb2.PRIORITY_P4, "p5": common_pb2.PRIORITY_P5}
-PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
-NOTIFY_MODES = {"all": common_pb2.NOTIFY_MODE_ALL, "until_success": common_pb2.NOTIFY_MODE_UNTIL_SUCCESS}
-NOTIFY_MODE_NAMES = {v: k for k, v in NOTIFY_MODES.items()}
-STATE_NAMES = {heartbeat_pb2.SERVICE_STATE_NEW: "new", heartbeat_pb2.SERVICE_STATE_UP: "up",
-               heartbeat_pb2.SERVICE_STATE_DOWN: "down"}
-REASON_NAMES = {heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS: "missed_heartbeats",
-                heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE: "reported_failure"}
-JOB_SIGNALS = {"start": heartbeat_pb2.JOB_SIGNAL_START, "complete": heartbeat_pb2.JOB_SIGNAL_COMPLETE,
-               "fail": heartbeat_pb2.JOB_SIGNAL_FAIL}
+# Enum fields speak the strings of medic.enums ("p1", "until_success", "down", ...).
+PRIORITIES = enums.PRIORITY.numbers
+PRIORITY_NAMES = enums.PRIORITY.names
+NOTIFY_MODES = enums.NOTIFY_MODE.numbers
+NOTIFY_MODE_NAMES = enums.NOTIFY_MODE.names
+STATE_NAMES = enums.SERVICE_STATE.names
+REASON_NAMES = enums.ALERT_REASON.names
+JOB_SIGNALS = enums.JOB_SIGNAL.numbers
 
 HEARTBEAT_SCHEMA = {"heartbeat_name": "string", "service_name": "string", "status": "string"}
 HEARTBEAT_INVALID = ("You have provided invalid request data. Please ensure your request contains "

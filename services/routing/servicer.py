@@ -7,26 +7,25 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 
+from medic import enums
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.timestamps import to_timestamp
 from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
 from services.routing import selection as rule
-from services.routing.delivery_client import TYPE_FROM_PB, TYPE_TO_PB, planned_to_pb, struct
-from services.routing.router import MODE_FROM_PB, MODE_TO_PB, Refused, RouteRequest, Router
+from services.routing.delivery_client import planned_to_pb, struct
+from services.routing.router import Refused, RouteRequest, Router
 from services.routing.store import RoutingStore
 from services.routing.target_config import validate_config
 
 MAX_NAME_LENGTH = 255
 MAX_ROUTE_BATCH = 256
-KIND_FROM_PB = {events_pb2.ALERT_EVENT_KIND_TRIGGER: rule.TRIGGER,
-                events_pb2.ALERT_EVENT_KIND_REMINDER: rule.REMINDER,
-                events_pb2.ALERT_EVENT_KIND_RESOLVE: rule.RESOLVE}
-SOURCE_TO_PB = {rule.SOURCE_SERVICE_TARGETS: routing_pb2.ROUTE_SOURCE_SERVICE_TARGETS,
-                rule.SOURCE_TEAM_CHANNEL: routing_pb2.ROUTE_SOURCE_TEAM_CHANNEL,
-                rule.SOURCE_DEFAULT_CHANNEL: routing_pb2.ROUTE_SOURCE_DEFAULT_CHANNEL,
-                rule.SOURCE_ALERT_ROUTE: routing_pb2.ROUTE_SOURCE_ALERT_ROUTE,
-                rule.SOURCE_UNROUTED: routing_pb2.ROUTE_SOURCE_UNROUTED}
+TYPE_TO_PB = enums.TARGET_TYPE.numbers
+TYPE_FROM_PB = enums.TARGET_TYPE.names
+KIND_FROM_PB = enums.ALERT_EVENT_KIND.names
+MODE_TO_PB = enums.NOTIFY_MODE.numbers
+MODE_FROM_PB = enums.NOTIFY_MODE.names
+SOURCE_TO_PB = enums.ROUTE_SOURCE.numbers
 
 
 def team_to_pb(row: Row) -> routing_pb2.Team:
