@@ -7,6 +7,7 @@ from __future__ import annotations
 from medic import authwiring
 from medic.config import Settings
 from medic.db import Database
+from medic.interceptors import service_channel
 from medic.server import Component
 from medic.v1 import heartbeat_pb2, heartbeat_pb2_grpc
 from services.heartbeat import metrics
@@ -17,7 +18,7 @@ from services.heartbeat.ingest import IngestQueue
 from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.monitor import Monitor
 from services.heartbeat.retention import Retention
-from services.heartbeat.routing_client import RoutingClient, routing_channel
+from services.heartbeat.routing_client import RoutingClient
 from services.heartbeat.service_store import ServiceStore
 from services.heartbeat.servicer import HeartbeatServicer
 
@@ -34,7 +35,9 @@ def _database(settings: Settings, db: Database | None, name: str) -> tuple[Datab
 
 def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
     """The monitor and the hand-off dispatcher, wired to each other."""
-    channel = routing_channel(settings.target("routing"), authwiring.service_credential_metadata(settings))
+    # A channel to every routing replica (a DNS name resolving to several is
+    # balanced round-robin), carrying the request id and this process's credential.
+    channel = service_channel(settings.target("routing"), authwiring.service_credential_metadata(settings))
     routing = RoutingClient(channel, settings.rpc_timeout_seconds)
     dispatcher = Dispatcher(
         db, routing.route_alerts, workers=settings.handoff_workers, lease_seconds=settings.handoff_lease_seconds,

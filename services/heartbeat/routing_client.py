@@ -7,18 +7,11 @@ import grpc
 
 from medic import enums
 from medic.db import Row
-from medic.interceptors import service_channel
 from medic.timestamps import to_timestamp
 from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
 
 OK = grpc.StatusCode.OK.value[0]
 CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
-
-
-def routing_channel(target: str, credential_metadata: tuple[tuple[str, str], ...] = ()) -> grpc.Channel:
-    """A channel to every routing replica (a DNS name resolving to several is
-    balanced round-robin), carrying the request id and this process's credential."""
-    return service_channel(target, credential_metadata)
 
 
 def alert_event(row: Row) -> events_pb2.AlertEvent:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from medic.db import Database, Row, Tx
+from medic.db import Database, Row, Tx, set_clause
 from medic.errors import Conflict, NotFound
 from services.heartbeat import alert_store, heartbeat_store, lifecycle
 from services.heartbeat.alert_store import Changes
@@ -143,9 +143,8 @@ class ServiceStore:
                 alert_store.execute(tx, self.policy, done, sid, transition, muted=row["muted"],
                                     interval_seconds=row["alert_interval_seconds"], now=now)
             row["state"] = after.state
-            assignments = ", ".join(f"{col} = %({col})s" for col in UPDATABLE)
             updated = tx.one(
-                f"UPDATE services SET {assignments}, updated_at = %(now)s"
+                f"UPDATE services SET {set_clause(row, UPDATABLE)}, updated_at = %(now)s"
                 f" WHERE service_id = %(service_id)s RETURNING {SERVICE_COLUMNS}",
                 dict(row, now=now))
         self.on_committed(done)

@@ -24,7 +24,7 @@ from medic.v1 import events_pb2
 from services.routing import metrics
 from services.routing import selection as rule
 from services.routing.delivery_client import DeliveryClient, PlanToEnqueue
-from services.routing.store import EventKeys, RouteToRemember, RoutingStore
+from services.routing.route_store import EventKeys, RouteStore, RouteToRemember
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Routed:
 
 
 class Router:
-    def __init__(self, store: RoutingStore, delivery: DeliveryClient, default_channel: str):
+    def __init__(self, store: RouteStore, delivery: DeliveryClient, default_channel: str):
         self.store = store
         self.delivery = delivery
         self.default_channel = default_channel
