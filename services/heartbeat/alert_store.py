@@ -19,7 +19,7 @@ from medic.db import Database, Row, Tx
 from services.heartbeat import lifecycle, outbox_store
 from services.heartbeat.lifecycle import (AlertChange, LifecyclePolicy, NotificationKind, ServiceState,
                                           Transition)
-from services.heartbeat.status import FAILURE_STATUSES
+from services.heartbeat.status import FAILURE_STATUSES_PARAM
 
 OPEN_ALERT = """
     INSERT INTO alerts (service_id, reason, opened_at, next_reminder_at)
@@ -102,9 +102,6 @@ EXPIRE_MUTES = """
 """
 
 COUNT_DOWN = f"SELECT count(*) AS n FROM services WHERE active AND state = '{ServiceState.DOWN}'"
-
-FAILURE_STATUSES_PARAM = sorted(FAILURE_STATUSES)
-
 
 @dataclass
 class Changes:

@@ -17,7 +17,7 @@ from medic.db import Database, Prepared, Row, Tx, int_array, text_array, timesta
 from services.heartbeat import alert_store, lifecycle
 from services.heartbeat.alert_store import Changes
 from services.heartbeat.lifecycle import LifecyclePolicy, ServiceState
-from services.heartbeat.status import FAILURE_STATUSES
+from services.heartbeat.status import FAILURE_STATUSES_PARAM
 
 # A batch's first statement (one round trip): locks every service the batch
 # names, in id order (so concurrent batches cannot deadlock), and handles the
@@ -39,16 +39,13 @@ from services.heartbeat.status import FAILURE_STATUSES
 # never lower-cased in Python.
 #
 # Two plans of it: the plan of a prepared statement is generic, made for ten
-# items whatever the batch holds. Joined to the items alone, ``services`` is
-# read whole when the table is small (1,000 services), in every batch and with
-# its dead rows (old versions of the rows the ingest rewrites): for a batch of
-# one that cost 1-9 ms of PostgreSQL CPU against 0.4 ms through the primary key.
-# For batches of hundreds, reading the table cost less than the primary-key
-# lookups (61-71 against 70-114 us of PostgreSQL CPU per heartbeat, 500-heartbeat
-# batches, 1,000 services). Small batches take the key; large ones the join.
+# items whatever the batch holds. Joined to the items alone, a small ``services``
+# table is read whole in every batch, dead rows (old versions of the rows the
+# ingest rewrites) included: for one heartbeat that costs several times a lookup
+# through the primary key, while for batches of hundreds reading the table costs
+# less than the lookups. So small batches take the key and large ones the join.
 # The small-batch statement always runs its generic plan (PostgreSQL would plan
 # every run afresh: see ``Prepared``); the large one keeps PostgreSQL's choice.
-# (At 20,000 services the two statements cost the same.)
 SMALL_BATCH = 64
 _LOCKED_SERVICE = """service_id, heartbeat_name, service_name, team, priority"""
 _RECORD_STEADY_HEARTBEATS = f"""
@@ -206,8 +203,8 @@ class IngestResult(NamedTuple):
                 "team": service["team"], "priority": service["priority"]}
 
 
-# The statuses that are not a sign of life, as the steady statement takes them.
-FAILURE_STATUSES_PARAM = text_array(sorted(FAILURE_STATUSES))
+# The statuses that are not a sign of life, as the (prepared) steady statement takes them.
+FAILURE_STATUSES_ARRAY = text_array(FAILURE_STATUSES_PARAM)
 UNKNOWN_SERVICE = IngestResult(RecordOutcome.UNKNOWN_SERVICE)
 INACTIVE_SERVICE = IngestResult(RecordOutcome.INACTIVE_SERVICE)
 
@@ -270,7 +267,7 @@ def _steady_statement(items: Sequence[IngestItem]) -> tuple[Prepared, dict[str, 
     return statement, {
         "names": text_array(i.heartbeat_name for i in items), "service_ids": int_array(i.service_id for i in items),
         "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
-        "failure_statuses": FAILURE_STATUSES_PARAM}
+        "failure_statuses": FAILURE_STATUSES_ARRAY}
 
 class HeartbeatStore:
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),

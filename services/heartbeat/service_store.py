@@ -16,7 +16,7 @@ from services.heartbeat import alert_store, heartbeat_store, lifecycle
 from services.heartbeat.alert_store import Changes
 from services.heartbeat.deadline import deadline
 from services.heartbeat.lifecycle import LifecyclePolicy
-from services.heartbeat.status import FAILURE_STATUSES
+from services.heartbeat.status import FAILURE_STATUSES_PARAM
 
 SERVICE_COLUMNS = """
     service_id, heartbeat_name, service_name, alert_interval_seconds, threshold,
@@ -50,9 +50,6 @@ DELETE_SERVICE = "DELETE FROM services WHERE service_id = %s"
 UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team",
              "team_id", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state",
              "recent_beats", "activated_at", "deadline_at")
-
-
-FAILURE_STATUSES_PARAM = sorted(FAILURE_STATUSES)
 
 
 class ServiceStore:

@@ -5,7 +5,7 @@ A status is any non-empty word of at most 64 characters, stored upper-case.
 ``FAILED`` and ``DOWN`` are reported failures: recorded, never counted as a sign
 of life. Every other word is a sign of life. This module is the one definition of
 that set: the SQL that counts signs of life takes it as a parameter
-(``failure_statuses_param`` in the stores).
+(``FAILURE_STATUSES_PARAM``).
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ FAILED = "FAILED"
 DOWN = "DOWN"
 
 FAILURE_STATUSES = frozenset({FAILED, DOWN})
+# As SQL takes it: ``status <> ALL(%(failure_statuses)s)`` (psycopg2 sends a list as an ARRAY).
+FAILURE_STATUSES_PARAM = sorted(FAILURE_STATUSES)
 
 
 def counts_as_life(status: str) -> bool:
