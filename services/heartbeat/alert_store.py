@@ -103,6 +103,7 @@ EXPIRE_MUTES = """
 
 COUNT_DOWN = f"SELECT count(*) AS n FROM services WHERE active AND state = '{ServiceState.DOWN}'"
 
+
 @dataclass
 class Changes:
     """What a transaction did, for metrics and wake-ups once it has committed."""
@@ -131,7 +132,7 @@ def execute(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, 
         _open_alert(tx, policy, changes, service_id, transition, muted=muted,
                     interval_seconds=interval_seconds, now=now)
     elif transition.alert is AlertChange.CLOSE:
-        _close_alert(tx, changes, service_id, transition, now=now)
+        _close_alert(tx, changes, service_id, transition, muted=muted, now=now)
     else:
         record_transition(tx, service_id, transition, now)
 
@@ -154,7 +155,7 @@ def _open_alert(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: i
 
 
 def _close_alert(tx: Tx, changes: Changes, service_id: int, transition: Transition, *,
-                 now: dt.datetime) -> None:
+                 muted: bool, now: dt.datetime) -> None:
     """Closes the service's active alert, if any, and records the transition."""
     row = tx.one(CLOSE_ALERT, {"service_id": service_id, "now": now})
     alert_id = row["alert_id"] if row else None
@@ -162,7 +163,7 @@ def _close_alert(tx: Tx, changes: Changes, service_id: int, transition: Transiti
     if row is None:
         return
     changes.resolved.append(transition.reason)
-    if lifecycle.decide_notification(NotificationKind.RESOLVE, muted=False, alert_notified=row["notified"]).send:
+    if lifecycle.decide_notification(NotificationKind.RESOLVE, muted=muted, alert_notified=row["notified"]).send:
         outbox_store.enqueue(tx, alert_id, NotificationKind.RESOLVE, now)
         changes.notifications += 1
 
