@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from medic import migrate  # noqa: E402
 from medic.db import Database  # noqa: E402
-from services.heartbeat.retention import DELETE_EXPIRED_BATCH, Retention  # noqa: E402
+from services.heartbeat.heartbeat_store import DELETE_EXPIRED_BATCH  # noqa: E402
+from services.heartbeat.retention import Retention  # noqa: E402
 from tests.conftest import LOCAL_URL, _admin, drop_test_database, with_database  # noqa: E402
 
 LOAD_SERVICES = """

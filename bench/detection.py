@@ -161,7 +161,7 @@ def stage_delays(dsn: str, deadlines: dict[str, float]) -> dict[str, list]:
 def bench_tick(args) -> dict:
     from medic import migrate
     from medic.db import Database
-    from services.heartbeat.alerting import LifecyclePolicy
+    from services.heartbeat.lifecycle import LifecyclePolicy
     from services.heartbeat.monitor import Monitor
 
     name, dsn = fresh_database(args.dsn)

@@ -67,7 +67,7 @@ from urllib.parse import quote, unquote
 import grpc
 import grpc.aio
 
-from medic import metrics
+from medic import enums, metrics
 from medic.contracts import MethodPolicy
 from medic import ratelimit
 from medic.config import ConfigError, Settings
@@ -75,7 +75,7 @@ from medic.errors import (MedicError, PermissionDenied, ResourceExhausted, Unaut
                           Unavailable)
 from medic.interceptors import Identity, aio_service_channel, service_channel
 from medic.ratelimit import RateLimitStatus
-from medic.v1 import auth_pb2, auth_pb2_grpc, options_pb2
+from medic.v1 import auth_pb2, auth_pb2_grpc
 
 KEY_PREFIX = "mdk_"
 SERVICE_TOKEN_PREFIX = "mds_"
@@ -88,10 +88,9 @@ PRINCIPAL_HEADER = "x-medic-principal"
 SCOPES_HEADER = "x-medic-scopes"
 NAME_HEADER = "x-medic-principal-name"
 SERVICE_PRINCIPAL = "service:medic"
-SCOPES = ("read", "write", "admin")
-SCOPE_TO_PB = {"read": options_pb2.SCOPE_READ, "write": options_pb2.SCOPE_WRITE,
-               "admin": options_pb2.SCOPE_ADMIN}
-SCOPE_FROM_PB = {v: k for k, v in SCOPE_TO_PB.items()}
+SCOPES = enums.SCOPE.choices
+SCOPE_TO_PB = enums.SCOPE.numbers
+SCOPE_FROM_PB = enums.SCOPE.names
 
 CACHE_MAX_ENTRIES = 10_000
 RENEW_SHARE = 0.25  # a grant in use is renewed in the last quarter of its life
