@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from medic.db import Database  # noqa: E402
-from services.heartbeat.retention import DELETE_EXPIRED_BATCH, Retention  # noqa: E402
+from services.heartbeat.heartbeat_store import DELETE_EXPIRED_BATCH  # noqa: E402
+from services.heartbeat.retention import Retention  # noqa: E402
 from tests.support.databases import LOCAL_URL, migrated_database  # noqa: E402
 
 LOAD_SERVICES = """

@@ -160,7 +160,7 @@ def stage_delays(dsn: str, deadlines: dict[str, float]) -> dict[str, list]:
 
 def bench_tick(args) -> dict:
     from medic.db import Database
-    from services.heartbeat.alerting import LifecyclePolicy
+    from services.heartbeat.lifecycle import LifecyclePolicy
     from services.heartbeat.monitor import Monitor
 
     with migrated_database(args.dsn) as dsn:

@@ -14,23 +14,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from medic.v1 import common_pb2, heartbeat_pb2
+from medic import enums
 from medic.references import alert_reference
+from medic.v1 import heartbeat_pb2
 from gateway import legacy_input as lenient
 from gateway import protojson
 from gateway.http import HttpError, envelope, iso, link_next_page, ok, query_int, read_json
 
 HB = "/medic.v1.HeartbeatService/"
 
-PRIORITY_NAMES = {v: k for k, v in lenient.PRIORITIES.items()}
-NOTIFY_MODES = {"all": common_pb2.NOTIFY_MODE_ALL, "until_success": common_pb2.NOTIFY_MODE_UNTIL_SUCCESS}
-NOTIFY_MODE_NAMES = {v: k for k, v in NOTIFY_MODES.items()}
-STATE_NAMES = {heartbeat_pb2.SERVICE_STATE_NEW: "new", heartbeat_pb2.SERVICE_STATE_UP: "up",
-               heartbeat_pb2.SERVICE_STATE_DOWN: "down"}
-REASON_NAMES = {heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS: "missed_heartbeats",
-                heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE: "reported_failure"}
-JOB_SIGNALS = {"start": heartbeat_pb2.JOB_SIGNAL_START, "complete": heartbeat_pb2.JOB_SIGNAL_COMPLETE,
-               "fail": heartbeat_pb2.JOB_SIGNAL_FAIL}
+# Enum fields speak the strings of medic.enums ("p1", "until_success", "down", ...).
+PRIORITY_NAMES = enums.PRIORITY.names
+NOTIFY_MODES = enums.NOTIFY_MODE.numbers
+NOTIFY_MODE_NAMES = enums.NOTIFY_MODE.names
+STATE_NAMES = enums.SERVICE_STATE.names
+REASON_NAMES = enums.ALERT_REASON.names
+JOB_SIGNALS = enums.JOB_SIGNAL.numbers
 
 HEARTBEAT_SCHEMA = {"heartbeat_name": "string", "service_name": "string", "status": "string"}
 HEARTBEAT_INVALID = ("You have provided invalid request data. Please ensure your request contains "

@@ -31,14 +31,13 @@ from typing import Any
 
 from starlette.requests import Request
 
-from medic import contracts
+from medic import contracts, enums
 from medic.v1 import common_pb2, heartbeat_pb2
 from gateway.http import HttpError, is_int, is_number
 
 INT64_MAX = 2**63 - 1
 
-PRIORITIES = {"p1": common_pb2.PRIORITY_P1, "p2": common_pb2.PRIORITY_P2, "p3": common_pb2.PRIORITY_P3,
-              "p4": common_pb2.PRIORITY_P4, "p5": common_pb2.PRIORITY_P5}
+PRIORITIES = enums.PRIORITY.numbers
 DEFAULT_PRIORITY = common_pb2.PRIORITY_P3
 BLANK_STATUS = "UP"
 MAX_LISTED_HEARTBEATS = 250

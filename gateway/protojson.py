@@ -3,8 +3,8 @@ descriptors, so the HTTP shapes follow the contracts without hand-written
 mapping code.
 
 JSON conventions: field names as in the .proto; int64 as JSON numbers; enums as
-the lower-case value name without the enum's prefix (``TARGET_TYPE_SLACK`` ->
-``"slack"``, ``SCOPE_ADMIN`` -> ``"admin"``); timestamps as RFC 3339 strings;
+their strings in ``medic.enums`` (the lower-case value name without the enum's
+prefix: ``TARGET_TYPE_SLACK`` -> ``"slack"``, ``SCOPE_ADMIN`` -> ``"admin"``); timestamps as RFC 3339 strings;
 ``google.protobuf.Struct`` as a JSON object; unset optional fields as null.
 Unknown fields and wrong types are refused with a message naming the field, and
 so are integers outside the field's range (its declared ``limits``, else its
@@ -13,7 +13,6 @@ type's): never a ``ValueError`` from protobuf.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
@@ -22,6 +21,7 @@ from google.protobuf.message import Message
 
 from medic import contracts
 from gateway.http import HttpError, is_int, is_number
+from medic import enums
 
 # A required string: some character that is not white space, and no NUL.
 NOT_BLANK = "^[^\\u0000]*\\S[^\\u0000]*$"
@@ -33,25 +33,17 @@ _INT_TYPES = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescr
 _FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
 
 
-def _enum_prefix(enum: EnumDescriptor) -> str:
-    # PascalCase enum name -> SCREAMING_SNAKE prefix: TargetType -> TARGET_TYPE_
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
-
-
 def enum_to_json(enum: EnumDescriptor, number: int) -> str | None:
-    value = enum.values_by_number.get(number)
-    if value is None or value.number == 0:
-        return None
-    return value.name.removeprefix(_enum_prefix(enum)).lower()
+    return enums.strings(enum).names.get(number)
 
 
 def enum_choices(enum: EnumDescriptor) -> list[str]:
-    return [v.name.removeprefix(_enum_prefix(enum)).lower() for v in enum.values if v.number != 0]
+    return list(enums.strings(enum).choices)
 
 
 def _enum_from_json(field: FieldDescriptor, value: Any, path: str) -> int:
     if isinstance(value, str):
-        name = _enum_prefix(field.enum_type) + value.strip().upper()
+        name = enums.prefix(field.enum_type) + value.strip().upper()
         found = field.enum_type.values_by_name.get(name)
         if found is not None and found.number != 0:
             return found.number

@@ -20,6 +20,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 import medic.v1
+from medic import enums
 from medic.v1 import options_pb2
 
 # Paths served without authentication (standard gRPC health and reflection).
@@ -35,13 +36,12 @@ class MethodPolicy:
     # Read on every authorized call: worked out once per policy.
     @functools.cached_property
     def scope_name(self) -> str:
-        return options_pb2.Scope.Name(self.scope).removeprefix("SCOPE_").lower()
+        return enums.SCOPE.names[self.scope]
 
     @functools.cached_property
     def rate_limit_class_name(self) -> str:
-        if self.rate_limit_class == options_pb2.RATE_LIMIT_CLASS_HEARTBEAT:
-            return "heartbeat"
-        return "management"
+        # An RPC that declares no class counts as management.
+        return enums.RATE_LIMIT_CLASS.names.get(self.rate_limit_class, "management")
 
 
 def _pb2_modules():

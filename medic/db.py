@@ -319,6 +319,14 @@ class _Statement(Tx):
 # 11 ms for the arrays of a 500-heartbeat batch); one string costs ~0.2 us per
 # element. Pass the result where the statement casts to the array type.
 
+def set_clause(fields: Iterable[str], allowed: Sequence[str]) -> str:
+    """``col = %(col)s, ...`` for each column of ``allowed`` that is in ``fields``,
+    in ``allowed``'s order: column names come from the caller's fixed list, never
+    from a request."""
+    present = set(fields)
+    return ", ".join(f"{name} = %({name})s" for name in allowed if name in present)
+
+
 def int_array(values: Iterable[int | None]) -> str:
     return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 

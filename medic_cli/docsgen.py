@@ -25,7 +25,6 @@ METRIC_MODULES = {
     "gateway.app": "gateway",
     "services.auth.metrics": "auth (and key checks in every process)",
     "services.heartbeat.metrics": "heartbeat, monitor",
-    "services.heartbeat.retention": "the process running retention",
     "services.routing.metrics": "routing",
     "services.delivery.metrics": "delivery",
 }

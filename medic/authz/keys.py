@@ -12,8 +12,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from medic import enums
 from medic.config import ConfigError, Settings
-from medic.v1 import auth_pb2, options_pb2
+from medic.v1 import auth_pb2
 
 KEY_PREFIX = "mdk_"
 SERVICE_TOKEN_PREFIX = "mds_"
@@ -22,16 +23,13 @@ SERVICE_TOKEN_PREFIX = "mds_"
 KEY_PATTERN = re.compile(r"mdk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})")
 SERVICE_TOKEN_PATTERN = re.compile(r"mds_[A-Za-z0-9_-]{43}")
 
-SCOPES = ("read", "write", "admin")
-SCOPE_TO_PB = {"read": options_pb2.SCOPE_READ, "write": options_pb2.SCOPE_WRITE,
-               "admin": options_pb2.SCOPE_ADMIN}
-SCOPE_FROM_PB = {v: k for k, v in SCOPE_TO_PB.items()}
+SCOPES = enums.SCOPE.choices
+SCOPE_TO_PB = enums.SCOPE.numbers
+SCOPE_FROM_PB = enums.SCOPE.names
 
-_VERDICT_FROM_PB = {
-    auth_pb2.AUTHORIZE_VERDICT_INVALID_KEY: "invalid_key",
-    auth_pb2.AUTHORIZE_VERDICT_EXPIRED_KEY: "expired_key",
-    auth_pb2.AUTHORIZE_VERDICT_REVOKED_KEY: "revoked_key",
-}
+# Why a key was refused (a Verdict's reason): every verdict but VALID.
+_VERDICT_FROM_PB = {number: name for number, name in enums.AUTHORIZE_VERDICT.names.items()
+                    if number != auth_pb2.AUTHORIZE_VERDICT_VALID}
 _VERDICT_TO_PB = {v: k for k, v in _VERDICT_FROM_PB.items()}
 
 

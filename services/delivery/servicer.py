@@ -14,11 +14,11 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from medic import webhooks
+from medic import enums, webhooks
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.timestamps import to_timestamp
-from medic.v1 import common_pb2, delivery_pb2, delivery_pb2_grpc, events_pb2, heartbeat_pb2
+from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2
 from services.delivery import metrics
 from services.delivery.integrations import INTEGRATIONS, webhook
 from services.delivery.model import TargetPlan, config_json
@@ -30,27 +30,16 @@ MAX_LISTED = 1000
 MAX_BATCH = 256
 DEFAULT_LISTED = 100
 
-KIND_TO_DB = {events_pb2.ALERT_EVENT_KIND_TRIGGER: "trigger",
-              events_pb2.ALERT_EVENT_KIND_REMINDER: "reminder",
-              events_pb2.ALERT_EVENT_KIND_RESOLVE: "resolve"}
-KIND_FROM_DB = {v: k for k, v in KIND_TO_DB.items()}
-MODE_TO_DB = {common_pb2.NOTIFY_MODE_ALL: "all", common_pb2.NOTIFY_MODE_UNTIL_SUCCESS: "until_success"}
-MODE_FROM_DB = {v: k for k, v in MODE_TO_DB.items()}
-# Each integration's TargetType value is its name: TARGET_TYPE_SLACK <-> "slack".
-TYPE_TO_DB = {value: name.removeprefix("TARGET_TYPE_").lower()
-              for name, value in delivery_pb2.TargetType.items() if value}
-TYPE_FROM_DB = {v: k for k, v in TYPE_TO_DB.items()}
-STATUS_TO_DB = {delivery_pb2.DELIVERY_STATUS_PENDING: "pending",
-                delivery_pb2.DELIVERY_STATUS_RETRYING: "retrying",
-                delivery_pb2.DELIVERY_STATUS_SUCCESS: "success",
-                delivery_pb2.DELIVERY_STATUS_FAILED: "failed",
-                delivery_pb2.DELIVERY_STATUS_SKIPPED: "skipped"}
-STATUS_FROM_DB = {v: k for k, v in STATUS_TO_DB.items()}
-PRIORITY_TO_DB = {common_pb2.PRIORITY_P1: "p1", common_pb2.PRIORITY_P2: "p2",
-                  common_pb2.PRIORITY_P3: "p3", common_pb2.PRIORITY_P4: "p4",
-                  common_pb2.PRIORITY_P5: "p5"}
-REASON_TO_DB = {heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS: "missed_heartbeats",
-                heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE: "reported_failure"}
+KIND_TO_DB = enums.ALERT_EVENT_KIND.names
+KIND_FROM_DB = enums.ALERT_EVENT_KIND.numbers
+MODE_TO_DB = enums.NOTIFY_MODE.names
+MODE_FROM_DB = enums.NOTIFY_MODE.numbers
+TYPE_TO_DB = enums.TARGET_TYPE.names
+TYPE_FROM_DB = enums.TARGET_TYPE.numbers
+STATUS_TO_DB = enums.DELIVERY_STATUS.names
+STATUS_FROM_DB = enums.DELIVERY_STATUS.numbers
+PRIORITY_TO_DB = enums.PRIORITY.names
+REASON_TO_DB = enums.ALERT_REASON.names
 
 
 def _iso(ts: Timestamp, present: bool) -> str | None:

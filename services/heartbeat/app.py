@@ -1,24 +1,27 @@
-"""Assembles the heartbeat service process (store, group-commit ingest,
+"""Assembles the heartbeat service process (stores, group-commit ingest,
 servicer) and, unless ``MEDIC_MONITOR_ENABLED=false``, the monitor and the
 hand-off to routing in the same process. ``build_monitor`` assembles a
 stand-alone monitor process (``medic serve monitor``)."""
 from __future__ import annotations
-
 
 from medic import authz
 from medic.config import Settings
 from medic.db import Database
 from medic.interceptors import service_channel
 from medic.server import Component
-from medic.v1 import heartbeat_pb2, heartbeat_pb2_grpc, routing_pb2_grpc
+from medic.v1 import heartbeat_pb2, heartbeat_pb2_grpc
 from services.heartbeat import metrics
-from services.heartbeat.alerting import Changes, LifecyclePolicy
+from services.heartbeat.alert_store import AlertStore, Changes
 from services.heartbeat.handoff import Dispatcher
+from services.heartbeat.heartbeat_store import HeartbeatStore
 from services.heartbeat.ingest import IngestQueue
+from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.monitor import Monitor
 from services.heartbeat.retention import Retention
+from services.heartbeat.routing_client import RoutingClient
+from services.heartbeat.search import ServiceSearch
+from services.heartbeat.service_store import ServiceStore
 from services.heartbeat.servicer import HeartbeatServicer
-from services.heartbeat.store import HeartbeatStore
 
 SERVICE_NAME = heartbeat_pb2.DESCRIPTOR.services_by_name["HeartbeatService"].full_name
 
@@ -33,11 +36,12 @@ def _database(settings: Settings, db: Database | None, name: str) -> tuple[Datab
 
 def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
     """The monitor and the hand-off dispatcher, wired to each other."""
+    # A channel to every routing replica (a DNS name resolving to several is
+    # balanced round-robin), carrying the request id and this process's credential.
     channel = service_channel(settings.target("routing"), authz.service_credential_metadata(settings))
-    routing = routing_pb2_grpc.RoutingServiceStub(channel)
+    routing = RoutingClient(channel, settings.rpc_timeout_seconds)
     dispatcher = Dispatcher(
-        db, lambda request: routing.RouteAlerts(request, timeout=settings.rpc_timeout_seconds),
-        workers=settings.handoff_workers, lease_seconds=settings.handoff_lease_seconds,
+        db, routing.route_alerts, workers=settings.handoff_workers, lease_seconds=settings.handoff_lease_seconds,
         poll_seconds=settings.handoff_poll_seconds)
 
     def committed(changes: Changes) -> None:
@@ -64,9 +68,10 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     db, owns_db = _database(settings, db, "heartbeat")
     policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
     monitor, dispatcher, channel, committed = _alert_pipeline(settings, db, policy)
-    store = HeartbeatStore(db, policy, on_committed=committed)
-    ingest = IngestQueue(store, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
-    servicer = HeartbeatServicer(store, ingest)
+    heartbeats = HeartbeatStore(db, policy, on_committed=committed)
+    ingest = IngestQueue(heartbeats, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
+    servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed), heartbeats,
+                                 AlertStore(db, policy), ingest, ServiceSearch(db))
     on_start = [ingest.start]
     on_stop = [lambda grace: ingest.stop(grace)]
     if settings.monitor_enabled:

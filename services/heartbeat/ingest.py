@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from medic.errors import MedicError, Unavailable
 from services.heartbeat import metrics
-from services.heartbeat.store import HeartbeatStore, IngestItem, IngestResult
+from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem, IngestResult
 
 log = logging.getLogger(__name__)
 

@@ -29,3 +29,6 @@ HANDOFFS = Counter("medic_alert_handoffs_total",
 HANDOFF_BACKLOG = Gauge("medic_alert_handoff_backlog", "Notifications not yet accepted by routing")
 HANDOFF_OLDEST_SECONDS = Gauge("medic_alert_handoff_oldest_seconds",
                                "Age of the oldest notification not yet accepted by routing")
+
+# --- retention -------------------------------------------------------------------
+EVENTS_DELETED = Counter("medic_heartbeat_events_deleted_total", "Heartbeat events deleted by retention")

@@ -3,11 +3,12 @@
 Why batched deletes and not a time-partitioned table (measured with
 ``bench/bench_retention.py``, see docs/operations.md):
 
-* One batch deletes at most ``batch`` rows, oldest first, found through the
-  index on ``heartbeat_events (time)``, in its own short transaction. DELETE
-  takes only ROW EXCLUSIVE on the table (it never blocks the ingest's INSERTs
-  or any reader) and row locks on the rows it deletes, which nobody else
-  updates; so "long locks" cannot happen, whatever the backlog.
+* One batch (``HeartbeatStore.delete_expired_batch``) deletes at most ``batch``
+  rows, oldest first, found through the index on ``heartbeat_events (time)``,
+  in its own short transaction. DELETE takes only ROW EXCLUSIVE on the table
+  (it never blocks the ingest's INSERTs or any reader) and row locks on the
+  rows it deletes, which nobody else updates; so "long locks" cannot happen,
+  whatever the backlog.
 * Partitioning would make the drop O(1), but it needs the partition key in the
   primary key, partitions created ahead of time, a rewrite of the existing table
   on upgrade, and every "last k heartbeats of a service" lookup (the ingest's
@@ -30,34 +31,12 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import Counter
-
 from medic.db import Database
 from medic.periodic import Periodic
+from services.heartbeat import metrics
+from services.heartbeat.heartbeat_store import HeartbeatStore
 
 log = logging.getLogger(__name__)
-
-# Defined here, not in metrics.py, so retention is one self-contained module.
-EVENTS_DELETED = Counter("medic_heartbeat_events_deleted_total",
-                         "Heartbeat events deleted by retention")
-
-# One batch: the oldest expired events, except those the down rule still needs
-# (at or after the oldest of each service's `recent_beats`). `= ANY(ARRAY(...))`
-# makes the ids an init-plan probed through the primary key; `IN (...)` let the
-# planner hash-join against a scan of the whole table. Events of a service that
-# no longer exists (no foreign key since migration 006: a row deleted by hand, or
-# by a replica of an older version during an upgrade) expire like any other.
-DELETE_EXPIRED_BATCH = """
-    DELETE FROM heartbeat_events
-    WHERE heartbeat_id = ANY(ARRAY(
-        SELECT h.heartbeat_id
-        FROM heartbeat_events h LEFT JOIN services s ON s.service_id = h.service_id
-        WHERE h.time < now() - make_interval(days => %(days)s)
-          AND h.time < COALESCE(s.recent_beats[cardinality(s.recent_beats)], 'infinity')
-        ORDER BY h.time
-        LIMIT %(batch)s
-        FOR UPDATE OF h SKIP LOCKED))
-"""
 
 DEFAULT_BATCH = 5000
 # Between batches: lets autovacuum, the ingest and replicas' WAL replay keep up.
@@ -67,7 +46,7 @@ DEFAULT_PAUSE_SECONDS = 0.05
 class Retention:
     def __init__(self, db: Database, *, retention_days: int, interval_seconds: float,
                  batch: int = DEFAULT_BATCH, pause_seconds: float = DEFAULT_PAUSE_SECONDS):
-        self.db = db
+        self.store = HeartbeatStore(db)
         self.retention_days = retention_days
         self.interval_seconds = interval_seconds
         self.batch = batch
@@ -77,9 +56,8 @@ class Retention:
 
     def delete_batch(self) -> int:
         """One short transaction; the number of events it deleted."""
-        with self.db.transaction() as tx:
-            deleted = tx.execute(DELETE_EXPIRED_BATCH, {"days": self.retention_days, "batch": self.batch})
-        EVENTS_DELETED.inc(deleted)
+        deleted = self.store.delete_expired_batch(self.retention_days, self.batch)
+        metrics.EVENTS_DELETED.inc(deleted)
         return deleted
 
     def run_once(self) -> int:

@@ -1,6 +1,9 @@
 """Reads for people looking at many services at once (the web console): a
 service search with counts, recent transitions across services, a heartbeat
-timeline and an alert search. Read-only SQL over the heartbeat domain's tables.
+timeline and an alert search. Read-only SQL across the heartbeat domain's
+aggregates (services, their transitions and events, alerts), so it is a module of
+its own beside the stores that write them; the strings it matches come from the
+modules that define them (``medic.enums``, ``lifecycle``, ``status``).
 
 Every filter and order is a fixed SQL fragment chosen by an enum, never text
 from the request; values are bound parameters.
@@ -10,9 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from medic import enums
 from medic.db import Database, Row
 from medic.errors import InvalidArgument, NotFound
-from medic.v1 import common_pb2, heartbeat_pb2
+from medic.v1 import heartbeat_pb2
+from services.heartbeat.lifecycle import ServiceState
+from services.heartbeat.service_store import SERVICE_COLUMNS
+from services.heartbeat.status import FAILURE_STATUSES_PARAM
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
@@ -25,23 +32,17 @@ MIN_TIMELINE_WINDOW = 60
 DEFAULT_TIMELINE_BUCKETS = 96
 MAX_TIMELINE_BUCKETS = 1440
 
-_COLUMNS = """
-    service_id, heartbeat_name, service_name, alert_interval_seconds, threshold,
-    grace_period_seconds, team, priority, runbook, notify_mode, active, muted, muted_at,
-    state, recent_beats, activated_at, last_heartbeat_at, deadline_at, created_at, updated_at, team_id
-"""
-
 # What each condition means, in SQL (see ServiceCondition in heartbeat.proto).
 CONDITIONS = {
-    heartbeat_pb2.SERVICE_CONDITION_UP: "active AND state = 'up'",
-    heartbeat_pb2.SERVICE_CONDITION_DOWN: "active AND state = 'down'",
-    heartbeat_pb2.SERVICE_CONDITION_NEW: "active AND state = 'new'",
+    heartbeat_pb2.SERVICE_CONDITION_UP: f"active AND state = '{ServiceState.UP}'",
+    heartbeat_pb2.SERVICE_CONDITION_DOWN: f"active AND state = '{ServiceState.DOWN}'",
+    heartbeat_pb2.SERVICE_CONDITION_NEW: f"active AND state = '{ServiceState.NEW}'",
     heartbeat_pb2.SERVICE_CONDITION_MUTED: "active AND muted",
     heartbeat_pb2.SERVICE_CONDITION_INACTIVE: "NOT active",
 }
 
 # (ascending, descending) ORDER BY of each sort; service_id breaks ties.
-_STATE_RANK = "CASE state WHEN 'down' THEN 0 WHEN 'new' THEN 1 ELSE 2 END"
+_STATE_RANK = f"CASE state WHEN '{ServiceState.DOWN}' THEN 0 WHEN '{ServiceState.NEW}' THEN 1 ELSE 2 END"
 ORDERS = {
     heartbeat_pb2.SERVICE_SORT_UNSPECIFIED: ("lower(heartbeat_name)", "lower(heartbeat_name) DESC"),
     heartbeat_pb2.SERVICE_SORT_NAME: ("lower(heartbeat_name)", "lower(heartbeat_name) DESC"),
@@ -53,10 +54,7 @@ ORDERS = {
                                           "deadline_at DESC NULLS LAST, service_id"),
 }
 
-PRIORITIES = {common_pb2.PRIORITY_P1: "p1", common_pb2.PRIORITY_P2: "p2", common_pb2.PRIORITY_P3: "p3",
-              common_pb2.PRIORITY_P4: "p4", common_pb2.PRIORITY_P5: "p5"}
-REASONS = {heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS: "missed_heartbeats",
-           heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE: "reported_failure"}
+PRIORITIES = enums.PRIORITY.names
 
 _MATCH = """
     (%(query)s = '' OR strpos(lower(heartbeat_name), lower(%(query)s)) > 0
@@ -80,14 +78,14 @@ COUNT_SERVICES = f"""
 """
 COUNT_MATCHING = f"SELECT count(*) AS matching FROM services WHERE {_MATCH}"
 SEARCH_PAGE = f"""
-    SELECT {_COLUMNS} FROM services WHERE {_MATCH}
+    SELECT {SERVICE_COLUMNS} FROM services WHERE {_MATCH}
     ORDER BY {{order}} LIMIT %(limit)s OFFSET %(offset)s
 """
 
 # With a text query every service is read anyway (no index serves a substring
 # match): one pass selects the matches, counts them and returns one page.
 SEARCH_PAGE_COUNTED = f"""
-    WITH matching AS MATERIALIZED (SELECT {_COLUMNS} FROM services WHERE {_MATCH})
+    WITH matching AS MATERIALIZED (SELECT {SERVICE_COLUMNS} FROM services WHERE {_MATCH})
     SELECT *, (SELECT count(*) FROM matching) AS matching_total FROM matching
     ORDER BY {{order}} LIMIT %(limit)s OFFSET %(offset)s
 """
@@ -104,7 +102,7 @@ SERVICE_EXISTS = "SELECT service_id FROM services WHERE service_id = %s"
 TIMELINE = """
     SELECT floor(extract(epoch FROM (time - %(start)s)) / %(bucket)s)::int AS bucket,
            count(*) AS heartbeats,
-           count(*) FILTER (WHERE status IN ('FAILED', 'DOWN')) AS failures
+           count(*) FILTER (WHERE status = ANY(%(failure_statuses)s)) AS failures
     FROM heartbeat_events
     WHERE service_id = %(service_id)s AND time >= %(start)s AND time < %(end)s
     GROUP BY 1
@@ -150,7 +148,7 @@ class ServiceQuery:
         if request.sort not in ORDERS:
             raise InvalidArgument("sort must be a ServiceSort")
         if request.priority and request.priority not in PRIORITIES:
-            raise InvalidArgument("priority must be one of p1, p2, p3, p4, p5")
+            raise InvalidArgument(f"priority must be one of {', '.join(PRIORITIES.values())}")
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size must be 0-{MAX_PAGE_SIZE}")
         if request.offset < 0:
@@ -226,7 +224,8 @@ class ServiceSearch:
             start = end - dt.timedelta(seconds=window_seconds)
             bucket = window_seconds / buckets
             counted = {r["bucket"]: r for r in tx.all(TIMELINE, {
-                "start": start, "end": end, "bucket": bucket, "service_id": row["service_id"]})}
+                "start": start, "end": end, "bucket": bucket, "service_id": row["service_id"],
+                "failure_statuses": FAILURE_STATUSES_PARAM})}
         out = []
         for index in range(buckets):
             found = counted.get(index)

@@ -5,41 +5,36 @@ to status codes.
 """
 from __future__ import annotations
 
-import functools
-
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from medic import enums
 from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
 from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, heartbeat_pb2, heartbeat_pb2_grpc
-from services.heartbeat import deadline as rule
+from services.heartbeat import search, status
+from services.heartbeat.alert_store import AlertStore
+from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem, RecordOutcome
 from services.heartbeat.ingest import IngestQueue
-from services.heartbeat import search
-from services.heartbeat.store import HeartbeatStore, IngestItem
+from services.heartbeat.service_store import ServiceStore
 
 MAX_NAME_LENGTH = 255
 MAX_BATCH = 1000
 MAX_LISTED_HEARTBEATS = 250
 DEFAULT_TEAM = "site-reliability"
 
-PRIORITY_TO_DB = {common_pb2.PRIORITY_P1: "p1", common_pb2.PRIORITY_P2: "p2",
-                  common_pb2.PRIORITY_P3: "p3", common_pb2.PRIORITY_P4: "p4",
-                  common_pb2.PRIORITY_P5: "p5"}
-PRIORITY_FROM_DB = {v: k for k, v in PRIORITY_TO_DB.items()}
-NOTIFY_MODE_TO_DB = {common_pb2.NOTIFY_MODE_ALL: "all",
-                     common_pb2.NOTIFY_MODE_UNTIL_SUCCESS: "until_success"}
-NOTIFY_MODE_FROM_DB = {v: k for k, v in NOTIFY_MODE_TO_DB.items()}
-STATE_FROM_DB = {"new": heartbeat_pb2.SERVICE_STATE_NEW, "up": heartbeat_pb2.SERVICE_STATE_UP,
-                 "down": heartbeat_pb2.SERVICE_STATE_DOWN}
-REASON_FROM_DB = {"missed_heartbeats": heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS,
-                  "reported_failure": heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE}
-JOB_SIGNAL_STATUS = {heartbeat_pb2.JOB_SIGNAL_START: "STARTED",
-                     heartbeat_pb2.JOB_SIGNAL_COMPLETE: "COMPLETED",
-                     heartbeat_pb2.JOB_SIGNAL_FAIL: "FAILED"}
-OUTCOME_TO_PB = {"accepted": heartbeat_pb2.RECORD_OUTCOME_ACCEPTED,
-                 "unknown_service": heartbeat_pb2.RECORD_OUTCOME_UNKNOWN_SERVICE,
-                 "inactive_service": heartbeat_pb2.RECORD_OUTCOME_INACTIVE_SERVICE}
+PRIORITY_TO_DB = enums.PRIORITY.names
+PRIORITY_FROM_DB = enums.PRIORITY.numbers
+NOTIFY_MODE_TO_DB = enums.NOTIFY_MODE.names
+NOTIFY_MODE_FROM_DB = enums.NOTIFY_MODE.numbers
+STATE_FROM_DB = enums.SERVICE_STATE.numbers
+REASON_TO_DB = enums.ALERT_REASON.names
+REASON_FROM_DB = enums.ALERT_REASON.numbers
+OUTCOME_TO_PB = {outcome: enums.RECORD_OUTCOME.numbers[outcome] for outcome in RecordOutcome}
+# What each job signal records as the heartbeat's status.
+JOB_SIGNAL_STATUS = {heartbeat_pb2.JOB_SIGNAL_START: status.STARTED,
+                     heartbeat_pb2.JOB_SIGNAL_COMPLETE: status.COMPLETED,
+                     heartbeat_pb2.JOB_SIGNAL_FAIL: status.FAILED}
 # Built once: a repeated field copies what it is given.
 OUTCOME_ONLY_RESULTS = {outcome: heartbeat_pb2.RecordHeartbeatResult(outcome=code)
                         for outcome, code in OUTCOME_TO_PB.items()}
@@ -140,14 +135,18 @@ def _service_ref(request) -> dict:
 
 def ingest_item(request: heartbeat_pb2.RecordHeartbeatRequest) -> IngestItem:
     name, service_id = _service_key(request)
-    return IngestItem(name, service_id, rule.normalize_status(request.status),
-                      rule.validate_run_id(request.run_id))
+    return IngestItem(name, service_id, status.normalize_status(request.status),
+                      status.validate_run_id(request.run_id))
 
 
 class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
-    def __init__(self, store: HeartbeatStore, ingest: IngestQueue):
-        self.store = store
+    def __init__(self, services: ServiceStore, heartbeats: HeartbeatStore, alerts: AlertStore,
+                 ingest: IngestQueue, searches: search.ServiceSearch):
+        self.services = services
+        self.heartbeats = heartbeats
+        self.alerts = alerts
         self.ingest = ingest
+        self.searches = searches
 
     def RegisterService(self, request, context):
         fields = {
@@ -163,15 +162,15 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
                                  NOTIFY_MODE_TO_DB, "notify_mode"),
             "team_id": _team_id(request.team_id),
         }
-        row, created = self.store.register(fields)
+        row, created = self.services.register(fields)
         return heartbeat_pb2.RegisterServiceResponse(service=service_to_pb(row), created=created)
 
     def GetService(self, request, context):
-        return heartbeat_pb2.GetServiceResponse(service=service_to_pb(self.store.get(**_service_ref(request))))
+        return heartbeat_pb2.GetServiceResponse(service=service_to_pb(self.services.get(**_service_ref(request))))
 
     def ListServices(self, request, context):
         active = request.active if request.HasField("active") else None
-        rows = self.store.list(service_name=request.service_name, active=active)
+        rows = self.services.list(service_name=request.service_name, active=active)
         return heartbeat_pb2.ListServicesResponse(services=[service_to_pb(r) for r in rows])
 
     def UpdateService(self, request, context):
@@ -200,11 +199,11 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         if request.HasField("muted"):
             changes["muted"] = request.muted
         down = request.down if request.HasField("down") else None
-        row = self.store.update(changes, down=down, **ref)
+        row = self.services.update(changes, down=down, **ref)
         return heartbeat_pb2.UpdateServiceResponse(service=service_to_pb(row))
 
     def DeleteService(self, request, context):
-        self.store.delete(**_service_ref(request))
+        self.services.delete(**_service_ref(request))
         return heartbeat_pb2.DeleteServiceResponse()
 
     def ListServiceTransitions(self, request, context):
@@ -212,15 +211,15 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             raise InvalidArgument("limit must be 0-1000")
         limit = request.limit or 100
         # One row past the page tells whether another page follows.
-        rows = self.store.transitions(limit + 1, offset=request.offset, **_service_ref(request))
+        rows = self.services.transitions(limit + 1, offset=request.offset, **_service_ref(request))
         return heartbeat_pb2.ListServiceTransitionsResponse(
             transitions=[transition_to_pb(r) for r in rows[:limit]], has_more=len(rows) > limit)
 
     def _record_one(self, item: IngestItem, what: str) -> heartbeat_pb2.Heartbeat:
         [result] = self.ingest.submit([item])
-        if result.outcome == "unknown_service":
+        if result.outcome == RecordOutcome.UNKNOWN_SERVICE:
             raise NotFound(f"{what} is not registered")
-        if result.outcome == "inactive_service":
+        if result.outcome == RecordOutcome.INACTIVE_SERVICE:
             raise FailedPrecondition(f"{what} is inactive")
         return heartbeat_to_pb(result.heartbeat)
 
@@ -264,11 +263,11 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         return heartbeat_pb2.RecordHeartbeatsResponse(results=results)
 
     def RecordJobSignal(self, request, context):
-        status = JOB_SIGNAL_STATUS.get(request.signal)
-        if status is None:
+        signal_status = JOB_SIGNAL_STATUS.get(request.signal)
+        if signal_status is None:
             raise InvalidArgument("signal must be JOB_SIGNAL_START, JOB_SIGNAL_COMPLETE or JOB_SIGNAL_FAIL")
-        item = IngestItem(heartbeat_name=None, service_id=request.service_id, status=status,
-                          run_id=rule.validate_run_id(request.run_id))
+        item = IngestItem(heartbeat_name=None, service_id=request.service_id, status=signal_status,
+                          run_id=status.validate_run_id(request.run_id))
         heartbeat = self._record_one(item, f"service id {request.service_id}")
         return heartbeat_pb2.RecordJobSignalResponse(heartbeat=heartbeat)
 
@@ -276,8 +275,8 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         if request.max_count < 0:
             raise InvalidArgument("max_count must be >= 0")
         limit = min(request.max_count or MAX_LISTED_HEARTBEATS, MAX_LISTED_HEARTBEATS)
-        rows = self.store.list_heartbeats(request.heartbeat_name.strip(), request.service_name, limit + 1,
-                                          request.offset)
+        rows = self.heartbeats.list_heartbeats(request.heartbeat_name.strip(), request.service_name, limit + 1,
+                                               request.offset)
         return heartbeat_pb2.ListHeartbeatsResponse(heartbeats=[heartbeat_to_pb(r) for r in rows[:limit]],
                                                     has_more=len(rows) > limit)
 
@@ -286,15 +285,11 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         if request.limit < 0 or request.limit > 1000:
             raise InvalidArgument("limit must be 0-1000")
         limit = request.limit or (1000 if active is not None else 100)
-        rows = self.store.list_alerts(active, limit + 1, request.offset)
+        rows = self.alerts.list_alerts(active, limit + 1, request.offset)
         return heartbeat_pb2.ListAlertsResponse(alerts=[alert_to_pb(r) for r in rows[:limit]],
                                                 has_more=len(rows) > limit)
 
     # --- reads for people looking at many services (the web console) ----------
-
-    @functools.cached_property
-    def searches(self) -> search.ServiceSearch:
-        return search.ServiceSearch(self.store.db)
 
     def SearchServices(self, request, context):
         query = search.ServiceQuery.from_request(request)
@@ -336,13 +331,13 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
     def SearchAlerts(self, request, context):
         if not 0 <= request.limit <= 1000:
             raise InvalidArgument("limit must be 0-1000")
-        if request.reason and request.reason not in search.REASONS:
+        if request.reason and request.reason not in REASON_TO_DB:
             raise InvalidArgument("reason must be an AlertReason")
         if "\x00" in request.team:
             raise InvalidArgument("team must not contain NUL characters")
         rows, total = self.searches.alerts(
             active=request.active if request.HasField("active") else None, service_id=request.service_id,
-            team=request.team.strip(), reason=search.REASONS.get(request.reason, ""), limit=request.limit or 100,
+            team=request.team.strip(), reason=REASON_TO_DB.get(request.reason, ""), limit=request.limit or 100,
             total=request.include_total)
         return heartbeat_pb2.SearchAlertsResponse(alerts=[
             heartbeat_pb2.AlertWithTeam(alert=alert_to_pb(r), team=r["team"]) for r in rows],

@@ -11,15 +11,13 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
+from medic import enums
 from medic.errors import InvalidArgument, MedicError, Unavailable
 from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2
-from services.routing.selection import PAGERDUTY, SLACK, WEBHOOK, PlannedTarget
+from services.routing.selection import WEBHOOK, PlannedTarget
 
 log = logging.getLogger(__name__)
 
-TYPE_TO_PB = {SLACK: delivery_pb2.TARGET_TYPE_SLACK, PAGERDUTY: delivery_pb2.TARGET_TYPE_PAGERDUTY,
-              WEBHOOK: delivery_pb2.TARGET_TYPE_WEBHOOK}
-TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
 
 
 def struct(config: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -29,7 +27,7 @@ def struct(config: Mapping[str, Any]) -> struct_pb2.Struct:
 
 
 def planned_to_pb(target: PlannedTarget) -> delivery_pb2.PlannedTarget:
-    return delivery_pb2.PlannedTarget(type=TYPE_TO_PB[target.type], target_id=target.target_id,
+    return delivery_pb2.PlannedTarget(type=enums.TARGET_TYPE.numbers[target.type], target_id=target.target_id,
                                       webhook_id=target.webhook_id, config=struct(target.config))
 
 

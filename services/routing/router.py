@@ -19,17 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medic.errors import MedicError, Unavailable
-from medic.v1 import common_pb2, events_pb2
+from medic import enums
+from medic.v1 import events_pb2
 from services.routing import metrics
 from services.routing import selection as rule
 from services.routing.delivery_client import DeliveryClient, PlanToEnqueue
-from services.routing.store import EventKeys, RouteToRemember, RoutingStore
+from services.routing.route_store import EventKeys, RouteStore, RouteToRemember
 
 log = logging.getLogger(__name__)
 
-MODE_TO_PB = {rule.NOTIFY_ALL: common_pb2.NOTIFY_MODE_ALL,
-              rule.NOTIFY_UNTIL_SUCCESS: common_pb2.NOTIFY_MODE_UNTIL_SUCCESS}
-MODE_FROM_PB = {v: k for k, v in MODE_TO_PB.items()}
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class Routed:
 
 
 class Router:
-    def __init__(self, store: RoutingStore, delivery: DeliveryClient, default_channel: str):
+    def __init__(self, store: RouteStore, delivery: DeliveryClient, default_channel: str):
         self.store = store
         self.delivery = delivery
         self.default_channel = default_channel
@@ -113,14 +111,14 @@ class Router:
         plans = [rule.plan_route(
             kind=r.kind, targets=found.targets, team=found.team, default_channel=self.default_channel,
             subscriptions=subscribed.get(r.event.service.service_id, []),
-            service_mode=MODE_FROM_PB.get(r.event.service.notify_mode),
+            service_mode=enums.NOTIFY_MODE.names.get(r.event.service.notify_mode),
             mode_override=r.mode_override, route=found.route) for r, found in zip(requests, inputs)]
         to_send = [i for i, plan in enumerate(plans) if plan.has_recipients]
         errors: dict[int, MedicError] = {}
         if to_send:
             try:
                 refused = self.delivery.enqueue_future([
-                    PlanToEnqueue(requests[i].event, MODE_TO_PB[plans[i].mode], plans[i].targets,
+                    PlanToEnqueue(requests[i].event, enums.NOTIFY_MODE.numbers[plans[i].mode], plans[i].targets,
                                   plans[i].subscriptions) for i in to_send])()
             except MedicError as err:
                 refused = [err] * len(to_send)

@@ -1,4 +1,4 @@
-"""Target selection (SPEC section 5) as pure functions.
+"""Target selection as pure functions.
 
 ``plan_route`` decides who hears about one alert event, in what order and in
 which mode; it reads nothing and sends nothing. Delivery carries the plan out.

@@ -7,26 +7,26 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 
+from medic import enums
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.timestamps import to_timestamp
 from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
 from services.routing import selection as rule
-from services.routing.delivery_client import TYPE_FROM_PB, TYPE_TO_PB, planned_to_pb, struct
-from services.routing.router import MODE_FROM_PB, MODE_TO_PB, Refused, RouteRequest, Router
-from services.routing.store import RoutingStore
+from services.routing.delivery_client import planned_to_pb, struct
+from services.routing.router import Refused, RouteRequest, Router
+from services.routing.target_store import TargetStore
+from services.routing.team_store import TeamStore
 from services.routing.target_config import validate_config
 
 MAX_NAME_LENGTH = 255
 MAX_ROUTE_BATCH = 256
-KIND_FROM_PB = {events_pb2.ALERT_EVENT_KIND_TRIGGER: rule.TRIGGER,
-                events_pb2.ALERT_EVENT_KIND_REMINDER: rule.REMINDER,
-                events_pb2.ALERT_EVENT_KIND_RESOLVE: rule.RESOLVE}
-SOURCE_TO_PB = {rule.SOURCE_SERVICE_TARGETS: routing_pb2.ROUTE_SOURCE_SERVICE_TARGETS,
-                rule.SOURCE_TEAM_CHANNEL: routing_pb2.ROUTE_SOURCE_TEAM_CHANNEL,
-                rule.SOURCE_DEFAULT_CHANNEL: routing_pb2.ROUTE_SOURCE_DEFAULT_CHANNEL,
-                rule.SOURCE_ALERT_ROUTE: routing_pb2.ROUTE_SOURCE_ALERT_ROUTE,
-                rule.SOURCE_UNROUTED: routing_pb2.ROUTE_SOURCE_UNROUTED}
+TYPE_TO_PB = enums.TARGET_TYPE.numbers
+TYPE_FROM_PB = enums.TARGET_TYPE.names
+KIND_FROM_PB = enums.ALERT_EVENT_KIND.names
+MODE_TO_PB = enums.NOTIFY_MODE.numbers
+MODE_FROM_PB = enums.NOTIFY_MODE.names
+SOURCE_TO_PB = enums.ROUTE_SOURCE.numbers
 
 
 def team_to_pb(row: Row) -> routing_pb2.Team:
@@ -86,29 +86,30 @@ def _config(request) -> dict | None:
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
-    def __init__(self, store: RoutingStore, router: Router, *, allow_private_webhooks: bool):
-        self.store = store
+    def __init__(self, teams: TeamStore, targets: TargetStore, router: Router, *, allow_private_webhooks: bool):
+        self.teams = teams
+        self.targets = targets
         self.router = router
         self.allow_private_webhooks = allow_private_webhooks
 
     # --- teams ---------------------------------------------------------------
     def CreateTeam(self, request, context):
-        row = self.store.create_team(_name(request.name, "name"),
+        row = self.teams.create_team(_name(request.name, "name"),
                                      _channel(request.slack_channel_id))
         return routing_pb2.CreateTeamResponse(team=team_to_pb(row))
 
     def GetTeam(self, request, context):
         which = request.WhichOneof("team")
         if which == "team_id":
-            row = self.store.team(_id(request.team_id, "team_id"))
+            row = self.teams.team(_id(request.team_id, "team_id"))
         elif which == "name":
-            row = self.store.team_by_name(_name(request.name, "name"))
+            row = self.teams.team_by_name(_name(request.name, "name"))
         else:
             raise InvalidArgument("team_id or name is required")
         return routing_pb2.GetTeamResponse(team=team_to_pb(row))
 
     def ListTeams(self, request, context):
-        return routing_pb2.ListTeamsResponse(teams=[team_to_pb(r) for r in self.store.teams()])
+        return routing_pb2.ListTeamsResponse(teams=[team_to_pb(r) for r in self.teams.teams()])
 
     def UpdateTeam(self, request, context):
         team_id = _id(request.team_id, "team_id")
@@ -117,10 +118,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             fields["name"] = _name(request.name, "name")
         if request.HasField("slack_channel_id"):
             fields["slack_channel_id"] = _channel(request.slack_channel_id)
-        return routing_pb2.UpdateTeamResponse(team=team_to_pb(self.store.update_team(team_id, fields)))
+        return routing_pb2.UpdateTeamResponse(team=team_to_pb(self.teams.update_team(team_id, fields)))
 
     def DeleteTeam(self, request, context):
-        self.store.delete_team(_id(request.team_id, "team_id"))
+        self.teams.delete_team(_id(request.team_id, "team_id"))
         return routing_pb2.DeleteTeamResponse()
 
     # --- notification targets --------------------------------------------------
@@ -130,12 +131,12 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         config = validate_config(target_type, _config(request),
                                  allow_private=self.allow_private_webhooks)
         enabled = request.enabled if request.HasField("enabled") else True
-        row = self.store.create_target(service_id, target_type, config, request.priority, enabled)
+        row = self.targets.create_target(service_id, target_type, config, request.priority, enabled)
         return routing_pb2.CreateNotificationTargetResponse(target=target_to_pb(row))
 
     def ListNotificationTargets(self, request, context):
         service_id = _id(request.service_id, "service_id") if request.HasField("service_id") else None
-        rows = self.store.targets(service_id)
+        rows = self.targets.targets(service_id)
         return routing_pb2.ListNotificationTargetsResponse(targets=[target_to_pb(r) for r in rows])
 
     def UpdateNotificationTarget(self, request, context):
@@ -143,7 +144,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         fields = {}
         config = _config(request)
         if request.type or config is not None:
-            current = self.store.target(target_id)
+            current = self.targets.target(target_id)
             target_type = _target_type(request.type) if request.type else current["type"]
             if config is None:
                 config = current["config"]
@@ -154,11 +155,11 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             fields["priority"] = request.priority
         if request.HasField("enabled"):
             fields["enabled"] = request.enabled
-        row = self.store.update_target(target_id, fields)
+        row = self.targets.update_target(target_id, fields)
         return routing_pb2.UpdateNotificationTargetResponse(target=target_to_pb(row))
 
     def DeleteNotificationTarget(self, request, context):
-        self.store.delete_target(_id(request.target_id, "target_id"))
+        self.targets.delete_target(_id(request.target_id, "target_id"))
         return routing_pb2.DeleteNotificationTargetResponse()
 
     # --- routing -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from medic.db import Database
 from medic.server import create_server
 from tests.support.authorizers import AllowAll
 from medic.v1 import heartbeat_pb2 as pb, routing_pb2_grpc
-from services.heartbeat.alerting import LifecyclePolicy
+from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.handoff import Dispatcher
 from services.heartbeat.monitor import Monitor
 from tests.support.ports import free_port

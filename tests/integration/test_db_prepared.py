@@ -41,7 +41,7 @@ def test_a_prepared_statement_runs_with_named_parameters_and_is_prepared_once(pr
 def test_the_ingest_statement_is_planned_once_not_on_every_call(db):
     """PostgreSQL re-planned the ingest's small-batch statement on every call (0.3 ms,
     more than running it) until it was made to run its generic plan."""
-    from services.heartbeat.store import HeartbeatStore, IngestItem
+    from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem
     store = HeartbeatStore(Database(db.dsn, size=1))
     for n in range(12):
         store.record_steady_heartbeats([IngestItem(f"nobody-{n}", None, "UP", None)])

@@ -11,7 +11,8 @@ import pytest
 
 from medic.errors import MedicError
 from services.heartbeat.ingest import IngestQueue
-from services.heartbeat.store import HeartbeatStore, IngestItem
+from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem
+from services.heartbeat.service_store import ServiceStore
 from tests.integration.test_ingest_store import beat, register, service
 
 
@@ -56,7 +57,7 @@ def test_the_steady_statement_commits_steady_heartbeats_and_leaves_the_rest_unto
     for name in ("steady", "failing", "new", "inactive"):
         register(store, name)
     make_up(store, "steady", "failing")
-    store.update({"active": False}, heartbeat_name="inactive")
+    ServiceStore(db).update({"active": False}, heartbeat_name="inactive")
     before = {row["heartbeat_name"]: row for row in db.all("SELECT * FROM services")}
 
     results = store.record_steady_heartbeats([beat("steady"), beat("new"), beat("nobody"),

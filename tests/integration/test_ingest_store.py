@@ -1,6 +1,6 @@
 """The ingest's two paths against a real PostgreSQL: the steady statement (up,
 active services with signs of life only, the down rule in SQL) and the rule in
-Python for everything else. They must agree with deadline.py and with each other."""
+Python for everything else. They must agree with lifecycle.py (and deadline.py) and with each other."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,9 +9,10 @@ import threading
 
 import pytest
 
-from services.heartbeat import deadline as rule
-from services.heartbeat import store as store_module
-from services.heartbeat.store import HeartbeatStore, IngestItem, clock_of
+from services.heartbeat import heartbeat_store as store_module
+from services.heartbeat import lifecycle
+from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem, clock_of
+from services.heartbeat.service_store import ServiceStore
 
 
 @pytest.fixture(params=["join", "primary_key"])
@@ -22,7 +23,7 @@ def plan(request, monkeypatch):
 
 
 def register(store: HeartbeatStore, name: str, *, interval: int = 60, threshold: int = 1, grace: int = 0) -> dict:
-    row, created = store.register({
+    row, created = ServiceStore(store.db).register({
         "heartbeat_name": name, "service_name": name, "alert_interval_seconds": interval,
         "threshold": threshold, "grace_period_seconds": grace, "team": "t", "team_id": None,
         "priority": "p3", "runbook": None, "notify_mode": "all"})
@@ -88,7 +89,7 @@ def test_steady_heartbeats_move_clocks_exactly_as_the_down_rule_does(db, plan):
     now = results[0].time
     for service_id, old in before.items():
         statuses = [r.item.status for r in results if r.service["service_id"] == service_id]
-        expected = rule.apply_heartbeats(clock_of(old), statuses, now)
+        expected = lifecycle.apply_heartbeats(clock_of(old), statuses, now)
         new = service(db, service_id)
         assert (new["recent_beats"], new["deadline_at"], new["state"], new["last_heartbeat_at"]) == (
             expected.recent, expected.deadline_at, expected.state, now), old["heartbeat_name"]
@@ -101,7 +102,7 @@ def test_a_mixed_batch_gives_each_heartbeat_its_outcome_and_the_rule_its_events(
                                       for name in ("up", "new", "down", "inactive", "flaky"))
     store.record_heartbeats([beat("up"), beat("down"), beat("flaky")])
     store.record_heartbeats([beat("down", "FAILED")])
-    store.update({"active": False}, heartbeat_name="inactive")
+    ServiceStore(db).update({"active": False}, heartbeat_name="inactive")
     assert service(db, down["service_id"])["state"] == "down"
 
     items = [beat("up", run_id="r1"), IngestItem(None, up["service_id"], "UP", None), beat("nobody"),

@@ -9,7 +9,7 @@ import pytest
 
 from medic.config import Settings
 from medic.v1 import heartbeat_pb2 as pb
-from services.heartbeat.alerting import LifecyclePolicy
+from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.monitor import Monitor
 from services.heartbeat.retention import Retention
 

@@ -1,40 +1,23 @@
-"""The heartbeat domain's tables: services, heartbeat_events, alerts.
+"""Heartbeat events: the tuned ingest that records them (and moves the clocks of
+their services), the listing that reads them, and retention that expires them.
 
-All SQL of the domain lives here. Times come from the database clock (``now()``
-of the transaction), so every process and the monitor agree on them. Deadlines
-are computed by ``deadline.py``; this module only reads and writes.
+Times come from the database clock (``now()`` of the transaction), so every
+process and the monitor agree on them. The down rule is ``deadline.py``; what
+heartbeats do to a service's state and alert is ``lifecycle.py``, carried out by
+``alert_store.execute``.
 """
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from medic.db import Database, Prepared, Row, Tx, int_array, text_array, timestamp_array
-from medic.errors import Conflict, NotFound
-from services.heartbeat import alerting
-from services.heartbeat import deadline as rule
-from services.heartbeat.alerting import Changes, LifecyclePolicy
-
-SERVICE_COLUMNS = """
-    service_id, heartbeat_name, service_name, alert_interval_seconds, threshold,
-    grace_period_seconds, team, priority, runbook, notify_mode, active, muted, muted_at,
-    state, recent_beats, activated_at, last_heartbeat_at, deadline_at, created_at, updated_at, team_id
-"""
-
-SELECT_SERVICE_BY_NAME = f"SELECT {SERVICE_COLUMNS} FROM services WHERE lower(heartbeat_name) = lower(%s)"
-SELECT_SERVICE_BY_ID = f"SELECT {SERVICE_COLUMNS} FROM services WHERE service_id = %s"
-
-INSERT_SERVICE = f"""
-    INSERT INTO services (heartbeat_name, service_name, alert_interval_seconds, threshold,
-                          grace_period_seconds, team, team_id, priority, runbook, notify_mode,
-                          activated_at, deadline_at, created_at, updated_at)
-    VALUES (%(heartbeat_name)s, %(service_name)s, %(alert_interval_seconds)s, %(threshold)s,
-            %(grace_period_seconds)s, %(team)s, %(team_id)s, %(priority)s, %(runbook)s, %(notify_mode)s,
-            %(now)s, %(deadline_at)s, %(now)s, %(now)s)
-    ON CONFLICT ((lower(heartbeat_name))) DO NOTHING
-    RETURNING {SERVICE_COLUMNS}
-"""
+from services.heartbeat import alert_store, lifecycle
+from services.heartbeat.alert_store import Changes
+from services.heartbeat.lifecycle import LifecyclePolicy, ServiceState
+from services.heartbeat.status import FAILURE_STATUSES_PARAM
 
 # A batch's first statement (one round trip): locks every service the batch
 # names, in id order (so concurrent batches cannot deadlock), and handles the
@@ -56,16 +39,13 @@ INSERT_SERVICE = f"""
 # never lower-cased in Python.
 #
 # Two plans of it: the plan of a prepared statement is generic, made for ten
-# items whatever the batch holds. Joined to the items alone, ``services`` is
-# read whole when the table is small (1,000 services), in every batch and with
-# its dead rows (old versions of the rows the ingest rewrites): for a batch of
-# one that cost 1-9 ms of PostgreSQL CPU against 0.4 ms through the primary key.
-# For batches of hundreds, reading the table cost less than the primary-key
-# lookups (61-71 against 70-114 us of PostgreSQL CPU per heartbeat, 500-heartbeat
-# batches, 1,000 services). Small batches take the key; large ones the join.
+# items whatever the batch holds. Joined to the items alone, a small ``services``
+# table is read whole in every batch, dead rows (old versions of the rows the
+# ingest rewrites) included: for one heartbeat that costs several times a lookup
+# through the primary key, while for batches of hundreds reading the table costs
+# less than the lookups. So small batches take the key and large ones the join.
 # The small-batch statement always runs its generic plan (PostgreSQL would plan
 # every run afresh: see ``Prepared``); the large one keeps PostgreSQL's choice.
-# (At 20,000 services the two statements cost the same.)
 SMALL_BATCH = 64
 _LOCKED_SERVICE = """service_id, heartbeat_name, service_name, team, priority"""
 _RECORD_STEADY_HEARTBEATS = f"""
@@ -85,7 +65,7 @@ _RECORD_STEADY_HEARTBEATS = f"""
         SELECT s.service_id, s.heartbeat_name, s.service_name,
                s.team, s.priority, s.active, s.muted, s.threshold, s.recent_beats, s.activated_at,
                s.alert_interval_seconds, s.grace_period_seconds, s.state, b.n,
-               s.active AND s.state = 'up' AND b.signs_of_life_only AS steady
+               s.active AND s.state = '{ServiceState.UP}' AND b.signs_of_life_only AS steady
         FROM services AS s JOIN beats AS b USING (service_id)
         {{locate}}
         ORDER BY s.service_id
@@ -156,12 +136,6 @@ RECORD_HEARTBEATS = Prepared("medic_record_heartbeats", """
       ("run_ids", "text[]"), ("clock_services", "bigint[]"), ("recent", "text[]"),
       ("deadlines", "timestamptz[]"), ("states", "text[]")])
 
-RECENT_COUNTING_BEATS = """
-    SELECT time FROM heartbeat_events
-    WHERE service_id = %s AND status NOT IN ('FAILED', 'DOWN') AND time >= %s
-    ORDER BY time DESC LIMIT %s
-"""
-
 LIST_HEARTBEATS = """
     SELECT h.heartbeat_id, h.service_id, s.heartbeat_name, s.service_name, h.time, h.status,
            h.run_id, s.team, s.priority
@@ -171,25 +145,34 @@ LIST_HEARTBEATS = """
     LIMIT %(limit)s OFFSET %(offset)s
 """
 
-LIST_TRANSITIONS = """
-    SELECT transition_id, service_id, from_state, to_state, reason, alert_id, at
-    FROM service_transitions WHERE service_id = %s
-    ORDER BY transition_id DESC LIMIT %s OFFSET %s
+# One batch of retention: the oldest expired events, except those the down rule
+# still needs (at or after the oldest of each service's `recent_beats`).
+# `= ANY(ARRAY(...))` makes the ids an init-plan probed through the primary key;
+# `IN (...)` let the planner hash-join against a scan of the whole table. Events
+# of a service that no longer exists (a row deleted behind the store's back)
+# expire like any other.
+DELETE_EXPIRED_BATCH = """
+    DELETE FROM heartbeat_events
+    WHERE heartbeat_id = ANY(ARRAY(
+        SELECT h.heartbeat_id
+        FROM heartbeat_events h LEFT JOIN services s ON s.service_id = h.service_id
+        WHERE h.time < now() - make_interval(days => %(days)s)
+          AND h.time < COALESCE(s.recent_beats[cardinality(s.recent_beats)], 'infinity')
+        ORDER BY h.time
+        LIMIT %(batch)s
+        FOR UPDATE OF h SKIP LOCKED))
 """
 
-LIST_ALERTS = """
-    SELECT a.alert_id, a.service_id, s.heartbeat_name, s.service_name, a.reason, a.active,
-           a.opened_at, a.closed_at, a.notification_count
-    FROM alerts a JOIN services s ON s.service_id = a.service_id
-    WHERE (%(active)s IS NULL OR a.active = %(active)s)
-    ORDER BY a.alert_id DESC
-    LIMIT %(limit)s OFFSET %(offset)s
-"""
+DELETE_SERVICE_EVENTS = "DELETE FROM heartbeat_events WHERE service_id = %s"
 
-# Columns UpdateService may change, in the order written.
-UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team",
-             "team_id", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state",
-             "recent_beats", "activated_at", "deadline_at")
+
+class RecordOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    UNKNOWN_SERVICE = "unknown_service"
+    INACTIVE_SERVICE = "inactive_service"
+
+
+ACCEPTED = RecordOutcome.ACCEPTED
 
 
 class IngestItem(NamedTuple):
@@ -201,7 +184,7 @@ class IngestItem(NamedTuple):
 
 
 class IngestResult(NamedTuple):
-    outcome: str  # accepted | unknown_service | inactive_service
+    outcome: RecordOutcome
     # Of an accepted heartbeat: what ``heartbeat`` is built from, only when asked
     # for (batch callers that want outcomes only never pay for the row).
     heartbeat_id: int | None = None
@@ -220,17 +203,24 @@ class IngestResult(NamedTuple):
                 "team": service["team"], "priority": service["priority"]}
 
 
-# The statuses that are not a sign of life, as the steady statement takes them.
-FAILURE_STATUSES = text_array(sorted(rule.FAILURE_STATUSES))
-UNKNOWN_SERVICE = IngestResult("unknown_service")
-INACTIVE_SERVICE = IngestResult("inactive_service")
+# The statuses that are not a sign of life, as the (prepared) steady statement takes them.
+FAILURE_STATUSES_ARRAY = text_array(FAILURE_STATUSES_PARAM)
+UNKNOWN_SERVICE = IngestResult(RecordOutcome.UNKNOWN_SERVICE)
+INACTIVE_SERVICE = IngestResult(RecordOutcome.INACTIVE_SERVICE)
 
 
-def clock_of(row: Row) -> rule.Clock:
-    return rule.Clock(threshold=row["threshold"], activated_at=row["activated_at"],
-                      interval_seconds=row["alert_interval_seconds"],
-                      grace_seconds=row["grace_period_seconds"],
-                      recent=tuple(row["recent_beats"] or ()), state=row["state"])
+def clock_of(row: Row) -> lifecycle.Clock:
+    return lifecycle.Clock(threshold=row["threshold"], activated_at=row["activated_at"],
+                           interval_seconds=row["alert_interval_seconds"],
+                           grace_seconds=row["grace_period_seconds"],
+                           recent=tuple(row["recent_beats"] or ()), state=row["state"])
+
+
+def delete_service_events(tx: Tx, service_id: int) -> None:
+    """A service's events, deleted with the service (no foreign key cascades to
+    them: the caller holds the service's row lock, which keeps the ingest from
+    adding any meanwhile)."""
+    tx.execute(DELETE_SERVICE_EVENTS, (service_id,))
 
 
 class _Steady(NamedTuple):
@@ -262,7 +252,7 @@ def _steady_results(items: Sequence[IngestItem], rows: Sequence[Row]) -> _Steady
     for index, (item, service_id) in enumerate(zip(items, item_services)):
         service = steady.get(service_id)
         if service is not None:
-            results.append(IngestResult("accepted", next_id(), service, item, now))
+            results.append(IngestResult(ACCEPTED, next_id(), service, item, now))
         elif service_id in held:
             left.append(index)
             results.append(None)
@@ -277,8 +267,7 @@ def _steady_statement(items: Sequence[IngestItem]) -> tuple[Prepared, dict[str, 
     return statement, {
         "names": text_array(i.heartbeat_name for i in items), "service_ids": int_array(i.service_id for i in items),
         "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
-        "failure_statuses": FAILURE_STATUSES}
-
+        "failure_statuses": FAILURE_STATUSES_ARRAY}
 
 class HeartbeatStore:
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
@@ -287,109 +276,6 @@ class HeartbeatStore:
         self.policy = policy
         # Told what a committed transaction changed (metrics, dispatcher wake-up).
         self.on_committed = on_committed or (lambda changes: None)
-
-    # --- services -------------------------------------------------------------
-
-    def register(self, fields: dict[str, Any]) -> tuple[Row, bool]:
-        """Inserts a service; returns (service, created). An existing name wins."""
-        with self.db.transaction() as tx:
-            now = tx.one("SELECT now() AS now")["now"]
-            params = dict(fields, now=now, deadline_at=rule.deadline(
-                (), fields["threshold"], now, fields["alert_interval_seconds"],
-                fields["grace_period_seconds"]))
-            row = tx.one(INSERT_SERVICE, params)
-            if row is not None:
-                return row, True
-            existing = tx.one(SELECT_SERVICE_BY_NAME, (fields["heartbeat_name"],))
-        if existing is None:  # deleted between the two statements
-            raise Conflict("service changed concurrently, retry")
-        return existing, False
-
-    def delete(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> None:
-        with self.db.transaction() as tx:
-            row = self._get(tx, heartbeat_name, service_id, lock=True)
-            # No foreign key cascades to the events (migration 006): the row lock
-            # above keeps the ingest from adding any while they are deleted.
-            tx.execute("DELETE FROM heartbeat_events WHERE service_id = %s", (row["service_id"],))
-            tx.execute("DELETE FROM services WHERE service_id = %s", (row["service_id"],))
-
-    def transitions(self, limit: int, *, offset: int = 0, heartbeat_name: str | None = None,
-                    service_id: int | None = None) -> list[Row]:
-        with self.db.transaction() as tx:
-            row = self._get(tx, heartbeat_name, service_id)
-            return tx.all(LIST_TRANSITIONS, (row["service_id"], limit, offset))
-
-    def get(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> Row:
-        with self.db.transaction() as tx:
-            return self._get(tx, heartbeat_name, service_id)
-
-    @staticmethod
-    def _get(tx: Tx, heartbeat_name: str | None, service_id: int | None, lock: bool = False) -> Row:
-        suffix = " FOR UPDATE" if lock else ""
-        if heartbeat_name is not None:
-            row = tx.one(SELECT_SERVICE_BY_NAME + suffix, (heartbeat_name,))
-            what = f"heartbeat {heartbeat_name!r}"
-        else:
-            row = tx.one(SELECT_SERVICE_BY_ID + suffix, (service_id,))
-            what = f"service id {service_id}"
-        if row is None:
-            raise NotFound(f"{what} is not registered")
-        return row
-
-    def list(self, service_name: str = "", active: bool | None = None) -> list[Row]:
-        return self.db.all(
-            f"SELECT {SERVICE_COLUMNS} FROM services"
-            " WHERE (%(name)s = '' OR service_name = %(name)s)"
-            " AND (%(active)s IS NULL OR active = %(active)s) ORDER BY service_id",
-            {"name": service_name, "active": active})
-
-    def update(self, changes: dict[str, Any], *, heartbeat_name: str | None = None,
-               service_id: int | None = None, down: bool | None = None) -> Row:
-        """Applies ``changes`` (column -> value) and recomputes the deadline.
-        Deactivating resolves an open alert; ``down`` opens (true) or resolves
-        (false) one by hand."""
-        lifecycle = Changes()
-        with self.db.transaction() as tx:
-            now = tx.one("SELECT now() AS now")["now"]
-            current = self._get(tx, heartbeat_name, service_id, lock=True)
-            sid = current["service_id"]
-            row = dict(current)
-            row.update(changes)
-            if "muted" in changes and changes["muted"] != current["muted"]:
-                row["muted_at"] = now if changes["muted"] else None
-                alerting.record_transition(tx, sid, current["state"], current["state"],
-                                           "muted" if changes["muted"] else "unmuted", now)
-            if "active" in changes and changes["active"] != current["active"]:
-                if changes["active"]:
-                    row["activated_at"] = now  # re-activation restarts the clock
-                    alerting.record_transition(tx, sid, current["state"], "new", "activated", now)
-                else:
-                    alerting.close_alert(tx, lifecycle, service_id=sid, from_state=current["state"],
-                                         to_state="new", reason="deactivated", now=now, record_always=True)
-                row["state"] = "new"
-            if row["threshold"] != current["threshold"]:
-                beats = tx.all(RECENT_COUNTING_BEATS, (sid, row["activated_at"], row["threshold"]))
-                row["recent_beats"] = [b["time"] for b in beats]
-            clock = clock_of(row)
-            row["deadline_at"] = (rule.deadline(clock.recent, clock.threshold, clock.activated_at,
-                                                clock.interval_seconds, clock.grace_seconds)
-                                  if row["active"] else None)
-            if down is True and row["active"] and row["state"] != "down":
-                alerting.open_alert(tx, self.policy, lifecycle, service_id=sid, from_state=row["state"],
-                                    reason="reported_failure", muted=row["muted"],
-                                    interval_seconds=row["alert_interval_seconds"], now=now)
-                row["state"] = "down"
-            elif down is False and row["state"] == "down":
-                alerting.close_alert(tx, lifecycle, service_id=sid, from_state="down", to_state="up",
-                                     reason="manual", now=now)
-                row["state"] = "up"
-            assignments = ", ".join(f"{col} = %({col})s" for col in UPDATABLE)
-            updated = tx.one(
-                f"UPDATE services SET {assignments}, updated_at = %(now)s"
-                f" WHERE service_id = %(service_id)s RETURNING {SERVICE_COLUMNS}",
-                dict(row, now=now))
-        self.on_committed(lifecycle)
-        return updated
 
     # --- heartbeats -----------------------------------------------------------
 
@@ -404,20 +290,20 @@ class HeartbeatStore:
 
     def record_heartbeats(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """Records a batch in one transaction; one result per item, in order."""
-        lifecycle = Changes()
+        changes = Changes()
         with self.db.transaction() as tx:
             steady = _steady_results(items, tx.all(*_steady_statement(items)))
             results = steady.results
             if steady.left:
-                by_rule = self._record_by_rule(tx, lifecycle, [items[index] for index in steady.left],
+                by_rule = self._record_by_rule(tx, changes, [items[index] for index in steady.left],
                                                [steady.item_services[index] for index in steady.left],
                                                steady.locked, steady.now)
                 for index, result in zip(steady.left, by_rule):
                     results[index] = result
-        self.on_committed(lifecycle)
+        self.on_committed(changes)
         return results  # type: ignore[return-value]
 
-    def _record_by_rule(self, tx: Tx, lifecycle: Changes, items: Sequence[IngestItem],
+    def _record_by_rule(self, tx: Tx, changes: Changes, items: Sequence[IngestItem],
                         item_services: Sequence[int | None], locked: Sequence[Row],
                         now: dt.datetime) -> list[IngestResult]:
         """The heartbeats RECORD_STEADY_HEARTBEATS left, with the services it locked for them
@@ -440,8 +326,10 @@ class HeartbeatStore:
             statuses.setdefault(service["service_id"], (service, []))[1].append(items[index].status)
         clock_services, recent, deadlines, states = [], [], [], []
         for service_id, (service, service_statuses) in statuses.items():
-            after = rule.apply_heartbeats(clock_of(service), service_statuses, now)
-            self._apply_events(tx, lifecycle, service, after, now)
+            after = lifecycle.apply_heartbeats(clock_of(service), service_statuses, now)
+            for transition in after.events:
+                alert_store.execute(tx, self.policy, changes, service_id, transition, muted=service["muted"],
+                                    interval_seconds=service["alert_interval_seconds"], now=now)
             clock_services.append(service_id)
             recent.append(timestamp_array(after.recent))
             deadlines.append(after.deadline_at)
@@ -453,24 +341,9 @@ class HeartbeatStore:
             "clock_services": int_array(clock_services), "recent": text_array(recent),
             "deadlines": timestamp_array(deadlines), "states": text_array(states)})
         for (index, service), row in zip(accepted, inserted):
-            results[index] = IngestResult("accepted", row["heartbeat_id"], service, items[index], now)
+            results[index] = IngestResult(ACCEPTED, row["heartbeat_id"], service, items[index], now)
         return results  # type: ignore[return-value]
 
-    def _apply_events(self, tx: Tx, lifecycle: Changes, service: Row, after: rule.AfterHeartbeats,
-                      now: dt.datetime) -> None:
-        state = service["state"]
-        if state == "new" and after.state == "up" and not after.events:
-            alerting.record_transition(tx, service["service_id"], "new", "up", "first_heartbeat", now)
-        for event, reason in after.events:
-            if event == "open":
-                alerting.open_alert(tx, self.policy, lifecycle, service_id=service["service_id"],
-                                    from_state=state, reason=reason, muted=service["muted"],
-                                    interval_seconds=service["alert_interval_seconds"], now=now)
-                state = "down"
-            else:
-                alerting.close_alert(tx, lifecycle, service_id=service["service_id"], from_state="down",
-                                     to_state="up", reason=reason, now=now)
-                state = "up"
 
     def list_heartbeats(self, heartbeat_name: str, service_name: str, limit: int,
                         offset: int = 0) -> list[Row]:
@@ -487,7 +360,10 @@ class HeartbeatStore:
                            {"name": heartbeat_name, "service_name": service_name, "limit": limit,
                             "offset": offset})
 
-    # --- alerts ---------------------------------------------------------------
+    # --- retention --------------------------------------------------------------
 
-    def list_alerts(self, active: bool | None, limit: int, offset: int = 0) -> list[Row]:
-        return self.db.all(LIST_ALERTS, {"active": active, "limit": limit, "offset": offset})
+    def delete_expired_batch(self, days: int, batch: int) -> int:
+        """Deletes up to ``batch`` events older than ``days`` (those the down rule
+        still needs aside) in one short transaction; the number deleted."""
+        with self.db.transaction() as tx:
+            return tx.execute(DELETE_EXPIRED_BATCH, {"days": days, "batch": batch})

@@ -1,0 +1,266 @@
+"""The alert lifecycle of a service, as one state machine.
+
+Every decision about a service's state, its alert and the notifications that
+follow is made here, as pure functions of what happened; the stores and the
+monitor carry the decisions out in the transaction that observed what happened
+(``alert_store.execute``). Nothing here reads or writes the database.
+
+A service is ``NEW`` (registered or re-activated, and no heartbeat has made the
+down rule hold yet), ``UP``, or ``DOWN`` (its alert is open). The transitions:
+
+======================================  ===========  =====  ==================  ===========
+what happened                           from         to     reason              the alert
+======================================  ===========  =====  ==================  ===========
+a reported failure (``status.py``)      new, up      down   reported_failure    opens
+a sign of life; the down rule holds     new          up     first_heartbeat
+                                        down         up     recovered           closes
+the deadline passed (the monitor)       new, up      down   missed_heartbeats   opens
+marked down by hand (an active service) new, up      down   reported_failure    opens
+marked up by hand                       down         up     manual              closes
+deactivated                             any          new    deactivated         closes
+re-activated (the clock restarts)       any          new    activated
+muted, unmuted                          s            s      muted, unmuted
+a mute older than its time to live      s            s      mute_expired
+======================================  ===========  =====  ==================  ===========
+
+Each transition is recorded in ``service_transitions``. An open alert gets a
+TRIGGER when it opens, a REMINDER every ``alert_interval`` (never closer
+together than ``LifecyclePolicy.reminder_min_seconds``) while it stays open, and
+a RESOLVE when it closes; ``decide_notification`` says whether each one is sent
+and, if not, why.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from services.heartbeat.deadline import deadline, is_overdue, push_beat
+from services.heartbeat.status import counts_as_life
+
+
+class ServiceState(enum.StrEnum):
+    """A service's state (``services.state``)."""
+    NEW = "new"
+    UP = "up"
+    DOWN = "down"
+
+
+class AlertReason(enum.StrEnum):
+    """Why an alert opened (``alerts.reason``); a transition with one opens the alert."""
+    MISSED_HEARTBEATS = "missed_heartbeats"
+    REPORTED_FAILURE = "reported_failure"
+
+
+class ResolveReason(enum.StrEnum):
+    """Why an alert closed; a transition with one closes the alert, if one is open."""
+    RECOVERED = "recovered"
+    MANUAL = "manual"
+    DEACTIVATED = "deactivated"
+
+
+class ChangeReason(enum.StrEnum):
+    """A transition that neither opens nor closes an alert."""
+    FIRST_HEARTBEAT = "first_heartbeat"
+    ACTIVATED = "activated"
+    MUTED = "muted"
+    UNMUTED = "unmuted"
+    MUTE_EXPIRED = "mute_expired"
+
+
+Reason = AlertReason | ResolveReason | ChangeReason
+
+
+class AlertChange(enum.Enum):
+    OPEN = "open"
+    CLOSE = "close"
+
+
+class NotificationKind(enum.StrEnum):
+    """An alert's notifications (``alert_notifications.kind``), in the order routing sees them."""
+    TRIGGER = "trigger"
+    REMINDER = "reminder"
+    RESOLVE = "resolve"
+
+
+class SkipReason(enum.StrEnum):
+    """Why a notification is not sent."""
+    MUTED = "muted"
+    NEVER_NOTIFIED = "never_notified"  # a RESOLVE of an alert nobody was told about
+
+
+class Transition(NamedTuple):
+    """One step of a service (a row of ``service_transitions``)."""
+    from_state: ServiceState
+    to_state: ServiceState
+    reason: Reason
+
+    @property
+    def alert(self) -> AlertChange | None:
+        """What the step does to the service's alert, by its reason."""
+        if isinstance(self.reason, AlertReason):
+            return AlertChange.OPEN
+        if isinstance(self.reason, ResolveReason):
+            return AlertChange.CLOSE
+        return None
+
+
+class Notify(NamedTuple):
+    send: bool
+    skip_reason: SkipReason | None = None
+
+
+SEND = Notify(True)
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    # REMINDERs come every alert_interval, but never closer together than this.
+    reminder_min_seconds: float = 60.0
+
+    def next_reminder_at(self, now: dt.datetime, interval_seconds: int) -> dt.datetime:
+        """When the next REMINDER of an alert open (or reminded) at ``now`` is due."""
+        return now + dt.timedelta(seconds=max(interval_seconds, self.reminder_min_seconds))
+
+
+def decide_notification(kind: NotificationKind, *, muted: bool, alert_notified: bool = False) -> Notify:
+    """Whether a notification of ``kind`` is sent, and if not, why: the one place
+    that decides it. A TRIGGER or REMINDER is not sent while the service is muted.
+    A RESOLVE goes to whoever was told of the alert, muted or not (an incident
+    opened elsewhere must close), so it is skipped only when nobody was
+    (``alert_notified``: the alert has a notification already)."""
+    if kind is NotificationKind.RESOLVE:
+        return SEND if alert_notified else Notify(False, SkipReason.NEVER_NOTIFIED)
+    if muted:
+        return Notify(False, SkipReason.MUTED)
+    return SEND
+
+
+# --- heartbeats ---------------------------------------------------------------
+
+# NamedTuples, not frozen dataclasses: the ingest builds one of each per service
+# of a batch, and a frozen dataclass costs several times more to build.
+class Clock(NamedTuple):
+    """What the down rule and the lifecycle need to know about a service."""
+    threshold: int
+    activated_at: dt.datetime
+    interval_seconds: int
+    grace_seconds: int
+    recent: tuple[dt.datetime, ...]
+    state: str  # a ServiceState value
+
+
+class AfterHeartbeats(NamedTuple):
+    recent: list[dt.datetime]
+    deadline_at: dt.datetime
+    state: ServiceState
+    # The transitions the heartbeats caused, in order.
+    events: tuple[Transition, ...] = ()
+
+
+def apply_heartbeats(clock: Clock, statuses: Sequence[str], now: dt.datetime) -> AfterHeartbeats:
+    """A service's clock and state after heartbeats with ``statuses`` arrived at ``now``,
+    taken one by one in arrival order (so the result does not depend on how they
+    were batched).
+
+    A reported failure makes the service ``down`` and opens an alert (unless it
+    is down already). A sign of life after which the down rule holds makes it
+    ``up`` (from ``new``, or back from ``down``, which resolves the alert).
+    Transitions are recorded between the states the alert changes leave behind:
+    a batch that takes a ``new`` service up without opening or closing an alert
+    records one ``first_heartbeat``.
+    """
+    recent = list(clock.recent)
+    start = state = ServiceState(clock.state)
+    recorded = start  # the state as the recorded transitions leave it
+    events: list[Transition] = []
+    new_deadline = None
+    for status in statuses:
+        if not counts_as_life(status):
+            if state is not ServiceState.DOWN:
+                events.append(Transition(recorded, ServiceState.DOWN, AlertReason.REPORTED_FAILURE))
+                state = recorded = ServiceState.DOWN
+            continue
+        recent = push_beat(recent, now, clock.threshold)
+        new_deadline = deadline(recent, clock.threshold, clock.activated_at,
+                                clock.interval_seconds, clock.grace_seconds)
+        if not is_overdue(new_deadline, now):
+            if state is ServiceState.DOWN:
+                events.append(Transition(ServiceState.DOWN, ServiceState.UP, ResolveReason.RECOVERED))
+                recorded = ServiceState.UP
+            state = ServiceState.UP
+    if new_deadline is None:  # only failures: the clock did not move
+        new_deadline = deadline(recent, clock.threshold, clock.activated_at,
+                                clock.interval_seconds, clock.grace_seconds)
+    if not events and start is ServiceState.NEW and state is ServiceState.UP:
+        events.append(Transition(ServiceState.NEW, ServiceState.UP, ChangeReason.FIRST_HEARTBEAT))
+    return AfterHeartbeats(recent=recent, deadline_at=new_deadline, state=state, events=tuple(events))
+
+
+# --- changes made through UpdateService ------------------------------------------
+
+class AfterUpdate(NamedTuple):
+    state: ServiceState
+    events: tuple[Transition, ...]
+    restarts_clock: bool  # re-activated: heartbeats from before no longer count
+
+
+def apply_update(state: str, *, active: bool, muted: bool, to_active: bool, to_muted: bool,
+                 down: bool | None) -> AfterUpdate:
+    """A service's state after an update from (``active``, ``muted``) to
+    (``to_active``, ``to_muted``), marked down (``down`` true) or up (false) by
+    hand or neither (None). Deactivating closes the open alert and re-activating
+    restarts the clock; both leave the service ``new``. Marking down opens an
+    alert (only for an active service not down already); marking up closes it
+    (only for a service that is down)."""
+    state = ServiceState(state)
+    events: list[Transition] = []
+    if to_muted != muted:
+        events.append(Transition(state, state, ChangeReason.MUTED if to_muted else ChangeReason.UNMUTED))
+    if to_active != active:
+        reason = ChangeReason.ACTIVATED if to_active else ResolveReason.DEACTIVATED
+        events.append(Transition(state, ServiceState.NEW, reason))
+        state = ServiceState.NEW
+    if down is True and to_active and state is not ServiceState.DOWN:
+        events.append(Transition(state, ServiceState.DOWN, AlertReason.REPORTED_FAILURE))
+        state = ServiceState.DOWN
+    elif down is False and state is ServiceState.DOWN:
+        events.append(Transition(ServiceState.DOWN, ServiceState.UP, ResolveReason.MANUAL))
+        state = ServiceState.UP
+    return AfterUpdate(state, tuple(events), restarts_clock=to_active and not active)
+
+
+# --- the monitor ----------------------------------------------------------------
+
+# The monitor looks for overdue services among the active ones in every state but
+# this one (a down service has its alert open already).
+NOT_WATCHED = ServiceState.DOWN
+
+
+def overdue(state: str) -> Transition:
+    """The transition of a service found overdue (re-checked by the down rule)."""
+    return Transition(ServiceState(state), ServiceState.DOWN, AlertReason.MISSED_HEARTBEATS)
+
+
+def mute_expired(state: str) -> Transition:
+    """The transition of a service whose mute outlived its time to live
+    (``MEDIC_MUTE_TTL_SECONDS``); the mute is lifted."""
+    state = ServiceState(state)
+    return Transition(state, state, ChangeReason.MUTE_EXPIRED)
+
+
+class Reminder(NamedTuple):
+    notify: Notify
+    reminders: int  # reminders sent so far, this one included when it is sent
+    next_at: dt.datetime
+
+
+def remind(reminders: int, *, muted: bool, interval_seconds: int, now: dt.datetime,
+           policy: LifecyclePolicy) -> Reminder:
+    """A REMINDER of an open alert is due at ``now``: whether it is sent, and when
+    the next one is due (skipped reminders are not made up later)."""
+    notify = decide_notification(NotificationKind.REMINDER, muted=muted)
+    return Reminder(notify, reminders + 1 if notify.send else reminders,
+                    policy.next_reminder_at(now, interval_seconds))

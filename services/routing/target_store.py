@@ -1,0 +1,98 @@
+"""Notification targets (``notification_targets``): where a service's alerts go,
+by priority. A target follows its service (foreign key, ON DELETE CASCADE)."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg2.extras
+
+from medic.db import Database, Row, Tx, set_clause
+from medic.errors import MissingReference, NotFound
+from services.routing.selection import NotificationTarget
+
+TARGET_COLUMNS = "target_id, service_id, type, config, priority, enabled, created_at, updated_at"
+
+INSERT_TARGET = f"""
+    INSERT INTO notification_targets (service_id, type, config, priority, enabled)
+    VALUES (%(service_id)s, %(type)s, %(config)s, %(priority)s, %(enabled)s)
+    RETURNING {TARGET_COLUMNS}
+"""
+SELECT_TARGET = f"SELECT {TARGET_COLUMNS} FROM notification_targets WHERE target_id = %s"
+LIST_TARGETS = f"""
+    SELECT {TARGET_COLUMNS} FROM notification_targets {{where}}
+    ORDER BY service_id, priority, target_id
+"""
+UPDATE_TARGET = f"""
+    UPDATE notification_targets SET {{assignments}}, updated_at = now()
+    WHERE target_id = %(target_id)s
+    RETURNING {TARGET_COLUMNS}
+"""
+DELETE_TARGET = "DELETE FROM notification_targets WHERE target_id = %s"
+# All of the services' targets, disabled ones too: RouteAlert reports those as skipped.
+SERVICES_TARGETS = f"""
+    SELECT {TARGET_COLUMNS} FROM notification_targets WHERE service_id = ANY(%s)
+    ORDER BY service_id, priority, target_id
+"""
+
+TARGET_FIELDS = ("type", "config", "priority", "enabled")
+
+
+def target_from_row(row: Row) -> NotificationTarget:
+    return NotificationTarget(target_id=row["target_id"], service_id=row["service_id"],
+                              type=row["type"], config=row["config"], priority=row["priority"],
+                              enabled=row["enabled"])
+
+
+def targets_of_services(tx: Tx, service_ids: Sequence[int]) -> dict[int, list[NotificationTarget]]:
+    """Each service's targets (those that have any), by priority then id."""
+    targets: dict[int, list[NotificationTarget]] = {}
+    for row in tx.all(SERVICES_TARGETS, (list(service_ids),)):
+        targets.setdefault(row["service_id"], []).append(target_from_row(row))
+    return targets
+
+
+class TargetStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create_target(self, service_id: int, target_type: str, config: Mapping[str, Any],
+                      priority: int, enabled: bool) -> Row:
+        params = {"service_id": service_id, "type": target_type,
+                  "config": psycopg2.extras.Json(dict(config)), "priority": priority,
+                  "enabled": enabled}
+        try:
+            return self.db.one(INSERT_TARGET, params)
+        except MissingReference as err:
+            # Every field was validated before; what the database can still
+            # refuse is the service reference.
+            raise NotFound(f"service {service_id} not found") from err
+
+    def target(self, target_id: int) -> Row:
+        row = self.db.one(SELECT_TARGET, (target_id,))
+        if row is None:
+            raise NotFound(f"notification target {target_id} not found")
+        return row
+
+    def targets(self, service_id: int | None = None) -> list[Row]:
+        if service_id is None:
+            return self.db.all(LIST_TARGETS.format(where=""))
+        return self.db.all(LIST_TARGETS.format(where="WHERE service_id = %(service_id)s"),
+                           {"service_id": service_id})
+
+    def update_target(self, target_id: int, fields: Mapping[str, Any]) -> Row:
+        if not fields:
+            return self.target(target_id)
+        params = dict(fields)
+        if "config" in params:
+            params["config"] = psycopg2.extras.Json(dict(params["config"]))
+        sql = UPDATE_TARGET.format(assignments=set_clause(fields, TARGET_FIELDS))
+        row = self.db.one(sql, {**params, "target_id": target_id})
+        if row is None:
+            raise NotFound(f"notification target {target_id} not found")
+        return row
+
+    def delete_target(self, target_id: int) -> None:
+        if self.db.execute(DELETE_TARGET, (target_id,)) == 0:
+            raise NotFound(f"notification target {target_id} not found")
+

@@ -1,0 +1,87 @@
+"""Teams (``teams``): a name and, optionally, the Slack channel that hears about
+the alerts of the team's services when they have no targets of their own.
+
+Deleting a team clears its services' ``team_id`` (foreign key, ON DELETE SET
+NULL), so no statement here touches another service's table.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from medic.db import Database, Row, Tx, set_clause
+from medic.errors import NotFound
+from services.routing.selection import Team
+
+TEAM_COLUMNS = "team_id, name, slack_channel_id, created_at, updated_at"
+
+INSERT_TEAM = f"""
+    INSERT INTO teams (name, slack_channel_id) VALUES (%(name)s, %(slack_channel_id)s)
+    RETURNING {TEAM_COLUMNS}
+"""
+SELECT_TEAM_BY_ID = f"SELECT {TEAM_COLUMNS} FROM teams WHERE team_id = %s"
+SELECT_TEAM_BY_NAME = f"SELECT {TEAM_COLUMNS} FROM teams WHERE lower(name) = lower(%s)"
+LIST_TEAMS = f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY team_id"
+UPDATE_TEAM = f"""
+    UPDATE teams SET {{assignments}}, updated_at = now() WHERE team_id = %(team_id)s
+    RETURNING {TEAM_COLUMNS}
+"""
+DELETE_TEAM = "DELETE FROM teams WHERE team_id = %s"
+SELECT_TEAMS_BY_ID = f"SELECT {TEAM_COLUMNS} FROM teams WHERE team_id = ANY(%s)"
+# Each asked name with the team it names (case-insensitive, as SELECT_TEAM_BY_NAME).
+SELECT_TEAMS_BY_NAME = """
+    SELECT n.asked, t.team_id, t.name, t.slack_channel_id, t.created_at, t.updated_at
+    FROM unnest(%s::text[]) AS n (asked) JOIN teams t ON lower(t.name) = lower(n.asked)
+"""
+
+TEAM_FIELDS = ("name", "slack_channel_id")
+
+
+def team_from_row(row: Row) -> Team:
+    return Team(team_id=row["team_id"], name=row["name"], slack_channel_id=row["slack_channel_id"])
+
+
+def teams_by_id(tx: Tx, team_ids: Sequence[int]) -> dict[int, Team]:
+    return {r["team_id"]: team_from_row(r) for r in tx.all(SELECT_TEAMS_BY_ID, (list(team_ids),))}
+
+
+def teams_by_name(tx: Tx, names: Sequence[str]) -> dict[str, Team]:
+    """Each name that names a team (as asked) -> the team."""
+    return {r["asked"]: team_from_row(r) for r in tx.all(SELECT_TEAMS_BY_NAME, (list(names),))}
+
+
+class TeamStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create_team(self, name: str, slack_channel_id: str | None) -> Row:
+        return self.db.one(INSERT_TEAM, {"name": name, "slack_channel_id": slack_channel_id})
+
+    def team(self, team_id: int) -> Row:
+        row = self.db.one(SELECT_TEAM_BY_ID, (team_id,))
+        if row is None:
+            raise NotFound(f"team {team_id} not found")
+        return row
+
+    def team_by_name(self, name: str) -> Row:
+        row = self.db.one(SELECT_TEAM_BY_NAME, (name,))
+        if row is None:
+            raise NotFound(f"team {name!r} not found")
+        return row
+
+    def teams(self) -> list[Row]:
+        return self.db.all(LIST_TEAMS)
+
+    def update_team(self, team_id: int, fields: Mapping[str, Any]) -> Row:
+        if not fields:
+            return self.team(team_id)
+        sql = UPDATE_TEAM.format(assignments=set_clause(fields, TEAM_FIELDS))
+        row = self.db.one(sql, {**fields, "team_id": team_id})
+        if row is None:
+            raise NotFound(f"team {team_id} not found")
+        return row
+
+    def delete_team(self, team_id: int) -> None:
+        if self.db.execute(DELETE_TEAM, (team_id,)) == 0:
+            raise NotFound(f"team {team_id} not found")
+

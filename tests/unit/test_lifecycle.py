@@ -1,0 +1,99 @@
+import datetime as dt
+
+from services.heartbeat import lifecycle as rule
+
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def clock(recent=(), threshold=1, activated=0, interval=60, grace=0, state="up"):
+    return rule.Clock(threshold=threshold, activated_at=at(activated), interval_seconds=interval,
+                      grace_seconds=grace, recent=tuple(recent), state=state)
+
+
+def test_reported_failures_do_not_count_as_life():
+    after = rule.apply_heartbeats(clock(recent=[at(10)]), ["FAILED", "DOWN"], at(20))
+    assert after.recent == [at(10)]
+    assert after.deadline_at == at(70)
+
+
+def test_unknown_words_count_as_life():
+    after = rule.apply_heartbeats(clock(state="new"), ["SYNCING"], at(20))
+    assert after.recent == [at(20)]
+    assert after.state == "up"
+
+
+def test_heartbeat_brings_down_service_back_up_when_the_rule_holds():
+    after = rule.apply_heartbeats(clock(recent=[at(0)], state="down"), ["UP"], at(200))
+    assert after.state == "up"
+    assert after.deadline_at == at(260)
+
+
+def test_down_service_stays_down_until_threshold_is_met_again():
+    down = clock(recent=[at(0), at(1)], threshold=3, activated=0, state="down")
+    after = rule.apply_heartbeats(down, ["UP"], at(200))
+    assert after.state == "down"
+    after = rule.apply_heartbeats(clock(recent=after.recent, threshold=3, state="down"), ["UP", "UP"], at(201))
+    assert after.state == "up"
+
+
+def test_states_and_reasons_are_the_strings_the_contracts_name():
+    from medic import enums
+    assert {s.value for s in rule.ServiceState} == set(enums.SERVICE_STATE.numbers)
+    assert {r.value for r in rule.AlertReason} == set(enums.ALERT_REASON.numbers)
+    assert {k.value for k in rule.NotificationKind} == set(enums.ALERT_EVENT_KIND.numbers)
+
+
+def test_first_sign_of_life_that_makes_the_rule_hold_takes_a_new_service_up():
+    after = rule.apply_heartbeats(clock(state="new"), ["UP", "UP"], at(20))
+    assert after.events == (rule.Transition("new", "up", rule.ChangeReason.FIRST_HEARTBEAT),)
+
+
+def test_failure_then_recovery_in_one_batch_opens_and_closes_the_alert():
+    after = rule.apply_heartbeats(clock(recent=[at(10)], state="up"), ["FAILED", "UP"], at(20))
+    assert [t.alert for t in after.events] == [rule.AlertChange.OPEN, rule.AlertChange.CLOSE]
+    assert after.state == "up"
+
+
+def test_deactivating_closes_the_alert_and_leaves_the_service_new():
+    after = rule.apply_update("down", active=True, muted=False, to_active=False, to_muted=False, down=None)
+    assert after.state == "new"
+    assert [(t.reason, t.alert) for t in after.events] == [
+        (rule.ResolveReason.DEACTIVATED, rule.AlertChange.CLOSE)]
+    assert not after.restarts_clock
+
+
+def test_reactivating_restarts_the_clock():
+    after = rule.apply_update("new", active=False, muted=False, to_active=True, to_muted=False, down=None)
+    assert after.restarts_clock
+    assert [t.reason for t in after.events] == [rule.ChangeReason.ACTIVATED]
+
+
+def test_marking_an_inactive_service_down_opens_nothing():
+    after = rule.apply_update("new", active=False, muted=False, to_active=False, to_muted=False, down=True)
+    assert after.events == ()
+
+
+def test_muting_is_recorded_without_a_state_change():
+    after = rule.apply_update("down", active=True, muted=False, to_active=True, to_muted=True, down=None)
+    assert after.events == (rule.Transition("down", "down", rule.ChangeReason.MUTED),)
+    assert after.events[0].alert is None
+
+
+def test_muted_service_gets_no_trigger_or_reminder_but_its_resolve_still_goes_out():
+    assert rule.decide_notification(rule.NotificationKind.TRIGGER, muted=True) == (False, rule.SkipReason.MUTED)
+    assert rule.decide_notification(rule.NotificationKind.REMINDER, muted=True).skip_reason == rule.SkipReason.MUTED
+    assert rule.decide_notification(rule.NotificationKind.RESOLVE, muted=True, alert_notified=True).send
+    assert rule.decide_notification(rule.NotificationKind.RESOLVE, muted=False, alert_notified=False) == (
+        False, rule.SkipReason.NEVER_NOTIFIED)
+
+
+def test_reminders_come_every_interval_but_not_closer_than_the_minimum():
+    policy = rule.LifecyclePolicy(reminder_min_seconds=60)
+    reminder = rule.remind(2, muted=False, interval_seconds=30, now=at(0), policy=policy)
+    assert (reminder.notify.send, reminder.reminders, reminder.next_at) == (True, 3, at(60))
+    skipped = rule.remind(2, muted=True, interval_seconds=300, now=at(0), policy=policy)
+    assert (skipped.notify.send, skipped.reminders, skipped.next_at) == (False, 2, at(300))
