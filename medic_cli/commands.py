@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from medic_cli.api import (EXIT_USAGE, ApiError, Client, api_key, gateway_url, hide_secrets, record,
                            table, to_json)
+from medic import enums
 from medic.config import ConfigError, Settings
 
 def configured_url() -> str:
@@ -143,8 +144,8 @@ def _given(**fields: Any) -> dict[str, Any]:
 
 def _priority(value: str) -> str:
     # Checked here: the legacy route reads an unknown priority as p3, as the original did.
-    if value.strip().lower() not in ("p1", "p2", "p3", "p4", "p5"):
-        raise argparse.ArgumentTypeError("must be one of p1, p2, p3, p4, p5")
+    if value.strip().lower() not in enums.PRIORITY.choices:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(enums.PRIORITY.choices)}")
     return value.strip().lower()
 
 

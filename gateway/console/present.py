@@ -10,31 +10,23 @@ import datetime as dt
 
 from markupsafe import Markup, escape
 
-from medic.v1 import common_pb2, delivery_pb2, events_pb2, heartbeat_pb2, options_pb2
+from medic import enums
 
-PRIORITIES = {"p1": common_pb2.PRIORITY_P1, "p2": common_pb2.PRIORITY_P2, "p3": common_pb2.PRIORITY_P3,
-              "p4": common_pb2.PRIORITY_P4, "p5": common_pb2.PRIORITY_P5}
-PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
-NOTIFY_MODES = {"all": common_pb2.NOTIFY_MODE_ALL, "until_success": common_pb2.NOTIFY_MODE_UNTIL_SUCCESS}
-NOTIFY_MODE_NAMES = {v: k for k, v in NOTIFY_MODES.items()}
-STATE_NAMES = {heartbeat_pb2.SERVICE_STATE_NEW: "new", heartbeat_pb2.SERVICE_STATE_UP: "up",
-               heartbeat_pb2.SERVICE_STATE_DOWN: "down"}
-REASONS = {"missed_heartbeats": heartbeat_pb2.ALERT_REASON_MISSED_HEARTBEATS,
-           "reported_failure": heartbeat_pb2.ALERT_REASON_REPORTED_FAILURE}
-REASON_NAMES = {v: k for k, v in REASONS.items()}
-DELIVERY_STATUSES = {"pending": delivery_pb2.DELIVERY_STATUS_PENDING,
-                     "retrying": delivery_pb2.DELIVERY_STATUS_RETRYING,
-                     "success": delivery_pb2.DELIVERY_STATUS_SUCCESS,
-                     "failed": delivery_pb2.DELIVERY_STATUS_FAILED,
-                     "skipped": delivery_pb2.DELIVERY_STATUS_SKIPPED}
-DELIVERY_STATUS_NAMES = {v: k for k, v in DELIVERY_STATUSES.items()}
-TARGET_TYPES = {"slack": delivery_pb2.TARGET_TYPE_SLACK, "pagerduty": delivery_pb2.TARGET_TYPE_PAGERDUTY,
-                "webhook": delivery_pb2.TARGET_TYPE_WEBHOOK}
-TARGET_TYPE_NAMES = {v: k for k, v in TARGET_TYPES.items()}
-EVENT_KIND_NAMES = {events_pb2.ALERT_EVENT_KIND_TRIGGER: "trigger", events_pb2.ALERT_EVENT_KIND_REMINDER: "reminder",
-                    events_pb2.ALERT_EVENT_KIND_RESOLVE: "resolve"}
-SCOPES = {"read": options_pb2.SCOPE_READ, "write": options_pb2.SCOPE_WRITE, "admin": options_pb2.SCOPE_ADMIN}
-SCOPE_NAMES = {v: k for k, v in SCOPES.items()}
+# A value's word on a page is the string Medic stores and speaks (``medic.enums``).
+PRIORITIES = enums.PRIORITY.numbers
+PRIORITY_NAMES = enums.PRIORITY.names
+NOTIFY_MODES = enums.NOTIFY_MODE.numbers
+NOTIFY_MODE_NAMES = enums.NOTIFY_MODE.names
+STATE_NAMES = enums.SERVICE_STATE.names
+REASONS = enums.ALERT_REASON.numbers
+REASON_NAMES = enums.ALERT_REASON.names
+DELIVERY_STATUSES = enums.DELIVERY_STATUS.numbers
+DELIVERY_STATUS_NAMES = enums.DELIVERY_STATUS.names
+TARGET_TYPES = enums.TARGET_TYPE.numbers
+TARGET_TYPE_NAMES = enums.TARGET_TYPE.names
+EVENT_KIND_NAMES = enums.ALERT_EVENT_KIND.names
+SCOPES = enums.SCOPE.numbers
+SCOPE_NAMES = enums.SCOPE.names
 
 # Word and icon for every state a person sees; colour only reinforces them.
 CONDITION_ICONS = {"up": "up", "down": "down", "new": "new", "muted": "muted", "inactive": "inactive",
