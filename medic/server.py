@@ -10,7 +10,9 @@ in-flight RPCs finish within the grace period, stop background work, exit).
 Health names: ``""`` and each gRPC service's full name report whether the
 process can serve (every dependency answers); ``medic.dependency.<name>``
 reports one dependency (e.g. ``medic.dependency.database``), so the gateway's
-readiness can say which dependency is down.
+readiness can say which dependency is down. ``medic.liveness`` is SERVING from
+start to shutdown whatever the dependencies say: a liveness probe that asks it
+restarts a process that stopped serving, never one whose database is down.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DEPENDENCY_HEALTH_PREFIX = "medic.dependency."
+LIVENESS_HEALTH_SERVICE = "medic.liveness"
 
 
 @dataclass
@@ -116,6 +119,7 @@ def create_server(component: Component, *, host: str = "127.0.0.1", port: int = 
                  ("grpc.max_connection_age_grace_ms", 30_000)],
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer.set(LIVENESS_HEALTH_SERVICE, SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
     for add, servicer, full_name in component.servicers:
