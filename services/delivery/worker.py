@@ -289,6 +289,8 @@ class DeliveryWorkers:
                          notification.delivery_id)
                 continue
             metrics.DELIVERIES.labels(notification.target_type, status).inc()
+            if status == "success":
+                metrics.observe_delivered(notification.target_type, notification.event)
             for skipped_type in recorded[notification.delivery_id].skipped_types:
                 metrics.DELIVERIES.labels(skipped_type, "skipped").inc()
             log.log(logging.INFO if status != "failed" else logging.WARNING,
