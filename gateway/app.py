@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from medic import contracts
+from medic import contracts, tracing
 from medic.config import GRPC_SERVICES, Settings
 from medic.errors import MedicError
 from medic.interceptors import ANONYMOUS, Identity, aio_service_channel
@@ -108,6 +108,7 @@ class Gateway:
         async def wrapped(request: Request) -> Response:
             request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER))
             token = request_id_var.set(request_id)
+            traced = tracing.start_http(request.headers, request.method, route)
             started = time.perf_counter()
             decision = None
             try:
@@ -131,6 +132,7 @@ class Gateway:
             response.headers[REQUEST_ID_HEADER] = request_id
             requests_of(route, request.method, str(response.status_code)).inc()
             latency_of(route, request.method).observe(time.perf_counter() - started)
+            tracing.end_http(traced, response.status_code)
             return response
 
         return wrapped
@@ -236,4 +238,5 @@ def serve(settings: Settings) -> int:
     # as before, ran the pure-Python asyncio loop instead (its selector and
     # transports were a fifth of the gateway's samples under load).
     uvicorn.Server(config).run()
+    tracing.shutdown()
     return 0

@@ -27,7 +27,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from medic import metrics
+from medic import metrics, tracing
 from medic.interceptors import Authorizer, ServerInterceptor
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,11 @@ class RunningServer:
 def create_server(component: Component, *, host: str = "127.0.0.1", port: int = 0,
                   workers: int = 32, authorizer: Authorizer | None = None) -> RunningServer:
     """Builds and starts a gRPC server for the component; port 0 picks a free port.
-    ``ServerInterceptor`` is its only interceptor (it keeps each method's handler)."""
+    ``ServerInterceptor`` is its last interceptor (it keeps each method's handler);
+    only tracing's, when on, comes before it."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{component.name}-rpc"),
-        interceptors=(ServerInterceptor(component.name, authorizer),),
+        interceptors=(*tracing.server_interceptors(), ServerInterceptor(component.name, authorizer)),
         options=[("grpc.so_reuseport", 0),
                  # Clients reconnect (and re-resolve a name listing every replica) at least
                  # every 5 minutes, so replicas added later get their share of calls.
@@ -158,4 +159,5 @@ def run(component: Component, *, host: str, port: int, metrics_port: int, worker
         pass
     running.stop(grace)
     log.info("%s stopped", component.name)
+    tracing.shutdown()
     return 0

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from medic import tracing
 from medic.errors import MedicError, Unavailable
 from services.delivery import metrics, retry
 from services.delivery.model import AttemptResult, Notification, Outcome
@@ -205,7 +206,10 @@ class DeliveryWorkers:
                 return  # released by stop(): another process sends it
             self._sending.add(notification.delivery_id)
         try:
-            result = self._send(notification)
+            with tracing.span("delivery attempt", keys=[notification.event["event_id"]], attributes={
+                    "medic.event_id": notification.event["event_id"], "medic.delivery_id": notification.delivery_id,
+                    "medic.target_type": notification.target_type}):
+                result = self._send(notification)
             status, delay = retry.decide(result.outcome.value, notification.round_attempts,
                                          self.settings.retry_delays, result.retry_after,
                                          self.settings.retry_after_cap)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from medic import tracing
 from medic.db import Tx
 from services.heartbeat import deadline as rule
 
@@ -75,8 +76,9 @@ def record_transition(tx: Tx, service_id: int, from_state: str, to_state: str, r
 
 
 def enqueue(tx: Tx, alert_id: int, kind: str, now: dt.datetime, seq: int | None = None) -> None:
-    tx.execute(ENQUEUE_NOTIFICATION, {"alert_id": alert_id, "kind": kind,
-                                      "event_id": event_id(alert_id, kind, seq), "now": now})
+    event = event_id(alert_id, kind, seq)
+    tx.execute(ENQUEUE_NOTIFICATION, {"alert_id": alert_id, "kind": kind, "event_id": event, "now": now})
+    tracing.remember(event)  # the hand-off continues this trace
 
 
 def open_alert(tx: Tx, policy: LifecyclePolicy, changes: Changes, *, service_id: int, from_state: str,

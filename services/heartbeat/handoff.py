@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import grpc
 
+from medic import tracing
 from medic.db import Database, Row
 from medic.errors import MedicError
 from medic.timestamps import to_timestamp
@@ -150,8 +151,10 @@ class Dispatcher:
         rows = self.db.all(NOTIFICATION_DETAILS, {"ids": ids})
         accepted, retries = [], []
         try:
-            response = self.route_alerts(routing_pb2.RouteAlertsRequest(
-                requests=[routing_pb2.RouteAlertRequest(event=alert_event(row)) for row in rows]))
+            with tracing.span("alert hand-off", keys=[row["event_id"] for row in rows],
+                              attributes={"medic.event_id": [row["event_id"] for row in rows]}):
+                response = self.route_alerts(routing_pb2.RouteAlertsRequest(
+                    requests=[routing_pb2.RouteAlertRequest(event=alert_event(row)) for row in rows]))
         except grpc.RpcError as exc:
             error = f"{exc.code().name}: {exc.details()}"
             retries = [self._retry(row, error) for row in rows]

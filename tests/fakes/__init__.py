@@ -1,5 +1,5 @@
 """Local stand-ins for the services Medic talks to over HTTP (Slack, PagerDuty,
-webhook receivers). Real HTTP servers on loopback that record what they receive
+webhook receivers, an OpenTelemetry collector). Real HTTP servers on loopback that record what they receive
 and answer as scripted::
 
     with WebhookReceiver() as hook:
@@ -8,7 +8,9 @@ and answer as scripted::
         requests = hook.wait_for(3, timeout=10)
 """
 from tests.fakes.receivers import (
+    OtlpReceiver,
     PagerDutyReceiver,
+    ReceivedSpan,
     ReceivedRequest,
     Receiver,
     Reply,
@@ -17,5 +19,5 @@ from tests.fakes.receivers import (
     slack_error,
 )
 
-__all__ = ["PagerDutyReceiver", "ReceivedRequest", "Receiver", "Reply", "SlackReceiver",
-           "WebhookReceiver", "slack_error"]
+__all__ = ["OtlpReceiver", "PagerDutyReceiver", "ReceivedRequest", "ReceivedSpan", "Receiver", "Reply",
+           "SlackReceiver", "WebhookReceiver", "slack_error"]
