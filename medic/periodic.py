@@ -1,8 +1,8 @@
 """A task run every N seconds in a daemon thread (the monitor's passes, retention).
 
-Each pass is a span while tracing is on. A pass that fails is logged and the task runs again at the next interval: a
+A pass that fails is logged and the task runs again at the next interval: a
 database outage costs passes, never the thread. ``stopping`` lets a long pass
-end early when the process shuts down.
+end early when the process shuts down. Each pass is a span while tracing is on.
 """
 from __future__ import annotations
 
