@@ -68,6 +68,11 @@ EXPIRE_MUTES = """
 """
 
 COUNT_DOWN = "SELECT count(*) AS n FROM services WHERE active AND state = 'down'"
+# For the dashboard's "services by state"; a scan of `services`, so only every few seconds.
+COUNT_BY_STATE = """
+    SELECT CASE WHEN active THEN state ELSE 'inactive' END AS state, count(*) AS n
+    FROM services GROUP BY 1
+"""
 
 
 class Monitor:
@@ -99,6 +104,9 @@ class Monitor:
         if time.monotonic() - self._last_gauge > 5:
             self._last_gauge = time.monotonic()
             metrics.SERVICES_DOWN.set(self.db.one(COUNT_DOWN)["n"])
+            counts = {row["state"]: row["n"] for row in self.db.all(COUNT_BY_STATE)}
+            for state in metrics.SERVICE_STATES:
+                metrics.SERVICES_BY_STATE.labels(state).set(counts.get(state, 0))
         return changes
 
     def _open_overdue(self, changes: Changes) -> int:

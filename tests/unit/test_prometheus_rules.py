@@ -94,7 +94,7 @@ def test_the_dashboard_covers_what_a_platform_team_watches():
     for expr in dashboard_expressions():
         used |= metric_names(expr)
     for wanted in ("medic_heartbeats_total", "medic_http_request_duration_seconds_bucket",
-                   "medic_services_down", "medic_alerts_opened_total", "medic_alerts_resolved_total",
+                   "medic_services", "medic_alerts_opened_total", "medic_alerts_resolved_total",
                    "medic_alert_delivery_seconds_bucket", "medic_deliveries_total",
                    "medic_delivery_queue_depth", "medic_auth_failures_total", "medic_rate_limited_total",
                    "medic_monitor_tick_seconds_bucket"):
