@@ -36,6 +36,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,10 @@ def setup(process: str) -> bool:
     trace.set_tracer_provider(_provider)
     _tracer = trace.get_tracer("medic")
     enabled = True
-    log.info("tracing on: spans go to %s", next(os.environ[n] for n in ENDPOINT_VARIABLES if os.environ.get(n)))
+    endpoint = urlsplit(next(os.environ[n] for n in ENDPOINT_VARIABLES if os.environ.get(n)))
+    # Scheme, host and port only: whatever else an endpoint carries stays out of the logs.
+    log.info("tracing on: spans go to %s://%s%s", endpoint.scheme, endpoint.hostname or "",
+             f":{endpoint.port}" if endpoint.port else "")
     return True
 
 
