@@ -95,16 +95,21 @@ class Sampler:
 
 
 def overdue_services(dsn: str, count: int) -> None:
-    """``count`` services whose last heartbeat was 61 s ago with a 60 s interval: overdue."""
+    """``count`` services activated and last heard of (an event too, which the monitor
+    re-checks) 61 s ago, with a 60 s interval: overdue now."""
     conn = psycopg2.connect(dsn, options="-c search_path=medic")
     with conn, conn.cursor() as cur:
         cur.execute(
-            """INSERT INTO services (heartbeat_name, service_name, alert_interval_seconds, state,
-                                     recent_beats, last_heartbeat_at, deadline_at)
-               SELECT 'late-' || lpad(n::text, 5, '0'), 'bench', 60, 'up',
-                      ARRAY[now() - interval '61 seconds'], now() - interval '61 seconds',
-                      now() - interval '1 second'
-               FROM generate_series(0, %s - 1) AS n""", (count,))
+            """WITH late AS (
+                   INSERT INTO services (heartbeat_name, service_name, alert_interval_seconds, state,
+                                         recent_beats, last_heartbeat_at, deadline_at, activated_at)
+                   SELECT 'late-' || lpad(n::text, 5, '0'), 'bench', 60, 'up',
+                          ARRAY[now() - interval '61 seconds'], now() - interval '61 seconds',
+                          now() - interval '1 second', now() - interval '61 seconds'
+                   FROM generate_series(0, %s - 1) AS n
+                   RETURNING service_id)
+               INSERT INTO heartbeat_events (service_id, time, status)
+               SELECT service_id, now() - interval '61 seconds', 'UP' FROM late""", (count,))
     conn.close()
 
 
