@@ -226,6 +226,39 @@ def test_every_variable_set_is_a_valid_setting(rendered, overlay):
         effective_settings(docs, container)  # raises ConfigError naming the variable
 
 
+def medic_config(env: dict[str, str]) -> dict[str, str]:
+    """What `medic config` prints for a container's environment: {variable: value}."""
+    medic = shutil.which("medic", path=str(Path(sys.executable).parent)) or shutil.which("medic")
+    assert medic, "the medic command is installed with the package"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIC_", "OTEL_"))}
+    result = subprocess.run([medic, "config"], env={**base, **env}, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+
+def test_medic_config_in_each_container_shows_its_ports_and_every_value_set(rendered):
+    docs = rendered["ha"]
+    for process, deployment in medic_deployments(docs).items():
+        container = main_container(deployment)
+        env = container_env(docs, container)
+        shown = medic_config(env)
+        for name, value in env.items():
+            if name.startswith("OTEL_"):
+                continue
+            meta = SETTINGS[name].metadata
+            if meta["secret"] and value:
+                assert shown[name] == "***", f"{process}: {name}"
+            else:
+                parse = meta["parse"] or str
+                assert parse(shown[name]) == parse(value), f"{process}: {name}"
+        if process == "gateway":
+            assert int(shown["MEDIC_GATEWAY_PORT"]) == port(container, "http")
+        else:
+            assert int(shown[f"MEDIC_{process.upper()}_PORT"]) == port(container, "grpc")
+            assert int(shown[f"MEDIC_{process.upper()}_METRICS_PORT"]) == port(container, "metrics")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_secrets_come_from_the_secret_and_never_from_the_config_map(rendered, overlay):
     docs = rendered[overlay]
