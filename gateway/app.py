@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from medic import contracts
+from medic import contracts, tracing
 from medic.config import GRPC_SERVICES, Settings
 from medic.errors import MedicError
 from medic.interceptors import ANONYMOUS, Identity, aio_service_channel
@@ -103,6 +103,7 @@ class Gateway:
         async def wrapped(request: Request) -> Response:
             request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER))
             token = request_id_var.set(request_id)
+            traced = tracing.start_http(request.headers, request.method, route)
             started = time.perf_counter()
             decision = None
             try:
@@ -126,6 +127,7 @@ class Gateway:
             response.headers[REQUEST_ID_HEADER] = request_id
             requests_of(route, request.method, str(response.status_code)).inc()
             latency_of(route, request.method).observe(time.perf_counter() - started)
+            tracing.end_http(traced, response.status_code)
             return response
 
         return wrapped
@@ -238,4 +240,5 @@ def serve(settings: Settings) -> int:
     # would run the pure-Python asyncio loop, whose selector and transports cost
     # a fifth of the gateway's CPU under load.
     uvicorn.Server(config).run()
+    tracing.shutdown()
     return 0

@@ -12,6 +12,7 @@ import asyncio
 import collections
 from collections.abc import Awaitable, Callable
 
+from medic import tracing
 from medic.v1 import heartbeat_pb2
 
 SendBatch = Callable[[list[heartbeat_pb2.RecordHeartbeatRequest]],
@@ -30,7 +31,7 @@ class HeartbeatBatcher:
     async def record(self, item: heartbeat_pb2.RecordHeartbeatRequest) -> heartbeat_pb2.RecordHeartbeatResult:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.append((item, future))
+        self._queue.append((item, future, tracing.current_context()))
         self._schedule(loop)
         return await future
 
@@ -48,12 +49,15 @@ class HeartbeatBatcher:
 
     async def _send(self, batch) -> None:
         try:
-            response = await self._send_batch([item for item, _ in batch])
-            for (_, future), result in zip(batch, response.results):
+            # The batch's RPC continues the first request's trace; the others are linked.
+            with tracing.span("heartbeat batch", parents=[context for *_, context in batch],
+                              attributes={"medic.heartbeats": len(batch)}):
+                response = await self._send_batch([item for item, *_ in batch])
+            for (_, future, _), result in zip(batch, response.results):
                 if not future.done():
                     future.set_result(result)
         except BaseException as exc:  # every waiter learns the outcome, whatever it is
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):

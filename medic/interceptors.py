@@ -35,7 +35,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from medic import contracts, metrics
+from medic import contracts, metrics, tracing
 from medic.errors import InvalidArgument, MedicError, PermissionDenied
 from medic.logs import REQUEST_ID_HEADER, clean_request_id, new_request_id, request_id_var
 
@@ -242,12 +242,14 @@ CHANNEL_OPTIONS = (
 
 
 def service_channel(target: str, credential_metadata: tuple[tuple[str, str], ...] = ()) -> grpc.Channel:
-    """A channel to another Medic service carrying request ids and this process's credential."""
-    return grpc.intercept_channel(grpc.insecure_channel(target, options=list(CHANNEL_OPTIONS)),
-                                  ClientInterceptor(credential_metadata))
+    """A channel to another Medic service carrying request ids and this process's credential
+    (and, while tracing is on, the trace context)."""
+    channel = tracing.traced_channel(grpc.insecure_channel(target, options=list(CHANNEL_OPTIONS)))
+    return grpc.intercept_channel(channel, ClientInterceptor(credential_metadata))
 
 
 def aio_service_channel(target: str, credential_metadata: tuple[tuple[str, str], ...] = ()) -> grpc.aio.Channel:
     """``service_channel`` for ``grpc.aio`` (open it inside the running loop)."""
     return grpc.aio.insecure_channel(target, options=list(CHANNEL_OPTIONS),
-                                     interceptors=[AioClientInterceptor(credential_metadata)])
+                                     interceptors=[AioClientInterceptor(credential_metadata),
+                                                   *tracing.aio_client_interceptors()])

@@ -1,4 +1,5 @@
-"""One JSON object per log line: time, level, service, logger, message, request_id.
+"""One JSON object per log line: time, level, service, logger, message, request_id,
+and, while tracing is on, the trace_id and span_id of the current span.
 
 The request id lives in a context variable: the server interceptor sets it from
 the ``x-request-id`` metadata (or generates one), the gateway sets it from the
@@ -13,6 +14,8 @@ import json
 import logging
 import sys
 import uuid
+
+from medic import tracing
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -49,13 +52,16 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": request_id_var.get(),
         }
+        if tracing.enabled:
+            entry.update(tracing.log_fields())
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
 def setup(service: str, level: str = "INFO") -> None:
-    """Configures the root logger of a process to write JSON lines to stderr."""
+    """Configures the root logger of a process to write JSON lines to stderr, and
+    turns tracing on when an OTLP endpoint is configured (``medic.tracing``)."""
     global _SERVICE
     _SERVICE = service
     handler = logging.StreamHandler(sys.stderr)
@@ -65,3 +71,4 @@ def setup(service: str, level: str = "INFO") -> None:
     root.setLevel(level)
     # uvicorn's access log would print one unstructured line per request.
     logging.getLogger("uvicorn.access").disabled = True
+    tracing.setup(service)

@@ -2,7 +2,7 @@
 
 A pass that fails is logged and the task runs again at the next interval: a
 database outage costs passes, never the thread. ``stopping`` lets a long pass
-end early when the process shuts down.
+end early when the process shuts down. Each pass is a span while tracing is on.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from medic import tracing
 from medic.errors import MedicError
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class Periodic:
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
-                self.task()
+                with tracing.span(f"{self.name} tick"):
+                    self.task()
             except MedicError as exc:  # e.g. the database is down: try again next time
                 log.warning("%s pass failed: %s", self.name, exc.message)
             except Exception:

@@ -10,7 +10,9 @@ in-flight RPCs finish within the grace period, stop background work, exit).
 Health names: ``""`` and each gRPC service's full name report whether the
 process can serve (every dependency answers); ``medic.dependency.<name>``
 reports one dependency (e.g. ``medic.dependency.database``), so the gateway's
-readiness can say which dependency is down.
+readiness can say which dependency is down. ``medic.liveness`` is SERVING from
+start to shutdown whatever the dependencies say: a liveness probe that asks it
+restarts a process that stopped serving, never one whose database is down.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from medic import metrics
+from medic import metrics, tracing
 from medic.interceptors import Authorizer, ServerInterceptor
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DEPENDENCY_HEALTH_PREFIX = "medic.dependency."
+LIVENESS_HEALTH_SERVICE = "medic.liveness"
 
 
 @dataclass
@@ -107,10 +110,11 @@ def create_server(component: Component, *, authorizer: Authorizer, host: str = "
     """Builds and starts a gRPC server for the component, its callers checked by
     ``authorizer`` (there is no default: a process never allows every caller by
     omission); port 0 picks a free port.
-    ``ServerInterceptor`` is its only interceptor (it keeps each method's handler)."""
+    ``ServerInterceptor`` is its last interceptor (it keeps each method's handler);
+    only tracing's, when on, comes before it."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{component.name}-rpc"),
-        interceptors=(ServerInterceptor(component.name, authorizer),),
+        interceptors=(*tracing.server_interceptors(), ServerInterceptor(component.name, authorizer)),
         options=[("grpc.so_reuseport", 0),
                  # Clients reconnect (and re-resolve a name listing every replica) at least
                  # every 5 minutes, so replicas added later get their share of calls.
@@ -118,6 +122,7 @@ def create_server(component: Component, *, authorizer: Authorizer, host: str = "
                  ("grpc.max_connection_age_grace_ms", 30_000)],
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer.set(LIVENESS_HEALTH_SERVICE, SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
     for add, servicer, full_name in component.servicers:
@@ -156,4 +161,5 @@ def run(component: Component, *, host: str, port: int, metrics_port: int, worker
         pass
     running.stop(grace)
     log.info("%s stopped", component.name)
+    tracing.shutdown()
     return 0

@@ -76,3 +76,17 @@ def redis_url():
             pytest.fail(f"redis unavailable at {url} and required here: {exc}")
         pytest.skip(f"redis unavailable at {url}: {exc}")
     return url
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's promtool (Debian package `prometheus`). Skips where it is missing (a
+    laptop); fails in CI, where .ci/run installs it."""
+    import shutil
+
+    found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing and required here (apt-get install prometheus)")
+        pytest.skip("promtool is missing (apt-get install prometheus)")
+    return found

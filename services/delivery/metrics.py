@@ -1,4 +1,6 @@
 """Metrics of the delivery domain."""
+import datetime
+
 from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERIES = Counter(
@@ -15,3 +17,18 @@ QUEUE_DEPTH = Gauge("medic_delivery_queue_depth",
 OLDEST_DUE_SECONDS = Gauge("medic_delivery_oldest_due_seconds",
                            "How long the oldest due, unclaimed delivery has waited")
 IN_FLIGHT = Gauge("medic_delivery_in_flight", "Deliveries being sent by this process")
+EVENT_TO_DELIVERY_SECONDS = Histogram(
+    "medic_alert_delivery_seconds", "Time from an alert event (opened: the monitor found the "
+    "deadline passed or a failure was reported; reminder due; closed) to its successful delivery, "
+    "by target type and event kind", ["type", "kind"],
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300, 900))
+
+
+def observe_delivered(target_type: str, event: dict) -> None:
+    """Counts a successful delivery's time since its event happened."""
+    occurred = event.get("occurred_at")
+    if not occurred:
+        return
+    at = datetime.datetime.fromisoformat(occurred.replace("Z", "+00:00"))
+    elapsed = (datetime.datetime.now(datetime.timezone.utc) - at).total_seconds()
+    EVENT_TO_DELIVERY_SECONDS.labels(target_type, event.get("kind", "")).observe(max(elapsed, 0.0))

@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from medic import enums, webhooks
+from medic import enums, tracing, webhooks
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.timestamps import to_timestamp
@@ -181,6 +181,7 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
                 outcomes[index] = err
                 continue
             valid.append((index, event, mode, planned))
+        tracing.remember(*(event["event_id"] for _, event, _, _ in valid))  # continued by each attempt
         stored = self.outbox.enqueue_many([(e, m, p) for _, e, m, p in valid]) if valid else []
         created_any = False
         for (index, _, _, planned), (ids, created) in zip(valid, stored):

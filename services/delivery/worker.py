@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from medic import tracing
 from medic.errors import MedicError, Unavailable
 from services.delivery import metrics, retry
 from services.delivery.integrations.base import Integration
@@ -201,7 +202,10 @@ class DeliveryWorkers:
                 return  # released by stop(): another process sends it
             self._sending.add(notification.delivery_id)
         try:
-            result = self._send(notification)
+            with tracing.span("delivery attempt", keys=[notification.event["event_id"]], attributes={
+                    "medic.event_id": notification.event["event_id"], "medic.delivery_id": notification.delivery_id,
+                    "medic.target_type": notification.target_type}):
+                result = self._send(notification)
             status, delay = retry.decide(result.outcome.value, notification.round_attempts,
                                          self.settings.retry_delays, result.retry_after,
                                          self.settings.retry_after_cap)
@@ -285,6 +289,8 @@ class DeliveryWorkers:
                          notification.delivery_id)
                 continue
             metrics.DELIVERIES.labels(notification.target_type, status).inc()
+            if status == "success":
+                metrics.observe_delivered(notification.target_type, notification.event)
             for skipped_type in recorded[notification.delivery_id].skipped_types:
                 metrics.DELIVERIES.labels(skipped_type, "skipped").inc()
             log.log(logging.INFO if status != "failed" else logging.WARNING,

@@ -102,6 +102,12 @@ EXPIRE_MUTES = """
 """
 
 COUNT_DOWN = f"SELECT count(*) AS n FROM services WHERE active AND state = '{ServiceState.DOWN}'"
+# A deactivated service counts as inactive, whatever its state.
+INACTIVE = "inactive"
+COUNT_BY_STATE = f"""
+    SELECT CASE WHEN active THEN state ELSE '{INACTIVE}' END AS state, count(*) AS n
+    FROM services GROUP BY 1
+"""
 
 
 @dataclass
@@ -209,3 +215,9 @@ class AlertStore:
 
     def count_down(self) -> int:
         return self.db.one(COUNT_DOWN)["n"]
+
+    def count_by_state(self) -> dict[str, int]:
+        """Services in each state (new, up, down) and inactive ones, 0 for none. A scan
+        of ``services``: the monitor counts only every few seconds, for the dashboard."""
+        counts = {row["state"]: row["n"] for row in self.db.all(COUNT_BY_STATE)}
+        return {state: counts.get(state, 0) for state in (*ServiceState, INACTIVE)}

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import grpc
 
+from medic import tracing
 from medic.db import Database, Row
 from medic.errors import MedicError
 from medic.retry import RetrySchedule
@@ -71,7 +72,9 @@ class Dispatcher:
             return 0
         accepted, retries = [], []
         try:
-            response = self.route_alerts(route_alerts_request(rows))
+            with tracing.span("alert hand-off", keys=[row["event_id"] for row in rows],
+                              attributes={"medic.event_id": [row["event_id"] for row in rows]}):
+                response = self.route_alerts(route_alerts_request(rows))
         except grpc.RpcError as exc:
             error = f"{exc.code().name}: {exc.details()}"
             retries = [self._retry(row, error) for row in rows]

@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
+from medic import tracing
 from medic.errors import MedicError, Unavailable
 from services.heartbeat import metrics
 from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem, IngestResult
@@ -32,12 +33,13 @@ class _Submission:
     with them: the cheapest hand-back CPython has (a ``concurrent.futures.Future``
     builds a Condition per call and wakes through it; this is one C lock)."""
 
-    __slots__ = ("items", "results", "error", "_done")
+    __slots__ = ("items", "results", "error", "context", "_done")
 
     def __init__(self, items: Sequence[IngestItem]):
         self.items = items
         self.results: list[IngestResult] | None = None
         self.error: BaseException | None = None
+        self.context = tracing.current_context()  # the caller's trace, while tracing is on
         self._done = threading.Lock()
         self._done.acquire()
 
@@ -102,8 +104,10 @@ class IngestQueue:
             taken = self._take()
             if taken is None:
                 return
-            metrics.INGEST_BATCH_SIZE.observe(sum(len(submission.items) for submission in taken))
-            with metrics.INGEST_COMMIT_SECONDS.time():
+            size = sum(len(submission.items) for submission in taken)
+            metrics.INGEST_BATCH_SIZE.observe(size)
+            with metrics.INGEST_COMMIT_SECONDS.time(), tracing.span(
+                    "ingest batch", parents=[s.context for s in taken], attributes={"medic.heartbeats": size}):
                 self._write(taken)
 
     def _write(self, taken: list[_Submission]) -> None:

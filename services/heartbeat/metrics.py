@@ -18,6 +18,9 @@ ALERTS_RESOLVED = Counter("medic_alerts_resolved_total",
 SERVICES_OVERDUE = Gauge("medic_services_overdue",
                          "Services found overdue by the last monitor batch (active, not yet down)")
 SERVICES_DOWN = Gauge("medic_services_down", "Active services that are down")
+SERVICES_BY_STATE = Gauge("medic_services", "Services by state (new: no heartbeat yet, up, down; "
+                          "inactive: deactivated, whatever its state), counted every 5 s by the monitor",
+                          ["state"])
 MONITOR_TICK_SECONDS = Histogram(
     "medic_monitor_tick_seconds", "Time of one monitor pass",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))

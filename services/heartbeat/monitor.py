@@ -60,6 +60,8 @@ class Monitor:
         if time.monotonic() - self._last_gauge > 5:
             self._last_gauge = time.monotonic()
             metrics.SERVICES_DOWN.set(self.store.count_down())
+            for state, count in self.store.count_by_state().items():
+                metrics.SERVICES_BY_STATE.labels(state).set(count)
         return changes
 
     def _open_overdue(self, changes: Changes) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from medic import tracing
 from medic.db import Database, Row, Tx
 from services.heartbeat.lifecycle import NotificationKind
 
@@ -85,8 +86,9 @@ def event_id(alert_id: int, kind: NotificationKind, seq: int | None = None) -> s
 
 
 def enqueue(tx: Tx, alert_id: int, kind: NotificationKind, now: dt.datetime, seq: int | None = None) -> None:
-    tx.execute(ENQUEUE_NOTIFICATION, {"alert_id": alert_id, "kind": kind,
-                                      "event_id": event_id(alert_id, kind, seq), "now": now})
+    event = event_id(alert_id, kind, seq)
+    tx.execute(ENQUEUE_NOTIFICATION, {"alert_id": alert_id, "kind": kind, "event_id": event, "now": now})
+    tracing.remember(event)  # the hand-off continues this trace
 
 
 class OutboxStore:

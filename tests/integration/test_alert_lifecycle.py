@@ -236,3 +236,20 @@ def test_hand_off_retries_until_routing_accepts_and_keeps_the_order(heartbeats, 
         (events_pb2.ALERT_EVENT_KIND_TRIGGER, "CFALLBACK"), (events_pb2.ALERT_EVENT_KIND_RESOLVE, "CFALLBACK")]
     assert db.one("SELECT notification_count FROM alerts")["notification_count"] == 1
     assert service.service_id == by_id[0].service_id
+
+
+def test_the_monitor_counts_services_by_state(heartbeats, db):
+    from prometheus_client import REGISTRY
+
+    register(heartbeats, "never-beat", interval=3600)
+    register(heartbeats, "steady", interval=3600)
+    beat(heartbeats, "steady")
+    register(heartbeats, "silent")
+    beat(heartbeats, "silent")
+    retired = register(heartbeats, "retired", interval=3600)
+    heartbeats.UpdateService(pb.UpdateServiceRequest(service_id=retired.service_id, active=False))
+    time.sleep(1.1)  # "silent" misses its 1 s deadline
+    monitor(db).tick()
+    counts = {state: REGISTRY.get_sample_value("medic_services", {"state": state})
+              for state in ("new", "up", "down", "inactive")}
+    assert counts == {"new": 1, "up": 1, "down": 1, "inactive": 1}

@@ -232,3 +232,51 @@ class PagerDutyReceiver(Receiver):
     @property
     def events_url(self) -> str:
         return f"{self.url}/v2/enqueue"
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    """One span an OTLP exporter sent, with the service (resource) that made it."""
+    service: str
+    name: str
+    trace_id: str  # 32 hex digits
+    span_id: str   # 16 hex digits
+    parent_span_id: str  # "" for a root span
+    kind: int
+    attributes: dict[str, Any]
+
+
+class OtlpReceiver(Receiver):
+    """An OpenTelemetry collector's OTLP/HTTP traces endpoint (POST /v1/traces, protobuf):
+    decodes every ExportTraceServiceRequest with the opentelemetry-proto messages. Point
+    OTEL_EXPORTER_OTLP_ENDPOINT at `receiver.url`."""
+    default_reply = Reply(200, b"", {"Content-Type": "application/x-protobuf"})
+
+    def spans(self) -> list[ReceivedSpan]:
+        import gzip
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        found = []
+        for request in self.requests:
+            assert request.path == "/v1/traces", request.path
+            assert request.header("content-type") == "application/x-protobuf"
+            body = gzip.decompress(request.body) if request.header("content-encoding") == "gzip" else request.body
+            export = ExportTraceServiceRequest.FromString(body)
+            for resource_spans in export.resource_spans:
+                resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        found.append(ReceivedSpan(
+                            service=resource.get("service.name", ""), name=span.name,
+                            trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(), kind=span.kind,
+                            attributes={a.key: _any_value(a.value) for a in span.attributes}))
+        return found
+
+
+def _any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_any_value(v) for v in value.array_value.values]
+    return getattr(value, kind) if kind else None
