@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from medic import health
 from medic_cli.embedded import EmbeddedPostgres
 from tests.support.system import medic_env, start_medic
 
@@ -106,13 +107,12 @@ def test_a_crash_after_a_healthy_start_restarts_and_a_crash_loop_then_stops_ever
             assert time.monotonic() < deadline, "".join(medic.output[-20:])
             time.sleep(0.2)
         restarted = time.monotonic() + 30
-        while True:  # restarted and ready again
-            try:
-                medic.child_pid("routing")
-                break
-            except LookupError:
-                assert time.monotonic() < restarted
-                time.sleep(0.2)
+        routing = f"127.0.0.1:{medic.env['MEDIC_ROUTING_PORT']}"
+        # Restarted and ready again: a child that merely exists may not have started yet, and
+        # the flag below would then break this start instead of the next one.
+        while not health.grpc_serving(routing):
+            assert time.monotonic() < restarted, "".join(medic.output[-20:])
+            time.sleep(0.2)
         assert medic.process.poll() is None
 
         flag.touch()  # from now on routing cannot start
