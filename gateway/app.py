@@ -9,6 +9,7 @@ metrics. Paths without an RPC (health, metrics, docs) bypass authorization.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,7 +27,7 @@ from starlette.routing import Match, Route
 from medic import contracts, tracing
 from medic.config import GRPC_SERVICES, Settings
 from medic.errors import MedicError
-from medic.interceptors import ANONYMOUS, Identity, aio_service_channel
+from medic.interceptors import ACTOR_HEADER, ANONYMOUS, Identity, aio_service_channel, clean_actor
 from medic.logs import REQUEST_ID_HEADER, clean_request_id, request_id_var
 from medic.metrics import labelled
 from medic.v1 import heartbeat_pb2_grpc
@@ -110,6 +111,10 @@ class Gateway:
                 if policy is not None:
                     client_ip = request.client.host if request.client else ""
                     decision = await self.authorizer.authorize(policy, request.headers, client_ip)
+                    actor = clean_actor(request.headers.get("x-actor"))
+                    if actor:  # the caller's own name for who acts, for the audit log
+                        decision = dataclasses.replace(
+                            decision, metadata=(*decision.metadata, (ACTOR_HEADER, actor)))
                 response = await handler(request, decision or Decision())
             except HttpError as err:
                 response = error_response(err)

@@ -2,7 +2,8 @@
 
 Every RPC declares its required scope (and optionally its rate-limit class)
 with a method option in its ``.proto`` file; ``policy_for`` returns both for a
-full method name such as ``/medic.v1.HeartbeatService/RecordHeartbeat``.
+full method name such as ``/medic.v1.HeartbeatService/RecordHeartbeat``. A method
+with the write or admin scope also declares whether it is audited (``audit``).
 
 Request fields declare their limits (integer ranges, required strings, lengths)
 with the ``limits`` field option; ``limit_violation`` checks a request against
@@ -32,6 +33,16 @@ class MethodPolicy:
     method: str
     scope: int          # options_pb2.Scope value
     rate_limit_class: int  # options_pb2.RateLimitClass value
+    audit: int = options_pb2.AUDIT_RULE_UNSPECIFIED  # options_pb2.AuditRule value
+
+    @property
+    def changes_state(self) -> bool:
+        """Whether the method needs the write or admin scope, and so must declare an audit rule."""
+        return self.scope in (options_pb2.SCOPE_WRITE, options_pb2.SCOPE_ADMIN)
+
+    @property
+    def audited(self) -> bool:
+        return self.audit == options_pb2.AUDIT_RULE_RECORDED
 
     # Read on every authorized call: worked out once per policy.
     @functools.cached_property
@@ -62,6 +73,7 @@ def policies() -> dict[str, MethodPolicy]:
                     method=name,
                     scope=opts.Extensions[options_pb2.required_scope],
                     rate_limit_class=opts.Extensions[options_pb2.rate_limit_class],
+                    audit=opts.Extensions[options_pb2.audit],
                 )
     return table
 

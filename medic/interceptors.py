@@ -9,7 +9,8 @@ service), in this order for each call:
    looks up the RPC's required scope and rate-limit class in the contracts
    (``medic.contracts``) and hands them, with the call's metadata, to the
    process's ``Authorizer``. The identity it returns is available to servicers
-   through ``current_identity()``. gRPC health and reflection bypass it; any
+   through ``current_identity()``, with the caller's ``x-medic-actor`` (the
+   audit log's actor, ``clean_actor``). gRPC health and reflection bypass it; any
    other method that streams its responses is refused (UNIMPLEMENTED), since
    only unary responses are authorized here;
 3. limits: a unary request that breaks a declared field limit of its contract
@@ -26,6 +27,7 @@ request id and the process's credential metadata to every outgoing call.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -49,6 +51,27 @@ class Identity:
     principal: str
     scopes: frozenset[str] = field(default_factory=frozenset)
     name: str = ""
+    # Who the caller says acts (``x-medic-actor``, the HTTP ``X-Actor``): a
+    # label for the audit log, not a credential; "" when not given or unusable.
+    actor: str = ""
+
+
+# The caller's own name for who acts: any caller may send it (it grants
+# nothing); the gateway passes its HTTP caller's X-Actor header on as this.
+ACTOR_HEADER = "x-medic-actor"
+MAX_ACTOR_LENGTH = 255
+
+
+def clean_actor(value: str | None) -> str:
+    """The actor a caller gave, or "" when it is missing, longer than 255
+    characters or not printable (a control character could forge log lines or
+    CSV rows): such a value is ignored, not refused."""
+    if not value:
+        return ""
+    value = value.strip()
+    if len(value) > MAX_ACTOR_LENGTH or not value.isprintable():
+        return ""
+    return value
 
 
 ANONYMOUS = Identity(principal="anonymous")
@@ -118,6 +141,8 @@ class ServerInterceptor(grpc.ServerInterceptor):
                     if policy is None:
                         raise PermissionDenied(f"method {method} declares no scope")
                     identity = self.authorizer.authorize(policy, metadata, context.peer())
+                    if ACTOR_HEADER in metadata:
+                        identity = dataclasses.replace(identity, actor=clean_actor(metadata[ACTOR_HEADER]))
                     ident_token = _identity_var.set(identity)
                     if isinstance(request_or_iterator, Message):
                         why = contracts.limit_violation(request_or_iterator)

@@ -18,6 +18,12 @@ class RateLimitClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RATE_LIMIT_CLASS_UNSPECIFIED: _ClassVar[RateLimitClass]
     RATE_LIMIT_CLASS_HEARTBEAT: _ClassVar[RateLimitClass]
     RATE_LIMIT_CLASS_MANAGEMENT: _ClassVar[RateLimitClass]
+
+class AuditRule(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIT_RULE_UNSPECIFIED: _ClassVar[AuditRule]
+    AUDIT_RULE_RECORDED: _ClassVar[AuditRule]
+    AUDIT_RULE_NOT_A_CHANGE: _ClassVar[AuditRule]
 SCOPE_UNSPECIFIED: Scope
 SCOPE_READ: Scope
 SCOPE_WRITE: Scope
@@ -25,10 +31,15 @@ SCOPE_ADMIN: Scope
 RATE_LIMIT_CLASS_UNSPECIFIED: RateLimitClass
 RATE_LIMIT_CLASS_HEARTBEAT: RateLimitClass
 RATE_LIMIT_CLASS_MANAGEMENT: RateLimitClass
+AUDIT_RULE_UNSPECIFIED: AuditRule
+AUDIT_RULE_RECORDED: AuditRule
+AUDIT_RULE_NOT_A_CHANGE: AuditRule
 REQUIRED_SCOPE_FIELD_NUMBER: _ClassVar[int]
 required_scope: _descriptor.FieldDescriptor
 RATE_LIMIT_CLASS_FIELD_NUMBER: _ClassVar[int]
 rate_limit_class: _descriptor.FieldDescriptor
+AUDIT_FIELD_NUMBER: _ClassVar[int]
+audit: _descriptor.FieldDescriptor
 LIMITS_FIELD_NUMBER: _ClassVar[int]
 limits: _descriptor.FieldDescriptor
 

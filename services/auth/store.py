@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from medic.db import Database, Row
+from medic import audit
+from medic.db import Database, Row, Tx
 from medic.errors import FailedPrecondition, NotFound
 
 KEY_COLUMNS = """
@@ -64,7 +65,20 @@ IS_LAST_ACTIVE_ADMIN = f"""
     FROM api_keys WHERE key_id = %s
 """
 
+SELECT_KEY_FOR_UPDATE = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = %s FOR UPDATE"
+
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+# A key as the audit log shows it: never the key or its hash, nor its last use.
+AUDITED = ("key_id", "name", "scopes", "heartbeat_per_minute", "management_per_minute", "expires_at",
+           "revoked_at")
+
+
+def _audit(tx: Tx, action: str, key_id: str, before: Row | None, after: Row | None,
+           who: audit.Who | None = None) -> None:
+    audit.record(tx, source="auth", action_type=action, resource="api_key", resource_id=key_id,
+                 before=None if before is None else {k: before[k] for k in AUDITED},
+                 after=None if after is None else {k: after[k] for k in AUDITED}, who=who)
 
 
 class KeyStore:
@@ -75,10 +89,12 @@ class KeyStore:
                heartbeat_per_minute: int | None, management_per_minute: int | None,
                expires_at: dt.datetime | None) -> Row:
         with self.db.transaction() as tx:
-            return tx.one(INSERT_KEY, dict(
+            row = tx.one(INSERT_KEY, dict(
                 key_id=key_id, name=name, key_hash=key_hash, scopes=scopes,
                 heartbeat_per_minute=heartbeat_per_minute,
                 management_per_minute=management_per_minute, expires_at=expires_at))
+            _audit(tx, "create", key_id, None, row)
+            return row
 
     def create_admin_if_none(self, before_commit: Callable[[], None], **fields) -> Row | None:
         """Creates the key only when no active admin key exists (bootstrap, and the
@@ -90,6 +106,8 @@ class KeyStore:
             if tx.one(ANY_ACTIVE_ADMIN_KEY)["present"]:
                 return None
             row = tx.one(INSERT_KEY, fields)
+            # Made by `medic bootstrap-admin` or a starting auth service, not by a caller.
+            _audit(tx, "create", row["key_id"], None, row, who=audit.SYSTEM)
             before_commit()
             return row
 
@@ -115,19 +133,25 @@ class KeyStore:
                     f"API key {key_id} is the last active admin key; revoking it would leave "
                     "nobody able to manage API keys. Create another admin key first "
                     "(if every admin key is lost, `medic bootstrap-admin` creates one)")
-            return tx.one(REVOKE_KEY, (key_id,))
+            before = tx.one(SELECT_KEY_FOR_UPDATE, (key_id,))
+            row = tx.one(REVOKE_KEY, (key_id,))
+            _audit(tx, "revoke", key_id, before, row)
+            return row
 
     def set_rate_limits(self, key_id: str, *, heartbeat_per_minute: int | None,
                         management_per_minute: int | None) -> Row:
-        row = self.db.one(SET_RATE_LIMITS, dict(
-            key_id=key_id,
-            set_heartbeat=heartbeat_per_minute is not None,
-            heartbeat_per_minute=heartbeat_per_minute or 0,
-            set_management=management_per_minute is not None,
-            management_per_minute=management_per_minute or 0))
-        if row is None:
-            raise NotFound(f"API key {key_id} not found")
-        return row
+        with self.db.transaction() as tx:
+            before = tx.one(SELECT_KEY_FOR_UPDATE, (key_id,))
+            if before is None:
+                raise NotFound(f"API key {key_id} not found")
+            row = tx.one(SET_RATE_LIMITS, dict(
+                key_id=key_id,
+                set_heartbeat=heartbeat_per_minute is not None,
+                heartbeat_per_minute=heartbeat_per_minute or 0,
+                set_management=management_per_minute is not None,
+                management_per_minute=management_per_minute or 0))
+            _audit(tx, "set_rate_limits", key_id, before, row)
+            return row
 
     def touch_last_used(self, row: Row) -> None:
         """Records a use, unless one was recorded less than a minute ago."""

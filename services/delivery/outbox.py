@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 
+from medic import audit
 from medic.db import Database, Row
 from medic.errors import FailedPrecondition, NotFound
 from services.delivery.model import PlannedDelivery
@@ -186,6 +187,9 @@ RETRY_BY_HAND = f"""
     RETURNING {DELIVERY_COLUMNS}
 """
 SELECT_DELIVERY = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = %s"
+# A delivery as the audit log shows it (never its config: it holds the destination's credentials).
+AUDITED_DELIVERY = ("delivery_id", "alert_id", "kind", "target_type", "target_id", "webhook_id", "status",
+                    "attempts", "last_error")
 
 LIST_DELIVERIES = f"""
     SELECT {DELIVERY_COLUMNS} FROM deliveries
@@ -365,10 +369,15 @@ class OutboxStore:
 
     def retry_by_hand(self, delivery_id: int) -> Row:
         with self.db.transaction() as tx:
+            before = tx.one(SELECT_DELIVERY + " FOR UPDATE", (delivery_id,))
             row = tx.one(RETRY_BY_HAND, (delivery_id,))
             if row is not None:
+                audit.record(tx, source="delivery", action_type="retry", resource="delivery",
+                             resource_id=delivery_id, service_id=row["service_id"],
+                             before={k: before[k] for k in AUDITED_DELIVERY},
+                             after={k: row[k] for k in AUDITED_DELIVERY})
                 return row
-            existing = tx.one(SELECT_DELIVERY, (delivery_id,))
+            existing = before
         if existing is None:
             raise NotFound(f"delivery {delivery_id} not found")
         raise FailedPrecondition(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from psycopg2.extras import Json
 
+from medic import audit
 from medic.db import Database, Row, Tx
 from medic.errors import NotFound
 
@@ -38,7 +39,19 @@ UPDATE_WEBHOOK = f"""
     WHERE webhook_id = %(webhook_id)s
     RETURNING {WEBHOOK_COLUMNS}
 """
-DELETE_WEBHOOK = "DELETE FROM webhooks WHERE webhook_id = %s"
+DELETE_WEBHOOK = f"DELETE FROM webhooks WHERE webhook_id = %s RETURNING {WEBHOOK_COLUMNS}"
+SELECT_WEBHOOK_FOR_UPDATE = SELECT_WEBHOOK + " FOR UPDATE"
+AUDITED = ("webhook_id", "url", "service_id", "headers", "secret", "enabled")
+# The signing secret and the headers (credentials of the receiver) never reach the log.
+SECRETS = ("secret", "headers")
+
+
+def _audit(tx: Tx, action: str, before: Row | None, after: Row | None) -> None:
+    row = after or before
+    audit.record(tx, source="delivery", action_type=action, resource="webhook", resource_id=row["webhook_id"],
+                 service_id=row["service_id"], secrets=SECRETS,
+                 before=None if before is None else {k: before[k] for k in AUDITED},
+                 after=None if after is None else {k: after[k] for k in AUDITED})
 # What a claimed delivery of a subscription is sent with: its current settings.
 SELECT_WEBHOOKS_BY_ID = """
     SELECT webhook_id, url, headers, secret, enabled FROM webhooks WHERE webhook_id = ANY(%s)
@@ -51,9 +64,11 @@ class SubscriptionStore:
 
     def create_webhook(self, url: str, service_id: int | None, headers: dict[str, str],
                        secret: str | None, enabled: bool) -> Row:
-        return self.db.one(INSERT_WEBHOOK, {"url": url, "service_id": service_id,
-                                            "headers": Json(headers), "secret": secret,
-                                            "enabled": enabled})
+        with self.db.transaction() as tx:
+            row = tx.one(INSERT_WEBHOOK, {"url": url, "service_id": service_id, "headers": Json(headers),
+                                          "secret": secret, "enabled": enabled})
+            _audit(tx, "create", None, row)
+            return row
 
     def get_webhook(self, webhook_id: int) -> Row:
         row = self.db.one(SELECT_WEBHOOK, (webhook_id,))
@@ -78,17 +93,23 @@ class SubscriptionStore:
                        set_secret: bool = False, enabled: bool | None = None) -> Row:
         """Changes what is given; `set_secret` replaces the secret with `secret`,
         None removing it (deliveries then go out unsigned)."""
-        row = self.db.one(UPDATE_WEBHOOK, {
-            "webhook_id": webhook_id, "url": url, "set_service": set_service,
-            "service_id": service_id, "headers": Json(headers) if headers is not None else None,
-            "set_secret": set_secret, "secret": secret, "enabled": enabled})
-        if row is None:
-            raise NotFound(f"webhook {webhook_id} not found")
-        return row
+        with self.db.transaction() as tx:
+            before = tx.one(SELECT_WEBHOOK_FOR_UPDATE, (webhook_id,))
+            if before is None:
+                raise NotFound(f"webhook {webhook_id} not found")
+            row = tx.one(UPDATE_WEBHOOK, {
+                "webhook_id": webhook_id, "url": url, "set_service": set_service,
+                "service_id": service_id, "headers": Json(headers) if headers is not None else None,
+                "set_secret": set_secret, "secret": secret, "enabled": enabled})
+            _audit(tx, "update", before, row)
+            return row
 
     def delete_webhook(self, webhook_id: int) -> None:
-        if self.db.execute(DELETE_WEBHOOK, (webhook_id,)) == 0:
-            raise NotFound(f"webhook {webhook_id} not found")
+        with self.db.transaction() as tx:
+            row = tx.one(DELETE_WEBHOOK, (webhook_id,))
+            if row is None:
+                raise NotFound(f"webhook {webhook_id} not found")
+            _audit(tx, "delete", row, None)
 
     @staticmethod
     def current(tx: Tx, webhook_ids: Sequence[int]) -> dict[int, Row]:

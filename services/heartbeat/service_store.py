@@ -12,7 +12,7 @@ from typing import Any
 
 from medic.db import Database, Row, Tx, set_clause
 from medic.errors import Conflict, NotFound
-from services.heartbeat import alert_store, heartbeat_store, lifecycle
+from services.heartbeat import alert_store, heartbeat_store, history, lifecycle
 from services.heartbeat.alert_store import Changes
 from services.heartbeat.deadline import deadline
 from services.heartbeat.lifecycle import LifecyclePolicy
@@ -69,6 +69,7 @@ class ServiceStore:
                 fields["grace_period_seconds"]))
             row = tx.one(INSERT_SERVICE, params)
             if row is not None:
+                history.record(tx, "register", row["service_id"], None, row)
                 return row, True
             existing = tx.one(SELECT_SERVICE_BY_NAME, (fields["heartbeat_name"],))
         if existing is None:  # deleted between the two statements
@@ -80,6 +81,7 @@ class ServiceStore:
             row = self._get(tx, heartbeat_name, service_id, lock=True)
             heartbeat_store.delete_service_events(tx, row["service_id"])
             tx.execute(DELETE_SERVICE, (row["service_id"],))
+            history.record(tx, "delete", row["service_id"], row, None)
 
     def transitions(self, limit: int, *, offset: int = 0, heartbeat_name: str | None = None,
                     service_id: int | None = None) -> list[Row]:
@@ -144,5 +146,6 @@ class ServiceStore:
                 f"UPDATE services SET {set_clause(row, UPDATABLE)}, updated_at = %(now)s"
                 f" WHERE service_id = %(service_id)s RETURNING {SERVICE_COLUMNS}",
                 dict(row, now=now))
+            history.record(tx, history.action_type(current, updated), sid, current, updated)
         self.on_committed(done)
         return updated

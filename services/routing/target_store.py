@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg2.extras
 
+from medic import audit
 from medic.db import Database, Row, Tx, set_clause
 from medic.errors import MissingReference, NotFound
 from services.routing.selection import NotificationTarget
@@ -19,6 +20,7 @@ INSERT_TARGET = f"""
     RETURNING {TARGET_COLUMNS}
 """
 SELECT_TARGET = f"SELECT {TARGET_COLUMNS} FROM notification_targets WHERE target_id = %s"
+SELECT_TARGET_FOR_UPDATE = SELECT_TARGET + " FOR UPDATE"
 LIST_TARGETS = f"""
     SELECT {TARGET_COLUMNS} FROM notification_targets {{where}}
     ORDER BY service_id, priority, target_id
@@ -28,7 +30,7 @@ UPDATE_TARGET = f"""
     WHERE target_id = %(target_id)s
     RETURNING {TARGET_COLUMNS}
 """
-DELETE_TARGET = "DELETE FROM notification_targets WHERE target_id = %s"
+DELETE_TARGET = f"DELETE FROM notification_targets WHERE target_id = %s RETURNING {TARGET_COLUMNS}"
 # All of the services' targets, disabled ones too: RouteAlert reports those as skipped.
 SERVICES_TARGETS = f"""
     SELECT {TARGET_COLUMNS} FROM notification_targets WHERE service_id = ANY(%s)
@@ -36,6 +38,17 @@ SERVICES_TARGETS = f"""
 """
 
 TARGET_FIELDS = ("type", "config", "priority", "enabled")
+AUDITED = ("target_id", "service_id", "type", "config", "priority", "enabled")
+# A PagerDuty routing key and a webhook's headers (its credentials) are secrets.
+SECRETS = ("config.routing_key", "config.headers")
+
+
+def _audit(tx: Tx, action: str, before: Row | None, after: Row | None) -> None:
+    row = after or before
+    audit.record(tx, source="routing", action_type=action, resource="notification_target",
+                 resource_id=row["target_id"], service_id=row["service_id"], secrets=SECRETS,
+                 before=None if before is None else {k: before[k] for k in AUDITED},
+                 after=None if after is None else {k: after[k] for k in AUDITED})
 
 
 def target_from_row(row: Row) -> NotificationTarget:
@@ -62,7 +75,10 @@ class TargetStore:
                   "config": psycopg2.extras.Json(dict(config)), "priority": priority,
                   "enabled": enabled}
         try:
-            return self.db.one(INSERT_TARGET, params)
+            with self.db.transaction() as tx:
+                row = tx.one(INSERT_TARGET, params)
+                _audit(tx, "create", None, row)
+                return row
         except MissingReference as err:
             # Every field was validated before; what the database can still
             # refuse is the service reference.
@@ -81,18 +97,24 @@ class TargetStore:
                            {"service_id": service_id})
 
     def update_target(self, target_id: int, fields: Mapping[str, Any]) -> Row:
-        if not fields:
-            return self.target(target_id)
         params = dict(fields)
         if "config" in params:
             params["config"] = psycopg2.extras.Json(dict(params["config"]))
-        sql = UPDATE_TARGET.format(assignments=set_clause(fields, TARGET_FIELDS))
-        row = self.db.one(sql, {**params, "target_id": target_id})
-        if row is None:
-            raise NotFound(f"notification target {target_id} not found")
-        return row
+        with self.db.transaction() as tx:
+            before = tx.one(SELECT_TARGET_FOR_UPDATE, (target_id,))
+            if before is None:
+                raise NotFound(f"notification target {target_id} not found")
+            row = before
+            if fields:
+                sql = UPDATE_TARGET.format(assignments=set_clause(fields, TARGET_FIELDS))
+                row = tx.one(sql, {**params, "target_id": target_id})
+            _audit(tx, "update", before, row)
+            return row
 
     def delete_target(self, target_id: int) -> None:
-        if self.db.execute(DELETE_TARGET, (target_id,)) == 0:
-            raise NotFound(f"notification target {target_id} not found")
+        with self.db.transaction() as tx:
+            row = tx.one(DELETE_TARGET, (target_id,))
+            if row is None:
+                raise NotFound(f"notification target {target_id} not found")
+            _audit(tx, "delete", row, None)
 

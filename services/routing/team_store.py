@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from medic import audit
 from medic.db import Database, Row, Tx, set_clause
 from medic.errors import NotFound
 from services.routing.selection import Team
@@ -20,13 +21,14 @@ INSERT_TEAM = f"""
     RETURNING {TEAM_COLUMNS}
 """
 SELECT_TEAM_BY_ID = f"SELECT {TEAM_COLUMNS} FROM teams WHERE team_id = %s"
+SELECT_TEAM_FOR_UPDATE = SELECT_TEAM_BY_ID + " FOR UPDATE"
 SELECT_TEAM_BY_NAME = f"SELECT {TEAM_COLUMNS} FROM teams WHERE lower(name) = lower(%s)"
 LIST_TEAMS = f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY team_id"
 UPDATE_TEAM = f"""
     UPDATE teams SET {{assignments}}, updated_at = now() WHERE team_id = %(team_id)s
     RETURNING {TEAM_COLUMNS}
 """
-DELETE_TEAM = "DELETE FROM teams WHERE team_id = %s"
+DELETE_TEAM = f"DELETE FROM teams WHERE team_id = %s RETURNING {TEAM_COLUMNS}"
 SELECT_TEAMS_BY_ID = f"SELECT {TEAM_COLUMNS} FROM teams WHERE team_id = ANY(%s)"
 # Each asked name with the team it names (case-insensitive, as SELECT_TEAM_BY_NAME).
 SELECT_TEAMS_BY_NAME = """
@@ -35,6 +37,13 @@ SELECT_TEAMS_BY_NAME = """
 """
 
 TEAM_FIELDS = ("name", "slack_channel_id")
+AUDITED = ("team_id", "name", "slack_channel_id")
+
+
+def _audit(tx: Tx, action: str, team_id: int, before: Row | None, after: Row | None) -> None:
+    audit.record(tx, source="routing", action_type=action, resource="team", resource_id=team_id,
+                 before=None if before is None else {k: before[k] for k in AUDITED},
+                 after=None if after is None else {k: after[k] for k in AUDITED})
 
 
 def team_from_row(row: Row) -> Team:
@@ -55,7 +64,10 @@ class TeamStore:
         self.db = db
 
     def create_team(self, name: str, slack_channel_id: str | None) -> Row:
-        return self.db.one(INSERT_TEAM, {"name": name, "slack_channel_id": slack_channel_id})
+        with self.db.transaction() as tx:
+            row = tx.one(INSERT_TEAM, {"name": name, "slack_channel_id": slack_channel_id})
+            _audit(tx, "create", row["team_id"], None, row)
+            return row
 
     def team(self, team_id: int) -> Row:
         row = self.db.one(SELECT_TEAM_BY_ID, (team_id,))
@@ -73,15 +85,21 @@ class TeamStore:
         return self.db.all(LIST_TEAMS)
 
     def update_team(self, team_id: int, fields: Mapping[str, Any]) -> Row:
-        if not fields:
-            return self.team(team_id)
-        sql = UPDATE_TEAM.format(assignments=set_clause(fields, TEAM_FIELDS))
-        row = self.db.one(sql, {**fields, "team_id": team_id})
-        if row is None:
-            raise NotFound(f"team {team_id} not found")
-        return row
+        with self.db.transaction() as tx:
+            before = tx.one(SELECT_TEAM_FOR_UPDATE, (team_id,))
+            if before is None:
+                raise NotFound(f"team {team_id} not found")
+            row = before
+            if fields:
+                sql = UPDATE_TEAM.format(assignments=set_clause(fields, TEAM_FIELDS))
+                row = tx.one(sql, {**fields, "team_id": team_id})
+            _audit(tx, "update", team_id, before, row)
+            return row
 
     def delete_team(self, team_id: int) -> None:
-        if self.db.execute(DELETE_TEAM, (team_id,)) == 0:
-            raise NotFound(f"team {team_id} not found")
+        with self.db.transaction() as tx:
+            row = tx.one(DELETE_TEAM, (team_id,))
+            if row is None:
+                raise NotFound(f"team {team_id} not found")
+            _audit(tx, "delete", team_id, row, None)
 

@@ -1,0 +1,291 @@
+"""Every change writes exactly one audit event, with who made it and what it was
+before and after: a table of every audited RPC, checked against the contracts.
+
+The RPCs come from the ``.proto`` files: a method that needs the write or admin
+scope must declare an audit rule (``option (audit)``), and each one declared
+AUDIT_RULE_RECORDED must have a case here. So a new mutating RPC fails this
+test until it declares its rule and, when it records, until a case shows its
+one event (docs/architecture.md, "The audit log").
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+
+from medic import contracts
+from medic.v1 import (auth_pb2, auth_pb2_grpc, delivery_pb2, delivery_pb2_grpc, heartbeat_pb2,
+                      heartbeat_pb2_grpc, options_pb2, routing_pb2, routing_pb2_grpc)
+from tests.support.auth import bearer
+
+ACTOR = "alice@example.com (on-call)"
+SECRET = "whsec_" + base64.b64encode(b"never-in-the-log-never-in-the-lo").decode()
+SECRET2 = "whsec_" + base64.b64encode(b"another-secret-another-secret-an").decode()
+ROUTING_KEY = "R0UT1NGK3Y-never-in-the-log"
+HEADER_TOKEN = "Bearer h3ad3r-never-in-the-log"
+
+_names = itertools.count(1)
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{next(_names)}"
+
+
+class World:
+    """Stubs on the whole stack (auth enforced), called with an admin key and an actor."""
+
+    def __init__(self, stack, db):
+        self.db = db
+        self.channels = {name: grpc.insecure_channel(f"127.0.0.1:{server.port}")
+                         for name, server in stack.servers.items()}
+        self.auth = auth_pb2_grpc.AuthServiceStub(self.channels["auth"])
+        self.heartbeat = heartbeat_pb2_grpc.HeartbeatServiceStub(self.channels["heartbeat"])
+        self.routing = routing_pb2_grpc.RoutingServiceStub(self.channels["routing"])
+        self.delivery = delivery_pb2_grpc.DeliveryServiceStub(self.channels["delivery"])
+        self.admin_key = stack.admin_key
+        self.admin_key_id = stack.admin_key.split("_")[1]
+        self.md = (*bearer(stack.admin_key), ("x-medic-actor", ACTOR))
+
+    def close(self):
+        for channel in self.channels.values():
+            channel.close()
+
+    def service(self) -> heartbeat_pb2.Service:
+        name = _name("svc")
+        return self.heartbeat.RegisterService(heartbeat_pb2.RegisterServiceRequest(
+            heartbeat_name=name, service_name=name, alert_interval_seconds=60), metadata=self.md).service
+
+    def team(self) -> routing_pb2.Team:
+        return self.routing.CreateTeam(routing_pb2.CreateTeamRequest(name=_name("team")), metadata=self.md).team
+
+    def target(self) -> routing_pb2.NotificationTarget:
+        config = struct_pb2.Struct()
+        config.update({"routing_key": ROUTING_KEY})
+        return self.routing.CreateNotificationTarget(routing_pb2.CreateNotificationTargetRequest(
+            service_id=self.service().service_id, type=delivery_pb2.TARGET_TYPE_PAGERDUTY, config=config),
+            metadata=self.md).target
+
+    def webhook(self) -> delivery_pb2.Webhook:
+        return self.delivery.CreateWebhook(delivery_pb2.CreateWebhookRequest(
+            url="http://127.0.0.1:9/hook", headers={"Authorization": HEADER_TOKEN}, secret=SECRET),
+            metadata=self.md).webhook
+
+    def api_key(self) -> str:
+        return self.auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(
+            name=_name("key"), scopes=[options_pb2.SCOPE_READ]), metadata=self.md).api_key.key_id
+
+    def failed_delivery(self) -> int:
+        service_id = self.service().service_id
+        return self.db.one("""
+            INSERT INTO deliveries (event_id, position, kind, alert_id, service_id, target_type, mode,
+                                    config, event, destination_key, idempotency_key, status, attempts)
+            VALUES (%s, 0, 'trigger', 1, %s, 'webhook', 'all', '{"url": "http://127.0.0.1:9/"}', '{}',
+                    '127.0.0.1:9', %s, 'failed', 3)
+            RETURNING delivery_id""", (_name("event"), service_id, _name("idem")))["delivery_id"]
+
+    def events(self) -> list[dict]:
+        return self.db.all("SELECT * FROM audit_events ORDER BY event_id")
+
+
+@dataclass(frozen=True)
+class Case:
+    """``prepare`` makes what the call changes; ``call`` changes it, returning the
+    resource id the event must name."""
+    resource: str
+    action_type: str
+    call: Callable[[World, Any], Any]
+    prepare: Callable[[World], Any] = lambda world: None
+    has_before: bool = True
+    has_after: bool = True
+    changed: dict = field(default_factory=dict)  # after[field] expected
+
+
+def _struct(values: dict) -> struct_pb2.Struct:
+    config = struct_pb2.Struct()
+    config.update(values)
+    return config
+
+
+HB = "/medic.v1.HeartbeatService/"
+AUTH = "/medic.v1.AuthService/"
+ROUTING = "/medic.v1.RoutingService/"
+DELIVERY = "/medic.v1.DeliveryService/"
+
+CASES: dict[str, Case] = {
+    HB + "RegisterService": Case(
+        "service", "register", has_before=False,
+        call=lambda w, _: w.heartbeat.RegisterService(heartbeat_pb2.RegisterServiceRequest(
+            heartbeat_name="fresh", service_name="fresh", alert_interval_seconds=60),
+            metadata=w.md).service.service_id),
+    HB + "UpdateService": Case(
+        "service", "mute", prepare=lambda w: w.service(),
+        call=lambda w, svc: w.heartbeat.UpdateService(heartbeat_pb2.UpdateServiceRequest(
+            service_id=svc.service_id, muted=True), metadata=w.md).service.service_id,
+        changed={"muted": True}),
+    HB + "DeleteService": Case(
+        "service", "delete", has_after=False, prepare=lambda w: w.service(),
+        call=lambda w, svc: (w.heartbeat.DeleteService(heartbeat_pb2.DeleteServiceRequest(
+            service_id=svc.service_id), metadata=w.md), svc.service_id)[1]),
+    AUTH + "CreateApiKey": Case(
+        "api_key", "create", has_before=False,
+        call=lambda w, _: w.auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(
+            name="ci", scopes=[options_pb2.SCOPE_WRITE]), metadata=w.md).api_key.key_id),
+    AUTH + "RevokeApiKey": Case(
+        "api_key", "revoke", prepare=lambda w: w.api_key(),
+        call=lambda w, key_id: w.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key_id),
+                                                   metadata=w.md).api_key.key_id),
+    AUTH + "SetRateLimits": Case(
+        "api_key", "set_rate_limits", prepare=lambda w: w.api_key(),
+        call=lambda w, key_id: w.auth.SetRateLimits(auth_pb2.SetRateLimitsRequest(
+            key_id=key_id, rate_limits=auth_pb2.RateLimitOverrides(management_per_minute=7)),
+            metadata=w.md).api_key.key_id,
+        changed={"management_per_minute": 7}),
+    ROUTING + "CreateTeam": Case(
+        "team", "create", has_before=False,
+        call=lambda w, _: w.routing.CreateTeam(routing_pb2.CreateTeamRequest(name="payments"),
+                                               metadata=w.md).team.team_id),
+    ROUTING + "UpdateTeam": Case(
+        "team", "update", prepare=lambda w: w.team(),
+        call=lambda w, team: w.routing.UpdateTeam(routing_pb2.UpdateTeamRequest(
+            team_id=team.team_id, slack_channel_id="C0NEW"), metadata=w.md).team.team_id,
+        changed={"slack_channel_id": "C0NEW"}),
+    ROUTING + "DeleteTeam": Case(
+        "team", "delete", has_after=False, prepare=lambda w: w.team(),
+        call=lambda w, team: (w.routing.DeleteTeam(routing_pb2.DeleteTeamRequest(team_id=team.team_id),
+                                                   metadata=w.md), team.team_id)[1]),
+    ROUTING + "CreateNotificationTarget": Case(
+        "notification_target", "create", has_before=False, prepare=lambda w: w.service(),
+        call=lambda w, svc: w.routing.CreateNotificationTarget(routing_pb2.CreateNotificationTargetRequest(
+            service_id=svc.service_id, type=delivery_pb2.TARGET_TYPE_PAGERDUTY,
+            config=_struct({"routing_key": ROUTING_KEY})), metadata=w.md).target.target_id,
+        changed={"config": {"routing_key": "changed"}}),
+    ROUTING + "UpdateNotificationTarget": Case(
+        "notification_target", "update", prepare=lambda w: w.target(),
+        call=lambda w, target: w.routing.UpdateNotificationTarget(routing_pb2.UpdateNotificationTargetRequest(
+            target_id=target.target_id, type=delivery_pb2.TARGET_TYPE_PAGERDUTY,
+            config=_struct({"routing_key": ROUTING_KEY + "-2"})), metadata=w.md).target.target_id,
+        changed={"config": {"routing_key": "changed"}}),
+    ROUTING + "DeleteNotificationTarget": Case(
+        "notification_target", "delete", has_after=False, prepare=lambda w: w.target(),
+        call=lambda w, target: (w.routing.DeleteNotificationTarget(routing_pb2.DeleteNotificationTargetRequest(
+            target_id=target.target_id), metadata=w.md), target.target_id)[1]),
+    DELIVERY + "CreateWebhook": Case(
+        "webhook", "create", has_before=False,
+        call=lambda w, _: w.delivery.CreateWebhook(delivery_pb2.CreateWebhookRequest(
+            url="http://127.0.0.1:9/new", headers={"Authorization": HEADER_TOKEN}, secret=SECRET),
+            metadata=w.md).webhook.webhook_id,
+        changed={"secret": "changed", "headers": "changed"}),
+    DELIVERY + "UpdateWebhook": Case(
+        "webhook", "update", prepare=lambda w: w.webhook(),
+        call=lambda w, hook: w.delivery.UpdateWebhook(delivery_pb2.UpdateWebhookRequest(
+            webhook_id=hook.webhook_id, secret=SECRET2, enabled=False), metadata=w.md).webhook.webhook_id,
+        changed={"secret": "changed", "enabled": False}),
+    DELIVERY + "DeleteWebhook": Case(
+        "webhook", "delete", has_after=False, prepare=lambda w: w.webhook(),
+        call=lambda w, hook: (w.delivery.DeleteWebhook(delivery_pb2.DeleteWebhookRequest(
+            webhook_id=hook.webhook_id), metadata=w.md), hook.webhook_id)[1]),
+    DELIVERY + "RetryDelivery": Case(
+        "delivery", "retry", prepare=lambda w: w.failed_delivery(),
+        call=lambda w, delivery_id: w.delivery.RetryDelivery(delivery_pb2.RetryDeliveryRequest(
+            delivery_id=delivery_id), metadata=w.md).delivery.delivery_id,
+        changed={"status": "pending"}),
+}
+
+
+def test_every_write_or_admin_rpc_declares_an_audit_rule():
+    undeclared = [m for m, p in contracts.policies().items()
+                  if p.changes_state and p.audit == options_pb2.AUDIT_RULE_UNSPECIFIED]
+    assert undeclared == [], (
+        "these RPCs need the write or admin scope but declare no `option (audit)`: "
+        f"{undeclared} (docs/architecture.md, 'The audit log')")
+
+
+def test_every_recorded_rpc_has_a_case_here():
+    recorded = {m for m, p in contracts.policies().items() if p.audited}
+    assert recorded - set(CASES) == set(), "audited RPCs without a case in CASES"
+    assert set(CASES) - recorded == set(), "cases for RPCs not declared AUDIT_RULE_RECORDED"
+
+
+@pytest.fixture
+def world(stack, db):
+    w = World(stack, db)
+    yield w
+    w.close()
+
+
+@pytest.mark.parametrize("method", sorted(m for m, p in contracts.policies().items() if p.audited))
+def test_each_change_writes_exactly_one_event_with_actor_before_and_after(world, method):
+    case = CASES[method]
+    prepared = case.prepare(world)
+    before = world.events()
+    resource_id = case.call(world, prepared)
+    new = world.events()[len(before):]
+
+    assert len(new) == 1, f"{method} wrote {len(new)} audit events"
+    event = new[0]
+    assert (event["resource"], event["resource_id"], event["action_type"]) == (
+        case.resource, str(resource_id), case.action_type)
+    assert (event["key_id"], event["actor"]) == (world.admin_key_id, ACTOR)
+    assert event["key_name"] and event["principal"] == f"key:{world.admin_key_id}"
+    assert event["request_id"]
+    assert (event["before"] is not None, event["after"] is not None) == (case.has_before, case.has_after)
+    for name, value in case.changed.items():
+        assert event["after"][name] == value if not isinstance(value, dict) else \
+            {k: event["after"][name][k] for k in value} == value
+    text = json.dumps(event, default=str)
+    for secret in (SECRET, SECRET2, ROUTING_KEY, ROUTING_KEY + "-2", HEADER_TOKEN, world.admin_key):
+        assert secret not in text
+
+
+def test_a_failed_change_writes_no_event(world):
+    svc = world.service()
+    before = len(world.events())
+    failures = [
+        lambda: world.heartbeat.UpdateService(heartbeat_pb2.UpdateServiceRequest(
+            service_id=svc.service_id, threshold=0), metadata=world.md),           # invalid
+        lambda: world.heartbeat.DeleteService(heartbeat_pb2.DeleteServiceRequest(
+            service_id=987654), metadata=world.md),                                # unknown
+        lambda: world.routing.UpdateTeam(routing_pb2.UpdateTeamRequest(
+            team_id=987654, name="x"), metadata=world.md),                          # unknown
+        lambda: world.auth.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(
+            key_id=world.admin_key_id), metadata=world.md),                         # last admin key
+        lambda: world.delivery.RetryDelivery(delivery_pb2.RetryDeliveryRequest(
+            delivery_id=987654), metadata=world.md),                                # unknown
+    ]
+    for fail in failures:
+        with pytest.raises(grpc.RpcError):
+            fail()
+    assert len(world.events()) == before
+
+
+def test_a_change_whose_event_cannot_be_written_does_not_commit(world, db):
+    """The event is in the change's transaction: when it cannot be written, the
+    change is rolled back too."""
+    svc = world.service()
+    db.execute("ALTER TABLE audit_events ADD CONSTRAINT no_more_events CHECK (false) NOT VALID")
+    with pytest.raises(grpc.RpcError) as failure:
+        world.heartbeat.UpdateService(heartbeat_pb2.UpdateServiceRequest(
+            service_id=svc.service_id, muted=True), metadata=world.md)
+    assert failure.value.code() != grpc.StatusCode.OK
+    db.execute("ALTER TABLE audit_events DROP CONSTRAINT no_more_events")
+    after = world.heartbeat.GetService(heartbeat_pb2.GetServiceRequest(service_id=svc.service_id),
+                                       metadata=world.md).service
+    assert after.muted is False
+
+
+@pytest.mark.parametrize("given, recorded", [
+    ("bob", "bob"),
+    ("x" * 255, "x" * 255),
+    ("x" * 256, None),                 # too long: ignored
+])
+def test_the_actor_is_recorded_when_printable_and_short_enough(world, given, recorded):
+    md = (*bearer(world.admin_key), ("x-medic-actor", given))
+    world.routing.CreateTeam(routing_pb2.CreateTeamRequest(name=_name("team")), metadata=md)
+    assert world.events()[-1]["actor"] == recorded
