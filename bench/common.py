@@ -7,6 +7,8 @@ Every benchmark is a report, not a gate: it prints figures and exits 0.
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 import os
 import re
@@ -44,6 +46,14 @@ def pct(sorted_values, p):
 
 def load1() -> float:
     return os.getloadavg()[0]
+
+
+def command_line(doc: str, dsn_help: str = "PostgreSQL server (a fresh database is made on it)"
+                 ) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as the help, and --dsn."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help=dsn_help)
+    return parser
 
 
 def wait_for_quiet(max_load: float = 1.5, max_wait: float = 180.0, quiet: bool = False) -> float:
