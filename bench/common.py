@@ -29,7 +29,10 @@ sys.path.insert(0, str(REPO))
 from tests.support.databases import create_test_database, drop_test_database, with_database  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402,F401 (the benchmarks' import of it)
 
-LIMITS = Path(os.environ.get("MEDIC_BENCH_LIMITS", REPO.parent / "shared" / "bench-limits"))
+# ../shared/bench-limits beside the checkout; a worktree may sit deeper (/work/wt/<name>).
+LIMITS = Path(os.environ.get("MEDIC_BENCH_LIMITS") or next(
+    (p / "shared" / "bench-limits" for p in REPO.parents if (p / "shared" / "bench-limits").is_dir()),
+    REPO.parent / "shared" / "bench-limits"))
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 # Rate limits high enough that the limiter is exercised on every request but refuses none.
