@@ -25,6 +25,13 @@ TABLE: list[RpcRoute] = [
     RpcRoute("GET", "/v2/services/{service_id:int}/transitions", HEARTBEAT + "ListServiceTransitions",
              "A service's state changes, newest first, a page at a time (a `Link` header with "
              "rel=\"next\" when more follow)", query=("limit", "offset"), result="transitions"),
+    RpcRoute("POST", "/v2/services/bulk", HEARTBEAT + "BulkUpdateServices",
+             "Change up to 5,000 services at once (service_ids and the settings to set); each one is "
+             "snapshotted and audited under one bulk_id, which POST /v2/bulk-changes/{bulk_id}/undo takes",
+             body=True, message="Services updated."),
+    RpcRoute("POST", "/v2/bulk-changes/{bulk_id}/undo", HEARTBEAT + "UndoBulkChange",
+             "Put back every service of a bulk change (itself a bulk change, with a new bulk_id)",
+             message="Bulk change undone."),
     # teams
     RpcRoute("POST", "/v2/teams", ROUTING + "CreateTeam", "Create a team", body=True, status=201,
              result="team", message="Team created."),

@@ -277,6 +277,10 @@ class Settings:
         "MEDIC_HEARTBEAT_RETENTION_DAYS", 30,
         "heartbeat events older than this many days are deleted (the latest `threshold` "
         "counting heartbeats of each service are always kept)", parse=_positive_int)
+    audit_retention_days: int = _var(
+        "MEDIC_AUDIT_RETENTION_DAYS", 400,
+        "audit events and service snapshots older than this many days are deleted (by the same "
+        "retention job)", parse=_positive_int)
     retention_interval_seconds: float = _var(
         "MEDIC_RETENTION_INTERVAL_SECONDS", 3600.0, "pause between retention passes",
         parse=_positive_float)

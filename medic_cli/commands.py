@@ -6,6 +6,7 @@ table by default, the envelope's ``results`` as JSON with ``--json``.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from typing import Any, Callable
@@ -629,6 +630,98 @@ def _register_delivery(commands) -> None:
     p.add_argument("delivery_id", type=int, metavar="ID")
 
 
+# --- change history -------------------------------------------------------------------
+
+def _change(row: dict[str, Any]) -> str:
+    """What an event changed, briefly: the settings whose value differs."""
+    before, after = row.get("before") or {}, row.get("after") or {}
+    if not before:
+        return "created"
+    if not after:
+        return "deleted"
+    changed = [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(set(before) | set(after))
+               if before.get(k) != after.get(k)]
+    return "; ".join(changed) or "(no setting changed)"
+
+
+AUDIT_COLUMNS = [("at", "timestamp"), ("who", "actor"), ("key", "key_id"), ("action", "action_type"),
+                 ("resource", "resource"), ("id", "resource_id"), ("change", _change)]
+SNAPSHOT_COLUMNS = [("id", "snapshot_id"), ("service", "service_id"), ("name", "heartbeat_name"),
+                    ("before", "action_type"), ("who", "actor"), ("at", "created_at"),
+                    ("restored", "restored_at"), ("bulk", "bulk_id")]
+
+_SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _since(value: str) -> str:
+    """``1h``, ``30m``, ``2d``... (or an ISO time) as the ISO time it names."""
+    value = value.strip()
+    unit = _SINCE_UNITS.get(value[-1:].lower())
+    if unit is not None and value[:-1].isdigit():
+        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=int(value[:-1]) * unit)
+        return start.isoformat().replace("+00:00", "Z")
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("a duration such as 30m, 1h, 7d, or an ISO time") from None
+    return value
+
+
+def audit_list(api: Client, args, out: Output) -> None:
+    params = {"heartbeat_name": args.service, "start_date": args.since, "action_type": args.action,
+              "actor": args.actor, "resource": args.resource, "resource_id": args.resource_id,
+              "limit": args.limit, "offset": args.offset}
+    results = api.call("GET", "/v2/audit-logs", params=params)[1]
+    entries = results["entries"] if isinstance(results, dict) else results
+    if out.as_json:
+        out.rows(results, AUDIT_COLUMNS)
+        return
+    out.rows(entries, AUDIT_COLUMNS)
+    if isinstance(results, dict) and results.get("has_more"):
+        print(f"({results['total_count']} in all; --offset {results['offset'] + len(entries)} for more)")
+
+
+def snapshots_list(api: Client, args, out: Output) -> None:
+    service_id = _service_id(api, args.service) if args.service else None
+    params = {"service_id": service_id, "bulk_id": args.bulk_id, "limit": args.limit}
+    results = api.call("GET", "/v2/snapshots", params=params)[1]
+    out.rows(results if out.as_json else results["entries"], SNAPSHOT_COLUMNS)
+
+
+def snapshots_restore(api: Client, args, out: Output) -> None:
+    message, results = api.call("POST", f"/v2/snapshots/{args.snapshot_id}/restore")
+    out.message(results, message)
+
+
+def bulk_undo(api: Client, args, out: Output) -> None:
+    message, results = api.call("POST", f"/v2/bulk-changes/{_path(args.bulk_id)}/undo")
+    out.message(results, message if out.as_json else f"{message} {results['restored']} service(s) restored; "
+                                                    f"undo this with bulk id {results['bulk_id']}.")
+
+
+def _register_history(commands) -> None:
+    p = _leaf(commands, "audit", audit_list, "the change history (audit log), newest first")
+    p.add_argument("--service", metavar="NAME", help="one service's history (its heartbeat name)")
+    p.add_argument("--since", type=_since, metavar="WHEN", help="e.g. 30m, 1h, 7d, or an ISO time")
+    p.add_argument("--action", metavar="TYPE", help="an action type, e.g. mute, deactivate, delete")
+    p.add_argument("--actor", metavar="WHO", help="an X-Actor, an API key's name or its id")
+    p.add_argument("--resource", metavar="KIND", help="service, team, notification_target, webhook, api_key, ...")
+    p.add_argument("--resource-id", metavar="ID")
+    p.add_argument("--limit", type=int, metavar="N", help="1-250 (default 50)")
+    p.add_argument("--offset", type=int, metavar="N")
+
+    snaps = _group(commands, "snapshots", "services as they were before each destructive change (undo)")
+    p = _leaf(snaps, "list", snapshots_list, "snapshots, newest first")
+    p.add_argument("--service", metavar="NAME", help="one service's snapshots (its heartbeat name)")
+    p.add_argument("--bulk-id", metavar="UUID", help="the snapshots of one bulk change")
+    p.add_argument("--limit", type=int, metavar="N")
+    p = _leaf(snaps, "restore", snapshots_restore,
+              "put a service back as it was in a snapshot (itself audited and snapshotted: undo-able)")
+    p.add_argument("snapshot_id", type=int, metavar="ID")
+    p = _leaf(snaps, "undo-bulk", bulk_undo, "put back every service of a bulk change")
+    p.add_argument("bulk_id", metavar="BULK_ID")
+
+
 def register(parser: argparse.ArgumentParser, commands) -> None:
     """Adds the management commands to `medic` (``commands`` = its subparsers)."""
     add_client_options(parser, configured_url())
@@ -637,3 +730,4 @@ def register(parser: argparse.ArgumentParser, commands) -> None:
     _register_heartbeats_and_alerts(commands)
     _register_routing(commands)
     _register_delivery(commands)
+    _register_history(commands)

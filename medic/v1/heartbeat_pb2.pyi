@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from medic.v1 import common_pb2 as _common_pb2
 from medic.v1 import options_pb2 as _options_pb2
@@ -555,3 +556,211 @@ class SearchAlertsResponse(_message.Message):
     alerts: _containers.RepeatedCompositeFieldContainer[AlertWithTeam]
     total_matching: int
     def __init__(self, alerts: _Optional[_Iterable[_Union[AlertWithTeam, _Mapping]]] = ..., total_matching: _Optional[int] = ...) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("event_id", "at", "source", "action_type", "resource", "resource_id", "service_id", "execution_id", "principal", "key_id", "key_name", "actor", "request_id", "bulk_id", "before", "after", "details")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BULK_ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    event_id: int
+    at: _timestamp_pb2.Timestamp
+    source: str
+    action_type: str
+    resource: str
+    resource_id: str
+    service_id: int
+    execution_id: int
+    principal: str
+    key_id: str
+    key_name: str
+    actor: str
+    request_id: str
+    bulk_id: str
+    before: _struct_pb2.Struct
+    after: _struct_pb2.Struct
+    details: _struct_pb2.Struct
+    def __init__(self, event_id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ..., action_type: _Optional[str] = ..., resource: _Optional[str] = ..., resource_id: _Optional[str] = ..., service_id: _Optional[int] = ..., execution_id: _Optional[int] = ..., principal: _Optional[str] = ..., key_id: _Optional[str] = ..., key_name: _Optional[str] = ..., actor: _Optional[str] = ..., request_id: _Optional[str] = ..., bulk_id: _Optional[str] = ..., before: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., after: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ListAuditEventsRequest(_message.Message):
+    __slots__ = ("execution_id", "service_id", "action_type", "actor", "start", "end", "resource", "resource_id", "heartbeat_name", "bulk_id", "limit", "offset")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    BULK_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    service_id: int
+    action_type: str
+    actor: str
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    resource: str
+    resource_id: str
+    heartbeat_name: str
+    bulk_id: str
+    limit: int
+    offset: int
+    def __init__(self, execution_id: _Optional[int] = ..., service_id: _Optional[int] = ..., action_type: _Optional[str] = ..., actor: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resource: _Optional[str] = ..., resource_id: _Optional[str] = ..., heartbeat_name: _Optional[str] = ..., bulk_id: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class ListAuditEventsResponse(_message.Message):
+    __slots__ = ("events", "total_count", "limit", "offset", "has_more")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    total_count: int
+    limit: int
+    offset: int
+    has_more: bool
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., total_count: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., has_more: _Optional[bool] = ...) -> None: ...
+
+class Snapshot(_message.Message):
+    __slots__ = ("snapshot_id", "service_id", "heartbeat_name", "action_type", "snapshot_data", "actor", "bulk_id", "created_at", "restored_at")
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_DATA_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    BULK_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_AT_FIELD_NUMBER: _ClassVar[int]
+    snapshot_id: int
+    service_id: int
+    heartbeat_name: str
+    action_type: str
+    snapshot_data: _struct_pb2.Struct
+    actor: str
+    bulk_id: str
+    created_at: _timestamp_pb2.Timestamp
+    restored_at: _timestamp_pb2.Timestamp
+    def __init__(self, snapshot_id: _Optional[int] = ..., service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., action_type: _Optional[str] = ..., snapshot_data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., actor: _Optional[str] = ..., bulk_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restored_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListSnapshotsRequest(_message.Message):
+    __slots__ = ("service_id", "action_type", "start", "end", "bulk_id", "limit", "offset")
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    BULK_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    service_id: int
+    action_type: str
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    bulk_id: str
+    limit: int
+    offset: int
+    def __init__(self, service_id: _Optional[int] = ..., action_type: _Optional[str] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bulk_id: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class ListSnapshotsResponse(_message.Message):
+    __slots__ = ("snapshots", "total_count", "limit", "offset", "has_more")
+    SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    snapshots: _containers.RepeatedCompositeFieldContainer[Snapshot]
+    total_count: int
+    limit: int
+    offset: int
+    has_more: bool
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[Snapshot, _Mapping]]] = ..., total_count: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., has_more: _Optional[bool] = ...) -> None: ...
+
+class GetSnapshotRequest(_message.Message):
+    __slots__ = ("snapshot_id",)
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    snapshot_id: int
+    def __init__(self, snapshot_id: _Optional[int] = ...) -> None: ...
+
+class GetSnapshotResponse(_message.Message):
+    __slots__ = ("snapshot",)
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    snapshot: Snapshot
+    def __init__(self, snapshot: _Optional[_Union[Snapshot, _Mapping]] = ...) -> None: ...
+
+class RestoreSnapshotRequest(_message.Message):
+    __slots__ = ("snapshot_id",)
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    snapshot_id: int
+    def __init__(self, snapshot_id: _Optional[int] = ...) -> None: ...
+
+class RestoreSnapshotResponse(_message.Message):
+    __slots__ = ("snapshot", "service", "recreated", "message")
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    RECREATED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    snapshot: Snapshot
+    service: Service
+    recreated: bool
+    message: str
+    def __init__(self, snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., service: _Optional[_Union[Service, _Mapping]] = ..., recreated: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BulkUpdateServicesRequest(_message.Message):
+    __slots__ = ("service_ids", "active", "muted", "priority", "team", "team_id", "alert_interval_seconds", "threshold", "grace_period_seconds")
+    SERVICE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    MUTED_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    ALERT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    service_ids: _containers.RepeatedScalarFieldContainer[int]
+    active: bool
+    muted: bool
+    priority: _common_pb2.Priority
+    team: str
+    team_id: int
+    alert_interval_seconds: int
+    threshold: int
+    grace_period_seconds: int
+    def __init__(self, service_ids: _Optional[_Iterable[int]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., team: _Optional[str] = ..., team_id: _Optional[int] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ...) -> None: ...
+
+class BulkUpdateServicesResponse(_message.Message):
+    __slots__ = ("bulk_id", "changed")
+    BULK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    bulk_id: str
+    changed: int
+    def __init__(self, bulk_id: _Optional[str] = ..., changed: _Optional[int] = ...) -> None: ...
+
+class UndoBulkChangeRequest(_message.Message):
+    __slots__ = ("bulk_id",)
+    BULK_ID_FIELD_NUMBER: _ClassVar[int]
+    bulk_id: str
+    def __init__(self, bulk_id: _Optional[str] = ...) -> None: ...
+
+class UndoBulkChangeResponse(_message.Message):
+    __slots__ = ("bulk_id", "restored")
+    BULK_ID_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FIELD_NUMBER: _ClassVar[int]
+    bulk_id: str
+    restored: int
+    def __init__(self, bulk_id: _Optional[str] = ..., restored: _Optional[int] = ...) -> None: ...

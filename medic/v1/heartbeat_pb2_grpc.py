@@ -117,6 +117,36 @@ class HeartbeatServiceStub:
                 request_serializer=medic_dot_v1_dot_heartbeat__pb2.SearchAlertsRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_heartbeat__pb2.SearchAlertsResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/medic.v1.HeartbeatService/ListAuditEvents',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.ListSnapshots = channel.unary_unary(
+                '/medic.v1.HeartbeatService/ListSnapshots',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListSnapshotsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListSnapshotsResponse.FromString,
+                _registered_method=True)
+        self.GetSnapshot = channel.unary_unary(
+                '/medic.v1.HeartbeatService/GetSnapshot',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.GetSnapshotRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetSnapshotResponse.FromString,
+                _registered_method=True)
+        self.RestoreSnapshot = channel.unary_unary(
+                '/medic.v1.HeartbeatService/RestoreSnapshot',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.RestoreSnapshotRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.RestoreSnapshotResponse.FromString,
+                _registered_method=True)
+        self.BulkUpdateServices = channel.unary_unary(
+                '/medic.v1.HeartbeatService/BulkUpdateServices',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.BulkUpdateServicesRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.BulkUpdateServicesResponse.FromString,
+                _registered_method=True)
+        self.UndoBulkChange = channel.unary_unary(
+                '/medic.v1.HeartbeatService/UndoBulkChange',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeResponse.FromString,
+                _registered_method=True)
 
 
 class HeartbeatServiceServicer:
@@ -291,6 +321,80 @@ class HeartbeatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """--- change history (the audit log, snapshots, undo) ---------------------
+
+        Lists audit events, newest first: one event for every change made to
+        Medic (services, teams, targets, webhooks, API keys, rate limits, retried
+        deliveries, and remediation runs), with who made it (API key, X-Actor),
+        what it was before and after (secrets never), when, and the request id.
+        Every filter is optional and they combine; `limit` 1-250 (0: 50) with
+        `offset` pages, and the answer carries the total that matches.
+        Errors: INVALID_ARGUMENT naming the field (an unknown action_type, a limit
+        over 250, a negative offset, start after end); NOT_FOUND for an unknown
+        heartbeat_name.
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSnapshots(self, request, context):
+        """Lists service snapshots, newest first: a service's full settings (with its
+        team and notification targets) stored before each destructive change.
+        Same paging as ListAuditEvents. Secrets of the targets are never returned.
+        Errors: INVALID_ARGUMENT (an unknown action_type, limit, offset).
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSnapshot(self, request, context):
+        """Returns one snapshot.
+        Errors: NOT_FOUND.
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreSnapshot(self, request, context):
+        """Puts a service back as it was in a snapshot (undo). The restore is itself
+        audited (action_type `restore`) and snapshotted first, so it can be undone
+        in turn. A service deleted since is re-created with the same heartbeat
+        name, a new id and its notification targets; the answer says so.
+        Errors: NOT_FOUND (no such snapshot); FAILED_PRECONDITION (the snapshot
+        was restored already, or its heartbeat name now belongs to another service).
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkUpdateServices(self, request, context):
+        """Applies one change to up to 5,000 services at once, in one transaction:
+        each service gets a snapshot and an audit event (`bulk_edit`), all under
+        one new `bulk_id`, so UndoBulkChange can put them all back.
+        Errors: INVALID_ARGUMENT (no service, more than 5,000, no change, a bad
+        value); NOT_FOUND naming the first unknown service (nothing is changed).
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndoBulkChange(self, request, context):
+        """Restores every snapshot of a bulk change that is not restored yet, in one
+        transaction: itself a bulk change with a new bulk_id (undo of the undo).
+        Errors: NOT_FOUND (no snapshot has that bulk_id); FAILED_PRECONDITION
+        (every one was restored already).
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HeartbeatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -368,6 +472,36 @@ def add_HeartbeatServiceServicer_to_server(servicer, server):
                     servicer.SearchAlerts,
                     request_deserializer=medic_dot_v1_dot_heartbeat__pb2.SearchAlertsRequest.FromString,
                     response_serializer=medic_dot_v1_dot_heartbeat__pb2.SearchAlertsResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'ListSnapshots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSnapshots,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListSnapshotsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.ListSnapshotsResponse.SerializeToString,
+            ),
+            'GetSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSnapshot,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetSnapshotRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.GetSnapshotResponse.SerializeToString,
+            ),
+            'RestoreSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreSnapshot,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.RestoreSnapshotRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.RestoreSnapshotResponse.SerializeToString,
+            ),
+            'BulkUpdateServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkUpdateServices,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.BulkUpdateServicesRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.BulkUpdateServicesResponse.SerializeToString,
+            ),
+            'UndoBulkChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndoBulkChange,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -783,6 +917,168 @@ class HeartbeatService:
             '/medic.v1.HeartbeatService/SearchAlerts',
             medic_dot_v1_dot_heartbeat__pb2.SearchAlertsRequest.SerializeToString,
             medic_dot_v1_dot_heartbeat__pb2.SearchAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/ListAuditEvents',
+            medic_dot_v1_dot_heartbeat__pb2.ListAuditEventsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSnapshots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/ListSnapshots',
+            medic_dot_v1_dot_heartbeat__pb2.ListSnapshotsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.ListSnapshotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/GetSnapshot',
+            medic_dot_v1_dot_heartbeat__pb2.GetSnapshotRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.GetSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/RestoreSnapshot',
+            medic_dot_v1_dot_heartbeat__pb2.RestoreSnapshotRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.RestoreSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkUpdateServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/BulkUpdateServices',
+            medic_dot_v1_dot_heartbeat__pb2.BulkUpdateServicesRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.BulkUpdateServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndoBulkChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/UndoBulkChange',
+            medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -18,7 +18,9 @@ from services.heartbeat.ingest import IngestQueue
 from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.monitor import Monitor
 from services.heartbeat.retention import Retention
-from services.heartbeat.routing_client import RoutingClient
+from services.heartbeat.audit_log import AuditLog
+from services.heartbeat.routing_client import RoutingClient, RoutingLookups
+from services.heartbeat.snapshots import SnapshotReader
 from services.heartbeat.search import ServiceSearch
 from services.heartbeat.service_store import ServiceStore
 from services.heartbeat.servicer import HeartbeatServicer
@@ -61,7 +63,8 @@ def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
 def _retention(settings: Settings, db: Database) -> Retention:
     """Deletes expired heartbeat events; runs wherever the monitor runs."""
     return Retention(db, retention_days=settings.heartbeat_retention_days,
-                     interval_seconds=settings.retention_interval_seconds)
+                     interval_seconds=settings.retention_interval_seconds,
+                     audit_retention_days=settings.audit_retention_days)
 
 
 def build(settings: Settings, db: Database | None = None) -> Component:
@@ -70,8 +73,10 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     monitor, dispatcher, channel, committed = _alert_pipeline(settings, db, policy)
     heartbeats = HeartbeatStore(db, policy, on_committed=committed)
     ingest = IngestQueue(heartbeats, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
+    lookups = RoutingLookups(channel, settings.rpc_timeout_seconds)
     servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed), heartbeats,
-                                 AlertStore(db, policy), ingest, ServiceSearch(db))
+                                 AlertStore(db, policy), ingest, ServiceSearch(db), audit=AuditLog(db),
+                                 snapshot_reader=SnapshotReader(db), routing=lookups)
     on_start = [ingest.start]
     on_stop = [lambda grace: ingest.stop(grace)]
     if settings.monitor_enabled:

@@ -43,8 +43,14 @@ def action_type(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     return "edit"
 
 
+def event(action: str, service_id: int, before: Row | None, after: Row | None, *,
+          bulk_id=None, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``medic.audit.record`` arguments of a service change."""
+    return dict(source=SOURCE, action_type=action, resource=RESOURCE, resource_id=service_id,
+                service_id=service_id, before=None if before is None else settings(before),
+                after=None if after is None else settings(after), bulk_id=bulk_id, details=details)
+
+
 def record(tx: Tx, action: str, service_id: int, before: Row | None, after: Row | None, *,
            bulk_id=None, details: Mapping[str, Any] | None = None) -> None:
-    audit.record(tx, source=SOURCE, action_type=action, resource=RESOURCE, resource_id=service_id,
-                 service_id=service_id, before=None if before is None else settings(before),
-                 after=None if after is None else settings(after), bulk_id=bulk_id, details=details)
+    audit.record(tx, **event(action, service_id, before, after, bulk_id=bulk_id, details=details))

@@ -1,4 +1,6 @@
-"""Retention: deletes heartbeat events older than ``MEDIC_HEARTBEAT_RETENTION_DAYS``.
+"""Retention: deletes heartbeat events older than ``MEDIC_HEARTBEAT_RETENTION_DAYS``,
+and audit events and service snapshots older than ``MEDIC_AUDIT_RETENTION_DAYS``
+(the audit log is pruned here, by its reader: docs/architecture.md).
 
 Why batched deletes and not a time-partitioned table (measured with
 ``bench/bench_retention.py``, see docs/operations.md):
@@ -38,6 +40,19 @@ from services.heartbeat.heartbeat_store import HeartbeatStore
 
 log = logging.getLogger(__name__)
 
+# Audit events and snapshots older than MEDIC_AUDIT_RETENTION_DAYS, oldest first,
+# a batch at a time (the same short transactions as the heartbeat events').
+DELETE_EXPIRED_AUDIT = """
+    DELETE FROM audit_events WHERE event_id IN (
+        SELECT event_id FROM audit_events WHERE at < now() - make_interval(days => %(days)s)
+        ORDER BY at LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+"""
+DELETE_EXPIRED_SNAPSHOTS = """
+    DELETE FROM service_snapshots WHERE snapshot_id IN (
+        SELECT snapshot_id FROM service_snapshots WHERE created_at < now() - make_interval(days => %(days)s)
+        ORDER BY created_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+"""
+
 DEFAULT_BATCH = 5000
 # Between batches: lets autovacuum, the ingest and replicas' WAL replay keep up.
 DEFAULT_PAUSE_SECONDS = 0.05
@@ -45,9 +60,12 @@ DEFAULT_PAUSE_SECONDS = 0.05
 
 class Retention:
     def __init__(self, db: Database, *, retention_days: int, interval_seconds: float,
-                 batch: int = DEFAULT_BATCH, pause_seconds: float = DEFAULT_PAUSE_SECONDS):
+                 batch: int = DEFAULT_BATCH, pause_seconds: float = DEFAULT_PAUSE_SECONDS,
+                 audit_retention_days: int = 400):
+        self.db = db
         self.store = HeartbeatStore(db)
         self.retention_days = retention_days
+        self.audit_retention_days = audit_retention_days
         self.interval_seconds = interval_seconds
         self.batch = batch
         self.pause_seconds = pause_seconds
@@ -60,18 +78,32 @@ class Retention:
         metrics.EVENTS_DELETED.inc(deleted)
         return deleted
 
-    def run_once(self) -> int:
-        """Deletes every expired event, batch after batch; the number deleted."""
+    def delete_history_batch(self, sql: str) -> int:
+        with self.db.transaction() as tx:
+            return tx.execute(sql, {"days": self.audit_retention_days, "batch": self.batch})
+
+    def _drain(self, delete_batch) -> int:
         total = 0
         while not self._stop.is_set():
-            deleted = self.delete_batch()
+            deleted = delete_batch()
             total += deleted
             if deleted < self.batch:
                 break
             self._stop.wait(self.pause_seconds)
+        return total
+
+    def run_once(self) -> int:
+        """Deletes every expired heartbeat event, batch after batch, then expired
+        audit events and service snapshots; the number of heartbeat events deleted."""
+        total = self._drain(self.delete_batch)
         if total:
             log.info("retention deleted %d heartbeat events older than %d days", total,
                      self.retention_days)
+        events = self._drain(lambda: self.delete_history_batch(DELETE_EXPIRED_AUDIT))
+        snapshots = self._drain(lambda: self.delete_history_batch(DELETE_EXPIRED_SNAPSHOTS))
+        if events or snapshots:
+            log.info("retention deleted %d audit events and %d service snapshots older than %d days",
+                     events, snapshots, self.audit_retention_days)
         return total
 
     # --- the loop -------------------------------------------------------------------

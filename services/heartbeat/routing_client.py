@@ -1,14 +1,26 @@
 """The heartbeat service's calls to RoutingService: a batch of alert events
 handed over in one ``RouteAlerts`` call, each event carrying every service fact
-routing and delivery need."""
+routing and delivery need; and a service's team and targets for its snapshots
+(``RoutingLookups``)."""
 from __future__ import annotations
 
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
 import grpc
+from google.protobuf import json_format, struct_pb2
 
 from medic import enums
+from medic.authz.rules import identity_metadata
 from medic.db import Row
+from medic.interceptors import ACTOR_HEADER, current_identity
 from medic.timestamps import to_timestamp
 from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
+from services.heartbeat.snapshots import Related
+
+log = logging.getLogger(__name__)
 
 OK = grpc.StatusCode.OK.value[0]
 CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
@@ -50,3 +62,88 @@ class RoutingClient:
     def route_alerts(self, request: routing_pb2.RouteAlertsRequest) -> routing_pb2.RouteAlertsResponse:
         """Raises ``grpc.RpcError`` when the call fails as a whole."""
         return self.stub.RouteAlerts(request, timeout=self.timeout)
+
+
+class RoutingLookups:
+    """What a service snapshot needs from routing (its team and targets), and
+    re-creating a restored service's targets. Reads go as heartbeat itself
+    (service credential); re-creating goes for the caller (its identity and
+    actor propagated), so routing audits it as the caller's."""
+
+    def __init__(self, channel: grpc.Channel, timeout: float):
+        self.stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        self.timeout = timeout
+
+    def related(self, service_id: int, team_id: int | None) -> Related:
+        """One service's team and targets; ``unavailable`` when routing does not answer."""
+        try:
+            targets = self.stub.ListNotificationTargets(
+                routing_pb2.ListNotificationTargetsRequest(service_id=service_id), timeout=self.timeout).targets
+            team = self._team(team_id) if team_id else None
+        except grpc.RpcError as err:
+            log.warning("routing did not answer for a snapshot of service %d: %s", service_id, err.code().name)
+            return Related(unavailable=True)
+        return Related(team=team, targets=[target_dict(t) for t in targets])
+
+    def related_all(self) -> Callable[[Row], Related]:
+        """Every service's team and targets, in two calls (a bulk change): a
+        function of a service's row."""
+        try:
+            targets = self.stub.ListNotificationTargets(routing_pb2.ListNotificationTargetsRequest(),
+                                                        timeout=self.timeout).targets
+            teams = self.stub.ListTeams(routing_pb2.ListTeamsRequest(), timeout=self.timeout).teams
+        except grpc.RpcError as err:
+            log.warning("routing did not answer for the snapshots of a bulk change: %s", err.code().name)
+            return lambda row: Related(unavailable=True)
+        by_service: dict[int, list] = collections.defaultdict(list)
+        for target in targets:
+            by_service[target.service_id].append(target_dict(target))
+        team_of = {t.team_id: team_dict(t) for t in teams}
+        return lambda row: Related(team=team_of.get(row["team_id"]) if row["team_id"] else None,
+                                   targets=list(by_service.get(row["service_id"], [])))
+
+    def team_exists(self, team_id: int) -> bool | None:
+        """Whether the team exists; None when routing does not answer."""
+        try:
+            return self._team(team_id) is not None
+        except grpc.RpcError:
+            return None
+
+    def _team(self, team_id: int) -> dict | None:
+        try:
+            return team_dict(self.stub.GetTeam(routing_pb2.GetTeamRequest(team_id=team_id),
+                                               timeout=self.timeout).team)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    def recreate_targets(self, service_id: int, targets: list[dict]) -> list[str]:
+        """Creates the targets anew for ``service_id``, as the caller; what failed, in words."""
+        identity = current_identity()
+        metadata = identity_metadata(identity)
+        if identity.actor:
+            metadata = (*metadata, (ACTOR_HEADER, identity.actor))
+        failed = []
+        for target in targets:
+            config = struct_pb2.Struct()
+            config.update(target.get("config") or {})
+            try:
+                self.stub.CreateNotificationTarget(routing_pb2.CreateNotificationTargetRequest(
+                    service_id=service_id, type=enums.TARGET_TYPE.numbers[target["type"]], config=config,
+                    priority=int(target.get("priority") or 0), enabled=bool(target.get("enabled", True))),
+                    metadata=metadata, timeout=self.timeout)
+            except grpc.RpcError as err:
+                failed.append(f"its {target['type']} target {target.get('target_id')} could not be re-created "
+                              f"({err.code().name})")
+        return failed
+
+
+def target_dict(target: routing_pb2.NotificationTarget) -> dict[str, Any]:
+    return {"target_id": target.target_id, "type": enums.TARGET_TYPE.names.get(target.type, ""),
+            "config": json_format.MessageToDict(target.config), "priority": target.priority,
+            "enabled": target.enabled}
+
+
+def team_dict(team: routing_pb2.Team) -> dict[str, Any]:
+    return {"team_id": team.team_id, "name": team.name, "slack_channel_id": team.slack_channel_id or None}

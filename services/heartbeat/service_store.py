@@ -1,4 +1,8 @@
-"""Services: registration, reads, updates and deletion (``services``).
+"""Services: registration, reads, updates and deletion (``services``), bulk
+changes, and restoring a snapshot (undo).
+
+Every change is audited (``history.record``) and, when destructive, snapshotted
+first (``snapshots.take``), in the transaction of the change.
 
 Times come from the database clock (``now()`` of the transaction). An update
 that changes what the lifecycle cares about (active, muted, marked down or up by
@@ -7,12 +11,14 @@ hand) asks ``lifecycle.apply_update`` what follows and carries it out with
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from medic import audit
 from medic.db import Database, Row, Tx, set_clause
-from medic.errors import Conflict, NotFound
-from services.heartbeat import alert_store, heartbeat_store, history, lifecycle
+from medic.errors import Conflict, FailedPrecondition, NotFound
+from services.heartbeat import alert_store, heartbeat_store, history, lifecycle, snapshots
 from services.heartbeat.alert_store import Changes
 from services.heartbeat.deadline import deadline
 from services.heartbeat.lifecycle import LifecyclePolicy
@@ -45,11 +51,20 @@ RECENT_COUNTING_BEATS = """
 """
 
 DELETE_SERVICE = "DELETE FROM services WHERE service_id = %s"
+# A bulk change locks its services in id order, as the ingest does: no deadlock between them.
+LOCK_SERVICES = f"SELECT {SERVICE_COLUMNS} FROM services WHERE service_id = ANY(%s) ORDER BY service_id FOR UPDATE"
+# What a re-created service is registered with (INSERT_SERVICE's fields).
+REGISTERED = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "team_id",
+              "priority", "runbook", "notify_mode")
 
 # Columns UpdateService may change, in the order written.
 UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team",
              "team_id", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state",
              "recent_beats", "activated_at", "deadline_at")
+
+
+# A change made without asking routing (a store called directly): its snapshot says so.
+UNKNOWN_RELATED = snapshots.Related(unavailable=True)
 
 
 class ServiceStore:
@@ -76,9 +91,11 @@ class ServiceStore:
             raise Conflict("service changed concurrently, retry")
         return existing, False
 
-    def delete(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> None:
+    def delete(self, *, heartbeat_name: str | None = None, service_id: int | None = None,
+               related: snapshots.Related | None = None) -> None:
         with self.db.transaction() as tx:
             row = self._get(tx, heartbeat_name, service_id, lock=True)
+            snapshots.take(tx, row, "delete", related or UNKNOWN_RELATED)
             heartbeat_store.delete_service_events(tx, row["service_id"])
             tx.execute(DELETE_SERVICE, (row["service_id"],))
             history.record(tx, "delete", row["service_id"], row, None)
@@ -88,6 +105,10 @@ class ServiceStore:
         with self.db.transaction() as tx:
             row = self._get(tx, heartbeat_name, service_id)
             return alert_store.list_transitions(tx, row["service_id"], limit, offset)
+
+    def find(self, service_id: int) -> Row | None:
+        """The service with this id, or None (deleted)."""
+        return self.db.one(SELECT_SERVICE_BY_ID, (service_id,))
 
     def get(self, *, heartbeat_name: str | None = None, service_id: int | None = None) -> Row:
         with self.db.transaction() as tx:
@@ -114,38 +135,153 @@ class ServiceStore:
             {"name": service_name, "active": active})
 
     def update(self, changes: dict[str, Any], *, heartbeat_name: str | None = None,
-               service_id: int | None = None, down: bool | None = None) -> Row:
+               service_id: int | None = None, down: bool | None = None,
+               related: snapshots.Related | None = None) -> Row:
         """Applies ``changes`` (column -> value) and recomputes the deadline.
         Deactivating resolves an open alert; ``down`` opens (true) or resolves
-        (false) one by hand."""
+        (false) one by hand. The service as it was is snapshotted (with
+        ``related``, its team and targets) and the change audited, in the same
+        transaction."""
         done = Changes()
         with self.db.transaction() as tx:
             now = tx.one("SELECT now() AS now")["now"]
             current = self._get(tx, heartbeat_name, service_id, lock=True)
-            sid = current["service_id"]
-            row = dict(current)
-            row.update(changes)
-            after = lifecycle.apply_update(current["state"], active=current["active"], muted=current["muted"],
-                                           to_active=row["active"], to_muted=row["muted"], down=down)
-            if row["muted"] != current["muted"]:
-                row["muted_at"] = now if row["muted"] else None
-            if after.restarts_clock:
-                row["activated_at"] = now
-            if row["threshold"] != current["threshold"]:
-                beats = tx.all(RECENT_COUNTING_BEATS,
-                               (sid, FAILURE_STATUSES_PARAM, row["activated_at"], row["threshold"]))
-                row["recent_beats"] = [b["time"] for b in beats]
-            row["deadline_at"] = (deadline(row["recent_beats"] or (), row["threshold"], row["activated_at"],
-                                           row["alert_interval_seconds"], row["grace_period_seconds"])
-                                  if row["active"] else None)
-            for transition in after.events:
-                alert_store.execute(tx, self.policy, done, sid, transition, muted=row["muted"],
-                                    interval_seconds=row["alert_interval_seconds"], now=now)
-            row["state"] = after.state
-            updated = tx.one(
-                f"UPDATE services SET {set_clause(row, UPDATABLE)}, updated_at = %(now)s"
-                f" WHERE service_id = %(service_id)s RETURNING {SERVICE_COLUMNS}",
-                dict(row, now=now))
-            history.record(tx, history.action_type(current, updated), sid, current, updated)
+            updated = self._apply(tx, now, current, changes, down, done)
+            action = history.action_type(current, updated)
+            snapshots.take(tx, current, action, related or UNKNOWN_RELATED)
+            history.record(tx, action, current["service_id"], current, updated)
         self.on_committed(done)
         return updated
+
+    def _apply(self, tx: Tx, now, current: Row, changes: dict[str, Any], down: bool | None,
+               done: Changes) -> Row:
+        """The update rule: ``current`` with ``changes``, its lifecycle and deadline; the row written."""
+        sid = current["service_id"]
+        row = dict(current)
+        row.update(changes)
+        after = lifecycle.apply_update(current["state"], active=current["active"], muted=current["muted"],
+                                       to_active=row["active"], to_muted=row["muted"], down=down)
+        if row["muted"] != current["muted"]:
+            row["muted_at"] = now if row["muted"] else None
+        if after.restarts_clock:
+            row["activated_at"] = now
+        if row["threshold"] != current["threshold"]:
+            beats = tx.all(RECENT_COUNTING_BEATS,
+                           (sid, FAILURE_STATUSES_PARAM, row["activated_at"], row["threshold"]))
+            row["recent_beats"] = [b["time"] for b in beats]
+        row["deadline_at"] = (deadline(row["recent_beats"] or (), row["threshold"], row["activated_at"],
+                                       row["alert_interval_seconds"], row["grace_period_seconds"])
+                              if row["active"] else None)
+        for transition in after.events:
+            alert_store.execute(tx, self.policy, done, sid, transition, muted=row["muted"],
+                                interval_seconds=row["alert_interval_seconds"], now=now)
+        row["state"] = after.state
+        return tx.one(
+            f"UPDATE services SET {set_clause(row, UPDATABLE)}, updated_at = %(now)s"
+            f" WHERE service_id = %(service_id)s RETURNING {SERVICE_COLUMNS}",
+            dict(row, now=now))
+
+    # --- bulk changes and undo ------------------------------------------------------
+
+    def bulk_update(self, service_ids: Sequence[int], changes: dict[str, Any],
+                    related: Callable[[Row], snapshots.Related] = lambda row: UNKNOWN_RELATED,
+                    ) -> tuple[uuid.UUID, int]:
+        """Applies ``changes`` to every service, in one transaction: each one
+        snapshotted and audited (``bulk_edit``) under one new bulk id."""
+        bulk_id = uuid.uuid4()
+        done = Changes()
+        with self.db.transaction() as tx:
+            now = tx.one("SELECT now() AS now")["now"]
+            rows = tx.all(LOCK_SERVICES, (sorted(set(service_ids)),))
+            missing = sorted(set(service_ids) - {r["service_id"] for r in rows})
+            if missing:
+                raise NotFound(f"service id {missing[0]} is not registered (nothing was changed)")
+            taken, events = [], []
+            for current in rows:
+                updated = self._apply(tx, now, current, changes, None, done)
+                taken.append((current, related(current)))
+                events.append(history.event("bulk_edit", current["service_id"], current, updated, bulk_id=bulk_id))
+            snapshots.take_many(tx, taken, "bulk_edit", bulk_id)
+            audit.record_many(tx, events)
+        self.on_committed(done)
+        return bulk_id, len(rows)
+
+    def restore(self, snapshot_id: int, related: snapshots.Related, *,
+                team_exists: bool | None = None) -> snapshots.Restored:
+        """Puts the service of a snapshot back as it was (see ``snapshots``)."""
+        done = Changes()
+        with self.db.transaction() as tx:
+            now = tx.one("SELECT now() AS now")["now"]
+            snap = snapshots.lock_for_restore(tx, snapshot_id)
+            restored = self._restore_one(tx, now, snap, related, done, team_exists=team_exists)
+            snapshots.mark_restored(tx, [snapshot_id])
+            restored.snapshot = tx.one(snapshots.SELECT_SNAPSHOT, (snapshot_id,))
+        self.on_committed(done)
+        return restored
+
+    def undo_bulk(self, bulk_id: str, related: Callable[[Row], snapshots.Related] = lambda row: UNKNOWN_RELATED,
+                  ) -> tuple[uuid.UUID, int, list[str]]:
+        """Restores every snapshot of a bulk change not restored yet, in one
+        transaction, as a bulk change of its own (new bulk id)."""
+        undo_id = uuid.uuid4()
+        done = Changes()
+        notes: list[str] = []
+        with self.db.transaction() as tx:
+            now = tx.one("SELECT now() AS now")["now"]
+            pending = snapshots.lock_bulk(tx, bulk_id)
+            taken, events = [], []
+            for snap in pending:
+                current = tx.one(SELECT_SERVICE_BY_ID + " FOR UPDATE", (snap["service_id"],))
+                if current is None:
+                    notes.append(f"service {snap['service_id']} was deleted since; restore its own "
+                                 "snapshot to re-create it")
+                    continue
+                updated = self._apply(tx, now, current, _restorable(snap["snapshot_data"]), None, done)
+                taken.append((current, related(current)))
+                events.append(history.event("restore", current["service_id"], current, updated, bulk_id=undo_id,
+                                            details={"snapshot_id": snap["snapshot_id"], "undo_of_bulk_id": bulk_id}))
+            if taken:
+                snapshots.take_many(tx, taken, "restore", undo_id)
+                audit.record_many(tx, events)
+            snapshots.mark_restored(tx, [s["snapshot_id"] for s in pending])
+        self.on_committed(done)
+        return undo_id, len(taken), notes
+
+    def _restore_one(self, tx: Tx, now, snap: Row, related: snapshots.Related, done: Changes, *,
+                     team_exists: bool | None) -> snapshots.Restored:
+        data = snap["snapshot_data"]
+        changes = _restorable(data)
+        notes = []
+        if team_exists is False and changes.get("team_id") is not None:
+            notes.append(f"Its team (id {changes['team_id']}) no longer exists, so it has none now.")
+            changes["team_id"] = None
+        details = {"snapshot_id": snap["snapshot_id"]}
+        current = tx.one(SELECT_SERVICE_BY_ID + " FOR UPDATE", (snap["service_id"],))
+        if current is not None:
+            updated = self._apply(tx, now, current, changes, None, done)
+            snapshots.take(tx, current, "restore", related)
+            history.record(tx, "restore", current["service_id"], current, updated, details=details)
+            return snapshots.Restored(snapshot=snap, service=updated, notes=notes)
+        # Deleted since: re-created under its heartbeat name, with a new id.
+        taken = tx.one(SELECT_SERVICE_BY_NAME, (data["heartbeat_name"],))
+        if taken is not None:
+            raise FailedPrecondition(
+                f"service {snap['service_id']} was deleted and its heartbeat name {data['heartbeat_name']!r} "
+                f"now belongs to service {taken['service_id']}; delete or rename that one first")
+        fields = {name: changes[name] for name in REGISTERED}
+        fields["heartbeat_name"] = data["heartbeat_name"]
+        fields.update(now=now, deadline_at=deadline((), fields["threshold"], now, fields["alert_interval_seconds"],
+                                                     fields["grace_period_seconds"]))
+        created = tx.one(INSERT_SERVICE, fields)
+        updated = self._apply(tx, now, created, {"active": changes["active"], "muted": changes["muted"]},
+                              None, done)
+        details["previous_service_id"] = snap["service_id"]
+        history.record(tx, "restore", updated["service_id"], None, updated, details=details)
+        return snapshots.Restored(snapshot=snap, service=updated, recreated=True,
+                                  previous_service_id=snap["service_id"],
+                                  targets_to_recreate=list(data.get("targets") or []), notes=notes)
+
+
+def _restorable(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of snapshot data that an update writes back (not the name: it is the key)."""
+    return {name: data[name] for name in history.SETTINGS if name != "heartbeat_name"}

@@ -5,6 +5,9 @@ to status codes.
 """
 from __future__ import annotations
 
+import datetime as dt
+
+from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic import enums
@@ -13,10 +16,11 @@ from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
 from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, heartbeat_pb2, heartbeat_pb2_grpc
-from services.heartbeat import search, status
+from services.heartbeat import audit_log, search, snapshots, status
 from services.heartbeat.alert_store import AlertStore
 from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem, RecordOutcome
 from services.heartbeat.ingest import IngestQueue
+from services.heartbeat.routing_client import RoutingLookups
 from services.heartbeat.service_store import ServiceStore
 
 MAX_NAME_LENGTH = 255
@@ -124,14 +128,85 @@ def ingest_item(request: heartbeat_pb2.RecordHeartbeatRequest) -> IngestItem:
                       status.validate_run_id(request.run_id))
 
 
+def _changes(request) -> dict:
+    """The settings an UpdateService or BulkUpdateServices request sets (the
+    fields it has and were given), checked."""
+    fields = request.DESCRIPTOR.fields_by_name
+    given = [name for name in fields if fields[name].has_presence and name not in ("heartbeat_name", "service_id",
+                                                                                    "down")
+             and request.HasField(name)]
+    changes: dict = {}
+    for name in given:
+        value = getattr(request, name)
+        if name == "service_name":
+            changes[name] = required_name(value, "service_name")
+        elif name == "alert_interval_seconds":
+            changes[name] = _interval(value)
+        elif name == "threshold":
+            changes[name] = _threshold(value)
+        elif name == "grace_period_seconds":
+            changes[name] = _grace(value)
+        elif name == "team":
+            changes[name] = value.strip() or DEFAULT_TEAM
+        elif name == "team_id":
+            changes[name] = _team_id(value)
+        elif name == "priority":
+            changes[name] = _enum(value, enums.PRIORITY.names, "priority")
+        elif name == "runbook":
+            changes[name] = value or None
+        elif name == "notify_mode":
+            changes[name] = _enum(value, enums.NOTIFY_MODE.names, "notify_mode")
+        elif name in ("active", "muted"):
+            changes[name] = value
+    return changes
+
+
+MAX_BULK = 5000
+
+
+def _struct(value) -> struct_pb2.Struct | None:
+    if value is None:
+        return None
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+def audit_event_to_pb(row: Row) -> heartbeat_pb2.AuditEvent:
+    return heartbeat_pb2.AuditEvent(
+        event_id=row["event_id"], at=to_timestamp(row["at"]), source=row["source"], action_type=row["action_type"],
+        resource=row["resource"], resource_id=row["resource_id"], service_id=row["service_id"] or 0,
+        execution_id=row["execution_id"] or 0, principal=row["principal"], key_id=row["key_id"] or "",
+        key_name=row["key_name"] or "", actor=row["actor"] or "", request_id=row["request_id"] or "",
+        bulk_id=str(row["bulk_id"] or ""), before=_struct(row["before"]), after=_struct(row["after"]),
+        details=_struct(row["details"]))
+
+
+def snapshot_to_pb(row: Row) -> heartbeat_pb2.Snapshot:
+    return heartbeat_pb2.Snapshot(
+        snapshot_id=row["snapshot_id"], service_id=row["service_id"], heartbeat_name=row["heartbeat_name"],
+        action_type=row["action_type"], snapshot_data=_struct(snapshots.public_data(row["snapshot_data"])),
+        actor=row["actor"] or "", bulk_id=str(row["bulk_id"] or ""), created_at=to_timestamp(row["created_at"]),
+        restored_at=to_timestamp(row["restored_at"]))
+
+
+def _time(request, field: str):
+    return request.__getattribute__(field).ToDatetime(tzinfo=dt.timezone.utc) if request.HasField(field) else None
+
+
 class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
     def __init__(self, services: ServiceStore, heartbeats: HeartbeatStore, alerts: AlertStore,
-                 ingest: IngestQueue, searches: search.ServiceSearch):
+                 ingest: IngestQueue, searches: search.ServiceSearch, *, audit: audit_log.AuditLog,
+                 snapshot_reader: snapshots.SnapshotReader, routing: RoutingLookups | None = None):
         self.services = services
         self.heartbeats = heartbeats
         self.alerts = alerts
         self.ingest = ingest
         self.searches = searches
+        self.audit_log = audit
+        self.snapshots = snapshot_reader
+        # The team and targets of a service, for its snapshots (None: not asked).
+        self.routing = routing
 
     def RegisterService(self, request, context):
         fields = {
@@ -160,35 +235,14 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
 
     def UpdateService(self, request, context):
         ref = _service_ref(request)
-        changes: dict = {}
-        if request.HasField("service_name"):
-            changes["service_name"] = required_name(request.service_name, "service_name")
-        if request.HasField("alert_interval_seconds"):
-            changes["alert_interval_seconds"] = _interval(request.alert_interval_seconds)
-        if request.HasField("threshold"):
-            changes["threshold"] = _threshold(request.threshold)
-        if request.HasField("grace_period_seconds"):
-            changes["grace_period_seconds"] = _grace(request.grace_period_seconds)
-        if request.HasField("team"):
-            changes["team"] = request.team.strip() or DEFAULT_TEAM
-        if request.HasField("team_id"):
-            changes["team_id"] = _team_id(request.team_id)
-        if request.HasField("priority"):
-            changes["priority"] = _enum(request.priority, enums.PRIORITY.names, "priority")
-        if request.HasField("runbook"):
-            changes["runbook"] = request.runbook or None
-        if request.HasField("notify_mode"):
-            changes["notify_mode"] = _enum(request.notify_mode, enums.NOTIFY_MODE.names, "notify_mode")
-        if request.HasField("active"):
-            changes["active"] = request.active
-        if request.HasField("muted"):
-            changes["muted"] = request.muted
+        changes = _changes(request)
         down = request.down if request.HasField("down") else None
-        row = self.services.update(changes, down=down, **ref)
+        row = self.services.update(changes, down=down, related=self._related(self.services.get(**ref)), **ref)
         return heartbeat_pb2.UpdateServiceResponse(service=service_to_pb(row))
 
     def DeleteService(self, request, context):
-        self.services.delete(**_service_ref(request))
+        ref = _service_ref(request)
+        self.services.delete(related=self._related(self.services.get(**ref)), **ref)
         return heartbeat_pb2.DeleteServiceResponse()
 
     def ListServiceTransitions(self, request, context):
@@ -328,3 +382,75 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         return heartbeat_pb2.SearchAlertsResponse(alerts=[
             heartbeat_pb2.AlertWithTeam(alert=alert_to_pb(r), team=r["team"]) for r in rows],
             total_matching=total or 0)
+
+    # --- change history: the audit log, snapshots, undo ------------------------
+
+    def _related(self, service: Row) -> snapshots.Related:
+        if self.routing is None:
+            return snapshots.Related(unavailable=True)
+        return self.routing.related(service["service_id"], service["team_id"])
+
+    def ListAuditEvents(self, request, context):
+        service_id = request.service_id
+        if request.heartbeat_name.strip():
+            service_id = self.services.get(heartbeat_name=request.heartbeat_name.strip())["service_id"]
+        limit = request.limit or audit_log.DEFAULT_PAGE
+        query = audit_log.AuditQuery(
+            execution_id=request.execution_id, service_id=service_id, action_type=request.action_type.strip(),
+            actor=request.actor.strip(), start=_time(request, "start"), end=_time(request, "end"),
+            resource=request.resource.strip(), resource_id=request.resource_id.strip(),
+            bulk_id=request.bulk_id.strip(), limit=limit, offset=request.offset)
+        rows, total = self.audit_log.events(query)
+        return heartbeat_pb2.ListAuditEventsResponse(
+            events=[audit_event_to_pb(r) for r in rows], total_count=total, limit=limit, offset=request.offset,
+            has_more=request.offset + len(rows) < total)
+
+    def ListSnapshots(self, request, context):
+        limit = request.limit or snapshots.DEFAULT_PAGE
+        rows, total = self.snapshots.list(snapshots.SnapshotQuery(
+            service_id=request.service_id, action_type=request.action_type.strip(), start=_time(request, "start"),
+            end=_time(request, "end"), bulk_id=request.bulk_id.strip(), limit=limit, offset=request.offset))
+        return heartbeat_pb2.ListSnapshotsResponse(
+            snapshots=[snapshot_to_pb(r) for r in rows], total_count=total, limit=limit, offset=request.offset,
+            has_more=request.offset + len(rows) < total)
+
+    def GetSnapshot(self, request, context):
+        return heartbeat_pb2.GetSnapshotResponse(snapshot=snapshot_to_pb(self.snapshots.get(request.snapshot_id)))
+
+    def RestoreSnapshot(self, request, context):
+        snap = self.snapshots.get(request.snapshot_id)
+        current = self.services.find(snap["service_id"])
+        related = self._related(current) if current is not None else snapshots.Related()
+        team_id = snap["snapshot_data"].get("team_id")
+        team_exists = self.routing.team_exists(team_id) if team_id and self.routing is not None else None
+        restored = self.services.restore(request.snapshot_id, related, team_exists=team_exists)
+        if restored.recreated and restored.targets_to_recreate:
+            if self.routing is None:
+                restored.notes.append("Its notification targets were not re-created (routing is not configured).")
+            else:
+                restored.notes += self.routing.recreate_targets(restored.service["service_id"],
+                                                                restored.targets_to_recreate)
+        return heartbeat_pb2.RestoreSnapshotResponse(
+            snapshot=snapshot_to_pb(restored.snapshot), service=service_to_pb(restored.service),
+            recreated=restored.recreated, message=restored.message)
+
+    def BulkUpdateServices(self, request, context):
+        count = len(request.service_ids)
+        if not 1 <= count <= MAX_BULK:
+            raise InvalidArgument(f"service_ids: 1 to {MAX_BULK} services, not {count}")
+        if any(service_id < 1 for service_id in request.service_ids):
+            raise InvalidArgument("service_ids: each must be a service id (>= 1)")
+        changes = _changes(request)
+        if not changes:
+            raise InvalidArgument("no change given (active, muted, priority, team, team_id, "
+                                  "alert_interval_seconds, threshold, grace_period_seconds)")
+        related = self.routing.related_all() if self.routing is not None else (lambda row: snapshots.Related(
+            unavailable=True))
+        bulk_id, changed = self.services.bulk_update(list(request.service_ids), changes, related)
+        return heartbeat_pb2.BulkUpdateServicesResponse(bulk_id=str(bulk_id), changed=changed)
+
+    def UndoBulkChange(self, request, context):
+        related = self.routing.related_all() if self.routing is not None else (lambda row: snapshots.Related(
+            unavailable=True))
+        undo_id, restored, notes = self.services.undo_bulk(request.bulk_id.strip(), related)
+        return heartbeat_pb2.UndoBulkChangeResponse(bulk_id=str(undo_id), restored=restored)

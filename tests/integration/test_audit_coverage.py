@@ -62,6 +62,21 @@ class World:
         return self.heartbeat.RegisterService(heartbeat_pb2.RegisterServiceRequest(
             heartbeat_name=name, service_name=name, alert_interval_seconds=60), metadata=self.md).service
 
+    def muted_snapshot(self) -> int:
+        """A service muted once: the id of the snapshot taken before the mute."""
+        svc = self.service()
+        self.heartbeat.UpdateService(heartbeat_pb2.UpdateServiceRequest(service_id=svc.service_id, muted=True),
+                                     metadata=self.md)
+        [snapshot] = self.heartbeat.ListSnapshots(heartbeat_pb2.ListSnapshotsRequest(service_id=svc.service_id),
+                                                  metadata=self.md).snapshots
+        return snapshot.snapshot_id
+
+    def bulk_muted(self) -> tuple[int, str]:
+        svc = self.service()
+        bulk = self.heartbeat.BulkUpdateServices(heartbeat_pb2.BulkUpdateServicesRequest(
+            service_ids=[svc.service_id], muted=True), metadata=self.md)
+        return svc.service_id, bulk.bulk_id
+
     def team(self) -> routing_pb2.Team:
         return self.routing.CreateTeam(routing_pb2.CreateTeamRequest(name=_name("team")), metadata=self.md).team
 
@@ -133,6 +148,21 @@ CASES: dict[str, Case] = {
         "service", "delete", has_after=False, prepare=lambda w: w.service(),
         call=lambda w, svc: (w.heartbeat.DeleteService(heartbeat_pb2.DeleteServiceRequest(
             service_id=svc.service_id), metadata=w.md), svc.service_id)[1]),
+    HB + "RestoreSnapshot": Case(
+        "service", "restore", prepare=lambda w: w.muted_snapshot(),
+        call=lambda w, snapshot_id: w.heartbeat.RestoreSnapshot(heartbeat_pb2.RestoreSnapshotRequest(
+            snapshot_id=snapshot_id), metadata=w.md).service.service_id,
+        changed={"muted": False}),
+    HB + "BulkUpdateServices": Case(
+        "service", "bulk_edit", prepare=lambda w: w.service(),
+        call=lambda w, svc: (w.heartbeat.BulkUpdateServices(heartbeat_pb2.BulkUpdateServicesRequest(
+            service_ids=[svc.service_id], muted=True), metadata=w.md), svc.service_id)[1],
+        changed={"muted": True}),
+    HB + "UndoBulkChange": Case(
+        "service", "restore", prepare=lambda w: w.bulk_muted(),
+        call=lambda w, bulk: (w.heartbeat.UndoBulkChange(heartbeat_pb2.UndoBulkChangeRequest(
+            bulk_id=bulk[1]), metadata=w.md), bulk[0])[1],
+        changed={"muted": False}),
     AUTH + "CreateApiKey": Case(
         "api_key", "create", has_before=False,
         call=lambda w, _: w.auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(

@@ -153,3 +153,23 @@ def test_the_retention_thread_runs_at_start_and_stops_promptly(heartbeats, db):
     finally:
         job.stop(timeout=5)
     assert not job._loop._thread.is_alive()  # woken from its hour-long wait, not left behind
+
+
+def test_audit_events_and_snapshots_older_than_their_retention_go_with_the_same_job(heartbeats, db):
+    register(heartbeats, "svc", 60)
+    heartbeats.UpdateService(pb.UpdateServiceRequest(heartbeat_name="svc", muted=True))
+    heartbeats.UpdateService(pb.UpdateServiceRequest(heartbeat_name="svc", muted=False))
+    # Two events and a snapshot aged past 400 days; the rest is recent.
+    db.execute("UPDATE audit_events SET at = now() - interval '401 days' WHERE action_type IN ('register', 'mute')")
+    db.execute("UPDATE service_snapshots SET created_at = now() - interval '401 days' WHERE action_type = 'mute'")
+
+    retention(db, audit_retention_days=400).run_once()
+
+    assert [r["action_type"] for r in db.all("SELECT action_type FROM audit_events")] == ["unmute"]
+    assert [r["action_type"] for r in db.all("SELECT action_type FROM service_snapshots")] == ["unmute"]
+
+
+def test_audit_retention_defaults_to_400_days():
+    from medic.config import Settings
+    assert Settings().audit_retention_days == 400
+    assert Settings.from_env({"MEDIC_AUDIT_RETENTION_DAYS": "30"}).audit_retention_days == 30
