@@ -1,0 +1,91 @@
+"""Quiet hours, the whole system as processes: maintenance windows, acknowledgements
+and mutes, with local receivers standing in for Slack and PagerDuty."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+
+from tests.e2e.test_alerting import receivers, system_env, system_factory, wait_for  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.e2e
+
+
+def iso(at: dt.datetime) -> str:
+    return at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def wall(received_at: float) -> float:
+    """A receiver's monotonic arrival time as a Unix time."""
+    return time.time() - (time.monotonic() - received_at)
+
+
+def channels(slack) -> list[str]:
+    return [r.json()["channel"] for r in slack.requests]
+
+
+def with_slack(system, name: str, **fields) -> dict:
+    service = system.register(name, interval_seconds=2, **fields)
+    system.api("POST", "/v2/notification-targets", json={
+        "service_id": service["service_id"], "type": "slack", "config": {"channel_id": f"C-{name}"}})
+    return service
+
+
+def test_maintenance_window_keeps_quiet_then_alerts_at_once_for_what_is_still_down(system_factory, receivers):
+    slack, pagerduty, _, _ = receivers
+    system = system_factory(system_env(slack, pagerduty)).start_all()
+    silent = with_slack(system, "batch-silent")
+    recovers = with_slack(system, "batch-recovers")
+    with_slack(system, "batch-healthy")
+    outside = with_slack(system, "web-outside")  # not matched by the glob: alerts as usual
+    for name in ("batch-silent", "batch-recovers", "batch-healthy", "web-outside"):
+        system.beat(name)
+    ends_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=8)
+    window = system.api("POST", "/v2/maintenance-windows", json={
+        "scope": "glob", "name_glob": "batch-*", "reason": "database upgrade",
+        "starts_at": iso(ends_at - dt.timedelta(seconds=60)), "ends_at": iso(ends_at)})
+    assert window["open_now"] and window["created_by"]
+    assert [w["window_id"] for w in system.api("GET", "/v2/maintenance-windows?active_only=true")] == [
+        window["window_id"]]
+
+    stop = threading.Event()
+    healthy = {"batch-healthy"}
+
+    def keep_beating():  # healthy services stay healthy across the window's end
+        while not stop.wait(0.5):
+            for name in list(healthy):
+                system.beat(name)
+
+    beater = threading.Thread(target=keep_beating, daemon=True)
+    beater.start()
+    try:
+        # Everything goes silent; web-outside alerts, the batch services do not.
+        wait_for(lambda: "C-web-outside" in channels(slack), 15, "web-outside's trigger")
+        wait_for(lambda: {a["heartbeat_name"] for a in system.api("GET", "/alerts?active=1")} >= {
+            "batch-silent", "batch-recovers"}, 10, "the batch alerts recorded")
+        assert "C-batch-silent" not in channels(slack) and "C-batch-recovers" not in channels(slack)
+        transitions = system.api("GET", f"/v2/services/{silent['service_id']}/transitions")
+        went_down = [t for t in transitions if t["reason"] == "missed_heartbeats"]
+        assert went_down and went_down[0]["suppressed_by"] == window["window_id"]
+        system.beat("batch-recovers")  # recovers inside the window, and stays up
+        healthy.add("batch-recovers")
+        skipped = system.api("GET", f"/v2/alerts/{went_down[0]['alert_id']}/skips")
+        assert [(s["kind"], s["reason"], s["window_id"]) for s in skipped] == [
+            ("trigger", "window", window["window_id"])]
+
+        # The window ends: batch-silent, still down, alerts within a second.
+        posts = wait_for(lambda: [r for r in slack.requests if r.json()["channel"] == "C-batch-silent"],
+                         15, "batch-silent's trigger after the window")
+        late = wall(posts[0].received_at) - ends_at.timestamp()
+        print(f"\ntrigger arrived {late:.2f} s after the window ended")
+        assert -0.1 < late <= 1.0
+        time.sleep(2.5)  # anything else would have come by now
+    finally:
+        stop.set()
+        beater.join()
+    assert sorted(set(channels(slack))) == ["C-batch-silent", "C-web-outside"]
+    assert [p.json()["channel"] for p in slack.requests].count("C-batch-silent") == 1
+    assert not system.api("GET", "/v2/maintenance-windows?active_only=true")
+    assert outside["service_id"] and recovers["service_id"]
