@@ -39,6 +39,9 @@ TABLE: list[RpcRoute] = [
     RpcRoute("GET", "/v2/alerts/{alert_id:int}/skips", HEARTBEAT + "ListNotificationSkips",
              "The alert's notifications that were not sent, each with its reason (window, muted, acknowledged, "
              "never_notified)", query=("limit",), result="skips"),
+    RpcRoute("GET", "/v2/alerts/{alert_id:int}/target-skips", ROUTING + "ListTargetSkips",
+             "The targets the alert's notifications were not sent to, each with its reason "
+             "(outside_active_hours)", query=("limit",), result="skips"),
     # maintenance windows
     RpcRoute("POST", "/v2/maintenance-windows", HEARTBEAT + "CreateMaintenanceWindow",
              "Create a maintenance window: one-off (starts_at, ends_at) or recurring (cron, duration_seconds, "

@@ -89,3 +89,56 @@ def test_maintenance_window_keeps_quiet_then_alerts_at_once_for_what_is_still_do
     assert [p.json()["channel"] for p in slack.requests].count("C-batch-silent") == 1
     assert not system.api("GET", "/v2/maintenance-windows?active_only=true")
     assert outside["service_id"] and recovers["service_id"]
+
+
+def test_acknowledging_stops_reminders_and_acknowledges_pagerduty_and_the_resolve_still_goes_out(
+        system_factory, receivers):
+    slack, pagerduty, _, _ = receivers
+    system = system_factory(system_env(slack, pagerduty, MEDIC_REMINDER_MIN_SECONDS="1")).start_all()
+    service = with_slack(system, "ledger")
+    system.api("POST", "/v2/notification-targets", json={
+        "service_id": service["service_id"], "type": "pagerduty", "config": {"routing_key": "R0UT1NG"},
+        "priority": 1})
+    system.beat("ledger")
+    events = pagerduty.wait_for(2, timeout=30)  # the TRIGGER and a first REMINDER
+    assert [e.json()["event_action"] for e in events] == ["trigger", "trigger"]
+    [alert] = system.api("GET", "/alerts?active=1")
+    acked = system.api("POST", f"/v2/alerts/{alert['alert_id']}/ack")
+    assert acked["acknowledged_at"] and "key:" in acked["acknowledged_by"]
+    assert system.api("POST", f"/v2/alerts/{alert['alert_id']}/ack")["acknowledged_at"] == acked["acknowledged_at"]
+
+    ack = wait_for(lambda: [e for e in pagerduty.requests if e.json()["event_action"] == "acknowledge"], 10,
+                   "PagerDuty's acknowledge")
+    assert ack[0].json()["dedup_key"] == events[0].json()["dedup_key"]
+    before = len(pagerduty.requests), len(slack.requests)
+    time.sleep(5)  # two and a half intervals: reminders would have come
+    assert (len(pagerduty.requests), len(slack.requests)) == before
+    skipped = system.api("GET", f"/v2/alerts/{alert['alert_id']}/skips")
+    assert skipped and {(s["kind"], s["reason"]) for s in skipped} == {("reminder", "acknowledged")}
+
+    system.beat("ledger")  # recovery: the resolve still goes to both
+    wait_for(lambda: pagerduty.requests[-1].json()["event_action"] == "resolve", 10, "PagerDuty's resolve")
+    wait_for(lambda: "recovered" in slack.requests[-1].json()["text"], 10, "Slack's resolve")
+    assert sum(e.json()["event_action"] == "acknowledge" for e in pagerduty.requests) == 1
+
+
+def test_a_mute_without_until_ends_when_the_service_recovers(system_factory, receivers):
+    slack, pagerduty, _, _ = receivers
+    system = system_factory(system_env(slack, pagerduty)).start_all()
+    service = with_slack(system, "etl")
+    muted = system.api("POST", f"/v2/services/{service['service_id']}/mute", json={"reason": "backfill"})
+    assert (muted["muted"], muted["mute_reason"], muted.get("muted_until")) == (True, "backfill", None)
+    system.beat("etl")
+    wait_for(lambda: system.api("GET", "/alerts?active=1"), 15, "the muted service's alert")
+    time.sleep(1)
+    assert slack.requests == []  # muted: no TRIGGER
+
+    system.beat("etl")  # recovers: the mute ends with it
+    shown = system.api("GET", "/service/etl")[0]
+    assert not shown["muted"]
+    reasons = [t["reason"] for t in system.api("GET", f"/v2/services/{service['service_id']}/transitions")]
+    assert reasons[:2] == ["mute_ended", "recovered"]
+
+    # Silent again: this time the alert is notified.
+    posts = slack.wait_for(1, timeout=15)
+    assert posts[0].json()["channel"] == "C-etl"
