@@ -142,3 +142,70 @@ def test_a_mute_without_until_ends_when_the_service_recovers(system_factory, rec
     # Silent again: this time the alert is notified.
     posts = slack.wait_for(1, timeout=15)
     assert posts[0].json()["channel"] == "C-etl"
+
+
+def test_two_monitors_over_200_services_with_windows_opening_and_closing_send_each_notification_once(
+        database_url, tmp_path):
+    from tests.support.receivers import WebhookReceiver
+    from tests.support.system import System
+
+    with WebhookReceiver() as hook:
+        system = System(database_url, tmp_path / "data", {
+            "MEDIC_WEBHOOK_ALLOW_PRIVATE": "true", "MEDIC_MONITOR_ENABLED": "false",
+            "MEDIC_MONITOR_TICK_SECONDS": "0.2", "MEDIC_HANDOFF_POLL_SECONDS": "0.1"})
+        try:
+            for name in ("auth", "delivery", "routing", "heartbeat", "gateway"):
+                system.start(name)
+            system.start("monitor", MEDIC_MONITOR_ENABLED="true")
+            system.start("monitor", "2", MEDIC_MONITOR_ENABLED="true")
+            # A key of the test's own: the bootstrap key's 300 management calls a minute are too few here.
+            key = system.api("POST", "/v2/api-keys", json={"name": "replicas", "scopes": ["admin"],
+                                                            "rate_limits": {"management_per_minute": 100000}})
+            system.http.headers["Authorization"] = f"Bearer {key['key']}"
+            system.api("POST", "/v2/webhooks", json={"url": hook.url + "/all"})
+            groups = {g: [f"svc-{g}-{n:03d}" for n in range(50)] for g in "abcd"}
+            for names in groups.values():
+                for name in names:
+                    system.register(name, interval_seconds=10)
+                    system.beat(name)
+            now = dt.datetime.now(dt.timezone.utc)
+            ends = {"b": now + dt.timedelta(seconds=15), "c": now + dt.timedelta(seconds=20),
+                    "d": now + dt.timedelta(seconds=20)}
+            starts = {"b": now - dt.timedelta(seconds=1), "c": now + dt.timedelta(seconds=5),
+                      "d": now - dt.timedelta(seconds=1)}
+            for group in "bcd":  # a: none; b: open now; c: opens in 5 s; d: open, its services recover
+                system.api("POST", "/v2/maintenance-windows", json={
+                    "scope": "glob", "name_glob": f"svc-{group}-*", "reason": f"group {group}",
+                    "starts_at": iso(starts[group]), "ends_at": iso(ends[group])})
+            # Every deadline falls about 10 s after its beat: inside b's, c's and d's windows.
+            wait_for(lambda: len([a for a in system.api("GET", "/alerts?active=1")
+                                  if a["heartbeat_name"].startswith("svc-d-")]) == 50, 30, "d's alerts recorded")
+            for name in groups["d"]:
+                system.beat(name)  # d recovers inside its window ...
+            stop = threading.Event()
+
+            def keep_d_up():  # ... and stays up past its end
+                while not stop.wait(2):
+                    for name in groups["d"]:
+                        system.beat(name)
+
+            beater = threading.Thread(target=keep_d_up, daemon=True)
+            beater.start()
+            try:
+                hooks = hook.wait_for(150, timeout=60)
+                time.sleep(3)  # room for a duplicate or a stray notification to show up
+            finally:
+                stop.set()
+                beater.join()
+        finally:
+            system.stop_all()
+
+    received = [(h.json()["type"], h.json()["service"]["heartbeat_name"], h) for h in hook.requests]
+    assert len(received) == 150 and len({h.header("webhook-id") for _, _, h in received}) == 150
+    assert {kind for kind, _, _ in received} == {"alert.triggered"}
+    by_group = {g: sorted(name for _, name, _ in received if name.startswith(f"svc-{g}-")) for g in "abcd"}
+    assert by_group == {"a": groups["a"], "b": groups["b"], "c": groups["c"], "d": []}
+    for group in "bc":  # held back until their window ended, then sent at once
+        arrivals = [wall(h.received_at) for _, name, h in received if name.startswith(f"svc-{group}-")]
+        assert min(arrivals) >= ends[group].timestamp() - 0.05
+        assert max(arrivals) - ends[group].timestamp() < 5
