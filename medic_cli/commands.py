@@ -74,7 +74,10 @@ ALERT_COLUMNS = [("id", "alert_id"), ("name", "heartbeat_name"), ("service", "se
 TEAM_COLUMNS = [("id", "team_id"), ("name", "name"), ("slack channel", "slack_channel_id"),
                 ("created", "created_at")]
 TARGET_COLUMNS = [("id", "target_id"), ("service", "service_id"), ("type", "type"), ("priority", "priority"),
-                  ("enabled", "enabled"), ("config", "config")]
+                  ("enabled", "enabled"), ("config", "config"),
+                  ("hours", lambda t: (f"{','.join(t['active_hours']['days'])} {t['active_hours']['from']}-"
+                                       f"{t['active_hours']['to']} {t['active_hours']['timezone']}")
+                   if t.get("active_hours") else "always")]
 WEBHOOK_COLUMNS = [("id", "webhook_id"), ("url", "url"),
                    ("service", lambda w: w.get("service_id") or "all"), ("enabled", "enabled"),
                    ("secret", "has_secret"), ("headers", "headers")]
@@ -315,7 +318,7 @@ def _duration(raw: str) -> int:
 
 
 def windows_create(api: Client, args, out: Output) -> None:
-    body: dict[str, Any] = {"reason": args.reason, "announce": args.announce}
+    body: dict[str, Any] = {"reason": args.reason}
     if args.service is not None:
         body.update(scope="service", service_id=_service_id(api, args.service))
     elif args.team is not None:
@@ -398,9 +401,20 @@ def targets_create(api: Client, args, out: Output) -> None:
         raise _usage("give --channel-id (slack), --routing-key (pagerduty), --url (webhook), "
                      "or --type with --config JSON")
     body = _given(service_id=args.service_id, type=target_type, config=config, priority=args.priority,
-                  enabled=args.enabled)
+                  enabled=args.enabled, active_hours=_active_hours(args))
     message, results = api.call("POST", "/v2/notification-targets", body=body)
     out.rows(results, TARGET_COLUMNS, message)
+
+
+def _active_hours(args) -> dict[str, Any] | None:
+    """--days/--from/--to/--timezone as the target's working hours (all or none)."""
+    given = [args.days, args.hours_from, args.hours_to, args.timezone]
+    if not any(given):
+        return None
+    if not all(given):
+        raise _usage("working hours need --days, --from, --to and --timezone together")
+    return {"days": [d.strip() for d in args.days.split(",") if d.strip()], "from": args.hours_from,
+            "to": args.hours_to, "timezone": args.timezone}
 
 
 def targets_list(api: Client, args, out: Output) -> None:
@@ -410,7 +424,8 @@ def targets_list(api: Client, args, out: Output) -> None:
 
 def targets_update(api: Client, args, out: Output) -> None:
     target_type, config = _target_config(args)
-    body = _given(type=target_type, config=config, priority=args.priority, enabled=args.enabled)
+    body = _given(type=target_type, config=config, priority=args.priority, enabled=args.enabled,
+                  active_hours=_active_hours(args), clear_active_hours=True if args.always else None)
     if not body:
         raise _usage("nothing to change: see `medic targets update --help`")
     message, results = api.call("PATCH", f"/v2/notification-targets/{args.target_id}", body=body)
@@ -645,7 +660,6 @@ def _register_windows(commands) -> None:
     p.add_argument("--duration", type=_duration, metavar="D", help="recurring: length of each, e.g. 2h")
     p.add_argument("--timezone", metavar="TZ", help="recurring: IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--reason", required=True)
-    p.add_argument("--announce", action="store_true", help="tell the services' targets when it starts and ends")
     p = _leaf(windows, "list", windows_list, "list maintenance windows")
     p.add_argument("--active", action="store_true", help="only those open now")
     p = _leaf(windows, "show", windows_show, "one maintenance window")
@@ -678,6 +692,7 @@ def _register_routing(commands) -> None:
     p = _leaf(targets, "update", targets_update, "change a notification target", url_option=False)
     p.add_argument("target_id", type=int, metavar="TARGET_ID")
     _target_options(p)
+    p.add_argument("--always", action="store_true", help="remove the working hours: always active")
     _enabled_options(p)
     p = _leaf(targets, "delete", _delete("/v2/notification-targets/{target_id}"), "delete a notification target")
     p.add_argument("target_id", type=int, metavar="TARGET_ID")
@@ -694,6 +709,11 @@ def _target_options(parser) -> None:
     parser.add_argument("--config", type=lambda raw: _json_object(_secret(raw)), metavar="JSON",
                         help="the whole config as a JSON object (or - / @FILE holding it)")
     parser.add_argument("--priority", type=int, metavar="N", help="lower is tried first (default 0)")
+    hours = parser.add_argument_group("working hours (outside them the target gets no triggers or reminders)")
+    hours.add_argument("--days", metavar="DAYS", help="e.g. mon,tue,wed,thu,fri")
+    hours.add_argument("--from", dest="hours_from", metavar="HH:MM", help="start, e.g. 09:00")
+    hours.add_argument("--to", dest="hours_to", metavar="HH:MM", help="end, e.g. 17:00 (before --from: overnight)")
+    hours.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
 
 
 def _register_delivery(commands) -> None:

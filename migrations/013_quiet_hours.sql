@@ -25,7 +25,7 @@ CREATE TABLE maintenance_windows (
     timezone         text CHECK (length(timezone) BETWEEN 1 AND 64),
     reason           text NOT NULL CHECK (length(reason) BETWEEN 1 AND 1000),
     created_by       text NOT NULL,
-    -- Tell the services' targets when the window starts and ends.
+    -- For announcing the start and end to the services' targets (not built yet: stays false).
     announce         boolean NOT NULL DEFAULT false,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
@@ -50,7 +50,7 @@ CREATE TABLE maintenance_windows_generation (
 INSERT INTO maintenance_windows_generation DEFAULT VALUES;
 
 -- Start and end announcements already made, one per window occurrence and
--- service, so that several monitors never announce twice.
+-- service, so that several monitors never announce twice (not built yet).
 CREATE TABLE window_announcements (
     window_id    bigint NOT NULL REFERENCES maintenance_windows (window_id) ON DELETE CASCADE,
     service_id   bigint NOT NULL REFERENCES services (service_id) ON DELETE CASCADE,

@@ -102,7 +102,7 @@ def window_to_pb(row: Row, now: dt.datetime) -> heartbeat_pb2.MaintenanceWindow:
         team=row["team"] or "", name_glob=row["name_glob"] or "", starts_at=to_timestamp(row["starts_at"]),
         ends_at=to_timestamp(row["ends_at"]), cron=row["cron"] or "", duration_seconds=row["duration_seconds"] or 0,
         timezone=row["timezone"] or "", reason=row["reason"], created_by=row["created_by"],
-        announce=row["announce"], created_at=to_timestamp(row["created_at"]),
+        created_at=to_timestamp(row["created_at"]),
         updated_at=to_timestamp(row["updated_at"]), open_now=stretch is not None,
         open_until=to_timestamp(stretch.end if stretch else None), next_start=to_timestamp(following))
 
@@ -118,7 +118,7 @@ def window_fields(spec: heartbeat_pb2.MaintenanceWindowSpec) -> dict:
         "starts_at": spec.starts_at.ToDatetime(dt.timezone.utc) if spec.HasField("starts_at") else None,
         "ends_at": spec.ends_at.ToDatetime(dt.timezone.utc) if spec.HasField("ends_at") else None,
         "cron": spec.cron.strip(), "duration_seconds": spec.duration_seconds, "timezone": spec.timezone,
-        "reason": spec.reason, "announce": spec.announce})
+        "reason": spec.reason})
 
 
 def caller() -> str:

@@ -18,7 +18,7 @@ from services.heartbeat.windows import Scope, Window, WindowBook
 
 WINDOW_COLUMNS = """
     window_id, scope, service_id, team, name_glob, starts_at, ends_at, cron, duration_seconds, timezone,
-    reason, created_by, announce, created_at, updated_at
+    reason, created_by, created_at, updated_at
 """
 
 GENERATION = "SELECT generation FROM maintenance_windows_generation"
@@ -28,9 +28,9 @@ SELECT_WINDOW = f"SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE window_
 
 INSERT_WINDOW = f"""
     INSERT INTO maintenance_windows (scope, service_id, team, name_glob, starts_at, ends_at, cron,
-                                     duration_seconds, timezone, reason, created_by, announce)
+                                     duration_seconds, timezone, reason, created_by)
     VALUES (%(scope)s, %(service_id)s, %(team)s, %(name_glob)s, %(starts_at)s, %(ends_at)s, %(cron)s,
-            %(duration_seconds)s, %(timezone)s, %(reason)s, %(created_by)s, %(announce)s)
+            %(duration_seconds)s, %(timezone)s, %(reason)s, %(created_by)s)
     RETURNING {WINDOW_COLUMNS}
 """
 
@@ -38,7 +38,7 @@ UPDATE_WINDOW = f"""
     UPDATE maintenance_windows SET scope = %(scope)s, service_id = %(service_id)s, team = %(team)s,
         name_glob = %(name_glob)s, starts_at = %(starts_at)s, ends_at = %(ends_at)s, cron = %(cron)s,
         duration_seconds = %(duration_seconds)s, timezone = %(timezone)s, reason = %(reason)s,
-        announce = %(announce)s, updated_at = now()
+        updated_at = now()
     WHERE window_id = %(window_id)s
     RETURNING {WINDOW_COLUMNS}
 """
@@ -54,15 +54,14 @@ SERVICE_EXISTS = "SELECT 1 FROM services WHERE service_id = %s"
 
 # Fields a window is made of (as ``windows.check_window`` returns them).
 FIELDS = ("scope", "service_id", "team", "name_glob", "starts_at", "ends_at", "cron", "duration_seconds",
-          "timezone", "reason", "announce")
+          "timezone", "reason")
 
 
 def window_of(row: Row) -> Window:
     return Window(window_id=row["window_id"], scope=Scope(row["scope"]), reason=row["reason"],
                   created_by=row["created_by"], service_id=row["service_id"], team=row["team"],
                   name_glob=row["name_glob"], starts_at=row["starts_at"], ends_at=row["ends_at"],
-                  cron=row["cron"], duration_seconds=row["duration_seconds"], timezone=row["timezone"],
-                  announce=row["announce"])
+                  cron=row["cron"], duration_seconds=row["duration_seconds"], timezone=row["timezone"])
 
 
 class WindowStore:

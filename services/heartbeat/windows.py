@@ -34,8 +34,10 @@ from medic.errors import InvalidArgument
 
 MIN_DURATION_SECONDS = 60
 MAX_DURATION_SECONDS = 365 * 24 * 3600
-# A run of overlapping recurring occurrences is followed this far at most.
-MAX_CHAINED_OCCURRENCES = 1000
+# A run of overlapping recurring occurrences is followed this far at most (a
+# schedule whose occurrences always overlap never ends: its stretch is cut here,
+# and a service held back until then is simply held again).
+MAX_CHAINED_OCCURRENCES = 48
 MAX_TEXT = 255
 MAX_REASON = 1000
 UTC = dt.timezone.utc
@@ -56,7 +58,8 @@ class ServiceKey(NamedTuple):
 
 
 class Stretch(NamedTuple):
-    """An open window: it started at ``start`` and stays open until ``end``."""
+    """An open window: its current occurrence started at ``start``, and it stays
+    open until ``end``."""
     window_id: int
     start: dt.datetime
     end: dt.datetime
@@ -76,7 +79,6 @@ class Window:
     cron: str | None = None
     duration_seconds: int | None = None
     timezone: str | None = None
-    announce: bool = False
 
     @property
     def recurring(self) -> bool:
@@ -113,6 +115,11 @@ class Window:
         return ZoneInfo(self.timezone or "UTC")
 
 
+def _literal_prefix(pattern: str) -> str:
+    """The text of a glob before its first wildcard, casefolded."""
+    return re.split(r"[*?\[]", pattern.casefold(), maxsplit=1)[0]
+
+
 def _glob(pattern: str) -> re.Pattern:
     return _compiled_glob(pattern.casefold())
 
@@ -128,9 +135,10 @@ def _compiled_glob(pattern: str) -> re.Pattern:
 
 
 def _recurring_open_at(window: Window, now: dt.datetime) -> Stretch | None:
-    """The occurrence run covering ``now``: the latest start at or before
-    ``now`` whose occurrence has not ended, extended by the occurrences that
-    start before it ends. Times are compared and added in UTC: Python adds and
+    """The occurrence covering ``now``: the latest start at or before ``now``,
+    if its occurrence has not ended (earlier ones end earlier), extended by the
+    occurrences that start before it ends. The stretch's start is that latest
+    start. Times are compared and added in UTC: Python adds and
     compares two times of the same zone by their wall clocks, which is wrong
     across a daylight-saving change."""
     zone = window.zone
@@ -144,13 +152,6 @@ def _recurring_open_at(window: Window, now: dt.datetime) -> Stretch | None:
     latest = latest_local.astimezone(UTC)
     if latest + duration <= now:
         return None
-    # Earlier occurrences still open (when they overlap) started earlier.
-    start, start_local = latest, latest_local
-    for _ in range(MAX_CHAINED_OCCURRENCES):
-        earlier_local = next(iter(CronSim(window.cron, start_local, reverse=True)), None)
-        if earlier_local is None or earlier_local.astimezone(UTC) + duration < start:
-            break
-        start, start_local = earlier_local.astimezone(UTC), earlier_local
     end = latest + duration
     following = CronSim(window.cron, latest_local)
     for _ in range(MAX_CHAINED_OCCURRENCES):
@@ -158,7 +159,7 @@ def _recurring_open_at(window: Window, now: dt.datetime) -> Stretch | None:
         if upcoming is None or upcoming.astimezone(UTC) > end:
             break
         end = upcoming.astimezone(UTC) + duration
-    return Stretch(window.window_id, start, end)
+    return Stretch(window.window_id, latest, end)
 
 
 def open_stretch(windows: Iterable[Window], now: dt.datetime) -> Stretch | None:
@@ -263,7 +264,9 @@ class WindowBook:
     _by_service: dict[int, list[Window]] = field(default_factory=dict)
     _by_team: dict[str, list[Window]] = field(default_factory=dict)
     _everywhere: list[Window] = field(default_factory=list)
-    _globs: list[Window] = field(default_factory=list)
+    # Glob windows by the literal text before their first wildcard (casefolded):
+    # a name is matched only against the globs whose prefix it starts with.
+    _globs: dict[str, list[Window]] = field(default_factory=dict)
     _matched: OrderedDict = field(default_factory=OrderedDict)  # ServiceKey -> windows
     _recurring: dict[int, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -273,7 +276,7 @@ class WindowBook:
         by_service: dict[int, list[Window]] = {}
         by_team: dict[str, list[Window]] = {}
         everywhere: list[Window] = []
-        globs: list[Window] = []
+        globs: dict[str, list[Window]] = {}
         every = {}
         for window in windows:
             every[window.window_id] = window
@@ -284,7 +287,7 @@ class WindowBook:
             elif window.scope is Scope.ALL:
                 everywhere.append(window)
             else:
-                globs.append(window)
+                globs.setdefault(_literal_prefix(window.name_glob or ""), []).append(window)
         with self._lock:
             self.windows, self._by_service, self._by_team = every, by_service, by_team
             self._everywhere, self._globs = everywhere, globs
@@ -299,8 +302,13 @@ class WindowBook:
             return found
         name = service.heartbeat_name.casefold()
         found = (self._by_service.get(service.service_id, []) + self._by_team.get(service.team.casefold(), [])
-                 + self._everywhere
-                 + [w for w in self._globs if _glob(w.name_glob or "").fullmatch(name) is not None])
+                 + self._everywhere)
+        globs = self._globs
+        if globs:
+            for end in range(len(name) + 1):
+                candidates = globs.get(name[:end])
+                if candidates:
+                    found += [w for w in candidates if _glob(w.name_glob or "").fullmatch(name) is not None]
         with self._lock:
             self._matched[service] = found
             if len(self._matched) > self.max_matched:

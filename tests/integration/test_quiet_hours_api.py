@@ -117,3 +117,21 @@ def test_mute_with_reason_and_until_and_the_legacy_flag(admin, http):
 
 def test_acknowledging_needs_an_open_alert(http):
     assert http.post("/v2/alerts/424242/ack").status_code == 404
+
+
+def test_targets_with_working_hours_from_the_cli_and_http(admin, http):
+    sid = service_id(http, "office")
+    made = ok(admin("--json", "targets", "create", "--service-id", str(sid), "--channel-id", "COPS",
+                    "--days", "mon,tue,wed,thu,fri", "--from", "09:00", "--to", "17:00",
+                    "--timezone", "Europe/Berlin")).json()
+    assert made["active_hours"] == {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00",
+                                    "timezone": "Europe/Berlin"}
+    assert "mon,tue,wed,thu,fri 09:00-17:00 Europe/Berlin" in ok(admin("targets", "list")).out
+    half = admin("targets", "create", "--service-id", str(sid), "--channel-id", "C2", "--days", "sat")
+    assert half.code != 0 and "together" in half.err
+    refused = http.post("/v2/notification-targets", json={
+        "service_id": sid, "type": "slack", "config": {"channel_id": "C3"},
+        "active_hours": {"days": ["mon"], "from": "25:00", "to": "17:00", "timezone": "UTC"}})
+    assert refused.status_code == 400 and "active_hours.from" in refused.json()["message"]
+    cleared = ok(admin("--json", "targets", "update", str(made["target_id"]), "--always")).json()
+    assert "active_hours" not in cleared or not cleared["active_hours"]

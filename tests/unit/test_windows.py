@@ -118,7 +118,15 @@ def test_overlapping_occurrences_of_one_recurring_window_make_one_stretch():
     # Hourly starts 09:00-17:00, each 90 minutes: open 09:00 to 18:30 without a gap.
     window = daily("0 9-17 * * *", 90, "UTC")
     stretch = window.open_at(utc(2026, 1, 5, 12, 10))
-    assert (stretch.start, stretch.end) == (utc(2026, 1, 5, 9), utc(2026, 1, 5, 18, 30))
+    assert (stretch.start, stretch.end) == (utc(2026, 1, 5, 12), utc(2026, 1, 5, 18, 30))
+    assert window.open_at(utc(2026, 1, 5, 18, 29)) is not None and window.open_at(utc(2026, 1, 5, 18, 30)) is None
+
+
+def test_a_schedule_whose_occurrences_always_overlap_is_cut_and_taken_up_again():
+    window = daily("*/10 * * * *", 15, "UTC")
+    stretch = window.open_at(utc(2026, 1, 5, 12, 3))
+    assert stretch.end > utc(2026, 1, 5, 19)  # followed for many occurrences
+    assert window.open_at(stretch.end - dt.timedelta(seconds=1)) is not None
 
 
 def test_a_recurring_and_a_one_off_window_overlapping():
