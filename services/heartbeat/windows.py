@@ -22,7 +22,6 @@ import enum
 import fnmatch
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -41,6 +40,8 @@ MAX_CHAINED_OCCURRENCES = 48
 MAX_TEXT = 255
 MAX_REASON = 1000
 UTC = dt.timezone.utc
+# "Never" for a window that will not open again.
+FAR = dt.timedelta(days=3650)
 
 
 class Scope(enum.StrEnum):
@@ -258,87 +259,123 @@ class _Cached:
 
 @dataclass
 class WindowBook:
-    """Every window, indexed for ``open_for``; replaced whole by ``load``."""
+    """Every window, indexed for ``open_for``; replaced whole by ``load``.
+
+    Windows are kept in groups that services share: one service's, one team's,
+    every service's, one glob pattern's. A service's groups are found once (its
+    name tried only against the globs whose literal prefix it starts with), and
+    each group's answer ("open until", or "closed until it next opens") is
+    remembered until that moment, so a decision is a few dictionary lookups."""
     generation: int = -1
     windows: dict[int, Window] = field(default_factory=dict)
-    _by_service: dict[int, list[Window]] = field(default_factory=dict)
-    _by_team: dict[str, list[Window]] = field(default_factory=dict)
-    _everywhere: list[Window] = field(default_factory=list)
-    # Glob windows by the literal text before their first wildcard (casefolded):
-    # a name is matched only against the globs whose prefix it starts with.
-    _globs: dict[str, list[Window]] = field(default_factory=dict)
-    _matched: OrderedDict = field(default_factory=OrderedDict)  # ServiceKey -> windows
+    _groups: dict[tuple, list[Window]] = field(default_factory=dict)
+    # Glob patterns by the literal text before their first wildcard (casefolded).
+    _globs: dict[str, list[str]] = field(default_factory=dict)
+    _matched: dict = field(default_factory=dict)  # ServiceKey -> its groups' keys
     _recurring: dict[int, _Cached] = field(default_factory=dict)
+    _answers: dict[tuple, _Cached] = field(default_factory=dict)  # group key -> answer
     _lock: threading.Lock = field(default_factory=threading.Lock)
     max_matched: int = 200_000
 
     def load(self, generation: int, windows: Iterable[Window]) -> None:
-        by_service: dict[int, list[Window]] = {}
-        by_team: dict[str, list[Window]] = {}
-        everywhere: list[Window] = []
-        globs: dict[str, list[Window]] = {}
+        groups: dict[tuple, list[Window]] = {}
+        globs: dict[str, list[str]] = {}
         every = {}
         for window in windows:
             every[window.window_id] = window
             if window.scope is Scope.SERVICE:
-                by_service.setdefault(window.service_id, []).append(window)
+                key: tuple = (Scope.SERVICE, window.service_id)
             elif window.scope is Scope.TEAM:
-                by_team.setdefault((window.team or "").casefold(), []).append(window)
+                key = (Scope.TEAM, (window.team or "").casefold())
             elif window.scope is Scope.ALL:
-                everywhere.append(window)
+                key = (Scope.ALL,)
             else:
-                globs.setdefault(_literal_prefix(window.name_glob or ""), []).append(window)
+                pattern = (window.name_glob or "").casefold()
+                key = (Scope.GLOB, pattern)
+                if key not in groups:
+                    globs.setdefault(_literal_prefix(pattern), []).append(pattern)
+            groups.setdefault(key, []).append(window)
         with self._lock:
-            self.windows, self._by_service, self._by_team = every, by_service, by_team
-            self._everywhere, self._globs = everywhere, globs
-            self._matched = OrderedDict()
-            self._recurring = {}
+            self.windows, self._groups, self._globs = every, groups, globs
+            self._matched, self._recurring, self._answers = {}, {}, {}
             self.generation = generation
 
-    def matching(self, service: ServiceKey) -> list[Window]:
-        """The windows whose scope includes ``service``, whenever they open."""
+    def _group_keys(self, service: ServiceKey) -> tuple[tuple, ...]:
         found = self._matched.get(service)
         if found is not None:
             return found
-        name = service.heartbeat_name.casefold()
-        found = (self._by_service.get(service.service_id, []) + self._by_team.get(service.team.casefold(), [])
-                 + self._everywhere)
-        globs = self._globs
-        if globs:
+        groups = self._groups
+        keys = [key for key in ((Scope.SERVICE, service.service_id), (Scope.TEAM, service.team.casefold()),
+                                (Scope.ALL,)) if key in groups]
+        if self._globs:
+            name = service.heartbeat_name.casefold()
             for end in range(len(name) + 1):
-                candidates = globs.get(name[:end])
-                if candidates:
-                    found += [w for w in candidates if _glob(w.name_glob or "").fullmatch(name) is not None]
+                for pattern in self._globs.get(name[:end], ()):
+                    if _glob(pattern).fullmatch(name) is not None:
+                        keys.append((Scope.GLOB, pattern))
+        found = tuple(keys)
         with self._lock:
             self._matched[service] = found
             if len(self._matched) > self.max_matched:
-                self._matched.popitem(last=False)
+                self._matched.pop(next(iter(self._matched)))
         return found
+
+    def matching(self, service: ServiceKey) -> list[Window]:
+        """The windows whose scope includes ``service``, whenever they open."""
+        return [w for key in self._group_keys(service) for w in self._groups[key]]
 
     def open_for(self, service: ServiceKey, now: dt.datetime) -> Stretch | None:
         """The window keeping ``service`` quiet at ``now`` (the one open
         longest, when several are), or None."""
         best: Stretch | None = None
-        for window in self.matching(service):
-            stretch = self._open_at(window, now)
+        for key in self._group_keys(service):
+            stretch = self._group_answer(key, now).stretch
             if stretch is not None and (best is None or stretch.end > best.end):
                 best = stretch
         return best
 
+    def _group_answer(self, key: tuple, now: dt.datetime) -> _Cached:
+        """The group's open window (the one open longest), remembered until the
+        first of its windows opens or closes."""
+        answer = self._answers.get(key)
+        if answer is not None and answer.since <= now < answer.until:
+            return answer
+        best: Stretch | None = None
+        until = now + FAR
+        for window in self._groups[key]:
+            cached = self._cached(window, now)
+            until = min(until, cached.until)
+            stretch = cached.stretch
+            if stretch is not None and (best is None or stretch.end > best.end):
+                best = stretch
+        answer = self._answers[key] = _Cached(now, until, best)
+        return answer
+
     def _open_at(self, window: Window, now: dt.datetime) -> Stretch | None:
+        return self._cached(window, now).stretch
+
+    def _cached(self, window: Window, now: dt.datetime) -> _Cached:
+        """The window at ``now``, with how long that answer holds (until it
+        opens or closes next)."""
         if not window.recurring:
-            return window.open_at(now)
+            assert window.starts_at is not None and window.ends_at is not None
+            if now < window.starts_at:
+                return _Cached(now, window.starts_at, None)
+            if now < window.ends_at:
+                return _Cached(window.starts_at, window.ends_at,
+                               Stretch(window.window_id, window.starts_at, window.ends_at))
+            return _Cached(window.ends_at, now + FAR, None)
         cached = self._recurring.get(window.window_id)
         if cached is not None and cached.since <= now < cached.until:
-            return cached.stretch
+            return cached
         stretch = window.open_at(now)
         if stretch is not None:
             cached = _Cached(now, stretch.end, stretch)
         else:
             following = window.next_start(now)
-            cached = _Cached(now, following or now + dt.timedelta(days=3650), None)
+            cached = _Cached(now, following or now + FAR, None)
         self._recurring[window.window_id] = cached
-        return stretch
+        return cached
 
     def open_windows(self, now: dt.datetime) -> list[Stretch]:
         """Every window open at ``now``."""
