@@ -115,10 +115,21 @@ def window_fields(spec: heartbeat_pb2.MaintenanceWindowSpec) -> dict:
     return windows.check_window({
         "scope": SCOPE_TO_DB[spec.scope], "service_id": spec.service_id, "team": spec.team,
         "name_glob": spec.name_glob,
-        "starts_at": spec.starts_at.ToDatetime(dt.timezone.utc) if spec.HasField("starts_at") else None,
-        "ends_at": spec.ends_at.ToDatetime(dt.timezone.utc) if spec.HasField("ends_at") else None,
+        "starts_at": _time(spec, "starts_at", "window.starts_at"),
+        "ends_at": _time(spec, "ends_at", "window.ends_at"),
         "cron": spec.cron.strip(), "duration_seconds": spec.duration_seconds, "timezone": spec.timezone,
         "reason": spec.reason})
+
+
+def _time(message, name: str, field: str) -> dt.datetime | None:
+    """A Timestamp field as a datetime (None when unset); InvalidArgument when it
+    is outside the years 1-9999."""
+    if not message.HasField(name):
+        return None
+    try:
+        return getattr(message, name).ToDatetime(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{field} is out of range") from None
 
 
 def caller() -> str:
@@ -414,7 +425,7 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             raise InvalidArgument(f"reason must be at most {MAX_MUTE_REASON} characters")
         if "\x00" in reason:
             raise InvalidArgument("reason must not contain NUL characters")
-        until = request.until.ToDatetime(dt.timezone.utc) if request.HasField("until") else None
+        until = _time(request, "until", "until")
         if until is not None and until <= dt.datetime.now(dt.timezone.utc):
             raise InvalidArgument("until must be in the future")
         row = self.services.update({"muted": True, "mute_reason": reason or None, "muted_by": caller(),
