@@ -437,7 +437,7 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         return heartbeat_pb2.UnmuteServiceResponse(service=service_to_pb(row))
 
     def ListNotificationSkips(self, request, context):
-        if not request.alert_id and not request.service_id:
+        if request.WhichOneof("subject") is None:
             raise InvalidArgument("alert_id or service_id is required")
         if not 0 <= request.limit <= 1000:
             raise InvalidArgument("limit must be 0-1000")
