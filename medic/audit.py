@@ -42,7 +42,7 @@ from medic.logs import request_id_var
 SERVICE_ACTIONS = ("register", "edit", "activate", "deactivate", "mute", "unmute", "priority_change",
                    "team_change", "bulk_edit", "delete", "restore")
 # Any other resource.
-GENERIC_ACTIONS = ("create", "update", "delete", "revoke", "set_rate_limits", "retry")
+GENERIC_ACTIONS = ("create", "update", "delete", "revoke", "set_rate_limits", "retry", "acknowledge")
 # A remediation run's steps (the original's audit log, issue 24 fills them).
 REMEDIATION_ACTIONS = ("execution_started", "step_completed", "step_failed", "approval_requested",
                        "approved", "rejected", "execution_completed", "execution_failed")

@@ -18,20 +18,25 @@ RESOURCE = "service"
 # What a person sets on a service: the audit log's before and after, and what
 # a snapshot restores.
 SETTINGS = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds",
-            "team", "team_id", "priority", "runbook", "notify_mode", "active", "muted")
+            "team", "team_id", "priority", "runbook", "notify_mode", "active", "muted", "mute_reason", "muted_by",
+            "muted_until")
+# What a mute carries with it: a change of these alone is still a mute or an unmute.
+MUTE_DETAILS = {"mute_reason", "muted_by", "muted_until"}
 # Shown with the settings, but not a setting: moves with heartbeats and alerts.
 STATE = ("state",)
 
 
 def settings(row: Mapping[str, Any]) -> dict[str, Any]:
     """A service's settings (and state), as the audit log records them."""
-    return {name: row[name] for name in SETTINGS + STATE}
+    return {name: row.get(name) for name in SETTINGS + STATE}
 
 
 def action_type(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     """The kind of an update, by the settings it changed (the original's
     snapshot action types): one thing alone names it, anything else is an edit."""
-    changed = {name for name in SETTINGS if before[name] != after[name]}
+    changed = {name for name in SETTINGS if before.get(name) != after.get(name)}
+    if "muted" in changed and changed - MUTE_DETAILS == {"muted"}:
+        return "mute" if after["muted"] else "unmute"
     if changed == {"active"}:
         return "activate" if after["active"] else "deactivate"
     if changed == {"muted"}:

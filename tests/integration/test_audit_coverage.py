@@ -10,6 +10,7 @@ one event (docs/architecture.md, "The audit log").
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
 import json
 from collections.abc import Callable
@@ -77,6 +78,24 @@ class World:
             service_ids=[svc.service_id], muted=True), metadata=self.md)
         return svc.service_id, bulk.bulk_id
 
+    def open_alert(self) -> int:
+        """A service marked down by hand: its open alert's id."""
+        svc = self.service()
+        self.heartbeat.UpdateService(heartbeat_pb2.UpdateServiceRequest(service_id=svc.service_id, down=True),
+                                     metadata=self.md)
+        alerts = self.heartbeat.ListAlerts(heartbeat_pb2.ListAlertsRequest(active=True), metadata=self.md).alerts
+        return next(a.alert_id for a in alerts if a.service_id == svc.service_id)
+
+    def muted_service(self) -> heartbeat_pb2.Service:
+        svc = self.service()
+        self.heartbeat.MuteService(heartbeat_pb2.MuteServiceRequest(service_id=svc.service_id, reason="deploy"),
+                                   metadata=self.md)
+        return svc
+
+    def window(self) -> int:
+        return self.heartbeat.CreateMaintenanceWindow(heartbeat_pb2.CreateMaintenanceWindowRequest(
+            window=_window_spec()), metadata=self.md).window.window_id
+
     def team(self) -> routing_pb2.Team:
         return self.routing.CreateTeam(routing_pb2.CreateTeamRequest(name=_name("team")), metadata=self.md).team
 
@@ -128,6 +147,14 @@ def _struct(values: dict) -> struct_pb2.Struct:
     return config
 
 
+def _window_spec(reason: str = "upgrade") -> heartbeat_pb2.MaintenanceWindowSpec:
+    spec = heartbeat_pb2.MaintenanceWindowSpec(scope=heartbeat_pb2.WINDOW_SCOPE_ALL, reason=reason)
+    start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    spec.starts_at.FromDatetime(start)
+    spec.ends_at.FromDatetime(start + dt.timedelta(hours=2))
+    return spec
+
+
 HB = "/medic.v1.HeartbeatService/"
 AUTH = "/medic.v1.AuthService/"
 ROUTING = "/medic.v1.RoutingService/"
@@ -163,6 +190,34 @@ CASES: dict[str, Case] = {
         call=lambda w, bulk: (w.heartbeat.UndoBulkChange(heartbeat_pb2.UndoBulkChangeRequest(
             bulk_id=bulk[1]), metadata=w.md), bulk[0])[1],
         changed={"muted": False}),
+    HB + "AcknowledgeAlert": Case(
+        "alert", "acknowledge", prepare=lambda w: w.open_alert(),
+        call=lambda w, alert_id: w.heartbeat.AcknowledgeAlert(heartbeat_pb2.AcknowledgeAlertRequest(
+            alert_id=alert_id), metadata=w.md).alert.alert_id),
+    HB + "MuteService": Case(
+        "service", "mute", prepare=lambda w: w.service(),
+        call=lambda w, svc: w.heartbeat.MuteService(heartbeat_pb2.MuteServiceRequest(
+            service_id=svc.service_id, reason="deploy"), metadata=w.md).service.service_id,
+        changed={"muted": True, "mute_reason": "deploy"}),
+    HB + "UnmuteService": Case(
+        "service", "unmute", prepare=lambda w: w.muted_service(),
+        call=lambda w, svc: w.heartbeat.UnmuteService(heartbeat_pb2.UnmuteServiceRequest(
+            service_id=svc.service_id), metadata=w.md).service.service_id,
+        changed={"muted": False}),
+    HB + "CreateMaintenanceWindow": Case(
+        "maintenance_window", "create", has_before=False,
+        call=lambda w, _: w.heartbeat.CreateMaintenanceWindow(heartbeat_pb2.CreateMaintenanceWindowRequest(
+            window=_window_spec()), metadata=w.md).window.window_id,
+        changed={"reason": "upgrade"}),
+    HB + "UpdateMaintenanceWindow": Case(
+        "maintenance_window", "update", prepare=lambda w: w.window(),
+        call=lambda w, window_id: w.heartbeat.UpdateMaintenanceWindow(heartbeat_pb2.UpdateMaintenanceWindowRequest(
+            window_id=window_id, window=_window_spec("longer")), metadata=w.md).window.window_id,
+        changed={"reason": "longer"}),
+    HB + "DeleteMaintenanceWindow": Case(
+        "maintenance_window", "delete", has_after=False, prepare=lambda w: w.window(),
+        call=lambda w, window_id: (w.heartbeat.DeleteMaintenanceWindow(heartbeat_pb2.DeleteMaintenanceWindowRequest(
+            window_id=window_id), metadata=w.md), window_id)[1]),
     AUTH + "CreateApiKey": Case(
         "api_key", "create", has_before=False,
         call=lambda w, _: w.auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(
