@@ -189,13 +189,17 @@ def record(tx: Cursor, *, source: str, action_type: str, resource: str, resource
            execution_id: int | None = None, bulk_id: uuid.UUID | str | None = None,
            details: Mapping[str, Any] | None = None, who: Who | None = None) -> None:
     """Writes one audit event with ``tx`` (the change's own transaction: call it
-    before the commit). ``source``: the writing service (``heartbeat``, ``auth``,
+    before the commit; a ``medic.db.Tx`` sends it with its COMMIT). ``source``: the writing service (``heartbeat``, ``auth``,
     ...). ``resource`` / ``resource_id``: what changed (``service`` / its id).
     ``who``: default, the current call's identity."""
-    tx.execute(INSERT_EVENT, _row(
+    row = _row(
         source=source, action_type=action_type, resource=resource, resource_id=resource_id, before=before,
         after=after, secrets=secrets, service_id=service_id, execution_id=execution_id, bulk_id=bulk_id,
-        details=details, who=who))
+        details=details, who=who)
+    if getattr(tx, "began", False):  # a medic.db.Tx: sent with the COMMIT, no round trip of its own
+        tx.before_commit(INSERT_EVENT, row)
+    else:
+        tx.execute(INSERT_EVENT, row)
 
 
 def record_many(tx: Cursor, events: Iterable[Mapping[str, Any]]) -> None:

@@ -197,7 +197,8 @@ class Database:
         with self._tx(Tx) as tx:
             yield tx
             if tx.began:
-                tx.cur.execute("COMMIT")
+                # Statements queued for the commit (an audit event) go in its round trip.
+                tx.cur.execute("".join(tx.at_commit) + "COMMIT")
 
     @contextlib.contextmanager
     def _tx(self, kind: type[Tx]) -> Iterator[Tx]:
@@ -261,6 +262,16 @@ class Tx:
     def __init__(self, cur: psycopg2.extensions.cursor):
         self.cur = cur
         self.began = False  # BEGIN sent (with the first statement)
+        self.at_commit: list[str] = []
+
+    def before_commit(self, sql: str, params: Any = None) -> None:
+        """Runs ``sql`` in this transaction, sent in the same round trip as its
+        COMMIT: a statement whose result nobody reads (an audit event) costs no
+        round trip of its own. If it fails, the transaction rolls back as if it
+        had been sent at once. Only after a statement of the transaction."""
+        if not self.began:
+            raise RuntimeError("before_commit() needs a statement of the transaction first")
+        self.at_commit.append(self.cur.mogrify(sql, params).decode() + "; ")
 
     def _columns(self) -> list[str]:
         return [column.name for column in self.cur.description]
