@@ -76,7 +76,8 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     monitor, dispatcher, channel, committed = _alert_pipeline(settings, db, policy, windows)
     heartbeats = HeartbeatStore(db, policy, on_committed=committed, windows=windows)
     ingest = IngestQueue(heartbeats, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
-    lookups = RoutingLookups(channel, settings.rpc_timeout_seconds)
+    # A snapshot waits for routing at most 2 s: a change never hangs on a stuck routing.
+    lookups = RoutingLookups(channel, min(settings.rpc_timeout_seconds, 2.0))
     servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed, windows=windows), heartbeats,
                                  AlertStore(db, policy), ingest, ServiceSearch(db), windows, committed,
                                  audit=AuditLog(db), snapshot_reader=SnapshotReader(db), routing=lookups)
