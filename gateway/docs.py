@@ -238,6 +238,7 @@ def openapi() -> dict[str, Any]:
             "responses": _responses({201: f"Job signal {status} recorded successfully.",
                                      404: "Service ID <id> not found.", **COMMON_ERRORS})}}
     paths.update(v2.openapi_paths(v2_routes.TABLE, COMMON_ERRORS))
+    paths.update(_history_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "Medic", "version": medic.__version__,
@@ -250,6 +251,56 @@ def openapi() -> dict[str, Any]:
                                            "description": "API key mdk_<key_id>_<secret>"}},
         },
         "security": [{"bearer": []}],
+    }
+
+
+def _history_paths() -> dict[str, Any]:
+    """The change-history routes (``gateway.history``): the original's query parameters."""
+    from medic import audit
+
+    int64 = {"type": "integer", "minimum": -2**63, "maximum": 2**63 - 1}
+    an_id = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    text = {"type": "string", "maxLength": 255, "pattern": protojson.NO_NUL}
+    date = {"type": "string", "description": "ISO 8601, e.g. 2026-01-01T00:00:00Z (no zone: UTC)"}
+    paging = (("limit", int64, "Page size, default 50, held to 1-250"),
+              ("offset", int64, "Entries to pass over (a negative one counts as 0)"))
+    snapshot_id = [_path("snapshot_id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1})]
+    return {
+        "/v2/audit-logs": {"get": {
+            "summary": "The change history, newest first: who changed what, before and after (secrets "
+                       "never); Accept: text/csv exports the page as CSV with X-Total-Count, X-Limit, "
+                       "X-Offset and X-Has-More", "tags": ["history"],
+            "parameters": _query(
+                ("execution_id", an_id, "A remediation run"), ("service_id", an_id, "A service's history"),
+                ("action_type", {"type": "string", "enum": list(audit.ACTION_TYPES)}, "What kind of change"),
+                ("actor", text, "An X-Actor, an API key's name or its id"),
+                ("start_date", date, "Changes at or after"), ("end_date", date, "Changes at or before"),
+                ("resource", {**text, "maxLength": 64}, "service, team, notification_target, webhook, "
+                                                         "api_key, delivery, alert, maintenance_window"),
+                ("resource_id", text, "With resource: one of them"),
+                ("heartbeat_name", text, "A service's history, by heartbeat name"),
+                ("bulk_id", {**text, "maxLength": 64}, "The events of one bulk change"), *paging),
+            "responses": _responses({200: "{entries, total_count, limit, offset, has_more}",
+                                     **COMMON_ERRORS, 404: "Unknown heartbeat_name"})}},
+        "/v2/snapshots": {"get": {
+            "summary": "Service snapshots, newest first (a service before each destructive change)",
+            "tags": ["history"],
+            "parameters": _query(
+                ("service_id", an_id, "One service's snapshots"),
+                ("action_type", {"type": "string", "enum": list(audit.SNAPSHOT_ACTIONS)},
+                 "The change it was taken before"),
+                ("start_date", date, "Taken at or after"), ("end_date", date, "Taken at or before"),
+                ("bulk_id", {**text, "maxLength": 64}, "The snapshots of one bulk change"), *paging),
+            "responses": _responses({200: "{entries, total_count, limit, offset, has_more}", **COMMON_ERRORS})}},
+        "/v2/snapshots/{snapshot_id}": {"get": {
+            "summary": "One snapshot", "tags": ["history"], "parameters": snapshot_id,
+            "responses": _responses({200: "The snapshot", 404: "Snapshot not found", **COMMON_ERRORS})}},
+        "/v2/snapshots/{snapshot_id}/restore": {"post": {
+            "summary": "Put the service back as it was in the snapshot (undo; itself audited and "
+                       "snapshotted); a deleted service is re-created with a new id, and the message says so",
+            "tags": ["history"], "parameters": snapshot_id,
+            "responses": _responses({200: "{snapshot, service, recreated}", 404: "Snapshot not found",
+                                     **COMMON_ERRORS})}},
     }
 
 

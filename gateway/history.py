@@ -23,6 +23,7 @@ from medic.v1 import heartbeat_pb2
 HB = "/medic.v1.HeartbeatService/"
 MAX_LIMIT = 250
 DEFAULT_LIMIT = 50
+MAX_OFFSET = 100_000_000  # the contract's limit of ListAuditEventsRequest.offset
 CSV_COLUMNS = ("log_id", "execution_id", "action_type", "actor", "timestamp", "created_at", "details",
                "source", "resource", "resource_id", "service_id", "key_id", "key_name", "principal",
                "request_id", "bulk_id", "before", "after")
@@ -118,6 +119,8 @@ def _page(request: Request) -> tuple[int, int]:
     negative offset counts as 0."""
     limit = _int(request, "limit")
     offset = _int(request, "offset") or 0
+    if offset > MAX_OFFSET:
+        raise HttpError(400, f"Invalid 'offset' parameter (at most {MAX_OFFSET})")
     return min(max(1, DEFAULT_LIMIT if limit is None else limit), MAX_LIMIT), max(0, offset)
 
 

@@ -148,3 +148,8 @@ def test_a_read_key_may_query_over_http_and_grpc(admin, stack):
                                  metadata=bearer(read_key))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "action_type" in refused.value.details()
+
+
+def test_an_offset_past_the_contract_limit_is_a_400(admin):
+    answer = admin.get("/v2/audit-logs", params={"offset": 9223372036854775806})
+    assert answer.status_code == 400 and "offset" in answer.json()["message"]
