@@ -446,10 +446,10 @@ def _who_answers(name: str, variable: str, port: int) -> str:
         if health.http_alive(f"http://127.0.0.1:{port}/health/live", timeout=2):
             return "a Medic gateway answers there (is another `medic up` running?)"
         return "something that is not a Medic gateway listens there"
-    from medic.v1 import auth_pb2, heartbeat_pb2, routing_pb2, delivery_pb2
+    from medic.v1 import auth_pb2, heartbeat_pb2, routing_pb2, delivery_pb2, remediation_pb2
 
     modules = {"auth": auth_pb2, "heartbeat": heartbeat_pb2, "routing": routing_pb2,
-               "delivery": delivery_pb2}
+               "delivery": delivery_pb2, "remediation": remediation_pb2}
     service = next(iter(modules[name].DESCRIPTOR.services_by_name.values())).full_name
     # A server that knows the service by name answers (serving or not); any other
     # server or listener does not.

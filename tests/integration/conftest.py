@@ -76,8 +76,13 @@ def stack(database_url, db, tmp_path):
     servers["heartbeat"] = create_server(heartbeat_app.build(settings), port=0, workers=16,
                                          authorizer=KeyAuthorizer(settings))
     settings = dataclasses.replace(settings, heartbeat_target=f"127.0.0.1:{servers['heartbeat'].port}")
+    from services.remediation import app as remediation_app
+
+    servers["remediation"] = create_server(remediation_app.build(settings), port=0, workers=8,
+                                           authorizer=KeyAuthorizer(settings))
+    settings = dataclasses.replace(settings, remediation_target=f"127.0.0.1:{servers['remediation'].port}")
     yield Stack(settings, admin_key, servers)
-    for name in ("heartbeat", "routing", "delivery", "auth"):
+    for name in ("remediation", "heartbeat", "routing", "delivery", "auth"):
         servers[name].stop(1)
 
 
