@@ -72,6 +72,9 @@ TABLE: list[RpcRoute] = [
              "Create a playbook from its YAML document ({\"yaml\": ...}); errors name the line and field",
              body=True, status=201, message="Playbook created."),
     RpcRoute("GET", "/v2/playbooks", REMEDIATION + "ListPlaybooks", "List playbooks", result="playbooks"),
+    RpcRoute("POST", "/v2/playbooks/apply", REMEDIATION + "ApplyPlaybook",
+             "Create the playbook, or replace the document of the playbook of the same name "
+             "(what `medic playbooks apply` calls)", body=True, message="Playbook applied."),
     RpcRoute("POST", "/v2/playbooks/validate", REMEDIATION + "ValidatePlaybook",
              "Check a playbook document without saving it (results.valid, results.errors)", body=True),
     RpcRoute("GET", "/v2/playbooks/{playbook_id:int}", REMEDIATION + "GetPlaybook", "Get a playbook with its YAML",

@@ -17,6 +17,7 @@ from services.remediation.execution_store import ExecutionStore
 from services.remediation.heartbeat_client import HeartbeatClient
 from services.remediation.playbook_store import PlaybookStore
 from services.remediation.remediation import Remediation
+from services.remediation.scripts import ScriptRunner
 from services.remediation.secrets import Keyring, SecretStore
 from services.remediation.servicer import RemediationServicer
 from services.remediation.steps import WebhookSender
@@ -37,7 +38,8 @@ def build(settings: Settings, db: Database | None = None, *,
                                                   settings.remediation_breaker_window_seconds))
     playbooks = PlaybookStore(db)
     engine = Engine(executions, WebhookSender(allow_private=settings.webhook_allow_private),
-                    last_heartbeat=heartbeat.last_heartbeat, secret=secrets.value, clock=clock,
+                    last_heartbeat=heartbeat.last_heartbeat, secret=secrets.value,
+                    run_script=ScriptRunner(settings.remediation_scripts_dir).run, clock=clock,
                     workers=settings.remediation_workers, poll_seconds=settings.remediation_poll_seconds,
                     condition_poll_seconds=settings.remediation_condition_poll_seconds)
     remediation = Remediation(db, playbooks, executions, heartbeat, clock=clock, wake=engine.wake)

@@ -178,6 +178,8 @@ class ExecutionStore:
             status, due, completed, failure = "completed", None, now, None
         else:
             status, due, completed, failure = "running", now, None, None
+        # PostgreSQL text cannot hold NUL (a script may print anything).
+        output, error = output.replace("\0", "\ufffd"), error.replace("\0", "\ufffd")
         with self.db.transaction() as tx:
             tx.execute(FINISH_STEP, {"status": "completed" if ok else "failed", "now": now, "output": output,
                                      "error": error, "id": execution_id, "step": index})

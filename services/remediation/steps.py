@@ -28,6 +28,9 @@ from medic import ssrf
 from services.remediation.variables import redact
 
 log = logging.getLogger(__name__)
+# urllib3 logs each request line (with its query string) at DEBUG: a webhook step's URL
+# may carry a secret, so its records stay out of the logs even with MEDIC_LOG_LEVEL=DEBUG.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 MAX_RESPONSE_BYTES = 64 * 1024
 OUTPUT_EXCERPT = 4096
