@@ -20,6 +20,7 @@ from services.remediation.remediation import Remediation
 from services.remediation.scripts import ScriptRunner
 from services.remediation.secrets import Keyring, SecretStore
 from services.remediation.servicer import RemediationServicer
+from services.remediation.slack import SlackApprovals
 from services.remediation.steps import WebhookSender
 
 SERVICE_NAME = remediation_pb2.DESCRIPTOR.services_by_name["RemediationService"].full_name
@@ -39,7 +40,10 @@ def build(settings: Settings, db: Database | None = None, *,
     playbooks = PlaybookStore(db)
     engine = Engine(executions, WebhookSender(allow_private=settings.webhook_allow_private),
                     last_heartbeat=heartbeat.last_heartbeat, secret=secrets.value,
-                    run_script=ScriptRunner(settings.remediation_scripts_dir).run, clock=clock,
+                    run_script=ScriptRunner(settings.remediation_scripts_dir).run,
+                    post_approval=SlackApprovals(settings.slack_api_url, settings.slack_token,
+                                                 settings.slack_approval_channel
+                                                 or settings.slack_default_channel).post, clock=clock,
                     workers=settings.remediation_workers, poll_seconds=settings.remediation_poll_seconds,
                     condition_poll_seconds=settings.remediation_condition_poll_seconds)
     remediation = Remediation(db, playbooks, executions, heartbeat, clock=clock, wake=engine.wake)

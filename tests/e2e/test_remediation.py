@@ -51,6 +51,9 @@ def receiver():
 def test_a_down_service_is_remediated_and_its_alert_resolves(tmp_path, database_url, receiver):
     medic = start_medic(tmp_path, database_url, ENV)
     try:
+        # medic up generated the key of the step secrets, readable by its owner only.
+        key_file = tmp_path / "data" / "secrets.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_text().strip()) == 44
         api = Api(medic)
         api("POST", "/v2/playbooks", json={"yaml": f"""
 name: restart-workers

@@ -17,7 +17,7 @@ from gateway.remediation import slack_signature
 from services.remediation import app as remediation_app
 from tests.integration.conftest import SLACK_SIGNING_SECRET, WEBHOOK_SECRET
 from tests.support.authorizers import AllowAll
-from tests.support.receivers import WebhookReceiver
+from tests.support.receivers import Reply, WebhookReceiver
 from tests.support.servers import serving
 
 
@@ -180,3 +180,32 @@ def test_timeout_approval_approves_by_itself_when_its_minutes_pass(database_url,
             assert done.status == remediation_pb2.EXECUTION_STATUS_COMPLETED
             assert done.decided_by == "timeout"
             assert [e.kind for e in done.events][:3] == ["execution_started", "approval_requested", "approved"]
+
+
+def test_an_approval_request_is_posted_to_slack_with_both_buttons(database_url, db):
+    from tests.support.receivers import SlackReceiver
+
+    with SlackReceiver() as slack:
+        slack.script(Reply(500, {}))  # Slack down at first: posted again after the claim's lease
+        settings = Settings(database_url=database_url, slack_api_url=slack.url, slack_token="xoxb-approvals",
+                            slack_approval_channel="C0APPROVALS", remediation_poll_seconds=0.05)
+        clock = Clock()
+        with serving(remediation_app.build(settings, db, clock=clock), AllowAll()) as running:
+            with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                stub = remediation_pb2_grpc.RemediationServiceStub(channel)
+                document = "name: careful\napproval: required\nsteps:\n  - name: pause\n    type: wait\n" \
+                           "    duration: 1s\n"
+                playbook_id = stub.CreatePlaybook(remediation_pb2.CreatePlaybookRequest(yaml=document)).playbook_id
+                execution_id = stub.ExecutePlaybook(
+                    remediation_pb2.ExecutePlaybookRequest(playbook_id=playbook_id)).execution_id
+                slack.wait_for(1, timeout=5)
+                clock.advance(31)  # the lease of the failed attempt
+                posted = slack.wait_for(2, timeout=5)[1]
+    message = posted.json()
+    assert posted.path.endswith("/chat.postMessage") and posted.header("Authorization") == "Bearer xoxb-approvals"
+    assert message["channel"] == "C0APPROVALS"
+    (actions,) = [b for b in message["blocks"] if b["type"] == "actions"]
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+        ("approve_playbook", str(execution_id)), ("reject_playbook", str(execution_id))]
+    time.sleep(0.3)
+    assert len(slack.requests) == 2  # posted once it succeeded, not again
