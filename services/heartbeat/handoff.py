@@ -85,7 +85,8 @@ class Dispatcher:
             return 0
         accepted, retries = [], []
         try:
-            with tracing.span(f"alert hand-off to {self.destination}", keys=[row["event_id"] for row in rows],
+            name = "alert hand-off" if self.destination == "routing" else f"alert hand-off to {self.destination}"
+            with tracing.span(name, keys=[row["event_id"] for row in rows],
                               attributes={"medic.event_id": [row["event_id"] for row in rows]}):
                 response = self.route_alerts(self.build_request(rows))
         except grpc.RpcError as exc:

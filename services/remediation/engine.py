@@ -99,10 +99,11 @@ class Engine:
         deadline = execution["approval_deadline"]
         if deadline is not None and now >= deadline:
             try:
-                approved = self.store.approve(execution["execution_id"], "timeout", now)
+                # Due at once: a worker claims it (and leases it) like any other.
+                self.store.approve(execution["execution_id"], "timeout", now)
             except MedicError:  # decided meanwhile
                 return
-            self.advance(approved)
+            metrics.PENDING_APPROVAL.set(self.store.pending_approvals())
             return
         if execution["approval_posted_at"] is None and self.post_approval is not None:
             self.post_approval(execution)  # raises to retry after the lease
@@ -117,7 +118,8 @@ class Engine:
         kind = step["type"]
         if kind in ("wait", "condition"):
             if result is None or result["status"] != "running":
-                until = now + dt.timedelta(seconds=step.get("duration_seconds") or 0) if kind == "wait" else now
+                # A wait is due at its end; a condition is checked now, by this worker, under its lease.
+                until = now + dt.timedelta(seconds=step["duration_seconds"] if kind == "wait" else CLAIM_LEASE_SECONDS)
                 if not self.store.begin_step(execution, step, now, status="waiting", due_at=until):
                     return None
                 started = now
@@ -177,7 +179,8 @@ class Engine:
     def _finish(self, execution: Row, step: dict, outcome: Outcome, *, fail_execution: bool) -> Row | None:
         now = self.clock()
         status = self.store.finish_step(execution, step, now, ok=outcome.ok, output=outcome.output,
-                                        error=outcome.error, fail_execution=fail_execution)
+                                        error=outcome.error, fail_execution=fail_execution,
+                                        keep_until=now + dt.timedelta(seconds=CLAIM_LEASE_SECONDS))
         metrics.STEPS.labels(step["type"], "completed" if outcome.ok else "failed").inc()
         if status in ("completed", "failed"):
             metrics.EXECUTIONS.labels(status).inc()
@@ -204,11 +207,13 @@ class Engine:
     def _run(self, execution: Row, step: dict) -> Outcome:
         variables = self._variables(execution)
         fields = {k: step.get(k) for k in ("url", "headers", "body", "parameters")}
+        # One pass over the playbook's own text each: a value put in (an alert field)
+        # is never scanned again, so it cannot name a secret.
         shown = substitute(fields, variables)
-        secrets, missing = self._secrets(shown)
+        secrets, missing = self._secrets(fields)
         if missing:
             return Outcome(False, error=missing)
-        actual = substitute(shown, {}, secrets.get)
+        actual = substitute(fields, variables, secrets.get)
         values = list(secrets.values())
         try:
             if step["type"] == "webhook":

@@ -72,7 +72,7 @@ MOVE = """
     UPDATE playbook_executions SET status = %(status)s, current_step = %(step)s, due_at = %(due)s,
         started_at = coalesce(started_at, %(now)s), completed_at = %(completed)s, error = %(error)s,
         updated_at = %(now)s
-    WHERE execution_id = %(id)s AND status IN ('running', 'waiting')
+    WHERE execution_id = %(id)s AND status IN ('running', 'waiting') AND current_step = %(expected)s
 """
 
 
@@ -150,7 +150,7 @@ class ExecutionStore:
         False when the execution is no longer active (cancelled)."""
         index = execution["current_step"]
         with self.db.transaction() as tx:
-            if not tx.execute(MOVE, {"status": status, "step": index, "due": due_at, "now": now,
+            if not tx.execute(MOVE, {"status": status, "step": index, "due": due_at, "now": now, "expected": index,
                                      "completed": None, "error": None, "id": execution["execution_id"]}):
                 return False
             tx.execute(BEGIN_STEP, {"id": execution["execution_id"], "step": index, "name": step["name"],
@@ -162,13 +162,17 @@ class ExecutionStore:
     def reschedule(self, execution: Row, due_at: dt.datetime, now: dt.datetime, status: str = "waiting") -> None:
         with self.db.transaction() as tx:
             tx.execute(MOVE, {"status": status, "step": execution["current_step"], "due": due_at, "now": now,
-                              "completed": None, "error": None, "id": execution["execution_id"]})
+                              "expected": execution["current_step"], "completed": None, "error": None,
+                              "id": execution["execution_id"]})
 
     def finish_step(self, execution: Row, step: dict, now: dt.datetime, *, ok: bool, output: str,
-                    error: str, fail_execution: bool) -> str | None:
+                    error: str, fail_execution: bool, keep_until: dt.datetime) -> str | None:
         """Records the current step's outcome and moves the execution on: to the
         next step, or to its end (completed, or failed when ``fail_execution``).
-        Returns the execution's new status (None when it was no longer active)."""
+        The worker goes on with the next step itself: the execution stays leased
+        to it until ``keep_until`` (no other worker takes it meanwhile; after a
+        crash, any worker does then). Returns the execution's new status (None
+        when it was no longer active)."""
         index = execution["current_step"]
         steps = execution["definition"]["steps"]
         execution_id = execution["execution_id"]
@@ -177,17 +181,18 @@ class ExecutionStore:
         elif index + 1 >= len(steps):
             status, due, completed, failure = "completed", None, now, None
         else:
-            status, due, completed, failure = "running", now, None, None
+            status, due, completed, failure = "running", keep_until, None, None
         # PostgreSQL text cannot hold NUL (a script may print anything).
         output, error = output.replace("\0", "\ufffd"), error.replace("\0", "\ufffd")
         with self.db.transaction() as tx:
-            tx.execute(FINISH_STEP, {"status": "completed" if ok else "failed", "now": now, "output": output,
-                                     "error": error, "id": execution_id, "step": index})
+            if not tx.execute(FINISH_STEP, {"status": "completed" if ok else "failed", "now": now, "output": output,
+                                            "error": error, "id": execution_id, "step": index}):
+                return None  # finished already (by a worker that took over after a lease ended)
             events.record_event(tx, execution_id, "step_completed" if ok else "step_failed", now,
                                 step_index=index, detail=f"{step['name']}: {error or 'ok'}")
             moved = tx.execute(MOVE, {"status": status, "step": index + 1 if status != "failed" else index,
                                       "due": due, "now": now, "completed": completed, "error": failure,
-                                      "id": execution_id})
+                                      "expected": index, "id": execution_id})
             if moved and status == "completed":
                 events.record_event(tx, execution_id, "execution_completed", now,
                                     detail=f"{len(steps)} steps")
@@ -201,7 +206,8 @@ class ExecutionStore:
         definition cannot run)."""
         with self.db.transaction() as tx:
             if tx.execute(MOVE, {"status": "failed", "step": execution["current_step"], "due": None, "now": now,
-                                 "completed": now, "error": reason, "id": execution["execution_id"]}):
+                                 "completed": now, "error": reason, "expected": execution["current_step"],
+                                 "id": execution["execution_id"]}):
                 events.record_event(tx, execution["execution_id"], "execution_failed", now, detail=reason)
 
     def approval_posted(self, execution_id: int, now: dt.datetime) -> None:

@@ -36,7 +36,10 @@ def scripts(stack) -> Path:
     return Path(stack.settings.remediation_scripts_dir)
 
 
-def test_alert_fields_reach_a_script_only_as_values_never_as_arguments_or_commands(http, scripts, tmp_path):
+def test_alert_fields_reach_a_script_only_as_values_never_as_arguments_or_commands(http, scripts):
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="m"))  # short: the name it goes into holds 255 characters
     script(scripts, "show-input", 'echo "argc=$#"\necho "service=$MEDIC_PARAM_SERVICE"\nenv | sort\n')
     hostile = f"x; touch {tmp_path}/pwned1 $(touch {tmp_path}/pwned2) `touch {tmp_path}/pwned3` --help"
     sid = http.post("/service", json={"heartbeat_name": "hostile", "service_name": hostile,

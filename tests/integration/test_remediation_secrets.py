@@ -130,3 +130,15 @@ def test_medic_playbooks_apply_creates_then_updates(admin, tmp_path):
     assert refused.code == 1 and "line 3, steps[0].duration" in refused.err
     checked = admin("playbooks", "validate", str(path))
     assert checked.code == 1 and "line 3, steps[0].duration: `duration` is required" in checked.out
+
+
+def test_an_alert_field_naming_a_secret_does_not_reach_it(http, echoing_receiver):
+    http.request("PUT", "/v2/secrets/RESTART_TOKEN", json={"value": SECRET})
+    sid = http.post("/service", json={"heartbeat_name": "sneaky", "service_name": "${secrets.RESTART_TOKEN}",
+                                      "alert_interval": 60}).json()["results"][0]["service_id"]
+    document = (f"name: names\nsteps:\n  - name: call\n    type: webhook\n    url: {echoing_receiver.url}/x\n"
+                f"    body:\n      service: ${{SERVICE_NAME}}\n")
+    playbook_id = http.post("/v2/playbooks", json={"yaml": document}).json()["results"]["playbook_id"]
+    assert http.post(f"/v2/playbooks/{playbook_id}/execute", json={"service_id": sid}).status_code == 201
+    (request,) = echoing_receiver.wait_for(1)
+    assert request.json() == {"service": "${secrets.RESTART_TOKEN}"}
