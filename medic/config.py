@@ -237,6 +237,11 @@ class Settings:
     rate_limit_management_per_minute: int = _var(
         "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE", 20,
         "management requests per minute per key unless overridden", parse=_positive_int)
+    rate_limit_console_per_minute: int = _var(
+        "MEDIC_RATE_LIMIT_CONSOLE_PER_MINUTE", 600,
+        "web console page views per minute per signed-in key (its management limit when that "
+        "is higher); console forms that change something count as management requests",
+        parse=_positive_int)
     rate_limit_playbook_execute_per_minute: int = _var(
         "MEDIC_RATE_LIMIT_PLAYBOOK_EXECUTE_PER_MINUTE", 10,
         "playbook executions started by hand (POST /v2/playbooks/<id>/execute) per minute per key",
