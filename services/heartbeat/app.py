@@ -23,6 +23,7 @@ from services.heartbeat.routing_client import RemediationClient, RoutingClient, 
 from services.heartbeat.search import ServiceSearch
 from services.heartbeat.service_store import ServiceStore
 from services.heartbeat.servicer import HeartbeatServicer
+from services.heartbeat.window_store import WindowStore
 
 SERVICE_NAME = heartbeat_pb2.DESCRIPTOR.services_by_name["HeartbeatService"].full_name
 
@@ -63,7 +64,7 @@ class _Channels:
             channel.close()
 
 
-def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
+def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy, windows: WindowStore):
     """The monitor and the hand-off dispatchers, wired to each other."""
     # A channel to every routing replica (a DNS name resolving to several is
     # balanced round-robin), carrying the request id and this process's credential.
@@ -91,7 +92,7 @@ def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
 
     monitor = Monitor(db, policy=policy, tick_seconds=settings.monitor_tick_seconds,
                       batch=settings.monitor_batch, mute_ttl_seconds=settings.mute_ttl_seconds,
-                      on_committed=committed)
+                      on_committed=committed, windows=windows)
     return monitor, dispatcher, _Channels(channel, remediation_channel), committed
 
 
@@ -104,11 +105,13 @@ def _retention(settings: Settings, db: Database) -> Retention:
 def build(settings: Settings, db: Database | None = None) -> Component:
     db, owns_db = _database(settings, db, "heartbeat")
     policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
-    monitor, dispatcher, channel, committed = _alert_pipeline(settings, db, policy)
-    heartbeats = HeartbeatStore(db, policy, on_committed=committed)
+    # One copy of the maintenance windows for the ingest, updates and the monitor.
+    windows = WindowStore(db)
+    monitor, dispatcher, channel, committed = _alert_pipeline(settings, db, policy, windows)
+    heartbeats = HeartbeatStore(db, policy, on_committed=committed, windows=windows)
     ingest = IngestQueue(heartbeats, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
-    servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed), heartbeats,
-                                 AlertStore(db, policy), ingest, ServiceSearch(db))
+    servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed, windows=windows), heartbeats,
+                                 AlertStore(db, policy), ingest, ServiceSearch(db), windows, committed)
     on_start = [ingest.start]
     on_stop = [lambda grace: ingest.stop(grace)]
     if settings.monitor_enabled:
@@ -130,7 +133,7 @@ def build_monitor(settings: Settings, db: Database | None = None) -> Component:
     """A process with only the monitor and the hand-off (health is its one gRPC service)."""
     db, owns_db = _database(settings, db, "monitor")
     policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
-    monitor, dispatcher, channel, _committed = _alert_pipeline(settings, db, policy)
+    monitor, dispatcher, channel, _committed = _alert_pipeline(settings, db, policy, WindowStore(db))
     retention = _retention(settings, db)
     return Component(
         name="monitor",

@@ -18,6 +18,8 @@ from services.heartbeat import alert_store, lifecycle
 from services.heartbeat.alert_store import Changes
 from services.heartbeat.lifecycle import LifecyclePolicy, ServiceState
 from services.heartbeat.status import FAILURE_STATUSES_PARAM
+from services.heartbeat.window_store import WindowStore
+from services.heartbeat.windows import ServiceKey
 
 # A batch's first statement (one round trip): locks every service the batch
 # names, in id order (so concurrent batches cannot deadlock), and handles the
@@ -271,9 +273,10 @@ def _steady_statement(items: Sequence[IngestItem]) -> tuple[Prepared, dict[str, 
 
 class HeartbeatStore:
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
-                 on_committed: Callable[[Changes], None] | None = None):
+                 on_committed: Callable[[Changes], None] | None = None, windows: WindowStore | None = None):
         self.db = db
         self.policy = policy
+        self.windows = windows or WindowStore(db)
         # Told what a committed transaction changed (metrics, dispatcher wake-up).
         self.on_committed = on_committed or (lambda changes: None)
 
@@ -325,11 +328,16 @@ class HeartbeatStore:
         for index, service in accepted:
             statuses.setdefault(service["service_id"], (service, []))[1].append(items[index].status)
         clock_services, recent, deadlines, states = [], [], [], []
+        book = None
         for service_id, (service, service_statuses) in statuses.items():
             after = lifecycle.apply_heartbeats(clock_of(service), service_statuses, now)
             for transition in after.events:
+                window = None
+                if transition.alert is lifecycle.AlertChange.OPEN:
+                    book = book or self.windows.book(tx)
+                    window = book.open_for(ServiceKey(service_id, service["team"], service["heartbeat_name"]), now)
                 alert_store.execute(tx, self.policy, changes, service_id, transition, muted=service["muted"],
-                                    interval_seconds=service["alert_interval_seconds"], now=now)
+                                    interval_seconds=service["alert_interval_seconds"], now=now, window=window)
             clock_services.append(service_id)
             recent.append(timestamp_array(after.recent))
             deadlines.append(after.deadline_at)

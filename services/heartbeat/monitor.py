@@ -8,7 +8,8 @@ carries out what ``lifecycle.py`` decides for:
    LOCKED``: the down rule is re-checked against ``heartbeat_events`` and each
    service still overdue gets its alert (``lifecycle.overdue``); a stale
    deadline is corrected instead;
-2. REMINDERs due on open alerts (``lifecycle.remind``);
+2. notifications due on open alerts (``lifecycle.remind``): REMINDERs, and the
+   TRIGGER a maintenance window held back, due when the window ends;
 3. mutes older than ``MEDIC_MUTE_TTL_SECONDS`` (``lifecycle.mute_expired``).
 
 Any number of monitors may run on one database: row locks, SKIP LOCKED and the
@@ -24,16 +25,20 @@ from medic.db import Database
 from medic.periodic import Periodic
 from services.heartbeat import alert_store, deadline as rule, lifecycle, metrics
 from services.heartbeat.alert_store import AlertStore, Changes
-from services.heartbeat.lifecycle import LifecyclePolicy, NotificationKind
+from services.heartbeat.lifecycle import LifecyclePolicy, NotificationKind, Quiet, SkipReason
 from services.heartbeat.outbox_store import enqueue
+from services.heartbeat.window_store import WindowStore
+from services.heartbeat.windows import ServiceKey
 
 log = logging.getLogger(__name__)
 
 
 class Monitor:
     def __init__(self, db: Database, *, policy: LifecyclePolicy, tick_seconds: float, batch: int,
-                 mute_ttl_seconds: float, on_committed: Callable[[Changes], None]):
+                 mute_ttl_seconds: float, on_committed: Callable[[Changes], None],
+                 windows: WindowStore | None = None):
         self.db = db
+        self.windows = windows or WindowStore(db)
         self.store = AlertStore(db, policy)
         self.policy = policy
         self.tick_seconds = tick_seconds
@@ -70,6 +75,7 @@ class Monitor:
             due = self.store.claim_overdue(tx, self.batch)
             metrics.DUE_BATCH_SIZE.observe(len(due))
             metrics.SERVICES_OVERDUE.set(len(due))
+            book = self.windows.book(tx) if due else None
             for service in due:
                 now = service["now"]
                 recent = list(service["recent"])
@@ -79,9 +85,11 @@ class Monitor:
                     # The stored deadline was stale (e.g. a threshold change raced a heartbeat).
                     self.store.fix_deadline(tx, service["service_id"], deadline_at, recent)
                     continue
+                window = book.open_for(ServiceKey(service["service_id"], service["team"],
+                                                  service["heartbeat_name"]), now)
                 alert_store.execute(tx, self.policy, batch, service["service_id"],
                                     lifecycle.overdue(service["state"]), muted=service["muted"],
-                                    interval_seconds=service["alert_interval_seconds"], now=now)
+                                    interval_seconds=service["alert_interval_seconds"], now=now, window=window)
         self._committed(batch, changes)
         return len(due)
 
@@ -89,14 +97,25 @@ class Monitor:
         batch = Changes()
         with self.db.transaction() as tx:
             due = self.store.claim_due_reminders(tx, self.batch)
+            book = self.windows.book(tx) if due else None
             for alert in due:
-                reminder = lifecycle.remind(alert["reminders"], muted=alert["muted"],
-                                            interval_seconds=alert["alert_interval_seconds"],
-                                            now=alert["now"], policy=self.policy)
+                now = alert["now"]
+                window = book.open_for(ServiceKey(alert["service_id"], alert["team"], alert["heartbeat_name"]), now)
+                window_id = window.window_id if window else 0
+                reminder = lifecycle.remind(
+                    alert["reminders"], quiet=Quiet(window=window_id, muted=alert["muted"],
+                                                    acknowledged=alert["acknowledged"]),
+                    window_end=window.end if window else None, trigger_sent=alert["trigger_sent"],
+                    interval_seconds=alert["alert_interval_seconds"], now=now, policy=self.policy)
                 if reminder.notify.send:
-                    enqueue(tx, alert["alert_id"], NotificationKind.REMINDER, alert["now"], seq=reminder.reminders)
+                    seq = reminder.reminders if reminder.kind is NotificationKind.REMINDER else None
+                    enqueue(tx, alert["alert_id"], reminder.kind, now, seq=seq)
                     batch.notifications += 1
-                self.store.schedule_reminder(tx, alert["alert_id"], reminder.reminders, reminder.next_at)
+                else:
+                    alert_store.record_skip(tx, batch, alert["alert_id"], reminder.kind, reminder.notify,
+                                            window_id, now)
+                held = window_id if reminder.notify.skip_reason is SkipReason.WINDOW else 0
+                self.store.schedule_reminder(tx, alert["alert_id"], reminder.reminders, reminder.next_at, held)
         self._committed(batch, changes)
         return len(due)
 

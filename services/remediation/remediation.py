@@ -3,7 +3,7 @@ alert events the heartbeat service hands over (``handle_alert_events``).
 
 An alert event is taken once (its event_id is remembered in the transaction
 that acts on it): a TRIGGER opens the alert's count of consecutive failures at
-1, each REMINDER adds one, a RESOLVE closes it. After each TRIGGER or REMINDER
+1, each REMINDER adds one, a RESOLVE closes it, an ACKNOWLEDGE changes nothing. After each TRIGGER or REMINDER
 the trigger rule (``triggers.choose``) says which playbook, if any, starts now;
 the execution is created in the same transaction, so an event is either fully
 taken or not at all (the hand-off then sends it again).
@@ -107,6 +107,8 @@ class Remediation:
         params = {"alert": event.alert_id, "service": service.service_id, "now": now}
         if kind == "resolve":
             tx.execute(RESOLVE, params)
+            return []
+        if kind not in ("trigger", "reminder"):  # an acknowledgement: no failure, nothing to start
             return []
         failures = tx.one(COUNT_FAILURE, {**params, "more": 1 if kind == "reminder" else 0})["failures"]
         started = {r["playbook_id"] for r in tx.all(STARTED_FOR_ALERT, params)}
