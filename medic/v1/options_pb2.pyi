@@ -19,6 +19,7 @@ class RateLimitClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RATE_LIMIT_CLASS_HEARTBEAT: _ClassVar[RateLimitClass]
     RATE_LIMIT_CLASS_MANAGEMENT: _ClassVar[RateLimitClass]
     RATE_LIMIT_CLASS_CONSOLE: _ClassVar[RateLimitClass]
+    RATE_LIMIT_CLASS_PLAYBOOK_EXECUTE: _ClassVar[RateLimitClass]
 
 class AuditRule(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -33,6 +34,7 @@ RATE_LIMIT_CLASS_UNSPECIFIED: RateLimitClass
 RATE_LIMIT_CLASS_HEARTBEAT: RateLimitClass
 RATE_LIMIT_CLASS_MANAGEMENT: RateLimitClass
 RATE_LIMIT_CLASS_CONSOLE: RateLimitClass
+RATE_LIMIT_CLASS_PLAYBOOK_EXECUTE: RateLimitClass
 AUDIT_RULE_UNSPECIFIED: AuditRule
 AUDIT_RULE_RECORDED: AuditRule
 AUDIT_RULE_NOT_A_CHANGE: AuditRule

@@ -1,6 +1,7 @@
 """The heartbeat service's calls to RoutingService: a batch of alert events
 handed over in one ``RouteAlerts`` call, each event carrying every service fact
-routing and delivery need; and a service's team and targets for its snapshots
+routing and delivery need; the same events to RemediationService
+(``HandleAlertEvents``); and a service's team and targets for its snapshots
 (``RoutingLookups``)."""
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from medic.authz.rules import identity_metadata
 from medic.db import Row
 from medic.interceptors import ACTOR_HEADER, current_identity
 from medic.timestamps import to_timestamp
-from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
+from medic.v1 import events_pb2, remediation_pb2, remediation_pb2_grpc, routing_pb2, routing_pb2_grpc
 from services.heartbeat.snapshots import Related
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,22 @@ class RoutingClient:
     def route_alerts(self, request: routing_pb2.RouteAlertsRequest) -> routing_pb2.RouteAlertsResponse:
         """Raises ``grpc.RpcError`` when the call fails as a whole."""
         return self.stub.RouteAlerts(request, timeout=self.timeout)
+
+
+def handle_alert_events_request(rows: list[Row]) -> remediation_pb2.HandleAlertEventsRequest:
+    """The remediation hand-off's request: the same events routing gets."""
+    return remediation_pb2.HandleAlertEventsRequest(events=[alert_event(row) for row in rows])
+
+
+class RemediationClient:
+    def __init__(self, channel: grpc.Channel, timeout: float):
+        self.stub = remediation_pb2_grpc.RemediationServiceStub(channel)
+        self.timeout = timeout
+
+    def handle_alert_events(self, request: remediation_pb2.HandleAlertEventsRequest
+                            ) -> remediation_pb2.HandleAlertEventsResponse:
+        """Raises ``grpc.RpcError`` when the call fails as a whole."""
+        return self.stub.HandleAlertEvents(request, timeout=self.timeout)
 
 
 class RoutingLookups:
