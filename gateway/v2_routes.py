@@ -25,6 +25,12 @@ TABLE: list[RpcRoute] = [
     RpcRoute("GET", "/v2/services/{service_id:int}/transitions", HEARTBEAT + "ListServiceTransitions",
              "A service's state changes, newest first, a page at a time (a `Link` header with "
              "rel=\"next\" when more follow)", query=("limit", "offset"), result="transitions"),
+    RpcRoute("GET", "/v2/services/{service_id:int}/runs", HEARTBEAT + "ListJobRuns",
+             "A service's job runs, newest first, a page at a time (a `Link` header with rel=\"next\" "
+             "when more follow)", query=("limit", "offset"), result="runs"),
+    RpcRoute("GET", "/v2/services/{service_id:int}/stats", HEARTBEAT + "GetJobStats",
+             "Duration statistics of a service's last 100 completed runs (null below 5 runs) and the "
+             "success rate of its last 100 ended runs"),
     # teams
     RpcRoute("POST", "/v2/teams", ROUTING + "CreateTeam", "Create a team", body=True, status=201,
              result="team", message="Team created."),

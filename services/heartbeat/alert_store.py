@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from medic.db import Database, Row, Tx
 from services.heartbeat import lifecycle, outbox_store
@@ -22,8 +23,8 @@ from services.heartbeat.lifecycle import (AlertChange, LifecyclePolicy, Notifica
 from services.heartbeat.status import FAILURE_STATUSES_PARAM
 
 OPEN_ALERT = """
-    INSERT INTO alerts (service_id, reason, opened_at, next_reminder_at)
-    VALUES (%(service_id)s, %(reason)s, %(now)s, %(next_reminder_at)s)
+    INSERT INTO alerts (service_id, reason, opened_at, next_reminder_at, job_run_id, run_output)
+    VALUES (%(service_id)s, %(reason)s, %(now)s, %(next_reminder_at)s, %(job_run_id)s, %(run_output)s)
     ON CONFLICT (service_id) WHERE active DO NOTHING
     RETURNING alert_id
 """
@@ -62,7 +63,7 @@ LIST_ALERTS = """
 # heartbeats for the down rule's re-check.
 CLAIM_DUE_SERVICES = f"""
     SELECT now() AS now, s.service_id, s.state, s.muted, s.threshold, s.activated_at,
-           s.alert_interval_seconds, s.grace_period_seconds,
+           s.alert_interval_seconds, s.grace_period_seconds, s.schedule, s.timezone,
            ARRAY(SELECT h.time FROM heartbeat_events h
                  WHERE h.service_id = s.service_id AND h.status <> ALL(%(failure_statuses)s)
                    AND h.time >= s.activated_at
@@ -110,6 +111,14 @@ COUNT_BY_STATE = f"""
 """
 
 
+class RunFacts(NamedTuple):
+    """The job run a transition is about (its alert carries them to the notifications)."""
+    job_run_id: int
+    run_id: str | None
+    status: str
+    output: str | None  # the first 1 KiB of the run's output
+
+
 @dataclass
 class Changes:
     """What a transaction did, for metrics and wake-ups once it has committed."""
@@ -131,12 +140,13 @@ def record_transition(tx: Tx, service_id: int, transition: Transition, now: dt.d
 
 
 def execute(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, transition: Transition, *,
-            muted: bool, interval_seconds: int, now: dt.datetime) -> None:
+            muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None = None) -> None:
     """Carries out ``transition`` of service ``service_id`` (``muted`` and
-    ``interval_seconds`` as they are after the change)."""
+    ``interval_seconds`` as they are after the change); an alert it opens is
+    about ``run``, when given."""
     if transition.alert is AlertChange.OPEN:
         _open_alert(tx, policy, changes, service_id, transition, muted=muted,
-                    interval_seconds=interval_seconds, now=now)
+                    interval_seconds=interval_seconds, now=now, run=run)
     elif transition.alert is AlertChange.CLOSE:
         _close_alert(tx, changes, service_id, transition, muted=muted, now=now)
     else:
@@ -144,11 +154,13 @@ def execute(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, 
 
 
 def _open_alert(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, transition: Transition, *,
-                muted: bool, interval_seconds: int, now: dt.datetime) -> None:
+                muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None) -> None:
     """Opens an alert and marks the service down. When the service has an active
     alert already, it stays the one: nothing else is written."""
     row = tx.one(OPEN_ALERT, {"service_id": service_id, "reason": transition.reason, "now": now,
-                              "next_reminder_at": policy.next_reminder_at(now, interval_seconds)})
+                              "next_reminder_at": policy.next_reminder_at(now, interval_seconds),
+                              "job_run_id": run.job_run_id if run else None,
+                              "run_output": run.output if run else None})
     tx.execute(SET_STATE, {"service_id": service_id, "state": transition.to_state})
     if row is None:
         return

@@ -18,6 +18,7 @@ from services.heartbeat.ingest import IngestQueue
 from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.monitor import Monitor
 from services.heartbeat.retention import Retention
+from services.heartbeat.run_store import RunStore
 from services.heartbeat.routing_client import RoutingClient
 from services.heartbeat.search import ServiceSearch
 from services.heartbeat.service_store import ServiceStore
@@ -71,7 +72,7 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     heartbeats = HeartbeatStore(db, policy, on_committed=committed)
     ingest = IngestQueue(heartbeats, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
     servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed), heartbeats,
-                                 AlertStore(db, policy), ingest, ServiceSearch(db))
+                                 AlertStore(db, policy), ingest, ServiceSearch(db), RunStore(db))
     on_start = [ingest.start]
     on_stop = [lambda grace: ingest.stop(grace)]
     if settings.monitor_enabled:

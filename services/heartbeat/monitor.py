@@ -8,8 +8,12 @@ carries out what ``lifecycle.py`` decides for:
    LOCKED``: the down rule is re-checked against ``heartbeat_events`` and each
    service still overdue gets its alert (``lifecycle.overdue``); a stale
    deadline is corrected instead;
-2. REMINDERs due on open alerts (``lifecycle.remind``);
-3. mutes older than ``MEDIC_MUTE_TTL_SECONDS`` (``lifecycle.mute_expired``).
+2. job runs open past their service's ``max_duration_seconds`` (through the
+   partial index ``job_runs_overdue_idx``, O(due runs) too): each is marked
+   ``timed_out`` and its service gets a ``run_too_long`` alert
+   (``lifecycle.run_too_long``), which the run's end resolves;
+3. REMINDERs due on open alerts (``lifecycle.remind``);
+4. mutes older than ``MEDIC_MUTE_TTL_SECONDS`` (``lifecycle.mute_expired``).
 
 Any number of monitors may run on one database: row locks, SKIP LOCKED and the
 unique partial index on active alerts keep them from doing anything twice.
@@ -22,8 +26,8 @@ from collections.abc import Callable
 
 from medic.db import Database
 from medic.periodic import Periodic
-from services.heartbeat import alert_store, deadline as rule, lifecycle, metrics
-from services.heartbeat.alert_store import AlertStore, Changes
+from services.heartbeat import alert_store, deadline as rule, lifecycle, metrics, run_store, schedule
+from services.heartbeat.alert_store import AlertStore, Changes, RunFacts
 from services.heartbeat.lifecycle import LifecyclePolicy, NotificationKind
 from services.heartbeat.outbox_store import enqueue
 
@@ -53,6 +57,8 @@ class Monitor:
             claimed = self._open_overdue(changes)
             if claimed < self.batch:
                 break
+        while self._open_overruns(changes) >= self.batch:
+            pass
         while self._make_reminders(changes) >= self.batch:
             pass
         self._expire_mutes()
@@ -74,7 +80,8 @@ class Monitor:
                 now = service["now"]
                 recent = list(service["recent"])
                 deadline_at = rule.deadline(recent, service["threshold"], service["activated_at"],
-                                            service["alert_interval_seconds"], service["grace_period_seconds"])
+                                            service["alert_interval_seconds"], service["grace_period_seconds"],
+                                            schedule.of(service["schedule"], service["timezone"]))
                 if not rule.is_overdue(deadline_at, now):
                     # The stored deadline was stale (e.g. a threshold change raced a heartbeat).
                     self.store.fix_deadline(tx, service["service_id"], deadline_at, recent)
@@ -82,6 +89,21 @@ class Monitor:
                 alert_store.execute(tx, self.policy, batch, service["service_id"],
                                     lifecycle.overdue(service["state"]), muted=service["muted"],
                                     interval_seconds=service["alert_interval_seconds"], now=now)
+        self._committed(batch, changes)
+        return len(due)
+
+    def _open_overruns(self, changes: Changes) -> int:
+        batch = Changes()
+        with self.db.transaction() as tx:
+            due = run_store.claim_overrun(tx, self.batch)
+            for run in due:
+                run_store.mark_timed_out(tx, run["job_run_id"])
+                if not run["active"]:
+                    continue
+                facts = RunFacts(run["job_run_id"], run["run_id"], run_store.RunStatus.TIMED_OUT, None)
+                alert_store.execute(tx, self.policy, batch, run["service_id"], lifecycle.run_too_long(run["state"]),
+                                    muted=run["muted"], interval_seconds=run["alert_interval_seconds"],
+                                    now=run["now"], run=facts)
         self._committed(batch, changes)
         return len(due)
 

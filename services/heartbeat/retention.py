@@ -35,6 +35,7 @@ from medic.db import Database
 from medic.periodic import Periodic
 from services.heartbeat import metrics
 from services.heartbeat.heartbeat_store import HeartbeatStore
+from services.heartbeat.run_store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Retention:
     def __init__(self, db: Database, *, retention_days: int, interval_seconds: float,
                  batch: int = DEFAULT_BATCH, pause_seconds: float = DEFAULT_PAUSE_SECONDS):
         self.store = HeartbeatStore(db)
+        self.runs = RunStore(db)
         self.retention_days = retention_days
         self.interval_seconds = interval_seconds
         self.batch = batch
@@ -67,6 +69,14 @@ class Retention:
             deleted = self.delete_batch()
             total += deleted
             if deleted < self.batch:
+                break
+            self._stop.wait(self.pause_seconds)
+        # Job runs live under the same retention: those ended (or, never ended,
+        # started) before it are deleted too.
+        while not self._stop.is_set():
+            runs = self.runs.delete_expired_batch(self.retention_days, self.batch)
+            total += runs
+            if runs < self.batch:
                 break
             self._stop.wait(self.pause_seconds)
         if total:
