@@ -19,7 +19,7 @@ from medic.references import alert_reference
 from medic.v1 import heartbeat_pb2
 from gateway import legacy_input as lenient
 from gateway import protojson
-from gateway.http import HttpError, envelope, iso, link_next_page, ok, query_int, read_json
+from gateway.http import HttpError, envelope, iso, link_next_page, ok, query_int, read_body, read_json
 
 HB = "/medic.v1.HeartbeatService/"
 
@@ -304,18 +304,24 @@ def routes(gw) -> list[Route]:
                               response.has_more, request_pb.offset, len(response.alerts))
 
     async def job_signal_body(request: Request) -> tuple[str, str]:
-        """The run id and the run's output, where the body has usable ones: like the
-        original, the job-signal routes ignore a body they cannot read (only an
-        oversized body or output is refused, 413)."""
+        """The run id and the run's output, where the request has usable ones: a JSON
+        body's `run_id` and `message`, or a `text/plain` body as the output whole (what
+        `curl --data-binary @-` sends from a pipe), and the `run_id` query parameter
+        (which wins). Like the original, the job-signal routes ignore a body they
+        cannot read; only an oversized body or output is refused (413)."""
+        query_run_id = request.query_params.get("run_id", "")
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/plain":
+            raw = await read_body(request, gw.settings.max_body_bytes)
+            return query_run_id, _run_message(raw.decode("utf-8", "replace"))
         try:
             data = await read_json(request, gw.settings.max_body_bytes, required=False)
         except HttpError as err:
             if err.status == 413:
                 raise
-            return "", ""
+            return query_run_id, ""
         run_id = data.get("run_id")
         message = data.get("message")
-        return (run_id if isinstance(run_id, str) else "",
+        return (query_run_id or (run_id if isinstance(run_id, str) else ""),
                 _run_message(message) if isinstance(message, str) else "")
 
     def job_signal(signal: str):

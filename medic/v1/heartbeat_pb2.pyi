@@ -104,7 +104,7 @@ RUN_STATUS_TIMED_OUT: RunStatus
 RUN_STATUS_ABANDONED: RunStatus
 
 class Service(_message.Message):
-    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at", "team_id", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance", "consecutive_failures")
+    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at", "team_id", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance", "consecutive_failures", "schedule_description")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,7 @@ class Service(_message.Message):
     MIN_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     service_id: int
     heartbeat_name: str
     service_name: str
@@ -157,7 +158,8 @@ class Service(_message.Message):
     min_duration_seconds: int
     failure_tolerance: int
     consecutive_failures: int
-    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., max_duration_seconds: _Optional[int] = ..., min_duration_seconds: _Optional[int] = ..., failure_tolerance: _Optional[int] = ..., consecutive_failures: _Optional[int] = ...) -> None: ...
+    schedule_description: str
+    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., max_duration_seconds: _Optional[int] = ..., min_duration_seconds: _Optional[int] = ..., failure_tolerance: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., schedule_description: _Optional[str] = ...) -> None: ...
 
 class RegisterServiceRequest(_message.Message):
     __slots__ = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "team_id", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance")

@@ -43,7 +43,13 @@ class Schedule(NamedTuple):
 
     def describe(self) -> str:
         """The schedule in words, e.g. "At 09:30 on Monday through Friday, Europe/Berlin"."""
-        return f"{CronSim(self.expression, _PROBE).explain()}, {self.timezone}"
+        return f"{_explain(self.expression)}, {self.timezone}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _explain(expression: str) -> str:
+    """cronsim's words for an expression (listing many services describes each)."""
+    return CronSim(expression, _PROBE).explain()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -60,7 +60,13 @@ def service_to_pb(row: Row) -> heartbeat_pb2.Service:
         schedule=row["schedule"] or "", timezone=row["timezone"],
         max_duration_seconds=row["max_duration_seconds"] or 0,
         min_duration_seconds=row["min_duration_seconds"] or 0,
-        failure_tolerance=row["failure_tolerance"], consecutive_failures=row["consecutive_failures"])
+        failure_tolerance=row["failure_tolerance"], consecutive_failures=row["consecutive_failures"],
+        schedule_description=_describe(row["schedule"], row["timezone"]))
+
+
+def _describe(expression: str | None, timezone: str) -> str:
+    found = schedule.of(expression, timezone)
+    return found.describe() if found is not None else ""
 
 
 def run_to_pb(row: Row) -> heartbeat_pb2.JobRun:

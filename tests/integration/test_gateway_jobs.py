@@ -99,3 +99,18 @@ def test_bad_job_fields_at_registration_are_400_naming_the_problem(http, fields,
     response = http.post("/service", json={"heartbeat_name": "bad", "service_name": "batch",
                                            "alert_interval": 60, **fields})
     assert response.status_code == status and words in response.json()["message"], response.text
+
+
+def test_a_plain_text_body_is_the_runs_output_and_the_query_names_the_run(http):
+    sid = register(http)["service_id"]
+    assert http.post(f"/v2/heartbeat/{sid}/start?run_id=cron-1").status_code == 201
+    assert http.post(f"/v2/heartbeat/{sid}/start?run_id=cron-2").status_code == 201
+    ended = http.post(f"/v2/heartbeat/{sid}/fail?run_id=cron-1", data="exit code 3\nERROR: disk full\n".encode(),
+                      headers={"Content-Type": "text/plain; charset=utf-8"})
+    assert ended.status_code == 201 and ended.json()["results"]["run_id"] == "cron-1"
+    runs = http.get(f"/v2/services/{sid}/runs").json()["results"]
+    assert [(r["run_id"], r["status"], r["message"]) for r in runs] == [
+        ("cron-2", "running", ""), ("cron-1", "failed", "exit code 3\nERROR: disk full\n")]
+    too_long = http.post(f"/v2/heartbeat/{sid}/fail?run_id=cron-2", data=b"x" * (10 * 1024 + 1),
+                         headers={"Content-Type": "text/plain"})
+    assert too_long.status_code == 413
