@@ -121,7 +121,7 @@ def bench_stats(args) -> dict:
                    t, t + make_interval(secs => d / 1000.0), d
             FROM generate_series(1, %(runs)s) AS n,
                  LATERAL (SELECT now() - make_interval(mins => %(runs)s - n) AS t,
-                                 (1000 + (n * 7919) %% 600000)::bigint AS d) AS x""", {"runs": args.runs})
+                                 (1000 + (n::bigint * 7919) %% 600000) AS d) AS x""", {"runs": args.runs})
         sql(dsn, "VACUUM ANALYZE medic.job_runs", autocommit=True)
         setup_s = time.perf_counter() - started
         db = Database(dsn, 4)

@@ -33,6 +33,8 @@ from services.heartbeat.outbox_store import enqueue
 
 log = logging.getLogger(__name__)
 
+GAUGE_SECONDS = 5.0
+
 
 class Monitor:
     def __init__(self, db: Database, *, policy: LifecyclePolicy, tick_seconds: float, batch: int,
@@ -45,7 +47,9 @@ class Monitor:
         self.mute_ttl_seconds = mute_ttl_seconds
         self.on_committed = on_committed
         self._loop = Periodic("monitor", self.tick, tick_seconds)
-        self._last_gauge = 0.0
+        # The gauges count services by state, a scan of `services` (0.4 s at 1,000,000
+        # services on a busy 2-core machine): on their own thread, so no pass waits for them.
+        self._gauges = Periodic("monitor-gauges", self.refresh_gauges, GAUGE_SECONDS)
 
     # --- one pass -----------------------------------------------------------------
 
@@ -63,12 +67,13 @@ class Monitor:
             pass
         self._expire_mutes()
         metrics.MONITOR_TICK_SECONDS.observe(time.perf_counter() - started)
-        if time.monotonic() - self._last_gauge > 5:
-            self._last_gauge = time.monotonic()
-            metrics.SERVICES_DOWN.set(self.store.count_down())
-            for state, count in self.store.count_by_state().items():
-                metrics.SERVICES_BY_STATE.labels(state).set(count)
         return changes
+
+    def refresh_gauges(self) -> None:
+        """Services down, and services by state, for the dashboard."""
+        metrics.SERVICES_DOWN.set(self.store.count_down())
+        for state, count in self.store.count_by_state().items():
+            metrics.SERVICES_BY_STATE.labels(state).set(count)
 
     def _open_overdue(self, changes: Changes) -> int:
         batch = Changes()
@@ -134,6 +139,8 @@ class Monitor:
 
     def start(self) -> None:
         self._loop.start()
+        self._gauges.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._loop.stop(timeout)
+        self._gauges.stop(timeout)
