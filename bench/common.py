@@ -102,6 +102,7 @@ class Medic:
             "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": GENEROUS_LIMIT,
             "MEDIC_RATE_LIMIT_ANONYMOUS_HEARTBEAT_PER_MINUTE": GENEROUS_LIMIT,
             "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE": GENEROUS_LIMIT,
+            "MEDIC_RATE_LIMIT_CONSOLE_PER_MINUTE": GENEROUS_LIMIT,
         })
         for name, port in self.ports.items():
             env[f"MEDIC_{name.upper()}_PORT"] = str(port)

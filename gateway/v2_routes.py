@@ -1,4 +1,4 @@
-"""The /v2 management routes (SPEC section 7), one RPC each."""
+"""The /v2 management routes (docs/api.md), one RPC each."""
 from gateway.v2 import RpcRoute
 
 AUTH = "medic.v1.AuthService/"

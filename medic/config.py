@@ -231,6 +231,11 @@ class Settings:
     rate_limit_management_per_minute: int = _var(
         "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE", 20,
         "management requests per minute per key unless overridden", parse=_positive_int)
+    rate_limit_console_per_minute: int = _var(
+        "MEDIC_RATE_LIMIT_CONSOLE_PER_MINUTE", 600,
+        "web console page views per minute per signed-in key (its management limit when that "
+        "is higher); console forms that change something count as management requests",
+        parse=_positive_int)
 
     # --- monitor and alert lifecycle (heartbeat domain) ------------------------
     monitor_enabled: bool = _var(

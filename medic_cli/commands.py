@@ -1,6 +1,6 @@
 """The ``medic`` management commands for people: keys, services, heartbeat,
 alerts, teams, targets, webhooks, deliveries. Each handler builds the JSON,
-calls one gateway route (SPEC section 7) and prints the answer: an aligned
+calls one ``/v2`` gateway route (docs/api.md) and prints the answer: an aligned
 table by default, the envelope's ``results`` as JSON with ``--json``.
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """How the console calls the Medic services: over gRPC, as ``/v2`` does.
 
 A console request is authorized once at the edge (the gateway's authorizer:
-the key is verified through the auth service's cache and counted as one
-management request); each RPC it then makes is checked against the scope its
+the key is verified through the auth service's cache and counted once, a page
+in the console rate-limit class, a form in management); each RPC it then makes is checked against the scope its
 contract declares and carries the caller's identity, like every RPC the
 gateway makes. Errors become ``ConsoleError`` with the HTTP status and a
 message for people; an unavailable backend names itself, so a page can say
@@ -25,7 +25,8 @@ from medic.errors import MedicError
 from medic.interceptors import Identity
 from gateway.http import HTTP_STATUS
 
-# Authorizing a console request: a read RPC's contract (scope read, class management).
+# Authorizing a console request: a read RPC's contract (scope read, class management;
+# pages swap in the console class, see web.Console).
 ENTRY_RPC = "/medic.v1.HeartbeatService/GetService"
 
 BACKEND_NAMES = {"auth": "auth service", "heartbeat": "heartbeat service", "routing": "routing service",

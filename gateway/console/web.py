@@ -1,14 +1,16 @@
 """The console's request plumbing: session, CSRF, authorization, rendering.
 
 Every console page goes through ``Console.page`` (GET) or ``Console.action``
-(POST). Both open the session cookie, authorize the key at the edge (one
-management request, through the gateway's authorizer and its cache, so a
-revoked key is refused on its next request and its cookie dropped), and give
-the handler a ``Backend`` that makes RPCs as that key. ``action`` also checks
-the form's CSRF token before anything else.
+(POST). Both open the session cookie, authorize the key at the edge (through
+the gateway's authorizer and its cache, so a revoked key is refused on its next
+request and its cookie dropped), and give the handler a ``Backend`` that makes
+RPCs as that key. A page counts as one request of the console rate-limit class,
+an action as one management request (what the API call it stands for would
+cost). ``action`` also checks the form's CSRF token before anything else.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +28,7 @@ from medic import contracts
 from medic.authz import parse_key
 from medic.errors import MedicError
 from medic.logs import REQUEST_ID_HEADER, clean_request_id, request_id_var
+from medic.v1 import options_pb2
 from gateway.console import present
 from gateway.console.backend import ENTRY_RPC, Backend, CallLog, ConsoleError, from_medic_error
 from gateway.console.session import (COOKIE_PATH, FLASH_COOKIE, SESSION_COOKIE, CookieCodec, Session,
@@ -70,7 +73,9 @@ class Console:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                       trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
         present.install(self.env)
-        self.entry_policy = contracts.policy_for(ENTRY_RPC)
+        self.entry_policy = contracts.policy_for(ENTRY_RPC)  # sign-in and actions: management
+        self.page_policy = dataclasses.replace(self.entry_policy,
+                                               rate_limit_class=options_pb2.RATE_LIMIT_CLASS_CONSOLE)
         # Keys revoked through this console: their sessions end at once, without
         # waiting for the authorization cache entry to expire.
         self.revoked_here: set[str] = set()
@@ -111,7 +116,7 @@ class Console:
 
     # --- authorization ----------------------------------------------------------
 
-    async def open_view(self, request: Request) -> View | Response:
+    async def open_view(self, request: Request, policy: contracts.MethodPolicy) -> View | Response:
         """The request's View, or a response that ends it (to the login page)."""
         session = self.codec.session(request.cookies.get(SESSION_COOKIE))
         if session is None:
@@ -120,7 +125,7 @@ class Console:
             return self.to_login(request, SIGNED_OUT_MESSAGE, end_session=True)
         try:
             decision = await self.gw.authorizer.authorize(
-                self.entry_policy, {"authorization": f"Bearer {session.key}"}, client_ip(request))
+                policy, {"authorization": f"Bearer {session.key}"}, client_ip(request))
         except MedicError as err:
             error = from_medic_error(err)
             if error.status in (401, 403):
@@ -181,7 +186,7 @@ class Console:
                 if form is None:
                     return self.render("error.html", 413, None,
                                        error=ConsoleError(413, "The form is too large."))
-            opened = await self.open_view(request)
+            opened = await self.open_view(request, self.entry_policy if check_csrf else self.page_policy)
             if not isinstance(opened, View):
                 return opened
             view = opened

@@ -30,7 +30,7 @@ class HeartbeatServiceStub:
     alerts opened when they fall silent. Owns the tables `services`,
     `heartbeat_events` and `alerts`.
 
-    Down rule (SPEC section 2): let h_k be the time of the `threshold`-th most
+    Down rule (docs/domain.md): let h_k be the time of the `threshold`-th most
     recent counting heartbeat, or the registration / re-activation time when
     there are fewer (or when that is later). deadline = h_k + alert_interval +
     grace_period. At now >= deadline the service is overdue.
@@ -134,7 +134,7 @@ class HeartbeatServiceServicer:
     alerts opened when they fall silent. Owns the tables `services`,
     `heartbeat_events` and `alerts`.
 
-    Down rule (SPEC section 2): let h_k be the time of the `threshold`-th most
+    Down rule (docs/domain.md): let h_k be the time of the `threshold`-th most
     recent counting heartbeat, or the registration / re-activation time when
     there are fewer (or when that is later). deadline = h_k + alert_interval +
     grace_period. At now >= deadline the service is overdue.
@@ -428,7 +428,7 @@ class HeartbeatService:
     alerts opened when they fall silent. Owns the tables `services`,
     `heartbeat_events` and `alerts`.
 
-    Down rule (SPEC section 2): let h_k be the time of the `threshold`-th most
+    Down rule (docs/domain.md): let h_k be the time of the `threshold`-th most
     recent counting heartbeat, or the registration / re-activation time when
     there are fewer (or when that is later). deadline = h_k + alert_interval +
     grace_period. At now >= deadline the service is overdue.

@@ -18,6 +18,7 @@ class RateLimitClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RATE_LIMIT_CLASS_UNSPECIFIED: _ClassVar[RateLimitClass]
     RATE_LIMIT_CLASS_HEARTBEAT: _ClassVar[RateLimitClass]
     RATE_LIMIT_CLASS_MANAGEMENT: _ClassVar[RateLimitClass]
+    RATE_LIMIT_CLASS_CONSOLE: _ClassVar[RateLimitClass]
 SCOPE_UNSPECIFIED: Scope
 SCOPE_READ: Scope
 SCOPE_WRITE: Scope
@@ -25,6 +26,7 @@ SCOPE_ADMIN: Scope
 RATE_LIMIT_CLASS_UNSPECIFIED: RateLimitClass
 RATE_LIMIT_CLASS_HEARTBEAT: RateLimitClass
 RATE_LIMIT_CLASS_MANAGEMENT: RateLimitClass
+RATE_LIMIT_CLASS_CONSOLE: RateLimitClass
 REQUIRED_SCOPE_FIELD_NUMBER: _ClassVar[int]
 required_scope: _descriptor.FieldDescriptor
 RATE_LIMIT_CLASS_FIELD_NUMBER: _ClassVar[int]

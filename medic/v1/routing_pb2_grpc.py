@@ -30,7 +30,7 @@ class RoutingServiceStub:
     choice of who hears about an alert. Owns the tables `teams`,
     `notification_targets` and `alert_routes`.
 
-    Target selection (SPEC section 5), first level that yields a target wins:
+    Target selection (docs/domain.md), first level that yields a target wins:
     1. the service's enabled notification targets, by priority (lower first,
     ties by target id); disabled ones are reported as skipped;
     2. the Slack channel of the service's team;
@@ -114,7 +114,7 @@ class RoutingServiceServicer:
     choice of who hears about an alert. Owns the tables `teams`,
     `notification_targets` and `alert_routes`.
 
-    Target selection (SPEC section 5), first level that yields a target wins:
+    Target selection (docs/domain.md), first level that yields a target wins:
     1. the service's enabled notification targets, by priority (lower first,
     ties by target id); disabled ones are reported as skipped;
     2. the Slack channel of the service's team;
@@ -332,7 +332,7 @@ class RoutingService:
     choice of who hears about an alert. Owns the tables `teams`,
     `notification_targets` and `alert_routes`.
 
-    Target selection (SPEC section 5), first level that yields a target wins:
+    Target selection (docs/domain.md), first level that yields a target wins:
     1. the service's enabled notification targets, by priority (lower first,
     ties by target id); disabled ones are reported as skipped;
     2. the Slack channel of the service's team;

@@ -106,7 +106,7 @@ def test_redirects_are_not_followed(db, receiver):
     assert rows[ids[0]]["status"] == "failed"
 
 
-def test_webhook_carries_the_targets_headers_and_the_spec_body(db, receiver):
+def test_webhook_carries_the_targets_headers_and_the_documented_body(db, receiver):
     with delivery_server(fast_settings(db.dsn), db) as stub:
         ids = enqueue(stub, alert_event(alert_id=5, kind="resolve"),
                       [webhook_target(receiver.url + "/hook", {"X-Team": "storage"})]).delivery_ids

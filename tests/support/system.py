@@ -49,7 +49,8 @@ class System:
                     "MEDIC_LOG_LEVEL": "WARNING", "MEDIC_SHUTDOWN_GRACE_SECONDS": "2",
                     # Tests poll the API; rate limits have tests of their own.
                     "MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE": "1000000",
-                    "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": "1000000"})
+                    "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": "1000000",
+                    "MEDIC_RATE_LIMIT_CONSOLE_PER_MINUTE": "1000000"})
         for name, port in self.ports.items():
             env[f"MEDIC_{name.upper()}_PORT"] = str(port)
             if name != "gateway":
@@ -183,6 +184,7 @@ def medic_env(tmp_path: Path, database_url: str | None,
     # Tests post as fast as they can; rate limits have tests of their own.
     env["MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE"] = "1000000"
     env["MEDIC_RATE_LIMIT_MANAGEMENT_PER_MINUTE"] = "1000000"
+    env["MEDIC_RATE_LIMIT_CONSOLE_PER_MINUTE"] = "1000000"
     if database_url:
         env["MEDIC_DATABASE_URL"] = database_url
     env.update(extra_env or {})

@@ -158,6 +158,27 @@ def test_a_key_is_limited_by_its_own_limit_and_refusal_carries_the_figures():
     auth.authorize(WRITE_RPC, bearer(key), PEER)
 
 
+def test_console_pages_get_the_console_limit_or_the_keys_higher_management_limit():
+    import dataclasses
+
+    from medic.v1 import options_pb2
+    console_page = dataclasses.replace(READ_RPC, rate_limit_class=options_pb2.RATE_LIMIT_CLASS_CONSOLE)
+    key, generous = new_key()[1], new_key()[1]
+    auth, _ = authorizer({key: Verdict(None, grant(management=2)),
+                          generous: Verdict(None, grant(key_id="generousabcd", management=6))},
+                         rate_limit_console_per_minute=4)
+    for _ in range(4):
+        auth.authorize(console_page, bearer(key), PEER)
+    with pytest.raises(ResourceExhausted) as refused:
+        auth.authorize(console_page, bearer(key), PEER)
+    assert dict(refused.value.trailers)["x-ratelimit-limit"] == "4"
+    auth.authorize(READ_RPC, bearer(key), PEER)  # management: a window of its own
+    for _ in range(6):
+        auth.authorize(console_page, bearer(generous), PEER)
+    with pytest.raises(ResourceExhausted):
+        auth.authorize(console_page, bearer(generous), PEER)
+
+
 def test_service_credential_holds_every_scope_and_is_never_limited():
     auth, verifier = authorizer({})
     for _ in range(200):

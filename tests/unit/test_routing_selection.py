@@ -1,4 +1,4 @@
-"""Target selection (SPEC section 5): order, ties, disabled targets, each
+"""Target selection (docs/domain.md, "Who hears about an alert"): order, ties, disabled targets, each
 fallback level, modes, subscriptions and the alert's remembered route."""
 from __future__ import annotations
 
