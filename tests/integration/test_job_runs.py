@@ -265,3 +265,14 @@ def test_bad_job_fields_are_refused_saying_what_is_wrong(heartbeats, fields, wor
         register(heartbeats, "bad", **fields)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in info.value.details()
+
+
+def test_a_failed_runs_alert_keeps_the_first_kib_of_its_output(heartbeats, db):
+    job = register(heartbeats)
+    output = "ü" * 600 + "the rest"  # 1,208 bytes: the cut falls inside a two-byte character
+    signal(heartbeats, job, START, "r1")
+    signal(heartbeats, job, FAIL, "r1", message=output)
+    alert = db.one("SELECT run_output, job_run_id FROM alerts WHERE service_id = %s AND active", (job.service_id,))
+    assert alert["run_output"] == "ü" * 512  # 1,024 bytes, cut at a character boundary
+    [run] = runs(heartbeats, job)
+    assert alert["job_run_id"] == run.job_run_id and run.message == output  # the run keeps it all
