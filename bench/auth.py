@@ -33,7 +33,6 @@ Prints one JSON line per figure. A report, not a gate.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import http.client
@@ -47,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (DEFAULT_DSN, Medic, emit, register_bulk, wait_for_quiet,  # noqa: E402
+from bench.common import (Medic, command_line, emit, register_bulk, wait_for_quiet,  # noqa: E402
                           wrk_heartbeats)
 
 HB_POLICY = "/medic.v1.HeartbeatService/RecordHeartbeats"
@@ -210,8 +209,7 @@ async def micro(medic: Medic, calls: int) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser = command_line(__doc__)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="key / anonymous runs, alternating")
     parser.add_argument("--calls", type=int, default=20000)

@@ -7,6 +7,8 @@ Every benchmark is a report, not a gate: it prints figures and exits 0.
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 import os
 import re
@@ -27,7 +29,10 @@ sys.path.insert(0, str(REPO))
 from tests.support.databases import create_test_database, drop_test_database, with_database  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402,F401 (the benchmarks' import of it)
 
-LIMITS = Path(os.environ.get("MEDIC_BENCH_LIMITS", REPO.parent / "shared" / "bench-limits"))
+# ../shared/bench-limits beside the checkout; a worktree may sit deeper (/work/wt/<name>).
+LIMITS = Path(os.environ.get("MEDIC_BENCH_LIMITS") or next(
+    (p / "shared" / "bench-limits" for p in REPO.parents if (p / "shared" / "bench-limits").is_dir()),
+    REPO.parent / "shared" / "bench-limits"))
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 # Rate limits high enough that the limiter is exercised on every request but refuses none.
@@ -44,6 +49,14 @@ def pct(sorted_values, p):
 
 def load1() -> float:
     return os.getloadavg()[0]
+
+
+def command_line(doc: str, dsn_help: str = "PostgreSQL server (a fresh database is made on it)"
+                 ) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as the help, and --dsn."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help=dsn_help)
+    return parser
 
 
 def wait_for_quiet(max_load: float = 1.5, max_wait: float = 180.0, quiet: bool = False) -> float:

@@ -19,7 +19,6 @@ Prints one JSON line per figure. A report, not a gate.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg2  # noqa: E402
 
-from bench.common import DEFAULT_DSN, Medic, emit, pct, register_bulk, wait_for_quiet  # noqa: E402
+from bench.common import Medic, command_line, emit, pct, register_bulk, wait_for_quiet  # noqa: E402
 from tests.support.databases import migrated_database  # noqa: E402
 
 
@@ -192,8 +191,7 @@ def bench_tick(args) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser = command_line(__doc__)
     parser.add_argument("--services", type=int, default=100_000)
     parser.add_argument("--silent", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds after the last deadline")

@@ -21,7 +21,6 @@ in-process. Prints one JSON line per figure and a table. A report, not a gate.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (DEFAULT_DSN, DEFAULT_REDIS, Medic, emit, pct, register_bulk,  # noqa: E402
+from bench.common import (DEFAULT_REDIS, Medic, command_line, emit, pct, register_bulk,  # noqa: E402
                           run_limit, wait_for_quiet, wrk_heartbeats)
 from medic.v1 import heartbeat_pb2 as pb, heartbeat_pb2_grpc  # noqa: E402
 
@@ -111,8 +110,7 @@ def run(args) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default=DEFAULT_DSN, help="PostgreSQL server (a fresh database is made on it)")
+    parser = command_line(__doc__)
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--only", default="http,grpc,batch")

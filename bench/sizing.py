@@ -20,7 +20,6 @@ peak RSS in MiB. A report, not a gate.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (DEFAULT_DSN, Medic, emit, free_port, parse_wrk,  # noqa: E402
+from bench.common import (Medic, command_line, emit, free_port, parse_wrk,  # noqa: E402
                           register_bulk, wait_for_quiet)
 from bench.soak import PACED_LUA, rss_mb  # noqa: E402
 from tests.support.receivers import SlackReceiver  # noqa: E402
@@ -123,8 +122,7 @@ def wait_for(predicate, timeout: float, what: str) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser = command_line(__doc__)
     parser.add_argument("--rate", type=int, default=500, help="target POST /heartbeat per second")
     parser.add_argument("--seconds", type=int, default=60, help="length of the ingest phase")
     parser.add_argument("--alerts", type=int, default=500)

@@ -16,7 +16,6 @@ Prints one JSON line per process and one for the load. A report, not a gate.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DEFAULT_DSN, Medic, emit, parse_wrk, register_bulk, wait_for_quiet  # noqa: E402
+from bench.common import Medic, command_line, emit, parse_wrk, register_bulk, wait_for_quiet  # noqa: E402
 
 PACED_LUA = """
 local threads = 0
@@ -70,8 +69,7 @@ def processes(medic: Medic) -> dict[str, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser = command_line(__doc__)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=2500, help="target req/s (50 %% of goal 1)")
     parser.add_argument("--connections", type=int, default=32)

@@ -23,13 +23,9 @@ from gateway.http import HttpError, envelope, iso, link_next_page, ok, query_int
 
 HB = "/medic.v1.HeartbeatService/"
 
-# Enum fields speak the strings of medic.enums ("p1", "until_success", "down", ...).
-PRIORITY_NAMES = enums.PRIORITY.names
+# Enum fields speak the strings of medic.enums ("p1", "until_success", "down", ...);
+# the notify modes a request may name, also listed in the OpenAPI document.
 NOTIFY_MODES = enums.NOTIFY_MODE.numbers
-NOTIFY_MODE_NAMES = enums.NOTIFY_MODE.names
-STATE_NAMES = enums.SERVICE_STATE.names
-REASON_NAMES = enums.ALERT_REASON.names
-JOB_SIGNALS = enums.JOB_SIGNAL.numbers
 
 HEARTBEAT_SCHEMA = {"heartbeat_name": "string", "service_name": "string", "status": "string",
                     "run_id": "string", "message": "string"}
@@ -78,12 +74,12 @@ def service_json(s: heartbeat_pb2.Service) -> dict[str, Any]:
         "grace_period_seconds": s.grace_period_seconds,
         "team": s.team,
         "team_id": s.team_id or None,
-        "priority": PRIORITY_NAMES.get(s.priority, ""),
-        "notify_mode": NOTIFY_MODE_NAMES.get(s.notify_mode, ""),
+        "priority": enums.PRIORITY.names.get(s.priority, ""),
+        "notify_mode": enums.NOTIFY_MODE.names.get(s.notify_mode, ""),
         "muted": _flag(s.muted),
         "date_muted": iso(s.muted_at, s.HasField("muted_at")),
         "down": _flag(s.state == heartbeat_pb2.SERVICE_STATE_DOWN),
-        "state": STATE_NAMES.get(s.state, ""),
+        "state": enums.SERVICE_STATE.names.get(s.state, ""),
         "runbook": s.runbook or None,
         "last_heartbeat": iso(s.last_heartbeat_at, s.HasField("last_heartbeat_at")),
         "deadline_at": iso(s.deadline_at, s.HasField("deadline_at")),
@@ -107,7 +103,7 @@ def heartbeat_json(h: heartbeat_pb2.Heartbeat) -> dict[str, Any]:
         "status": h.status,
         "run_id": h.run_id or None,
         "team": h.team,
-        "priority": PRIORITY_NAMES.get(h.priority, ""),
+        "priority": enums.PRIORITY.names.get(h.priority, ""),
     }
 
 
@@ -119,7 +115,7 @@ def alert_json(a: heartbeat_pb2.Alert) -> dict[str, Any]:
         "heartbeat_name": a.heartbeat_name,
         "service_name": a.service_name,
         "active": _flag(a.active),
-        "reason": REASON_NAMES.get(a.reason, ""),
+        "reason": enums.ALERT_REASON.names.get(a.reason, ""),
         "external_reference_id": alert_reference(a.alert_id),
         "alert_cycle": a.notification_count,
         "notification_count": a.notification_count,
@@ -333,7 +329,8 @@ def routes(gw) -> list[Route]:
             run_id, message = await job_signal_body(request)
             try:
                 response = await gw.heartbeat.RecordJobSignal(heartbeat_pb2.RecordJobSignalRequest(
-                    service_id=service_id, signal=JOB_SIGNALS[signal], run_id=run_id, message=message),
+                    service_id=service_id, signal=enums.JOB_SIGNAL.numbers[signal], run_id=run_id,
+                    message=message),
                     metadata=gw.md(decision), timeout=gw.rpc_timeout)
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
@@ -366,5 +363,5 @@ def routes(gw) -> list[Route]:
         route("/service/{heartbeat_name:path}", "POST", "UpdateService", update_service),
         route("/alerts", "GET", "ListAlerts", list_alerts),
         *[route(f"/v2/heartbeat/{{service_id:int}}/{signal}", "POST", "RecordJobSignal", job_signal(signal))
-          for signal in JOB_SIGNALS],
+          for signal in enums.JOB_SIGNAL.numbers],
     ]

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 import medic.v1
 from medic import enums
+from medic.errors import InvalidArgument
 from medic.v1 import options_pb2
 
 # Paths served without authentication (standard gRPC health and reflection).
@@ -109,6 +110,17 @@ class Limits:
             if self.max_length is not None and len(value) > self.max_length:
                 return f"{name} must be at most {self.max_length} characters"
         return None
+
+
+def required_name(value: str, field: str, max_length: int = 255) -> str:
+    """A name a servicer requires, stripped: InvalidArgument (naming ``field``) when it
+    is blank, holds NUL or is longer than ``max_length`` once stripped; the same
+    rule and words as a field declaring ``required`` and ``max_length``."""
+    value = value.strip()
+    problem = Limits(required=True, max_length=max_length).violation(field, value)
+    if problem:
+        raise InvalidArgument(problem)
+    return value
 
 
 @functools.cache

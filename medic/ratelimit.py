@@ -174,18 +174,33 @@ def _status_from_redis(reply, limit: int, window: float) -> RateLimitStatus:
                          float(now) / 1e6, limit, window)
 
 
-class _RedisOutage:
-    """Shared by the sync and async Redis limiters: when to try Redis again, and
-    counting and (sparingly) logging failures."""
+class _RedisWindows:
+    """What the sync and async Redis limiters share: the pool and script, the
+    fallback to this process's windows, and when to try Redis again after it
+    failed (counted, and logged sparingly)."""
+    _client_module = redis
 
-    def __init__(self) -> None:
+    def __init__(self, url: str, window: float = WINDOW_SECONDS,
+                 fallback: InMemoryRateLimiter | None = None,
+                 timeout: float = REDIS_TIMEOUT_SECONDS):
+        self.window = window
+        pool = self._client_module.BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_MAX_CONNECTIONS, timeout=timeout,
+            socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.client = self._client_module.Redis(connection_pool=pool)
+        self._script = self.client.register_script(SLIDING_WINDOW_LUA)
+        self.fallback = fallback or InMemoryRateLimiter(window)
         self.retry_at = 0.0
         self._warned_at = -math.inf
 
-    def redis_allowed(self) -> bool:
+    def _script_call(self, bucket: str, limit: int, record: bool) -> dict:
+        return {"keys": [REDIS_KEY_PREFIX + bucket],
+                "args": [limit, int(self.window * 1e6), secrets.token_hex(8), "1" if record else "0"]}
+
+    def _redis_allowed(self) -> bool:
         return time.monotonic() >= self.retry_at
 
-    def failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, bucket: str, limit: int, record: bool) -> RateLimitStatus:
         metrics.REDIS_ERRORS.labels("rate_limit").inc()
         now = time.monotonic()
         self.retry_at = now + REDIS_RETRY_SECONDS
@@ -193,33 +208,19 @@ class _RedisOutage:
             self._warned_at = now
             log.warning("redis unreachable (%s): rate limits fall back to this process's "
                         "in-memory limiter", type(exc).__name__)
+        return self.fallback.check(bucket, limit, record=record)
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(_RedisWindows):
     """Windows shared by every replica through Redis (one script call per check)."""
 
-    def __init__(self, url: str, window: float = WINDOW_SECONDS,
-                 fallback: InMemoryRateLimiter | None = None,
-                 timeout: float = REDIS_TIMEOUT_SECONDS):
-        self.window = window
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=REDIS_MAX_CONNECTIONS, timeout=timeout,
-            socket_timeout=timeout, socket_connect_timeout=timeout)
-        self.client = redis.Redis(connection_pool=pool)
-        self._script = self.client.register_script(SLIDING_WINDOW_LUA)
-        self.fallback = fallback or InMemoryRateLimiter(window)
-        self._outage = _RedisOutage()
-
     def check(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
-        if not self._outage.redis_allowed():
+        if not self._redis_allowed():
             return self.fallback.check(bucket, limit, record=record)
         try:
-            reply = self._script(keys=[REDIS_KEY_PREFIX + bucket],
-                                 args=[limit, int(self.window * 1e6), secrets.token_hex(8),
-                                       "1" if record else "0"])
+            reply = self._script(**self._script_call(bucket, limit, record))
         except (redis.RedisError, OSError) as exc:
-            self._outage.failed(exc)
-            return self.fallback.check(bucket, limit, record=record)
+            return self._failed(exc, bucket, limit, record)
         return _status_from_redis(reply, limit, self.window)
 
     async def acheck(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
@@ -230,34 +231,20 @@ class RedisRateLimiter:
         self.client.connection_pool.disconnect()
 
 
-class AsyncRedisRateLimiter:
+class AsyncRedisRateLimiter(_RedisWindows):
     """The asyncio form of ``RedisRateLimiter`` (redis.asyncio), for the gateway."""
-
-    def __init__(self, url: str, window: float = WINDOW_SECONDS,
-                 fallback: InMemoryRateLimiter | None = None,
-                 timeout: float = REDIS_TIMEOUT_SECONDS):
-        self.window = window
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url, max_connections=REDIS_MAX_CONNECTIONS, timeout=timeout,
-            socket_timeout=timeout, socket_connect_timeout=timeout)
-        self.client = redis.asyncio.Redis(connection_pool=pool)
-        self._script = self.client.register_script(SLIDING_WINDOW_LUA)
-        self.fallback = fallback or InMemoryRateLimiter(window)
-        self._outage = _RedisOutage()
+    _client_module = redis.asyncio
 
     def check(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
         raise TypeError("AsyncRedisRateLimiter is asynchronous; use acheck or RedisRateLimiter")
 
     async def acheck(self, bucket: str, limit: int, *, record: bool = True) -> RateLimitStatus:
-        if not self._outage.redis_allowed():
+        if not self._redis_allowed():
             return self.fallback.check(bucket, limit, record=record)
         try:
-            reply = await self._script(keys=[REDIS_KEY_PREFIX + bucket],
-                                       args=[limit, int(self.window * 1e6), secrets.token_hex(8),
-                                             "1" if record else "0"])
+            reply = await self._script(**self._script_call(bucket, limit, record))
         except (redis.RedisError, OSError) as exc:
-            self._outage.failed(exc)
-            return self.fallback.check(bucket, limit, record=record)
+            return self._failed(exc, bucket, limit, record)
         return _status_from_redis(reply, limit, self.window)
 
     async def aclose(self) -> None:

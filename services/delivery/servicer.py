@@ -30,16 +30,6 @@ MAX_LISTED = 1000
 MAX_BATCH = 256
 DEFAULT_LISTED = 100
 
-KIND_TO_DB = enums.ALERT_EVENT_KIND.names
-KIND_FROM_DB = enums.ALERT_EVENT_KIND.numbers
-MODE_TO_DB = enums.NOTIFY_MODE.names
-MODE_FROM_DB = enums.NOTIFY_MODE.numbers
-TYPE_TO_DB = enums.TARGET_TYPE.names
-TYPE_FROM_DB = enums.TARGET_TYPE.numbers
-STATUS_TO_DB = enums.DELIVERY_STATUS.names
-STATUS_FROM_DB = enums.DELIVERY_STATUS.numbers
-PRIORITY_TO_DB = enums.PRIORITY.names
-REASON_TO_DB = enums.ALERT_REASON.names
 
 
 def _iso(ts: Timestamp, present: bool) -> str | None:
@@ -53,22 +43,22 @@ def event_to_domain(event: events_pb2.AlertEvent) -> dict[str, Any]:
     """The alert event as stored with each delivery and used to build payloads."""
     if not event.event_id or len(event.event_id) > 255:
         raise InvalidArgument("event.event_id is required (at most 255 characters)")
-    if event.kind not in KIND_TO_DB:
+    if event.kind not in enums.ALERT_EVENT_KIND.names:
         raise InvalidArgument("event.kind must be TRIGGER, REMINDER or RESOLVE")
     if event.alert_id < 1 or event.service.service_id < 1:
         raise InvalidArgument("event.alert_id and event.service.service_id are required")
     s = event.service
     return {
-        "event_id": event.event_id, "kind": KIND_TO_DB[event.kind], "alert_id": event.alert_id,
-        "reason": REASON_TO_DB.get(event.reason, "unspecified"),
+        "event_id": event.event_id, "kind": enums.ALERT_EVENT_KIND.names[event.kind], "alert_id": event.alert_id,
+        "reason": enums.ALERT_REASON.names.get(event.reason, "unspecified"),
         "opened_at": _iso(event.opened_at, event.HasField("opened_at")),
         "closed_at": _iso(event.closed_at, event.HasField("closed_at")),
         "occurred_at": _iso(event.occurred_at, event.HasField("occurred_at")),
         "service": {
             "service_id": s.service_id, "heartbeat_name": s.heartbeat_name,
             "service_name": s.service_name, "team": s.team, "team_id": s.team_id or None,
-            "priority": PRIORITY_TO_DB.get(s.priority, "p3"), "runbook": s.runbook or None,
-            "notify_mode": MODE_TO_DB.get(s.notify_mode, "all"),
+            "priority": enums.PRIORITY.names.get(s.priority, "p3"), "runbook": s.runbook or None,
+            "notify_mode": enums.NOTIFY_MODE.names.get(s.notify_mode, "all"),
             "last_heartbeat_at": _iso(s.last_heartbeat_at, s.HasField("last_heartbeat_at")),
             "alert_interval_seconds": s.alert_interval_seconds,
         },
@@ -84,10 +74,10 @@ def targets_to_domain(targets: list[delivery_pb2.PlannedTarget],
     plans = []
     for position, (target, is_subscription) in enumerate(
             [(t, False) for t in targets] + [(s, True) for s in subscriptions]):
-        target_type = TYPE_TO_DB.get(target.type)
+        target_type = enums.TARGET_TYPE.names.get(target.type)
         if target_type is None:
             raise InvalidArgument(f"target {position}: type must be one of "
-                                  f"{', '.join(name.upper() for name in TYPE_FROM_DB)}")
+                                  f"{', '.join(name.upper() for name in enums.TARGET_TYPE.numbers)}")
         plans.append(TargetPlan(
             target_type=target_type,
             config=json_format.MessageToDict(target.config) if target.HasField("config") else {},
@@ -101,12 +91,12 @@ def delivery_to_pb(row: Row) -> delivery_pb2.Delivery:
     destination = INTEGRATIONS[row["target_type"]].shown_destination(
         config_json(row["config"]), row["webhook_id"])
     return delivery_pb2.Delivery(
-        delivery_id=row["delivery_id"], event_id=row["event_id"], kind=KIND_FROM_DB[row["kind"]],
+        delivery_id=row["delivery_id"], event_id=row["event_id"], kind=enums.ALERT_EVENT_KIND.numbers[row["kind"]],
         alert_id=row["alert_id"], service_id=row["service_id"],
-        type=TYPE_FROM_DB[row["target_type"]], target_id=row["target_id"] or 0,
+        type=enums.TARGET_TYPE.numbers[row["target_type"]], target_id=row["target_id"] or 0,
         webhook_id=row["webhook_id"] or 0, destination=destination,
-        mode=MODE_FROM_DB[row["mode"]], position=row["position"],
-        status=STATUS_FROM_DB[row["status"]], idempotency_key=row["idempotency_key"],
+        mode=enums.NOTIFY_MODE.numbers[row["mode"]], position=row["position"],
+        status=enums.DELIVERY_STATUS.numbers[row["status"]], idempotency_key=row["idempotency_key"],
         attempts=row["attempts"], created_at=to_timestamp(row["created_at"]),
         next_attempt_at=to_timestamp(row["next_attempt_at"]), last_attempt_at=to_timestamp(row["last_attempt_at"]),
         last_response_code=row["last_response_code"] or 0,
@@ -175,7 +165,7 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
         for index, request in enumerate(requests):
             try:
                 event = event_to_domain(request.event)
-                mode = MODE_TO_DB.get(request.mode)
+                mode = enums.NOTIFY_MODE.names.get(request.mode)
                 if mode is None:
                     raise InvalidArgument("mode must be NOTIFY_MODE_ALL or NOTIFY_MODE_UNTIL_SUCCESS")
                 planned = plan_deliveries(event, mode, targets_to_domain(
@@ -203,12 +193,12 @@ class DeliveryServicer(delivery_pb2_grpc.DeliveryServiceServicer):
             raise InvalidArgument(f"limit must be 1-{MAX_LISTED}")
         status = ""
         if request.status != delivery_pb2.DELIVERY_STATUS_UNSPECIFIED:
-            status = STATUS_TO_DB.get(request.status)
+            status = enums.DELIVERY_STATUS.names.get(request.status)
             if status is None:
                 raise InvalidArgument("unknown status")
         target_type = ""
         if request.type != delivery_pb2.TARGET_TYPE_UNSPECIFIED:
-            target_type = TYPE_TO_DB.get(request.type)
+            target_type = enums.TARGET_TYPE.names.get(request.type)
             if target_type is None:
                 raise InvalidArgument("unknown type")
         created_after = (request.created_after.ToDatetime(tzinfo=dt.timezone.utc)

@@ -56,14 +56,18 @@ ORDERS = {
 
 PRIORITIES = enums.PRIORITY.names
 
-_MATCH = """
-    (%(query)s = '' OR strpos(lower(heartbeat_name), lower(%(query)s)) > 0
-                    OR strpos(lower(service_name), lower(%(query)s)) > 0)
+# A name search matches a substring of either name, case-insensitively.
+_QUERY_MATCH = """(strpos(lower(heartbeat_name), lower(%(query)s)) > 0
+                   OR strpos(lower(service_name), lower(%(query)s)) > 0)"""
+_FILTERS = """
     AND (%(team)s = '' OR team = %(team)s)
     AND (%(priority)s = '' OR priority = %(priority)s)
     AND (%(active)s::boolean IS NULL OR active = %(active)s::boolean)
     AND {condition}
 """
+_MATCH = f"(%(query)s = '' OR {_QUERY_MATCH}) {_FILTERS}"
+# A query of at least this many characters has trigrams for the index to use.
+TRIGRAM = 3
 
 # One pass over the table counts every condition and the matching services.
 COUNT_SERVICES = f"""
@@ -82,13 +86,24 @@ SEARCH_PAGE = f"""
     ORDER BY {{order}} LIMIT %(limit)s OFFSET %(offset)s
 """
 
-# With a text query every service is read anyway (no index serves a substring
-# match): one pass selects the matches, counts them and returns one page.
-SEARCH_PAGE_COUNTED = f"""
-    WITH matching AS MATERIALIZED (SELECT {SERVICE_COLUMNS} FROM services WHERE {_MATCH})
+# With a text query one pass selects the matches, counts them and returns one
+# page. A service whose names contain the query holds every trigram of it, so
+# the trigram index (migration 016) first finds the candidates; when they are
+# few (a specific name) only they are read and checked, else (a query too short
+# for a trigram, or one most names contain) every service is read.
+MAX_CANDIDATES = 1000
+CANDIDATES = """
+    SELECT service_id FROM service_name_trigrams
+    WHERE trigrams @> name_trigrams(lower(%(query)s)) LIMIT %(most)s
+"""
+_COUNTED = """
+    WITH matching AS MATERIALIZED (SELECT {columns} FROM services WHERE {where})
     SELECT *, (SELECT count(*) FROM matching) AS matching_total FROM matching
     ORDER BY {{order}} LIMIT %(limit)s OFFSET %(offset)s
 """
+SEARCH_PAGE_COUNTED = _COUNTED.format(columns=SERVICE_COLUMNS, where=_MATCH)
+SEARCH_CANDIDATES_COUNTED = _COUNTED.format(
+    columns=SERVICE_COLUMNS, where=f"service_id = ANY(%(candidates)s::bigint[]) AND {_QUERY_MATCH} {_FILTERS}")
 
 RECENT_TRANSITIONS = """
     SELECT t.transition_id, t.service_id, t.from_state, t.to_state, t.reason, t.alert_id, t.at,
@@ -194,7 +209,7 @@ class ServiceSearch:
         with self.db.transaction() as tx:
             match = query.condition_sql()
             if query.query and not (counts or counts_only):
-                rows = tx.all(SEARCH_PAGE_COUNTED.format(condition=match, order=query.order_sql()), query.params())
+                rows = self._matching_page(tx, query, match)
                 if rows or query.offset == 0:
                     return SearchResult(rows, rows[0]["matching_total"] if rows else 0, None)
             if counts or counts_only:
@@ -205,6 +220,18 @@ class ServiceSearch:
                 return SearchResult([], totals["matching"], totals)
             rows = tx.all(SEARCH_PAGE.format(condition=match, order=query.order_sql()), query.params())
         return SearchResult(rows, totals["matching"], totals if counts else None)
+
+    @staticmethod
+    def _matching_page(tx, query: ServiceQuery, match: str) -> list[Row]:
+        """A page of the services matching a text query, each row with the total."""
+        params = query.params()
+        counted = SEARCH_PAGE_COUNTED
+        if len(query.query) >= TRIGRAM:
+            candidates = [r["service_id"] for r in tx.all(CANDIDATES, {"query": query.query,
+                                                                       "most": MAX_CANDIDATES + 1})]
+            if len(candidates) <= MAX_CANDIDATES:
+                counted, params["candidates"] = SEARCH_CANDIDATES_COUNTED, candidates
+        return tx.all(counted.format(condition=match, order=query.order_sql()), params)
 
     def recent_transitions(self, limit: int) -> list[Row]:
         return self.db.all(RECENT_TRANSITIONS, (limit,))

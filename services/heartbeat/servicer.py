@@ -8,6 +8,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic import enums
+from medic.contracts import required_name
 from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
 from medic.timestamps import to_timestamp
@@ -24,14 +25,6 @@ MAX_BATCH = 1000
 MAX_LISTED_HEARTBEATS = 250
 DEFAULT_TEAM = "site-reliability"
 
-PRIORITY_TO_DB = enums.PRIORITY.names
-PRIORITY_FROM_DB = enums.PRIORITY.numbers
-NOTIFY_MODE_TO_DB = enums.NOTIFY_MODE.names
-NOTIFY_MODE_FROM_DB = enums.NOTIFY_MODE.numbers
-STATE_FROM_DB = enums.SERVICE_STATE.numbers
-REASON_TO_DB = enums.ALERT_REASON.names
-REASON_FROM_DB = enums.ALERT_REASON.numbers
-RUN_STATUS_FROM_DB = enums.RUN_STATUS.numbers
 MAX_DURATION_SECONDS = 31_536_000  # a year
 MAX_FAILURE_TOLERANCE = 1000
 DEFAULT_LISTED_RUNS = 50
@@ -51,9 +44,9 @@ def service_to_pb(row: Row) -> heartbeat_pb2.Service:
         service_id=row["service_id"], heartbeat_name=row["heartbeat_name"],
         service_name=row["service_name"], alert_interval_seconds=row["alert_interval_seconds"],
         threshold=row["threshold"], grace_period_seconds=row["grace_period_seconds"],
-        team=row["team"], priority=PRIORITY_FROM_DB[row["priority"]], runbook=row["runbook"] or "",
-        notify_mode=NOTIFY_MODE_FROM_DB[row["notify_mode"]], active=row["active"],
-        muted=row["muted"], muted_at=to_timestamp(row["muted_at"]), state=STATE_FROM_DB[row["state"]],
+        team=row["team"], priority=enums.PRIORITY.numbers[row["priority"]], runbook=row["runbook"] or "",
+        notify_mode=enums.NOTIFY_MODE.numbers[row["notify_mode"]], active=row["active"],
+        muted=row["muted"], muted_at=to_timestamp(row["muted_at"]), state=enums.SERVICE_STATE.numbers[row["state"]],
         created_at=to_timestamp(row["created_at"]), updated_at=to_timestamp(row["updated_at"]),
         activated_at=to_timestamp(row["activated_at"]), last_heartbeat_at=to_timestamp(row["last_heartbeat_at"]),
         deadline_at=to_timestamp(row["deadline_at"]), team_id=row["team_id"] or 0,
@@ -72,7 +65,7 @@ def _describe(expression: str | None, timezone: str) -> str:
 def run_to_pb(row: Row) -> heartbeat_pb2.JobRun:
     run = heartbeat_pb2.JobRun(
         job_run_id=row["job_run_id"], service_id=row["service_id"], run_id=row["run_id"] or "",
-        status=RUN_STATUS_FROM_DB[row["status"]], started_at=to_timestamp(row["started_at"]),
+        status=enums.RUN_STATUS.numbers[row["status"]], started_at=to_timestamp(row["started_at"]),
         completed_at=to_timestamp(row["completed_at"]), message=row["message"] or "")
     if row["duration_ms"] is not None:
         run.duration_ms = row["duration_ms"]
@@ -82,7 +75,8 @@ def run_to_pb(row: Row) -> heartbeat_pb2.JobRun:
 def transition_to_pb(row: Row) -> heartbeat_pb2.ServiceTransition:
     return heartbeat_pb2.ServiceTransition(
         transition_id=row["transition_id"], service_id=row["service_id"],
-        from_state=STATE_FROM_DB[row["from_state"]], to_state=STATE_FROM_DB[row["to_state"]],
+        from_state=enums.SERVICE_STATE.numbers[row["from_state"]],
+        to_state=enums.SERVICE_STATE.numbers[row["to_state"]],
         reason=row["reason"], alert_id=row["alert_id"] or 0, at=to_timestamp(row["at"]))
 
 
@@ -92,26 +86,16 @@ def heartbeat_to_pb(row: Row, time: Timestamp | None = None) -> heartbeat_pb2.He
         heartbeat_id=row["heartbeat_id"], service_id=row["service_id"],
         heartbeat_name=row["heartbeat_name"], service_name=row["service_name"],
         time=to_timestamp(row["time"]) if time is None else time, status=row["status"],
-        run_id=row["run_id"] or "", team=row["team"], priority=PRIORITY_FROM_DB[row["priority"]])
+        run_id=row["run_id"] or "", team=row["team"], priority=enums.PRIORITY.numbers[row["priority"]])
 
 
 def alert_to_pb(row: Row) -> heartbeat_pb2.Alert:
     return heartbeat_pb2.Alert(
         alert_id=row["alert_id"], service_id=row["service_id"],
         heartbeat_name=row["heartbeat_name"], service_name=row["service_name"],
-        reason=REASON_FROM_DB[row["reason"]], active=row["active"], opened_at=to_timestamp(row["opened_at"]),
+        reason=enums.ALERT_REASON.numbers[row["reason"]], active=row["active"],
+        opened_at=to_timestamp(row["opened_at"]),
         closed_at=to_timestamp(row["closed_at"]), notification_count=row["notification_count"])
-
-
-def _name(value: str, field: str) -> str:
-    value = value.strip()
-    if not value:
-        raise InvalidArgument(f"{field} is required")
-    if len(value) > MAX_NAME_LENGTH:
-        raise InvalidArgument(f"{field} must be at most {MAX_NAME_LENGTH} characters")
-    if "\x00" in value:
-        raise InvalidArgument(f"{field} must not contain NUL characters")
-    return value
 
 
 def _interval(value: int) -> int:
@@ -167,7 +151,7 @@ def _service_key(request) -> tuple[str | None, int | None]:
     """(heartbeat_name, None) or (None, service_id) of a request naming a service."""
     which = request.WhichOneof("service")
     if which == "heartbeat_name":
-        return _name(request.heartbeat_name, "heartbeat_name"), None
+        return required_name(request.heartbeat_name, "heartbeat_name"), None
     if which == "service_id":
         return None, request.service_id
     raise InvalidArgument("heartbeat_name or service_id is required")
@@ -196,16 +180,16 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
 
     def RegisterService(self, request, context):
         fields = {
-            "heartbeat_name": _name(request.heartbeat_name, "heartbeat_name"),
-            "service_name": _name(request.service_name, "service_name"),
+            "heartbeat_name": required_name(request.heartbeat_name, "heartbeat_name"),
+            "service_name": required_name(request.service_name, "service_name"),
             "alert_interval_seconds": _interval(request.alert_interval_seconds),
             "threshold": _threshold(request.threshold or 1),
             "grace_period_seconds": _grace(request.grace_period_seconds),
             "team": request.team.strip() or DEFAULT_TEAM,
-            "priority": _enum(request.priority or common_pb2.PRIORITY_P3, PRIORITY_TO_DB, "priority"),
+            "priority": _enum(request.priority or common_pb2.PRIORITY_P3, enums.PRIORITY.names, "priority"),
             "runbook": request.runbook or None,
             "notify_mode": _enum(request.notify_mode or common_pb2.NOTIFY_MODE_ALL,
-                                 NOTIFY_MODE_TO_DB, "notify_mode"),
+                                 enums.NOTIFY_MODE.names, "notify_mode"),
             "team_id": _team_id(request.team_id),
             "schedule": schedule.check_schedule(request.schedule),
             "timezone": schedule.check_timezone(request.timezone),
@@ -229,7 +213,7 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         ref = _service_ref(request)
         changes: dict = {}
         if request.HasField("service_name"):
-            changes["service_name"] = _name(request.service_name, "service_name")
+            changes["service_name"] = required_name(request.service_name, "service_name")
         if request.HasField("alert_interval_seconds"):
             changes["alert_interval_seconds"] = _interval(request.alert_interval_seconds)
         if request.HasField("threshold"):
@@ -241,11 +225,11 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         if request.HasField("team_id"):
             changes["team_id"] = _team_id(request.team_id)
         if request.HasField("priority"):
-            changes["priority"] = _enum(request.priority, PRIORITY_TO_DB, "priority")
+            changes["priority"] = _enum(request.priority, enums.PRIORITY.names, "priority")
         if request.HasField("runbook"):
             changes["runbook"] = request.runbook or None
         if request.HasField("notify_mode"):
-            changes["notify_mode"] = _enum(request.notify_mode, NOTIFY_MODE_TO_DB, "notify_mode")
+            changes["notify_mode"] = _enum(request.notify_mode, enums.NOTIFY_MODE.names, "notify_mode")
         if request.HasField("active"):
             changes["active"] = request.active
         if request.HasField("muted"):
@@ -394,13 +378,14 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
     def SearchAlerts(self, request, context):
         if not 0 <= request.limit <= 1000:
             raise InvalidArgument("limit must be 0-1000")
-        if request.reason and request.reason not in REASON_TO_DB:
+        if request.reason and request.reason not in enums.ALERT_REASON.names:
             raise InvalidArgument("reason must be an AlertReason")
         if "\x00" in request.team:
             raise InvalidArgument("team must not contain NUL characters")
         rows, total = self.searches.alerts(
             active=request.active if request.HasField("active") else None, service_id=request.service_id,
-            team=request.team.strip(), reason=REASON_TO_DB.get(request.reason, ""), limit=request.limit or 100,
+            team=request.team.strip(), reason=enums.ALERT_REASON.names.get(request.reason, ""),
+            limit=request.limit or 100,
             total=request.include_total)
         return heartbeat_pb2.SearchAlertsResponse(alerts=[
             heartbeat_pb2.AlertWithTeam(alert=alert_to_pb(r), team=r["team"]) for r in rows],

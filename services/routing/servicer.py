@@ -8,6 +8,7 @@ from __future__ import annotations
 from google.protobuf import json_format
 
 from medic import enums
+from medic.contracts import required_name
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.timestamps import to_timestamp
@@ -21,12 +22,6 @@ from services.routing.target_config import validate_config
 
 MAX_NAME_LENGTH = 255
 MAX_ROUTE_BATCH = 256
-TYPE_TO_PB = enums.TARGET_TYPE.numbers
-TYPE_FROM_PB = enums.TARGET_TYPE.names
-KIND_FROM_PB = enums.ALERT_EVENT_KIND.names
-MODE_TO_PB = enums.NOTIFY_MODE.numbers
-MODE_FROM_PB = enums.NOTIFY_MODE.names
-SOURCE_TO_PB = enums.ROUTE_SOURCE.numbers
 
 
 def team_to_pb(row: Row) -> routing_pb2.Team:
@@ -38,24 +33,15 @@ def team_to_pb(row: Row) -> routing_pb2.Team:
 def target_to_pb(row: Row) -> routing_pb2.NotificationTarget:
     return routing_pb2.NotificationTarget(
         target_id=row["target_id"], service_id=row["service_id"],
-        type=TYPE_TO_PB[row["type"]], config=struct(row["config"]), priority=row["priority"],
+        type=enums.TARGET_TYPE.numbers[row["type"]], config=struct(row["config"]), priority=row["priority"],
         enabled=row["enabled"], created_at=to_timestamp(row.get("created_at")),
         updated_at=to_timestamp(row.get("updated_at")))
 
 
 def skipped_to_pb(target: rule.NotificationTarget) -> routing_pb2.NotificationTarget:
     return routing_pb2.NotificationTarget(
-        target_id=target.target_id, service_id=target.service_id, type=TYPE_TO_PB[target.type],
+        target_id=target.target_id, service_id=target.service_id, type=enums.TARGET_TYPE.numbers[target.type],
         config=struct(target.config), priority=target.priority, enabled=target.enabled)
-
-
-def _name(value: str, field: str) -> str:
-    value = value.strip()
-    if not value:
-        raise InvalidArgument(f"{field} is required")
-    if len(value) > MAX_NAME_LENGTH:
-        raise InvalidArgument(f"{field} must be at most {MAX_NAME_LENGTH} characters")
-    return value
 
 
 def _channel(value: str) -> str | None:
@@ -73,9 +59,9 @@ def _id(value: int, field: str) -> int:
 
 
 def _target_type(value: int) -> str:
-    if value not in TYPE_FROM_PB:
+    if value not in enums.TARGET_TYPE.names:
         raise InvalidArgument("type must be one of slack, pagerduty, webhook")
-    return TYPE_FROM_PB[value]
+    return enums.TARGET_TYPE.names[value]
 
 
 def _config(request) -> dict | None:
@@ -94,7 +80,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
 
     # --- teams ---------------------------------------------------------------
     def CreateTeam(self, request, context):
-        row = self.teams.create_team(_name(request.name, "name"),
+        row = self.teams.create_team(required_name(request.name, "name"),
                                      _channel(request.slack_channel_id))
         return routing_pb2.CreateTeamResponse(team=team_to_pb(row))
 
@@ -103,7 +89,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         if which == "team_id":
             row = self.teams.team(_id(request.team_id, "team_id"))
         elif which == "name":
-            row = self.teams.team_by_name(_name(request.name, "name"))
+            row = self.teams.team_by_name(required_name(request.name, "name"))
         else:
             raise InvalidArgument("team_id or name is required")
         return routing_pb2.GetTeamResponse(team=team_to_pb(row))
@@ -115,7 +101,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         team_id = _id(request.team_id, "team_id")
         fields = {}
         if request.HasField("name"):
-            fields["name"] = _name(request.name, "name")
+            fields["name"] = required_name(request.name, "name")
         if request.HasField("slack_channel_id"):
             fields["slack_channel_id"] = _channel(request.slack_channel_id)
         return routing_pb2.UpdateTeamResponse(team=team_to_pb(self.teams.update_team(team_id, fields)))
@@ -193,22 +179,22 @@ def _route_request(request: routing_pb2.RouteAlertRequest) -> tuple[events_pb2.A
     event = request.event
     if not event.event_id.strip():
         raise InvalidArgument("event.event_id is required")
-    if event.kind not in KIND_FROM_PB:
+    if event.kind not in enums.ALERT_EVENT_KIND.names:
         raise InvalidArgument("event.kind must be TRIGGER, REMINDER or RESOLVE")
     _id(event.alert_id, "event.alert_id")
     _id(event.service.service_id, "event.service.service_id")
     override = None
     if request.mode_override:
-        if request.mode_override not in MODE_FROM_PB:
+        if request.mode_override not in enums.NOTIFY_MODE.names:
             raise InvalidArgument("mode_override must be NOTIFY_MODE_ALL or "
                                   "NOTIFY_MODE_UNTIL_SUCCESS")
-        override = MODE_FROM_PB[request.mode_override]
-    return event, KIND_FROM_PB[event.kind], override
+        override = enums.NOTIFY_MODE.names[request.mode_override]
+    return event, enums.ALERT_EVENT_KIND.names[event.kind], override
 
 
 def _route_response(plan: rule.RoutingPlan, enqueued: bool) -> routing_pb2.RouteAlertResponse:
     return routing_pb2.RouteAlertResponse(
-        mode=MODE_TO_PB[plan.mode], source=SOURCE_TO_PB[plan.source],
+        mode=enums.NOTIFY_MODE.numbers[plan.mode], source=enums.ROUTE_SOURCE.numbers[plan.source],
         targets=[planned_to_pb(t) for t in plan.targets],
         skipped=[skipped_to_pb(t) for t in plan.skipped],
         subscriptions=[planned_to_pb(s) for s in plan.subscriptions],

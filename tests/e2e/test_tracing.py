@@ -80,13 +80,20 @@ def log_lines_with(system: System, trace_id: str) -> dict[str, list[dict]]:
     return found
 
 
-def test_a_heartbeat_is_one_trace_from_the_caller_through_gateway_and_heartbeat(traced_system, collector):
-    system = traced_system
-    system.register("nightly-backup", interval_seconds=60)
+def post_traced_heartbeat(system: System, name: str, status: str) -> tuple[str, str]:
+    """Registers ``name`` and posts one heartbeat carrying a caller's traceparent:
+    (trace id, the caller's span id)."""
+    system.register(name, interval_seconds=60)
     header, trace_id, caller_span = traceparent()
     response = system.http.post(system.gateway_url + "/heartbeat", headers={"traceparent": header},
-                                json={"heartbeat_name": "nightly-backup", "status": "UP"}, timeout=10)
+                                json={"heartbeat_name": name, "status": status}, timeout=10)
     assert response.status_code == 201
+    return trace_id, caller_span
+
+
+def test_a_heartbeat_is_one_trace_from_the_caller_through_gateway_and_heartbeat(traced_system, collector):
+    system = traced_system
+    trace_id, caller_span = post_traced_heartbeat(system, "nightly-backup", "UP")
 
     def complete(spans):
         return {("medic-heartbeat", "ingest batch"), ("medic-heartbeat", SERVER)} <= \
@@ -112,11 +119,7 @@ def test_a_heartbeat_is_one_trace_from_the_caller_through_gateway_and_heartbeat(
 
 def test_an_alert_is_one_trace_from_the_failing_heartbeat_to_its_delivery(traced_system, collector):
     system = traced_system
-    system.register("billing", interval_seconds=60)
-    header, trace_id, caller_span = traceparent()
-    response = system.http.post(system.gateway_url + "/heartbeat", headers={"traceparent": header},
-                                json={"heartbeat_name": "billing", "status": "FAILED"}, timeout=10)
-    assert response.status_code == 201
+    trace_id, caller_span = post_traced_heartbeat(system, "billing", "FAILED")
     system.slack.wait_for(1, timeout=20)
 
     def delivered(spans):

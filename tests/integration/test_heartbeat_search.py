@@ -63,6 +63,26 @@ def test_filters_combine_and_the_total_counts_the_matches(fleet, fields, expecte
     assert response.total_matching == len(expected)
 
 
+@pytest.mark.parametrize("query, expected", [
+    ("ER", ["billing-worker", "email-sender"]),  # shorter than a trigram
+    ("-ba", ["db-backup"]),
+    ("ING-WOR", ["billing-worker"]),
+    ("ling job", ["billing-worker"]),
+    ("zzz", []),
+])
+def test_a_name_search_finds_every_service_containing_the_query_whatever_its_length(fleet, query, expected):
+    response = search(fleet, query=query)
+    assert names(response) == expected and response.total_matching == len(expected)
+
+
+def test_a_service_is_found_by_its_current_service_name_only(fleet):
+    fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="billing-worker", service_name="Invoice runs"))
+    assert names(search(fleet, query="jobs")) == []
+    assert names(search(fleet, query="INVOICE R")) == ["billing-worker"]
+    fleet.DeleteService(pb.DeleteServiceRequest(heartbeat_name="billing-worker"))
+    assert names(search(fleet, query="invoice")) == []
+
+
 def test_orders_and_pages(fleet):
     assert names(search(fleet, sort=pb.SERVICE_SORT_NAME, descending=True))[0] == "email-sender"
     # down first, then new, then up (inactive email-sender keeps its last state, new)
