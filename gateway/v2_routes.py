@@ -31,6 +31,39 @@ TABLE: list[RpcRoute] = [
     RpcRoute("GET", "/v2/services/{service_id:int}/stats", HEARTBEAT + "GetJobStats",
              "Duration statistics of a service's last 100 completed runs (null below 5 runs) and the "
              "success rate of its last 100 ended runs"),
+    RpcRoute("POST", "/v2/services/{service_id:int}/mute", HEARTBEAT + "MuteService",
+             "Mute a service, with an optional reason and `until` (without it the mute ends when the service "
+             "recovers; MEDIC_MUTE_TTL_SECONDS after it began at the latest)", body=True, result="service",
+             message="Service muted."),
+    RpcRoute("DELETE", "/v2/services/{service_id:int}/mute", HEARTBEAT + "UnmuteService", "Lift a service's mute",
+             result="service", message="Service unmuted."),
+    # alerts
+    RpcRoute("POST", "/v2/alerts/{alert_id:int}/ack", HEARTBEAT + "AcknowledgeAlert",
+             "Acknowledge an open alert: no more reminders until it resolves (the resolve is still sent); "
+             "PagerDuty targets that got the trigger get an acknowledge event", result="alert",
+             message="Alert acknowledged."),
+    RpcRoute("GET", "/v2/alerts/{alert_id:int}/skips", HEARTBEAT + "ListNotificationSkips",
+             "The alert's notifications that were not sent, each with its reason (window, muted, acknowledged, "
+             "never_notified)", query=("limit",), result="skips"),
+    RpcRoute("GET", "/v2/alerts/{alert_id:int}/target-skips", ROUTING + "ListTargetSkips",
+             "The targets the alert's notifications were not sent to, each with its reason "
+             "(outside_active_hours)", query=("limit",), result="skips"),
+    # maintenance windows
+    RpcRoute("POST", "/v2/maintenance-windows", HEARTBEAT + "CreateMaintenanceWindow",
+             "Create a maintenance window: one-off (starts_at, ends_at) or recurring (cron, duration_seconds, "
+             "timezone), for a service, a team, every service or a name glob", body=True, body_field="window",
+             status=201, result="window", message="Maintenance window created."),
+    RpcRoute("GET", "/v2/maintenance-windows", HEARTBEAT + "ListMaintenanceWindows",
+             "List maintenance windows (active_only=true: those open now)", query=("active_only",),
+             result="windows"),
+    RpcRoute("GET", "/v2/maintenance-windows/{window_id:int}", HEARTBEAT + "GetMaintenanceWindow",
+             "Get a maintenance window, with whether it is open now", result="window"),
+    RpcRoute("PUT", "/v2/maintenance-windows/{window_id:int}", HEARTBEAT + "UpdateMaintenanceWindow",
+             "Replace a maintenance window's definition", body=True, body_field="window", result="window",
+             message="Maintenance window updated."),
+    RpcRoute("DELETE", "/v2/maintenance-windows/{window_id:int}", HEARTBEAT + "DeleteMaintenanceWindow",
+             "Delete a maintenance window (alerts it held back are notified now if still open)",
+             message="Maintenance window deleted."),
     # teams
     RpcRoute("POST", "/v2/teams", ROUTING + "CreateTeam", "Create a team", body=True, status=201,
              result="team", message="Team created."),

@@ -248,7 +248,8 @@ class Settings:
     monitor_batch: int = _var("MEDIC_MONITOR_BATCH", 500,
                               "overdue services claimed per transaction", parse=_positive_int)
     mute_ttl_seconds: float = _var("MEDIC_MUTE_TTL_SECONDS", 86400.0,
-                                   "a mute expires after this long (default 24 h)",
+                                   "the longest a mute lasts (default 24 h), whatever its until; "
+                                   "one without until ends sooner, when the service recovers",
                                    parse=_positive_float)
     reminder_min_seconds: float = _var(
         "MEDIC_REMINDER_MIN_SECONDS", 60.0,

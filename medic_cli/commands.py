@@ -1,5 +1,5 @@
 """The ``medic`` management commands for people: keys, services, heartbeat,
-alerts, teams, targets, webhooks, deliveries. Each handler builds the JSON,
+alerts, maintenance windows, teams, targets, webhooks, deliveries. Each handler builds the JSON,
 calls one ``/v2`` gateway route (docs/api.md) and prints the answer: an aligned
 table by default, the envelope's ``results`` as JSON with ``--json``.
 """
@@ -87,10 +87,19 @@ STATS_FIELDS = ["service_id", "run_count", "avg_duration_ms", "p50_duration_ms",
 TEAM_COLUMNS = [("id", "team_id"), ("name", "name"), ("slack channel", "slack_channel_id"),
                 ("created", "created_at")]
 TARGET_COLUMNS = [("id", "target_id"), ("service", "service_id"), ("type", "type"), ("priority", "priority"),
-                  ("enabled", "enabled"), ("config", "config")]
+                  ("enabled", "enabled"), ("config", "config"),
+                  ("hours", lambda t: (f"{','.join(t['active_hours']['days'])} {t['active_hours']['from']}-"
+                                       f"{t['active_hours']['to']} {t['active_hours']['timezone']}")
+                   if t.get("active_hours") else "always")]
 WEBHOOK_COLUMNS = [("id", "webhook_id"), ("url", "url"),
                    ("service", lambda w: w.get("service_id") or "all"), ("enabled", "enabled"),
                    ("secret", "has_secret"), ("headers", "headers")]
+WINDOW_COLUMNS = [("id", "window_id"), ("scope", "scope"),
+                  ("covers", lambda w: w.get("service_id") or w.get("team") or w.get("name_glob") or "every service"),
+                  ("when", lambda w: (f"{w['cron']} for {w['duration_seconds']}s ({w['timezone']})" if w.get("cron")
+                                      else f"{w.get('starts_at')} .. {w.get('ends_at')}")),
+                  ("open now", lambda w: bool(w.get("open_now"))), ("open until", "open_until"),
+                  ("reason", "reason"), ("by", "created_by")]
 DELIVERY_COLUMNS = [("id", "delivery_id"), ("alert", "alert_id"), ("service", "service_id"), ("kind", "kind"),
                     ("type", "type"), ("destination", "destination"), ("status", "status"),
                     ("attempts", "attempts"), ("code", lambda d: d.get("last_response_code") or None),
@@ -302,6 +311,74 @@ def alerts_list(api: Client, args, out: Output) -> None:
     out.rows(api.call("GET", "/alerts", params=params)[1], ALERT_COLUMNS)
 
 
+def alerts_ack(api: Client, args, out: Output) -> None:
+    message, results = api.call("POST", f"/v2/alerts/{args.alert_id}/ack")
+    out.rows(results, ALERT_ACK_COLUMNS, message)
+
+
+ALERT_ACK_COLUMNS = [("id", "alert_id"), ("name", "heartbeat_name"), ("active", "active"),
+                     ("acknowledged", "acknowledged_at"), ("by", "acknowledged_by")]
+
+
+def services_mute(api: Client, args, out: Output) -> None:
+    body = _given(reason=args.reason, until=args.until)
+    message, results = api.call("POST", f"/v2/services/{_service_id(api, args.name)}/mute", body=body)
+    out.rows(results, MUTE_COLUMNS, message)
+
+
+def services_unmute(api: Client, args, out: Output) -> None:
+    message, results = api.call("DELETE", f"/v2/services/{_service_id(api, args.name)}/mute")
+    out.rows(results, MUTE_COLUMNS, message)
+
+
+MUTE_COLUMNS = [("id", "service_id"), ("name", "heartbeat_name"), ("muted", "muted"), ("until", "muted_until"),
+                ("reason", "mute_reason"), ("by", "muted_by")]
+
+
+# --- maintenance windows ------------------------------------------------------------------
+
+def _duration(raw: str) -> int:
+    """Seconds from "90", "90s", "45m", "2h" or "1d"."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = raw.strip().lower()
+    scale = units.get(value[-1:], None)
+    number = value[:-1] if scale else value
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError("must be seconds or a number with s, m, h or d (e.g. 2h)")
+    return int(number) * (scale or 1)
+
+
+def windows_create(api: Client, args, out: Output) -> None:
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.service is not None:
+        body.update(scope="service", service_id=_service_id(api, args.service))
+    elif args.team is not None:
+        body.update(scope="team", team=args.team)
+    elif args.glob is not None:
+        body.update(scope="glob", name_glob=args.glob)
+    else:
+        body.update(scope="all")
+    if args.cron is not None:
+        if args.duration is None or args.timezone is None:
+            raise _usage("a recurring window needs --cron, --duration and --timezone")
+        body.update(cron=args.cron, duration_seconds=args.duration, timezone=args.timezone)
+    else:
+        if args.starts_at is None or args.ends_at is None:
+            raise _usage("give --starts-at and --ends-at (one-off), or --cron, --duration and --timezone")
+        body.update(starts_at=args.starts_at, ends_at=args.ends_at)
+    message, results = api.call("POST", "/v2/maintenance-windows", body=body)
+    out.rows(results, WINDOW_COLUMNS, message)
+
+
+def windows_list(api: Client, args, out: Output) -> None:
+    params = {"active_only": "true"} if args.active else {}
+    out.rows(api.call("GET", "/v2/maintenance-windows", params=params)[1], WINDOW_COLUMNS)
+
+
+def windows_show(api: Client, args, out: Output) -> None:
+    out.rows(api.call("GET", f"/v2/maintenance-windows/{args.window_id}")[1], WINDOW_COLUMNS)
+
+
 # --- teams, targets, webhooks, deliveries -------------------------------------------------
 
 def teams_create(api: Client, args, out: Output) -> None:
@@ -355,9 +432,20 @@ def targets_create(api: Client, args, out: Output) -> None:
         raise _usage("give --channel-id (slack), --routing-key (pagerduty), --url (webhook), "
                      "or --type with --config JSON")
     body = _given(service_id=args.service_id, type=target_type, config=config, priority=args.priority,
-                  enabled=args.enabled)
+                  enabled=args.enabled, active_hours=_active_hours(args))
     message, results = api.call("POST", "/v2/notification-targets", body=body)
     out.rows(results, TARGET_COLUMNS, message)
+
+
+def _active_hours(args) -> dict[str, Any] | None:
+    """--days/--from/--to/--timezone as the target's working hours (all or none)."""
+    given = [args.days, args.hours_from, args.hours_to, args.timezone]
+    if not any(given):
+        return None
+    if not all(given):
+        raise _usage("working hours need --days, --from, --to and --timezone together")
+    return {"days": [d.strip() for d in args.days.split(",") if d.strip()], "from": args.hours_from,
+            "to": args.hours_to, "timezone": args.timezone}
 
 
 def targets_list(api: Client, args, out: Output) -> None:
@@ -367,7 +455,8 @@ def targets_list(api: Client, args, out: Output) -> None:
 
 def targets_update(api: Client, args, out: Output) -> None:
     target_type, config = _target_config(args)
-    body = _given(type=target_type, config=config, priority=args.priority, enabled=args.enabled)
+    body = _given(type=target_type, config=config, priority=args.priority, enabled=args.enabled,
+                  active_hours=_active_hours(args), clear_active_hours=True if args.always else None)
     if not body:
         raise _usage("nothing to change: see `medic targets update --help`")
     message, results = api.call("PATCH", f"/v2/notification-targets/{args.target_id}", body=body)
@@ -567,9 +656,14 @@ def _register_services(commands) -> None:
     p = _leaf(services, "update", services_update, "change a service's settings")
     p.add_argument("name", metavar="NAME")
     _service_options(p, register=False)
-    for name, field, value, help in (("mute", "muted", True, "stop notifications (alerts still open)"),
-                                     ("unmute", "muted", False, "notify again"),
-                                     ("activate", "active", True, "monitor it again"),
+    p = _leaf(services, "mute", services_mute,
+              "stop notifications (alerts still open); without --until the mute ends when the service recovers")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--reason", help="why (shown with the service)")
+    p.add_argument("--until", metavar="ISO", help="when the mute ends, RFC 3339 (e.g. 2027-01-31T08:00:00Z)")
+    p = _leaf(services, "unmute", services_unmute, "notify again")
+    p.add_argument("name", metavar="NAME")
+    for name, field, value, help in (("activate", "active", True, "monitor it again"),
                                      ("deactivate", "active", False, "stop monitoring it")):
         _leaf(services, name, _set_flag(field, value), help).add_argument("name", metavar="NAME")
     p = _leaf(services, "delete", services_delete, "delete a service with its heartbeats, alerts and targets")
@@ -598,6 +692,32 @@ def _register_heartbeats_and_alerts(commands) -> None:
     p.add_argument("name", metavar="NAME", help="heartbeat name (or the service id)")
     p = _leaf(commands, "alerts", alerts_list, "alerts, newest first (latest 100 without a filter)")
     _active_filter(p, "active", "closed")
+    p = _leaf(commands, "ack", alerts_ack,
+              "acknowledge an open alert: no more reminders; PagerDuty hears of it; the resolve still goes out")
+    p.add_argument("alert_id", type=int, metavar="ALERT_ID")
+
+
+def _register_windows(commands) -> None:
+    windows = _group(commands, "windows", "maintenance windows: planned quiet for services")
+    p = _leaf(windows, "create", windows_create, "create a maintenance window (one-off or recurring)")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--service", metavar="NAME", help="one service (heartbeat name or id)")
+    scope.add_argument("--team", metavar="T", help="the services of a team")
+    scope.add_argument("--glob", metavar="PATTERN", help="services whose heartbeat name matches, e.g. 'db-*'")
+    scope.add_argument("--all", action="store_true", help="every service (the default)")
+    p.add_argument("--starts-at", metavar="ISO", help="one-off: start, RFC 3339")
+    p.add_argument("--ends-at", metavar="ISO", help="one-off: end, RFC 3339")
+    p.add_argument("--cron", metavar="EXPR", help="recurring: five cron fields, e.g. '0 2 * * sun'")
+    p.add_argument("--duration", type=_duration, metavar="D", help="recurring: length of each, e.g. 2h")
+    p.add_argument("--timezone", metavar="TZ", help="recurring: IANA time zone, e.g. Europe/Berlin")
+    p.add_argument("--reason", required=True)
+    p = _leaf(windows, "list", windows_list, "list maintenance windows")
+    p.add_argument("--active", action="store_true", help="only those open now")
+    p = _leaf(windows, "show", windows_show, "one maintenance window")
+    p.add_argument("window_id", type=int, metavar="ID")
+    p = _leaf(windows, "delete", _delete("/v2/maintenance-windows/{window_id}"),
+              "delete a maintenance window (alerts it held back are notified now if still open)")
+    p.add_argument("window_id", type=int, metavar="ID")
 
 
 def _register_routing(commands) -> None:
@@ -623,6 +743,7 @@ def _register_routing(commands) -> None:
     p = _leaf(targets, "update", targets_update, "change a notification target", url_option=False)
     p.add_argument("target_id", type=int, metavar="TARGET_ID")
     _target_options(p)
+    p.add_argument("--always", action="store_true", help="remove the working hours: always active")
     _enabled_options(p)
     p = _leaf(targets, "delete", _delete("/v2/notification-targets/{target_id}"), "delete a notification target")
     p.add_argument("target_id", type=int, metavar="TARGET_ID")
@@ -639,6 +760,11 @@ def _target_options(parser) -> None:
     parser.add_argument("--config", type=lambda raw: _json_object(_secret(raw)), metavar="JSON",
                         help="the whole config as a JSON object (or - / @FILE holding it)")
     parser.add_argument("--priority", type=int, metavar="N", help="lower is tried first (default 0)")
+    hours = parser.add_argument_group("working hours (outside them the target gets no triggers or reminders)")
+    hours.add_argument("--days", metavar="DAYS", help="e.g. mon,tue,wed,thu,fri")
+    hours.add_argument("--from", dest="hours_from", metavar="HH:MM", help="start, e.g. 09:00")
+    hours.add_argument("--to", dest="hours_to", metavar="HH:MM", help="end, e.g. 17:00 (before --from: overnight)")
+    hours.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
 
 
 def _register_delivery(commands) -> None:
@@ -686,5 +812,6 @@ def register(parser: argparse.ArgumentParser, commands) -> None:
     _register_keys(commands)
     _register_services(commands)
     _register_heartbeats_and_alerts(commands)
+    _register_windows(commands)
     _register_routing(commands)
     _register_delivery(commands)

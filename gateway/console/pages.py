@@ -175,6 +175,7 @@ class Pages:
             deliveries=b.call(DELIVERY + "ListDeliveries", "deliveries", service_id=service_id, limit=100),
             runs=b.call(HB + "ListJobRuns", "runs", service_id=service_id, limit=RUNS_SHOWN),
             stats=b.call(HB + "GetJobStats", "stats", service_id=service_id),
+            skips=b.call(HB + "ListNotificationSkips", "skips", service_id=service_id, limit=50),
         )
         if view.is_admin:
             loaders["targets"] = b.call(ROUTING + "ListNotificationTargets", "targets", service_id=service_id)
@@ -228,6 +229,91 @@ class Pages:
         await view.backend.call(HB + "UpdateService", "action", service_id=service_id, **action)
         return self.c.redirect(f"/ui/services/{service_id}", view, flash=f"Service {form.get('action')}d.")
 
+    async def mute_with_reason(self, view: View, form: FormData) -> Response:
+        """Mute with a reason and an end (a number of hours, or "until it recovers")."""
+        service_id = view.request.path_params["service_id"]
+        reason = str(form.get("reason", "")).strip()
+        hours = str(form.get("for", "recovery"))
+        fields: dict = {"service_id": service_id, "reason": reason}
+        if hours != "recovery":
+            if hours not in MUTE_HOURS:
+                raise ConsoleError(400, "Choose how long the mute lasts.")
+            until = Timestamp()
+            until.FromDatetime(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=int(hours)))
+            fields["until"] = until
+        try:
+            await view.backend.call(HB + "MuteService", "mute", **fields)
+        except ConsoleError as err:
+            if err.status != 400:
+                raise
+            return self.c.redirect(f"/ui/services/{service_id}", view, flash=err.message, kind="error")
+        ends = "until it recovers" if hours == "recovery" else f"for {hours} h"
+        return self.c.redirect(f"/ui/services/{service_id}", view, flash=f"Muted {ends}.")
+
+    async def acknowledge(self, view: View, form: FormData) -> Response:
+        alert_id = view.request.path_params["alert_id"]
+        back = _local(form.get("back"), "/ui/alerts")
+        try:
+            await view.backend.call(HB + "AcknowledgeAlert", "ack", alert_id=alert_id)
+        except ConsoleError as err:
+            if err.status not in (400, 404):
+                raise
+            return self.c.redirect(back, view, flash=err.message, kind="error")
+        return self.c.redirect(back, view, flash=f"Alert #{alert_id} acknowledged: no more reminders.")
+
+    # --- maintenance windows ----------------------------------------------------------
+
+    async def windows(self, view: View, typed: forms.Form | None = None, status: int = 200) -> Response:
+        active_only = query(view.request, "open") == "1"
+        p = await parts(windows=view.backend.call(HB + "ListMaintenanceWindows", "windows",
+                                                  active_only=active_only))
+        typed = typed or forms.Form(values={"scope": "service", "kind": "one_off", "timezone": "UTC",
+                                            "duration_minutes": "60"})
+        return self.c.render("windows.html", status, view=view, p=p, form=typed, active_only=active_only,
+                             page="windows", scopes=WINDOW_SCOPES)
+
+    async def create_window(self, view: View, form: FormData) -> Response:
+        typed = forms.typed(form, WINDOW_FIELDS)
+        values = typed.values
+        spec: dict = {"scope": WINDOW_SCOPES.get(values["scope"], 0), "reason": values["reason"].strip()}
+        try:
+            if values["scope"] == "service":
+                spec["service_id"] = await self._service_by_name(view, values["service"].strip(), "windows")
+            elif values["scope"] == "team":
+                spec["team"] = values["team"]
+            elif values["scope"] == "glob":
+                spec["name_glob"] = values["name_glob"]
+            if values["kind"] == "recurring":
+                spec["cron"] = values["cron"]
+                spec["timezone"] = values["timezone"]
+                minutes = forms.integer(values["duration_minutes"])
+                if minutes is None:
+                    typed.errors["duration_minutes"] = "Whole minutes, e.g. 60."
+                else:
+                    spec["duration_seconds"] = minutes * 60
+            else:
+                for name in ("starts_at", "ends_at"):
+                    when = _utc_input(values[name])
+                    if when is None:
+                        typed.errors[name] = "A date and time (UTC), e.g. 2027-01-31 22:00."
+                    else:
+                        spec[name] = when
+            if typed.ok:
+                await view.backend.call(HB + "CreateMaintenanceWindow", "windows",
+                                        window=heartbeat_pb2.MaintenanceWindowSpec(**spec))
+        except ConsoleError as err:
+            if err.status not in (400, 404):
+                raise
+            typed.error_from_service(err.message.removeprefix("window."))
+        if not typed.ok:
+            return await self.windows(view, typed, status=400)
+        return self.c.redirect("/ui/windows", view, flash="Maintenance window created.")
+
+    async def delete_window(self, view: View, form: FormData) -> Response:
+        window_id = view.request.path_params["window_id"]
+        await view.backend.call(HB + "DeleteMaintenanceWindow", "windows", window_id=window_id)
+        return self.c.redirect("/ui/windows", view, flash=f"Maintenance window {window_id} deleted.")
+
     # --- alerts and deliveries ------------------------------------------------------
 
     async def _service_by_name(self, view: View, name: str, section: str) -> int:
@@ -267,7 +353,12 @@ class Pages:
                 status=present.DELIVERY_STATUSES.get(f["status"], 0), type=present.TARGET_TYPES.get(f["type"], 0),
                 limit=200)
 
-        return self.c.render("deliveries.html", view=view, p=await parts(deliveries=load()), f=f,
+        loaders = {"deliveries": load()}
+        alert_id = forms.integer(f["alert"]) or 0
+        if alert_id:  # what was not sent for this alert, and why
+            loaders["skips"] = view.backend.call(HB + "ListNotificationSkips", "skips", alert_id=alert_id)
+            loaders["target_skips"] = view.backend.call(ROUTING + "ListTargetSkips", "skips", alert_id=alert_id)
+        return self.c.render("deliveries.html", view=view, p=await parts(**loaders), f=f,
                              page="deliveries",
                              back=r.url.path + ("?" + r.url.query if r.url.query else ""))
 
@@ -416,6 +507,24 @@ class Pages:
                 raise
             return self.c.redirect("/ui/admin#keys", view, flash=err.message, kind="error")
         return self.c.redirect("/ui/admin#keys", view, flash=f"Rate limits of {key_id} saved.")
+
+
+WINDOW_SCOPES = {"service": heartbeat_pb2.WINDOW_SCOPE_SERVICE, "team": heartbeat_pb2.WINDOW_SCOPE_TEAM,
+                 "glob": heartbeat_pb2.WINDOW_SCOPE_GLOB, "all": heartbeat_pb2.WINDOW_SCOPE_ALL}
+WINDOW_FIELDS = ("scope", "service", "team", "name_glob", "kind", "starts_at", "ends_at", "cron",
+                 "duration_minutes", "timezone", "reason")
+MUTE_HOURS = ("1", "4", "8", "24")
+
+
+def _utc_input(raw: str) -> Timestamp | None:
+    """A time typed as UTC ("2027-01-31 22:00", or a datetime-local "2027-01-31T22:00")."""
+    try:
+        when = dt.datetime.fromisoformat(raw.strip().replace(" ", "T"))
+    except ValueError:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(when.replace(tzinfo=when.tzinfo or dt.timezone.utc))
+    return ts
 
 
 def _local(target, default: str) -> str:

@@ -17,10 +17,12 @@ class AlertEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_EVENT_KIND_TRIGGER: _ClassVar[AlertEventKind]
     ALERT_EVENT_KIND_REMINDER: _ClassVar[AlertEventKind]
     ALERT_EVENT_KIND_RESOLVE: _ClassVar[AlertEventKind]
+    ALERT_EVENT_KIND_ACKNOWLEDGE: _ClassVar[AlertEventKind]
 ALERT_EVENT_KIND_UNSPECIFIED: AlertEventKind
 ALERT_EVENT_KIND_TRIGGER: AlertEventKind
 ALERT_EVENT_KIND_REMINDER: AlertEventKind
 ALERT_EVENT_KIND_RESOLVE: AlertEventKind
+ALERT_EVENT_KIND_ACKNOWLEDGE: AlertEventKind
 
 class ServiceFacts(_message.Message):
     __slots__ = ("service_id", "heartbeat_name", "service_name", "team", "team_id", "priority", "runbook", "notify_mode", "last_heartbeat_at", "alert_interval_seconds")

@@ -67,6 +67,14 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATUS_FAILED: _ClassVar[RunStatus]
     RUN_STATUS_TIMED_OUT: _ClassVar[RunStatus]
     RUN_STATUS_ABANDONED: _ClassVar[RunStatus]
+
+class WindowScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WINDOW_SCOPE_UNSPECIFIED: _ClassVar[WindowScope]
+    WINDOW_SCOPE_SERVICE: _ClassVar[WindowScope]
+    WINDOW_SCOPE_TEAM: _ClassVar[WindowScope]
+    WINDOW_SCOPE_ALL: _ClassVar[WindowScope]
+    WINDOW_SCOPE_GLOB: _ClassVar[WindowScope]
 SERVICE_STATE_UNSPECIFIED: ServiceState
 SERVICE_STATE_NEW: ServiceState
 SERVICE_STATE_UP: ServiceState
@@ -102,9 +110,14 @@ RUN_STATUS_COMPLETED: RunStatus
 RUN_STATUS_FAILED: RunStatus
 RUN_STATUS_TIMED_OUT: RunStatus
 RUN_STATUS_ABANDONED: RunStatus
+WINDOW_SCOPE_UNSPECIFIED: WindowScope
+WINDOW_SCOPE_SERVICE: WindowScope
+WINDOW_SCOPE_TEAM: WindowScope
+WINDOW_SCOPE_ALL: WindowScope
+WINDOW_SCOPE_GLOB: WindowScope
 
 class Service(_message.Message):
-    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at", "team_id", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance", "consecutive_failures", "schedule_description")
+    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at", "team_id", "mute_reason", "muted_by", "muted_until", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance", "consecutive_failures", "schedule_description")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +138,9 @@ class Service(_message.Message):
     LAST_HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_AT_FIELD_NUMBER: _ClassVar[int]
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    MUTE_REASON_FIELD_NUMBER: _ClassVar[int]
+    MUTED_BY_FIELD_NUMBER: _ClassVar[int]
+    MUTED_UNTIL_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     MAX_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +168,9 @@ class Service(_message.Message):
     last_heartbeat_at: _timestamp_pb2.Timestamp
     deadline_at: _timestamp_pb2.Timestamp
     team_id: int
+    mute_reason: str
+    muted_by: str
+    muted_until: _timestamp_pb2.Timestamp
     schedule: str
     timezone: str
     max_duration_seconds: int
@@ -159,7 +178,7 @@ class Service(_message.Message):
     failure_tolerance: int
     consecutive_failures: int
     schedule_description: str
-    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., max_duration_seconds: _Optional[int] = ..., min_duration_seconds: _Optional[int] = ..., failure_tolerance: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., schedule_description: _Optional[str] = ...) -> None: ...
+    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[int] = ..., mute_reason: _Optional[str] = ..., muted_by: _Optional[str] = ..., muted_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., max_duration_seconds: _Optional[int] = ..., min_duration_seconds: _Optional[int] = ..., failure_tolerance: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., schedule_description: _Optional[str] = ...) -> None: ...
 
 class RegisterServiceRequest(_message.Message):
     __slots__ = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "team_id", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance")
@@ -304,7 +323,7 @@ class ListServiceTransitionsRequest(_message.Message):
     def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class ServiceTransition(_message.Message):
-    __slots__ = ("transition_id", "service_id", "from_state", "to_state", "reason", "alert_id", "at")
+    __slots__ = ("transition_id", "service_id", "from_state", "to_state", "reason", "alert_id", "at", "suppressed_by")
     TRANSITION_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +331,7 @@ class ServiceTransition(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_BY_FIELD_NUMBER: _ClassVar[int]
     transition_id: int
     service_id: int
     from_state: ServiceState
@@ -319,7 +339,8 @@ class ServiceTransition(_message.Message):
     reason: str
     alert_id: int
     at: _timestamp_pb2.Timestamp
-    def __init__(self, transition_id: _Optional[int] = ..., service_id: _Optional[int] = ..., from_state: _Optional[_Union[ServiceState, str]] = ..., to_state: _Optional[_Union[ServiceState, str]] = ..., reason: _Optional[str] = ..., alert_id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    suppressed_by: int
+    def __init__(self, transition_id: _Optional[int] = ..., service_id: _Optional[int] = ..., from_state: _Optional[_Union[ServiceState, str]] = ..., to_state: _Optional[_Union[ServiceState, str]] = ..., reason: _Optional[str] = ..., alert_id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., suppressed_by: _Optional[int] = ...) -> None: ...
 
 class ListServiceTransitionsResponse(_message.Message):
     __slots__ = ("transitions", "has_more")
@@ -434,7 +455,7 @@ class ListHeartbeatsResponse(_message.Message):
     def __init__(self, heartbeats: _Optional[_Iterable[_Union[Heartbeat, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class Alert(_message.Message):
-    __slots__ = ("alert_id", "service_id", "heartbeat_name", "service_name", "reason", "active", "opened_at", "closed_at", "notification_count")
+    __slots__ = ("alert_id", "service_id", "heartbeat_name", "service_name", "reason", "active", "opened_at", "closed_at", "notification_count", "acknowledged_at", "acknowledged_by", "suppressed_by")
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -444,6 +465,9 @@ class Alert(_message.Message):
     OPENED_AT_FIELD_NUMBER: _ClassVar[int]
     CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_BY_FIELD_NUMBER: _ClassVar[int]
     alert_id: int
     service_id: int
     heartbeat_name: str
@@ -453,7 +477,10 @@ class Alert(_message.Message):
     opened_at: _timestamp_pb2.Timestamp
     closed_at: _timestamp_pb2.Timestamp
     notification_count: int
-    def __init__(self, alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., reason: _Optional[_Union[AlertReason, str]] = ..., active: _Optional[bool] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notification_count: _Optional[int] = ...) -> None: ...
+    acknowledged_at: _timestamp_pb2.Timestamp
+    acknowledged_by: str
+    suppressed_by: int
+    def __init__(self, alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., reason: _Optional[_Union[AlertReason, str]] = ..., active: _Optional[bool] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notification_count: _Optional[int] = ..., acknowledged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledged_by: _Optional[str] = ..., suppressed_by: _Optional[int] = ...) -> None: ...
 
 class ListAlertsRequest(_message.Message):
     __slots__ = ("active", "limit", "offset")
@@ -684,3 +711,203 @@ class GetJobStatsResponse(_message.Message):
     success_rate: float
     ended_runs: int
     def __init__(self, service_id: _Optional[int] = ..., run_count: _Optional[int] = ..., avg_duration_ms: _Optional[float] = ..., p50_duration_ms: _Optional[float] = ..., p95_duration_ms: _Optional[float] = ..., p99_duration_ms: _Optional[float] = ..., min_duration_ms: _Optional[int] = ..., max_duration_ms: _Optional[int] = ..., success_rate: _Optional[float] = ..., ended_runs: _Optional[int] = ...) -> None: ...
+
+class AcknowledgeAlertRequest(_message.Message):
+    __slots__ = ("alert_id",)
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    alert_id: int
+    def __init__(self, alert_id: _Optional[int] = ...) -> None: ...
+
+class AcknowledgeAlertResponse(_message.Message):
+    __slots__ = ("alert",)
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    alert: Alert
+    def __init__(self, alert: _Optional[_Union[Alert, _Mapping]] = ...) -> None: ...
+
+class MuteServiceRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id", "reason", "until")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    reason: str
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., reason: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class MuteServiceResponse(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: Service
+    def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ...) -> None: ...
+
+class UnmuteServiceRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ...) -> None: ...
+
+class UnmuteServiceResponse(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: Service
+    def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ...) -> None: ...
+
+class ListNotificationSkipsRequest(_message.Message):
+    __slots__ = ("alert_id", "service_id", "limit")
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    alert_id: int
+    service_id: int
+    limit: int
+    def __init__(self, alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class NotificationSkip(_message.Message):
+    __slots__ = ("skip_id", "alert_id", "service_id", "kind", "reason", "window_id", "at")
+    SKIP_ID_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    skip_id: int
+    alert_id: int
+    service_id: int
+    kind: str
+    reason: str
+    window_id: int
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, skip_id: _Optional[int] = ..., alert_id: _Optional[int] = ..., service_id: _Optional[int] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., window_id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListNotificationSkipsResponse(_message.Message):
+    __slots__ = ("skips",)
+    SKIPS_FIELD_NUMBER: _ClassVar[int]
+    skips: _containers.RepeatedCompositeFieldContainer[NotificationSkip]
+    def __init__(self, skips: _Optional[_Iterable[_Union[NotificationSkip, _Mapping]]] = ...) -> None: ...
+
+class MaintenanceWindow(_message.Message):
+    __slots__ = ("window_id", "scope", "service_id", "team", "name_glob", "starts_at", "ends_at", "cron", "duration_seconds", "timezone", "reason", "created_by", "created_at", "updated_at", "open_now", "open_until", "next_start")
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    NAME_GLOB_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    OPEN_NOW_FIELD_NUMBER: _ClassVar[int]
+    OPEN_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_START_FIELD_NUMBER: _ClassVar[int]
+    window_id: int
+    scope: WindowScope
+    service_id: int
+    team: str
+    name_glob: str
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    cron: str
+    duration_seconds: int
+    timezone: str
+    reason: str
+    created_by: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    open_now: bool
+    open_until: _timestamp_pb2.Timestamp
+    next_start: _timestamp_pb2.Timestamp
+    def __init__(self, window_id: _Optional[int] = ..., scope: _Optional[_Union[WindowScope, str]] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., name_glob: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cron: _Optional[str] = ..., duration_seconds: _Optional[int] = ..., timezone: _Optional[str] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open_now: _Optional[bool] = ..., open_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class MaintenanceWindowSpec(_message.Message):
+    __slots__ = ("scope", "service_id", "team", "name_glob", "starts_at", "ends_at", "cron", "duration_seconds", "timezone", "reason")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    NAME_GLOB_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    scope: WindowScope
+    service_id: int
+    team: str
+    name_glob: str
+    starts_at: _timestamp_pb2.Timestamp
+    ends_at: _timestamp_pb2.Timestamp
+    cron: str
+    duration_seconds: int
+    timezone: str
+    reason: str
+    def __init__(self, scope: _Optional[_Union[WindowScope, str]] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., name_glob: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cron: _Optional[str] = ..., duration_seconds: _Optional[int] = ..., timezone: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CreateMaintenanceWindowRequest(_message.Message):
+    __slots__ = ("window",)
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    window: MaintenanceWindowSpec
+    def __init__(self, window: _Optional[_Union[MaintenanceWindowSpec, _Mapping]] = ...) -> None: ...
+
+class CreateMaintenanceWindowResponse(_message.Message):
+    __slots__ = ("window",)
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    window: MaintenanceWindow
+    def __init__(self, window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ...) -> None: ...
+
+class GetMaintenanceWindowRequest(_message.Message):
+    __slots__ = ("window_id",)
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
+    window_id: int
+    def __init__(self, window_id: _Optional[int] = ...) -> None: ...
+
+class GetMaintenanceWindowResponse(_message.Message):
+    __slots__ = ("window",)
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    window: MaintenanceWindow
+    def __init__(self, window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ...) -> None: ...
+
+class ListMaintenanceWindowsRequest(_message.Message):
+    __slots__ = ("active_only",)
+    ACTIVE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    active_only: bool
+    def __init__(self, active_only: _Optional[bool] = ...) -> None: ...
+
+class ListMaintenanceWindowsResponse(_message.Message):
+    __slots__ = ("windows",)
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    windows: _containers.RepeatedCompositeFieldContainer[MaintenanceWindow]
+    def __init__(self, windows: _Optional[_Iterable[_Union[MaintenanceWindow, _Mapping]]] = ...) -> None: ...
+
+class UpdateMaintenanceWindowRequest(_message.Message):
+    __slots__ = ("window_id", "window")
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    window_id: int
+    window: MaintenanceWindowSpec
+    def __init__(self, window_id: _Optional[int] = ..., window: _Optional[_Union[MaintenanceWindowSpec, _Mapping]] = ...) -> None: ...
+
+class UpdateMaintenanceWindowResponse(_message.Message):
+    __slots__ = ("window",)
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    window: MaintenanceWindow
+    def __init__(self, window: _Optional[_Union[MaintenanceWindow, _Mapping]] = ...) -> None: ...
+
+class DeleteMaintenanceWindowRequest(_message.Message):
+    __slots__ = ("window_id",)
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
+    window_id: int
+    def __init__(self, window_id: _Optional[int] = ...) -> None: ...
+
+class DeleteMaintenanceWindowResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -127,6 +127,51 @@ class HeartbeatServiceStub:
                 request_serializer=medic_dot_v1_dot_heartbeat__pb2.GetJobStatsRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetJobStatsResponse.FromString,
                 _registered_method=True)
+        self.AcknowledgeAlert = channel.unary_unary(
+                '/medic.v1.HeartbeatService/AcknowledgeAlert',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.AcknowledgeAlertRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.AcknowledgeAlertResponse.FromString,
+                _registered_method=True)
+        self.MuteService = channel.unary_unary(
+                '/medic.v1.HeartbeatService/MuteService',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.MuteServiceRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.MuteServiceResponse.FromString,
+                _registered_method=True)
+        self.UnmuteService = channel.unary_unary(
+                '/medic.v1.HeartbeatService/UnmuteService',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.UnmuteServiceRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.UnmuteServiceResponse.FromString,
+                _registered_method=True)
+        self.ListNotificationSkips = channel.unary_unary(
+                '/medic.v1.HeartbeatService/ListNotificationSkips',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListNotificationSkipsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListNotificationSkipsResponse.FromString,
+                _registered_method=True)
+        self.CreateMaintenanceWindow = channel.unary_unary(
+                '/medic.v1.HeartbeatService/CreateMaintenanceWindow',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.CreateMaintenanceWindowRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.CreateMaintenanceWindowResponse.FromString,
+                _registered_method=True)
+        self.GetMaintenanceWindow = channel.unary_unary(
+                '/medic.v1.HeartbeatService/GetMaintenanceWindow',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.GetMaintenanceWindowRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetMaintenanceWindowResponse.FromString,
+                _registered_method=True)
+        self.ListMaintenanceWindows = channel.unary_unary(
+                '/medic.v1.HeartbeatService/ListMaintenanceWindows',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListMaintenanceWindowsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListMaintenanceWindowsResponse.FromString,
+                _registered_method=True)
+        self.UpdateMaintenanceWindow = channel.unary_unary(
+                '/medic.v1.HeartbeatService/UpdateMaintenanceWindow',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.UpdateMaintenanceWindowRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.UpdateMaintenanceWindowResponse.FromString,
+                _registered_method=True)
+        self.DeleteMaintenanceWindow = channel.unary_unary(
+                '/medic.v1.HeartbeatService/DeleteMaintenanceWindow',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.DeleteMaintenanceWindowRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.DeleteMaintenanceWindowResponse.FromString,
+                _registered_method=True)
 
 
 class HeartbeatServiceServicer:
@@ -327,6 +372,107 @@ class HeartbeatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcknowledgeAlert(self, request, context):
+        """Acknowledges an open alert: records who and when, and stops its
+        reminders until it resolves (its RESOLVE is still sent). The PagerDuty
+        targets that got the alert's TRIGGER get an `acknowledge` event.
+        Acknowledging an acknowledged alert changes nothing.
+        Errors: NOT_FOUND; FAILED_PRECONDITION (the alert is closed).
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MuteService(self, request, context):
+        """Mutes a service: no TRIGGER or REMINDER is sent while muted (RESOLVEs
+        are). With `until`, the mute ends then; without, it ends when the service
+        recovers. Either way it ends MEDIC_MUTE_TTL_SECONDS after it began at the
+        latest. Muting a muted service replaces its reason and end.
+        Errors: INVALID_ARGUMENT (`until` not in the future, reason too long);
+        NOT_FOUND.
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnmuteService(self, request, context):
+        """Lifts a service's mute (nothing changes when it is not muted).
+        Errors: NOT_FOUND.
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNotificationSkips(self, request, context):
+        """The notifications of an alert (or of a service's alerts) that were not
+        sent, newest first, each with its one reason: window (a maintenance
+        window was open; `window_id` names it), muted, acknowledged or
+        never_notified (a RESOLVE or acknowledgement of an alert nobody was told
+        about). Targets skipped for their working hours are listed by
+        RoutingService.ListTargetSkips.
+        Errors: INVALID_ARGUMENT (neither alert_id nor service_id, limit out of range).
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateMaintenanceWindow(self, request, context):
+        """Creates a maintenance window: while it is open, services in its scope
+        that go down are recorded (their transition names the window in
+        `suppressed_by`) but no TRIGGER is sent, and open alerts get no
+        REMINDERs; when it ends on a service still down, the TRIGGER (or a
+        REMINDER) goes out at once. The creator is the caller.
+        Errors: INVALID_ARGUMENT naming the field (scope without its field,
+        one-off and recurring fields mixed, ends_at not after starts_at, a cron
+        expression that is not five valid fields, an unknown time zone, duration
+        out of range, reason missing); NOT_FOUND (scope service: no such service).
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMaintenanceWindow(self, request, context):
+        """Returns one maintenance window, with whether it is open now.
+        Errors: NOT_FOUND.
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMaintenanceWindows(self, request, context):
+        """Lists maintenance windows by id, or only those open now (`active_only`).
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMaintenanceWindow(self, request, context):
+        """Replaces a maintenance window's definition (every field as in Create;
+        the creator stays). Alerts it held back are decided again at once.
+        Errors: as CreateMaintenanceWindow; NOT_FOUND.
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMaintenanceWindow(self, request, context):
+        """Deletes a maintenance window; alerts it held back are decided again at
+        once (a service still down is notified).
+        Errors: NOT_FOUND.
+        Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HeartbeatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -414,6 +560,51 @@ def add_HeartbeatServiceServicer_to_server(servicer, server):
                     servicer.GetJobStats,
                     request_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetJobStatsRequest.FromString,
                     response_serializer=medic_dot_v1_dot_heartbeat__pb2.GetJobStatsResponse.SerializeToString,
+            ),
+            'AcknowledgeAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeAlert,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.AcknowledgeAlertRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.AcknowledgeAlertResponse.SerializeToString,
+            ),
+            'MuteService': grpc.unary_unary_rpc_method_handler(
+                    servicer.MuteService,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.MuteServiceRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.MuteServiceResponse.SerializeToString,
+            ),
+            'UnmuteService': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnmuteService,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.UnmuteServiceRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.UnmuteServiceResponse.SerializeToString,
+            ),
+            'ListNotificationSkips': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotificationSkips,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListNotificationSkipsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.ListNotificationSkipsResponse.SerializeToString,
+            ),
+            'CreateMaintenanceWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMaintenanceWindow,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.CreateMaintenanceWindowRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.CreateMaintenanceWindowResponse.SerializeToString,
+            ),
+            'GetMaintenanceWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMaintenanceWindow,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetMaintenanceWindowRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.GetMaintenanceWindowResponse.SerializeToString,
+            ),
+            'ListMaintenanceWindows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMaintenanceWindows,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListMaintenanceWindowsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.ListMaintenanceWindowsResponse.SerializeToString,
+            ),
+            'UpdateMaintenanceWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMaintenanceWindow,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.UpdateMaintenanceWindowRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.UpdateMaintenanceWindowResponse.SerializeToString,
+            ),
+            'DeleteMaintenanceWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMaintenanceWindow,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.DeleteMaintenanceWindowRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.DeleteMaintenanceWindowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -883,6 +1074,249 @@ class HeartbeatService:
             '/medic.v1.HeartbeatService/GetJobStats',
             medic_dot_v1_dot_heartbeat__pb2.GetJobStatsRequest.SerializeToString,
             medic_dot_v1_dot_heartbeat__pb2.GetJobStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/AcknowledgeAlert',
+            medic_dot_v1_dot_heartbeat__pb2.AcknowledgeAlertRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.AcknowledgeAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MuteService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/MuteService',
+            medic_dot_v1_dot_heartbeat__pb2.MuteServiceRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.MuteServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnmuteService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/UnmuteService',
+            medic_dot_v1_dot_heartbeat__pb2.UnmuteServiceRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.UnmuteServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotificationSkips(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/ListNotificationSkips',
+            medic_dot_v1_dot_heartbeat__pb2.ListNotificationSkipsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.ListNotificationSkipsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMaintenanceWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/CreateMaintenanceWindow',
+            medic_dot_v1_dot_heartbeat__pb2.CreateMaintenanceWindowRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.CreateMaintenanceWindowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMaintenanceWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/GetMaintenanceWindow',
+            medic_dot_v1_dot_heartbeat__pb2.GetMaintenanceWindowRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.GetMaintenanceWindowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMaintenanceWindows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/ListMaintenanceWindows',
+            medic_dot_v1_dot_heartbeat__pb2.ListMaintenanceWindowsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.ListMaintenanceWindowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMaintenanceWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/UpdateMaintenanceWindow',
+            medic_dot_v1_dot_heartbeat__pb2.UpdateMaintenanceWindowRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.UpdateMaintenanceWindowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMaintenanceWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/DeleteMaintenanceWindow',
+            medic_dot_v1_dot_heartbeat__pb2.DeleteMaintenanceWindowRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.DeleteMaintenanceWindowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -109,7 +109,7 @@ class DeleteTeamResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class NotificationTarget(_message.Message):
-    __slots__ = ("target_id", "service_id", "type", "config", "priority", "enabled", "created_at", "updated_at")
+    __slots__ = ("target_id", "service_id", "type", "config", "priority", "enabled", "created_at", "updated_at", "active_hours")
     TARGET_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +118,7 @@ class NotificationTarget(_message.Message):
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_HOURS_FIELD_NUMBER: _ClassVar[int]
     target_id: int
     service_id: int
     type: _delivery_pb2.TargetType
@@ -126,21 +127,24 @@ class NotificationTarget(_message.Message):
     enabled: bool
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, target_id: _Optional[int] = ..., service_id: _Optional[int] = ..., type: _Optional[_Union[_delivery_pb2.TargetType, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    active_hours: _struct_pb2.Struct
+    def __init__(self, target_id: _Optional[int] = ..., service_id: _Optional[int] = ..., type: _Optional[_Union[_delivery_pb2.TargetType, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active_hours: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class CreateNotificationTargetRequest(_message.Message):
-    __slots__ = ("service_id", "type", "config", "priority", "enabled")
+    __slots__ = ("service_id", "type", "config", "priority", "enabled", "active_hours")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_HOURS_FIELD_NUMBER: _ClassVar[int]
     service_id: int
     type: _delivery_pb2.TargetType
     config: _struct_pb2.Struct
     priority: int
     enabled: bool
-    def __init__(self, service_id: _Optional[int] = ..., type: _Optional[_Union[_delivery_pb2.TargetType, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ...) -> None: ...
+    active_hours: _struct_pb2.Struct
+    def __init__(self, service_id: _Optional[int] = ..., type: _Optional[_Union[_delivery_pb2.TargetType, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., active_hours: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class CreateNotificationTargetResponse(_message.Message):
     __slots__ = ("target",)
@@ -161,18 +165,22 @@ class ListNotificationTargetsResponse(_message.Message):
     def __init__(self, targets: _Optional[_Iterable[_Union[NotificationTarget, _Mapping]]] = ...) -> None: ...
 
 class UpdateNotificationTargetRequest(_message.Message):
-    __slots__ = ("target_id", "type", "config", "priority", "enabled")
+    __slots__ = ("target_id", "type", "config", "priority", "enabled", "active_hours", "clear_active_hours")
     TARGET_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_HOURS_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_ACTIVE_HOURS_FIELD_NUMBER: _ClassVar[int]
     target_id: int
     type: _delivery_pb2.TargetType
     config: _struct_pb2.Struct
     priority: int
     enabled: bool
-    def __init__(self, target_id: _Optional[int] = ..., type: _Optional[_Union[_delivery_pb2.TargetType, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ...) -> None: ...
+    active_hours: _struct_pb2.Struct
+    clear_active_hours: bool
+    def __init__(self, target_id: _Optional[int] = ..., type: _Optional[_Union[_delivery_pb2.TargetType, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., active_hours: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., clear_active_hours: _Optional[bool] = ...) -> None: ...
 
 class UpdateNotificationTargetResponse(_message.Message):
     __slots__ = ("target",)
@@ -237,3 +245,35 @@ class RouteAlertResponse(_message.Message):
     unrouted: bool
     enqueued: bool
     def __init__(self, mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., source: _Optional[_Union[RouteSource, str]] = ..., targets: _Optional[_Iterable[_Union[_delivery_pb2.PlannedTarget, _Mapping]]] = ..., skipped: _Optional[_Iterable[_Union[NotificationTarget, _Mapping]]] = ..., subscriptions: _Optional[_Iterable[_Union[_delivery_pb2.PlannedTarget, _Mapping]]] = ..., unrouted: _Optional[bool] = ..., enqueued: _Optional[bool] = ...) -> None: ...
+
+class ListTargetSkipsRequest(_message.Message):
+    __slots__ = ("alert_id", "limit")
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    alert_id: int
+    limit: int
+    def __init__(self, alert_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TargetSkip(_message.Message):
+    __slots__ = ("skip_id", "alert_id", "event_id", "kind", "target_id", "reason", "at")
+    SKIP_ID_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    skip_id: int
+    alert_id: int
+    event_id: str
+    kind: str
+    target_id: int
+    reason: str
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, skip_id: _Optional[int] = ..., alert_id: _Optional[int] = ..., event_id: _Optional[str] = ..., kind: _Optional[str] = ..., target_id: _Optional[int] = ..., reason: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListTargetSkipsResponse(_message.Message):
+    __slots__ = ("skips",)
+    SKIPS_FIELD_NUMBER: _ClassVar[int]
+    skips: _containers.RepeatedCompositeFieldContainer[TargetSkip]
+    def __init__(self, skips: _Optional[_Iterable[_Union[TargetSkip, _Mapping]]] = ...) -> None: ...

@@ -107,6 +107,11 @@ class RoutingServiceStub:
                 request_serializer=medic_dot_v1_dot_routing__pb2.RouteAlertsRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_routing__pb2.RouteAlertsResponse.FromString,
                 _registered_method=True)
+        self.ListTargetSkips = channel.unary_unary(
+                '/medic.v1.RoutingService/ListTargetSkips',
+                request_serializer=medic_dot_v1_dot_routing__pb2.ListTargetSkipsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_routing__pb2.ListTargetSkipsResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -261,6 +266,18 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTargetSkips(self, request, context):
+        """The targets an alert's notifications were not sent to, newest first, each
+        with its reason: outside_active_hours (the target's working hours did not
+        include the time the event happened). The notifications not sent at all
+        are listed by HeartbeatService.ListNotificationSkips.
+        Errors: INVALID_ARGUMENT (alert_id missing, limit out of range).
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -318,6 +335,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.RouteAlerts,
                     request_deserializer=medic_dot_v1_dot_routing__pb2.RouteAlertsRequest.FromString,
                     response_serializer=medic_dot_v1_dot_routing__pb2.RouteAlertsResponse.SerializeToString,
+            ),
+            'ListTargetSkips': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTargetSkips,
+                    request_deserializer=medic_dot_v1_dot_routing__pb2.ListTargetSkipsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_routing__pb2.ListTargetSkipsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -635,6 +657,33 @@ class RoutingService:
             '/medic.v1.RoutingService/RouteAlerts',
             medic_dot_v1_dot_routing__pb2.RouteAlertsRequest.SerializeToString,
             medic_dot_v1_dot_routing__pb2.RouteAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTargetSkips(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.RoutingService/ListTargetSkips',
+            medic_dot_v1_dot_routing__pb2.ListTargetSkipsRequest.SerializeToString,
+            medic_dot_v1_dot_routing__pb2.ListTargetSkipsResponse.FromString,
             options,
             channel_credentials,
             insecure,

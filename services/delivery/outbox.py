@@ -95,7 +95,8 @@ CLAIM = """
               round_attempts, webhook_id, claim_token::text AS claim_token
 """
 
-# A RESOLVE to a target that never heard of the alert is not sent: under
+# A RESOLVE (or an acknowledgement) to a target that never heard of the alert is
+# not sent: under
 # NOTIFY_MODE_UNTIL_SUCCESS routing sends the RESOLVE to every target of the
 # alert's route (a later target may hold the incident), but a target skipped for
 # every earlier event (an earlier one succeeded) would get "resolved" for an
@@ -109,9 +110,13 @@ CLAIM = """
 # retried_by_hand column existed carries only that mark). Run on the chosen rows
 # before they are claimed, so a skipped RESOLVE uses up no attempt. (A RESOLVE
 # chained by an explicit NOTIFY_MODE_UNTIL_SUCCESS passes its turn to the next
-# target, as a failure would.)
+# target, as a failure would.) A destination with no earlier delivery at all,
+# while the alert had some elsewhere, never heard of it either (routing left it
+# out: outside its working hours); an alert whose first delivery is its RESOLVE
+# still sends it.
 SKIPPED_RESOLVE_REASON = ("not sent: this target got none of the alert's earlier events "
-                          "(each was skipped), so it is not told the alert resolved")
+                          "(each was skipped or not sent to it), so it is not told the alert resolved "
+                          "or was acknowledged")
 SKIP_UNHEARD_RESOLVES = """
     UPDATE deliveries c
     SET status = 'skipped', next_attempt_at = NULL, updated_at = now(), last_error = %(reason)s
@@ -119,12 +124,15 @@ SKIP_UNHEARD_RESOLVES = """
         SELECT delivery_id FROM deliveries
         WHERE delivery_id = ANY(%(ids)s) AND next_attempt_at <= now() AND status IN ('pending', 'retrying')
         FOR UPDATE SKIP LOCKED))
-      AND c.kind = 'resolve' AND c.attempts = 0 AND NOT c.retried_by_hand AND c.last_error IS NULL
-      AND (SELECT bool_and(earlier.status = 'skipped') FROM deliveries earlier
+      AND c.kind IN ('resolve', 'acknowledge') AND c.attempts = 0 AND NOT c.retried_by_hand
+      AND c.last_error IS NULL
+      AND EXISTS (SELECT 1 FROM deliveries any_earlier
+                  WHERE any_earlier.alert_id = c.alert_id AND any_earlier.delivery_id < c.delivery_id)
+      AND coalesce((SELECT bool_and(earlier.status = 'skipped') FROM deliveries earlier
            WHERE earlier.alert_id = c.alert_id AND earlier.delivery_id < c.delivery_id
              AND earlier.target_type = c.target_type AND earlier.destination_key = c.destination_key
              AND earlier.target_id IS NOT DISTINCT FROM c.target_id
-             AND earlier.webhook_id IS NOT DISTINCT FROM c.webhook_id) IS TRUE
+             AND earlier.webhook_id IS NOT DISTINCT FROM c.webhook_id), true)
     RETURNING c.delivery_id, c.target_type, c.event_id, c.position, c.in_chain
 """
 
@@ -302,7 +310,7 @@ class OutboxStore:
                 chosen = _choose(candidates, want, room, taken)
                 if not chosen:
                     break
-                resolves = {r["delivery_id"] for r in candidates if r["kind"] == "resolve"}
+                resolves = {r["delivery_id"] for r in candidates if r["kind"] in ("resolve", "acknowledge")}
                 to_claim = [i for i, _ in chosen]
                 if resolves.intersection(to_claim):
                     now_skipped = tx.all(SKIP_UNHEARD_RESOLVES, {

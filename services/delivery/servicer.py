@@ -44,7 +44,7 @@ def event_to_domain(event: events_pb2.AlertEvent) -> dict[str, Any]:
     if not event.event_id or len(event.event_id) > 255:
         raise InvalidArgument("event.event_id is required (at most 255 characters)")
     if event.kind not in enums.ALERT_EVENT_KIND.names:
-        raise InvalidArgument("event.kind must be TRIGGER, REMINDER or RESOLVE")
+        raise InvalidArgument("event.kind must be TRIGGER, REMINDER, RESOLVE or ACKNOWLEDGE")
     if event.alert_id < 1 or event.service.service_id < 1:
         raise InvalidArgument("event.alert_id and event.service.service_id are required")
     s = event.service

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from medic.db import Database, Row, Tx
+from medic.errors import FailedPrecondition, NotFound
 from services.heartbeat import lifecycle, outbox_store
-from services.heartbeat.lifecycle import (AlertChange, LifecyclePolicy, NotificationKind, ServiceState,
-                                          Transition)
+from services.heartbeat.lifecycle import (AlertChange, LifecyclePolicy, NotificationKind, Notify, Quiet,
+                                          ServiceState, SkipReason, Transition, decide_notification)
+from services.heartbeat.windows import Stretch
 from services.heartbeat.status import FAILURE_STATUSES_PARAM
 
 OPEN_ALERT = """
@@ -30,7 +32,7 @@ OPEN_ALERT = """
 """
 
 CLOSE_ALERT = """
-    UPDATE alerts SET active = false, closed_at = %(now)s, next_reminder_at = NULL
+    UPDATE alerts SET active = false, closed_at = %(now)s, next_reminder_at = NULL, suppressed_by = NULL
     WHERE service_id = %(service_id)s AND active
     RETURNING alert_id,
               EXISTS (SELECT 1 FROM alert_notifications n WHERE n.alert_id = alerts.alert_id) AS notified
@@ -39,19 +41,35 @@ CLOSE_ALERT = """
 SET_STATE = "UPDATE services SET state = %(state)s WHERE service_id = %(service_id)s"
 
 RECORD_TRANSITION = """
-    INSERT INTO service_transitions (service_id, from_state, to_state, reason, alert_id, at)
-    VALUES (%(service_id)s, %(from_state)s, %(to_state)s, %(reason)s, %(alert_id)s, %(now)s)
+    INSERT INTO service_transitions (service_id, from_state, to_state, reason, alert_id, at, suppressed_by)
+    VALUES (%(service_id)s, %(from_state)s, %(to_state)s, %(reason)s, %(alert_id)s, %(now)s, %(suppressed_by)s)
+"""
+
+RECORD_SKIP = """
+    INSERT INTO notification_skips (alert_id, kind, reason, window_id, at)
+    VALUES (%(alert_id)s, %(kind)s, %(reason)s, %(window_id)s, %(now)s)
+"""
+
+HOLD_BACK = """
+    UPDATE alerts SET next_reminder_at = %(next_at)s, suppressed_by = %(window_id)s WHERE alert_id = %(alert_id)s
+"""
+
+# A mute without an end is lifted when the service recovers.
+END_MUTE_ON_RECOVERY = """
+    UPDATE services SET muted = false, muted_at = NULL, mute_reason = NULL, muted_by = NULL, updated_at = %(now)s
+    WHERE service_id = %(service_id)s AND muted AND muted_until IS NULL
+    RETURNING state
 """
 
 LIST_TRANSITIONS = """
-    SELECT transition_id, service_id, from_state, to_state, reason, alert_id, at
+    SELECT transition_id, service_id, from_state, to_state, reason, alert_id, at, suppressed_by
     FROM service_transitions WHERE service_id = %s
     ORDER BY transition_id DESC LIMIT %s OFFSET %s
 """
 
 LIST_ALERTS = """
     SELECT a.alert_id, a.service_id, s.heartbeat_name, s.service_name, a.reason, a.active,
-           a.opened_at, a.closed_at, a.notification_count
+           a.opened_at, a.closed_at, a.notification_count, a.acknowledged_at, a.acknowledged_by, a.suppressed_by
     FROM alerts a JOIN services s ON s.service_id = a.service_id
     WHERE (%(active)s IS NULL OR a.active = %(active)s)
     ORDER BY a.alert_id DESC
@@ -62,7 +80,7 @@ LIST_ALERTS = """
 # which the literal state condition matches), with their latest counting
 # heartbeats for the down rule's re-check.
 CLAIM_DUE_SERVICES = f"""
-    SELECT now() AS now, s.service_id, s.state, s.muted, s.threshold, s.activated_at,
+    SELECT now() AS now, s.service_id, s.heartbeat_name, s.team, s.state, s.muted, s.threshold, s.activated_at,
            s.alert_interval_seconds, s.grace_period_seconds, s.schedule, s.timezone,
            ARRAY(SELECT h.time FROM heartbeat_events h
                  WHERE h.service_id = s.service_id AND h.status <> ALL(%(failure_statuses)s)
@@ -78,8 +96,13 @@ CLAIM_DUE_SERVICES = f"""
 FIX_DEADLINE = ("UPDATE services SET deadline_at = %(deadline_at)s, recent_beats = %(recent)s"
                 " WHERE service_id = %(service_id)s")
 
-CLAIM_DUE_REMINDERS = """
-    SELECT now() AS now, a.alert_id, a.reminders, s.muted, s.alert_interval_seconds
+# ``trigger_sent``: the alert's TRIGGER is in the outbox (a window or a mute may
+# have held it back, and then it is what is due now).
+CLAIM_DUE_REMINDERS = f"""
+    SELECT now() AS now, a.alert_id, a.reminders, a.acknowledged_at IS NOT NULL AS acknowledged,
+           s.service_id, s.heartbeat_name, s.team, s.state, s.muted, s.alert_interval_seconds,
+           EXISTS (SELECT 1 FROM alert_notifications n
+                   WHERE n.alert_id = a.alert_id AND n.kind = '{NotificationKind.TRIGGER}') AS trigger_sent
     FROM alerts a JOIN services s ON s.service_id = a.service_id
     WHERE a.active AND a.next_reminder_at <= now()
     ORDER BY a.next_reminder_at
@@ -88,18 +111,53 @@ CLAIM_DUE_REMINDERS = """
 """
 
 SCHEDULE_REMINDER = """
-    UPDATE alerts SET next_reminder_at = %(next)s, reminders = %(reminders)s WHERE alert_id = %(alert_id)s
+    UPDATE alerts SET next_reminder_at = %(next)s, reminders = %(reminders)s, suppressed_by = %(window_id)s
+    WHERE alert_id = %(alert_id)s
 """
 
+# A mute ends at its ``until``, and in any case MEDIC_MUTE_TTL_SECONDS after it began.
 EXPIRE_MUTES = """
     WITH expired AS (
         SELECT service_id FROM services
         WHERE muted AND muted_at <= now() - make_interval(secs => %(ttl)s)
+        UNION
+        SELECT service_id FROM services WHERE muted AND muted_until <= now()
+    ), locked AS (
+        SELECT service_id FROM services WHERE service_id IN (SELECT service_id FROM expired)
         FOR UPDATE SKIP LOCKED
     )
-    UPDATE services s SET muted = false, muted_at = NULL, updated_at = now()
-    FROM expired WHERE s.service_id = expired.service_id
+    UPDATE services s SET muted = false, muted_at = NULL, mute_reason = NULL, muted_by = NULL,
+                          muted_until = NULL, updated_at = now()
+    FROM locked WHERE s.service_id = locked.service_id
     RETURNING s.service_id, s.state, now() AS now
+"""
+
+SELECT_ALERT_FOR_ACK = """
+    SELECT a.alert_id, a.service_id, a.active, a.acknowledged_at, s.state,
+           EXISTS (SELECT 1 FROM alert_notifications n WHERE n.alert_id = a.alert_id) AS notified
+    FROM alerts a JOIN services s ON s.service_id = a.service_id
+    WHERE a.alert_id = %(alert_id)s
+    FOR UPDATE OF a
+"""
+
+ACKNOWLEDGE = """
+    UPDATE alerts SET acknowledged_at = %(now)s, acknowledged_by = %(by)s WHERE alert_id = %(alert_id)s
+"""
+
+GET_ALERT = """
+    SELECT a.alert_id, a.service_id, s.heartbeat_name, s.service_name, a.reason, a.active,
+           a.opened_at, a.closed_at, a.notification_count, a.acknowledged_at, a.acknowledged_by, a.suppressed_by
+    FROM alerts a JOIN services s ON s.service_id = a.service_id
+    WHERE a.alert_id = %s
+"""
+
+LIST_SKIPS = """
+    SELECT k.skip_id, k.alert_id, a.service_id, k.kind, k.reason, k.window_id, k.at
+    FROM notification_skips k JOIN alerts a ON a.alert_id = k.alert_id
+    WHERE (%(alert_id)s = 0 OR k.alert_id = %(alert_id)s)
+      AND (%(service_id)s = 0 OR a.service_id = %(service_id)s)
+    ORDER BY k.skip_id DESC
+    LIMIT %(limit)s
 """
 
 COUNT_DOWN = f"SELECT count(*) AS n FROM services WHERE active AND state = '{ServiceState.DOWN}'"
@@ -125,38 +183,55 @@ class Changes:
     opened: list[str] = field(default_factory=list)    # reasons
     resolved: list[str] = field(default_factory=list)  # reasons
     notifications: int = 0
+    skipped: list[str] = field(default_factory=list)  # skip reasons
+    unmuted: list[int] = field(default_factory=list)  # services whose mute ended on recovery
 
     def merge(self, other: "Changes") -> None:
         self.opened += other.opened
         self.resolved += other.resolved
         self.notifications += other.notifications
+        self.skipped += other.skipped
+        self.unmuted += other.unmuted
 
 
 def record_transition(tx: Tx, service_id: int, transition: Transition, now: dt.datetime,
-                      alert_id: int | None = None) -> None:
+                      alert_id: int | None = None, suppressed_by: int | None = None) -> None:
     tx.execute(RECORD_TRANSITION, {"service_id": service_id, "from_state": transition.from_state,
                                    "to_state": transition.to_state, "reason": transition.reason,
-                                   "alert_id": alert_id, "now": now})
+                                   "alert_id": alert_id, "now": now, "suppressed_by": suppressed_by or None})
+
+
+def record_skip(tx: Tx, changes: Changes, alert_id: int, kind: NotificationKind, notify: Notify,
+                window_id: int, now: dt.datetime) -> None:
+    """Records a notification that was not sent, with its one reason."""
+    tx.execute(RECORD_SKIP, {"alert_id": alert_id, "kind": kind, "reason": notify.skip_reason,
+                             "window_id": window_id or None if notify.skip_reason is SkipReason.WINDOW else None,
+                             "now": now})
+    changes.skipped.append(notify.skip_reason)
 
 
 def execute(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, transition: Transition, *,
-            muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None = None) -> None:
+            muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None = None,
+            window: Stretch | None = None) -> None:
     """Carries out ``transition`` of service ``service_id`` (``muted`` and
     ``interval_seconds`` as they are after the change); an alert it opens is
-    about ``run``, when given."""
+    about ``run``, when given; ``window``: the maintenance window open for the
+    service now, if any."""
     if transition.alert is AlertChange.OPEN:
         _open_alert(tx, policy, changes, service_id, transition, muted=muted,
-                    interval_seconds=interval_seconds, now=now, run=run)
+                    interval_seconds=interval_seconds, now=now, run=run, window=window)
     elif transition.alert is AlertChange.CLOSE:
-        _close_alert(tx, changes, service_id, transition, muted=muted, now=now)
+        _close_alert(tx, changes, service_id, transition, now=now)
     else:
         record_transition(tx, service_id, transition, now)
 
 
 def _open_alert(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, transition: Transition, *,
-                muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None) -> None:
+                muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None,
+                window: Stretch | None) -> None:
     """Opens an alert and marks the service down. When the service has an active
-    alert already, it stays the one: nothing else is written."""
+    alert already, it stays the one: nothing else is written. A TRIGGER a window
+    holds back is due again when the window ends."""
     row = tx.one(OPEN_ALERT, {"service_id": service_id, "reason": transition.reason, "now": now,
                               "next_reminder_at": policy.next_reminder_at(now, interval_seconds),
                               "job_run_id": run.job_run_id if run else None,
@@ -165,25 +240,42 @@ def _open_alert(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: i
     if row is None:
         return
     alert_id = row["alert_id"]
-    record_transition(tx, service_id, transition, now, alert_id)
+    window_id = window.window_id if window else 0
+    notify = decide_notification(NotificationKind.TRIGGER, Quiet(window=window_id, muted=muted))
+    record_transition(tx, service_id, transition, now, alert_id,
+                      suppressed_by=window_id if notify.skip_reason is SkipReason.WINDOW else None)
     changes.opened.append(transition.reason)
-    if lifecycle.decide_notification(NotificationKind.TRIGGER, muted=muted).send:
+    if notify.send:
         outbox_store.enqueue(tx, alert_id, NotificationKind.TRIGGER, now)
         changes.notifications += 1
+        return
+    record_skip(tx, changes, alert_id, NotificationKind.TRIGGER, notify, window_id, now)
+    if notify.skip_reason is SkipReason.WINDOW:
+        tx.execute(HOLD_BACK, {"alert_id": alert_id, "window_id": window_id,
+                               "next_at": lifecycle.held_back(notify, window.end if window else None, now,
+                                                              interval_seconds, policy)})
 
 
-def _close_alert(tx: Tx, changes: Changes, service_id: int, transition: Transition, *,
-                 muted: bool, now: dt.datetime) -> None:
-    """Closes the service's active alert, if any, and records the transition."""
+def _close_alert(tx: Tx, changes: Changes, service_id: int, transition: Transition, *, now: dt.datetime) -> None:
+    """Closes the service's active alert, if any, and records the transition. A
+    recovery ends a mute that has no end of its own."""
     row = tx.one(CLOSE_ALERT, {"service_id": service_id, "now": now})
     alert_id = row["alert_id"] if row else None
     record_transition(tx, service_id, transition, now, alert_id)
+    if transition.reason in lifecycle.RECOVERY:
+        unmuted = tx.one(END_MUTE_ON_RECOVERY, {"service_id": service_id, "now": now})
+        if unmuted is not None:
+            record_transition(tx, service_id, lifecycle.mute_ended(transition.to_state), now, alert_id)
+            changes.unmuted.append(service_id)
     if row is None:
         return
     changes.resolved.append(transition.reason)
-    if lifecycle.decide_notification(NotificationKind.RESOLVE, muted=muted, alert_notified=row["notified"]).send:
+    notify = decide_notification(NotificationKind.RESOLVE, Quiet(alert_notified=row["notified"]))
+    if notify.send:
         outbox_store.enqueue(tx, alert_id, NotificationKind.RESOLVE, now)
         changes.notifications += 1
+    else:
+        record_skip(tx, changes, alert_id, NotificationKind.RESOLVE, notify, 0, now)
 
 
 def list_transitions(tx: Tx, service_id: int, limit: int, offset: int = 0) -> list[Row]:
@@ -201,6 +293,39 @@ class AlertStore:
     def list_alerts(self, active: bool | None, limit: int, offset: int = 0) -> list[Row]:
         return self.db.all(LIST_ALERTS, {"active": active, "limit": limit, "offset": offset})
 
+    def get_alert(self, alert_id: int) -> Row:
+        row = self.db.one(GET_ALERT, (alert_id,))
+        if row is None:
+            raise NotFound(f"alert {alert_id} does not exist")
+        return row
+
+    def acknowledge(self, alert_id: int, by: str, on_committed=lambda changes: None) -> Row:
+        """Acknowledges an open alert (once): no more reminders; the PagerDuty
+        targets that got its TRIGGER hear of it (an ``acknowledge``
+        notification, when anybody was told of the alert)."""
+        changes = Changes()
+        with self.db.transaction() as tx:
+            now = tx.one("SELECT now() AS now")["now"]
+            alert = tx.one(SELECT_ALERT_FOR_ACK, {"alert_id": alert_id})
+            if alert is None:
+                raise NotFound(f"alert {alert_id} does not exist")
+            if not alert["active"]:
+                raise FailedPrecondition(f"alert {alert_id} is closed; only an open alert can be acknowledged")
+            if alert["acknowledged_at"] is None:
+                tx.execute(ACKNOWLEDGE, {"alert_id": alert_id, "by": by, "now": now})
+                record_transition(tx, alert["service_id"], lifecycle.acknowledged(alert["state"]), now, alert_id)
+                notify = decide_notification(NotificationKind.ACKNOWLEDGE, Quiet(alert_notified=alert["notified"]))
+                if notify.send:
+                    outbox_store.enqueue(tx, alert_id, NotificationKind.ACKNOWLEDGE, now)
+                    changes.notifications += 1
+                else:
+                    record_skip(tx, changes, alert_id, NotificationKind.ACKNOWLEDGE, notify, 0, now)
+        on_committed(changes)
+        return self.get_alert(alert_id)
+
+    def list_skips(self, *, alert_id: int, service_id: int, limit: int) -> list[Row]:
+        return self.db.all(LIST_SKIPS, {"alert_id": alert_id, "service_id": service_id, "limit": limit})
+
     def claim_overdue(self, tx: Tx, batch: int) -> list[Row]:
         """Up to ``batch`` active services not down whose deadline has passed,
         locked (skipping those another monitor holds), with ``recent``: their
@@ -216,8 +341,10 @@ class AlertStore:
         return tx.all(CLAIM_DUE_REMINDERS, {"batch": batch})
 
     @staticmethod
-    def schedule_reminder(tx: Tx, alert_id: int, reminders: int, next_at: dt.datetime) -> None:
-        tx.execute(SCHEDULE_REMINDER, {"alert_id": alert_id, "reminders": reminders, "next": next_at})
+    def schedule_reminder(tx: Tx, alert_id: int, reminders: int, next_at: dt.datetime,
+                          window_id: int = 0) -> None:
+        tx.execute(SCHEDULE_REMINDER, {"alert_id": alert_id, "reminders": reminders, "next": next_at,
+                                       "window_id": window_id or None})
 
     def expire_mutes(self, ttl_seconds: float) -> None:
         """Lifts the mutes older than ``ttl_seconds``, each with its transition."""

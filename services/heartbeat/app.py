@@ -23,6 +23,7 @@ from services.heartbeat.routing_client import RoutingClient
 from services.heartbeat.search import ServiceSearch
 from services.heartbeat.service_store import ServiceStore
 from services.heartbeat.servicer import HeartbeatServicer
+from services.heartbeat.window_store import WindowStore
 
 SERVICE_NAME = heartbeat_pb2.DESCRIPTOR.services_by_name["HeartbeatService"].full_name
 
@@ -35,7 +36,7 @@ def _database(settings: Settings, db: Database | None, name: str) -> tuple[Datab
     return Database(settings.database_url, size, application_name=f"medic-{name}"), True
 
 
-def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
+def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy, windows: WindowStore):
     """The monitor and the hand-off dispatcher, wired to each other."""
     # A channel to every routing replica (a DNS name resolving to several is
     # balanced round-robin), carrying the request id and this process's credential.
@@ -55,7 +56,7 @@ def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy):
 
     monitor = Monitor(db, policy=policy, tick_seconds=settings.monitor_tick_seconds,
                       batch=settings.monitor_batch, mute_ttl_seconds=settings.mute_ttl_seconds,
-                      on_committed=committed)
+                      on_committed=committed, windows=windows)
     return monitor, dispatcher, channel, committed
 
 
@@ -68,11 +69,14 @@ def _retention(settings: Settings, db: Database) -> Retention:
 def build(settings: Settings, db: Database | None = None) -> Component:
     db, owns_db = _database(settings, db, "heartbeat")
     policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
-    monitor, dispatcher, channel, committed = _alert_pipeline(settings, db, policy)
-    heartbeats = HeartbeatStore(db, policy, on_committed=committed)
+    # One copy of the maintenance windows for the ingest, updates and the monitor.
+    windows = WindowStore(db)
+    monitor, dispatcher, channel, committed = _alert_pipeline(settings, db, policy, windows)
+    heartbeats = HeartbeatStore(db, policy, on_committed=committed, windows=windows)
     ingest = IngestQueue(heartbeats, batch_max=settings.ingest_batch_max, writers=settings.ingest_writers)
-    servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed), heartbeats,
-                                 AlertStore(db, policy), ingest, ServiceSearch(db), RunStore(db))
+    servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed, windows=windows), heartbeats,
+                                 AlertStore(db, policy), ingest, ServiceSearch(db), RunStore(db), windows,
+                                 committed)
     on_start = [ingest.start]
     on_stop = [lambda grace: ingest.stop(grace)]
     if settings.monitor_enabled:
@@ -94,7 +98,7 @@ def build_monitor(settings: Settings, db: Database | None = None) -> Component:
     """A process with only the monitor and the hand-off (health is its one gRPC service)."""
     db, owns_db = _database(settings, db, "monitor")
     policy = LifecyclePolicy(reminder_min_seconds=settings.reminder_min_seconds)
-    monitor, dispatcher, channel, _committed = _alert_pipeline(settings, db, policy)
+    monitor, dispatcher, channel, _committed = _alert_pipeline(settings, db, policy, WindowStore(db))
     retention = _retention(settings, db)
     return Component(
         name="monitor",

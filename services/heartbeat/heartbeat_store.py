@@ -17,6 +17,8 @@ from medic.db import Database, Prepared, Row, Tx, int_array, text_array, timesta
 from services.heartbeat import alert_store, lifecycle, run_store, schedule, status
 from services.heartbeat.alert_store import Changes, RunFacts
 from services.heartbeat.lifecycle import LifecyclePolicy, RunEnd, ServiceState
+from services.heartbeat.window_store import WindowStore
+from services.heartbeat.windows import ServiceKey
 
 # A batch's first statement (one round trip): locks every service the batch
 # names, in id order (so concurrent batches cannot deadlock), and handles the
@@ -285,9 +287,10 @@ def _steady_statement(items: Sequence[IngestItem]) -> tuple[Prepared, dict[str, 
 
 class HeartbeatStore:
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
-                 on_committed: Callable[[Changes], None] | None = None):
+                 on_committed: Callable[[Changes], None] | None = None, windows: WindowStore | None = None):
         self.db = db
         self.policy = policy
+        self.windows = windows or WindowStore(db)
         # Told what a committed transaction changed (metrics, dispatcher wake-up).
         self.on_committed = on_committed or (lambda changes: None)
 
@@ -342,6 +345,7 @@ class HeartbeatStore:
         open_alerts = self._open_alerts(tx, [sid for sid, (service, indexes) in by_service.items()
                                              if service["state"] == ServiceState.DOWN])
         clock_services, recent, deadlines, states, failures = [], [], [], [], []
+        book = None
         for service_id, (service, indexes) in by_service.items():
             runs = [self._run(tx, service, items[index], now) for index in indexes]
             after = lifecycle.apply_heartbeats(clock_of(service, open_alerts.get(service_id)),
@@ -349,8 +353,13 @@ class HeartbeatStore:
                                                [ended for _, ended in runs])
             for transition in after.events:
                 run = runs[transition.item][0] if transition.item is not None else None
+                window = None
+                if transition.alert is lifecycle.AlertChange.OPEN:
+                    book = book or self.windows.book(tx)
+                    window = book.open_for(ServiceKey(service_id, service["team"], service["heartbeat_name"]), now)
                 alert_store.execute(tx, self.policy, changes, service_id, transition, muted=service["muted"],
-                                    interval_seconds=service["alert_interval_seconds"], now=now, run=run)
+                                    interval_seconds=service["alert_interval_seconds"], now=now, run=run,
+                                    window=window)
             clock_services.append(service_id)
             recent.append(timestamp_array(after.recent))
             deadlines.append(after.deadline_at)

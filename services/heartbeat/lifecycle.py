@@ -25,13 +25,16 @@ deactivated                             any          new    deactivated         
 re-activated (the clock restarts)       any          new    activated
 muted, unmuted                          s            s      muted, unmuted
 a mute older than its time to live      s            s      mute_expired
+  (or past its ``until``)
+a mute without ``until``: recovery      up           up     mute_ended
+the alert acknowledged                  down         down   acknowledged
 ======================================  ===========  =====  ==================  ===========
 
 Each transition is recorded in ``service_transitions``. An open alert gets a
 TRIGGER when it opens, a REMINDER every ``alert_interval`` (never closer
 together than ``LifecyclePolicy.reminder_min_seconds``) while it stays open, and
-a RESOLVE when it closes; ``decide_notification`` says whether each one is sent
-and, if not, why.
+a RESOLVE when it closes; ``medic.quiet.decide_notification`` says whether each
+one is sent and, if not, why (a maintenance window, a mute, an acknowledgement).
 """
 from __future__ import annotations
 
@@ -41,6 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from medic import quiet
+from medic.quiet import SEND, Notify, Quiet, SkipReason, decide_notification  # noqa: F401 (the lifecycle's vocabulary)
 from services.heartbeat.deadline import deadline, is_overdue, push_beat
 from services.heartbeat.schedule import Schedule
 from services.heartbeat.status import counts_as_life, counts_as_success, is_start
@@ -76,6 +81,9 @@ class ChangeReason(enum.StrEnum):
     MUTED = "muted"
     UNMUTED = "unmuted"
     MUTE_EXPIRED = "mute_expired"
+    # A mute without an end is lifted when its service recovers.
+    MUTE_ENDED = "mute_ended"
+    ACKNOWLEDGED = "acknowledged"
 
 
 Reason = AlertReason | ResolveReason | ChangeReason
@@ -88,15 +96,10 @@ class AlertChange(enum.Enum):
 
 class NotificationKind(enum.StrEnum):
     """An alert's notifications (``alert_notifications.kind``), in the order routing sees them."""
-    TRIGGER = "trigger"
-    REMINDER = "reminder"
-    RESOLVE = "resolve"
-
-
-class SkipReason(enum.StrEnum):
-    """Why a notification is not sent."""
-    MUTED = "muted"
-    NEVER_NOTIFIED = "never_notified"  # a RESOLVE of an alert nobody was told about
+    TRIGGER = quiet.TRIGGER
+    REMINDER = quiet.REMINDER
+    ACKNOWLEDGE = quiet.ACKNOWLEDGE
+    RESOLVE = quiet.RESOLVE
 
 
 class Transition(NamedTuple):
@@ -117,14 +120,6 @@ class Transition(NamedTuple):
         return None
 
 
-class Notify(NamedTuple):
-    send: bool
-    skip_reason: SkipReason | None = None
-
-
-SEND = Notify(True)
-
-
 @dataclass(frozen=True)
 class LifecyclePolicy:
     # REMINDERs come every alert_interval, but never closer together than this.
@@ -133,19 +128,6 @@ class LifecyclePolicy:
     def next_reminder_at(self, now: dt.datetime, interval_seconds: int) -> dt.datetime:
         """When the next REMINDER of an alert open (or reminded) at ``now`` is due."""
         return now + dt.timedelta(seconds=max(interval_seconds, self.reminder_min_seconds))
-
-
-def decide_notification(kind: NotificationKind, *, muted: bool, alert_notified: bool = False) -> Notify:
-    """Whether a notification of ``kind`` is sent, and if not, why: the one place
-    that decides it. A TRIGGER or REMINDER is not sent while the service is muted.
-    A RESOLVE goes to whoever was told of the alert, muted or not (an incident
-    opened elsewhere must close), so it is skipped only when nobody was
-    (``alert_notified``: the alert has a notification already)."""
-    if kind is NotificationKind.RESOLVE:
-        return SEND if alert_notified else Notify(False, SkipReason.NEVER_NOTIFIED)
-    if muted:
-        return Notify(False, SkipReason.MUTED)
-    return SEND
 
 
 # --- heartbeats ---------------------------------------------------------------
@@ -299,6 +281,21 @@ def overdue(state: str) -> Transition:
     return Transition(ServiceState(state), ServiceState.DOWN, AlertReason.MISSED_HEARTBEATS)
 
 
+def mute_ended(state: str) -> Transition:
+    """The service recovered while muted with no end set: the mute ends with it."""
+    state = ServiceState(state)
+    return Transition(state, state, ChangeReason.MUTE_ENDED)
+
+
+def acknowledged(state: str) -> Transition:
+    state = ServiceState(state)
+    return Transition(state, state, ChangeReason.ACKNOWLEDGED)
+
+
+# Closing an alert for these lifts a mute that has no end.
+RECOVERY = (ResolveReason.RECOVERED, ResolveReason.MANUAL)
+
+
 def mute_expired(state: str) -> Transition:
     """The transition of a service whose mute outlived its time to live
     (``MEDIC_MUTE_TTL_SECONDS``); the mute is lifted."""
@@ -307,15 +304,34 @@ def mute_expired(state: str) -> Transition:
 
 
 class Reminder(NamedTuple):
+    kind: NotificationKind  # what is due: the TRIGGER when none was sent yet, else a REMINDER
     notify: Notify
     reminders: int  # reminders sent so far, this one included when it is sent
     next_at: dt.datetime
 
 
-def remind(reminders: int, *, muted: bool, interval_seconds: int, now: dt.datetime,
-           policy: LifecyclePolicy) -> Reminder:
-    """A REMINDER of an open alert is due at ``now``: whether it is sent, and when
-    the next one is due (skipped reminders are not made up later)."""
-    notify = decide_notification(NotificationKind.REMINDER, muted=muted)
-    return Reminder(notify, reminders + 1 if notify.send else reminders,
-                    policy.next_reminder_at(now, interval_seconds))
+def remind(reminders: int, *, quiet: Quiet, window_end: dt.datetime | None = None, trigger_sent: bool = True,
+           interval_seconds: int, now: dt.datetime, policy: LifecyclePolicy) -> Reminder:
+    """A notification of an open alert is due at ``now``: the TRIGGER if none was
+    sent yet (a window or a mute held it back), else a REMINDER. Whether it is
+    sent, and when the next one is due: at the end of the window that held it
+    back (so a service still down when its window ends is notified at once),
+    else an interval later (reminders skipped while muted or acknowledged are
+    not made up later)."""
+    kind = NotificationKind.REMINDER if trigger_sent else NotificationKind.TRIGGER
+    notify = decide_notification(kind, quiet)
+    sent_reminder = notify.send and kind is NotificationKind.REMINDER
+    if not notify.send and notify.skip_reason is SkipReason.WINDOW and window_end is not None:
+        next_at = window_end
+    else:
+        next_at = policy.next_reminder_at(now, interval_seconds)
+    return Reminder(kind, notify, reminders + 1 if sent_reminder else reminders, next_at)
+
+
+def held_back(notify: Notify, window_end: dt.datetime | None, now: dt.datetime, interval_seconds: int,
+              policy: LifecyclePolicy) -> dt.datetime:
+    """When an alert whose TRIGGER got ``notify`` is next looked at: the end of
+    the window that held the TRIGGER back, else an interval later."""
+    if not notify.send and notify.skip_reason is SkipReason.WINDOW and window_end is not None:
+        return window_end
+    return policy.next_reminder_at(now, interval_seconds)

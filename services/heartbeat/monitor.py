@@ -12,7 +12,8 @@ carries out what ``lifecycle.py`` decides for:
    partial index ``job_runs_overdue_idx``, O(due runs) too): each is marked
    ``timed_out`` and its service gets a ``run_too_long`` alert
    (``lifecycle.run_too_long``), which the run's end resolves;
-3. REMINDERs due on open alerts (``lifecycle.remind``);
+3. notifications due on open alerts (``lifecycle.remind``): REMINDERs, and the
+   TRIGGER a maintenance window held back, due when the window ends;
 4. mutes older than ``MEDIC_MUTE_TTL_SECONDS`` (``lifecycle.mute_expired``).
 
 Any number of monitors may run on one database: row locks, SKIP LOCKED and the
@@ -28,8 +29,10 @@ from medic.db import Database
 from medic.periodic import Periodic
 from services.heartbeat import alert_store, deadline as rule, lifecycle, metrics, run_store, schedule
 from services.heartbeat.alert_store import AlertStore, Changes, RunFacts
-from services.heartbeat.lifecycle import LifecyclePolicy, NotificationKind
+from services.heartbeat.lifecycle import LifecyclePolicy, NotificationKind, Quiet, SkipReason
 from services.heartbeat.outbox_store import enqueue
+from services.heartbeat.window_store import WindowStore
+from services.heartbeat.windows import ServiceKey
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,10 @@ GAUGE_SECONDS = 5.0
 
 class Monitor:
     def __init__(self, db: Database, *, policy: LifecyclePolicy, tick_seconds: float, batch: int,
-                 mute_ttl_seconds: float, on_committed: Callable[[Changes], None]):
+                 mute_ttl_seconds: float, on_committed: Callable[[Changes], None],
+                 windows: WindowStore | None = None):
         self.db = db
+        self.windows = windows or WindowStore(db)
         self.store = AlertStore(db, policy)
         self.policy = policy
         self.tick_seconds = tick_seconds
@@ -81,6 +86,7 @@ class Monitor:
             due = self.store.claim_overdue(tx, self.batch)
             metrics.DUE_BATCH_SIZE.observe(len(due))
             metrics.SERVICES_OVERDUE.set(len(due))
+            book = self.windows.book(tx) if due else None
             for service in due:
                 now = service["now"]
                 recent = list(service["recent"])
@@ -91,9 +97,11 @@ class Monitor:
                     # The stored deadline was stale (e.g. a threshold change raced a heartbeat).
                     self.store.fix_deadline(tx, service["service_id"], deadline_at, recent)
                     continue
+                window = book.open_for(ServiceKey(service["service_id"], service["team"],
+                                                  service["heartbeat_name"]), now)
                 alert_store.execute(tx, self.policy, batch, service["service_id"],
                                     lifecycle.overdue(service["state"]), muted=service["muted"],
-                                    interval_seconds=service["alert_interval_seconds"], now=now)
+                                    interval_seconds=service["alert_interval_seconds"], now=now, window=window)
         self._committed(batch, changes)
         return len(due)
 
@@ -101,14 +109,16 @@ class Monitor:
         batch = Changes()
         with self.db.transaction() as tx:
             due = run_store.claim_overrun(tx, self.batch)
+            book = self.windows.book(tx) if due else None
             for run in due:
                 run_store.mark_timed_out(tx, run["job_run_id"])
                 if not run["active"]:
                     continue
                 facts = RunFacts(run["job_run_id"], run["run_id"], run_store.RunStatus.TIMED_OUT, None)
+                window = book.open_for(ServiceKey(run["service_id"], run["team"], run["heartbeat_name"]), run["now"])
                 alert_store.execute(tx, self.policy, batch, run["service_id"], lifecycle.run_too_long(run["state"]),
                                     muted=run["muted"], interval_seconds=run["alert_interval_seconds"],
-                                    now=run["now"], run=facts)
+                                    now=run["now"], run=facts, window=window)
         self._committed(batch, changes)
         return len(due)
 
@@ -116,14 +126,25 @@ class Monitor:
         batch = Changes()
         with self.db.transaction() as tx:
             due = self.store.claim_due_reminders(tx, self.batch)
+            book = self.windows.book(tx) if due else None
             for alert in due:
-                reminder = lifecycle.remind(alert["reminders"], muted=alert["muted"],
-                                            interval_seconds=alert["alert_interval_seconds"],
-                                            now=alert["now"], policy=self.policy)
+                now = alert["now"]
+                window = book.open_for(ServiceKey(alert["service_id"], alert["team"], alert["heartbeat_name"]), now)
+                window_id = window.window_id if window else 0
+                reminder = lifecycle.remind(
+                    alert["reminders"], quiet=Quiet(window=window_id, muted=alert["muted"],
+                                                    acknowledged=alert["acknowledged"]),
+                    window_end=window.end if window else None, trigger_sent=alert["trigger_sent"],
+                    interval_seconds=alert["alert_interval_seconds"], now=now, policy=self.policy)
                 if reminder.notify.send:
-                    enqueue(tx, alert["alert_id"], NotificationKind.REMINDER, alert["now"], seq=reminder.reminders)
+                    seq = reminder.reminders if reminder.kind is NotificationKind.REMINDER else None
+                    enqueue(tx, alert["alert_id"], reminder.kind, now, seq=seq)
                     batch.notifications += 1
-                self.store.schedule_reminder(tx, alert["alert_id"], reminder.reminders, reminder.next_at)
+                else:
+                    alert_store.record_skip(tx, batch, alert["alert_id"], reminder.kind, reminder.notify,
+                                            window_id, now)
+                held = window_id if reminder.notify.skip_reason is SkipReason.WINDOW else 0
+                self.store.schedule_reminder(tx, alert["alert_id"], reminder.reminders, reminder.next_at, held)
         self._committed(batch, changes)
         return len(due)
 

@@ -55,14 +55,15 @@ NOTIFICATION_DETAILS = """
     ORDER BY n.notification_id
 """
 
-# An alert's notification_count counts what was handed off, RESOLVEs aside.
+# An alert's notification_count counts the TRIGGER and REMINDERs handed off.
 MARK_HANDED_OFF = f"""
     WITH done AS (
         UPDATE alert_notifications SET handed_off_at = now(), last_error = NULL
         WHERE notification_id = ANY(%(ids)s) AND handed_off_at IS NULL
         RETURNING alert_id, kind
     ), counted AS (
-        SELECT alert_id, count(*) AS n FROM done WHERE kind <> '{NotificationKind.RESOLVE}' GROUP BY alert_id
+        SELECT alert_id, count(*) AS n FROM done
+        WHERE kind IN ('{NotificationKind.TRIGGER}', '{NotificationKind.REMINDER}') GROUP BY alert_id
     )
     UPDATE alerts a SET notification_count = a.notification_count + counted.n
     FROM counted WHERE a.alert_id = counted.alert_id

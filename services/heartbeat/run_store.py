@@ -103,7 +103,7 @@ JOB_STATS = f"""
 # ingest that holds the service and then the run).
 CLAIM_OVERRUN = f"""
     SELECT now() AS now, r.job_run_id, r.run_id, r.service_id, s.state, s.muted, s.active,
-           s.alert_interval_seconds
+           s.alert_interval_seconds, s.team, s.heartbeat_name
     FROM job_runs r JOIN services s ON s.service_id = r.service_id
     WHERE r.completed_at IS NULL AND r.overdue_at IS NOT NULL AND r.overdue_at <= now()
     ORDER BY r.overdue_at

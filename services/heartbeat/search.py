@@ -132,7 +132,8 @@ _ALERTS_MATCH = """
 """
 SEARCH_ALERTS = f"""
     SELECT a.alert_id, a.service_id, s.heartbeat_name, s.service_name, a.reason, a.active,
-           a.opened_at, a.closed_at, a.notification_count, s.team
+           a.opened_at, a.closed_at, a.notification_count, a.acknowledged_at, a.acknowledged_by,
+           a.suppressed_by, s.team
     {_ALERTS_MATCH}
     ORDER BY a.alert_id DESC
     LIMIT %(limit)s

@@ -18,10 +18,13 @@ from services.heartbeat.deadline import deadline
 from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.schedule import of as schedule_of
 from services.heartbeat.status import FAILURE_STATUSES_PARAM
+from services.heartbeat.window_store import WindowStore
+from services.heartbeat.windows import ServiceKey
 
 SERVICE_COLUMNS = """
     service_id, heartbeat_name, service_name, alert_interval_seconds, threshold,
-    grace_period_seconds, team, priority, runbook, notify_mode, active, muted, muted_at,
+    grace_period_seconds, team, priority, runbook, notify_mode, active, muted, muted_at, mute_reason,
+    muted_by, muted_until,
     state, recent_beats, activated_at, last_heartbeat_at, deadline_at, created_at, updated_at, team_id,
     schedule, timezone, max_duration_seconds, min_duration_seconds, failure_tolerance, consecutive_failures
 """
@@ -52,16 +55,18 @@ DELETE_SERVICE = "DELETE FROM services WHERE service_id = %s"
 
 # Columns UpdateService may change, in the order written.
 UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team",
-             "team_id", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state",
+             "team_id", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "mute_reason",
+             "muted_by", "muted_until", "state",
              "recent_beats", "activated_at", "deadline_at", "schedule", "timezone", "max_duration_seconds",
              "min_duration_seconds", "failure_tolerance")
 
 
 class ServiceStore:
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
-                 on_committed: Callable[[Changes], None] | None = None):
+                 on_committed: Callable[[Changes], None] | None = None, windows: WindowStore | None = None):
         self.db = db
         self.policy = policy
+        self.windows = windows or WindowStore(db)
         # Told what a committed transaction changed (metrics, dispatcher wake-up).
         self.on_committed = on_committed or (lambda changes: None)
 
@@ -132,8 +137,10 @@ class ServiceStore:
             row.update(changes)
             after = lifecycle.apply_update(current["state"], active=current["active"], muted=current["muted"],
                                            to_active=row["active"], to_muted=row["muted"], down=down)
-            if row["muted"] != current["muted"]:
-                row["muted_at"] = now if row["muted"] else None
+            if not row["muted"]:
+                row.update(muted_at=None, mute_reason=None, muted_by=None, muted_until=None)
+            elif not current["muted"]:
+                row["muted_at"] = now
             if after.restarts_clock:
                 row["activated_at"] = now
             if row["threshold"] != current["threshold"]:
@@ -145,8 +152,14 @@ class ServiceStore:
                                            schedule_of(row["schedule"], row["timezone"]))
                                   if row["active"] else None)
             for transition in after.events:
+                window = None
+                if transition.alert is lifecycle.AlertChange.OPEN:
+                    window = self.windows.book(tx).open_for(
+                        ServiceKey(sid, row["team"], row["heartbeat_name"]), now)
                 alert_store.execute(tx, self.policy, done, sid, transition, muted=row["muted"],
-                                    interval_seconds=row["alert_interval_seconds"], now=now)
+                                    interval_seconds=row["alert_interval_seconds"], now=now, window=window)
+            if sid in done.unmuted:  # recovered: the mute without an end ended with it
+                row.update(muted=False, muted_at=None, mute_reason=None, muted_by=None)
             row["state"] = after.state
             updated = tx.one(
                 f"UPDATE services SET {set_clause(row, UPDATABLE)}, updated_at = %(now)s"

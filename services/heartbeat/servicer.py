@@ -5,20 +5,25 @@ to status codes.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medic import enums
 from medic.contracts import required_name
 from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
+from medic.interceptors import current_identity
 from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, heartbeat_pb2, heartbeat_pb2_grpc
-from services.heartbeat import schedule, search, status
+from services.heartbeat import schedule, search, status, windows
 from services.heartbeat.alert_store import AlertStore
 from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem, RecordOutcome
 from services.heartbeat.ingest import IngestQueue
 from services.heartbeat.run_store import MIN_RUNS_FOR_STATS, RunStore
 from services.heartbeat.service_store import ServiceStore
+from services.heartbeat.window_store import WindowStore, window_of
+from services.heartbeat.windows import Scope
 
 MAX_NAME_LENGTH = 255
 MAX_BATCH = 1000
@@ -50,6 +55,8 @@ def service_to_pb(row: Row) -> heartbeat_pb2.Service:
         created_at=to_timestamp(row["created_at"]), updated_at=to_timestamp(row["updated_at"]),
         activated_at=to_timestamp(row["activated_at"]), last_heartbeat_at=to_timestamp(row["last_heartbeat_at"]),
         deadline_at=to_timestamp(row["deadline_at"]), team_id=row["team_id"] or 0,
+        mute_reason=row.get("mute_reason") or "", muted_by=row.get("muted_by") or "",
+        muted_until=to_timestamp(row.get("muted_until")),
         schedule=row["schedule"] or "", timezone=row["timezone"],
         max_duration_seconds=row["max_duration_seconds"] or 0,
         min_duration_seconds=row["min_duration_seconds"] or 0,
@@ -77,7 +84,8 @@ def transition_to_pb(row: Row) -> heartbeat_pb2.ServiceTransition:
         transition_id=row["transition_id"], service_id=row["service_id"],
         from_state=enums.SERVICE_STATE.numbers[row["from_state"]],
         to_state=enums.SERVICE_STATE.numbers[row["to_state"]],
-        reason=row["reason"], alert_id=row["alert_id"] or 0, at=to_timestamp(row["at"]))
+        reason=row["reason"], alert_id=row["alert_id"] or 0, at=to_timestamp(row["at"]),
+        suppressed_by=row.get("suppressed_by") or 0)
 
 
 def heartbeat_to_pb(row: Row, time: Timestamp | None = None) -> heartbeat_pb2.Heartbeat:
@@ -95,7 +103,66 @@ def alert_to_pb(row: Row) -> heartbeat_pb2.Alert:
         heartbeat_name=row["heartbeat_name"], service_name=row["service_name"],
         reason=enums.ALERT_REASON.numbers[row["reason"]], active=row["active"],
         opened_at=to_timestamp(row["opened_at"]),
-        closed_at=to_timestamp(row["closed_at"]), notification_count=row["notification_count"])
+        closed_at=to_timestamp(row["closed_at"]), notification_count=row["notification_count"],
+        acknowledged_at=to_timestamp(row.get("acknowledged_at")), acknowledged_by=row.get("acknowledged_by") or "",
+        suppressed_by=row.get("suppressed_by") or 0)
+
+
+SCOPE_TO_DB = {heartbeat_pb2.WINDOW_SCOPE_SERVICE: Scope.SERVICE, heartbeat_pb2.WINDOW_SCOPE_TEAM: Scope.TEAM,
+               heartbeat_pb2.WINDOW_SCOPE_ALL: Scope.ALL, heartbeat_pb2.WINDOW_SCOPE_GLOB: Scope.GLOB}
+SCOPE_FROM_DB = {value: key for key, value in SCOPE_TO_DB.items()}
+MAX_MUTE_REASON = 1000
+
+
+def window_to_pb(row: Row, now: dt.datetime) -> heartbeat_pb2.MaintenanceWindow:
+    window = window_of(row)
+    stretch = window.open_at(now)
+    following = None if stretch is not None else window.next_start(now)
+    return heartbeat_pb2.MaintenanceWindow(
+        window_id=row["window_id"], scope=SCOPE_FROM_DB[Scope(row["scope"])], service_id=row["service_id"] or 0,
+        team=row["team"] or "", name_glob=row["name_glob"] or "", starts_at=to_timestamp(row["starts_at"]),
+        ends_at=to_timestamp(row["ends_at"]), cron=row["cron"] or "", duration_seconds=row["duration_seconds"] or 0,
+        timezone=row["timezone"] or "", reason=row["reason"], created_by=row["created_by"],
+        created_at=to_timestamp(row["created_at"]),
+        updated_at=to_timestamp(row["updated_at"]), open_now=stretch is not None,
+        open_until=to_timestamp(stretch.end if stretch else None), next_start=to_timestamp(following))
+
+
+def window_fields(spec: heartbeat_pb2.MaintenanceWindowSpec) -> dict:
+    """A window's fields from its spec, checked (InvalidArgument names the field)."""
+    if spec.scope not in SCOPE_TO_DB:
+        raise InvalidArgument("window.scope must be one of WINDOW_SCOPE_SERVICE, WINDOW_SCOPE_TEAM, "
+                              "WINDOW_SCOPE_ALL, WINDOW_SCOPE_GLOB")
+    return windows.check_window({
+        "scope": SCOPE_TO_DB[spec.scope], "service_id": spec.service_id, "team": spec.team,
+        "name_glob": spec.name_glob,
+        "starts_at": _time(spec, "starts_at", "window.starts_at"),
+        "ends_at": _time(spec, "ends_at", "window.ends_at"),
+        "cron": spec.cron.strip(), "duration_seconds": spec.duration_seconds, "timezone": spec.timezone,
+        "reason": spec.reason})
+
+
+def _time(message, name: str, field: str) -> dt.datetime | None:
+    """A Timestamp field as a datetime (None when unset); InvalidArgument when it
+    is outside the years 1-9999."""
+    if not message.HasField(name):
+        return None
+    try:
+        return getattr(message, name).ToDatetime(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{field} is out of range") from None
+
+
+def caller() -> str:
+    """Who is calling, for the records people read (creator, acknowledger, muter)."""
+    identity = current_identity()
+    return f"{identity.name} ({identity.principal})" if identity.name else identity.principal
+
+
+def skip_to_pb(row: Row) -> heartbeat_pb2.NotificationSkip:
+    return heartbeat_pb2.NotificationSkip(
+        skip_id=row["skip_id"], alert_id=row["alert_id"], service_id=row["service_id"], kind=row["kind"],
+        reason=row["reason"], window_id=row["window_id"] or 0, at=to_timestamp(row["at"]))
 
 
 def _interval(value: int) -> int:
@@ -170,8 +237,11 @@ def ingest_item(request: heartbeat_pb2.RecordHeartbeatRequest) -> IngestItem:
 
 class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
     def __init__(self, services: ServiceStore, heartbeats: HeartbeatStore, alerts: AlertStore,
-                 ingest: IngestQueue, searches: search.ServiceSearch, runs: RunStore):
+                 ingest: IngestQueue, searches: search.ServiceSearch, runs: RunStore,
+                 windows: WindowStore | None = None, on_committed=lambda changes: None):
         self.runs = runs
+        self.windows = windows or WindowStore(services.db)
+        self.on_committed = on_committed
         self.services = services
         self.heartbeats = heartbeats
         self.alerts = alerts
@@ -425,3 +495,62 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         if row["ended_runs"]:
             response.success_rate = row["succeeded"] / row["ended_runs"]
         return response
+
+    # --- quiet hours: acknowledgements, mutes, maintenance windows --------------
+
+    def AcknowledgeAlert(self, request, context):
+        row = self.alerts.acknowledge(request.alert_id, caller(), self.on_committed)
+        return heartbeat_pb2.AcknowledgeAlertResponse(alert=alert_to_pb(row))
+
+    def MuteService(self, request, context):
+        reason = request.reason.strip()
+        if len(reason) > MAX_MUTE_REASON:
+            raise InvalidArgument(f"reason must be at most {MAX_MUTE_REASON} characters")
+        if "\x00" in reason:
+            raise InvalidArgument("reason must not contain NUL characters")
+        until = _time(request, "until", "until")
+        if until is not None and until <= dt.datetime.now(dt.timezone.utc):
+            raise InvalidArgument("until must be in the future")
+        row = self.services.update({"muted": True, "mute_reason": reason or None, "muted_by": caller(),
+                                    "muted_until": until}, **_service_ref(request))
+        return heartbeat_pb2.MuteServiceResponse(service=service_to_pb(row))
+
+    def UnmuteService(self, request, context):
+        row = self.services.update({"muted": False}, **_service_ref(request))
+        return heartbeat_pb2.UnmuteServiceResponse(service=service_to_pb(row))
+
+    def ListNotificationSkips(self, request, context):
+        if request.WhichOneof("subject") is None:
+            raise InvalidArgument("alert_id or service_id is required")
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgument("limit must be 0-1000")
+        rows = self.alerts.list_skips(alert_id=request.alert_id, service_id=request.service_id,
+                                      limit=request.limit or 100)
+        return heartbeat_pb2.ListNotificationSkipsResponse(skips=[skip_to_pb(r) for r in rows])
+
+    def CreateMaintenanceWindow(self, request, context):
+        row = self.windows.create(window_fields(request.window), caller())
+        return heartbeat_pb2.CreateMaintenanceWindowResponse(window=window_to_pb(row, _now()))
+
+    def GetMaintenanceWindow(self, request, context):
+        return heartbeat_pb2.GetMaintenanceWindowResponse(
+            window=window_to_pb(self.windows.get(request.window_id), _now()))
+
+    def ListMaintenanceWindows(self, request, context):
+        now = _now()
+        found = [window_to_pb(row, now) for row in self.windows.list()]
+        if request.active_only:
+            found = [w for w in found if w.open_now]
+        return heartbeat_pb2.ListMaintenanceWindowsResponse(windows=found)
+
+    def UpdateMaintenanceWindow(self, request, context):
+        row = self.windows.update(request.window_id, window_fields(request.window))
+        return heartbeat_pb2.UpdateMaintenanceWindowResponse(window=window_to_pb(row, _now()))
+
+    def DeleteMaintenanceWindow(self, request, context):
+        self.windows.delete(request.window_id)
+        return heartbeat_pb2.DeleteMaintenanceWindowResponse()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg2.extras
 
 from medic.db import Database, Row
-from services.routing import target_store, team_store
+from services.routing import active_hours, target_store, team_store
 from services.routing.selection import AlertRoute, NotificationTarget, PlannedTarget, Team
 
 
@@ -29,6 +29,16 @@ class RoutingInputs:
     route: AlertRoute | None
     targets: list[NotificationTarget]
     team: Team | None
+
+
+@dataclass(frozen=True)
+class TargetSkip:
+    """A target an event was not sent to, and why."""
+    alert_id: int
+    event_id: str
+    kind: str
+    target_id: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -54,18 +64,32 @@ REMEMBER_ALERT_ROUTES = """
 
 
 def _planned_to_json(target: PlannedTarget) -> dict[str, Any]:
-    return {"type": target.type, "target_id": target.target_id, "config": dict(target.config)}
+    item = {"type": target.type, "target_id": target.target_id, "config": dict(target.config)}
+    if target.active_hours is not None:
+        item["active_hours"] = target.active_hours.to_json()
+    return item
 
 
 def _planned_from_json(item: Mapping[str, Any]) -> PlannedTarget:
     return PlannedTarget(type=item["type"], target_id=item.get("target_id", 0),
-                         config=item.get("config", {}))
+                         config=item.get("config", {}), active_hours=active_hours.parse(item.get("active_hours")))
 
 
 def _route_from_row(row: Row | None) -> AlertRoute | None:
     if row is None or row["unrouted"]:
         return None
     return AlertRoute(mode=row["mode"], targets=tuple(_planned_from_json(t) for t in row["targets"]))
+
+
+RECORD_TARGET_SKIPS = """
+    INSERT INTO target_skips (alert_id, event_id, kind, target_id, reason) VALUES %s
+    ON CONFLICT (event_id, target_id) DO NOTHING
+"""
+
+LIST_TARGET_SKIPS = """
+    SELECT skip_id, alert_id, event_id, kind, target_id, reason, at FROM target_skips
+    WHERE alert_id = %s ORDER BY skip_id DESC LIMIT %s
+"""
 
 
 class RouteStore:
@@ -103,12 +127,20 @@ class RouteStore:
             inputs.append(RoutingInputs(None, targets.get(e.service_id, []), team))
         return inputs
 
-    def remember_routes(self, routes: Sequence[RouteToRemember]) -> None:
-        """Records the routes of events delivery accepted (at most one per alert)."""
-        if not routes:
+    def remember_routes(self, routes: Sequence[RouteToRemember], skips: Sequence[TargetSkip] = ()) -> None:
+        """Records the routes of events delivery accepted (at most one per alert)
+        and the targets those events were not sent to."""
+        if not routes and not skips:
             return
         with self.db.transaction() as tx:
-            tx.values(REMEMBER_ALERT_ROUTES, [
-                (r.alert_id, r.service_id, r.event_id, r.mode,
-                 psycopg2.extras.Json([_planned_to_json(t) for t in r.targets]), not r.targets)
-                for r in routes])
+            if routes:
+                tx.values(REMEMBER_ALERT_ROUTES, [
+                    (r.alert_id, r.service_id, r.event_id, r.mode,
+                     psycopg2.extras.Json([_planned_to_json(t) for t in r.targets]), not r.targets)
+                    for r in routes])
+            if skips:
+                tx.values(RECORD_TARGET_SKIPS, [(k.alert_id, k.event_id, k.kind, k.target_id, k.reason)
+                                                for k in skips])
+
+    def target_skips(self, alert_id: int, limit: int) -> list[Row]:
+        return self.db.all(LIST_TARGET_SKIPS, (alert_id, limit))

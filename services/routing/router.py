@@ -14,17 +14,19 @@ other (a REMINDER must see the route its TRIGGER recorded).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medic.errors import MedicError, Unavailable
 from medic import enums
+from medic.quiet import SkipReason
 from medic.v1 import events_pb2
 from services.routing import metrics
 from services.routing import selection as rule
 from services.routing.delivery_client import DeliveryClient, PlanToEnqueue
-from services.routing.route_store import EventKeys, RouteStore, RouteToRemember
+from services.routing.route_store import EventKeys, RouteStore, RouteToRemember, TargetSkip
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +112,10 @@ class Router:
 
         plans = [rule.plan_route(
             kind=r.kind, targets=found.targets, team=found.team, default_channel=self.default_channel,
-            subscriptions=subscribed.get(r.event.service.service_id, []),
+            subscriptions=subscribed.get(r.event.service.service_id, []) if r.kind != rule.ACKNOWLEDGE else (),
             service_mode=enums.NOTIFY_MODE.names.get(r.event.service.notify_mode),
-            mode_override=r.mode_override, route=found.route) for r, found in zip(requests, inputs)]
+            mode_override=r.mode_override, route=found.route, at=_occurred_at(r.event))
+            for r, found in zip(requests, inputs)]
         to_send = [i for i, plan in enumerate(plans) if plan.has_recipients]
         errors: dict[int, MedicError] = {}
         if to_send:
@@ -129,6 +132,7 @@ class Router:
 
         outcomes: list[Routed | MedicError] = []
         remember = []
+        skips = []
         for index, (request, plan) in enumerate(zip(requests, plans)):
             if index in errors:
                 outcomes.append(errors[index])
@@ -136,13 +140,20 @@ class Router:
             if plan.source != rule.SOURCE_ALERT_ROUTE:
                 remember.append(RouteToRemember(
                     alert_id=request.event.alert_id, service_id=request.event.service.service_id,
-                    event_id=request.event.event_id, mode=plan.mode, targets=plan.targets))
+                    event_id=request.event.event_id, mode=plan.mode, targets=plan.route))
+            skips += [TargetSkip(request.event.alert_id, request.event.event_id, request.kind, t.target_id,
+                                 SkipReason.OUTSIDE_ACTIVE_HOURS) for t in plan.outside_hours]
             outcomes.append(Routed(plan, plan.has_recipients))
-        self.store.remember_routes(remember)
+        self.store.remember_routes(remember, skips)
         for request, outcome in zip(requests, outcomes):
             if isinstance(outcome, Routed):
                 _report(request, outcome.plan)
         return outcomes
+
+
+def _occurred_at(event: events_pb2.AlertEvent) -> dt.datetime | None:
+    """When the event happened: working hours are judged by it, not by when routing runs."""
+    return event.occurred_at.ToDatetime(dt.timezone.utc) if event.HasField("occurred_at") else None
 
 
 def _report(request: RouteRequest, plan: rule.RoutingPlan) -> None:
@@ -155,5 +166,5 @@ def _report(request: RouteRequest, plan: rule.RoutingPlan) -> None:
                     event.alert_id, event.service.service_id, event.service.heartbeat_name, kind,
                     event.event_id, len(plan.subscriptions))
     else:
-        log.info("alert %d %s routed to %d target(s) from %s, mode %s",
-                 event.alert_id, kind, len(plan.targets), plan.source, plan.mode)
+        log.info("alert %d %s routed to %d target(s) from %s, mode %s (%d outside their working hours)",
+                 event.alert_id, kind, len(plan.targets), plan.source, plan.mode, len(plan.outside_hours))

@@ -18,12 +18,22 @@ An alert's events stay together: once an event of an alert was routed to
 targets (normally its TRIGGER), that choice is remembered as the alert's route
 and its REMINDERs and RESOLVE go to the same targets, with the configs they had
 then, even if the service's targets changed meanwhile.
+
+Working hours: a target with ``active_hours`` is sent a TRIGGER or REMINDER
+only when the event happened within them (``in_hours``, deciding through
+``medic.quiet``); the others are reported as outside their hours, and stay in
+the alert's route for its later events. An acknowledgement goes to the route's
+PagerDuty targets.
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from medic.quiet import ACKNOWLEDGE, Quiet, decide_notification
+from services.routing.active_hours import ActiveHours
 
 # Target types (the notification_targets.type column).
 SLACK = "slack"
@@ -40,6 +50,8 @@ MODES = (NOTIFY_ALL, NOTIFY_UNTIL_SUCCESS)
 TRIGGER = "trigger"
 REMINDER = "reminder"
 RESOLVE = "resolve"
+# ACKNOWLEDGE (medic.quiet): only PagerDuty has an acknowledgement.
+ACKNOWLEDGED_BY = (PAGERDUTY,)
 
 # Where a plan's targets came from.
 SOURCE_SERVICE_TARGETS = "service_targets"
@@ -57,6 +69,8 @@ class NotificationTarget:
     config: Mapping[str, Any]
     priority: int
     enabled: bool
+    # Working hours; None: always active.
+    active_hours: ActiveHours | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,7 @@ class PlannedTarget:
     config: Mapping[str, Any] = field(default_factory=dict)
     target_id: int = 0
     webhook_id: int = 0
+    active_hours: ActiveHours | None = None
 
 
 @dataclass(frozen=True)
@@ -87,14 +102,23 @@ class AlertRoute:
 class RoutingPlan:
     mode: str
     source: str
+    # Who is sent this event.
     targets: tuple[PlannedTarget, ...]
     skipped: tuple[NotificationTarget, ...] = ()
     subscriptions: tuple[PlannedTarget, ...] = ()
+    # Targets of the route not sent this event: outside their working hours.
+    outside_hours: tuple[PlannedTarget, ...] = ()
+    # The alert's route (what later events follow): the targets, and those outside their hours now.
+    route_targets: tuple[PlannedTarget, ...] | None = None
+
+    @property
+    def route(self) -> tuple[PlannedTarget, ...]:
+        return self.targets if self.route_targets is None else self.route_targets
 
     @property
     def unrouted(self) -> bool:
         """No target at any fallback level (subscriptions may still be told)."""
-        return not self.targets
+        return not self.route
 
     @property
     def has_recipients(self) -> bool:
@@ -120,8 +144,8 @@ def choose_targets(targets: Iterable[NotificationTarget], team: Team | None,
     """(source, chosen targets, skipped disabled targets) by the fallback chain."""
     enabled, disabled = order_targets(targets)
     if enabled:
-        chosen = tuple(PlannedTarget(type=t.type, config=dict(t.config), target_id=t.target_id)
-                       for t in enabled)
+        chosen = tuple(PlannedTarget(type=t.type, config=dict(t.config), target_id=t.target_id,
+                                     active_hours=t.active_hours) for t in enabled)
         return SOURCE_SERVICE_TARGETS, chosen, disabled
     team_channel = _slack_channel(team.slack_channel_id) if team else None
     if team_channel:
@@ -150,18 +174,43 @@ def choose_mode(kind: str, override: str | None, service_mode: str | None,
     return service_mode or NOTIFY_ALL
 
 
+def in_hours(kind: str, targets: tuple[PlannedTarget, ...], at: dt.datetime | None
+             ) -> tuple[tuple[PlannedTarget, ...], tuple[PlannedTarget, ...]]:
+    """(targets sent an event of ``kind`` that happened ``at``, targets outside
+    their working hours then), as ``medic.quiet`` decides. A RESOLVE or an
+    acknowledgement goes whatever the hour (whoever was told must hear it ends);
+    under until-success the chain simply starts at the first active target."""
+    if at is None:
+        return targets, ()
+    active, outside = [], []
+    for target in targets:
+        hours = target.active_hours
+        quiet = Quiet(outside_active_hours=hours is not None and not hours.active_at(at), alert_notified=True)
+        (active if decide_notification(kind, quiet).send else outside).append(target)
+    return tuple(active), tuple(outside)
+
+
 def plan_route(*, kind: str, targets: Iterable[NotificationTarget], team: Team | None,
                default_channel: str, subscriptions: Iterable[PlannedTarget] = (),
                service_mode: str | None = None, mode_override: str | None = None,
-               route: AlertRoute | None = None) -> RoutingPlan:
-    """The plan for one alert event. ``route`` is the alert's remembered route,
-    if an earlier event of the alert was routed to targets."""
+               route: AlertRoute | None = None, at: dt.datetime | None = None) -> RoutingPlan:
+    """The plan for one alert event that happened ``at``. ``route`` is the
+    alert's remembered route, if an earlier event of the alert was routed to
+    targets. An acknowledgement goes to the route's PagerDuty targets only (and
+    no subscription)."""
+    if kind == ACKNOWLEDGE:
+        remembered = route.targets if route is not None else ()
+        return RoutingPlan(mode=NOTIFY_ALL, source=SOURCE_ALERT_ROUTE,
+                           targets=tuple(t for t in remembered if t.type in ACKNOWLEDGED_BY),
+                           route_targets=remembered)
     unique_subscriptions = {s.webhook_id: s for s in subscriptions}
     ordered_subscriptions = tuple(unique_subscriptions[k] for k in sorted(unique_subscriptions))
     mode = choose_mode(kind, mode_override, service_mode, route)
     if route is not None and route.targets:
-        return RoutingPlan(mode=mode, source=SOURCE_ALERT_ROUTE, targets=route.targets,
-                           subscriptions=ordered_subscriptions)
+        sent, outside = in_hours(kind, route.targets, at)
+        return RoutingPlan(mode=mode, source=SOURCE_ALERT_ROUTE, targets=sent, outside_hours=outside,
+                           route_targets=route.targets, subscriptions=ordered_subscriptions)
     source, chosen, skipped = choose_targets(targets, team, default_channel)
-    return RoutingPlan(mode=mode, source=source, targets=chosen, skipped=skipped,
-                       subscriptions=ordered_subscriptions)
+    sent, outside = in_hours(kind, chosen, at)
+    return RoutingPlan(mode=mode, source=source, targets=sent, skipped=skipped, outside_hours=outside,
+                       route_targets=chosen, subscriptions=ordered_subscriptions)

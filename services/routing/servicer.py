@@ -13,7 +13,8 @@ from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.timestamps import to_timestamp
 from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
-from services.routing import selection as rule
+from services.routing import active_hours, selection as rule
+from services.routing.active_hours import ActiveHours
 from services.routing.delivery_client import planned_to_pb, struct
 from services.routing.router import Refused, RouteRequest, Router
 from services.routing.target_store import TargetStore
@@ -35,7 +36,8 @@ def target_to_pb(row: Row) -> routing_pb2.NotificationTarget:
         target_id=row["target_id"], service_id=row["service_id"],
         type=enums.TARGET_TYPE.numbers[row["type"]], config=struct(row["config"]), priority=row["priority"],
         enabled=row["enabled"], created_at=to_timestamp(row.get("created_at")),
-        updated_at=to_timestamp(row.get("updated_at")))
+        updated_at=to_timestamp(row.get("updated_at")),
+        active_hours=struct(row["active_hours"]) if row.get("active_hours") else None)
 
 
 def skipped_to_pb(target: rule.NotificationTarget) -> routing_pb2.NotificationTarget:
@@ -62,6 +64,13 @@ def _target_type(value: int) -> str:
     if value not in enums.TARGET_TYPE.names:
         raise InvalidArgument("type must be one of slack, pagerduty, webhook")
     return enums.TARGET_TYPE.names[value]
+
+
+def _active_hours(request) -> ActiveHours | None:
+    """The request's working hours, checked; None when not given."""
+    if not request.HasField("active_hours"):
+        return None
+    return active_hours.parse(json_format.MessageToDict(request.active_hours))
 
 
 def _config(request) -> dict | None:
@@ -117,7 +126,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         config = validate_config(target_type, _config(request),
                                  allow_private=self.allow_private_webhooks)
         enabled = request.enabled if request.HasField("enabled") else True
-        row = self.targets.create_target(service_id, target_type, config, request.priority, enabled)
+        row = self.targets.create_target(service_id, target_type, config, request.priority, enabled,
+                                         _active_hours(request))
         return routing_pb2.CreateNotificationTargetResponse(target=target_to_pb(row))
 
     def ListNotificationTargets(self, request, context):
@@ -141,12 +151,27 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             fields["priority"] = request.priority
         if request.HasField("enabled"):
             fields["enabled"] = request.enabled
+        if request.clear_active_hours:
+            if request.HasField("active_hours"):
+                raise InvalidArgument("give active_hours or clear_active_hours, not both")
+            fields["active_hours"] = None
+        elif request.HasField("active_hours"):
+            fields["active_hours"] = _active_hours(request)
         row = self.targets.update_target(target_id, fields)
         return routing_pb2.UpdateNotificationTargetResponse(target=target_to_pb(row))
 
     def DeleteNotificationTarget(self, request, context):
         self.targets.delete_target(_id(request.target_id, "target_id"))
         return routing_pb2.DeleteNotificationTargetResponse()
+
+    def ListTargetSkips(self, request, context):
+        alert_id = _id(request.alert_id, "alert_id")
+        if not 0 <= request.limit <= 1000:
+            raise InvalidArgument("limit must be 0-1000")
+        rows = self.router.store.target_skips(alert_id, request.limit or 100)
+        return routing_pb2.ListTargetSkipsResponse(skips=[routing_pb2.TargetSkip(
+            skip_id=r["skip_id"], alert_id=r["alert_id"], event_id=r["event_id"], kind=r["kind"],
+            target_id=r["target_id"], reason=r["reason"], at=to_timestamp(r["at"])) for r in rows])
 
     # --- routing -------------------------------------------------------------------
     def RouteAlert(self, request, context):
@@ -180,7 +205,7 @@ def _route_request(request: routing_pb2.RouteAlertRequest) -> tuple[events_pb2.A
     if not event.event_id.strip():
         raise InvalidArgument("event.event_id is required")
     if event.kind not in enums.ALERT_EVENT_KIND.names:
-        raise InvalidArgument("event.kind must be TRIGGER, REMINDER or RESOLVE")
+        raise InvalidArgument("event.kind must be TRIGGER, REMINDER, RESOLVE or ACKNOWLEDGE")
     _id(event.alert_id, "event.alert_id")
     _id(event.service.service_id, "event.service.service_id")
     override = None

@@ -9,13 +9,15 @@ import psycopg2.extras
 
 from medic.db import Database, Row, Tx, set_clause
 from medic.errors import MissingReference, NotFound
+from services.routing import active_hours
+from services.routing.active_hours import ActiveHours
 from services.routing.selection import NotificationTarget
 
-TARGET_COLUMNS = "target_id, service_id, type, config, priority, enabled, created_at, updated_at"
+TARGET_COLUMNS = "target_id, service_id, type, config, priority, enabled, active_hours, created_at, updated_at"
 
 INSERT_TARGET = f"""
-    INSERT INTO notification_targets (service_id, type, config, priority, enabled)
-    VALUES (%(service_id)s, %(type)s, %(config)s, %(priority)s, %(enabled)s)
+    INSERT INTO notification_targets (service_id, type, config, priority, enabled, active_hours)
+    VALUES (%(service_id)s, %(type)s, %(config)s, %(priority)s, %(enabled)s, %(active_hours)s)
     RETURNING {TARGET_COLUMNS}
 """
 SELECT_TARGET = f"SELECT {TARGET_COLUMNS} FROM notification_targets WHERE target_id = %s"
@@ -35,13 +37,13 @@ SERVICES_TARGETS = f"""
     ORDER BY service_id, priority, target_id
 """
 
-TARGET_FIELDS = ("type", "config", "priority", "enabled")
+TARGET_FIELDS = ("type", "config", "priority", "enabled", "active_hours")
 
 
 def target_from_row(row: Row) -> NotificationTarget:
     return NotificationTarget(target_id=row["target_id"], service_id=row["service_id"],
                               type=row["type"], config=row["config"], priority=row["priority"],
-                              enabled=row["enabled"])
+                              enabled=row["enabled"], active_hours=active_hours.parse(row["active_hours"]))
 
 
 def targets_of_services(tx: Tx, service_ids: Sequence[int]) -> dict[int, list[NotificationTarget]]:
@@ -52,15 +54,19 @@ def targets_of_services(tx: Tx, service_ids: Sequence[int]) -> dict[int, list[No
     return targets
 
 
+def _hours_json(hours: ActiveHours | None):
+    return psycopg2.extras.Json(hours.to_json()) if hours is not None else None
+
+
 class TargetStore:
     def __init__(self, db: Database):
         self.db = db
 
     def create_target(self, service_id: int, target_type: str, config: Mapping[str, Any],
-                      priority: int, enabled: bool) -> Row:
+                      priority: int, enabled: bool, hours: ActiveHours | None = None) -> Row:
         params = {"service_id": service_id, "type": target_type,
                   "config": psycopg2.extras.Json(dict(config)), "priority": priority,
-                  "enabled": enabled}
+                  "enabled": enabled, "active_hours": _hours_json(hours)}
         try:
             return self.db.one(INSERT_TARGET, params)
         except MissingReference as err:
@@ -86,6 +92,8 @@ class TargetStore:
         params = dict(fields)
         if "config" in params:
             params["config"] = psycopg2.extras.Json(dict(params["config"]))
+        if "active_hours" in params:
+            params["active_hours"] = _hours_json(params["active_hours"])
         sql = UPDATE_TARGET.format(assignments=set_clause(fields, TARGET_FIELDS))
         row = self.db.one(sql, {**params, "target_id": target_id})
         if row is None:

@@ -124,7 +124,8 @@ def test_notify_until_success_falls_through_to_the_second_target_only_when_neede
     assert [r.path for r in second.requests] == ["/steady"]
 
 
-def test_muted_service_opens_an_alert_silently_and_reminds_after_the_mute_expires(system_factory, receivers):
+def test_muted_service_opens_an_alert_silently_then_triggers_and_reminds_after_the_mute_expires(
+        system_factory, receivers):
     slack, pagerduty, _, _ = receivers
     system = system_factory(system_env(slack, pagerduty, MEDIC_MUTE_TTL_SECONDS="4",
                                        MEDIC_REMINDER_MIN_SECONDS="1")).start_all()
@@ -137,7 +138,8 @@ def test_muted_service_opens_an_alert_silently_and_reminds_after_the_mute_expire
     assert slack.requests == []  # muted: nothing sent
     posts = slack.wait_for(2, timeout=30)  # the mute lapses; reminders every second
     assert all(p.json()["channel"] == "CBATCH" for p in posts)
-    assert "still down" in posts[0].json()["text"]
+    # Nobody was told yet: the TRIGGER the mute held back comes first, then reminders.
+    assert "is down" in posts[0].json()["text"] and "still down" in posts[1].json()["text"]
     history = system.api("GET", f"/v2/services/{service['service_id']}/transitions")
     assert "mute_expired" in [t["reason"] for t in history]
 

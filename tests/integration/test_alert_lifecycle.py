@@ -117,7 +117,8 @@ def test_reported_failure_opens_an_alert_at_once_and_recovery_resolves_it(heartb
     assert notifications(db, service.service_id) == ["trigger", "resolve"]
 
 
-def test_muted_service_opens_an_alert_sends_nothing_and_reminders_flow_after_the_mute_expires(heartbeats, db):
+def test_muted_service_opens_an_alert_sends_nothing_and_after_the_mute_expires_its_trigger_then_reminders_flow(
+        heartbeats, db):
     service = register(heartbeats)
     heartbeats.UpdateService(pb.UpdateServiceRequest(service_id=service.service_id, muted=True))
     m = monitor(db, reminder_min=1, mute_ttl=2.5)
@@ -131,12 +132,16 @@ def test_muted_service_opens_an_alert_sends_nothing_and_reminders_flow_after_the
     assert not heartbeats.GetService(pb.GetServiceRequest(service_id=service.service_id)).service.muted
     time.sleep(1.1)
     m.tick()
-    assert notifications(db, service.service_id) == ["reminder"]
+    # Nobody was told of the alert yet: the TRIGGER the mute held back goes first.
+    assert notifications(db, service.service_id) == ["trigger"]
     time.sleep(1.1)
     m.tick()
-    assert notifications(db, service.service_id) == ["reminder", "reminder"]
+    assert notifications(db, service.service_id) == ["trigger", "reminder"]
     kinds = db.all("SELECT event_id FROM alert_notifications ORDER BY notification_id")
-    assert [k["event_id"].rsplit("-", 2)[-2:] for k in kinds] == [["reminder", "1"], ["reminder", "2"]]
+    assert [k["event_id"].split("-", 2)[-1] for k in kinds] == ["trigger", "reminder-1"]
+    skipped = db.all("SELECT kind, reason FROM notification_skips ORDER BY skip_id")
+    # One skip, with its reason, for each time the TRIGGER was due while muted.
+    assert {(s["kind"], s["reason"]) for s in skipped} == {("trigger", "muted")} and len(skipped) >= 2
 
 
 def test_deactivating_a_service_resolves_its_alert(heartbeats, db):

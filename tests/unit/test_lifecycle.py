@@ -84,18 +84,19 @@ def test_muting_is_recorded_without_a_state_change():
 
 
 def test_muted_service_gets_no_trigger_or_reminder_but_its_resolve_still_goes_out():
-    assert rule.decide_notification(rule.NotificationKind.TRIGGER, muted=True) == (False, rule.SkipReason.MUTED)
-    assert rule.decide_notification(rule.NotificationKind.REMINDER, muted=True).skip_reason == rule.SkipReason.MUTED
-    assert rule.decide_notification(rule.NotificationKind.RESOLVE, muted=True, alert_notified=True).send
-    assert rule.decide_notification(rule.NotificationKind.RESOLVE, muted=False, alert_notified=False) == (
+    muted = rule.Quiet(muted=True)
+    assert rule.decide_notification(rule.NotificationKind.TRIGGER, muted) == (False, rule.SkipReason.MUTED)
+    assert rule.decide_notification(rule.NotificationKind.REMINDER, muted).skip_reason == rule.SkipReason.MUTED
+    assert rule.decide_notification(rule.NotificationKind.RESOLVE, muted._replace(alert_notified=True)).send
+    assert rule.decide_notification(rule.NotificationKind.RESOLVE, rule.Quiet()) == (
         False, rule.SkipReason.NEVER_NOTIFIED)
 
 
 def test_reminders_come_every_interval_but_not_closer_than_the_minimum():
     policy = rule.LifecyclePolicy(reminder_min_seconds=60)
-    reminder = rule.remind(2, muted=False, interval_seconds=30, now=at(0), policy=policy)
+    reminder = rule.remind(2, quiet=rule.Quiet(), interval_seconds=30, now=at(0), policy=policy)
     assert (reminder.notify.send, reminder.reminders, reminder.next_at) == (True, 3, at(60))
-    skipped = rule.remind(2, muted=True, interval_seconds=300, now=at(0), policy=policy)
+    skipped = rule.remind(2, quiet=rule.Quiet(muted=True), interval_seconds=300, now=at(0), policy=policy)
     assert (skipped.notify.send, skipped.reminders, skipped.next_at) == (False, 2, at(300))
 
 
@@ -133,3 +134,41 @@ def test_a_run_that_completes_too_fast_opens_run_too_fast_after_its_success():
                                   ["COMPLETED"], at(30), [rule.RunEnd.TOO_FAST])
     assert [t.reason for t in after.events] == [rule.ResolveReason.RECOVERED, rule.AlertReason.RUN_TOO_FAST]
     assert after.state == "down"
+
+
+def test_a_reminder_due_in_a_window_is_due_again_when_the_window_ends():
+    policy = rule.LifecyclePolicy(reminder_min_seconds=60)
+    held = rule.remind(1, quiet=rule.Quiet(window=7), window_end=at(900), interval_seconds=60, now=at(0),
+                       policy=policy)
+    assert (held.notify, held.reminders, held.next_at) == ((False, rule.SkipReason.WINDOW), 1, at(900))
+
+
+def test_the_trigger_a_window_held_back_is_what_goes_out_when_it_ends():
+    policy = rule.LifecyclePolicy()
+    due = rule.remind(0, quiet=rule.Quiet(), trigger_sent=False, interval_seconds=60, now=at(0), policy=policy)
+    assert (due.kind, due.notify.send, due.reminders) == (rule.NotificationKind.TRIGGER, True, 0)
+
+
+def test_an_acknowledged_alert_gets_no_reminders_but_its_resolve_and_acknowledgement_go_out():
+    acked = rule.Quiet(acknowledged=True, alert_notified=True)
+    policy = rule.LifecyclePolicy()
+    skipped = rule.remind(3, quiet=acked, interval_seconds=60, now=at(0), policy=policy)
+    assert (skipped.notify, skipped.next_at) == ((False, rule.SkipReason.ACKNOWLEDGED), at(60))
+    assert rule.decide_notification(rule.NotificationKind.RESOLVE, acked).send
+    assert rule.decide_notification(rule.NotificationKind.ACKNOWLEDGE, acked).send
+    assert rule.decide_notification(rule.NotificationKind.ACKNOWLEDGE, rule.Quiet(acknowledged=True)) == (
+        False, rule.SkipReason.NEVER_NOTIFIED)
+
+
+def test_each_skip_has_one_reason_the_window_first():
+    everything = rule.Quiet(window=3, muted=True, acknowledged=True, outside_active_hours=True)
+    order = []
+    while True:
+        notify = rule.decide_notification(rule.NotificationKind.REMINDER, everything)
+        if notify.send:
+            break
+        order.append(notify.skip_reason)
+        everything = everything._replace(**{{"window": "window", "muted": "muted", "acknowledged": "acknowledged",
+                                             "outside_active_hours": "outside_active_hours"}[notify.skip_reason]:
+                                            0 if notify.skip_reason == "window" else False})
+    assert order == ["window", "muted", "acknowledged", "outside_active_hours"]

@@ -1,8 +1,8 @@
 """PagerDuty integration: Events API v2.
 
-Trigger, reminder and resolve of one alert share one `dedup_key`, so PagerDuty
-folds a reminder (and any redelivery) into the open incident and the resolve
-closes it. 202 = success; 400 (invalid event) is permanent.
+Trigger, reminder, acknowledge and resolve of one alert share one `dedup_key`,
+so PagerDuty folds a reminder (and any redelivery) into the open incident, an
+acknowledgement in Medic acknowledges it, and the resolve closes it. 202 = success; 400 (invalid event) is permanent.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from services.delivery.integrations.base import Integration
 from services.delivery.model import AttemptResult, Notification, Outcome
 
 SEVERITY = {"p1": "critical", "p2": "error", "p3": "warning", "p4": "info", "p5": "info"}
-ACTIONS = {"trigger": "trigger", "reminder": "trigger", "resolve": "resolve"}
+ACTIONS = {"trigger": "trigger", "reminder": "trigger", "resolve": "resolve", "acknowledge": "acknowledge"}
+VERBS = {"resolve": "recovered", "acknowledge": "is down (acknowledged)"}
 
 
 def dedup_key(alert_id: int) -> str:
@@ -31,7 +32,7 @@ def severity(priority: str) -> str:
 def build_event(routing_key: str, event: dict[str, Any]) -> dict[str, Any]:
     service = event["service"]
     name = service.get("service_name") or service.get("heartbeat_name", "")
-    verb = "recovered" if event["kind"] == "resolve" else "is down"
+    verb = VERBS.get(event["kind"], "is down")
     reason = event.get("reason", "").replace("_", " ")
     body: dict[str, Any] = {
         "routing_key": routing_key,

@@ -23,7 +23,8 @@ RETRYABLE_ERRORS = {"ratelimited", "rate_limited", "internal_error", "fatal_erro
 
 HEADLINES = {"trigger": ":rotating_light: *{name}* is down",
              "reminder": ":warning: *{name}* is still down",
-             "resolve": ":white_check_mark: *{name}* recovered"}
+             "resolve": ":white_check_mark: *{name}* recovered",
+             "acknowledge": ":eyes: *{name}* is down, acknowledged"}
 REASONS = {"missed_heartbeats": "missed heartbeats", "reported_failure": "reported failure",
            "run_too_long": "run too long", "run_too_fast": "run too fast"}
 

@@ -28,7 +28,7 @@ from services.delivery.model import AttemptResult, Notification, Outcome
 SECRET_PREFIX = "whsec_"
 MIN_KEY_BYTES, MAX_KEY_BYTES = 24, 64
 EVENT_TYPES = {"trigger": "alert.triggered", "reminder": "alert.reminder",
-               "resolve": "alert.resolved"}
+               "resolve": "alert.resolved", "acknowledge": "alert.acknowledged"}
 
 
 def generate_secret() -> str:

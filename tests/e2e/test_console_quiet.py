@@ -1,0 +1,78 @@
+"""The console's quiet hours in a real browser against ``medic up``: maintenance
+windows listed and created, acknowledge and mute with a reason, and each
+notification that was not sent shown with its reason."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.e2e.test_console import api, expect, medic, person  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.e2e
+
+
+def local_input(at: dt.datetime) -> str:
+    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_windows_acknowledgements_mutes_and_skip_reasons_in_the_console(person, medic, api, expect):
+    person.login(medic.admin_key)
+    page = person.page
+
+    now = dt.datetime.now(dt.timezone.utc)
+    page.goto("/ui/windows")
+    page.get_by_label("For").select_option("glob")
+    page.get_by_label("Name pattern (scope glob)").fill("console-quiet*")
+    page.get_by_label("Starts (UTC, one-off)").fill(local_input(now - dt.timedelta(minutes=2)))
+    page.get_by_label("Ends (UTC, one-off)").fill(local_input(now + dt.timedelta(hours=1)))
+    page.get_by_label("Reason").fill("database upgrade")
+    page.get_by_role("button", name="Create window").click()
+    expect(page.locator(".flash")).to_have_text("Maintenance window created.")
+    expect(page.locator("#windows")).to_contain_text("database upgrade")
+    expect(page.locator("#windows")).to_contain_text("open")
+    page.get_by_text("Show only the windows open now").click()
+    expect(page.locator("#windows")).to_contain_text("database upgrade")
+
+    # A bad window stays in the form with the reason beside its field.
+    page.goto("/ui/windows")
+    page.get_by_label("Kind").select_option("recurring")
+    page.get_by_label("For").select_option("all")
+    page.get_by_label("Cron (recurring)").fill("0 3 * * sun")
+    page.get_by_label("Lasts (minutes, recurring)").fill("30")
+    page.get_by_label("Time zone (recurring)").fill("Mars/Olympus")
+    page.get_by_label("Reason").fill("weekly")
+    page.get_by_role("button", name="Create window").click()
+    expect(page.locator(".field-error")).to_contain_text("timezone")
+    expect(page.get_by_label("Cron (recurring)")).to_have_value("0 3 * * sun")
+
+    # A service the window covers goes silent: recorded, not sent, and the page says why.
+    service = api.register("console-quiet", interval=1)
+    api.beat("console-quiet")
+    def alert_open():
+        return api.call("GET", "/alerts?active=1")
+    import time
+    deadline = time.monotonic() + 20
+    while not alert_open():
+        assert time.monotonic() < deadline, "the alert did not open"
+        time.sleep(0.2)
+    [alert] = alert_open()
+    page.goto(f"/ui/services/{service['service_id']}")
+    expect(page.locator("#h-skips + table")).to_contain_text("window")
+
+    page.get_by_label("Mute, because").fill("noisy during the upgrade")
+    page.get_by_label("Until").select_option("recovery")
+    page.get_by_role("button", name="Mute", exact=True).click()
+    expect(page.locator(".flash")).to_have_text("Muted until it recovers.")
+    expect(page.locator("#mute-state")).to_contain_text("noisy during the upgrade")
+    expect(page.locator("#mute-state")).to_contain_text("until it recovers")
+    assert api.service("console-quiet")["muted"] == 1
+
+    page.goto("/ui/alerts?status=active")
+    page.get_by_role("button", name="Acknowledge").first.click()
+    expect(page.locator(".flash")).to_have_text(f"Alert #{alert['alert_id']} acknowledged: no more reminders.")
+    expect(page.locator("#alerts")).to_contain_text("by ")
+
+    page.goto(f"/ui/deliveries?alert={alert['alert_id']}")
+    expect(page.locator("#skips")).to_contain_text("trigger")
+    expect(page.locator("#skips")).to_contain_text("window")
