@@ -348,7 +348,7 @@ def _duration(raw: str) -> int:
     return int(number) * (scale or 1)
 
 
-def windows_create(api: Client, args, out: Output) -> None:
+def _window_body(api: Client, args) -> dict[str, Any]:
     body: dict[str, Any] = {"reason": args.reason}
     if args.service is not None:
         body.update(scope="service", service_id=_service_id(api, args.service))
@@ -366,7 +366,16 @@ def windows_create(api: Client, args, out: Output) -> None:
         if args.starts_at is None or args.ends_at is None:
             raise _usage("give --starts-at and --ends-at (one-off), or --cron, --duration and --timezone")
         body.update(starts_at=args.starts_at, ends_at=args.ends_at)
-    message, results = api.call("POST", "/v2/maintenance-windows", body=body)
+    return body
+
+
+def windows_create(api: Client, args, out: Output) -> None:
+    message, results = api.call("POST", "/v2/maintenance-windows", body=_window_body(api, args))
+    out.rows(results, WINDOW_COLUMNS, message)
+
+
+def windows_update(api: Client, args, out: Output) -> None:
+    message, results = api.call("PUT", f"/v2/maintenance-windows/{args.window_id}", body=_window_body(api, args))
     out.rows(results, WINDOW_COLUMNS, message)
 
 
@@ -697,9 +706,7 @@ def _register_heartbeats_and_alerts(commands) -> None:
     p.add_argument("alert_id", type=int, metavar="ALERT_ID")
 
 
-def _register_windows(commands) -> None:
-    windows = _group(commands, "windows", "maintenance windows: planned quiet for services")
-    p = _leaf(windows, "create", windows_create, "create a maintenance window (one-off or recurring)")
+def _window_options(p) -> None:
     scope = p.add_mutually_exclusive_group()
     scope.add_argument("--service", metavar="NAME", help="one service (heartbeat name or id)")
     scope.add_argument("--team", metavar="T", help="the services of a team")
@@ -711,6 +718,16 @@ def _register_windows(commands) -> None:
     p.add_argument("--duration", type=_duration, metavar="D", help="recurring: length of each, e.g. 2h")
     p.add_argument("--timezone", metavar="TZ", help="recurring: IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--reason", required=True)
+
+
+def _register_windows(commands) -> None:
+    windows = _group(commands, "windows", "maintenance windows: planned quiet for services")
+    p = _leaf(windows, "create", windows_create, "create a maintenance window (one-off or recurring)")
+    _window_options(p)
+    p = _leaf(windows, "update", windows_update,
+              "replace a maintenance window's definition (give it whole, as to create)")
+    p.add_argument("window_id", type=int, metavar="ID")
+    _window_options(p)
     p = _leaf(windows, "list", windows_list, "list maintenance windows")
     p.add_argument("--active", action="store_true", help="only those open now")
     p = _leaf(windows, "show", windows_show, "one maintenance window")

@@ -9,14 +9,16 @@
 -- every name). Queries of 1-2 characters have no trigram and scan as before.
 --
 -- The trigrams live in a table of their own so that a heartbeat, which rewrites
--- its service's row, never touches them; a trigger keeps them current when a
--- service is registered or renamed (a column-specific trigger: the ingest's
--- updates do not name these columns, so it does not fire for them).
+-- its service's row, never touches them. Triggers keep them current: one per
+-- INSERT statement (a bulk registration computes them in one pass) and one per
+-- renamed row (column-specific: the ingest's updates do not name these
+-- columns, so it does not fire for them).
 
+-- Repeated trigrams are left in: containment and the GIN index ignore them, and
+-- not sorting them out halves the cost of a registration.
 CREATE FUNCTION name_trigrams(name text) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(DISTINCT substr(name, i, 3)), '{}')
-    FROM generate_series(1, length(name) - 2) AS i
+    SELECT ARRAY(SELECT substr(name, i, 3) FROM generate_series(1, length(name) - 2) AS i)
 $$;
 
 CREATE TABLE service_name_trigrams (
@@ -24,20 +26,34 @@ CREATE TABLE service_name_trigrams (
     trigrams   text[] NOT NULL
 );
 
-CREATE FUNCTION keep_service_name_trigrams() RETURNS trigger
+-- Qualified names: a trigger runs with the search_path of whoever writes services.
+CREATE FUNCTION add_service_name_trigrams() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    -- Qualified: a trigger runs with the search_path of whoever writes services.
     INSERT INTO medic.service_name_trigrams (service_id, trigrams)
-    VALUES (NEW.service_id, medic.name_trigrams(lower(NEW.heartbeat_name) || E'\n' || lower(NEW.service_name)))
-    ON CONFLICT (service_id) DO UPDATE SET trigrams = EXCLUDED.trigrams;
+    SELECT service_id, medic.name_trigrams(lower(heartbeat_name) || E'\n' || lower(service_name))
+    FROM added;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER services_name_trigrams
-    AFTER INSERT OR UPDATE OF heartbeat_name, service_name ON services
-    FOR EACH ROW EXECUTE FUNCTION keep_service_name_trigrams();
+CREATE FUNCTION renew_service_name_trigrams() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE medic.service_name_trigrams
+    SET trigrams = medic.name_trigrams(lower(NEW.heartbeat_name) || E'\n' || lower(NEW.service_name))
+    WHERE service_id = NEW.service_id;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER services_added_name_trigrams
+    AFTER INSERT ON services REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION add_service_name_trigrams();
+
+CREATE TRIGGER services_renamed_name_trigrams
+    AFTER UPDATE OF heartbeat_name, service_name ON services
+    FOR EACH ROW EXECUTE FUNCTION renew_service_name_trigrams();
 
 INSERT INTO service_name_trigrams (service_id, trigrams)
 SELECT service_id, name_trigrams(lower(heartbeat_name) || E'\n' || lower(service_name)) FROM services;

@@ -23,7 +23,7 @@ from services.heartbeat.ingest import IngestQueue
 from services.heartbeat.run_store import MIN_RUNS_FOR_STATS, RunStore
 from services.heartbeat.service_store import ServiceStore
 from services.heartbeat.window_store import WindowStore, window_of
-from services.heartbeat.windows import Scope
+from services.heartbeat.windows import Scope, WindowBook
 
 MAX_NAME_LENGTH = 255
 MAX_BATCH = 1000
@@ -114,10 +114,15 @@ SCOPE_FROM_DB = {value: key for key, value in SCOPE_TO_DB.items()}
 MAX_MUTE_REASON = 1000
 
 
-def window_to_pb(row: Row, now: dt.datetime) -> heartbeat_pb2.MaintenanceWindow:
+def window_to_pb(row: Row, now: dt.datetime, book: WindowBook | None = None) -> heartbeat_pb2.MaintenanceWindow:
+    """``book``: where recurring windows' stretches are remembered (a list of
+    many would otherwise evaluate each cron expression on every call)."""
     window = window_of(row)
-    stretch = window.open_at(now)
-    following = None if stretch is not None else window.next_start(now)
+    if book is not None and book.windows.get(window.window_id) == window:
+        stretch, following = book.state(book.windows[window.window_id], now)
+    else:
+        stretch = window.open_at(now)
+        following = None if stretch is not None else window.next_start(now)
     return heartbeat_pb2.MaintenanceWindow(
         window_id=row["window_id"], scope=SCOPE_FROM_DB[Scope(row["scope"])], service_id=row["service_id"] or 0,
         team=row["team"] or "", name_glob=row["name_glob"] or "", starts_at=to_timestamp(row["starts_at"]),
@@ -538,7 +543,8 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
 
     def ListMaintenanceWindows(self, request, context):
         now = _now()
-        found = [window_to_pb(row, now) for row in self.windows.list()]
+        book = self.windows.book()
+        found = [window_to_pb(row, now, book) for row in self.windows.list()]
         if request.active_only:
             found = [w for w in found if w.open_now]
         return heartbeat_pb2.ListMaintenanceWindowsResponse(windows=found)

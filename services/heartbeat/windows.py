@@ -351,6 +351,14 @@ class WindowBook:
         answer = self._answers[key] = _Cached(now, until, best)
         return answer
 
+    def state(self, window: Window, now: dt.datetime) -> tuple[Stretch | None, dt.datetime | None]:
+        """(the window's open stretch at ``now``, else None; when it next opens,
+        None when open or never again), from the book's remembered answers."""
+        cached = self._cached(window, now)
+        if cached.stretch is not None:
+            return cached.stretch, None
+        return None, cached.until if cached.until < now + FAR else None
+
     def _open_at(self, window: Window, now: dt.datetime) -> Stretch | None:
         return self._cached(window, now).stretch
 

@@ -91,6 +91,9 @@ def test_medic_windows_create_list_active_and_delete(admin, http):
     refused = admin("windows", "create", "--all", "--reason", "x", "--cron", "0 2 * * *", "--duration", "1h",
                     "--timezone", "Mars/Base")
     assert refused.code != 0 and "timezone" in refused.err
+    moved = ok(admin("--json", "windows", "update", str(later["window_id"]), "--team", "dba", "--reason", "weekly",
+                     "--cron", "0 3 * * sun", "--duration", "45m", "--timezone", "Europe/Berlin")).json()
+    assert (moved["scope"], moved["team"], moved["duration_seconds"], moved["reason"]) == ("team", "dba", 2700, "weekly")
     ok(admin("windows", "delete", str(made["window_id"])))
     assert made["window_id"] not in {w["window_id"] for w in ok(admin("--json", "windows", "list")).json()}
 

@@ -213,3 +213,14 @@ def test_bad_windows_are_refused_naming_the_field(fields, message):
 def test_a_window_needs_a_reason():
     with pytest.raises(InvalidArgument, match="reason"):
         check_window({"scope": "all", "starts_at": utc(2026, 1, 1), "ends_at": utc(2026, 1, 2), "reason": ""})
+
+
+def test_book_state_says_until_when_a_window_is_open_or_when_it_next_opens():
+    nightly = daily("0 2 * * *", 60, "UTC", window_id=1)
+    past = one_off(utc(2026, 1, 1, 1), utc(2026, 1, 1, 2), window_id=2)
+    book = WindowBook()
+    book.load(1, [nightly, past])
+    stretch, following = book.state(nightly, utc(2026, 1, 5, 2, 30))
+    assert (stretch.end, following) == (utc(2026, 1, 5, 3), None)
+    assert book.state(nightly, utc(2026, 1, 5, 12)) == (None, utc(2026, 1, 6, 2))
+    assert book.state(past, utc(2026, 1, 5, 12)) == (None, None)
