@@ -46,7 +46,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 USER 10001:10001
 WORKDIR /var/lib/medic
 
-EXPOSE 8080 50051 50052 50053 50054 50055 9151 9152 9153 9154 9155
+EXPOSE 8080 50051 50052 50053 50054 50055 50056 9151 9152 9153 9154 9155 9156
 
 # One check for every process: `medic healthcheck` finds the process PID 1 serves and asks
 # it (gRPC health Check for the services and the monitor, GET /health/live for the gateway);

@@ -109,7 +109,8 @@ class Medic:
 
     def _start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
-        self.ports = {name: free_port() for name in ("gateway", "auth", "heartbeat", "routing", "delivery")}
+        self.ports = {name: free_port() for name in ("gateway", "auth", "heartbeat", "routing", "delivery",
+                                                      "remediation")}
         env.update({
             "MEDIC_DATABASE_URL": self.dsn, "MEDIC_DATA_DIR": self.data_dir, "MEDIC_LOG_LEVEL": "WARNING",
             "MEDIC_RATE_LIMIT_HEARTBEAT_PER_MINUTE": GENEROUS_LIMIT,
@@ -119,7 +120,7 @@ class Medic:
         })
         for name, port in self.ports.items():
             env[f"MEDIC_{name.upper()}_PORT"] = str(port)
-        for name in ("auth", "heartbeat", "routing", "delivery", "monitor"):
+        for name in ("auth", "heartbeat", "routing", "delivery", "remediation", "monitor"):
             env[f"MEDIC_{name.upper()}_METRICS_PORT"] = str(free_port())
         env.update(self.env_overrides)
         self.process = subprocess.Popen(

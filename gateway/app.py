@@ -30,7 +30,7 @@ from medic.interceptors import ANONYMOUS, Identity, aio_service_channel
 from medic.logs import REQUEST_ID_HEADER, clean_request_id, request_id_var
 from medic.metrics import labelled
 from medic.v1 import heartbeat_pb2_grpc
-from gateway import console, docs, health, legacy, v2, v2_routes
+from gateway import console, docs, health, legacy, remediation, v2, v2_routes
 from gateway.batcher import HeartbeatBatcher
 from gateway.http import HTTP_STATUS, HttpError, envelope, error_response, from_rpc_error
 
@@ -175,6 +175,7 @@ def create_app(settings: Settings, *, authorizer: HttpAuthorizer,
     routes = [
         *legacy.routes(gw),
         *v2.build_routes(gw, v2_routes.TABLE),
+        *remediation.routes(gw),
         *health.routes(gw),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *docs.routes(),

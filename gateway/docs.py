@@ -260,6 +260,7 @@ def openapi() -> dict[str, Any]:
             "responses": _responses({201: f"Job signal {status} recorded successfully.",
                                      404: "Service ID <id> not found.", **COMMON_ERRORS})}}
     paths.update(v2.openapi_paths(v2_routes.TABLE, COMMON_ERRORS))
+    paths.update(_remediation_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "Medic", "version": medic.__version__,
@@ -269,9 +270,51 @@ def openapi() -> dict[str, Any]:
         "components": {
             "schemas": {"Envelope": ENVELOPE},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "API key mdk_<key_id>_<secret>"}},
+                                           "description": "API key mdk_<key_id>_<secret>"},
+                                "webhookSecret": {"type": "apiKey", "in": "header", "name": "X-Webhook-Secret",
+                                                  "description": "MEDIC_WEBHOOK_SECRET (playbook webhook trigger)"},
+                                "slackSignature": {"type": "apiKey", "in": "header", "name": "X-Slack-Signature",
+                                                   "description": "v0=HMAC-SHA256 of v0:<timestamp>:<body> with "
+                                                                  "MEDIC_SLACK_SIGNING_SECRET"}},
         },
         "security": [{"bearer": []}],
+    }
+
+
+def _remediation_paths() -> dict[str, Any]:
+    """The two remediation routes that take no API key (gateway/remediation.py): each is
+    authenticated by a secret of its own, declared as its own security scheme."""
+    from medic.v1 import remediation_pb2
+
+    execute = remediation_pb2.ExecutePlaybookRequest
+    trigger_body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {
+            "service_id": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+$"}],
+                           "nullable": True, "description": "The service the execution is about"},
+            "variables": {"type": "object", "nullable": True,
+                          "description": "Extra ${NAME} variables: strings, numbers or booleans"}}}}}}
+    return {
+        "/v2/webhooks/playbooks/{playbook_id}/trigger": {"post": {
+            "summary": "Start a playbook from an outside system (X-Webhook-Secret; 10 a minute per client address)",
+            "tags": ["remediation"], "security": [{"webhookSecret": []}],
+            "parameters": [_path("playbook_id", {**_contract(execute, "playbook_id"), "minimum": 0})],
+            "requestBody": trigger_body,
+            "responses": _responses({201: "Playbook execution started successfully.",
+                                     401: "Missing X-Webhook-Secret header / Invalid webhook secret",
+                                     404: "Playbook ID <id> not found.",
+                                     503: "Webhook endpoint not configured", **{
+                                         k: v for k, v in COMMON_ERRORS.items() if k not in (401, 403, 503)}})}},
+        "/v2/slack/interactions": {"post": {
+            "summary": "Slack's interactive approval buttons (signed by Slack with MEDIC_SLACK_SIGNING_SECRET)",
+            "tags": ["remediation"], "security": [{"slackSignature": []}],
+            "parameters": [{"name": "X-Slack-Request-Timestamp", "in": "header", "required": True,
+                            "schema": {"type": "string"}, "description": "Unix seconds, within 5 minutes of now"}],
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "required": ["payload"],
+                "properties": {"payload": {"type": "string", "description": "Slack's block_actions JSON"}}}}}},
+            "responses": {"200": {"description": "Handled (an error, if any, is shown to the person who clicked)"},
+                          "401": {"description": "Invalid signature (or timestamp outside 5 minutes)"},
+                          "503": {"description": "MEDIC_SLACK_SIGNING_SECRET is not set"}}}},
     }
 
 

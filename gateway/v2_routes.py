@@ -5,6 +5,7 @@ AUTH = "medic.v1.AuthService/"
 DELIVERY = "medic.v1.DeliveryService/"
 HEARTBEAT = "medic.v1.HeartbeatService/"
 ROUTING = "medic.v1.RoutingService/"
+REMEDIATION = "medic.v1.RemediationService/"
 
 TABLE: list[RpcRoute] = [
     # API keys
@@ -105,4 +106,44 @@ TABLE: list[RpcRoute] = [
                                          "limit", "offset"), result="deliveries"),
     RpcRoute("POST", "/v2/deliveries/{delivery_id:int}/retry", DELIVERY + "RetryDelivery",
              "Try a failed or skipped delivery again", result="delivery", message="Delivery queued again."),
+    # playbooks (remediation)
+    RpcRoute("POST", "/v2/playbooks", REMEDIATION + "CreatePlaybook",
+             "Create a playbook from its YAML document ({\"yaml\": ...}); errors name the line and field",
+             body=True, status=201, message="Playbook created."),
+    RpcRoute("GET", "/v2/playbooks", REMEDIATION + "ListPlaybooks", "List playbooks", result="playbooks"),
+    RpcRoute("POST", "/v2/playbooks/apply", REMEDIATION + "ApplyPlaybook",
+             "Create the playbook, or replace the document of the playbook of the same name "
+             "(what `medic playbooks apply` calls)", body=True, message="Playbook applied."),
+    RpcRoute("POST", "/v2/playbooks/validate", REMEDIATION + "ValidatePlaybook",
+             "Check a playbook document without saving it (results.valid, results.errors)", body=True),
+    RpcRoute("GET", "/v2/playbooks/{playbook_id:int}", REMEDIATION + "GetPlaybook", "Get a playbook with its YAML",
+             result="playbook"),
+    RpcRoute("PUT", "/v2/playbooks/{playbook_id:int}", REMEDIATION + "UpdatePlaybook",
+             "Replace a playbook's document ({\"yaml\": ...})", body=True, result="playbook",
+             message="Playbook updated."),
+    RpcRoute("DELETE", "/v2/playbooks/{playbook_id:int}", REMEDIATION + "DeletePlaybook", "Delete a playbook",
+             message="Playbook deleted."),
+    RpcRoute("POST", "/v2/playbooks/{playbook_id:int}/execute", REMEDIATION + "ExecutePlaybook",
+             "Run a playbook by hand ({\"service_id\", \"variables\"}, both optional); 10 a minute per key",
+             body=True, status=201, message="Playbook execution started successfully."),
+    RpcRoute("GET", "/v2/playbooks/{playbook_id:int}/executions", REMEDIATION + "ListExecutions",
+             "A playbook's executions, newest first, a page at a time", query=("status", "limit", "offset"),
+             result="executions"),
+    RpcRoute("GET", "/v2/executions", REMEDIATION + "ListExecutions",
+             "Executions, newest first, a page at a time",
+             query=("playbook_id", "service_id", "status", "limit", "offset"), result="executions"),
+    RpcRoute("GET", "/v2/executions/{execution_id:int}", REMEDIATION + "GetExecution",
+             "An execution, step by step, with its events", result="execution"),
+    RpcRoute("POST", "/v2/executions/{execution_id:int}/approve", REMEDIATION + "ApproveExecution",
+             "Approve an execution waiting for approval", result="execution", message="Execution approved."),
+    RpcRoute("POST", "/v2/executions/{execution_id:int}/reject", REMEDIATION + "RejectExecution",
+             "Reject an execution waiting for approval", result="execution", message="Execution rejected."),
+    RpcRoute("POST", "/v2/executions/{execution_id:int}/cancel", REMEDIATION + "CancelExecution",
+             "Cancel an execution that has not ended", result="execution", message="Execution cancelled."),
+    RpcRoute("PUT", "/v2/secrets/{name}", REMEDIATION + "PutSecret",
+             "Store a step secret ({\"value\": ...}), encrypted; the value is never returned", body=True,
+             result="secret", message="Secret stored."),
+    RpcRoute("GET", "/v2/secrets", REMEDIATION + "ListSecrets", "List secrets (names only)", result="secrets"),
+    RpcRoute("DELETE", "/v2/secrets/{name}", REMEDIATION + "DeleteSecret", "Delete a secret",
+             message="Secret deleted."),
 ]

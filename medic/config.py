@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 # The Medic gRPC services, in the order `medic up` starts them (the gateway comes after).
-GRPC_SERVICES = ("auth", "heartbeat", "routing", "delivery")
+GRPC_SERVICES = ("auth", "heartbeat", "routing", "delivery", "remediation")
 
 
 # MEDIC_* variables read by the tests (tests/) and the benchmarks (bench/), not by
@@ -110,6 +110,8 @@ class Settings:
     routing_port: int = _var("MEDIC_ROUTING_PORT", 50053, "routing service gRPC port", parse=_port)
     delivery_port: int = _var("MEDIC_DELIVERY_PORT", 50054, "delivery service gRPC port",
                               parse=_port)
+    remediation_port: int = _var("MEDIC_REMEDIATION_PORT", 50056, "remediation service gRPC port",
+                                 parse=_port)
     monitor_port: int = _var("MEDIC_MONITOR_PORT", 50055,
                              "gRPC port (health only) of a stand-alone monitor process", parse=_port)
     auth_metrics_port: int = _var("MEDIC_AUTH_METRICS_PORT", 9151,
@@ -120,6 +122,8 @@ class Settings:
                                      "routing service Prometheus port", parse=_port)
     delivery_metrics_port: int = _var("MEDIC_DELIVERY_METRICS_PORT", 9154,
                                       "delivery service Prometheus port", parse=_port)
+    remediation_metrics_port: int = _var("MEDIC_REMEDIATION_METRICS_PORT", 9156,
+                                         "remediation service Prometheus port", parse=_port)
     monitor_metrics_port: int = _var("MEDIC_MONITOR_METRICS_PORT", 9155,
                                      "stand-alone monitor Prometheus port", parse=_port)
 
@@ -132,6 +136,8 @@ class Settings:
                                "gRPC target of routing; empty: host:routing_port")
     delivery_target: str = _var("MEDIC_DELIVERY_TARGET", "",
                                 "gRPC target of delivery; empty: host:delivery_port")
+    remediation_target: str = _var("MEDIC_REMEDIATION_TARGET", "",
+                                   "gRPC target of remediation; empty: host:remediation_port")
 
     # --- processes -----------------------------------------------------------
     grpc_workers: int = _var("MEDIC_GRPC_WORKERS", 32, "threads serving RPCs per service process",
@@ -236,6 +242,14 @@ class Settings:
         "web console page views per minute per signed-in key (its management limit when that "
         "is higher); console forms that change something count as management requests",
         parse=_positive_int)
+    rate_limit_playbook_execute_per_minute: int = _var(
+        "MEDIC_RATE_LIMIT_PLAYBOOK_EXECUTE_PER_MINUTE", 10,
+        "playbook executions started by hand (POST /v2/playbooks/<id>/execute) per minute per key",
+        parse=_positive_int)
+    rate_limit_webhook_trigger_per_minute: int = _var(
+        "MEDIC_RATE_LIMIT_WEBHOOK_TRIGGER_PER_MINUTE", 10,
+        "playbook triggers per minute per client IP on POST /v2/webhooks/playbooks/<id>/trigger",
+        parse=_positive_int)
 
     # --- monitor and alert lifecycle (heartbeat domain) ------------------------
     monitor_enabled: bool = _var(
@@ -272,6 +286,48 @@ class Settings:
         "MEDIC_SLACK_DEFAULT_CHANNEL", "",
         "Slack channel id for alerts of services with no target and no team channel; "
         "empty: such alerts are unrouted")
+
+    # --- remediation (services/remediation) ------------------------------------
+    remediation_workers: int = _var(
+        "MEDIC_REMEDIATION_WORKERS", 8, "executions advanced at the same time per remediation process",
+        parse=_positive_int)
+    remediation_poll_seconds: float = _var(
+        "MEDIC_REMEDIATION_POLL_SECONDS", 0.2,
+        "how often an idle remediation worker looks for due executions", parse=_positive_float)
+    remediation_condition_poll_seconds: float = _var(
+        "MEDIC_REMEDIATION_CONDITION_POLL_SECONDS", 1.0,
+        "pause between two checks of a condition step", parse=_positive_float)
+    remediation_breaker_max_executions: int = _var(
+        "MEDIC_REMEDIATION_BREAKER_MAX_EXECUTIONS", 5,
+        "circuit breaker: executions per service within the window; the next one is refused",
+        parse=_positive_int)
+    remediation_breaker_window_seconds: float = _var(
+        "MEDIC_REMEDIATION_BREAKER_WINDOW_SECONDS", 3600.0,
+        "circuit breaker: the sliding window executions are counted in", parse=_positive_float)
+    remediation_scripts_dir: str = _var(
+        "MEDIC_REMEDIATION_SCRIPTS_DIR", "",
+        "directory of the scripts playbooks may run (a script step names a file in it); "
+        "empty: script steps fail")
+    secrets_key: str = _var(
+        "MEDIC_SECRETS_KEY", "",
+        "key of the playbooks' step secrets (AES-256-GCM, 32 bytes, base64); `medic up` "
+        "generates one into $MEDIC_DATA_DIR/secrets.key", secret=True)
+    secrets_previous_keys: str = _var(
+        "MEDIC_SECRETS_PREVIOUS_KEYS", "",
+        "comma-separated earlier keys, still accepted for reading while secrets are "
+        "re-encrypted under MEDIC_SECRETS_KEY (`medic secrets rotate`)", secret=True)
+    slack_signing_secret: str = _var(
+        "MEDIC_SLACK_SIGNING_SECRET", "",
+        "the Slack app's signing secret; POST /v2/slack/interactions answers 503 without it",
+        secret=True)
+    slack_approval_channel: str = _var(
+        "MEDIC_SLACK_APPROVAL_CHANNEL", "",
+        "Slack channel id where approval requests (with Approve / Reject buttons) are posted; "
+        "empty: MEDIC_SLACK_DEFAULT_CHANNEL")
+    webhook_secret: str = _var(
+        "MEDIC_WEBHOOK_SECRET", "",
+        "secret outside systems send as X-Webhook-Secret to trigger playbooks; "
+        "empty: the trigger route answers 503", secret=True)
 
     # --- retention of heartbeat events (heartbeat domain, services/heartbeat/retention.py) ---
     heartbeat_retention_days: int = _var(

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from google.protobuf.descriptor import EnumDescriptor
 
-from medic.v1 import auth_pb2, common_pb2, delivery_pb2, events_pb2, heartbeat_pb2, options_pb2, routing_pb2
+from medic.v1 import (auth_pb2, common_pb2, delivery_pb2, events_pb2, heartbeat_pb2, options_pb2, remediation_pb2,
+                      routing_pb2)
 
 
 def prefix(enum: EnumDescriptor) -> str:
@@ -60,3 +61,6 @@ ROUTE_SOURCE = strings(routing_pb2.RouteSource)
 SCOPE = strings(options_pb2.Scope)
 RATE_LIMIT_CLASS = strings(options_pb2.RateLimitClass)
 AUTHORIZE_VERDICT = strings(auth_pb2.AuthorizeVerdict)
+EXECUTION_STATUS = strings(remediation_pb2.ExecutionStatus)
+STEP_STATUS = strings(remediation_pb2.StepStatus)
+APPROVAL_MODE = strings(remediation_pb2.ApprovalMode)

@@ -1,5 +1,5 @@
 """The ``medic`` management commands for people: keys, services, heartbeat,
-alerts, maintenance windows, teams, targets, webhooks, deliveries. Each handler builds the JSON,
+alerts, maintenance windows, teams, targets, webhooks, deliveries, playbooks, executions, secrets. Each handler builds the JSON,
 calls one ``/v2`` gateway route (docs/api.md) and prints the answer: an aligned
 table by default, the envelope's ``results`` as JSON with ``--json``.
 """
@@ -506,6 +506,151 @@ def deliveries_retry(api: Client, args, out: Output) -> None:
     out.rows(results, DELIVERY_COLUMNS, message)
 
 
+# --- playbooks, executions, secrets (remediation) ---------------------------------------------
+
+PLAYBOOK_COLUMNS = [("id", "playbook_id"), ("name", "name"), ("approval", "approval"),
+                    ("pattern", "service_pattern"), ("failures", "consecutive_failures"), ("steps", "step_count"),
+                    ("version", "version"), ("updated", "updated_at")]
+EXECUTION_COLUMNS = [("id", "execution_id"), ("playbook", "playbook_name"), ("service", "service_id"),
+                     ("alert", lambda e: e.get("alert_id") or None), ("trigger", "trigger"), ("status", "status"),
+                     ("step", "current_step"), ("created", "created_at"), ("ended", "completed_at")]
+STEP_COLUMNS = [("#", "step_index"), ("name", "name"), ("type", "type"), ("status", "status"),
+                ("started", "started_at"), ("ended", "completed_at"), ("error", "error")]
+SECRET_COLUMNS = [("name", "name"), ("created", "created_at"), ("updated", "updated_at")]
+
+
+def _document(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise _usage(f"cannot read {path}: {exc.strerror}") from None
+
+
+def playbooks_apply(api: Client, args, out: Output) -> None:
+    message, results = api.call("POST", "/v2/playbooks/apply", body={"yaml": _document(args.file)})
+    verb = "created" if results.get("created") else "updated"
+    out.rows(results["playbook"] if not out.as_json else results, PLAYBOOK_COLUMNS,
+             f"Playbook {results['playbook']['name']!r} {verb} (id {results['playbook_id']}).")
+
+
+def playbooks_validate(api: Client, args, out: Output) -> None:
+    results = api.call("POST", "/v2/playbooks/validate", body={"yaml": _document(args.file)})[1]
+    if out.as_json:
+        out.message(results, "")
+    elif results["valid"]:
+        print(f"{args.file}: valid")
+    else:
+        for error in results["errors"]:
+            where = f"line {error['line']}" if error["line"] else "document"
+            print(f"{args.file}: {where}, {error['field'] or '-'}: {error['message']}")
+    if not results["valid"]:
+        raise ApiError("the playbook is not valid", exit_code=1)
+
+
+def playbooks_list(api: Client, args, out: Output) -> None:
+    out.rows(api.call("GET", "/v2/playbooks")[1], PLAYBOOK_COLUMNS)
+
+
+def playbooks_show(api: Client, args, out: Output) -> None:
+    results = api.call("GET", f"/v2/playbooks/{args.playbook_id}")[1]
+    if out.as_json:
+        out.message(results, "")
+    else:
+        print(results["yaml"], end="" if results["yaml"].endswith("\n") else "\n")
+
+
+def playbooks_execute(api: Client, args, out: Output) -> None:
+    body = _given(service_id=args.service_id, variables=dict(args.variables) if args.variables else None)
+    message, results = api.call("POST", f"/v2/playbooks/{args.playbook_id}/execute", body=body)
+    out.rows(results, EXECUTION_COLUMNS[:6], results.get("message") or message)
+
+
+def executions_list(api: Client, args, out: Output) -> None:
+    params = {"playbook_id": args.playbook_id, "service_id": args.service_id, "status": args.status,
+              "limit": args.limit}
+    out.rows(api.call("GET", "/v2/executions", params=params)[1], EXECUTION_COLUMNS)
+
+
+def executions_show(api: Client, args, out: Output) -> None:
+    results = api.call("GET", f"/v2/executions/{args.execution_id}")[1]
+    if out.as_json:
+        out.message(results, "")
+        return
+    out.rows(results, EXECUTION_COLUMNS)
+    print()
+    print(table(results["steps"], STEP_COLUMNS) if results["steps"] else "(no step)")
+
+
+def _decide(action: str):
+    def handler(api: Client, args, out: Output) -> None:
+        message, results = api.call("POST", f"/v2/executions/{args.execution_id}/{action}")
+        out.rows(results, EXECUTION_COLUMNS, message)
+    return handler
+
+
+def secrets_put(api: Client, args, out: Output) -> None:
+    value = sys.stdin.readline().rstrip("\n") if args.value == "-" else args.value
+    message, results = api.call("PUT", f"/v2/secrets/{_path(args.name)}", body={"value": value})
+    out.rows(results, SECRET_COLUMNS, message)
+
+
+def secrets_list(api: Client, args, out: Output) -> None:
+    out.rows(api.call("GET", "/v2/secrets")[1], SECRET_COLUMNS)
+
+
+def _variable(raw: str) -> tuple[str, str]:
+    name, sep, value = raw.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME=VALUE")
+    return name, value
+
+
+def _register_remediation(commands) -> None:
+    playbooks = _group(commands, "playbooks", "remediation playbooks (docs/remediation.md)")
+    p = _leaf(playbooks, "apply", playbooks_apply,
+              "create the playbook of a YAML file, or update the playbook of that name (admin)")
+    p.add_argument("file", metavar="FILE.yaml")
+    p = _leaf(playbooks, "validate", playbooks_validate, "check a playbook file without saving it")
+    p.add_argument("file", metavar="FILE.yaml")
+    _leaf(playbooks, "list", playbooks_list, "list playbooks")
+    p = _leaf(playbooks, "show", playbooks_show, "print a playbook's YAML")
+    p.add_argument("playbook_id", type=int, metavar="PLAYBOOK_ID")
+    p = _leaf(playbooks, "execute", playbooks_execute, "run a playbook by hand (10 a minute per key)")
+    p.add_argument("playbook_id", type=int, metavar="PLAYBOOK_ID")
+    p.add_argument("--service-id", type=int, metavar="N", help="the service it is about")
+    p.add_argument("--var", dest="variables", type=_variable, action="append", metavar="NAME=VALUE",
+                   help="a ${NAME} variable; repeatable")
+    p = _leaf(playbooks, "delete", _delete("/v2/playbooks/{playbook_id}"), "delete a playbook (admin)")
+    p.add_argument("playbook_id", type=int, metavar="PLAYBOOK_ID")
+
+    executions = _group(commands, "executions", "playbook executions")
+    p = _leaf(executions, "list", executions_list, "executions, newest first")
+    p.add_argument("--playbook-id", type=int, metavar="N")
+    p.add_argument("--service-id", type=int, metavar="N")
+    p.add_argument("--status", help="pending_approval, running, waiting, completed, failed, cancelled or rejected")
+    p.add_argument("--limit", type=int, metavar="N")
+    p = _leaf(executions, "show", executions_show, "an execution, step by step")
+    p.add_argument("execution_id", type=int, metavar="EXECUTION_ID")
+    for action, text in (("approve", "approve an execution waiting for approval"),
+                         ("reject", "reject an execution waiting for approval"),
+                         ("cancel", "cancel an execution that has not ended")):
+        p = _leaf(executions, action, _decide(action), text)
+        p.add_argument("execution_id", type=int, metavar="EXECUTION_ID")
+
+    secrets = _group(commands, "secrets", "step secrets, stored encrypted (admin)")
+    p = _leaf(secrets, "put", secrets_put, "store a secret a playbook names as ${secrets.NAME}")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("value", metavar="VALUE", help="'-' reads it from standard input (keeps it out of "
+                                                   "your shell history)")
+    _leaf(secrets, "list", secrets_list, "list secrets (names only)")
+    p = _leaf(secrets, "delete", _delete("/v2/secrets/{name}"), "delete a secret")
+    p.add_argument("name", metavar="NAME")
+    from medic_cli import ops  # `medic secrets rotate` works on the database, not through the gateway
+
+    ops.register_rotate(secrets)
+
+
 # --- argparse wiring ------------------------------------------------------------------------
 
 def _secret(raw: str) -> str:
@@ -832,3 +977,4 @@ def register(parser: argparse.ArgumentParser, commands) -> None:
     _register_windows(commands)
     _register_routing(commands)
     _register_delivery(commands)
+    _register_remediation(commands)

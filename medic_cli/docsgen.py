@@ -27,6 +27,7 @@ METRIC_MODULES = {
     "services.heartbeat.metrics": "heartbeat, monitor",
     "services.routing.metrics": "routing",
     "services.delivery.metrics": "delivery",
+    "services.remediation.metrics": "remediation",
 }
 
 

@@ -52,9 +52,11 @@ from medic.db import Database, wait_until_reachable
 from medic_cli.embedded import EmbeddedPostgres
 from medic.errors import MedicError
 from services.auth import bootstrap
+from services.remediation import secrets as step_secrets
 
 log = logging.getLogger(__name__)
 
+SECRETS_KEY_FILE = "secrets.key"
 START_TIMEOUT = 60.0
 START_ATTEMPTS = 3  # a child that exits this many times in a row before it is ready stops medic up
 STABLE_SECONDS = 60.0  # healthy this long: the next restart waits 1 s again
@@ -63,6 +65,22 @@ REPLICA_PORT_STEP = 10
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 STATE_FILE = "up.json"
 _TAIL_LINES = 20
+
+
+def ensure_secrets_key(settings: Settings) -> str:
+    """MEDIC_SECRETS_KEY when set; else the key in $MEDIC_DATA_DIR/secrets.key, generated
+    (mode 0600) on the first start. The remediation service seals step secrets with it."""
+    if settings.secrets_key:
+        step_secrets.Keyring(settings.secrets_key)  # refuses a malformed key now, naming it
+        return settings.secrets_key
+    path = Path(settings.data_dir) / SECRETS_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        step_secrets.Keyring(key)
+        return key
+    key = step_secrets.generate_key()
+    bootstrap.write_secret(path, key)
+    return key
 
 
 def restart_delay(restarts: int, healthy_for: float | None) -> tuple[int, int]:
@@ -202,7 +220,8 @@ class Launcher:
         if applied:
             _say(f"Applied migrations: {', '.join(applied)}")
         token = bootstrap.ensure_service_token(self.settings)
-        self.env.update(MEDIC_DATABASE_URL=url, MEDIC_SERVICE_TOKEN=token)
+        self.env.update(MEDIC_DATABASE_URL=url, MEDIC_SERVICE_TOKEN=token,
+                        MEDIC_SECRETS_KEY=ensure_secrets_key(self.settings))
         self.settings = dataclasses.replace(self.settings, database_url=url, service_token=token)
         admin_key = self._bootstrap_admin_key()
         for child in self.children:
@@ -446,10 +465,10 @@ def _who_answers(name: str, variable: str, port: int) -> str:
         if health.http_alive(f"http://127.0.0.1:{port}/health/live", timeout=2):
             return "a Medic gateway answers there (is another `medic up` running?)"
         return "something that is not a Medic gateway listens there"
-    from medic.v1 import auth_pb2, heartbeat_pb2, routing_pb2, delivery_pb2
+    from medic.v1 import auth_pb2, heartbeat_pb2, routing_pb2, delivery_pb2, remediation_pb2
 
     modules = {"auth": auth_pb2, "heartbeat": heartbeat_pb2, "routing": routing_pb2,
-               "delivery": delivery_pb2}
+               "delivery": delivery_pb2, "remediation": remediation_pb2}
     service = next(iter(modules[name].DESCRIPTOR.services_by_name.values())).full_name
     # A server that knows the service by name answers (serving or not); any other
     # server or listener does not.

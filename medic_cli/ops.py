@@ -14,7 +14,12 @@
                                   when every admin key expired): printed once on stdout and
                                   written to $MEDIC_DATA_DIR/admin.key (mode 0600)
 
-Registered in ``medic_cli/main.py`` by ``register(commands)``.
+    medic secrets rotate          seal every step secret sealed under an earlier key again under
+                                  MEDIC_SECRETS_KEY (the earlier keys in MEDIC_SECRETS_PREVIOUS_KEYS);
+                                  needs MEDIC_DATABASE_URL (docs/remediation.md, Secrets)
+
+Registered in ``medic_cli/main.py`` by ``register(commands)``; ``secrets rotate`` by
+``register_rotate`` under the ``medic secrets`` group of the management commands.
 """
 from __future__ import annotations
 
@@ -182,3 +187,35 @@ def register(commands) -> None:
     check.set_defaults(func=cmd_healthcheck)
     commands.add_parser("bootstrap-admin", help="create an admin API key when no active one exists") \
         .set_defaults(func=cmd_bootstrap_admin)
+
+
+def cmd_secrets_rotate(args) -> int:
+    from medic.db import Database
+    from medic.errors import MedicError
+    from services.remediation.secrets import Keyring, SecretStore
+
+    settings = _settings()
+    if not settings.database_url:
+        print("medic secrets rotate: set MEDIC_DATABASE_URL", file=sys.stderr)
+        return 2
+    try:
+        keyring = Keyring(settings.secrets_key, settings.secrets_previous_keys)
+    except ConfigError as exc:
+        print(f"medic secrets rotate: {exc}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url, 1, application_name="medic-secrets-rotate")
+    try:
+        rotated = SecretStore(db, keyring).rotate()
+    except MedicError as exc:
+        print(f"medic secrets rotate: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print(f"re-sealed {rotated} secret(s) under the current MEDIC_SECRETS_KEY")
+    return 0
+
+
+def register_rotate(secrets_commands) -> None:
+    secrets_commands.add_parser(
+        "rotate", help="re-seal every secret under MEDIC_SECRETS_KEY (after a key rotation; local, "
+                       "needs MEDIC_DATABASE_URL)").set_defaults(func=cmd_secrets_rotate)

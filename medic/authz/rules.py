@@ -44,17 +44,21 @@ def has_scope(scopes: frozenset[str], required: str) -> bool:
     return "admin" in scopes or required in scopes
 
 
-def limit_for(grant: KeyGrant, rate_class: str, console_per_minute: int) -> int:
+def limit_for(grant: KeyGrant, rate_class: str, console_per_minute: int,
+              playbook_execute_per_minute: int = 10) -> int:
     """Requests per minute a key may make in ``rate_class`` (its own limits, or
     the defaults, as ``Authorize`` answered them). Console page views get
     ``console_per_minute`` (MEDIC_RATE_LIMIT_CONSOLE_PER_MINUTE): a person clicking
     through pages, with the overview refreshing itself every 5 s, makes far more
     requests than the management default allows; a key trusted with a higher
-    management limit keeps it for pages too."""
+    management limit keeps it for pages too. Running playbooks by hand has one
+    limit for every key, MEDIC_RATE_LIMIT_PLAYBOOK_EXECUTE_PER_MINUTE."""
     if rate_class == "heartbeat":
         return grant.heartbeat_per_minute
     if rate_class == "console":
         return max(console_per_minute, grant.management_per_minute)
+    if rate_class == "playbook_execute":
+        return playbook_execute_per_minute
     return grant.management_per_minute
 
 
@@ -101,6 +105,7 @@ class Rules:
         self.allow_anonymous = settings.allow_anonymous_heartbeats
         self.anonymous_heartbeat = settings.rate_limit_anonymous_heartbeat_per_minute
         self.console_per_minute = settings.rate_limit_console_per_minute
+        self.playbook_execute = settings.rate_limit_playbook_execute_per_minute
 
     def is_service_credential(self, credential: str) -> bool:
         if self._service_digest is None or not credential.startswith(SERVICE_TOKEN_PREFIX):
@@ -134,7 +139,8 @@ class Rules:
         if not has_scope(grant.scopes, policy.scope_name):
             raise reject("insufficient_scope", policy.scope_name)
         identity = Identity(principal=grant.principal, scopes=grant.scopes, name=grant.name)
-        return identity, limit_for(grant, policy.rate_limit_class_name, self.console_per_minute), "key"
+        return (identity, limit_for(grant, policy.rate_limit_class_name, self.console_per_minute,
+                                    self.playbook_execute), "key")
 
     @staticmethod
     def bucket(identity: Identity, policy: MethodPolicy) -> str:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16medic/v1/options.proto\x12\x08medic.v1\x1a google/protobuf/descriptor.proto\"{\n\x0b\x46ieldLimits\x12\x10\n\x03min\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x17\n\nmax_length\x18\x04 \x01(\x05H\x02\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_maxB\r\n\x0b_max_length*P\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_WRITE\x10\x02\x12\x0f\n\x0bSCOPE_ADMIN\x10\x03*\x91\x01\n\x0eRateLimitClass\x12 \n\x1cRATE_LIMIT_CLASS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRATE_LIMIT_CLASS_HEARTBEAT\x10\x01\x12\x1f\n\x1bRATE_LIMIT_CLASS_MANAGEMENT\x10\x02\x12\x1c\n\x18RATE_LIMIT_CLASS_CONSOLE\x10\x03:I\n\x0erequired_scope\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e\x32\x0f.medic.v1.Scope:T\n\x10rate_limit_class\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0e\x32\x18.medic.v1.RateLimitClass:F\n\x06limits\x12\x1d.google.protobuf.FieldOptions\x18\xbb\x8e\x03 \x01(\x0b\x32\x15.medic.v1.FieldLimitsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16medic/v1/options.proto\x12\x08medic.v1\x1a google/protobuf/descriptor.proto\"{\n\x0b\x46ieldLimits\x12\x10\n\x03min\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x17\n\nmax_length\x18\x04 \x01(\x05H\x02\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_maxB\r\n\x0b_max_length*P\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n\nSCOPE_READ\x10\x01\x12\x0f\n\x0bSCOPE_WRITE\x10\x02\x12\x0f\n\x0bSCOPE_ADMIN\x10\x03*\xb8\x01\n\x0eRateLimitClass\x12 \n\x1cRATE_LIMIT_CLASS_UNSPECIFIED\x10\x00\x12\x1e\n\x1aRATE_LIMIT_CLASS_HEARTBEAT\x10\x01\x12\x1f\n\x1bRATE_LIMIT_CLASS_MANAGEMENT\x10\x02\x12\x1c\n\x18RATE_LIMIT_CLASS_CONSOLE\x10\x03\x12%\n!RATE_LIMIT_CLASS_PLAYBOOK_EXECUTE\x10\x04:I\n\x0erequired_scope\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e\x32\x0f.medic.v1.Scope:T\n\x10rate_limit_class\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0e\x32\x18.medic.v1.RateLimitClass:F\n\x06limits\x12\x1d.google.protobuf.FieldOptions\x18\xbb\x8e\x03 \x01(\x0b\x32\x15.medic.v1.FieldLimitsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOPE']._serialized_start=195
   _globals['_SCOPE']._serialized_end=275
   _globals['_RATELIMITCLASS']._serialized_start=278
-  _globals['_RATELIMITCLASS']._serialized_end=423
+  _globals['_RATELIMITCLASS']._serialized_end=462
   _globals['_FIELDLIMITS']._serialized_start=70
   _globals['_FIELDLIMITS']._serialized_end=193
 # @@protoc_insertion_point(module_scope)

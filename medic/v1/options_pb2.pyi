@@ -19,6 +19,7 @@ class RateLimitClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RATE_LIMIT_CLASS_HEARTBEAT: _ClassVar[RateLimitClass]
     RATE_LIMIT_CLASS_MANAGEMENT: _ClassVar[RateLimitClass]
     RATE_LIMIT_CLASS_CONSOLE: _ClassVar[RateLimitClass]
+    RATE_LIMIT_CLASS_PLAYBOOK_EXECUTE: _ClassVar[RateLimitClass]
 SCOPE_UNSPECIFIED: Scope
 SCOPE_READ: Scope
 SCOPE_WRITE: Scope
@@ -27,6 +28,7 @@ RATE_LIMIT_CLASS_UNSPECIFIED: RateLimitClass
 RATE_LIMIT_CLASS_HEARTBEAT: RateLimitClass
 RATE_LIMIT_CLASS_MANAGEMENT: RateLimitClass
 RATE_LIMIT_CLASS_CONSOLE: RateLimitClass
+RATE_LIMIT_CLASS_PLAYBOOK_EXECUTE: RateLimitClass
 REQUIRED_SCOPE_FIELD_NUMBER: _ClassVar[int]
 required_scope: _descriptor.FieldDescriptor
 RATE_LIMIT_CLASS_FIELD_NUMBER: _ClassVar[int]

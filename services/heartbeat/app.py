@@ -19,7 +19,8 @@ from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.monitor import Monitor
 from services.heartbeat.retention import Retention
 from services.heartbeat.run_store import RunStore
-from services.heartbeat.routing_client import RoutingClient
+from services.heartbeat.outbox_store import RemediationOutboxStore
+from services.heartbeat.routing_client import RemediationClient, RoutingClient, handle_alert_events_request
 from services.heartbeat.search import ServiceSearch
 from services.heartbeat.service_store import ServiceStore
 from services.heartbeat.servicer import HeartbeatServicer
@@ -32,19 +33,55 @@ def _database(settings: Settings, db: Database | None, name: str) -> tuple[Datab
     if db is not None:
         return db, False  # the caller's (tests): closed by the caller
     # RPC threads, ingest writers, the monitor and the hand-off workers share it.
-    size = settings.db_pool_size + settings.ingest_writers + settings.handoff_workers + 2
+    size = settings.db_pool_size + settings.ingest_writers + settings.handoff_workers + 3
     return Database(settings.database_url, size, application_name=f"medic-{name}"), True
 
 
+class _Dispatchers:
+    """The hand-offs to routing and to remediation, started, woken and stopped together."""
+
+    def __init__(self, *dispatchers: Dispatcher):
+        self.dispatchers = dispatchers
+
+    def start(self) -> None:
+        for dispatcher in self.dispatchers:
+            dispatcher.start()
+
+    def wake(self) -> None:
+        for dispatcher in self.dispatchers:
+            dispatcher.wake()
+
+    def stop(self, grace: float) -> None:
+        for dispatcher in self.dispatchers:
+            dispatcher.stop(grace)
+
+
+class _Channels:
+    def __init__(self, *channels):
+        self.channels = channels
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+
+
 def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy, windows: WindowStore):
-    """The monitor and the hand-off dispatcher, wired to each other."""
+    """The monitor and the hand-off dispatchers, wired to each other."""
     # A channel to every routing replica (a DNS name resolving to several is
     # balanced round-robin), carrying the request id and this process's credential.
-    channel = service_channel(settings.target("routing"), authz.service_credential_metadata(settings))
+    credential = authz.service_credential_metadata(settings)
+    channel = service_channel(settings.target("routing"), credential)
     routing = RoutingClient(channel, settings.rpc_timeout_seconds)
-    dispatcher = Dispatcher(
-        db, routing.route_alerts, workers=settings.handoff_workers, lease_seconds=settings.handoff_lease_seconds,
-        poll_seconds=settings.handoff_poll_seconds)
+    remediation_channel = service_channel(settings.target("remediation"), credential)
+    remediation = RemediationClient(remediation_channel, settings.rpc_timeout_seconds)
+    dispatcher = _Dispatchers(
+        Dispatcher(db, routing.route_alerts, workers=settings.handoff_workers,
+                   lease_seconds=settings.handoff_lease_seconds, poll_seconds=settings.handoff_poll_seconds),
+        # One worker: a claim of up to 128 events is one HandleAlertEvents call.
+        Dispatcher(db, remediation.handle_alert_events, workers=1, batch=128,
+                   lease_seconds=settings.handoff_lease_seconds, poll_seconds=settings.handoff_poll_seconds,
+                   outbox=RemediationOutboxStore(db), build_request=handle_alert_events_request,
+                   destination="remediation"))
 
     def committed(changes: Changes) -> None:
         for reason in changes.opened:
@@ -57,7 +94,7 @@ def _alert_pipeline(settings: Settings, db: Database, policy: LifecyclePolicy, w
     monitor = Monitor(db, policy=policy, tick_seconds=settings.monitor_tick_seconds,
                       batch=settings.monitor_batch, mute_ttl_seconds=settings.mute_ttl_seconds,
                       on_committed=committed, windows=windows)
-    return monitor, dispatcher, channel, committed
+    return monitor, dispatcher, _Channels(channel, remediation_channel), committed
 
 
 def _retention(settings: Settings, db: Database) -> Retention:

@@ -13,6 +13,12 @@ the event id, so a retry after a lost answer sends nothing twice.
 
 A notification waits while an earlier one of the same alert is pending, so
 routing always sees TRIGGER before REMINDERs before RESOLVE.
+
+The same events go to the remediation service (``HandleAlertEvents``) by a
+second dispatcher of this class over its own outbox (``remediation_handoffs``,
+written with each notification): its own claims, retries and workers, so a
+remediation service that is down or slow delays no notification, and gets
+every event once it is back.
 """
 from __future__ import annotations
 
@@ -41,14 +47,21 @@ BACKLOG_EVERY_SECONDS = 2.0
 
 class Dispatcher:
     """``route_alerts`` makes a RouteAlerts call (``RoutingClient.route_alerts``):
-    one per worker and claim."""
+    one per worker and claim. For the hand-off to remediation: ``outbox`` is a
+    ``RemediationOutboxStore``, ``build_request`` makes a HandleAlertEventsRequest
+    and ``route_alerts`` sends it; ``destination`` labels the metrics and logs."""
 
     def __init__(self, db: Database,
                  route_alerts: Callable[[routing_pb2.RouteAlertsRequest], routing_pb2.RouteAlertsResponse], *,
                  workers: int = 8, lease_seconds: float = 30.0, poll_seconds: float = 0.2,
-                 batch: int = 32):
-        self.outbox = OutboxStore(db)
+                 batch: int = 32, outbox: OutboxStore | None = None,
+                 build_request: Callable[[list[Row]], object] = route_alerts_request,
+                 destination: str = "routing"):
+        self.outbox = outbox or OutboxStore(db)
         self.route_alerts = route_alerts
+        self.build_request = build_request
+        self.destination = destination
+        self.handoffs = metrics.HANDOFFS if destination == "routing" else metrics.REMEDIATION_HANDOFFS
         self.batch = batch
         self.workers = workers
         self.lease_seconds = lease_seconds
@@ -72,12 +85,15 @@ class Dispatcher:
             return 0
         accepted, retries = [], []
         try:
-            with tracing.span("alert hand-off", keys=[row["event_id"] for row in rows],
+            name = "alert hand-off" if self.destination == "routing" else f"alert hand-off to {self.destination}"
+            with tracing.span(name, keys=[row["event_id"] for row in rows],
                               attributes={"medic.event_id": [row["event_id"] for row in rows]}):
-                response = self.route_alerts(route_alerts_request(rows))
+                response = self.route_alerts(self.build_request(rows))
         except grpc.RpcError as exc:
             error = f"{exc.code().name}: {exc.details()}"
-            retries = [self._retry(row, error) for row in rows]
+            log.warning("hand-off of %d notification(s) to %s failed (%s); retrying", len(rows),
+                        self.destination, error)
+            retries = [self._retry(row, error, quiet=True) for row in rows]
         else:
             for row, result in zip(rows, response.results):
                 error = refusal(result)
@@ -90,25 +106,31 @@ class Dispatcher:
         if accepted:
             self.outbox.mark_handed_off([row["notification_id"] for row in accepted])
             for row in accepted:
-                metrics.HANDOFFS.labels(row["kind"], "accepted").inc()
+                self.handoffs.labels(row["kind"], "accepted").inc()
         return len(rows)
 
-    def _retry(self, row: Row, error: str) -> tuple[int, float, str]:
+    def _retry(self, row: Row, error: str, quiet: bool = False) -> tuple[int, float, str]:
         delay = HANDOFF_RETRY.delay(max(row["attempts"], 1))
-        log.warning("hand-off of %s failed (%s); retrying in %.1f s", row["event_id"], error, delay)
-        metrics.HANDOFFS.labels(row["kind"], "retry").inc()
+        if not quiet:
+            log.warning("hand-off of %s to %s failed (%s); retrying in %.1f s", row["event_id"],
+                        self.destination, error, delay)
+        self.handoffs.labels(row["kind"], "retry").inc()
         return row["notification_id"], delay, error[:500]
 
     def measure_backlog(self) -> None:
         row = self.outbox.backlog()
-        metrics.HANDOFF_BACKLOG.set(row["pending"])
-        metrics.HANDOFF_OLDEST_SECONDS.set(float(row["oldest"]))
+        if self.destination == "routing":
+            metrics.HANDOFF_BACKLOG.set(row["pending"])
+            metrics.HANDOFF_OLDEST_SECONDS.set(float(row["oldest"]))
+        else:
+            metrics.REMEDIATION_HANDOFF_BACKLOG.set(row["pending"])
 
     # --- threads ------------------------------------------------------------------
 
     def start(self) -> None:
         for n in range(self.workers):
-            thread = threading.Thread(target=self._run, args=(n,), name=f"handoff-{n}", daemon=True)
+            thread = threading.Thread(target=self._run, args=(n,), name=f"handoff-{self.destination}-{n}",
+                                      daemon=True)
             thread.start()
             self._threads.append(thread)
 

@@ -32,6 +32,11 @@ HANDOFFS = Counter("medic_alert_handoffs_total",
 HANDOFF_BACKLOG = Gauge("medic_alert_handoff_backlog", "Notifications not yet accepted by routing")
 HANDOFF_OLDEST_SECONDS = Gauge("medic_alert_handoff_oldest_seconds",
                                "Age of the oldest notification not yet accepted by routing")
+REMEDIATION_HANDOFFS = Counter("medic_remediation_handoffs_total",
+                               "Alert events handed to the remediation service, by kind and outcome "
+                               "(accepted, retry)", ["kind", "outcome"])
+REMEDIATION_HANDOFF_BACKLOG = Gauge("medic_remediation_handoff_backlog",
+                                    "Alert events not yet accepted by the remediation service")
 
 # --- retention -------------------------------------------------------------------
 EVENTS_DELETED = Counter("medic_heartbeat_events_deleted_total", "Heartbeat events deleted by retention")

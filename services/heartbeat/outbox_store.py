@@ -14,10 +14,17 @@ from medic import tracing
 from medic.db import Database, Row, Tx
 from services.heartbeat.lifecycle import NotificationKind
 
+# The same event goes to the remediation service's outbox (``remediation_handoffs``),
+# in the same statement: handed off apart, so neither waits for the other.
 ENQUEUE_NOTIFICATION = """
-    INSERT INTO alert_notifications (alert_id, kind, event_id, occurred_at, due_at)
-    VALUES (%(alert_id)s, %(kind)s, %(event_id)s, %(now)s, %(now)s)
-    ON CONFLICT (event_id) DO NOTHING
+    WITH n AS (
+        INSERT INTO alert_notifications (alert_id, kind, event_id, occurred_at, due_at)
+        VALUES (%(alert_id)s, %(kind)s, %(event_id)s, %(now)s, %(now)s)
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING notification_id, alert_id
+    )
+    INSERT INTO remediation_handoffs (notification_id, alert_id, due_at)
+    SELECT notification_id, alert_id, %(now)s FROM n
 """
 
 # Claims due rows with a lease: their ``due_at`` moves into the future, so a worker
@@ -38,7 +45,7 @@ CLAIM_NOTIFICATIONS = """
     UPDATE alert_notifications n
     SET due_at = now() + make_interval(secs => %(lease)s), attempts = n.attempts + 1
     FROM claimed WHERE n.notification_id = claimed.notification_id
-    RETURNING n.notification_id
+    RETURNING n.notification_id, n.attempts
 """
 
 NOTIFICATION_DETAILS = """
@@ -95,26 +102,48 @@ def enqueue(tx: Tx, alert_id: int, kind: NotificationKind, now: dt.datetime, seq
 
 
 class OutboxStore:
+    """The outbox of the hand-off to routing (``alert_notifications``)."""
+
+    claim_sql = CLAIM_NOTIFICATIONS
+    mark_sql = MARK_HANDED_OFF
+    retries_sql = SCHEDULE_RETRIES
+    backlog_sql = BACKLOG
+
     def __init__(self, db: Database):
         self.db = db
 
     def claim(self, batch: int, lease_seconds: float) -> list[Row]:
-        """Leases up to ``batch`` due notifications; their details, oldest first."""
+        """Leases up to ``batch`` due notifications; their details, oldest first
+        (``attempts``: this outbox's count, the one claimed now included)."""
         with self.db.transaction() as tx:
-            ids = [r["notification_id"] for r in tx.all(
-                CLAIM_NOTIFICATIONS, {"batch": batch, "lease": lease_seconds})]
-        if not ids:
+            claimed = {r["notification_id"]: r["attempts"] for r in tx.all(
+                self.claim_sql, {"batch": batch, "lease": lease_seconds})}
+        if not claimed:
             return []
-        return self.db.all(NOTIFICATION_DETAILS, {"ids": ids})
+        rows = self.db.all(NOTIFICATION_DETAILS, {"ids": list(claimed)})
+        return [{**row, "attempts": claimed[row["notification_id"]]} for row in rows]
 
     def mark_handed_off(self, notification_ids: Sequence[int]) -> None:
-        self.db.execute(MARK_HANDED_OFF, {"ids": list(notification_ids)})
+        self.db.execute(self.mark_sql, {"ids": list(notification_ids)})
 
     def schedule_retries(self, retries: Sequence[tuple[int, float, str]]) -> None:
         """(notification id, seconds until it is due again, the error) for each."""
         with self.db.transaction() as tx:
-            tx.values(SCHEDULE_RETRIES, retries, template=RETRY_TEMPLATE)
+            tx.values(self.retries_sql, retries, template=RETRY_TEMPLATE)
 
     def backlog(self) -> Row:
         """``pending``: notifications not yet handed off; ``oldest``: the oldest one's age in seconds."""
-        return self.db.one(BACKLOG)
+        return self.db.one(self.backlog_sql)
+
+
+class RemediationOutboxStore(OutboxStore):
+    """The outbox of the hand-off to remediation (``remediation_handoffs``): the
+    same notifications, claimed, retried and marked apart from routing's."""
+
+    claim_sql = CLAIM_NOTIFICATIONS.replace("alert_notifications", "remediation_handoffs")
+    mark_sql = """
+        UPDATE remediation_handoffs SET handed_off_at = now(), last_error = NULL
+        WHERE notification_id = ANY(%(ids)s) AND handed_off_at IS NULL
+    """
+    retries_sql = SCHEDULE_RETRIES.replace("alert_notifications", "remediation_handoffs")
+    backlog_sql = BACKLOG.replace("alert_notifications", "remediation_handoffs")

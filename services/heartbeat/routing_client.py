@@ -1,6 +1,7 @@
 """The heartbeat service's calls to RoutingService: a batch of alert events
 handed over in one ``RouteAlerts`` call, each event carrying every service fact
-routing and delivery need."""
+routing and delivery need; and the same events to RemediationService
+(``HandleAlertEvents``)."""
 from __future__ import annotations
 
 import grpc
@@ -8,7 +9,7 @@ import grpc
 from medic import enums
 from medic.db import Row
 from medic.timestamps import to_timestamp
-from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
+from medic.v1 import events_pb2, remediation_pb2, remediation_pb2_grpc, routing_pb2, routing_pb2_grpc
 
 OK = grpc.StatusCode.OK.value[0]
 CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
@@ -58,3 +59,19 @@ class RoutingClient:
     def route_alerts(self, request: routing_pb2.RouteAlertsRequest) -> routing_pb2.RouteAlertsResponse:
         """Raises ``grpc.RpcError`` when the call fails as a whole."""
         return self.stub.RouteAlerts(request, timeout=self.timeout)
+
+
+def handle_alert_events_request(rows: list[Row]) -> remediation_pb2.HandleAlertEventsRequest:
+    """The remediation hand-off's request: the same events routing gets."""
+    return remediation_pb2.HandleAlertEventsRequest(events=[alert_event(row) for row in rows])
+
+
+class RemediationClient:
+    def __init__(self, channel: grpc.Channel, timeout: float):
+        self.stub = remediation_pb2_grpc.RemediationServiceStub(channel)
+        self.timeout = timeout
+
+    def handle_alert_events(self, request: remediation_pb2.HandleAlertEventsRequest
+                            ) -> remediation_pb2.HandleAlertEventsResponse:
+        """Raises ``grpc.RpcError`` when the call fails as a whole."""
+        return self.stub.HandleAlertEvents(request, timeout=self.timeout)

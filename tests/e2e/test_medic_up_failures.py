@@ -131,7 +131,8 @@ def test_healthcheck_without_a_process_checks_every_process_of_medic_up(medic_up
     result = run_medic(medic_up.env, "healthcheck")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert sorted(line.split()[0] for line in lines) == ["auth", "delivery", "gateway", "heartbeat", "routing"]
+    assert sorted(line.split()[0] for line in lines) == ["auth", "delivery", "gateway", "heartbeat", "remediation",
+                                                                  "routing"]
     assert all(line.split()[-1] == "healthy" for line in lines)
     monitor = run_medic(medic_up.env, "healthcheck", "monitor")  # it runs inside heartbeat
     assert monitor.returncode == 0, monitor.stderr
@@ -139,7 +140,8 @@ def test_healthcheck_without_a_process_checks_every_process_of_medic_up(medic_up
     medic_up.stop()
     after = run_medic(medic_up.env, "healthcheck")
     assert after.returncode == 2
-    assert "name a process: medic healthcheck {auth,heartbeat,routing,delivery,monitor,gateway}" in after.stderr
+    assert ("name a process: medic healthcheck {auth,heartbeat,routing,delivery,remediation,monitor,gateway}"
+            in after.stderr)
 
 
 def test_stopping_medic_up_stops_the_embedded_postgresql_after_an_outside_restart(tmp_path):

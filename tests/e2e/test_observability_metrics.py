@@ -83,7 +83,7 @@ def test_every_metric_of_the_dashboard_and_the_rules_is_exported(tmp_path, datab
 
         endpoints = [url + "/metrics"] + [
             f"http://127.0.0.1:{medic.env[f'MEDIC_{name}_METRICS_PORT']}/metrics"
-            for name in ("AUTH", "HEARTBEAT", "ROUTING", "DELIVERY")]
+            for name in ("AUTH", "HEARTBEAT", "ROUTING", "DELIVERY", "REMEDIATION")]
 
         def scrape() -> tuple[set[str], set[str]]:
             sampled, declared = set(), set()

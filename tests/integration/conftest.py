@@ -52,6 +52,12 @@ def routing_server(settings, db):
         yield running
 
 
+# The stack's remediation secrets (tests/integration/test_remediation_*.py sign and send with them).
+WEBHOOK_SECRET = "whk-test-secret"
+SLACK_SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SECRETS_KEY = "bWVkaWMtdGVzdC1zZWNyZXRzLWtleS0zMi1ieXRlcyE="
+
+
 @pytest.fixture
 def stack(database_url, db, tmp_path):
     from medic.authz import KeyAuthorizer
@@ -60,7 +66,10 @@ def stack(database_url, db, tmp_path):
     from tests.support.auth import SERVICE_TOKEN
 
     settings = Settings(database_url=database_url, service_token=SERVICE_TOKEN, data_dir=tmp_path,
-                        monitor_enabled=False, auth_cache_ttl_seconds=1.0, webhook_allow_private=True)
+                        monitor_enabled=False, auth_cache_ttl_seconds=1.0, webhook_allow_private=True,
+                        webhook_secret=WEBHOOK_SECRET, slack_signing_secret=SLACK_SIGNING_SECRET,
+                        secrets_key=SECRETS_KEY, remediation_scripts_dir=str(tmp_path / "scripts"))
+    (tmp_path / "scripts").mkdir()
     admin_key = bootstrap.bootstrap_admin_key(settings, db)
     # Each service gets its own connection pool, as each process has in production.
     auth_component = auth_app.build(settings)
@@ -76,8 +85,13 @@ def stack(database_url, db, tmp_path):
     servers["heartbeat"] = create_server(heartbeat_app.build(settings), port=0, workers=16,
                                          authorizer=KeyAuthorizer(settings))
     settings = dataclasses.replace(settings, heartbeat_target=f"127.0.0.1:{servers['heartbeat'].port}")
+    from services.remediation import app as remediation_app
+
+    servers["remediation"] = create_server(remediation_app.build(settings), port=0, workers=8,
+                                           authorizer=KeyAuthorizer(settings))
+    settings = dataclasses.replace(settings, remediation_target=f"127.0.0.1:{servers['remediation'].port}")
     yield Stack(settings, admin_key, servers)
-    for name in ("heartbeat", "routing", "delivery", "auth"):
+    for name in ("remediation", "heartbeat", "routing", "delivery", "auth"):
         servers[name].stop(1)
 
 

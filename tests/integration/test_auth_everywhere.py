@@ -13,7 +13,8 @@ from tests.support.http import HttpClient
 from tests.support.stack import start_gateway
 
 SERVICES = {"auth": "medic.v1.AuthService", "heartbeat": "medic.v1.HeartbeatService",
-            "routing": "medic.v1.RoutingService", "delivery": "medic.v1.DeliveryService"}
+            "routing": "medic.v1.RoutingService", "delivery": "medic.v1.DeliveryService",
+            "remediation": "medic.v1.RemediationService"}
 
 PUBLIC_PATHS = {"/health", "/health/live", "/health/ready", "/v1/healthcheck/network", "/metrics",
                 "/docs", "/docs/openapi.json"}
@@ -61,4 +62,4 @@ def test_every_rpc_of_every_service_needs_a_key(stack):
                 checked += 1
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert health.status == health_pb2.HealthCheckResponse.SERVING
-    assert checked == len(contracts.policies())  # every RPC of the four contracts
+    assert checked == len(contracts.policies())  # every RPC of the five contracts

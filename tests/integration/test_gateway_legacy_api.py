@@ -160,7 +160,7 @@ def test_health_endpoints_report_dependencies(http):
     assert ready.status_code == 200
     assert ready.json()["database"] == "healthy"
     assert ready.json()["services"] == {"auth": "healthy", "heartbeat": "healthy", "routing": "healthy",
-                                        "delivery": "healthy"}
+                                        "delivery": "healthy", "remediation": "healthy"}
     health = http.get("/health").json()
     assert health["status"] == "healthy" and health["components"]["database"]["status"] == "healthy"
 

@@ -24,7 +24,7 @@ from services.auth import bootstrap
 from tests.support import processes
 from tests.support.ports import free_port, free_port_block
 
-GRPC = ("auth", "heartbeat", "routing", "delivery", "monitor")
+GRPC = ("auth", "heartbeat", "routing", "delivery", "monitor", "remediation")
 
 
 @dataclass
@@ -94,7 +94,7 @@ class System:
         return process
 
     def start_all(self) -> "System":
-        for name in ("auth", "delivery", "routing", "heartbeat", "gateway"):
+        for name in ("auth", "delivery", "routing", "heartbeat", "remediation", "gateway"):
             self.start(name)
         return self
 
@@ -172,13 +172,14 @@ def medic_env(tmp_path: Path, database_url: str | None,
     """The environment of a `medic up` on free ports, and its ports by name (GATEWAY, AUTH, ...)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIC_")}
     # One block of ports: replica i of a process uses its port + 10*i (gateways + i).
-    base = free_port_block(20)
-    names = ("AUTH", "HEARTBEAT", "ROUTING", "DELIVERY")
+    # gRPC at base+2..6, metrics at base+7..11; replica 1 adds 10: up to base+21.
+    base = free_port_block(22)
+    names = ("AUTH", "HEARTBEAT", "ROUTING", "DELIVERY", "REMEDIATION")
     ports = {"GATEWAY": base, **{name: base + 2 + n for n, name in enumerate(names)}}
     for name, port in ports.items():
         env[f"MEDIC_{name}_PORT"] = str(port)
     for n, name in enumerate(names):
-        env[f"MEDIC_{name}_METRICS_PORT"] = str(base + 6 + n)
+        env[f"MEDIC_{name}_METRICS_PORT"] = str(base + 7 + n)
     env["MEDIC_DATA_DIR"] = str(tmp_path / "data")
     env["MEDIC_LOG_LEVEL"] = "WARNING"
     # Tests post as fast as they can; rate limits have tests of their own.

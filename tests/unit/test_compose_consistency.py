@@ -24,8 +24,8 @@ PROCESSES = {*GRPC_SERVICES, "monitor", "gateway"}
 SETTING_VARIABLES = {f.metadata["env"] for f in dataclasses.fields(Settings)}
 INFRASTRUCTURE = {"postgres", "redis"}
 # Who calls whom over gRPC (besides everyone calling auth to verify API keys).
-CALLS = {"monitor": {"routing"}, "routing": {"delivery"},
-         "gateway": {"auth", "heartbeat", "routing", "delivery"}}
+CALLS = {"monitor": {"routing", "remediation"}, "routing": {"delivery"}, "remediation": {"heartbeat"},
+         "gateway": {"auth", "heartbeat", "routing", "delivery", "remediation"}}
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 
 

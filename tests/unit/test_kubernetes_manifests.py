@@ -37,8 +37,10 @@ OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 SETTINGS = {f.metadata["env"]: f for f in dataclasses.fields(Settings)}
 # Values that make Settings.from_env accept a container whose secrets come from a Secret.
 SECRET_SAMPLES = {"MEDIC_DATABASE_URL": "postgresql://medic:pw@medic-postgres:5432/medic",
-                  "MEDIC_SERVICE_TOKEN": "mds_" + "x" * 43, "MEDIC_SLACK_TOKEN": "xoxb-1"}
-DATABASE_USERS = {"migrate", "auth", "heartbeat", "routing", "delivery", "monitor"}
+                  "MEDIC_SERVICE_TOKEN": "mds_" + "x" * 43, "MEDIC_SLACK_TOKEN": "xoxb-1",
+                  "MEDIC_SECRETS_KEY": "A" * 43 + "=", "MEDIC_WEBHOOK_SECRET": "s3cret",
+                  "MEDIC_SLACK_SIGNING_SECRET": "s1gning"}
+DATABASE_USERS = {"migrate", "auth", "heartbeat", "routing", "delivery", "monitor", "remediation"}
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -285,6 +287,10 @@ def test_processes_get_only_the_secrets_they_use(rendered, overlay):
             expected.add("MEDIC_DATABASE_URL")
         if process == "delivery":
             expected.add("MEDIC_SLACK_TOKEN")
+        if process == "remediation":
+            expected.add("MEDIC_SECRETS_KEY")
+        if process == "gateway":
+            expected |= {"MEDIC_WEBHOOK_SECRET", "MEDIC_SLACK_SIGNING_SECRET"}
         assert secrets == expected, process
 
 

@@ -1,0 +1,291 @@
+"""The executions: ``playbook_executions``, ``playbook_step_results`` and their
+events, each state change committed on its own, so a crash loses at most the
+step that was running (never one that completed).
+
+Times come from the caller (the engine's clock), never from ``now()``, so that
+tests can move time forward (an approval timeout, a wait).
+
+A worker claims a due execution (``claim``) with a lease: its ``due_at`` moves
+to the end of the lease, and a worker that dies mid-step has the execution
+taken over once the lease ends. Every later change is conditional on the
+execution still being active, so a cancel wins over a step that ends after it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2.extras import Json
+
+from medic.db import Database, Row, Tx
+from medic.errors import FailedPrecondition, NotFound
+from services.remediation import events
+from services.remediation.breaker import BreakerPolicy, CircuitOpen
+
+ACTIVE = ("running", "waiting")
+ENDED = ("completed", "failed", "cancelled", "rejected")
+
+EXECUTION_COLUMNS = """execution_id, playbook_id, playbook_name, definition, service_id, alert_id, trigger,
+    status, current_step, variables, approval, approval_deadline, decided_by, decided_at, approval_posted_at,
+    due_at, error, created_at, started_at, completed_at"""
+
+INSERT_EXECUTION = f"""
+    INSERT INTO playbook_executions (playbook_id, playbook_name, definition, service_id, alert_id, trigger, status,
+        variables, approval, approval_deadline, due_at, created_at, started_at, updated_at)
+    VALUES (%(playbook_id)s, %(playbook_name)s, %(definition)s, %(service_id)s, %(alert_id)s, %(trigger)s,
+        %(status)s, %(variables)s, %(approval)s, %(approval_deadline)s, %(due_at)s, %(now)s, %(started_at)s, %(now)s)
+    ON CONFLICT (alert_id, playbook_id) WHERE alert_id IS NOT NULL DO NOTHING
+    RETURNING {EXECUTION_COLUMNS}
+"""
+
+CLAIM = f"""
+    WITH due AS (
+        SELECT execution_id FROM playbook_executions
+        WHERE due_at <= %(now)s
+        ORDER BY due_at
+        LIMIT %(batch)s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE playbook_executions e SET due_at = %(now)s + make_interval(secs => %(lease)s)
+    FROM due WHERE e.execution_id = due.execution_id
+    RETURNING {', '.join('e.' + c.strip() for c in EXECUTION_COLUMNS.split(','))}
+"""
+
+STEP_COLUMNS = "execution_id, step_index, name, type, status, started_at, completed_at, attempts, output, error"
+
+BEGIN_STEP = """
+    INSERT INTO playbook_step_results (execution_id, step_index, name, type, status, started_at, attempts)
+    VALUES (%(id)s, %(step)s, %(name)s, %(type)s, 'running', %(now)s, 1)
+    ON CONFLICT (execution_id, step_index) DO UPDATE
+        SET status = 'running', started_at = %(now)s, attempts = playbook_step_results.attempts + 1,
+            completed_at = NULL, output = '', error = ''
+"""
+
+FINISH_STEP = """
+    UPDATE playbook_step_results SET status = %(status)s, completed_at = %(now)s, output = %(output)s,
+        error = %(error)s
+    WHERE execution_id = %(id)s AND step_index = %(step)s AND status = 'running'
+"""
+
+MOVE = """
+    UPDATE playbook_executions SET status = %(status)s, current_step = %(step)s, due_at = %(due)s,
+        started_at = coalesce(started_at, %(now)s), completed_at = %(completed)s, error = %(error)s,
+        updated_at = %(now)s
+    WHERE execution_id = %(id)s AND status IN ('running', 'waiting') AND current_step = %(expected)s
+"""
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    playbook: Row                 # a playbooks row
+    trigger: str                  # alert | api | webhook
+    actor: str
+    variables: dict[str, Any]
+    service_id: int | None = None
+    alert_id: int | None = None
+
+
+class ExecutionStore:
+    def __init__(self, db: Database, breaker: BreakerPolicy):
+        self.db = db
+        self.breaker = breaker
+
+    # --- creating ---------------------------------------------------------------------
+
+    def create(self, new: NewExecution, now: dt.datetime) -> Row | None:
+        """The new execution (None when its alert already started this playbook);
+        CircuitOpen when the service's breaker refuses it (the trip recorded)."""
+        with self.db.transaction() as tx:
+            row, refused = self.create_in(tx, new, now)
+        if refused is not None:
+            raise refused
+        return row
+
+    def create_in(self, tx: Tx, new: NewExecution, now: dt.datetime) -> tuple[Row | None, CircuitOpen | None]:
+        """``create`` in the caller's transaction: (the execution or None, the
+        breaker's refusal or None); a refusal's trip is written in ``tx``."""
+        playbook = new.playbook
+        approval = playbook["approval"]
+        deadline = (now + dt.timedelta(minutes=playbook["approval_timeout_minutes"])
+                    if approval == "timeout" else None)
+        running = approval == "none"
+        if new.service_id is not None:
+            refused = self.breaker.check(tx, new.service_id, playbook["playbook_id"], now)
+            if refused is not None:
+                return None, refused
+        row = tx.one(INSERT_EXECUTION, {
+            "playbook_id": playbook["playbook_id"], "playbook_name": playbook["name"],
+            "definition": Json(playbook["definition"]), "service_id": new.service_id,
+            "alert_id": new.alert_id, "trigger": new.trigger,
+            "status": "running" if running else "pending_approval",
+            "variables": Json(new.variables), "approval": approval, "approval_deadline": deadline,
+            # Pending approval: due at once to post the request, then at its deadline.
+            "due_at": now, "now": now, "started_at": now if running else None})
+        if row is not None:
+            events.record_event(tx, row["execution_id"], "execution_started", now, actor=new.actor,
+                                detail=f"playbook {playbook['name']!r} ({new.trigger})")
+            if not running:
+                events.record_event(
+                    tx, row["execution_id"], "approval_requested", now,
+                    detail="approval required" if deadline is None
+                    else f"approved automatically at {deadline.isoformat()} without a decision")
+        return row, None
+
+    # --- the engine's side -------------------------------------------------------------
+
+    def claim(self, batch: int, lease_seconds: float, now: dt.datetime) -> list[Row]:
+        with self.db.transaction() as tx:
+            return tx.all(CLAIM, {"batch": batch, "lease": lease_seconds, "now": now})
+
+    def step_result(self, execution_id: int, step_index: int) -> Row | None:
+        return self.db.one(f"SELECT {STEP_COLUMNS} FROM playbook_step_results "
+                           "WHERE execution_id = %(id)s AND step_index = %(step)s",
+                           {"id": execution_id, "step": step_index})
+
+    def begin_step(self, execution: Row, step: dict, now: dt.datetime, *, status: str,
+                   due_at: dt.datetime) -> bool:
+        """Marks the current step running (and the execution ``status``, due at
+        ``due_at``: the end of a wait, or the lease of a step that runs now).
+        False when the execution is no longer active (cancelled)."""
+        index = execution["current_step"]
+        with self.db.transaction() as tx:
+            if not tx.execute(MOVE, {"status": status, "step": index, "due": due_at, "now": now, "expected": index,
+                                     "completed": None, "error": None, "id": execution["execution_id"]}):
+                return False
+            tx.execute(BEGIN_STEP, {"id": execution["execution_id"], "step": index, "name": step["name"],
+                                    "type": step["type"], "now": now})
+            events.record_event(tx, execution["execution_id"], "step_started", now, step_index=index,
+                                detail=f"{step['type']} step {step['name']!r}")
+        return True
+
+    def reschedule(self, execution: Row, due_at: dt.datetime, now: dt.datetime, status: str = "waiting") -> None:
+        with self.db.transaction() as tx:
+            tx.execute(MOVE, {"status": status, "step": execution["current_step"], "due": due_at, "now": now,
+                              "expected": execution["current_step"], "completed": None, "error": None,
+                              "id": execution["execution_id"]})
+
+    def finish_step(self, execution: Row, step: dict, now: dt.datetime, *, ok: bool, output: str,
+                    error: str, fail_execution: bool, keep_until: dt.datetime) -> str | None:
+        """Records the current step's outcome and moves the execution on: to the
+        next step, or to its end (completed, or failed when ``fail_execution``).
+        The worker goes on with the next step itself: the execution stays leased
+        to it until ``keep_until`` (no other worker takes it meanwhile; after a
+        crash, any worker does then). Returns the execution's new status (None
+        when it was no longer active)."""
+        index = execution["current_step"]
+        steps = execution["definition"]["steps"]
+        execution_id = execution["execution_id"]
+        if fail_execution:
+            status, due, completed, failure = "failed", None, now, f"step {step['name']!r} failed: {error}"
+        elif index + 1 >= len(steps):
+            status, due, completed, failure = "completed", None, now, None
+        else:
+            status, due, completed, failure = "running", keep_until, None, None
+        # PostgreSQL text cannot hold NUL (a script may print anything).
+        output, error = output.replace("\0", "\ufffd"), error.replace("\0", "\ufffd")
+        with self.db.transaction() as tx:
+            if not tx.execute(FINISH_STEP, {"status": "completed" if ok else "failed", "now": now, "output": output,
+                                            "error": error, "id": execution_id, "step": index}):
+                return None  # finished already (by a worker that took over after a lease ended)
+            events.record_event(tx, execution_id, "step_completed" if ok else "step_failed", now,
+                                step_index=index, detail=f"{step['name']}: {error or 'ok'}")
+            moved = tx.execute(MOVE, {"status": status, "step": index + 1 if status != "failed" else index,
+                                      "due": due, "now": now, "completed": completed, "error": failure,
+                                      "expected": index, "id": execution_id})
+            if moved and status == "completed":
+                events.record_event(tx, execution_id, "execution_completed", now,
+                                    detail=f"{len(steps)} steps")
+            elif moved and status == "failed":
+                events.record_event(tx, execution_id, "execution_failed", now, step_index=index,
+                                    detail=failure or "")
+        return status if moved else None
+
+    def fail(self, execution: Row, reason: str, now: dt.datetime) -> None:
+        """Ends an active execution as failed without a step outcome (e.g. its
+        definition cannot run)."""
+        with self.db.transaction() as tx:
+            if tx.execute(MOVE, {"status": "failed", "step": execution["current_step"], "due": None, "now": now,
+                                 "completed": now, "error": reason, "expected": execution["current_step"],
+                                 "id": execution["execution_id"]}):
+                events.record_event(tx, execution["execution_id"], "execution_failed", now, detail=reason)
+
+    def approval_posted(self, execution_id: int, now: dt.datetime) -> None:
+        """The approval request was posted (or there is nowhere to post it): due
+        again only at its deadline, if it has one."""
+        self.db.execute("""
+            UPDATE playbook_executions SET approval_posted_at = %(now)s, due_at = approval_deadline
+            WHERE execution_id = %(id)s AND status = 'pending_approval'""", {"now": now, "id": execution_id})
+
+    # --- people's decisions ------------------------------------------------------------
+
+    def approve(self, execution_id: int, actor: str, now: dt.datetime) -> Row:
+        return self._decide(execution_id, actor, now, approve=True)
+
+    def reject(self, execution_id: int, actor: str, now: dt.datetime) -> Row:
+        return self._decide(execution_id, actor, now, approve=False)
+
+    def _decide(self, execution_id: int, actor: str, now: dt.datetime, *, approve: bool) -> Row:
+        with self.db.transaction() as tx:
+            row = tx.one(f"""
+                UPDATE playbook_executions
+                SET status = %(status)s, decided_by = %(actor)s, decided_at = %(now)s, updated_at = %(now)s,
+                    due_at = %(due)s, started_at = %(started)s, completed_at = %(completed)s
+                WHERE execution_id = %(id)s AND status = 'pending_approval'
+                RETURNING {EXECUTION_COLUMNS}""",
+                         {"status": "running" if approve else "rejected", "actor": actor, "now": now,
+                          "due": now if approve else None, "started": now if approve else None,
+                          "completed": None if approve else now, "id": execution_id})
+            if row is None:
+                self._refuse(tx, execution_id, "waiting for approval")
+            events.record_event(tx, execution_id, "approved" if approve else "rejected", now, actor=actor)
+        return row
+
+    def cancel(self, execution_id: int, actor: str, now: dt.datetime) -> Row:
+        with self.db.transaction() as tx:
+            row = tx.one(f"""
+                UPDATE playbook_executions SET status = 'cancelled', due_at = NULL, completed_at = %(now)s,
+                    updated_at = %(now)s
+                WHERE execution_id = %(id)s AND status IN ('pending_approval', 'running', 'waiting')
+                RETURNING {EXECUTION_COLUMNS}""", {"now": now, "id": execution_id})
+            if row is None:
+                self._refuse(tx, execution_id, "still running")
+            events.record_event(tx, execution_id, "cancelled", now, actor=actor)
+        return row
+
+    @staticmethod
+    def _refuse(tx: Tx, execution_id: int, expected: str) -> None:
+        current = tx.one("SELECT status FROM playbook_executions WHERE execution_id = %(id)s",
+                         {"id": execution_id})
+        if current is None:
+            raise NotFound(f"no execution with id {execution_id}")
+        raise FailedPrecondition(f"execution {execution_id} is {current['status']}, not {expected}")
+
+    # --- reading -----------------------------------------------------------------------
+
+    def get(self, execution_id: int) -> tuple[Row, list[Row], list[Row]]:
+        """(execution, its step results, its events)."""
+        row = self.db.one(f"SELECT {EXECUTION_COLUMNS} FROM playbook_executions WHERE execution_id = %(id)s",
+                          {"id": execution_id})
+        if row is None:
+            raise NotFound(f"no execution with id {execution_id}")
+        steps = self.db.all(f"SELECT {STEP_COLUMNS} FROM playbook_step_results WHERE execution_id = %(id)s "
+                            "ORDER BY step_index", {"id": execution_id})
+        found = self.db.all("SELECT kind, actor, step_index, detail, occurred_at FROM playbook_execution_events "
+                            "WHERE execution_id = %(id)s ORDER BY event_id", {"id": execution_id})
+        return row, steps, found
+
+    def list(self, *, playbook_id: int | None, service_id: int | None, status: str | None,
+             limit: int, offset: int) -> tuple[list[Row], bool]:
+        rows = self.db.all(f"""
+            SELECT {EXECUTION_COLUMNS} FROM playbook_executions
+            WHERE (%(playbook)s::bigint IS NULL OR playbook_id = %(playbook)s)
+              AND (%(service)s::bigint IS NULL OR service_id = %(service)s)
+              AND (%(status)s::text IS NULL OR status = %(status)s)
+            ORDER BY execution_id DESC LIMIT %(limit)s OFFSET %(offset)s""",
+                           {"playbook": playbook_id, "service": service_id, "status": status,
+                            "limit": limit + 1, "offset": offset})
+        return rows[:limit], len(rows) > limit
+
+    def pending_approvals(self) -> int:
+        return self.db.one("SELECT count(*) AS n FROM playbook_executions WHERE status = 'pending_approval'")["n"]
