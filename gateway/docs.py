@@ -70,18 +70,27 @@ UPDATE_LIMITS = {
 NAME_IN_PATH = {"type": "string", "minLength": 1}
 # Checked by the heartbeat service for each heartbeat (deadline.normalize_status); a
 # blank status reads as UP, a blank or unknown name is a 404.
-HEARTBEAT_LIMITS = {"heartbeat_name": {"type": "string"},
-                    "status": {"type": "string", "maxLength": 64, "pattern": protojson.NO_NUL}}
 _RUN_ID = _contract(heartbeat_pb2.RecordJobSignalRequest, "run_id")
+HEARTBEAT_LIMITS = {"heartbeat_name": {"type": "string"},
+                    "status": {"type": "string", "maxLength": 64, "pattern": protojson.NO_NUL},
+                    "run_id": {**_RUN_ID, "pattern": protojson.NO_NUL},
+                    "message": {"type": "string", "pattern": protojson.NO_NUL}}
 # The job-signal routes use a string `run_id` of a JSON object and ignore anything else
 # in the body, or a body that is not a JSON object at all, as the original did.
+_MESSAGE = "The run's output (e.g. its exit code and last lines), at most 10 KiB of UTF-8 (413 beyond)"
 JOB_SIGNAL_BODY = {"anyOf": [
     {"type": "object", "properties": {"run_id": {
         "anyOf": [_RUN_ID, {"not": {"type": "string"}}],
         "description": f"Optional job-run id, at most {_RUN_ID['maxLength']} characters; "
-                       "a value that is not a string is ignored"}}},
+                       "a value that is not a string is ignored"},
+        "message": {"anyOf": [{"type": "string"}, {"not": {"type": "string"}}],
+                    "description": _MESSAGE + "; a value that is not a string is ignored"}}},
     {"not": {"type": "object"}}],
-    "description": "Only a string `run_id` is used; anything else in the body is ignored"}
+    "description": "Only a string `run_id` and a string `message` are used; anything else in the body "
+                   "is ignored"}
+JOB_SIGNAL_TEXT = {"type": "string", "description": _MESSAGE + ", the whole `text/plain` body"}
+JOB_SIGNAL_RUN_ID = {**_RUN_ID, "description": "The job-run id (wins over the body's `run_id`); "
+                                              "correlates the start with its end"}
 PUBLIC = {"security": []}
 
 ENVELOPE = {
@@ -147,6 +156,12 @@ def openapi() -> dict[str, Any]:
         "priority": "p1..p5 (default p3; any other text reads as p3)", "notify_mode": "all | until_success",
         "threshold": "Heartbeats needed per interval (default 1; below 1 reads as 1)",
         "team": "Team name (default site-reliability)",
+        "schedule": "A 5-field cron expression (e.g. `30 2 * * *`): the job is expected at each time instead "
+                    "of every alert interval (which then paces reminders); \"\" removes it",
+        "timezone": "IANA time zone of the schedule (default UTC)",
+        "max_duration_seconds": "A run open longer alerts run_too_long (0: no limit)",
+        "min_duration_seconds": "A run completed faster alerts run_too_fast (0: no limit)",
+        "failure_tolerance": "Failures in a row that open no alert (default 0)",
     }
     # One of the two intervals, given (null is "not given").
     one_interval = [{"required": [name], "properties": {name: {"type": "integer"}}}
@@ -156,7 +171,11 @@ def openapi() -> dict[str, Any]:
             "post": {"summary": "Post a heartbeat", "tags": ["heartbeats"],
                      "requestBody": _body(legacy.HEARTBEAT_SCHEMA, ("heartbeat_name", "status"),
                                           {"status": "Any word up to 64 characters; FAILED and DOWN report a "
-                                                     "failure; blank reads as UP"},
+                                                     "failure; blank reads as UP; STARTED starts a job run and "
+                                                     "COMPLETED ends one",
+                                           "run_id": "The job run this starts or ends (without one: the newest "
+                                                     "open run)",
+                                           "message": "The run's output, at most 10 KiB of UTF-8 (413 beyond)"},
                                           HEARTBEAT_LIMITS),
                      "responses": _responses({201: "Heartbeat Posted Successfully.",
                                               404: "Unknown heartbeat name",
@@ -233,8 +252,11 @@ def openapi() -> dict[str, Any]:
     for signal, status in (("start", "STARTED"), ("complete", "COMPLETED"), ("fail", "FAILED")):
         paths[f"/v2/heartbeat/{{service_id}}/{signal}"] = {"post": {
             "summary": f"Record a job-run signal ({status})", "tags": ["heartbeats"],
-            "parameters": [_path("service_id", {**job_service_id, "minimum": 0})],
-            "requestBody": {"required": False, "content": {"application/json": {"schema": JOB_SIGNAL_BODY}}},
+            "description": "Without a run id, an end signal ends the service's newest open run.",
+            "parameters": [_path("service_id", {**job_service_id, "minimum": 0}),
+                           *_query(("run_id", JOB_SIGNAL_RUN_ID, JOB_SIGNAL_RUN_ID["description"]))],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": JOB_SIGNAL_BODY},
+                                                           "text/plain": {"schema": JOB_SIGNAL_TEXT}}},
             "responses": _responses({201: f"Job signal {status} recorded successfully.",
                                      404: "Service ID <id> not found.", **COMMON_ERRORS})}}
     paths.update(v2.openapi_paths(v2_routes.TABLE, COMMON_ERRORS))

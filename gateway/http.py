@@ -78,11 +78,8 @@ def from_rpc_error(exc: grpc.RpcError) -> HttpError:
     return HttpError(status, message)
 
 
-async def read_json(request: Request, max_bytes: int, *, required: bool = True,
-                    big_integers: bool = False) -> dict[str, Any]:
-    """The request's JSON object. 413 past ``max_bytes``; 400 when malformed or not an object.
-    ``big_integers``: integers beyond 64 bits are read (to be refused by a field check
-    naming the field) instead of making the body invalid JSON."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request's body; 413 past ``max_bytes`` (declared or sent)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -96,7 +93,15 @@ async def read_json(request: Request, max_bytes: int, *, required: bool = True,
         if size > max_bytes:
             raise HttpError(413, f"Request body is larger than {max_bytes} bytes.")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, max_bytes: int, *, required: bool = True,
+                    big_integers: bool = False) -> dict[str, Any]:
+    """The request's JSON object. 413 past ``max_bytes``; 400 when malformed or not an object.
+    ``big_integers``: integers beyond 64 bits are read (to be refused by a field check
+    naming the field) instead of making the body invalid JSON."""
+    raw = await read_body(request, max_bytes)
     if not raw.strip():
         if required:
             raise HttpError(400, "A JSON object is required in the request body.")

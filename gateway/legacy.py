@@ -19,7 +19,7 @@ from medic.references import alert_reference
 from medic.v1 import heartbeat_pb2
 from gateway import legacy_input as lenient
 from gateway import protojson
-from gateway.http import HttpError, envelope, iso, link_next_page, ok, query_int, read_json
+from gateway.http import HttpError, envelope, iso, link_next_page, ok, query_int, read_body, read_json
 
 HB = "/medic.v1.HeartbeatService/"
 
@@ -27,14 +27,17 @@ HB = "/medic.v1.HeartbeatService/"
 # the notify modes a request may name, also listed in the OpenAPI document.
 NOTIFY_MODES = enums.NOTIFY_MODE.numbers
 
-HEARTBEAT_SCHEMA = {"heartbeat_name": "string", "service_name": "string", "status": "string"}
+HEARTBEAT_SCHEMA = {"heartbeat_name": "string", "service_name": "string", "status": "string",
+                    "run_id": "string", "message": "string"}
+# A run's output: at most 10 KiB of UTF-8 (the heartbeat service's limit, status.MAX_MESSAGE_BYTES).
+MAX_MESSAGE_BYTES = 10 * 1024
 HEARTBEAT_INVALID = ("You have provided invalid request data. Please ensure your request contains "
                      "data in both `heartbeat_name` and `status` JSON fields.")
 REGISTER_SCHEMA = {
     "heartbeat_name": "string", "service_name": "string", "environment": "string",
     "alert_interval": "integer", "alert_interval_seconds": "integer", "threshold": "integer",
     "team": "string", "team_id": "integer", "priority": "string", "runbook": "string",
-    "grace_period_seconds": "integer", "notify_mode": "string",
+    "grace_period_seconds": "integer", "notify_mode": "string", **lenient.JOB_FIELDS,
 }
 REGISTER_INVALID = ("You have provided invalid request data. Please ensure your request contains the "
                     "following required JSON fields - `heartbeat_name`, `service_name`, "
@@ -45,7 +48,7 @@ UPDATE_SCHEMA = {
     "service_name": "string", "muted": "flag", "active": "flag", "alert_interval": "number",
     "alert_interval_seconds": "integer", "threshold": "integer", "team": "string", "team_id": "integer",
     "priority": "string", "runbook": "string", "down": "flag", "grace_period_seconds": "integer",
-    "notify_mode": "string",
+    "notify_mode": "string", **lenient.JOB_FIELDS,
 }
 
 
@@ -80,6 +83,12 @@ def service_json(s: heartbeat_pb2.Service) -> dict[str, Any]:
         "runbook": s.runbook or None,
         "last_heartbeat": iso(s.last_heartbeat_at, s.HasField("last_heartbeat_at")),
         "deadline_at": iso(s.deadline_at, s.HasField("deadline_at")),
+        "schedule": s.schedule or None,
+        "timezone": s.timezone,
+        "max_duration_seconds": s.max_duration_seconds or None,
+        "min_duration_seconds": s.min_duration_seconds or None,
+        "failure_tolerance": s.failure_tolerance,
+        "consecutive_failures": s.consecutive_failures,
         "date_added": iso(s.created_at),
         "date_modified": iso(s.updated_at),
     }
@@ -122,6 +131,15 @@ def _notify_mode(value: str) -> int:
     return mode
 
 
+def _run_message(message: str | None) -> str:
+    """A run's output as sent; 413 beyond 10 KiB of UTF-8."""
+    if not message:
+        return ""
+    if len(message.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
+        raise HttpError(413, f"Field `message` must be at most {MAX_MESSAGE_BYTES} bytes of UTF-8 (10 KiB).")
+    return message
+
+
 def _path_name(request: Request) -> str:
     name = request.path_params["heartbeat_name"]
     if not name:  # "/service/": no name, no route (as in the original)
@@ -138,7 +156,7 @@ def _not_located(name: str) -> Response:
 def _update_request(name: str, data: dict[str, Any]) -> heartbeat_pb2.UpdateServiceRequest:
     lenient.check_body(data, UPDATE_SCHEMA, generic=UPDATE_INVALID)
     request_pb = heartbeat_pb2.UpdateServiceRequest(heartbeat_name=name)
-    for field in ("service_name", "team", "runbook", "grace_period_seconds", "team_id"):
+    for field in ("service_name", "team", "runbook", "grace_period_seconds", "team_id", *lenient.JOB_FIELDS):
         if data.get(field) is not None:
             setattr(request_pb, field, data[field])
     for field in ("muted", "active", "down"):
@@ -170,8 +188,10 @@ def routes(gw) -> list[Route]:
         name = data["heartbeat_name"]
         if not name.strip():  # no service has a blank name: unknown, as the original found
             raise HttpError(404, f"{name} is not listed as a registered service.")
+        message = _run_message(data.get("message"))
         result = await gw.batcher.record(heartbeat_pb2.RecordHeartbeatRequest(
-            heartbeat_name=name, status=lenient.status(data["status"])))
+            heartbeat_name=name, status=lenient.status(data["status"]), run_id=data.get("run_id") or "",
+            message=message))
         outcome = result.outcome
         if outcome == heartbeat_pb2.RECORD_OUTCOME_ACCEPTED:
             return ok("", "Heartbeat Posted Successfully.", 201)
@@ -214,6 +234,9 @@ def routes(gw) -> list[Route]:
             request_pb.priority = lenient.priority(data["priority"])
         if data.get("notify_mode") is not None:
             request_pb.notify_mode = _notify_mode(data["notify_mode"])
+        for field in lenient.JOB_FIELDS:
+            if data.get(field) is not None:
+                setattr(request_pb, field, data[field])
         response = await gw.heartbeat.RegisterService(request_pb, metadata=gw.md(decision),
                                                       timeout=gw.rpc_timeout)
         if response.created:
@@ -276,17 +299,26 @@ def routes(gw) -> list[Route]:
         return link_next_page(ok([alert_json(a) for a in response.alerts]), request,
                               response.has_more, request_pb.offset, len(response.alerts))
 
-    async def job_signal_body(request: Request) -> str:
-        """The run id, if the body has a usable one: like the original, the job-signal
-        routes ignore a body they cannot read (only an oversized one is refused)."""
+    async def job_signal_body(request: Request) -> tuple[str, str]:
+        """The run id and the run's output, where the request has usable ones: a JSON
+        body's `run_id` and `message`, or a `text/plain` body as the output whole (what
+        `curl --data-binary @-` sends from a pipe), and the `run_id` query parameter
+        (which wins). Like the original, the job-signal routes ignore a body they
+        cannot read; only an oversized body or output is refused (413)."""
+        query_run_id = request.query_params.get("run_id", "")
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/plain":
+            raw = await read_body(request, gw.settings.max_body_bytes)
+            return query_run_id, _run_message(raw.decode("utf-8", "replace"))
         try:
             data = await read_json(request, gw.settings.max_body_bytes, required=False)
         except HttpError as err:
             if err.status == 413:
                 raise
-            return ""
+            return query_run_id, ""
         run_id = data.get("run_id")
-        return run_id if isinstance(run_id, str) else ""
+        message = data.get("message")
+        return (query_run_id or (run_id if isinstance(run_id, str) else ""),
+                _run_message(message) if isinstance(message, str) else "")
 
     def job_signal(signal: str):
         async def handler(request: Request, decision) -> Response:
@@ -294,10 +326,11 @@ def routes(gw) -> list[Route]:
             not_found = HttpError(404, f"Service ID {service_id} not found.")
             if service_id > lenient.INT64_MAX:
                 raise not_found
-            run_id = await job_signal_body(request)
+            run_id, message = await job_signal_body(request)
             try:
                 response = await gw.heartbeat.RecordJobSignal(heartbeat_pb2.RecordJobSignalRequest(
-                    service_id=service_id, signal=enums.JOB_SIGNAL.numbers[signal], run_id=run_id),
+                    service_id=service_id, signal=enums.JOB_SIGNAL.numbers[signal], run_id=run_id,
+                    message=message),
                     metadata=gw.md(decision), timeout=gw.rpc_timeout)
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:

@@ -64,6 +64,9 @@ def _contract_range(name: str) -> tuple[int, int]:
 
 
 _INTERVAL_SECONDS = _contract_range("alert_interval_seconds")
+# The job fields of POST /service and POST /service/<name>: newer fields, checked strictly.
+JOB_FIELDS = {"schedule": "string", "timezone": "string", "max_duration_seconds": "integer",
+              "min_duration_seconds": "integer", "failure_tolerance": "integer"}
 # Legacy body field -> the integers (or numbers) it accepts. Fields normalised below
 # their minimum take down to the original's least integer; the newer fields
 # (alert_interval_seconds, grace_period_seconds, team_id) are checked as their contract says.
@@ -74,6 +77,9 @@ RANGES: dict[str, tuple[int, int]] = {
     "alert_interval_seconds": _INTERVAL_SECONDS,
     "grace_period_seconds": _contract_range("grace_period_seconds"),
     "team_id": _contract_range("team_id"),
+    "max_duration_seconds": _contract_range("max_duration_seconds"),
+    "min_duration_seconds": _contract_range("min_duration_seconds"),
+    "failure_tolerance": _contract_range("failure_tolerance"),
 }
 NORMALISED_BELOW = {"alert_interval", "threshold"}  # below their minimum: the minimum
 UNITS = {"alert_interval": " minutes"}
@@ -186,8 +192,9 @@ COMPATIBILITY: list[tuple[str, str, str]] = [
      "when `web` exists answers 200 \"Heartbeat is already registered.\""),
     ("`FAILED` and `DOWN` heartbeats",
      "Stored like any other status.",
-     "A `FAILED` or `DOWN` status opens an alert at once (reason `reported_failure`) and reminds; "
-     "the next other status resolves it."),
+     "A `FAILED` or `DOWN` status opens an alert at once (reason `reported_failure`; with a "
+     "service's `failure_tolerance` N, at the N+1-th in a row) and reminds; the next other status "
+     "but `STARTED` resolves it. A `FAILED` also ends the open job run as failed."),
     ("Values Medic cannot hold",
      "Stored as sent: priority `high`, `alert_interval` 0, `threshold` 0, `muted`/`active`/`down` 2, "
      "status `\"\"`.",
@@ -231,8 +238,11 @@ COMPATIBILITY: list[tuple[str, str, str]] = [
     ("Newer fields",
      "-",
      "`POST /service` and `POST /service/<name>` also take `alert_interval_seconds`, "
-     "`grace_period_seconds`, `notify_mode` and `team_id` (checked strictly); listings carry more "
-     "fields (`state`, `deadline_at`, ...), and `POST /service` returns the service it registered."),
+     "`grace_period_seconds`, `notify_mode`, `team_id` and the job fields `schedule`, `timezone`, "
+     "`max_duration_seconds`, `min_duration_seconds` and `failure_tolerance` (checked strictly); "
+     "listings carry more fields (`state`, `deadline_at`, ...), and `POST /service` returns the service "
+     "it registered. `POST /heartbeat` also takes `run_id` and `message` (a run's output, at most 10 KiB: "
+     "413 beyond), and the job-signal routes take `message` too."),
     ("`external_reference_id` of an alert",
      "`medic-<heartbeat_name>`, the PagerDuty `dedup_key`.",
      "`medic-alert-<alert_id>`, the `dedup_key` PagerDuty is sent for that alert's trigger, reminders "

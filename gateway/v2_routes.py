@@ -33,6 +33,12 @@ TABLE: list[RpcRoute] = [
     RpcRoute("POST", "/v2/bulk-changes/{bulk_id}/undo", HEARTBEAT + "UndoBulkChange",
              "Put back every service of a bulk change (itself a bulk change, with a new bulk_id)",
              message="Bulk change undone."),
+    RpcRoute("GET", "/v2/services/{service_id:int}/runs", HEARTBEAT + "ListJobRuns",
+             "A service's job runs, newest first, a page at a time (a `Link` header with rel=\"next\" "
+             "when more follow)", query=("limit", "offset"), result="runs"),
+    RpcRoute("GET", "/v2/services/{service_id:int}/stats", HEARTBEAT + "GetJobStats",
+             "Duration statistics of a service's last 100 completed runs (null below 5 runs) and the "
+             "success rate of its last 100 ended runs"),
     RpcRoute("POST", "/v2/services/{service_id:int}/mute", HEARTBEAT + "MuteService",
              "Mute a service, with an optional reason and `until` (without it the mute ends when the service "
              "recovers; MEDIC_MUTE_TTL_SECONDS after it began at the latest)", body=True, result="service",

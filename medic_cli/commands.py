@@ -60,11 +60,13 @@ KEY_COLUMNS = [("id", "key_id"), ("name", "name"), ("scopes", "scopes"), ("creat
 SERVICE_COLUMNS = [("id", "service_id"), ("name", "heartbeat_name"), ("service", "service_name"),
                    ("state", "state"), ("active", lambda s: bool(s["active"])),
                    ("muted", lambda s: bool(s["muted"])), ("every", _every), ("threshold", "threshold"),
+                   ("schedule", lambda s: f"{s['schedule']} {s['timezone']}" if s.get("schedule") else None),
                    ("team", "team"), ("priority", "priority"), ("last heartbeat", "last_heartbeat")]
 SERVICE_FIELDS = ["service_id", "heartbeat_name", "service_name", "state", "active", "muted", "date_muted",
                   "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "team_id",
-                  "priority", "notify_mode", "runbook", "last_heartbeat", "deadline_at", "date_added",
-                  "date_modified"]
+                  "priority", "notify_mode", "runbook", "schedule", "timezone", "max_duration_seconds",
+                  "min_duration_seconds", "failure_tolerance", "consecutive_failures", "last_heartbeat",
+                  "deadline_at", "date_added", "date_modified"]
 TRANSITION_COLUMNS = [("at", "at"), ("from", "from_state"), ("to", "to_state"), ("reason", "reason"),
                       ("alert", lambda t: t.get("alert_id") or None)]
 HEARTBEAT_COLUMNS = [("id", "heartbeat_id"), ("name", "heartbeat_name"), ("service", "service_name"),
@@ -72,6 +74,17 @@ HEARTBEAT_COLUMNS = [("id", "heartbeat_id"), ("name", "heartbeat_name"), ("servi
 ALERT_COLUMNS = [("id", "alert_id"), ("name", "heartbeat_name"), ("service", "service_name"),
                  ("active", lambda a: bool(a["active"])), ("reason", "reason"),
                  ("notified", "notification_count"), ("opened", "created_date"), ("closed", "closed_date")]
+def _duration(run: dict) -> str | None:
+    ms = run.get("duration_ms")
+    return None if ms is None else f"{ms / 1000:.3f}s"
+
+
+RUN_COLUMNS = [("id", "job_run_id"), ("run", "run_id"), ("status", "status"), ("started", "started_at"),
+               ("ended", "completed_at"), ("duration", _duration),
+               ("output", lambda r: (r.get("message") or "").strip().splitlines()[-1:] and
+                (r["message"] or "").strip().splitlines()[-1][:60] or None)]
+STATS_FIELDS = ["service_id", "run_count", "avg_duration_ms", "p50_duration_ms", "p95_duration_ms",
+                "p99_duration_ms", "min_duration_ms", "max_duration_ms", "success_rate", "ended_runs"]
 TEAM_COLUMNS = [("id", "team_id"), ("name", "name"), ("slack channel", "slack_channel_id"),
                 ("created", "created_at")]
 TARGET_COLUMNS = [("id", "target_id"), ("service", "service_id"), ("type", "type"), ("priority", "priority"),
@@ -200,7 +213,9 @@ def _service_body(args) -> dict[str, Any]:
     return _given(service_name=args.service_name, alert_interval=args.interval_minutes,
                   alert_interval_seconds=args.interval_seconds, threshold=args.threshold,
                   grace_period_seconds=args.grace_seconds, team=args.team, team_id=args.team_id,
-                  priority=args.priority, runbook=args.runbook, notify_mode=args.notify_mode)
+                  priority=args.priority, runbook=args.runbook, notify_mode=args.notify_mode,
+                  schedule=args.schedule, timezone=args.timezone, max_duration_seconds=args.max_duration,
+                  min_duration_seconds=args.min_duration, failure_tolerance=args.failure_tolerance)
 
 
 def services_register(api: Client, args, out: Output) -> None:
@@ -267,8 +282,24 @@ def services_delete(api: Client, args, out: Output) -> None:
 # --- heartbeats and alerts --------------------------------------------------------------
 
 def heartbeat_send(api: Client, args, out: Output) -> None:
-    message, results = api.call("POST", "/heartbeat", body={"heartbeat_name": args.name, "status": args.status})
+    body = _given(heartbeat_name=args.name, status=args.status, run_id=args.run_id, message=args.message)
+    message, results = api.call("POST", "/heartbeat", body=body)
     out.message(results, message)
+
+
+def runs_list(api: Client, args, out: Output) -> None:
+    params = {"limit": args.limit, "offset": args.offset}
+    out.rows(api.call("GET", f"/v2/services/{_service_id(api, args.name)}/runs", params=params)[1], RUN_COLUMNS)
+
+
+def runs_stats(api: Client, args, out: Output) -> None:
+    stats = api.call("GET", f"/v2/services/{_service_id(api, args.name)}/stats")[1]
+    if out.as_json:
+        print(to_json(stats))
+        return
+    print(record(stats, STATS_FIELDS))
+    if stats.get("avg_duration_ms") is None:
+        print(f"\nno duration statistics below 5 completed runs ({stats.get('run_count', 0)} so far)")
 
 
 def heartbeat_list(api: Client, args, out: Output) -> None:
@@ -755,6 +786,15 @@ def _service_options(parser, *, register: bool) -> None:
     parser.add_argument("--runbook", metavar="URL")
     parser.add_argument("--notify-mode", metavar="MODE",
                         help="all (every target) or until_success (in priority order until one succeeds)")
+    parser.add_argument("--schedule", metavar="CRON",
+                        help="a 5-field cron expression the job runs on, e.g. '30 9 * * 1-5' (\"\" removes it)")
+    parser.add_argument("--timezone", metavar="TZ", help="IANA time zone of the schedule (default UTC)")
+    parser.add_argument("--max-duration", type=int, metavar="S",
+                        help="a run open longer alerts run_too_long (0 removes the limit)")
+    parser.add_argument("--min-duration", type=int, metavar="S",
+                        help="a run completed faster alerts run_too_fast (0 removes the limit)")
+    parser.add_argument("--failure-tolerance", type=int, metavar="N",
+                        help="failures in a row that open no alert (the next one does)")
 
 
 def _register_services(commands) -> None:
@@ -789,11 +829,22 @@ def _register_heartbeats_and_alerts(commands) -> None:
     heartbeat = _group(commands, "heartbeat", "send and list heartbeats")
     p = _leaf(heartbeat, "send", heartbeat_send, "send a heartbeat")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--status", default="UP", help="UP (default); FAILED or DOWN report a failure")
+    p.add_argument("--status", default="UP",
+                   help="UP (default); FAILED or DOWN report a failure; STARTED/COMPLETED start and end a run")
+    p.add_argument("--run-id", metavar="ID", help="the job run it starts or ends")
+    p.add_argument("--message", metavar="TEXT", help="the run's output (at most 10 KiB)")
     p = _leaf(heartbeat, "list", heartbeat_list, "recent heartbeats, newest first")
     p.add_argument("--name")
     p.add_argument("--service-name")
     p.add_argument("--max-count", type=int, metavar="N", help="at most N (default and maximum 250)")
+    runs = _group(commands, "runs", "a job's runs and their duration statistics")
+    p = _leaf(runs, "list", runs_list, "a service's runs, newest first")
+    p.add_argument("name", metavar="NAME", help="heartbeat name (or the service id)")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N (default 50, at most 1,000)")
+    p.add_argument("--offset", type=int, metavar="N", help="pass over the N newest first")
+    p = _leaf(runs, "stats", runs_stats,
+              "avg/p50/p95/p99/min/max duration of the last 100 completed runs, and the success rate")
+    p.add_argument("name", metavar="NAME", help="heartbeat name (or the service id)")
     p = _leaf(commands, "alerts", alerts_list, "alerts, newest first (latest 100 without a filter)")
     _active_filter(p, "active", "closed")
     p = _leaf(commands, "ack", alerts_ack,

@@ -23,6 +23,8 @@ DELIVERY = "DeliveryService/"
 AUTH = "AuthService/"
 
 PAGE_SIZE = 50
+# Job runs on a service's page (the duration chart and the table).
+RUNS_SHOWN = 30
 # The overview lists the newest active alerts; the alerts page has them all.
 OVERVIEW_ALERTS = 50
 CONDITIONS = {"up": heartbeat_pb2.SERVICE_CONDITION_UP, "down": heartbeat_pb2.SERVICE_CONDITION_DOWN,
@@ -171,6 +173,8 @@ class Pages:
             transitions=b.call(HB + "ListServiceTransitions", "transitions", service_id=service_id, limit=50),
             alerts=b.call(HB + "SearchAlerts", "alerts", service_id=service_id, limit=50),
             deliveries=b.call(DELIVERY + "ListDeliveries", "deliveries", service_id=service_id, limit=100),
+            runs=b.call(HB + "ListJobRuns", "runs", service_id=service_id, limit=RUNS_SHOWN),
+            stats=b.call(HB + "GetJobStats", "stats", service_id=service_id),
             skips=b.call(HB + "ListNotificationSkips", "skips", service_id=service_id, limit=50),
         )
         if view.is_admin:

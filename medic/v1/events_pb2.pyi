@@ -49,7 +49,7 @@ class ServiceFacts(_message.Message):
     def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., team: _Optional[str] = ..., team_id: _Optional[int] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., alert_interval_seconds: _Optional[int] = ...) -> None: ...
 
 class AlertEvent(_message.Message):
-    __slots__ = ("event_id", "kind", "alert_id", "reason", "service", "opened_at", "closed_at", "occurred_at")
+    __slots__ = ("event_id", "kind", "alert_id", "reason", "service", "opened_at", "closed_at", "occurred_at", "run")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ALERT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class AlertEvent(_message.Message):
     OPENED_AT_FIELD_NUMBER: _ClassVar[int]
     CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     kind: AlertEventKind
     alert_id: int
@@ -66,4 +67,15 @@ class AlertEvent(_message.Message):
     opened_at: _timestamp_pb2.Timestamp
     closed_at: _timestamp_pb2.Timestamp
     occurred_at: _timestamp_pb2.Timestamp
-    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[AlertEventKind, str]] = ..., alert_id: _Optional[int] = ..., reason: _Optional[_Union[_heartbeat_pb2.AlertReason, str]] = ..., service: _Optional[_Union[ServiceFacts, _Mapping]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    run: RunFacts
+    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[_Union[AlertEventKind, str]] = ..., alert_id: _Optional[int] = ..., reason: _Optional[_Union[_heartbeat_pb2.AlertReason, str]] = ..., service: _Optional[_Union[ServiceFacts, _Mapping]] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run: _Optional[_Union[RunFacts, _Mapping]] = ...) -> None: ...
+
+class RunFacts(_message.Message):
+    __slots__ = ("run_id", "status", "output")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    status: str
+    output: str
+    def __init__(self, run_id: _Optional[str] = ..., status: _Optional[str] = ..., output: _Optional[str] = ...) -> None: ...

@@ -40,6 +40,8 @@ class AlertReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_REASON_UNSPECIFIED: _ClassVar[AlertReason]
     ALERT_REASON_MISSED_HEARTBEATS: _ClassVar[AlertReason]
     ALERT_REASON_REPORTED_FAILURE: _ClassVar[AlertReason]
+    ALERT_REASON_RUN_TOO_LONG: _ClassVar[AlertReason]
+    ALERT_REASON_RUN_TOO_FAST: _ClassVar[AlertReason]
 
 class ServiceCondition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -57,6 +59,15 @@ class ServiceSort(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SERVICE_SORT_STATE: _ClassVar[ServiceSort]
     SERVICE_SORT_LAST_HEARTBEAT: _ClassVar[ServiceSort]
     SERVICE_SORT_DEADLINE: _ClassVar[ServiceSort]
+
+class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_STATUS_UNSPECIFIED: _ClassVar[RunStatus]
+    RUN_STATUS_RUNNING: _ClassVar[RunStatus]
+    RUN_STATUS_COMPLETED: _ClassVar[RunStatus]
+    RUN_STATUS_FAILED: _ClassVar[RunStatus]
+    RUN_STATUS_TIMED_OUT: _ClassVar[RunStatus]
+    RUN_STATUS_ABANDONED: _ClassVar[RunStatus]
 
 class WindowScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -81,6 +92,8 @@ JOB_SIGNAL_FAIL: JobSignal
 ALERT_REASON_UNSPECIFIED: AlertReason
 ALERT_REASON_MISSED_HEARTBEATS: AlertReason
 ALERT_REASON_REPORTED_FAILURE: AlertReason
+ALERT_REASON_RUN_TOO_LONG: AlertReason
+ALERT_REASON_RUN_TOO_FAST: AlertReason
 SERVICE_CONDITION_UNSPECIFIED: ServiceCondition
 SERVICE_CONDITION_UP: ServiceCondition
 SERVICE_CONDITION_DOWN: ServiceCondition
@@ -92,6 +105,12 @@ SERVICE_SORT_NAME: ServiceSort
 SERVICE_SORT_STATE: ServiceSort
 SERVICE_SORT_LAST_HEARTBEAT: ServiceSort
 SERVICE_SORT_DEADLINE: ServiceSort
+RUN_STATUS_UNSPECIFIED: RunStatus
+RUN_STATUS_RUNNING: RunStatus
+RUN_STATUS_COMPLETED: RunStatus
+RUN_STATUS_FAILED: RunStatus
+RUN_STATUS_TIMED_OUT: RunStatus
+RUN_STATUS_ABANDONED: RunStatus
 WINDOW_SCOPE_UNSPECIFIED: WindowScope
 WINDOW_SCOPE_SERVICE: WindowScope
 WINDOW_SCOPE_TEAM: WindowScope
@@ -99,7 +118,7 @@ WINDOW_SCOPE_ALL: WindowScope
 WINDOW_SCOPE_GLOB: WindowScope
 
 class Service(_message.Message):
-    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at", "team_id", "mute_reason", "muted_by", "muted_until")
+    __slots__ = ("service_id", "heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "state", "created_at", "updated_at", "activated_at", "last_heartbeat_at", "deadline_at", "team_id", "mute_reason", "muted_by", "muted_until", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance", "consecutive_failures", "schedule_description")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +142,13 @@ class Service(_message.Message):
     MUTE_REASON_FIELD_NUMBER: _ClassVar[int]
     MUTED_BY_FIELD_NUMBER: _ClassVar[int]
     MUTED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     service_id: int
     heartbeat_name: str
     service_name: str
@@ -146,10 +172,17 @@ class Service(_message.Message):
     mute_reason: str
     muted_by: str
     muted_until: _timestamp_pb2.Timestamp
-    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[int] = ..., mute_reason: _Optional[str] = ..., muted_by: _Optional[str] = ..., muted_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    schedule: str
+    timezone: str
+    max_duration_seconds: int
+    min_duration_seconds: int
+    failure_tolerance: int
+    consecutive_failures: int
+    schedule_description: str
+    def __init__(self, service_id: _Optional[int] = ..., heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., muted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[ServiceState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[int] = ..., mute_reason: _Optional[str] = ..., muted_by: _Optional[str] = ..., muted_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., max_duration_seconds: _Optional[int] = ..., min_duration_seconds: _Optional[int] = ..., failure_tolerance: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., schedule_description: _Optional[str] = ...) -> None: ...
 
 class RegisterServiceRequest(_message.Message):
-    __slots__ = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "team_id")
+    __slots__ = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "team_id", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance")
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     ALERT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +193,11 @@ class RegisterServiceRequest(_message.Message):
     RUNBOOK_FIELD_NUMBER: _ClassVar[int]
     NOTIFY_MODE_FIELD_NUMBER: _ClassVar[int]
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     heartbeat_name: str
     service_name: str
     alert_interval_seconds: int
@@ -170,7 +208,12 @@ class RegisterServiceRequest(_message.Message):
     runbook: str
     notify_mode: _common_pb2.NotifyMode
     team_id: int
-    def __init__(self, heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., team_id: _Optional[int] = ...) -> None: ...
+    schedule: str
+    timezone: str
+    max_duration_seconds: int
+    min_duration_seconds: int
+    failure_tolerance: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., team_id: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., max_duration_seconds: _Optional[int] = ..., min_duration_seconds: _Optional[int] = ..., failure_tolerance: _Optional[int] = ...) -> None: ...
 
 class RegisterServiceResponse(_message.Message):
     __slots__ = ("service", "created")
@@ -209,7 +252,7 @@ class ListServicesResponse(_message.Message):
     def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ...) -> None: ...
 
 class UpdateServiceRequest(_message.Message):
-    __slots__ = ("heartbeat_name", "service_id", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "down", "team_id")
+    __slots__ = ("heartbeat_name", "service_id", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "priority", "runbook", "notify_mode", "active", "muted", "down", "team_id", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance")
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +267,11 @@ class UpdateServiceRequest(_message.Message):
     MUTED_FIELD_NUMBER: _ClassVar[int]
     DOWN_FIELD_NUMBER: _ClassVar[int]
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     heartbeat_name: str
     service_id: int
     service_name: str
@@ -238,7 +286,12 @@ class UpdateServiceRequest(_message.Message):
     muted: bool
     down: bool
     team_id: int
-    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., down: _Optional[bool] = ..., team_id: _Optional[int] = ...) -> None: ...
+    schedule: str
+    timezone: str
+    max_duration_seconds: int
+    min_duration_seconds: int
+    failure_tolerance: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., service_name: _Optional[str] = ..., alert_interval_seconds: _Optional[int] = ..., threshold: _Optional[int] = ..., grace_period_seconds: _Optional[int] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., runbook: _Optional[str] = ..., notify_mode: _Optional[_Union[_common_pb2.NotifyMode, str]] = ..., active: _Optional[bool] = ..., muted: _Optional[bool] = ..., down: _Optional[bool] = ..., team_id: _Optional[int] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., max_duration_seconds: _Optional[int] = ..., min_duration_seconds: _Optional[int] = ..., failure_tolerance: _Optional[int] = ...) -> None: ...
 
 class UpdateServiceResponse(_message.Message):
     __slots__ = ("service",)
@@ -299,16 +352,18 @@ class ListServiceTransitionsResponse(_message.Message):
     def __init__(self, transitions: _Optional[_Iterable[_Union[ServiceTransition, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class RecordHeartbeatRequest(_message.Message):
-    __slots__ = ("heartbeat_name", "service_id", "status", "run_id")
+    __slots__ = ("heartbeat_name", "service_id", "status", "run_id", "message")
     HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     heartbeat_name: str
     service_id: int
     status: str
     run_id: str
-    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., status: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+    message: str
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., status: _Optional[str] = ..., run_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("heartbeat_id", "service_id", "heartbeat_name", "service_name", "time", "status", "run_id", "team", "priority")
@@ -363,14 +418,16 @@ class RecordHeartbeatsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RecordHeartbeatResult, _Mapping]]] = ...) -> None: ...
 
 class RecordJobSignalRequest(_message.Message):
-    __slots__ = ("service_id", "signal", "run_id")
+    __slots__ = ("service_id", "signal", "run_id", "message")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     service_id: int
     signal: JobSignal
     run_id: str
-    def __init__(self, service_id: _Optional[int] = ..., signal: _Optional[_Union[JobSignal, str]] = ..., run_id: _Optional[str] = ...) -> None: ...
+    message: str
+    def __init__(self, service_id: _Optional[int] = ..., signal: _Optional[_Union[JobSignal, str]] = ..., run_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class RecordJobSignalResponse(_message.Message):
     __slots__ = ("heartbeat",)
@@ -791,6 +848,78 @@ class UndoBulkChangeResponse(_message.Message):
     bulk_id: str
     restored: int
     def __init__(self, bulk_id: _Optional[str] = ..., restored: _Optional[int] = ...) -> None: ...
+
+class JobRun(_message.Message):
+    __slots__ = ("job_run_id", "service_id", "run_id", "status", "started_at", "completed_at", "duration_ms", "message")
+    JOB_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    job_run_id: int
+    service_id: int
+    run_id: str
+    status: RunStatus
+    started_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    duration_ms: int
+    message: str
+    def __init__(self, job_run_id: _Optional[int] = ..., service_id: _Optional[int] = ..., run_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_ms: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ListJobRunsRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id", "limit", "offset")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    limit: int
+    offset: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class ListJobRunsResponse(_message.Message):
+    __slots__ = ("runs", "has_more")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[JobRun]
+    has_more: bool
+    def __init__(self, runs: _Optional[_Iterable[_Union[JobRun, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
+
+class GetJobStatsRequest(_message.Message):
+    __slots__ = ("heartbeat_name", "service_id")
+    HEARTBEAT_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_name: str
+    service_id: int
+    def __init__(self, heartbeat_name: _Optional[str] = ..., service_id: _Optional[int] = ...) -> None: ...
+
+class GetJobStatsResponse(_message.Message):
+    __slots__ = ("service_id", "run_count", "avg_duration_ms", "p50_duration_ms", "p95_duration_ms", "p99_duration_ms", "min_duration_ms", "max_duration_ms", "success_rate", "ended_runs")
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    AVG_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    P50_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    P95_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_RATE_FIELD_NUMBER: _ClassVar[int]
+    ENDED_RUNS_FIELD_NUMBER: _ClassVar[int]
+    service_id: int
+    run_count: int
+    avg_duration_ms: float
+    p50_duration_ms: float
+    p95_duration_ms: float
+    p99_duration_ms: float
+    min_duration_ms: int
+    max_duration_ms: int
+    success_rate: float
+    ended_runs: int
+    def __init__(self, service_id: _Optional[int] = ..., run_count: _Optional[int] = ..., avg_duration_ms: _Optional[float] = ..., p50_duration_ms: _Optional[float] = ..., p95_duration_ms: _Optional[float] = ..., p99_duration_ms: _Optional[float] = ..., min_duration_ms: _Optional[int] = ..., max_duration_ms: _Optional[int] = ..., success_rate: _Optional[float] = ..., ended_runs: _Optional[int] = ...) -> None: ...
 
 class AcknowledgeAlertRequest(_message.Message):
     __slots__ = ("alert_id",)

@@ -147,6 +147,16 @@ class HeartbeatServiceStub:
                 request_serializer=medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeRequest.SerializeToString,
                 response_deserializer=medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeResponse.FromString,
                 _registered_method=True)
+        self.ListJobRuns = channel.unary_unary(
+                '/medic.v1.HeartbeatService/ListJobRuns',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.ListJobRunsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListJobRunsResponse.FromString,
+                _registered_method=True)
+        self.GetJobStats = channel.unary_unary(
+                '/medic.v1.HeartbeatService/GetJobStats',
+                request_serializer=medic_dot_v1_dot_heartbeat__pb2.GetJobStatsRequest.SerializeToString,
+                response_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetJobStatsResponse.FromString,
+                _registered_method=True)
         self.AcknowledgeAlert = channel.unary_unary(
                 '/medic.v1.HeartbeatService/AcknowledgeAlert',
                 request_serializer=medic_dot_v1_dot_heartbeat__pb2.AcknowledgeAlertRequest.SerializeToString,
@@ -272,8 +282,12 @@ class HeartbeatServiceServicer:
 
     def RecordJobSignal(self, request, context):
         """Records a job-run signal (STARTED, COMPLETED or FAILED) for a service, with
-        an optional run id. Same rules as RecordHeartbeat.
-        Errors: INVALID_ARGUMENT; NOT_FOUND; FAILED_PRECONDITION (inactive).
+        an optional run id and output. Same rules as RecordHeartbeat. A start opens
+        a run; a complete or fail ends the open run with the same run_id or, without
+        one, the service's newest open run (an end with no open run is recorded as
+        a run of unknown duration). See JobRun.
+        Errors: INVALID_ARGUMENT (unknown signal, run_id over 255 characters,
+        message over 10 KiB); NOT_FOUND; FAILED_PRECONDITION (inactive).
         Scope: write. Rate-limit class: heartbeat.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -435,6 +449,28 @@ class HeartbeatServiceServicer:
         Errors: NOT_FOUND (no snapshot has that bulk_id); FAILED_PRECONDITION
         (every one was restored already).
         Scope: write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobRuns(self, request, context):
+        """Lists a service's job runs, newest first, `limit` a page (`offset` pages
+        on, `has_more` says another page exists).
+        Errors: INVALID_ARGUMENT (limit out of range, no service); NOT_FOUND.
+        Scope: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobStats(self, request, context):
+        """Duration statistics of a service's last 100 completed runs (runs of
+        unknown duration aside), and the success rate of its last 100 ended runs.
+        The durations are unset below 5 runs. Percentiles interpolate linearly
+        between the two nearest durations (as numpy.percentile does by default).
+        Errors: INVALID_ARGUMENT (no service); NOT_FOUND.
+        Scope: read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -648,6 +684,16 @@ def add_HeartbeatServiceServicer_to_server(servicer, server):
                     servicer.UndoBulkChange,
                     request_deserializer=medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeRequest.FromString,
                     response_serializer=medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeResponse.SerializeToString,
+            ),
+            'ListJobRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobRuns,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.ListJobRunsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.ListJobRunsResponse.SerializeToString,
+            ),
+            'GetJobStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobStats,
+                    request_deserializer=medic_dot_v1_dot_heartbeat__pb2.GetJobStatsRequest.FromString,
+                    response_serializer=medic_dot_v1_dot_heartbeat__pb2.GetJobStatsResponse.SerializeToString,
             ),
             'AcknowledgeAlert': grpc.unary_unary_rpc_method_handler(
                     servicer.AcknowledgeAlert,
@@ -1270,6 +1316,60 @@ class HeartbeatService:
             '/medic.v1.HeartbeatService/UndoBulkChange',
             medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeRequest.SerializeToString,
             medic_dot_v1_dot_heartbeat__pb2.UndoBulkChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/ListJobRuns',
+            medic_dot_v1_dot_heartbeat__pb2.ListJobRunsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.ListJobRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medic.v1.HeartbeatService/GetJobStats',
+            medic_dot_v1_dot_heartbeat__pb2.GetJobStatsRequest.SerializeToString,
+            medic_dot_v1_dot_heartbeat__pb2.GetJobStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

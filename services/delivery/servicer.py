@@ -62,6 +62,9 @@ def event_to_domain(event: events_pb2.AlertEvent) -> dict[str, Any]:
             "last_heartbeat_at": _iso(s.last_heartbeat_at, s.HasField("last_heartbeat_at")),
             "alert_interval_seconds": s.alert_interval_seconds,
         },
+        # The job run behind the alert (a failed, hung or too-fast run), or None.
+        "run": ({"run_id": event.run.run_id or None, "status": event.run.status,
+                 "output": event.run.output or None} if event.HasField("run") else None),
     }
 
 

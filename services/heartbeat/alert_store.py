@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from medic import audit
 from medic.db import Database, Row, Tx
@@ -25,8 +26,8 @@ from services.heartbeat.windows import Stretch
 from services.heartbeat.status import FAILURE_STATUSES_PARAM
 
 OPEN_ALERT = """
-    INSERT INTO alerts (service_id, reason, opened_at, next_reminder_at)
-    VALUES (%(service_id)s, %(reason)s, %(now)s, %(next_reminder_at)s)
+    INSERT INTO alerts (service_id, reason, opened_at, next_reminder_at, job_run_id, run_output)
+    VALUES (%(service_id)s, %(reason)s, %(now)s, %(next_reminder_at)s, %(job_run_id)s, %(run_output)s)
     ON CONFLICT (service_id) WHERE active DO NOTHING
     RETURNING alert_id
 """
@@ -81,7 +82,7 @@ LIST_ALERTS = """
 # heartbeats for the down rule's re-check.
 CLAIM_DUE_SERVICES = f"""
     SELECT now() AS now, s.service_id, s.heartbeat_name, s.team, s.state, s.muted, s.threshold, s.activated_at,
-           s.alert_interval_seconds, s.grace_period_seconds,
+           s.alert_interval_seconds, s.grace_period_seconds, s.schedule, s.timezone,
            ARRAY(SELECT h.time FROM heartbeat_events h
                  WHERE h.service_id = s.service_id AND h.status <> ALL(%(failure_statuses)s)
                    AND h.time >= s.activated_at
@@ -169,6 +170,14 @@ COUNT_BY_STATE = f"""
 """
 
 
+class RunFacts(NamedTuple):
+    """The job run a transition is about (its alert carries them to the notifications)."""
+    job_run_id: int
+    run_id: str | None
+    status: str
+    output: str | None  # the first 1 KiB of the run's output
+
+
 @dataclass
 class Changes:
     """What a transaction did, for metrics and wake-ups once it has committed."""
@@ -203,13 +212,15 @@ def record_skip(tx: Tx, changes: Changes, alert_id: int, kind: NotificationKind,
 
 
 def execute(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, transition: Transition, *,
-            muted: bool, interval_seconds: int, now: dt.datetime, window: Stretch | None = None) -> None:
+            muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None = None,
+            window: Stretch | None = None) -> None:
     """Carries out ``transition`` of service ``service_id`` (``muted`` and
-    ``interval_seconds`` as they are after the change; ``window``: the
-    maintenance window open for the service now, if any)."""
+    ``interval_seconds`` as they are after the change); an alert it opens is
+    about ``run``, when given; ``window``: the maintenance window open for the
+    service now, if any."""
     if transition.alert is AlertChange.OPEN:
         _open_alert(tx, policy, changes, service_id, transition, muted=muted,
-                    interval_seconds=interval_seconds, now=now, window=window)
+                    interval_seconds=interval_seconds, now=now, run=run, window=window)
     elif transition.alert is AlertChange.CLOSE:
         _close_alert(tx, changes, service_id, transition, now=now)
     else:
@@ -217,12 +228,15 @@ def execute(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, 
 
 
 def _open_alert(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, transition: Transition, *,
-                muted: bool, interval_seconds: int, now: dt.datetime, window: Stretch | None) -> None:
+                muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None,
+                window: Stretch | None) -> None:
     """Opens an alert and marks the service down. When the service has an active
     alert already, it stays the one: nothing else is written. A TRIGGER a window
     holds back is due again when the window ends."""
     row = tx.one(OPEN_ALERT, {"service_id": service_id, "reason": transition.reason, "now": now,
-                              "next_reminder_at": policy.next_reminder_at(now, interval_seconds)})
+                              "next_reminder_at": policy.next_reminder_at(now, interval_seconds),
+                              "job_run_id": run.job_run_id if run else None,
+                              "run_output": run.output if run else None})
     tx.execute(SET_STATE, {"service_id": service_id, "state": transition.to_state})
     if row is None:
         return

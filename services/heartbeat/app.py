@@ -19,6 +19,7 @@ from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.monitor import Monitor
 from services.heartbeat.retention import Retention
 from services.heartbeat.audit_log import AuditLog
+from services.heartbeat.run_store import RunStore
 from services.heartbeat.outbox_store import RemediationOutboxStore
 from services.heartbeat.routing_client import (RemediationClient, RoutingClient, RoutingLookups,
                                                handle_alert_events_request)
@@ -117,8 +118,8 @@ def build(settings: Settings, db: Database | None = None) -> Component:
     # A snapshot waits for routing at most 2 s: a change never hangs on a stuck routing.
     lookups = RoutingLookups(channel.channels[0], min(settings.rpc_timeout_seconds, 2.0))  # routing's
     servicer = HeartbeatServicer(ServiceStore(db, policy, on_committed=committed, windows=windows), heartbeats,
-                                 AlertStore(db, policy), ingest, ServiceSearch(db), windows, committed,
-                                 audit=AuditLog(db), snapshot_reader=SnapshotReader(db), routing=lookups)
+                                 AlertStore(db, policy), ingest, ServiceSearch(db), RunStore(db), windows,
+                                 committed, audit=AuditLog(db), snapshot_reader=SnapshotReader(db), routing=lookups)
     on_start = [ingest.start]
     on_stop = [lambda grace: ingest.stop(grace)]
     if settings.monitor_enabled:

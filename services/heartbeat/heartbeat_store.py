@@ -14,10 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from medic.db import Database, Prepared, Row, Tx, int_array, text_array, timestamp_array
-from services.heartbeat import alert_store, lifecycle
-from services.heartbeat.alert_store import Changes
-from services.heartbeat.lifecycle import LifecyclePolicy, ServiceState
-from services.heartbeat.status import FAILURE_STATUSES_PARAM
+from services.heartbeat import alert_store, lifecycle, run_store, schedule, status
+from services.heartbeat.alert_store import Changes, RunFacts
+from services.heartbeat.lifecycle import LifecyclePolicy, RunEnd, ServiceState
 from services.heartbeat.window_store import WindowStore
 from services.heartbeat.windows import ServiceKey
 
@@ -52,22 +51,24 @@ SMALL_BATCH = 64
 _LOCKED_SERVICE = """service_id, heartbeat_name, service_name, team, priority"""
 _RECORD_STEADY_HEARTBEATS = f"""
     WITH items AS (
-        SELECT i.ord, i.status, i.run_id,
+        SELECT i.ord, i.status, i.run_id, i.plain,
                CASE WHEN i.name IS NULL THEN i.service_id
                     ELSE (SELECT service_id FROM services WHERE lower(heartbeat_name) = lower(i.name))
                END AS service_id
         FROM unnest(%(names)s::text[], %(service_ids)s::bigint[], %(statuses)s::text[],
-                    %(run_ids)s::text[]) WITH ORDINALITY AS i (name, service_id, status, run_id, ord)
+                    %(run_ids)s::text[], %(plain)s::boolean[])
+             WITH ORDINALITY AS i (name, service_id, status, run_id, plain, ord)
     ), beats AS (
-        SELECT service_id, count(*)::integer AS n,
-               bool_and(status <> ALL(%(failure_statuses)s::text[])) AS signs_of_life_only
+        SELECT service_id, count(*)::integer AS n, bool_and(plain) AS plain_only
         FROM items WHERE service_id IS NOT NULL
         GROUP BY service_id
     ), locked AS MATERIALIZED (
         SELECT s.service_id, s.heartbeat_name, s.service_name,
                s.team, s.priority, s.active, s.muted, s.threshold, s.recent_beats, s.activated_at,
-               s.alert_interval_seconds, s.grace_period_seconds, s.state, b.n,
-               s.active AND s.state = '{ServiceState.UP}' AND b.signs_of_life_only AS steady
+               s.alert_interval_seconds, s.grace_period_seconds, s.state, s.schedule, s.timezone,
+               s.failure_tolerance, s.consecutive_failures, s.max_duration_seconds, s.min_duration_seconds, b.n,
+               s.active AND s.state = '{ServiceState.UP}' AND b.plain_only AND s.schedule IS NULL
+                   AND s.consecutive_failures = 0 AS steady
         FROM services AS s JOIN beats AS b USING (service_id)
         {{locate}}
         ORDER BY s.service_id
@@ -94,18 +95,22 @@ _RECORD_STEADY_HEARTBEATS = f"""
            NULL::boolean AS active, NULL::boolean AS muted, NULL::integer AS threshold,
            NULL::timestamptz[] AS recent_beats, NULL::timestamptz AS activated_at,
            NULL::integer AS alert_interval_seconds, NULL::integer AS grace_period_seconds,
-           NULL::text AS state
+           NULL::text AS state, NULL::text AS schedule, NULL::text AS timezone,
+           NULL::integer AS failure_tolerance, NULL::integer AS consecutive_failures,
+           NULL::integer AS max_duration_seconds, NULL::integer AS min_duration_seconds
     FROM locked WHERE steady
     UNION ALL
     SELECT NULL, NULL, NULL, {_LOCKED_SERVICE}, active, muted, threshold, recent_beats, activated_at,
-           alert_interval_seconds, grace_period_seconds, state
+           alert_interval_seconds, grace_period_seconds, state, schedule, timezone, failure_tolerance,
+           consecutive_failures, max_duration_seconds, min_duration_seconds
     FROM locked WHERE NOT steady
     UNION ALL
     SELECT now(), ARRAY(SELECT heartbeat_id FROM inserted), ARRAY(SELECT service_id FROM items ORDER BY ord),
-           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, NULL, NULL, NULL
 """
 _STEADY_PARAMS = [("names", "text[]"), ("service_ids", "bigint[]"), ("statuses", "text[]"),
-                  ("run_ids", "text[]"), ("failure_statuses", "text[]")]
+                  ("run_ids", "text[]"), ("plain", "boolean[]")]
 RECORD_STEADY_HEARTBEATS = Prepared("medic_record_steady_heartbeats",
                                     _RECORD_STEADY_HEARTBEATS.replace("{locate}", ""), _STEADY_PARAMS)
 RECORD_FEW_STEADY_HEARTBEATS = Prepared(
@@ -128,15 +133,16 @@ RECORD_HEARTBEATS = Prepared("medic_record_heartbeats", """
     ), clocks AS (
         UPDATE services AS s
         SET recent_beats = c.recent::timestamptz[], deadline_at = c.deadline_at,
-            last_heartbeat_at = %(now)s, state = c.state
+            last_heartbeat_at = %(now)s, state = c.state, consecutive_failures = c.failures
         FROM unnest(%(clock_services)s::bigint[], %(recent)s::text[], %(deadlines)s::timestamptz[],
-                    %(states)s::text[]) AS c (service_id, recent, deadline_at, state)
+                    %(states)s::text[], %(failures)s::integer[]) AS c (service_id, recent, deadline_at, state,
+                                                                    failures)
         WHERE s.service_id = c.service_id
     )
     SELECT heartbeat_id FROM inserted
 """, [("now", "timestamptz"), ("event_services", "bigint[]"), ("statuses", "text[]"),
       ("run_ids", "text[]"), ("clock_services", "bigint[]"), ("recent", "text[]"),
-      ("deadlines", "timestamptz[]"), ("states", "text[]")])
+      ("deadlines", "timestamptz[]"), ("states", "text[]"), ("failures", "integer[]")])
 
 LIST_HEARTBEATS = """
     SELECT h.heartbeat_id, h.service_id, s.heartbeat_name, s.service_name, h.time, h.status,
@@ -183,6 +189,13 @@ class IngestItem(NamedTuple):
     service_id: int | None
     status: str
     run_id: str | None
+    message: str | None = None  # a run's output (a job signal's)
+
+    @property
+    def plain(self) -> bool:
+        """Neither a job signal nor a reported failure: what the steady statement records alone."""
+        return status.counts_as_life(self.status) and not status.is_job_signal(
+            self.status, self.run_id, self.message)
 
 
 class IngestResult(NamedTuple):
@@ -205,17 +218,18 @@ class IngestResult(NamedTuple):
                 "team": service["team"], "priority": service["priority"]}
 
 
-# The statuses that are not a sign of life, as the (prepared) steady statement takes them.
-FAILURE_STATUSES_ARRAY = text_array(FAILURE_STATUSES_PARAM)
 UNKNOWN_SERVICE = IngestResult(RecordOutcome.UNKNOWN_SERVICE)
 INACTIVE_SERVICE = IngestResult(RecordOutcome.INACTIVE_SERVICE)
 
 
-def clock_of(row: Row) -> lifecycle.Clock:
+def clock_of(row: Row, open_alert: str | None = None) -> lifecycle.Clock:
     return lifecycle.Clock(threshold=row["threshold"], activated_at=row["activated_at"],
                            interval_seconds=row["alert_interval_seconds"],
                            grace_seconds=row["grace_period_seconds"],
-                           recent=tuple(row["recent_beats"] or ()), state=row["state"])
+                           recent=tuple(row["recent_beats"] or ()), state=row["state"],
+                           schedule=schedule.of(row.get("schedule"), row.get("timezone")),
+                           failure_tolerance=row.get("failure_tolerance") or 0,
+                           failures=row.get("consecutive_failures") or 0, open_alert=open_alert)
 
 
 def delete_service_events(tx: Tx, service_id: int) -> None:
@@ -269,7 +283,7 @@ def _steady_statement(items: Sequence[IngestItem]) -> tuple[Prepared, dict[str, 
     return statement, {
         "names": text_array(i.heartbeat_name for i in items), "service_ids": int_array(i.service_id for i in items),
         "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
-        "failure_statuses": FAILURE_STATUSES_ARRAY}
+        "plain": "{" + ",".join("t" if i.plain else "f" for i in items) + "}"}
 
 class HeartbeatStore:
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
@@ -324,34 +338,73 @@ class HeartbeatStore:
         if not accepted:
             return results  # type: ignore[return-value]
 
-        statuses: dict[int, tuple[Row, list[str]]] = {}  # service id -> (service, statuses in order)
+        # service id -> (service, the indexes of its accepted items in order)
+        by_service: dict[int, tuple[Row, list[int]]] = {}
         for index, service in accepted:
-            statuses.setdefault(service["service_id"], (service, []))[1].append(items[index].status)
-        clock_services, recent, deadlines, states = [], [], [], []
+            by_service.setdefault(service["service_id"], (service, []))[1].append(index)
+        open_alerts = self._open_alerts(tx, [sid for sid, (service, indexes) in by_service.items()
+                                             if service["state"] == ServiceState.DOWN])
+        clock_services, recent, deadlines, states, failures = [], [], [], [], []
         book = None
-        for service_id, (service, service_statuses) in statuses.items():
-            after = lifecycle.apply_heartbeats(clock_of(service), service_statuses, now)
+        for service_id, (service, indexes) in by_service.items():
+            runs = [self._run(tx, service, items[index], now) for index in indexes]
+            after = lifecycle.apply_heartbeats(clock_of(service, open_alerts.get(service_id)),
+                                               [items[index].status for index in indexes], now,
+                                               [ended for _, ended in runs])
             for transition in after.events:
+                run = runs[transition.item][0] if transition.item is not None else None
                 window = None
                 if transition.alert is lifecycle.AlertChange.OPEN:
                     book = book or self.windows.book(tx)
                     window = book.open_for(ServiceKey(service_id, service["team"], service["heartbeat_name"]), now)
                 alert_store.execute(tx, self.policy, changes, service_id, transition, muted=service["muted"],
-                                    interval_seconds=service["alert_interval_seconds"], now=now, window=window)
+                                    interval_seconds=service["alert_interval_seconds"], now=now, run=run,
+                                    window=window)
             clock_services.append(service_id)
             recent.append(timestamp_array(after.recent))
             deadlines.append(after.deadline_at)
             states.append(after.state)
+            failures.append(after.failures)
         inserted = tx.all(RECORD_HEARTBEATS, {
             "now": now, "event_services": int_array(service["service_id"] for _, service in accepted),
             "statuses": text_array(items[index].status for index, _ in accepted),
             "run_ids": text_array(items[index].run_id for index, _ in accepted),
             "clock_services": int_array(clock_services), "recent": text_array(recent),
-            "deadlines": timestamp_array(deadlines), "states": text_array(states)})
+            "deadlines": timestamp_array(deadlines), "states": text_array(states),
+            "failures": int_array(failures)})
         for (index, service), row in zip(accepted, inserted):
             results[index] = IngestResult(ACCEPTED, row["heartbeat_id"], service, items[index], now)
         return results  # type: ignore[return-value]
 
+    @staticmethod
+    def _open_alerts(tx: Tx, service_ids: list[int]) -> dict[int, str]:
+        """The reason of each service's open alert (of services that are down)."""
+        if not service_ids:
+            return {}
+        return {row["service_id"]: row["reason"] for row in tx.all(
+            "SELECT service_id, reason FROM alerts WHERE active AND service_id = ANY(%s)", (service_ids,))}
+
+    @staticmethod
+    def _run(tx: Tx, service: Row, item: IngestItem, now: dt.datetime) -> tuple[RunFacts | None, RunEnd | None]:
+        """Starts or ends a run for a job signal (``run_store``): the run, and what its
+        end tells the lifecycle. (None, None) for a heartbeat that is no job signal."""
+        if not status.is_job_signal(item.status, item.run_id, item.message):
+            return None, None
+        service_id = service["service_id"]
+        if status.is_start(item.status):
+            run_store.start_run(tx, service_id, item.run_id, now, service["max_duration_seconds"])
+            return None, None
+        failed = not status.counts_as_life(item.status)
+        ended = run_store.end_run(tx, service_id, item.run_id, failed, item.message, now)
+        run = ended.run
+        facts = RunFacts(run["job_run_id"], run["run_id"], run["status"], status.alert_output(run["message"]))
+        if ended.overran:
+            return facts, RunEnd.OVERRAN
+        minimum = service["min_duration_seconds"]
+        if (not failed and minimum and run["duration_ms"] is not None
+                and run["duration_ms"] < minimum * 1000):
+            return facts, RunEnd.TOO_FAST
+        return facts, None
 
     def list_heartbeats(self, heartbeat_name: str, service_name: str, limit: int,
                         offset: int = 0) -> list[Row]:

@@ -11,9 +11,13 @@ down rule hold yet), ``UP``, or ``DOWN`` (its alert is open). The transitions:
 ======================================  ===========  =====  ==================  ===========
 what happened                           from         to     reason              the alert
 ======================================  ===========  =====  ==================  ===========
-a reported failure (``status.py``)      new, up      down   reported_failure    opens
+a reported failure (``status.py``),    new, up      down   reported_failure    opens
+  the failure_tolerance + 1-th in a row
 a sign of life; the down rule holds     new          up     first_heartbeat
-                                        down         up     recovered           closes
+a success (a sign of life but STARTED)  down         up     recovered           closes
+a run past max_duration (the monitor)   new, up      down   run_too_long        opens
+that run ends                           down         up     run_ended           closes
+a run completes under min_duration      new, up      down   run_too_fast        opens
 the deadline passed (the monitor)       new, up      down   missed_heartbeats   opens
 marked down by hand (an active service) new, up      down   reported_failure    opens
 marked up by hand                       down         up     manual              closes
@@ -43,7 +47,8 @@ from typing import NamedTuple
 from medic import quiet
 from medic.quiet import SEND, Notify, Quiet, SkipReason, decide_notification  # noqa: F401 (the lifecycle's vocabulary)
 from services.heartbeat.deadline import deadline, is_overdue, push_beat
-from services.heartbeat.status import counts_as_life
+from services.heartbeat.schedule import Schedule
+from services.heartbeat.status import counts_as_life, counts_as_success, is_start
 
 
 class ServiceState(enum.StrEnum):
@@ -57,12 +62,15 @@ class AlertReason(enum.StrEnum):
     """Why an alert opened (``alerts.reason``); a transition with one opens the alert."""
     MISSED_HEARTBEATS = "missed_heartbeats"
     REPORTED_FAILURE = "reported_failure"
+    RUN_TOO_LONG = "run_too_long"
+    RUN_TOO_FAST = "run_too_fast"
 
 
 class ResolveReason(enum.StrEnum):
     """Why an alert closed; a transition with one closes the alert, if one is open."""
     RECOVERED = "recovered"
     MANUAL = "manual"
+    RUN_ENDED = "run_ended"  # the run whose overrun opened the alert ended
     DEACTIVATED = "deactivated"
 
 
@@ -99,6 +107,8 @@ class Transition(NamedTuple):
     from_state: ServiceState
     to_state: ServiceState
     reason: Reason
+    # The heartbeat of the batch that caused it (its index), for the run it is about.
+    item: int | None = None
 
     @property
     def alert(self) -> AlertChange | None:
@@ -132,6 +142,16 @@ class Clock(NamedTuple):
     grace_seconds: int
     recent: tuple[dt.datetime, ...]
     state: str  # a ServiceState value
+    schedule: Schedule | None = None
+    failure_tolerance: int = 0
+    failures: int = 0  # reported failures in a row so far
+    open_alert: str | None = None  # the reason of the open alert (a service that is down)
+
+
+class RunEnd(enum.Enum):
+    """What a heartbeat that ended a run tells the lifecycle besides its status."""
+    OVERRAN = "overran"    # the run had passed max_duration (its run_too_long alert may be open)
+    TOO_FAST = "too_fast"  # it completed under min_duration
 
 
 class AfterHeartbeats(NamedTuple):
@@ -140,45 +160,75 @@ class AfterHeartbeats(NamedTuple):
     state: ServiceState
     # The transitions the heartbeats caused, in order.
     events: tuple[Transition, ...] = ()
+    failures: int = 0  # reported failures in a row after them
 
 
-def apply_heartbeats(clock: Clock, statuses: Sequence[str], now: dt.datetime) -> AfterHeartbeats:
+def apply_heartbeats(clock: Clock, statuses: Sequence[str], now: dt.datetime,
+                     runs: Sequence[RunEnd | None] = ()) -> AfterHeartbeats:
     """A service's clock and state after heartbeats with ``statuses`` arrived at ``now``,
     taken one by one in arrival order (so the result does not depend on how they
-    were batched).
+    were batched). ``runs``, when given, says for each heartbeat what the run it
+    ended tells (``RunEnd``, or None).
 
-    A reported failure makes the service ``down`` and opens an alert (unless it
-    is down already). A sign of life after which the down rule holds makes it
-    ``up`` (from ``new``, or back from ``down``, which resolves the alert).
-    Transitions are recorded between the states the alert changes leave behind:
-    a batch that takes a ``new`` service up without opening or closing an alert
-    records one ``first_heartbeat``.
+    A reported failure counts one more failure in a row; the
+    ``failure_tolerance + 1``-th makes the service ``down`` and opens an alert
+    (unless it is down already). Every sign of life moves the clock (a start
+    too); a success (a sign of life other than STARTED) resets the count and,
+    when the down rule holds after it, makes the service ``up`` (from ``new``,
+    or back from ``down``, which resolves the alert). A start resolves nothing
+    (the run has yet to succeed). The end of a run that overran closes its
+    ``run_too_long`` alert first; a run completed too fast opens
+    ``run_too_fast`` after its success. Transitions are recorded between the
+    states the alert changes leave behind: a batch that takes a ``new`` service
+    up without opening or closing an alert records one ``first_heartbeat``.
     """
     recent = list(clock.recent)
     start = state = ServiceState(clock.state)
     recorded = start  # the state as the recorded transitions leave it
+    open_alert = clock.open_alert if start is ServiceState.DOWN else None
+    failures = clock.failures
     events: list[Transition] = []
     new_deadline = None
-    for status in statuses:
+    for index, status in enumerate(statuses):
+        run = runs[index] if index < len(runs) else None
+        if run is RunEnd.OVERRAN and state is ServiceState.DOWN and open_alert == AlertReason.RUN_TOO_LONG:
+            events.append(Transition(ServiceState.DOWN, ServiceState.UP, ResolveReason.RUN_ENDED, index))
+            state = recorded = ServiceState.UP
+            open_alert = None
         if not counts_as_life(status):
-            if state is not ServiceState.DOWN:
-                events.append(Transition(recorded, ServiceState.DOWN, AlertReason.REPORTED_FAILURE))
+            failures += 1
+            if state is not ServiceState.DOWN and failures > clock.failure_tolerance:
+                events.append(Transition(recorded, ServiceState.DOWN, AlertReason.REPORTED_FAILURE, index))
                 state = recorded = ServiceState.DOWN
+                open_alert = AlertReason.REPORTED_FAILURE
             continue
         recent = push_beat(recent, now, clock.threshold)
         new_deadline = deadline(recent, clock.threshold, clock.activated_at,
-                                clock.interval_seconds, clock.grace_seconds)
-        if not is_overdue(new_deadline, now):
+                                clock.interval_seconds, clock.grace_seconds, clock.schedule)
+        holds = not is_overdue(new_deadline, now)
+        if is_start(status):
+            if holds and state is ServiceState.NEW:
+                state = ServiceState.UP
+            continue
+        if counts_as_success(status):
+            failures = 0
+        if holds:
             if state is ServiceState.DOWN:
-                events.append(Transition(ServiceState.DOWN, ServiceState.UP, ResolveReason.RECOVERED))
+                events.append(Transition(ServiceState.DOWN, ServiceState.UP, ResolveReason.RECOVERED, index))
                 recorded = ServiceState.UP
+                open_alert = None
             state = ServiceState.UP
+        if run is RunEnd.TOO_FAST and state is not ServiceState.DOWN:
+            events.append(Transition(recorded, ServiceState.DOWN, AlertReason.RUN_TOO_FAST, index))
+            state = recorded = ServiceState.DOWN
+            open_alert = AlertReason.RUN_TOO_FAST
     if new_deadline is None:  # only failures: the clock did not move
         new_deadline = deadline(recent, clock.threshold, clock.activated_at,
-                                clock.interval_seconds, clock.grace_seconds)
+                                clock.interval_seconds, clock.grace_seconds, clock.schedule)
     if not events and start is ServiceState.NEW and state is ServiceState.UP:
         events.append(Transition(ServiceState.NEW, ServiceState.UP, ChangeReason.FIRST_HEARTBEAT))
-    return AfterHeartbeats(recent=recent, deadline_at=new_deadline, state=state, events=tuple(events))
+    return AfterHeartbeats(recent=recent, deadline_at=new_deadline, state=state, events=tuple(events),
+                           failures=failures)
 
 
 # --- changes made through UpdateService ------------------------------------------
@@ -219,6 +269,11 @@ def apply_update(state: str, *, active: bool, muted: bool, to_active: bool, to_m
 # The monitor looks for overdue services among the active ones in every state but
 # this one (a down service has its alert open already).
 NOT_WATCHED = ServiceState.DOWN
+
+
+def run_too_long(state: str) -> Transition:
+    """The transition of a service whose run stayed open past max_duration_seconds."""
+    return Transition(ServiceState(state), ServiceState.DOWN, AlertReason.RUN_TOO_LONG)
 
 
 def overdue(state: str) -> Transition:

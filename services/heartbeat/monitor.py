@@ -8,9 +8,13 @@ carries out what ``lifecycle.py`` decides for:
    LOCKED``: the down rule is re-checked against ``heartbeat_events`` and each
    service still overdue gets its alert (``lifecycle.overdue``); a stale
    deadline is corrected instead;
-2. notifications due on open alerts (``lifecycle.remind``): REMINDERs, and the
+2. job runs open past their service's ``max_duration_seconds`` (through the
+   partial index ``job_runs_overdue_idx``, O(due runs) too): each is marked
+   ``timed_out`` and its service gets a ``run_too_long`` alert
+   (``lifecycle.run_too_long``), which the run's end resolves;
+3. notifications due on open alerts (``lifecycle.remind``): REMINDERs, and the
    TRIGGER a maintenance window held back, due when the window ends;
-3. mutes older than ``MEDIC_MUTE_TTL_SECONDS`` (``lifecycle.mute_expired``).
+4. mutes older than ``MEDIC_MUTE_TTL_SECONDS`` (``lifecycle.mute_expired``).
 
 Any number of monitors may run on one database: row locks, SKIP LOCKED and the
 unique partial index on active alerts keep them from doing anything twice.
@@ -23,14 +27,16 @@ from collections.abc import Callable
 
 from medic.db import Database
 from medic.periodic import Periodic
-from services.heartbeat import alert_store, deadline as rule, lifecycle, metrics
-from services.heartbeat.alert_store import AlertStore, Changes
+from services.heartbeat import alert_store, deadline as rule, lifecycle, metrics, run_store, schedule
+from services.heartbeat.alert_store import AlertStore, Changes, RunFacts
 from services.heartbeat.lifecycle import LifecyclePolicy, NotificationKind, Quiet, SkipReason
 from services.heartbeat.outbox_store import enqueue
 from services.heartbeat.window_store import WindowStore
 from services.heartbeat.windows import ServiceKey
 
 log = logging.getLogger(__name__)
+
+GAUGE_SECONDS = 5.0
 
 
 class Monitor:
@@ -46,7 +52,9 @@ class Monitor:
         self.mute_ttl_seconds = mute_ttl_seconds
         self.on_committed = on_committed
         self._loop = Periodic("monitor", self.tick, tick_seconds)
-        self._last_gauge = 0.0
+        # The gauges count services by state, a scan of `services` (0.4 s at 1,000,000
+        # services on a busy 2-core machine): on their own thread, so no pass waits for them.
+        self._gauges = Periodic("monitor-gauges", self.refresh_gauges, GAUGE_SECONDS)
 
     # --- one pass -----------------------------------------------------------------
 
@@ -58,16 +66,19 @@ class Monitor:
             claimed = self._open_overdue(changes)
             if claimed < self.batch:
                 break
+        while self._open_overruns(changes) >= self.batch:
+            pass
         while self._make_reminders(changes) >= self.batch:
             pass
         self._expire_mutes()
         metrics.MONITOR_TICK_SECONDS.observe(time.perf_counter() - started)
-        if time.monotonic() - self._last_gauge > 5:
-            self._last_gauge = time.monotonic()
-            metrics.SERVICES_DOWN.set(self.store.count_down())
-            for state, count in self.store.count_by_state().items():
-                metrics.SERVICES_BY_STATE.labels(state).set(count)
         return changes
+
+    def refresh_gauges(self) -> None:
+        """Services down, and services by state, for the dashboard."""
+        metrics.SERVICES_DOWN.set(self.store.count_down())
+        for state, count in self.store.count_by_state().items():
+            metrics.SERVICES_BY_STATE.labels(state).set(count)
 
     def _open_overdue(self, changes: Changes) -> int:
         batch = Changes()
@@ -80,7 +91,8 @@ class Monitor:
                 now = service["now"]
                 recent = list(service["recent"])
                 deadline_at = rule.deadline(recent, service["threshold"], service["activated_at"],
-                                            service["alert_interval_seconds"], service["grace_period_seconds"])
+                                            service["alert_interval_seconds"], service["grace_period_seconds"],
+                                            schedule.of(service["schedule"], service["timezone"]))
                 if not rule.is_overdue(deadline_at, now):
                     # The stored deadline was stale (e.g. a threshold change raced a heartbeat).
                     self.store.fix_deadline(tx, service["service_id"], deadline_at, recent)
@@ -90,6 +102,23 @@ class Monitor:
                 alert_store.execute(tx, self.policy, batch, service["service_id"],
                                     lifecycle.overdue(service["state"]), muted=service["muted"],
                                     interval_seconds=service["alert_interval_seconds"], now=now, window=window)
+        self._committed(batch, changes)
+        return len(due)
+
+    def _open_overruns(self, changes: Changes) -> int:
+        batch = Changes()
+        with self.db.transaction() as tx:
+            due = run_store.claim_overrun(tx, self.batch)
+            book = self.windows.book(tx) if due else None
+            for run in due:
+                run_store.mark_timed_out(tx, run["job_run_id"])
+                if not run["active"]:
+                    continue
+                facts = RunFacts(run["job_run_id"], run["run_id"], run_store.RunStatus.TIMED_OUT, None)
+                window = book.open_for(ServiceKey(run["service_id"], run["team"], run["heartbeat_name"]), run["now"])
+                alert_store.execute(tx, self.policy, batch, run["service_id"], lifecycle.run_too_long(run["state"]),
+                                    muted=run["muted"], interval_seconds=run["alert_interval_seconds"],
+                                    now=run["now"], run=facts, window=window)
         self._committed(batch, changes)
         return len(due)
 
@@ -131,6 +160,8 @@ class Monitor:
 
     def start(self) -> None:
         self._loop.start()
+        self._gauges.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._loop.stop(timeout)
+        self._gauges.stop(timeout)

@@ -52,10 +52,12 @@ NOTIFICATION_DETAILS = """
     SELECT n.notification_id, n.kind, n.event_id, n.occurred_at, n.attempts,
            a.alert_id, a.reason, a.opened_at, a.closed_at,
            s.service_id, s.heartbeat_name, s.service_name, s.team, s.team_id, s.priority, s.runbook,
-           s.notify_mode, s.last_heartbeat_at, s.alert_interval_seconds
+           s.notify_mode, s.last_heartbeat_at, s.alert_interval_seconds,
+           a.job_run_id, a.run_output, r.run_id, r.status AS run_status
     FROM alert_notifications n
     JOIN alerts a ON a.alert_id = n.alert_id
     JOIN services s ON s.service_id = a.service_id
+    LEFT JOIN job_runs r ON r.job_run_id = a.job_run_id
     WHERE n.notification_id = ANY(%(ids)s)
     ORDER BY n.notification_id
 """

@@ -37,6 +37,7 @@ from medic.db import Database
 from medic.periodic import Periodic
 from services.heartbeat import metrics
 from services.heartbeat.heartbeat_store import HeartbeatStore
+from services.heartbeat.run_store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Retention:
                  audit_retention_days: int = 400):
         self.db = db
         self.store = HeartbeatStore(db)
+        self.runs = RunStore(db)
         self.retention_days = retention_days
         self.audit_retention_days = audit_retention_days
         self.interval_seconds = interval_seconds
@@ -93,9 +95,12 @@ class Retention:
         return total
 
     def run_once(self) -> int:
-        """Deletes every expired heartbeat event, batch after batch, then expired
-        audit events and service snapshots; the number of heartbeat events deleted."""
+        """Deletes every expired heartbeat event, batch after batch, and the job runs
+        under the same retention (those ended, or never ended and started, before it),
+        then expired audit events and service snapshots; the number of heartbeat
+        events and runs deleted."""
         total = self._drain(self.delete_batch)
+        total += self._drain(lambda: self.runs.delete_expired_batch(self.retention_days, self.batch))
         if total:
             log.info("retention deleted %d heartbeat events older than %d days", total,
                      self.retention_days)

@@ -29,6 +29,14 @@ CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
 def alert_event(row: Row) -> events_pb2.AlertEvent:
     """The event of an outbox row (``outbox_store.NOTIFICATION_DETAILS``)."""
+    event = _alert_event(row)
+    if row.get("job_run_id") is not None and row.get("run_status") is not None:
+        event.run.CopyFrom(events_pb2.RunFacts(run_id=row["run_id"] or "", status=row["run_status"],
+                                               output=row["run_output"] or ""))
+    return event
+
+
+def _alert_event(row: Row) -> events_pb2.AlertEvent:
     return events_pb2.AlertEvent(
         event_id=row["event_id"], kind=enums.ALERT_EVENT_KIND.numbers[row["kind"]], alert_id=row["alert_id"],
         reason=enums.ALERT_REASON.numbers[row["reason"]],

@@ -22,6 +22,7 @@ from services.heartbeat import alert_store, heartbeat_store, history, lifecycle,
 from services.heartbeat.alert_store import Changes
 from services.heartbeat.deadline import deadline
 from services.heartbeat.lifecycle import LifecyclePolicy
+from services.heartbeat.schedule import of as schedule_of
 from services.heartbeat.status import FAILURE_STATUSES_PARAM
 from services.heartbeat.window_store import WindowStore
 from services.heartbeat.windows import ServiceKey
@@ -30,7 +31,8 @@ SERVICE_COLUMNS = """
     service_id, heartbeat_name, service_name, alert_interval_seconds, threshold,
     grace_period_seconds, team, priority, runbook, notify_mode, active, muted, muted_at, mute_reason,
     muted_by, muted_until,
-    state, recent_beats, activated_at, last_heartbeat_at, deadline_at, created_at, updated_at, team_id
+    state, recent_beats, activated_at, last_heartbeat_at, deadline_at, created_at, updated_at, team_id,
+    schedule, timezone, max_duration_seconds, min_duration_seconds, failure_tolerance, consecutive_failures
 """
 
 SELECT_SERVICE_BY_NAME = f"SELECT {SERVICE_COLUMNS} FROM services WHERE lower(heartbeat_name) = lower(%s)"
@@ -39,10 +41,12 @@ SELECT_SERVICE_BY_ID = f"SELECT {SERVICE_COLUMNS} FROM services WHERE service_id
 INSERT_SERVICE = f"""
     INSERT INTO services (heartbeat_name, service_name, alert_interval_seconds, threshold,
                           grace_period_seconds, team, team_id, priority, runbook, notify_mode,
+                          schedule, timezone, max_duration_seconds, min_duration_seconds, failure_tolerance,
                           activated_at, deadline_at, created_at, updated_at)
     VALUES (%(heartbeat_name)s, %(service_name)s, %(alert_interval_seconds)s, %(threshold)s,
             %(grace_period_seconds)s, %(team)s, %(team_id)s, %(priority)s, %(runbook)s, %(notify_mode)s,
-            %(now)s, %(deadline_at)s, %(now)s, %(now)s)
+            %(schedule)s, %(timezone)s, %(max_duration_seconds)s, %(min_duration_seconds)s,
+            %(failure_tolerance)s, %(now)s, %(deadline_at)s, %(now)s, %(now)s)
     ON CONFLICT ((lower(heartbeat_name))) DO NOTHING
     RETURNING {SERVICE_COLUMNS}
 """
@@ -64,7 +68,8 @@ REGISTERED = ("service_name", "alert_interval_seconds", "threshold", "grace_peri
 UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team",
              "team_id", "priority", "runbook", "notify_mode", "active", "muted", "muted_at", "mute_reason",
              "muted_by", "muted_until", "state",
-             "recent_beats", "activated_at", "deadline_at")
+             "recent_beats", "activated_at", "deadline_at", "schedule", "timezone", "max_duration_seconds",
+             "min_duration_seconds", "failure_tolerance")
 
 
 # A change made without asking routing (a store called directly): its snapshot says so.
@@ -84,9 +89,11 @@ class ServiceStore:
         """Inserts a service; returns (service, created). An existing name wins."""
         with self.db.transaction() as tx:
             now = tx.one("SELECT now() AS now")["now"]
+            fields = {"schedule": None, "timezone": "UTC", "max_duration_seconds": None,
+                      "min_duration_seconds": None, "failure_tolerance": 0, **fields}
             params = dict(fields, now=now, deadline_at=deadline(
                 (), fields["threshold"], now, fields["alert_interval_seconds"],
-                fields["grace_period_seconds"]))
+                fields["grace_period_seconds"], schedule_of(fields["schedule"], fields["timezone"])))
             row = tx.one(INSERT_SERVICE, params)
             if row is not None:
                 history.record(tx, "register", row["service_id"], None, row)
@@ -177,7 +184,8 @@ class ServiceStore:
                            (sid, FAILURE_STATUSES_PARAM, row["activated_at"], row["threshold"]))
             row["recent_beats"] = [b["time"] for b in beats]
         row["deadline_at"] = (deadline(row["recent_beats"] or (), row["threshold"], row["activated_at"],
-                                       row["alert_interval_seconds"], row["grace_period_seconds"])
+                                       row["alert_interval_seconds"], row["grace_period_seconds"],
+                                       schedule_of(row["schedule"], row["timezone"]))
                               if row["active"] else None)
         for transition in after.events:
             window = None

@@ -17,11 +17,12 @@ from medic.errors import FailedPrecondition, InvalidArgument, NotFound
 from medic.interceptors import current_identity
 from medic.timestamps import to_timestamp
 from medic.v1 import common_pb2, heartbeat_pb2, heartbeat_pb2_grpc
-from services.heartbeat import audit_log, search, snapshots, status, windows
+from services.heartbeat import audit_log, schedule, search, snapshots, status, windows
 from services.heartbeat.alert_store import AlertStore
 from services.heartbeat.heartbeat_store import HeartbeatStore, IngestItem, RecordOutcome
 from services.heartbeat.ingest import IngestQueue
 from services.heartbeat.routing_client import RoutingLookups
+from services.heartbeat.run_store import MIN_RUNS_FOR_STATS, RunStore
 from services.heartbeat.service_store import ServiceStore
 from services.heartbeat.window_store import WindowStore, window_of
 from services.heartbeat.windows import Scope, WindowBook
@@ -31,6 +32,10 @@ MAX_BATCH = 1000
 MAX_LISTED_HEARTBEATS = 250
 DEFAULT_TEAM = "site-reliability"
 
+MAX_DURATION_SECONDS = 31_536_000  # a year
+MAX_FAILURE_TOLERANCE = 1000
+DEFAULT_LISTED_RUNS = 50
+MAX_LISTED_RUNS = 1000
 OUTCOME_TO_PB = {outcome: enums.RECORD_OUTCOME.numbers[outcome] for outcome in RecordOutcome}
 # What each job signal records as the heartbeat's status.
 JOB_SIGNAL_STATUS = {heartbeat_pb2.JOB_SIGNAL_START: status.STARTED,
@@ -53,7 +58,27 @@ def service_to_pb(row: Row) -> heartbeat_pb2.Service:
         activated_at=to_timestamp(row["activated_at"]), last_heartbeat_at=to_timestamp(row["last_heartbeat_at"]),
         deadline_at=to_timestamp(row["deadline_at"]), team_id=row["team_id"] or 0,
         mute_reason=row.get("mute_reason") or "", muted_by=row.get("muted_by") or "",
-        muted_until=to_timestamp(row.get("muted_until")))
+        muted_until=to_timestamp(row.get("muted_until")),
+        schedule=row["schedule"] or "", timezone=row["timezone"],
+        max_duration_seconds=row["max_duration_seconds"] or 0,
+        min_duration_seconds=row["min_duration_seconds"] or 0,
+        failure_tolerance=row["failure_tolerance"], consecutive_failures=row["consecutive_failures"],
+        schedule_description=_describe(row["schedule"], row["timezone"]))
+
+
+def _describe(expression: str | None, timezone: str) -> str:
+    found = schedule.of(expression, timezone)
+    return found.describe() if found is not None else ""
+
+
+def run_to_pb(row: Row) -> heartbeat_pb2.JobRun:
+    run = heartbeat_pb2.JobRun(
+        job_run_id=row["job_run_id"], service_id=row["service_id"], run_id=row["run_id"] or "",
+        status=enums.RUN_STATUS.numbers[row["status"]], started_at=to_timestamp(row["started_at"]),
+        completed_at=to_timestamp(row["completed_at"]), message=row["message"] or "")
+    if row["duration_ms"] is not None:
+        run.duration_ms = row["duration_ms"]
+    return run
 
 
 def transition_to_pb(row: Row) -> heartbeat_pb2.ServiceTransition:
@@ -165,6 +190,25 @@ def _grace(value: int) -> int:
     return value
 
 
+def _duration(value: int, field: str) -> int | None:
+    """A duration limit in seconds; 0 is none."""
+    if not 0 <= value <= MAX_DURATION_SECONDS:
+        raise InvalidArgument(f"{field} must be 0 (no limit) to {MAX_DURATION_SECONDS}")
+    return value or None
+
+
+def _tolerance(value: int) -> int:
+    if not 0 <= value <= MAX_FAILURE_TOLERANCE:
+        raise InvalidArgument(f"failure_tolerance must be 0-{MAX_FAILURE_TOLERANCE}")
+    return value
+
+
+def _check_durations(fields: dict) -> None:
+    low, high = fields.get("min_duration_seconds"), fields.get("max_duration_seconds")
+    if low and high and low >= high:
+        raise InvalidArgument("min_duration_seconds must be less than max_duration_seconds")
+
+
 def _team_id(value: int) -> int | None:
     if value < 0:
         raise InvalidArgument("team_id must be a team id (0: none)")
@@ -195,7 +239,7 @@ def _service_ref(request) -> dict:
 def ingest_item(request: heartbeat_pb2.RecordHeartbeatRequest) -> IngestItem:
     name, service_id = _service_key(request)
     return IngestItem(name, service_id, status.normalize_status(request.status),
-                      status.validate_run_id(request.run_id))
+                      status.validate_run_id(request.run_id), status.validate_message(request.message))
 
 
 def _changes(request) -> dict:
@@ -228,6 +272,14 @@ def _changes(request) -> dict:
             changes[name] = _enum(value, enums.NOTIFY_MODE.names, "notify_mode")
         elif name in ("active", "muted"):
             changes[name] = value
+        elif name == "schedule":
+            changes[name] = schedule.check_schedule(value)
+        elif name == "timezone":
+            changes[name] = schedule.check_timezone(value)
+        elif name in ("max_duration_seconds", "min_duration_seconds"):
+            changes[name] = _duration(value, name)
+        elif name == "failure_tolerance":
+            changes[name] = _tolerance(value)
     return changes
 
 
@@ -266,9 +318,11 @@ def _when(request, field: str) -> dt.datetime | None:
 
 class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
     def __init__(self, services: ServiceStore, heartbeats: HeartbeatStore, alerts: AlertStore,
-                 ingest: IngestQueue, searches: search.ServiceSearch, windows: WindowStore | None = None,
-                 on_committed=lambda changes: None, *, audit: audit_log.AuditLog | None = None,
-                 snapshot_reader: snapshots.SnapshotReader | None = None, routing: RoutingLookups | None = None):
+                 ingest: IngestQueue, searches: search.ServiceSearch, runs: RunStore,
+                 windows: WindowStore | None = None, on_committed=lambda changes: None, *,
+                 audit: audit_log.AuditLog | None = None, snapshot_reader: snapshots.SnapshotReader | None = None,
+                 routing: RoutingLookups | None = None):
+        self.runs = runs
         self.windows = windows or WindowStore(services.db)
         self.on_committed = on_committed
         self.services = services
@@ -294,7 +348,13 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             "notify_mode": _enum(request.notify_mode or common_pb2.NOTIFY_MODE_ALL,
                                  enums.NOTIFY_MODE.names, "notify_mode"),
             "team_id": _team_id(request.team_id),
+            "schedule": schedule.check_schedule(request.schedule),
+            "timezone": schedule.check_timezone(request.timezone),
+            "max_duration_seconds": _duration(request.max_duration_seconds, "max_duration_seconds"),
+            "min_duration_seconds": _duration(request.min_duration_seconds, "min_duration_seconds"),
+            "failure_tolerance": _tolerance(request.failure_tolerance),
         }
+        _check_durations(fields)
         row, created = self.services.register(fields)
         return heartbeat_pb2.RegisterServiceResponse(service=service_to_pb(row), created=created)
 
@@ -309,6 +369,7 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
     def UpdateService(self, request, context):
         ref = _service_ref(request)
         changes = _changes(request)
+        _check_durations(changes)
         down = request.down if request.HasField("down") else None
         row = self.services.update(changes, down=down, related=self._related(self.services.get(**ref)), **ref)
         return heartbeat_pb2.UpdateServiceResponse(service=service_to_pb(row))
@@ -379,7 +440,8 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         if signal_status is None:
             raise InvalidArgument("signal must be JOB_SIGNAL_START, JOB_SIGNAL_COMPLETE or JOB_SIGNAL_FAIL")
         item = IngestItem(heartbeat_name=None, service_id=request.service_id, status=signal_status,
-                          run_id=status.validate_run_id(request.run_id))
+                          run_id=status.validate_run_id(request.run_id),
+                          message=status.validate_message(request.message))
         heartbeat = self._record_one(item, f"service id {request.service_id}")
         return heartbeat_pb2.RecordJobSignalResponse(heartbeat=heartbeat)
 
@@ -527,6 +589,41 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             unavailable=True))
         undo_id, restored, notes = self.services.undo_bulk(request.bulk_id.strip(), related)
         return heartbeat_pb2.UndoBulkChangeResponse(bulk_id=str(undo_id), restored=restored)
+
+    # --- job runs ---------------------------------------------------------------
+
+    def _job_service(self, request) -> int:
+        """The id of the service a job-run read names (NOT_FOUND: "... not found", as the
+        original's stats route said)."""
+        name, service_id = _service_key(request)
+        try:
+            return self.services.get(heartbeat_name=name, service_id=service_id)["service_id"]
+        except NotFound:
+            what = f"Heartbeat {name!r}" if name is not None else f"Service ID {service_id}"
+            raise NotFound(f"{what} not found.") from None
+
+    def ListJobRuns(self, request, context):
+        if not 0 <= request.limit <= MAX_LISTED_RUNS:
+            raise InvalidArgument(f"limit must be 0-{MAX_LISTED_RUNS}")
+        limit = request.limit or DEFAULT_LISTED_RUNS
+        service_id = self._job_service(request)
+        rows = self.runs.list_runs(service_id, limit + 1, request.offset)
+        return heartbeat_pb2.ListJobRunsResponse(runs=[run_to_pb(r) for r in rows[:limit]],
+                                                 has_more=len(rows) > limit)
+
+    def GetJobStats(self, request, context):
+        service_id = self._job_service(request)
+        row = self.runs.stats(service_id)
+        response = heartbeat_pb2.GetJobStatsResponse(service_id=service_id, run_count=row["run_count"],
+                                                     ended_runs=row["ended_runs"])
+        if row["run_count"] >= MIN_RUNS_FOR_STATS:
+            p50, p95, p99 = row["percentiles"]
+            response.avg_duration_ms = round(row["avg_duration_ms"], 2)
+            response.p50_duration_ms, response.p95_duration_ms, response.p99_duration_ms = p50, p95, p99
+            response.min_duration_ms, response.max_duration_ms = row["min_duration_ms"], row["max_duration_ms"]
+        if row["ended_runs"]:
+            response.success_rate = row["succeeded"] / row["ended_runs"]
+        return response
 
     # --- quiet hours: acknowledgements, mutes, maintenance windows --------------
 

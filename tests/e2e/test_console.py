@@ -384,3 +384,26 @@ def test_screenshots_of_the_console_in_light_and_dark(chromium, medic, api, expe
             assert (background == "rgb(17, 18, 22)") == (scheme == "dark")
         finally:
             user.close()
+
+
+def test_a_jobs_page_shows_its_schedule_in_words_its_runs_a_duration_chart_and_stats(person, medic, api, expect):
+    job = api.call("POST", "/service", json={"heartbeat_name": "console-job", "service_name": "batch",
+                                             "alert_interval_seconds": 3600, "schedule": "30 9 * * 1-5",
+                                             "timezone": "Europe/Berlin", "grace_period_seconds": 600})[0]
+    for n in range(6):
+        api.call("POST", f"/v2/heartbeat/{job['service_id']}/start", expect_status=201, json={"run_id": f"r{n}"})
+        end = "fail" if n == 3 else "complete"
+        api.call("POST", f"/v2/heartbeat/{job['service_id']}/{end}", expect_status=201,
+                 json={"run_id": f"r{n}", "message": f"exit code {3 if n == 3 else 0}\nrun {n} done"})
+    person.login(medic.admin_key)
+    page = person.page
+    page.goto(f"/ui/services/{job['service_id']}")
+    expect(page.locator("#service-schedule")).to_have_text(
+        "At 09:30 on Monday through Friday, Europe/Berlin, 10 min grace")
+    expect(page.locator("#runs tbody tr")).to_have_count(6)
+    expect(page.locator("#runs tbody tr").first).to_contain_text("r5")
+    expect(page.locator("#runs tbody tr", has_text="r3")).to_contain_text("failed")
+    expect(page.locator("#duration-chart rect")).to_have_count(6)  # drawn by the server: an SVG of six bars
+    expect(page.locator("#duration-chart rect.tl-fail")).to_have_count(1)
+    expect(page.locator("#run-stats")).to_contain_text("Success rate")
+    expect(page.locator("#run-stats")).to_contain_text("83 % of 6")

@@ -264,3 +264,32 @@ def test_a_name_with_slashes_or_other_characters_is_shown_updated_and_muted(admi
     assert "deleted" in ok(admin("services", "delete", str(shown["service_id"]))).out.lower()
     gone = admin("services", "show", name)
     assert gone.code == 1 and "no service is registered as" in gone.err
+
+
+def test_a_jobs_runs_and_stats_are_listed_and_its_job_fields_set_and_shown(admin):
+    ok(admin("services", "register", "backup", "--service-name", "data", "--interval-minutes", "60",
+             "--schedule", "30 2 * * *", "--timezone", "Europe/Berlin", "--max-duration", "900",
+             "--min-duration", "5", "--failure-tolerance", "1"))
+    shown = ok(admin("--json", "services", "show", "backup")).json()
+    assert (shown["schedule"], shown["timezone"], shown["max_duration_seconds"], shown["min_duration_seconds"],
+            shown["failure_tolerance"]) == ("30 2 * * *", "Europe/Berlin", 900, 5, 1)
+    assert "30 2 * * * Europe/Berlin" in ok(admin("services", "list")).out
+    table = ok(admin("services", "show", "backup")).out
+    assert "schedule" in table and "Europe/Berlin" in table and "failure_tolerance" in table
+    ok(admin("services", "update", "backup", "--failure-tolerance", "0", "--schedule", ""))
+    updated = ok(admin("--json", "services", "show", "backup")).json()
+    assert (updated["schedule"], updated["failure_tolerance"]) == (None, 0)
+
+    ok(admin("heartbeat", "send", "backup", "--status", "STARTED", "--run-id", "n1"))
+    ok(admin("heartbeat", "send", "backup", "--status", "COMPLETED", "--run-id", "n1",
+             "--message", "exit 0\nbacked up 12 GB"))
+    runs = ok(admin("--json", "runs", "list", "backup")).json()
+    assert [(r["run_id"], r["status"], r["message"]) for r in runs] == [("n1", "completed", "exit 0\nbacked up 12 GB")]
+    listed = ok(admin("runs", "list", "backup")).out
+    assert listed.splitlines()[0].split()[:3] == ["ID", "RUN", "STATUS"] and "backed up 12 GB" in listed
+
+    stats = ok(admin("--json", "runs", "stats", "backup")).json()
+    assert (stats["run_count"], stats["p50_duration_ms"], stats["success_rate"]) == (1, None, 1.0)
+    assert "no duration statistics below 5 completed runs (1 so far)" in ok(admin("runs", "stats", "backup")).out
+    missing = admin("runs", "stats", "nobody")
+    assert missing.code == 1 and "no service is registered as 'nobody'" in missing.err

@@ -117,3 +117,29 @@ def test_api_key_is_sent_with_every_call(stack):
         heartbeat = client.heartbeat("nightly-backup", status="UP")
         assert heartbeat.heartbeat_name == "nightly-backup" and heartbeat.status == "UP"
         assert [s.heartbeat_name for s in client.heartbeats.ListServices(request).services] == ["nightly-backup"]
+
+
+def test_a_run_around_a_block_is_started_and_completed_or_failed_with_its_output(database_url, db):
+    settings = Settings(database_url=database_url, monitor_enabled=False)
+    running = create_server(heartbeat_app.build(settings, db=db), port=0, workers=4, authorizer=AllowAll())
+    try:
+        with MedicClient(f"127.0.0.1:{running.port}") as client:
+            client.heartbeats.RegisterService(heartbeat_pb2.RegisterServiceRequest(
+                heartbeat_name="etl", service_name="data", alert_interval_seconds=3600))
+            with client.run("etl", run_id="ok-1") as run:
+                run.output = "loaded 7 rows"
+            with pytest.raises(ZeroDivisionError):
+                with client.run("etl"):
+                    1 / 0
+            client.start("etl", "manual")
+            client.complete("etl", "manual", message="done")
+            runs = client.runs("etl")
+            stats = client.stats("etl")
+    finally:
+        running.stop(grace=1)
+    assert [(r.run_id, heartbeat_pb2.RunStatus.Name(r.status), r.message) for r in runs] == [
+        ("manual", "RUN_STATUS_COMPLETED", "done"),
+        (runs[1].run_id, "RUN_STATUS_FAILED", "ZeroDivisionError: division by zero"),
+        ("ok-1", "RUN_STATUS_COMPLETED", "loaded 7 rows")]
+    assert len(runs[1].run_id) == 32  # a run id of its own
+    assert stats.run_count == 2 and stats.ended_runs == 3

@@ -115,7 +115,8 @@ def test_webhook_carries_the_targets_headers_and_the_documented_body(db, receive
     assert request.path == "/hook" and request.header("x-team") == "storage"
     assert request.header("content-type") == "application/json"
     body = request.json()
-    assert set(body) == {"type", "alert", "service", "occurred_at"}
+    assert set(body) == {"type", "alert", "service", "occurred_at", "run"}
+    assert body["run"] is None  # not an alert about a job run
     assert body["type"] == "alert.resolved" and body["alert"]["alert_id"] == 5
     assert body["service"]["priority"] == "p2" and body["alert"]["closed_at"]
 

@@ -78,7 +78,7 @@ def test_steady_heartbeats_move_clocks_exactly_as_the_down_rule_does(db, plan):
         db.execute("UPDATE services SET state = 'up', activated_at = %s, recent_beats = %s::timestamptz[]"
                    " WHERE service_id = %s", (activated, recent, row["service_id"]))
         before[row["service_id"]] = service(db, row["service_id"])
-        items += [beat(f"SVC-{n}" if k % 2 else f"svc-{n}", rng.choice(["UP", "OK", "STARTED"]))
+        items += [beat(f"SVC-{n}" if k % 2 else f"svc-{n}", rng.choice(["UP", "OK", "ALIVE"]))
                   for k in range(rng.randint(1, 3))]
     rng.shuffle(items)
 

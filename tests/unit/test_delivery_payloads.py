@@ -68,9 +68,10 @@ def test_signature_matches_the_standard_webhooks_reference_vector():
         "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
-def test_webhook_body_has_type_alert_service_occurred_at():
+def test_webhook_body_has_type_alert_service_occurred_at_run():
     body = webhook.build_body(EVENT)
-    assert set(body) == {"type", "alert", "service", "occurred_at"}
+    assert set(body) == {"type", "alert", "service", "occurred_at", "run"}
+    assert body["run"] is None  # not an alert about a job run
     assert body["type"] == "alert.triggered"
     assert webhook.build_body({**EVENT, "kind": "reminder"})["type"] == "alert.reminder"
     assert webhook.build_body({**EVENT, "kind": "resolve"})["type"] == "alert.resolved"
@@ -139,3 +140,18 @@ def test_response_body_is_truncated_to_4096_bytes_on_a_character_boundary():
     assert truncate_body("a" * 5000) == "a" * 4096
     cut = truncate_body("é" * 3000)
     assert len(cut.encode()) <= 4096 and set(cut) == {"é"}
+
+
+FAILED_RUN = {**EVENT, "reason": "reported_failure",
+              "run": {"run_id": "nightly-7", "status": "failed", "output": "exit 3\ndisk full"}}
+
+
+def test_a_failed_runs_output_is_in_every_payload():
+    assert webhook.build_body(FAILED_RUN)["run"] == {"run_id": "nightly-7", "status": "failed",
+                                                     "output": "exit 3\ndisk full"}
+    details = pagerduty.build_event("rk", FAILED_RUN)["payload"]["custom_details"]
+    assert (details["run_id"], details["run_status"], details["run_output"]) == (
+        "nightly-7", "failed", "exit 3\ndisk full")
+    message = slack.build_message("C1", FAILED_RUN)
+    assert any("exit 3\ndisk full" in block.get("text", {}).get("text", "") for block in message["blocks"])
+    assert "run_output" not in pagerduty.build_event("rk", EVENT)["payload"]["custom_details"]

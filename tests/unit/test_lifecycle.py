@@ -100,6 +100,42 @@ def test_reminders_come_every_interval_but_not_closer_than_the_minimum():
     assert (skipped.notify.send, skipped.reminders, skipped.next_at) == (False, 2, at(300))
 
 
+def test_failures_within_the_tolerance_open_nothing_and_the_next_one_does():
+    tolerant = clock(recent=[at(10)])._replace(failure_tolerance=2)
+    after = rule.apply_heartbeats(tolerant, ["FAILED", "FAILED"], at(20))
+    assert (after.state, after.events, after.failures) == ("up", (), 2)
+    after = rule.apply_heartbeats(tolerant._replace(failures=2), ["FAILED"], at(21))
+    assert after.events == (rule.Transition("up", "down", rule.AlertReason.REPORTED_FAILURE, 0),)
+
+
+def test_a_success_resets_the_failure_count_and_a_start_does_not():
+    tolerant = clock(recent=[at(10)])._replace(failure_tolerance=2, failures=2)
+    assert rule.apply_heartbeats(tolerant, ["STARTED"], at(20)).failures == 2
+    assert rule.apply_heartbeats(tolerant, ["COMPLETED"], at(20)).failures == 0
+
+
+def test_a_start_moves_the_clock_but_resolves_nothing():
+    after = rule.apply_heartbeats(clock(recent=[at(0)], state="down")._replace(open_alert="reported_failure"),
+                                  ["STARTED"], at(30))
+    assert (after.state, after.events, after.recent) == ("down", (), [at(30)])
+
+
+def test_the_end_of_an_overrun_closes_run_too_long_before_its_own_outcome():
+    hung = clock(recent=[at(0)], state="down")._replace(open_alert="run_too_long")
+    ended = rule.apply_heartbeats(hung, ["FAILED"], at(30), [rule.RunEnd.OVERRAN])
+    assert [t.reason for t in ended.events] == [rule.ResolveReason.RUN_ENDED, rule.AlertReason.REPORTED_FAILURE]
+    # An alert of another reason stays open until a success.
+    failing = clock(recent=[at(0)], state="down")._replace(open_alert="reported_failure")
+    assert rule.apply_heartbeats(failing, ["STARTED"], at(30), [rule.RunEnd.OVERRAN]).events == ()
+
+
+def test_a_run_that_completes_too_fast_opens_run_too_fast_after_its_success():
+    after = rule.apply_heartbeats(clock(recent=[at(0)], state="down")._replace(open_alert="reported_failure"),
+                                  ["COMPLETED"], at(30), [rule.RunEnd.TOO_FAST])
+    assert [t.reason for t in after.events] == [rule.ResolveReason.RECOVERED, rule.AlertReason.RUN_TOO_FAST]
+    assert after.state == "down"
+
+
 def test_a_reminder_due_in_a_window_is_due_again_when_the_window_ends():
     policy = rule.LifecyclePolicy(reminder_min_seconds=60)
     held = rule.remind(1, quiet=rule.Quiet(window=7), window_end=at(900), interval_seconds=60, now=at(0),

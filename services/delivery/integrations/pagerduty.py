@@ -53,6 +53,10 @@ def build_event(routing_key: str, event: dict[str, Any]) -> dict[str, Any]:
         },
         "links": [],
     }
+    run = event.get("run")
+    if run:  # the job run behind the alert, with the first 1 KiB of its output
+        body["payload"]["custom_details"].update(
+            {"run_id": run.get("run_id"), "run_status": run.get("status"), "run_output": run.get("output")})
     runbook = service.get("runbook") or ""
     if runbook.startswith(("http://", "https://")):
         body["links"].append({"href": runbook, "text": "Runbook"})

@@ -25,7 +25,8 @@ HEADLINES = {"trigger": ":rotating_light: *{name}* is down",
              "reminder": ":warning: *{name}* is still down",
              "resolve": ":white_check_mark: *{name}* recovered",
              "acknowledge": ":eyes: *{name}* is down, acknowledged"}
-REASONS = {"missed_heartbeats": "missed heartbeats", "reported_failure": "reported failure"}
+REASONS = {"missed_heartbeats": "missed heartbeats", "reported_failure": "reported failure",
+           "run_too_long": "run too long", "run_too_fast": "run too fast"}
 
 
 def build_message(channel: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +46,12 @@ def build_message(channel: str, event: dict[str, Any]) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": d} for d in details]},
     ]
+    run = event.get("run") or {}
+    if run:
+        details.append(f"*Run:* `{run.get('run_id') or '-'}` {run.get('status', '')}")
+    if run.get("output"):  # the first 1 KiB of the run's output, as the job sent it
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                    "text": "*Output:*\n```" + run["output"] + "```"}})
     if service.get("runbook"):
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"Runbook: {service['runbook']}"}]})

@@ -55,7 +55,7 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def build_body(event: dict[str, Any]) -> dict[str, Any]:
-    """{type, alert, service, occurred_at}."""
+    """{type, alert, service, occurred_at, run}."""
     return {
         "type": EVENT_TYPES[event["kind"]],
         "alert": {"alert_id": event["alert_id"], "event_id": event["event_id"],
@@ -63,6 +63,8 @@ def build_body(event: dict[str, Any]) -> dict[str, Any]:
                   "opened_at": event.get("opened_at"), "closed_at": event.get("closed_at")},
         "service": event["service"],
         "occurred_at": event.get("occurred_at"),
+        # The job run behind the alert ({run_id, status, output: its first 1 KiB}), or null.
+        "run": event.get("run"),
     }
 
 
