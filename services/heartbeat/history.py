@@ -19,7 +19,8 @@ RESOURCE = "service"
 # a snapshot restores.
 SETTINGS = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold", "grace_period_seconds",
             "team", "team_id", "priority", "runbook", "notify_mode", "active", "muted", "mute_reason", "muted_by",
-            "muted_until")
+            "muted_until", "schedule", "timezone", "max_duration_seconds", "min_duration_seconds",
+            "failure_tolerance")
 # What a mute carries with it: a change of these alone is still a mute or an unmute.
 MUTE_DETAILS = {"mute_reason", "muted_by", "muted_until"}
 # Shown with the settings, but not a setting: moves with heartbeats and alerts.

@@ -62,7 +62,10 @@ DELETE_SERVICE = "DELETE FROM services WHERE service_id = %s"
 LOCK_SERVICES = f"SELECT {SERVICE_COLUMNS} FROM services WHERE service_id = ANY(%s) ORDER BY service_id FOR UPDATE"
 # What a re-created service is registered with (INSERT_SERVICE's fields).
 REGISTERED = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team", "team_id",
-              "priority", "runbook", "notify_mode")
+              "priority", "runbook", "notify_mode", "schedule", "timezone", "max_duration_seconds",
+              "min_duration_seconds", "failure_tolerance")
+# What a re-created service gets for a setting its snapshot predates (the columns' defaults).
+REGISTERED_DEFAULTS = {"timezone": "UTC", "failure_tolerance": 0}
 
 # Columns UpdateService may change, in the order written.
 UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_period_seconds", "team",
@@ -289,7 +292,7 @@ class ServiceStore:
             raise FailedPrecondition(
                 f"service {snap['service_id']} was deleted and its heartbeat name {data['heartbeat_name']!r} "
                 f"now belongs to service {taken['service_id']}; delete or rename that one first")
-        fields = {name: changes[name] for name in REGISTERED}
+        fields = {name: changes.get(name, REGISTERED_DEFAULTS.get(name)) for name in REGISTERED}
         fields["heartbeat_name"] = data["heartbeat_name"]
         fields.update(now=now, deadline_at=deadline((), fields["threshold"], now, fields["alert_interval_seconds"],
                                                      fields["grace_period_seconds"]))
@@ -305,4 +308,4 @@ class ServiceStore:
 
 def _restorable(data: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of snapshot data that an update writes back (not the name: it is the key)."""
-    return {name: data[name] for name in history.SETTINGS if name != "heartbeat_name"}
+    return {name: data[name] for name in history.SETTINGS if name != "heartbeat_name" and name in data}
