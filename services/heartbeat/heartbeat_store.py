@@ -285,7 +285,11 @@ def _steady_statement(items: Sequence[IngestItem]) -> tuple[Prepared, dict[str, 
         "statuses": text_array(i.status for i in items), "run_ids": text_array(i.run_id for i in items),
         "plain": "{" + ",".join("t" if i.plain else "f" for i in items) + "}"}
 
-class HeartbeatStore:
+class LifecycleStore:
+    """What the stores whose writes go through the alert lifecycle share (this one
+    and ``service_store.ServiceStore``): the database, the lifecycle policy, the
+    maintenance windows, and whom to tell what a commit changed."""
+
     def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
                  on_committed: Callable[[Changes], None] | None = None, windows: WindowStore | None = None):
         self.db = db
@@ -293,6 +297,9 @@ class HeartbeatStore:
         self.windows = windows or WindowStore(db)
         # Told what a committed transaction changed (metrics, dispatcher wake-up).
         self.on_committed = on_committed or (lambda changes: None)
+
+
+class HeartbeatStore(LifecycleStore):
 
     # --- heartbeats -----------------------------------------------------------
 

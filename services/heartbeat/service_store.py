@@ -16,15 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from medic import audit
-from medic.db import Database, Row, Tx, set_clause
+from medic.db import Row, Tx, set_clause
 from medic.errors import Conflict, FailedPrecondition, NotFound
 from services.heartbeat import alert_store, heartbeat_store, history, lifecycle, snapshots
 from services.heartbeat.alert_store import Changes
 from services.heartbeat.deadline import deadline
-from services.heartbeat.lifecycle import LifecyclePolicy
 from services.heartbeat.schedule import of as schedule_of
 from services.heartbeat.status import FAILURE_STATUSES_PARAM
-from services.heartbeat.window_store import WindowStore
 from services.heartbeat.windows import ServiceKey
 
 SERVICE_COLUMNS = """
@@ -79,15 +77,7 @@ UPDATABLE = ("service_name", "alert_interval_seconds", "threshold", "grace_perio
 UNKNOWN_RELATED = snapshots.Related(unavailable=True)
 
 
-class ServiceStore:
-    def __init__(self, db: Database, policy: LifecyclePolicy = LifecyclePolicy(),
-                 on_committed: Callable[[Changes], None] | None = None, windows: WindowStore | None = None):
-        self.db = db
-        self.policy = policy
-        self.windows = windows or WindowStore(db)
-        # Told what a committed transaction changed (metrics, dispatcher wake-up).
-        self.on_committed = on_committed or (lambda changes: None)
-
+class ServiceStore(heartbeat_store.LifecycleStore):
     def register(self, fields: dict[str, Any]) -> tuple[Row, bool]:
         """Inserts a service; returns (service, created). An existing name wins."""
         with self.db.transaction() as tx:
