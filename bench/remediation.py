@@ -82,15 +82,16 @@ def api(medic: Medic, path: str, body: dict) -> dict:
 
 
 def overdue_together(dsn: str, prefix: str, count: int, in_seconds: float) -> None:
-    """``count`` services beating now whose deadlines are all the same instant."""
+    """``count`` services beating now whose deadlines are all the same instant (their interval
+    is that wait: the monitor checks the deadline against the interval since activation)."""
     conn = psycopg2.connect(dsn, options="-c search_path=medic")
     with conn, conn.cursor() as cur:
         cur.execute(
             """INSERT INTO services (heartbeat_name, service_name, alert_interval_seconds, state,
                                      recent_beats, last_heartbeat_at, deadline_at)
-               SELECT %s || lpad(n::text, 5, '0'), 'bench', 60, 'up', ARRAY[now()], now(),
+               SELECT %s || lpad(n::text, 5, '0'), 'bench', %s, 'up', ARRAY[now()], now(),
                       now() + make_interval(secs => %s)
-               FROM generate_series(0, %s - 1) AS n""", (prefix, in_seconds, count))
+               FROM generate_series(0, %s - 1) AS n""", (prefix, int(in_seconds), in_seconds, count))
     conn.close()
 
 
