@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg2
@@ -30,6 +30,7 @@ from medic.errors import (
     InvalidArgument,
     MedicError,
     MissingReference,
+    NotFound,
     Unavailable,
 )
 
@@ -325,11 +326,6 @@ class _Statement(Tx):
     OPENING = ""
 
 
-# Array parameters as PostgreSQL array literals, built in one pass. psycopg2
-# adapts a Python list element by element (measured here: 4-9 us per element,
-# 11 ms for the arrays of a 500-heartbeat batch); one string costs ~0.2 us per
-# element. Pass the result where the statement casts to the array type.
-
 def set_clause(fields: Iterable[str], allowed: Sequence[str]) -> str:
     """``col = %(col)s, ...`` for each column of ``allowed`` that is in ``fields``,
     in ``allowed``'s order: column names come from the caller's fixed list, never
@@ -337,6 +333,28 @@ def set_clause(fields: Iterable[str], allowed: Sequence[str]) -> str:
     present = set(fields)
     return ", ".join(f"{name} = %({name})s" for name in allowed if name in present)
 
+
+def update_locked(tx: Tx, lock: str, update: str, allowed: Sequence[str], key: tuple[str, Any],
+                  params: Mapping[str, Any], not_found: str) -> tuple[Row, Row]:
+    """Lock one row, set the columns of ``allowed`` that ``params`` holds, and
+    return the row before and after (the same row when there is nothing to set).
+
+    ``lock`` selects the row ``FOR UPDATE`` by ``%s``, the key's value; ``update``
+    has an ``{assignments}`` slot and names the key as ``%(<key name>)s``.
+    Raises ``NotFound(not_found)`` when there is no such row."""
+    name, value = key
+    before = tx.one(lock, (value,))
+    if before is None:
+        raise NotFound(not_found)
+    if not params:
+        return before, before
+    return before, tx.one(update.format(assignments=set_clause(params, allowed)), {**params, name: value})
+
+
+# Array parameters as PostgreSQL array literals, built in one pass. psycopg2
+# adapts a Python list element by element (measured here: 4-9 us per element,
+# 11 ms for the arrays of a 500-heartbeat batch); one string costs ~0.2 us per
+# element. Pass the result where the statement casts to the array type.
 
 def int_array(values: Iterable[int | None]) -> str:
     return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg2.extras
 
 from medic import audit
-from medic.db import Database, Row, Tx, set_clause
+from medic.db import Database, Row, Tx, update_locked
 from medic.errors import MissingReference, NotFound
 from services.routing import active_hours
 from services.routing.active_hours import ActiveHours
@@ -109,13 +109,9 @@ class TargetStore:
         if "active_hours" in params:
             params["active_hours"] = _hours_json(params["active_hours"])
         with self.db.transaction() as tx:
-            before = tx.one(SELECT_TARGET_FOR_UPDATE, (target_id,))
-            if before is None:
-                raise NotFound(f"notification target {target_id} not found")
-            row = before
-            if fields:
-                sql = UPDATE_TARGET.format(assignments=set_clause(fields, TARGET_FIELDS))
-                row = tx.one(sql, {**params, "target_id": target_id})
+            before, row = update_locked(tx, SELECT_TARGET_FOR_UPDATE, UPDATE_TARGET, TARGET_FIELDS,
+                                        ("target_id", target_id), params,
+                                        f"notification target {target_id} not found")
             _audit(tx, "update", before, row)
             return row
 

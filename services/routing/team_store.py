@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from medic import audit
-from medic.db import Database, Row, Tx, set_clause
+from medic.db import Database, Row, Tx, update_locked
 from medic.errors import NotFound
 from services.routing.selection import Team
 
@@ -86,13 +86,8 @@ class TeamStore:
 
     def update_team(self, team_id: int, fields: Mapping[str, Any]) -> Row:
         with self.db.transaction() as tx:
-            before = tx.one(SELECT_TEAM_FOR_UPDATE, (team_id,))
-            if before is None:
-                raise NotFound(f"team {team_id} not found")
-            row = before
-            if fields:
-                sql = UPDATE_TEAM.format(assignments=set_clause(fields, TEAM_FIELDS))
-                row = tx.one(sql, {**fields, "team_id": team_id})
+            before, row = update_locked(tx, SELECT_TEAM_FOR_UPDATE, UPDATE_TEAM, TEAM_FIELDS,
+                                        ("team_id", team_id), fields, f"team {team_id} not found")
             _audit(tx, "update", team_id, before, row)
             return row
 
