@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -332,6 +333,48 @@ def set_clause(fields: Iterable[str], allowed: Sequence[str]) -> str:
     from a request."""
     present = set(fields)
     return ", ".join(f"{name} = %({name})s" for name in allowed if name in present)
+
+
+def uuid_param(name: str, value: str) -> str:
+    """A UUID from a request, as a parameter; INVALID_ARGUMENT naming it when it is none."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument(f"{name} must be a UUID") from None
+
+
+class Where:
+    """A WHERE clause of fixed SQL fragments, each filter's value a bound parameter.
+
+    A filter left at its empty value (0, "", None) adds nothing; ``sql`` is ""
+    when no filter is set."""
+
+    def __init__(self) -> None:
+        self.conditions: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, fragment: str, *values: Any) -> None:
+        self.conditions.append(fragment)
+        self.params.extend(values)
+
+    def equal(self, column: str, value: Any) -> None:
+        if value:
+            self.add(f"{column} = %s", value)
+
+    def equal_uuid(self, column: str, value: str) -> None:
+        if value:
+            self.add(f"{column} = %s", uuid_param(column, value))
+
+    def between(self, column: str, start: dt.datetime | None, end: dt.datetime | None) -> None:
+        """``start <= column <= end``, either end open when not given."""
+        if start is not None:
+            self.add(f"{column} >= %s", start)
+        if end is not None:
+            self.add(f"{column} <= %s", end)
+
+    @property
+    def sql(self) -> str:
+        return ("WHERE " + " AND ".join(self.conditions)) if self.conditions else ""
 
 
 def update_locked(tx: Tx, lock: str, update: str, allowed: Sequence[str], key: tuple[str, Any],

@@ -9,11 +9,10 @@ a page costs an index range scan whatever the size of the log.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from medic import audit
-from medic.db import Database, Row
+from medic.db import Database, Row, Where
 from medic.errors import InvalidArgument
 
 MAX_PAGE = 250
@@ -48,30 +47,17 @@ class AuditQuery:
             raise invalid_action_type()
         if self.start is not None and self.end is not None and self.start > self.end:
             raise InvalidArgument("start_date must not be after end_date")
-        conditions, params = [], []
+        where = Where()
         for column, value in (("execution_id", self.execution_id), ("service_id", self.service_id),
                               ("action_type", self.action_type), ("resource", self.resource),
                               ("resource_id", self.resource_id)):
-            if value:
-                conditions.append(f"{column} = %s")
-                params.append(value)
+            where.equal(column, value)
         if self.actor:
             # The X-Actor, the key's name or its id: whichever the asker knows.
-            conditions.append("(actor = %s OR key_name = %s OR key_id = %s)")
-            params += [self.actor] * 3
-        if self.bulk_id:
-            try:
-                params.append(str(uuid.UUID(self.bulk_id)))
-            except ValueError:
-                raise InvalidArgument("bulk_id must be a UUID") from None
-            conditions.append("bulk_id = %s")
-        if self.start is not None:
-            conditions.append("at >= %s")
-            params.append(self.start)
-        if self.end is not None:
-            conditions.append("at <= %s")
-            params.append(self.end)
-        return ("WHERE " + " AND ".join(conditions)) if conditions else "", params
+            where.add("(actor = %s OR key_name = %s OR key_id = %s)", *[self.actor] * 3)
+        where.equal_uuid("bulk_id", self.bulk_id)
+        where.between("at", self.start, self.end)
+        return where.sql, where.params
 
 
 class AuditLog:

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg2.extras
 
 from medic import audit
-from medic.db import Database, Row, Tx
+from medic.db import Database, Row, Tx, Where, uuid_param
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
 from medic.logs import request_id_var
 from services.heartbeat import history
@@ -107,13 +107,6 @@ def take_many(tx: Tx, taken: Sequence[tuple[Row, Related]], action: str, bulk_id
     tx.values(INSERT_SNAPSHOTS, [_row(row, action, related, bulk_id, None) for row, related in taken])
 
 
-def _bulk_uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise InvalidArgument("bulk_id must be a UUID") from None
-
-
 @dataclass(frozen=True)
 class SnapshotQuery:
     service_id: int = 0
@@ -138,23 +131,12 @@ class SnapshotReader:
     def list(self, query: SnapshotQuery) -> tuple[list[Row], int]:
         if query.action_type and query.action_type not in audit.SNAPSHOT_ACTIONS:
             raise InvalidArgument(f"Invalid action_type. Must be one of: {', '.join(audit.SNAPSHOT_ACTIONS)}")
-        conditions, params = [], []
-        if query.service_id:
-            conditions.append("service_id = %s")
-            params.append(query.service_id)
-        if query.action_type:
-            conditions.append("action_type = %s")
-            params.append(query.action_type)
-        if query.start is not None:
-            conditions.append("created_at >= %s")
-            params.append(query.start)
-        if query.end is not None:
-            conditions.append("created_at <= %s")
-            params.append(query.end)
-        if query.bulk_id:
-            conditions.append("bulk_id = %s")
-            params.append(_bulk_uuid(query.bulk_id))
-        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        filters = Where()
+        filters.equal("service_id", query.service_id)
+        filters.equal("action_type", query.action_type)
+        filters.between("created_at", query.start, query.end)
+        filters.equal_uuid("bulk_id", query.bulk_id)
+        where, params = filters.sql, filters.params
         with self.db.transaction() as tx:
             total = tx.one(f"SELECT count(*) AS n FROM service_snapshots {where}", params)["n"]
             rows = tx.all(f"SELECT {SNAPSHOT_COLUMNS} FROM service_snapshots {where}"
@@ -173,7 +155,7 @@ def lock_for_restore(tx: Tx, snapshot_id: int) -> Row:
 
 
 def lock_bulk(tx: Tx, bulk_id: str) -> list[Row]:
-    rows = tx.all(LOCK_BULK, (_bulk_uuid(bulk_id),))
+    rows = tx.all(LOCK_BULK, (uuid_param("bulk_id", bulk_id),))
     if not rows:
         raise NotFound(f"No snapshot has bulk_id {bulk_id}")
     pending = [r for r in rows if r["restored_at"] is None]
