@@ -211,6 +211,18 @@ def record_skip(tx: Tx, changes: Changes, alert_id: int, kind: NotificationKind,
     changes.skipped.append(notify.skip_reason)
 
 
+def queue_or_skip(tx: Tx, changes: Changes, alert_id: int, kind: NotificationKind, notify: Notify,
+                  now: dt.datetime, window_id: int = 0) -> bool:
+    """Queues the notification when ``notify`` sends it, or records why it is not
+    sent; whether it was queued."""
+    if notify.send:
+        outbox_store.enqueue(tx, alert_id, kind, now)
+        changes.notifications += 1
+        return True
+    record_skip(tx, changes, alert_id, kind, notify, window_id, now)
+    return False
+
+
 def execute(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: int, transition: Transition, *,
             muted: bool, interval_seconds: int, now: dt.datetime, run: RunFacts | None = None,
             window: Stretch | None = None) -> None:
@@ -246,11 +258,8 @@ def _open_alert(tx: Tx, policy: LifecyclePolicy, changes: Changes, service_id: i
     record_transition(tx, service_id, transition, now, alert_id,
                       suppressed_by=window_id if notify.skip_reason is SkipReason.WINDOW else None)
     changes.opened.append(transition.reason)
-    if notify.send:
-        outbox_store.enqueue(tx, alert_id, NotificationKind.TRIGGER, now)
-        changes.notifications += 1
+    if queue_or_skip(tx, changes, alert_id, NotificationKind.TRIGGER, notify, now, window_id):
         return
-    record_skip(tx, changes, alert_id, NotificationKind.TRIGGER, notify, window_id, now)
     if notify.skip_reason is SkipReason.WINDOW:
         tx.execute(HOLD_BACK, {"alert_id": alert_id, "window_id": window_id,
                                "next_at": lifecycle.held_back(notify, window.end if window else None, now,
@@ -272,11 +281,7 @@ def _close_alert(tx: Tx, changes: Changes, service_id: int, transition: Transiti
         return
     changes.resolved.append(transition.reason)
     notify = decide_notification(NotificationKind.RESOLVE, Quiet(alert_notified=row["notified"]))
-    if notify.send:
-        outbox_store.enqueue(tx, alert_id, NotificationKind.RESOLVE, now)
-        changes.notifications += 1
-    else:
-        record_skip(tx, changes, alert_id, NotificationKind.RESOLVE, notify, 0, now)
+    queue_or_skip(tx, changes, alert_id, NotificationKind.RESOLVE, notify, now)
 
 
 def list_transitions(tx: Tx, service_id: int, limit: int, offset: int = 0) -> list[Row]:
@@ -320,11 +325,7 @@ class AlertStore:
                              after={"acknowledged_at": now, "acknowledged_by": by})
                 record_transition(tx, alert["service_id"], lifecycle.acknowledged(alert["state"]), now, alert_id)
                 notify = decide_notification(NotificationKind.ACKNOWLEDGE, Quiet(alert_notified=alert["notified"]))
-                if notify.send:
-                    outbox_store.enqueue(tx, alert_id, NotificationKind.ACKNOWLEDGE, now)
-                    changes.notifications += 1
-                else:
-                    record_skip(tx, changes, alert_id, NotificationKind.ACKNOWLEDGE, notify, 0, now)
+                queue_or_skip(tx, changes, alert_id, NotificationKind.ACKNOWLEDGE, notify, now)
         on_committed(changes)
         return self.get_alert(alert_id)
 
