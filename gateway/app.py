@@ -137,6 +137,11 @@ class Gateway:
 
         return wrapped
 
+    def route(self, method: str, path: str, rpc: str | None,
+              handler: Callable[[Request, Decision], Awaitable[Response]]) -> Route:
+        """The route of ``method path``, its handler wrapped by ``endpoint``."""
+        return Route(path, self.endpoint(path, rpc, handler), methods=[method])
+
     def md(self, decision: Decision) -> tuple[tuple[str, str], ...]:
         return decision.metadata
 

@@ -104,6 +104,15 @@ def _date(request: Request, name: str, example: str) -> Timestamp | None:
     return ts
 
 
+def _date_range(request: Request, message) -> None:
+    """The query's start_date and end_date, into the request's start and end."""
+    for field, name, example in (("start", "start_date", "2026-01-01T00:00:00Z"),
+                                 ("end", "end_date", "2026-01-31T23:59:59Z")):
+        ts = _date(request, name, example)
+        if ts is not None:
+            getattr(message, field).CopyFrom(ts)
+
+
 def _int(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -193,11 +202,7 @@ def routes(gw) -> list[Route]:
             resource=_text(request, "resource", 64), resource_id=_text(request, "resource_id", 255),
             heartbeat_name=_text(request, "heartbeat_name", 255), bulk_id=_text(request, "bulk_id", 64),
             limit=limit, offset=offset)
-        for field, name, example in (("start", "start_date", "2026-01-01T00:00:00Z"),
-                                     ("end", "end_date", "2026-01-31T23:59:59Z")):
-            ts = _date(request, name, example)
-            if ts is not None:
-                getattr(message, field).CopyFrom(ts)
+        _date_range(request, message)
         response = await list_events(message, decision)
         entries = [event_json(e) for e in response.events]
         if "text/csv" in request.headers.get("accept", ""):
@@ -212,11 +217,7 @@ def routes(gw) -> list[Route]:
         message = heartbeat_pb2.ListSnapshotsRequest(
             service_id=_id_filter(request, "service_id"), action_type=_text(request, "action_type", 64),
             bulk_id=_text(request, "bulk_id", 64), limit=limit, offset=offset)
-        for field, name, example in (("start", "start_date", "2026-01-01T00:00:00Z"),
-                                     ("end", "end_date", "2026-01-31T23:59:59Z")):
-            ts = _date(request, name, example)
-            if ts is not None:
-                getattr(message, field).CopyFrom(ts)
+        _date_range(request, message)
         response = await list_snapshots(message, decision)
         return ok(_paged_results([snapshot_json(s) for s in response.snapshots], response, limit, offset))
 
@@ -239,12 +240,9 @@ def routes(gw) -> list[Route]:
         return ok({"snapshot": snapshot_json(response.snapshot), "service": protojson.to_json(response.service),
                    "recreated": response.recreated}, response.message)
 
-    def route(path: str, method: str, rpc: str, handler) -> Route:
-        return Route(path, gw.endpoint(path, HB + rpc, handler), methods=[method])
-
     return [
-        route("/v2/audit-logs", "GET", "ListAuditEvents", audit_logs),
-        route("/v2/snapshots", "GET", "ListSnapshots", snapshots),
-        route("/v2/snapshots/{snapshot_id:int}", "GET", "GetSnapshot", snapshot),
-        route("/v2/snapshots/{snapshot_id:int}/restore", "POST", "RestoreSnapshot", restore_snapshot),
+        gw.route("GET", "/v2/audit-logs", HB + "ListAuditEvents", audit_logs),
+        gw.route("GET", "/v2/snapshots", HB + "ListSnapshots", snapshots),
+        gw.route("GET", "/v2/snapshots/{snapshot_id:int}", HB + "GetSnapshot", snapshot),
+        gw.route("POST", "/v2/snapshots/{snapshot_id:int}/restore", HB + "RestoreSnapshot", restore_snapshot),
     ]

@@ -61,12 +61,16 @@ def _minutes(seconds: int) -> int | float:
     return int(minutes) if minutes.is_integer() else round(minutes, 3)
 
 
+def _names(m: heartbeat_pb2.Service | heartbeat_pb2.Heartbeat | heartbeat_pb2.Alert) -> dict[str, str]:
+    """The service a record is about, by its two names, as every legacy record shows it."""
+    return {"heartbeat_name": m.heartbeat_name, "service_name": m.service_name}
+
+
 def service_json(s: heartbeat_pb2.Service) -> dict[str, Any]:
     """A service as the original API listed it, plus Medic's newer fields."""
     return {
         "service_id": s.service_id,
-        "heartbeat_name": s.heartbeat_name,
-        "service_name": s.service_name,
+        **_names(s),
         "active": _flag(s.active),
         "alert_interval": _minutes(s.alert_interval_seconds),
         "alert_interval_seconds": s.alert_interval_seconds,
@@ -97,8 +101,7 @@ def service_json(s: heartbeat_pb2.Service) -> dict[str, Any]:
 def heartbeat_json(h: heartbeat_pb2.Heartbeat) -> dict[str, Any]:
     return {
         "heartbeat_id": h.heartbeat_id,
-        "heartbeat_name": h.heartbeat_name,
-        "service_name": h.service_name,
+        **_names(h),
         "time": iso(h.time),
         "status": h.status,
         "run_id": h.run_id or None,
@@ -112,8 +115,7 @@ def alert_json(a: heartbeat_pb2.Alert) -> dict[str, Any]:
         "alert_id": a.alert_id,
         "alert_name": f"Medic - Heartbeat failure for {a.heartbeat_name}",
         "service_id": a.service_id,
-        "heartbeat_name": a.heartbeat_name,
-        "service_name": a.service_name,
+        **_names(a),
         "active": _flag(a.active),
         "reason": enums.ALERT_REASON.names.get(a.reason, ""),
         "external_reference_id": alert_reference(a.alert_id),
@@ -350,18 +352,15 @@ def routes(gw) -> list[Route]:
                                                  timeout=gw.rpc_timeout)
         return f"Service {response.service.heartbeat_name} is inactive."
 
-    def route(path: str, method: str, rpc: str, handler) -> Route:
-        return Route(path, gw.endpoint(path, HB + rpc, handler), methods=[method])
-
     return [
-        route("/heartbeat", "POST", "RecordHeartbeats", post_heartbeat),
-        route("/heartbeat", "GET", "ListHeartbeats", get_heartbeats),
-        route("/service", "POST", "RegisterService", post_service),
-        route("/service", "GET", "ListServices", list_services),
+        gw.route("POST", "/heartbeat", HB + "RecordHeartbeats", post_heartbeat),
+        gw.route("GET", "/heartbeat", HB + "ListHeartbeats", get_heartbeats),
+        gw.route("POST", "/service", HB + "RegisterService", post_service),
+        gw.route("GET", "/service", HB + "ListServices", list_services),
         # `path`: a name may hold "/" (sent as %2F, or as is).
-        route("/service/{heartbeat_name:path}", "GET", "GetService", get_service),
-        route("/service/{heartbeat_name:path}", "POST", "UpdateService", update_service),
-        route("/alerts", "GET", "ListAlerts", list_alerts),
-        *[route(f"/v2/heartbeat/{{service_id:int}}/{signal}", "POST", "RecordJobSignal", job_signal(signal))
+        gw.route("GET", "/service/{heartbeat_name:path}", HB + "GetService", get_service),
+        gw.route("POST", "/service/{heartbeat_name:path}", HB + "UpdateService", update_service),
+        gw.route("GET", "/alerts", HB + "ListAlerts", list_alerts),
+        *[gw.route("POST", f"/v2/heartbeat/{{service_id:int}}/{signal}", HB + "RecordJobSignal", job_signal(signal))
           for signal in enums.JOB_SIGNAL.numbers],
     ]

@@ -150,8 +150,7 @@ def routes(gw) -> list[Route]:
         return Response(json.dumps({"response_type": "ephemeral", "text": f"Error: {outcome}"}), status_code=200,
                         media_type="application/json")
 
-    return [Route(TRIGGER_PATH, gw.endpoint(TRIGGER_PATH, None, trigger), methods=["POST"]),
-            Route(SLACK_PATH, gw.endpoint(SLACK_PATH, None, slack), methods=["POST"])]
+    return [gw.route("POST", TRIGGER_PATH, None, trigger), gw.route("POST", SLACK_PATH, None, slack)]
 
 
 async def _slack_action(stub, payload: dict, timeout: float) -> str | None:

@@ -75,9 +75,8 @@ def build_routes(gw, table: list[RpcRoute]) -> list[Route]:
         method = spec.descriptor()
         request_cls = message_factory.GetMessageClass(method.input_type)
         response_cls = message_factory.GetMessageClass(method.output_type)
-        routes.append(Route(spec.path, gw.endpoint(spec.path, spec.full_method,
-                                                   _handler(gw, spec, request_cls, response_cls)),
-                            methods=[spec.method]))
+        routes.append(gw.route(spec.method, spec.path, spec.full_method,
+                               _handler(gw, spec, request_cls, response_cls)))
     return routes
 
 
