@@ -11,9 +11,11 @@ import pytest
 from medic.config import Settings
 from medic.server import create_server
 from medic.v1 import delivery_pb2_grpc, heartbeat_pb2_grpc, routing_pb2_grpc
+from medic_cli import main as cli
 from services.heartbeat import app as heartbeat_app
 from services.routing import app as routing_app
 from tests.support.authorizers import AllowAll
+from tests.support.cli import Run
 from tests.support.http import HttpClient
 from tests.support.receivers import SlackReceiver, WebhookReceiver
 from tests.support.routing import start_delivery, start_routing
@@ -63,6 +65,7 @@ def stack(database_url, db, tmp_path):
     from medic.authz import KeyAuthorizer
     from services.auth import app as auth_app, bootstrap
     from services.delivery import app as delivery_app
+    from services.remediation import app as remediation_app
     from tests.support.auth import SERVICE_TOKEN
 
     settings = Settings(database_url=database_url, service_token=SERVICE_TOKEN, data_dir=tmp_path,
@@ -76,20 +79,12 @@ def stack(database_url, db, tmp_path):
     servers = {"auth": create_server(auth_component, port=0, workers=8,
                                      authorizer=auth_app.authorizer(settings, auth_component))}
     settings = dataclasses.replace(settings, auth_target=f"127.0.0.1:{servers['auth'].port}")
-    servers["delivery"] = create_server(delivery_app.build(settings), port=0, workers=8,
-                                        authorizer=KeyAuthorizer(settings))
-    settings = dataclasses.replace(settings, delivery_target=f"127.0.0.1:{servers['delivery'].port}")
-    servers["routing"] = create_server(routing_app.build(settings), port=0, workers=8,
-                                       authorizer=KeyAuthorizer(settings))
-    settings = dataclasses.replace(settings, routing_target=f"127.0.0.1:{servers['routing'].port}")
-    servers["heartbeat"] = create_server(heartbeat_app.build(settings), port=0, workers=16,
-                                         authorizer=KeyAuthorizer(settings))
-    settings = dataclasses.replace(settings, heartbeat_target=f"127.0.0.1:{servers['heartbeat'].port}")
-    from services.remediation import app as remediation_app
-
-    servers["remediation"] = create_server(remediation_app.build(settings), port=0, workers=8,
-                                           authorizer=KeyAuthorizer(settings))
-    settings = dataclasses.replace(settings, remediation_target=f"127.0.0.1:{servers['remediation'].port}")
+    # In this order: each service is built knowing where the ones before it listen.
+    for name, app, workers in (("delivery", delivery_app, 8), ("routing", routing_app, 8),
+                               ("heartbeat", heartbeat_app, 16), ("remediation", remediation_app, 8)):
+        servers[name] = create_server(app.build(settings), port=0, workers=workers,
+                                      authorizer=KeyAuthorizer(settings))
+        settings = dataclasses.replace(settings, **{f"{name}_target": f"127.0.0.1:{servers[name].port}"})
     yield Stack(settings, admin_key, servers)
     for name in ("remediation", "heartbeat", "routing", "delivery", "auth"):
         servers[name].stop(1)
@@ -161,3 +156,22 @@ def receiver():
     """A webhook receiver on loopback."""
     with WebhookReceiver() as hook:
         yield hook
+
+
+@pytest.fixture
+def medic(capsys, monkeypatch, tmp_path):
+    """medic(*argv) -> Run, the `medic` command run in-process; the gateway URL and
+    key come from the test (the environment's and the data directory's are hidden)."""
+    for name in ("MEDIC_URL", "MEDIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path / "no-data-dir"))
+
+    def run(*argv: str) -> Run:
+        capsys.readouterr()
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+    return run

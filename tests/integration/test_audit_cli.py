@@ -3,35 +3,14 @@ in-process against a real gateway in front of the real stack."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
-from medic_cli import main as cli
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
 
 @pytest.fixture
-def medic(capsys, monkeypatch, tmp_path, gateway, stack):
-    for name in ("MEDIC_URL", "MEDIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path / "no-data-dir"))
-
-    def run(*argv: str) -> Run:
-        capsys.readouterr()
-        try:
-            code = cli.main(["--url", gateway.url, "--key", stack.admin_key, *argv])
-        except SystemExit as exc:
-            code = exc.code
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-    return run
+def medic(medic, gateway, stack):
+    """``medic`` as the stack's admin, through the test's gateway."""
+    return lambda *argv: medic("--url", gateway.url, "--key", stack.admin_key, *argv)
 
 
 def test_audit_shows_one_services_recent_changes(medic):

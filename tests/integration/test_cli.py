@@ -4,40 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
 import pytest
 
-from medic_cli import main as cli
+from tests.support.cli import Run
 from tests.support.ports import free_port
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def medic(capsys, monkeypatch, tmp_path):
-    """medic(*argv) -> Run; the gateway URL and key come from the test unless given."""
-    for name in ("MEDIC_URL", "MEDIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path / "no-data-dir"))
-
-    def run(*argv: str) -> Run:
-        capsys.readouterr()
-        try:
-            code = cli.main(list(argv))
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-    return run
 
 
 @pytest.fixture

@@ -19,6 +19,12 @@ def daily(cron: str, minutes: int, tz: str, window_id: int = 1, **scope) -> Wind
                   duration_seconds=minutes * 60, timezone=tz, **scope)
 
 
+def start_end(window: Window, at: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    """When the stretch of ``window`` open at ``at`` starts and ends; None when it is closed."""
+    stretch = window.open_at(at)
+    return None if stretch is None else (stretch.start, stretch.end)
+
+
 def one_off(start: dt.datetime, end: dt.datetime, window_id: int = 1, **scope) -> Window:
     return Window(window_id=window_id, scope=scope.pop("scope", Scope.ALL), reason="maintenance",
                   starts_at=start, ends_at=end, **scope)
@@ -35,8 +41,7 @@ def test_berlin_nightly_window_keeps_its_local_start_across_spring_forward():
     assert window.open_at(utc(2026, 3, 29, 1, 59)).end == utc(2026, 3, 29, 2, 0)
     assert window.open_at(utc(2026, 3, 29, 2, 0)) is None
     # Monday 30 March, CEST (UTC+2): 01:00 local is 23:00 UTC the day before.
-    stretch = window.open_at(utc(2026, 3, 29, 23, 30))
-    assert (stretch.start, stretch.end) == (utc(2026, 3, 29, 23, 0), utc(2026, 3, 30, 1, 0))
+    assert start_end(window, utc(2026, 3, 29, 23, 30)) == (utc(2026, 3, 29, 23, 0), utc(2026, 3, 30, 1, 0))
     assert window.open_at(utc(2026, 3, 30, 0, 59)) is not None
     assert window.open_at(utc(2026, 3, 30, 1, 0)) is None
 
@@ -44,8 +49,7 @@ def test_berlin_nightly_window_keeps_its_local_start_across_spring_forward():
 def test_berlin_start_in_the_skipped_hour_opens_at_the_first_minute_after_it():
     window = daily("30 2 * * *", 30, "Europe/Berlin")
     # 02:30 does not exist on 29 March; cron runs it at 03:00 CEST (01:00 UTC).
-    stretch = window.open_at(utc(2026, 3, 29, 1, 10))
-    assert (stretch.start, stretch.end) == (utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 1, 30))
+    assert start_end(window, utc(2026, 3, 29, 1, 10)) == (utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 1, 30))
     assert window.open_at(utc(2026, 3, 29, 0, 40)) is None
 
 
@@ -84,8 +88,7 @@ def test_new_york_repeated_hour_on_fall_back_opens_once():
 def test_recurring_window_crossing_midnight_stays_open_into_the_next_day():
     window = daily("0 23 * * *", 180, "Europe/Berlin")
     # 23:00 CET on 10 January is 22:00 UTC; open until 02:00 local (01:00 UTC) on the 11th.
-    stretch = window.open_at(utc(2026, 1, 11, 0, 30))
-    assert (stretch.start, stretch.end) == (utc(2026, 1, 10, 22, 0), utc(2026, 1, 11, 1, 0))
+    assert start_end(window, utc(2026, 1, 11, 0, 30)) == (utc(2026, 1, 10, 22, 0), utc(2026, 1, 11, 1, 0))
     assert window.open_at(utc(2026, 1, 11, 1, 0)) is None
 
 
@@ -117,8 +120,7 @@ def test_overlapping_windows_keep_the_service_quiet_until_the_last_one_ends():
 def test_overlapping_occurrences_of_one_recurring_window_make_one_stretch():
     # Hourly starts 09:00-17:00, each 90 minutes: open 09:00 to 18:30 without a gap.
     window = daily("0 9-17 * * *", 90, "UTC")
-    stretch = window.open_at(utc(2026, 1, 5, 12, 10))
-    assert (stretch.start, stretch.end) == (utc(2026, 1, 5, 12), utc(2026, 1, 5, 18, 30))
+    assert start_end(window, utc(2026, 1, 5, 12, 10)) == (utc(2026, 1, 5, 12), utc(2026, 1, 5, 18, 30))
     assert window.open_at(utc(2026, 1, 5, 18, 29)) is not None and window.open_at(utc(2026, 1, 5, 18, 30)) is None
 
 
