@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import psycopg2
 
@@ -329,3 +330,13 @@ def machine() -> dict:
 
 def emit(row: dict) -> None:
     print(json.dumps(row), flush=True)
+
+
+def emit_figures(args: argparse.Namespace, figures: dict[str, Callable[[argparse.Namespace], dict]]) -> int:
+    """Measures and emits each figure that ``args.only`` (comma-separated) names,
+    in the order of ``figures``; the exit code."""
+    chosen = set(args.only.split(","))
+    for name, measure in figures.items():
+        if name in chosen:
+            emit(measure(args))
+    return 0

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg2  # noqa: E402
 
-from bench.common import Medic, command_line, emit, pct, register_bulk, wait_for_quiet  # noqa: E402
+from bench.common import Medic, command_line, emit_figures, pct, register_bulk, wait_for_quiet  # noqa: E402
 from tests.support.databases import migrated_database  # noqa: E402
 
 
@@ -200,13 +200,7 @@ def main() -> int:
     parser.add_argument("--tick-pause", type=float, default=0.2)
     parser.add_argument("--only", default="latency,tick")
     parser.add_argument("--env", action="append", default=[], help="extra MEDIC_X=value for medic up")
-    args = parser.parse_args()
-    only = set(args.only.split(","))
-    if "latency" in only:
-        emit(bench_latency(args))
-    if "tick" in only:
-        emit(bench_tick(args))
-    return 0
+    return emit_figures(parser.parse_args(), {"latency": bench_latency, "tick": bench_tick})
 
 
 if __name__ == "__main__":

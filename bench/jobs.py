@@ -19,7 +19,6 @@ Prints one JSON line per figure. A report, not a gate.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg2  # noqa: E402
 
-from bench.common import DEFAULT_DSN, emit, pct, run_limit, wait_for_quiet  # noqa: E402
+from bench.common import command_line, emit_figures, pct, run_limit, wait_for_quiet  # noqa: E402
 from tests.support.databases import migrated_database  # noqa: E402
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]
@@ -157,8 +156,7 @@ def bench_stats(args) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser = command_line(__doc__)
     parser.add_argument("--services", type=int, default=1_000_000)
     parser.add_argument("--open-runs", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=1_000_000)
@@ -166,13 +164,7 @@ def main() -> int:
     parser.add_argument("--tick-pause", type=float, default=0.2)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--only", default="tick,stats")
-    args = parser.parse_args()
-    only = set(args.only.split(","))
-    if "tick" in only:
-        emit(bench_tick(args))
-    if "stats" in only:
-        emit(bench_stats(args))
-    return 0
+    return emit_figures(parser.parse_args(), {"tick": bench_tick, "stats": bench_stats})
 
 
 if __name__ == "__main__":
