@@ -328,6 +328,16 @@ def machine() -> dict:
             "python": sys.version.split()[0]}
 
 
+def idle_monitor(db, **options):
+    """The heartbeat monitor as the benchmarks tick it by hand: the defaults of
+    ``medic serve``, its changes going nowhere (no hand-off to routing)."""
+    from services.heartbeat.lifecycle import LifecyclePolicy
+    from services.heartbeat.monitor import Monitor
+
+    return Monitor(db, policy=LifecyclePolicy(), tick_seconds=0.5, batch=500, mute_ttl_seconds=86400,
+                   on_committed=lambda changes: None, **options)
+
+
 def emit(row: dict) -> None:
     print(json.dumps(row), flush=True)
 

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg2  # noqa: E402
 
-from bench.common import Medic, command_line, emit_figures, pct, register_bulk, wait_for_quiet  # noqa: E402
+from bench.common import (  # noqa: E402
+    Medic, command_line, emit_figures, idle_monitor, pct, register_bulk, wait_for_quiet)
 from tests.support.databases import migrated_database  # noqa: E402
 
 
@@ -159,8 +160,6 @@ def stage_delays(dsn: str, deadlines: dict[str, float]) -> dict[str, list]:
 
 def bench_tick(args) -> dict:
     from medic.db import Database
-    from services.heartbeat.lifecycle import LifecyclePolicy
-    from services.heartbeat.monitor import Monitor
 
     with migrated_database(args.dsn) as dsn:
         started = time.perf_counter()
@@ -172,8 +171,7 @@ def bench_tick(args) -> dict:
         conn.close()
         setup_s = time.perf_counter() - started
         db = Database(dsn, 2)
-        monitor = Monitor(db, policy=LifecyclePolicy(), tick_seconds=0.5, batch=500,
-                          mute_ttl_seconds=86400, on_committed=lambda changes: None)
+        monitor = idle_monitor(db)
         monitor.tick()  # warm-up (first connection)
         load = wait_for_quiet(max_wait=60)
         durations = []

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg2  # noqa: E402
 
-from bench.common import command_line, emit_figures, pct, run_limit, wait_for_quiet  # noqa: E402
+from bench.common import command_line, emit_figures, idle_monitor, pct, run_limit, wait_for_quiet  # noqa: E402
 from tests.support.databases import migrated_database  # noqa: E402
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]
@@ -47,8 +47,6 @@ def sql(dsn: str, statement: str, params=None, autocommit: bool = False) -> None
 
 def bench_tick(args) -> dict:
     from medic.db import Database
-    from services.heartbeat.lifecycle import LifecyclePolicy
-    from services.heartbeat.monitor import Monitor
 
     with migrated_database(args.dsn) as dsn:
         started = time.perf_counter()
@@ -74,8 +72,7 @@ def bench_tick(args) -> dict:
         sql(dsn, "VACUUM ANALYZE medic.job_runs", autocommit=True)
         setup_s = time.perf_counter() - started
         db = Database(dsn, 2)
-        monitor = Monitor(db, policy=LifecyclePolicy(), tick_seconds=0.5, batch=500,
-                          mute_ttl_seconds=86400, on_committed=lambda changes: None)
+        monitor = idle_monitor(db)
         monitor.tick()  # warm-up (first connections)
         load = wait_for_quiet(max_wait=60)
         durations, floor = [], []

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg2  # noqa: E402
 
-from bench.common import DEFAULT_DSN, emit, pct, register_bulk, wait_for_quiet  # noqa: E402
+from bench.common import DEFAULT_DSN, emit, idle_monitor, pct, register_bulk, wait_for_quiet  # noqa: E402
 from tests.support.databases import migrated_database  # noqa: E402
 
 TEAMS = 200
@@ -89,8 +89,6 @@ def insert_windows(dsn: str, services: int, count: int, recurring: int) -> None:
 def bench(args) -> list[dict]:
     from medic.db import Database
     from medic.quiet import Quiet, decide_notification
-    from services.heartbeat.lifecycle import LifecyclePolicy
-    from services.heartbeat.monitor import Monitor
     from services.heartbeat.window_store import WindowStore
     from services.heartbeat.windows import ServiceKey
     from services.routing import selection
@@ -110,8 +108,7 @@ def bench(args) -> list[dict]:
         setup_s = time.perf_counter() - started
         db = Database(dsn, 2)
         windows = WindowStore(db)
-        monitor = Monitor(db, policy=LifecyclePolicy(), tick_seconds=0.5, batch=500, mute_ttl_seconds=86400,
-                          on_committed=lambda changes: None, windows=windows)
+        monitor = idle_monitor(db, windows=windows)
         gauge_started = time.perf_counter()
         monitor.tick()  # the first pass counts services for the gauges
         gauge_ms = (time.perf_counter() - gauge_started) * 1e3

@@ -376,6 +376,16 @@ class Where:
     def sql(self) -> str:
         return ("WHERE " + " AND ".join(self.conditions)) if self.conditions else ""
 
+    def page(self, db: Database, table: str, columns: str, order: str, limit: int,
+             offset: int) -> tuple[list[Row], int]:
+        """One page of the matching rows of ``table`` in ``order``, and how many
+        match in all (read in one transaction, so the two agree)."""
+        with db.transaction() as tx:
+            total = tx.one(f"SELECT count(*) AS n FROM {table} {self.sql}", self.params)["n"]
+            rows = tx.all(f"SELECT {columns} FROM {table} {self.sql} ORDER BY {order} LIMIT %s OFFSET %s",
+                          [*self.params, limit, offset])
+        return rows, total
+
 
 def update_locked(tx: Tx, lock: str, update: str, allowed: Sequence[str], key: tuple[str, Any],
                   params: Mapping[str, Any], not_found: str) -> tuple[Row, Row]:

@@ -42,7 +42,7 @@ class AuditQuery:
     limit: int = DEFAULT_PAGE
     offset: int = 0
 
-    def where(self) -> tuple[str, list]:
+    def where(self) -> Where:
         if self.action_type and self.action_type not in audit.ACTION_TYPES:
             raise invalid_action_type()
         if self.start is not None and self.end is not None and self.start > self.end:
@@ -57,7 +57,7 @@ class AuditQuery:
             where.add("(actor = %s OR key_name = %s OR key_id = %s)", *[self.actor] * 3)
         where.equal_uuid("bulk_id", self.bulk_id)
         where.between("at", self.start, self.end)
-        return where.sql, where.params
+        return where
 
 
 class AuditLog:
@@ -66,10 +66,5 @@ class AuditLog:
 
     def events(self, query: AuditQuery) -> tuple[list[Row], int]:
         """One page of events, newest first, and how many match in all."""
-        where, params = query.where()
-        with self.db.transaction() as tx:
-            total = tx.one(f"SELECT count(*) AS n FROM audit_events {where}", params)["n"]
-            rows = tx.all(f"SELECT {EVENT_COLUMNS} FROM audit_events {where}"
-                          " ORDER BY at DESC, event_id DESC LIMIT %s OFFSET %s",
-                          [*params, query.limit, query.offset])
-        return rows, total
+        return query.where().page(self.db, "audit_events", EVENT_COLUMNS, "at DESC, event_id DESC",
+                                  query.limit, query.offset)

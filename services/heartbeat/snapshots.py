@@ -136,13 +136,8 @@ class SnapshotReader:
         filters.equal("action_type", query.action_type)
         filters.between("created_at", query.start, query.end)
         filters.equal_uuid("bulk_id", query.bulk_id)
-        where, params = filters.sql, filters.params
-        with self.db.transaction() as tx:
-            total = tx.one(f"SELECT count(*) AS n FROM service_snapshots {where}", params)["n"]
-            rows = tx.all(f"SELECT {SNAPSHOT_COLUMNS} FROM service_snapshots {where}"
-                          " ORDER BY created_at DESC, snapshot_id DESC LIMIT %s OFFSET %s",
-                          [*params, query.limit, query.offset])
-        return rows, total
+        return filters.page(self.db, "service_snapshots", SNAPSHOT_COLUMNS, "created_at DESC, snapshot_id DESC",
+                            query.limit, query.offset)
 
 
 def lock_for_restore(tx: Tx, snapshot_id: int) -> Row:

@@ -91,6 +91,25 @@ def stack(database_url, db, tmp_path):
 
 
 @pytest.fixture
+def medic(capsys, monkeypatch, tmp_path):
+    """medic(*argv) -> Run, the `medic` command run in-process; the gateway URL and
+    key come from the test (the environment's and the data directory's are hidden)."""
+    for name in ("MEDIC_URL", "MEDIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path / "no-data-dir"))
+
+    def run(*argv: str) -> Run:
+        capsys.readouterr()
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+    return run
+
+
+@pytest.fixture
 def gateway(stack):
     server = start_gateway(stack)
     yield server
@@ -156,22 +175,3 @@ def receiver():
     """A webhook receiver on loopback."""
     with WebhookReceiver() as hook:
         yield hook
-
-
-@pytest.fixture
-def medic(capsys, monkeypatch, tmp_path):
-    """medic(*argv) -> Run, the `medic` command run in-process; the gateway URL and
-    key come from the test (the environment's and the data directory's are hidden)."""
-    for name in ("MEDIC_URL", "MEDIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MEDIC_DATA_DIR", str(tmp_path / "no-data-dir"))
-
-    def run(*argv: str) -> Run:
-        capsys.readouterr()
-        try:
-            code = cli.main(list(argv))
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-    return run
