@@ -138,8 +138,7 @@ COMMON_ERRORS = {400: "Invalid input", 401: "Missing or invalid API key", 403: "
 
 def _offset(request_type) -> tuple[str, dict[str, Any], str]:
     """The ``offset`` query parameter of a paged list: the request's contract field."""
-    return ("offset", _contract(request_type, "offset"),
-            "Items to pass over (paging; follow the `Link` header's rel=\"next\")")
+    return ("offset", _contract(request_type, "offset"), v2.OFFSET_NOTE)
 
 
 def _paged(responses: dict[str, Any]) -> dict[str, Any]:

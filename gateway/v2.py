@@ -132,9 +132,11 @@ def _handler(gw, spec: RpcRoute, request_cls, response_cls):
     return handler
 
 
-# The header of a list answered a page at a time (gateway.http.link_next_page).
+# The header of a list answered a page at a time (gateway.http.link_next_page),
+# and the parameter that follows it.
 NEXT_PAGE = {"Link": {"description": 'When more items follow: `<this query with offset moved on>; rel="next"`',
                       "schema": {"type": "string"}}}
+OFFSET_NOTE = "Items to pass over (paging; follow the `Link` header's rel=\"next\")"
 
 
 def _path_schema(spec: RpcRoute, field: FieldDescriptor) -> dict[str, Any]:
@@ -169,6 +171,8 @@ def openapi_paths(table: list[RpcRoute], errors: dict[int, str]) -> dict[str, An
         for name in spec.query:
             operation["parameters"].append({"name": name, "in": "query", "required": False,
                                              "schema": protojson.field_schema(fields[name])})
+            if name == "offset":
+                operation["parameters"][-1]["description"] = OFFSET_NOTE
         if spec.body:
             body_type = (method.input_type.fields_by_name[spec.body_field].message_type
                          if spec.body_field else method.input_type)

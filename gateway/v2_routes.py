@@ -24,8 +24,8 @@ TABLE: list[RpcRoute] = [
              "Delete a service with its heartbeats, alerts and notification targets",
              message="Service deleted."),
     RpcRoute("GET", "/v2/services/{service_id:int}/transitions", HEARTBEAT + "ListServiceTransitions",
-             "A service's state changes, newest first, a page at a time (a `Link` header with "
-             "rel=\"next\" when more follow)", query=("limit", "offset"), result="transitions"),
+             "A service's state changes, newest first, a page at a time", query=("limit", "offset"),
+             result="transitions"),
     RpcRoute("POST", "/v2/services/bulk", HEARTBEAT + "BulkUpdateServices",
              "Change up to 5,000 services at once (service_ids and the settings to set); each one is "
              "snapshotted and audited under one bulk_id, which POST /v2/bulk-changes/{bulk_id}/undo takes",
@@ -34,8 +34,7 @@ TABLE: list[RpcRoute] = [
              "Put back every service of a bulk change (itself a bulk change, with a new bulk_id)",
              message="Bulk change undone."),
     RpcRoute("GET", "/v2/services/{service_id:int}/runs", HEARTBEAT + "ListJobRuns",
-             "A service's job runs, newest first, a page at a time (a `Link` header with rel=\"next\" "
-             "when more follow)", query=("limit", "offset"), result="runs"),
+             "A service's job runs, newest first, a page at a time", query=("limit", "offset"), result="runs"),
     RpcRoute("GET", "/v2/services/{service_id:int}/stats", HEARTBEAT + "GetJobStats",
              "Duration statistics of a service's last 100 completed runs (null below 5 runs) and the "
              "success rate of its last 100 ended runs"),
@@ -108,8 +107,7 @@ TABLE: list[RpcRoute] = [
              "Delete a webhook subscription", message="Webhook deleted."),
     # deliveries
     RpcRoute("GET", "/v2/deliveries", DELIVERY + "ListDeliveries",
-             "The delivery log, newest first, a page at a time (a `Link` header with rel=\"next\" "
-             "when more follow)", query=("alert_id", "service_id", "target_id", "webhook_id", "status",
+             "The delivery log, newest first, a page at a time", query=("alert_id", "service_id", "target_id", "webhook_id", "status",
                                          "limit", "offset"), result="deliveries"),
     RpcRoute("POST", "/v2/deliveries/{delivery_id:int}/retry", DELIVERY + "RetryDelivery",
              "Try a failed or skipped delivery again", result="delivery", message="Delivery queued again."),
