@@ -379,7 +379,8 @@ class Where:
     def page(self, db: Database, table: str, columns: str, order: str, limit: int,
              offset: int) -> tuple[list[Row], int]:
         """One page of the matching rows of ``table`` in ``order``, and how many
-        match in all (read in one transaction, so the two agree)."""
+        match in all (read in one transaction, so the two agree). ``table``,
+        ``columns`` and ``order`` are the caller's fixed SQL, never a request's."""
         with db.transaction() as tx:
             total = tx.one(f"SELECT count(*) AS n FROM {table} {self.sql}", self.params)["n"]
             rows = tx.all(f"SELECT {columns} FROM {table} {self.sql} ORDER BY {order} LIMIT %s OFFSET %s",

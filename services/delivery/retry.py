@@ -1,11 +1,15 @@
 """The retry schedule: when the next attempt of a failed delivery is due.
 
 Pure: it never decides *whether* to retry (the sender classified the failure),
-only *when*, and gives up after the last configured delay.
+only *when*, and gives up after the last configured delay: a
+``medic.retry.RetrySchedule`` of MEDIC_DELIVERY_RETRY_DELAYS, which a receiver's
+Retry-After may stretch.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from medic.retry import RetrySchedule
 
 
 def next_delay(attempts_made: int, delays: Sequence[float], retry_after: float | None = None,
@@ -17,9 +21,9 @@ def next_delay(attempts_made: int, delays: Sequence[float], retry_after: float |
     Retry-After replaces the scheduled delay when it is longer, capped at
     `retry_after_cap` (never shorter than the schedule).
     """
-    if attempts_made < 1 or attempts_made > len(delays):
+    delay = RetrySchedule(tuple(delays)).delay(attempts_made) if delays else None
+    if delay is None:
         return None
-    delay = float(delays[attempts_made - 1])
     if retry_after is not None and retry_after > delay:
         delay = max(delay, min(retry_after, retry_after_cap))
     return delay
