@@ -54,7 +54,7 @@ class View:
     request: Request
     session: Session
     backend: Backend
-    flash: tuple[str, str] | None = None
+    flash: tuple[str, str, str] | None = None  # message, kind ("ok", "error"), undo path
     cookies: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
@@ -97,12 +97,25 @@ class Console:
                 response.delete_cookie(FLASH_COOKIE, path=COOKIE_PATH)
             response.headers["Server-Timing"] = view.backend.log.header()
 
-    def redirect(self, url: str, view: View | None = None, *, flash: str = "", kind: str = "ok") -> Response:
+    def redirect(self, url: str, view: View | None = None, *, flash: str = "", kind: str = "ok",
+                 undo: str = "") -> Response:
         response = RedirectResponse(url, status_code=303)
         response.headers.update(SECURITY_HEADERS)
         if flash:
-            self.set_cookie(response, view.request if view else None, FLASH_COOKIE, self.codec.flash(flash, kind), 60)
+            self.set_cookie(response, view.request if view else None, FLASH_COOKIE,
+                            self.codec.flash(flash, kind, undo), 60)
         return response
+
+    async def attempt(self, view: View, back: str, call: Awaitable, refusals: tuple[int, ...] = (400, 404)
+                      ) -> tuple[Any, Response | None]:
+        """(the RPC's answer, None), or (None, a redirect to ``back`` with the refusal as its
+        message) when the service refuses with one of ``refusals``; other errors propagate."""
+        try:
+            return await call, None
+        except ConsoleError as err:
+            if err.status not in refusals:
+                raise
+            return None, self.redirect(back, view, flash=err.message, kind="error")
 
     @staticmethod
     def secure(request: Request | None) -> bool:

@@ -41,6 +41,20 @@ class ConsoleUser:
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_url("**/ui/")
 
+    def fill(self, fields: dict[str, str], submit: str | None = None) -> None:
+        """Types each value into the field labelled with its key, then clicks the ``submit`` button."""
+        for label, value in fields.items():
+            self.page.get_by_label(label, exact=True).fill(value)
+        if submit:
+            self.page.get_by_role("button", name=submit).click()
+
+    def bulk(self, names: list[str], action: str) -> None:
+        """Selects the services ``names`` in the services table and applies ``action`` to them."""
+        for name in names:
+            self.page.get_by_label(f"Select {name}").check()
+        self.page.get_by_label("With the selected").select_option(action)
+        self.page.get_by_role("button", name="Apply").click()
+
     def csrf(self) -> str:
         return self.page.locator("input[name=csrf]").first.get_attribute("value")
 
