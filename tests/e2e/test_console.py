@@ -6,19 +6,17 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.browser import ConsoleUser
+from tests.support.browser import ConsoleUser, screenshot_folder, take_screenshots
 from tests.support.databases import create_test_database, drop_test_database, with_database
 from tests.support.receivers import Reply, WebhookReceiver
 from tests.support.system import start_medic
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -358,10 +356,7 @@ def test_the_layout_fits_a_phone(chromium, medic, api, expect):
 
 def test_screenshots_of_the_console_in_light_and_dark(chromium, medic, api, expect, tmp_path):
     """Writes the README's screenshots (MEDIC_CONSOLE_SCREENSHOTS=docs/console to refresh them)."""
-    folder = Path(os.environ.get("MEDIC_CONSOLE_SCREENSHOTS") or tmp_path)
-    if not folder.is_absolute():
-        folder = REPO / folder
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = screenshot_folder(tmp_path)
     for name in ("payments-api", "search-indexer", "nightly-backup", "email-sender"):
         api.register(name, interval=3600)
     for name in ("payments-api", "search-indexer", "email-sender"):
@@ -369,20 +364,7 @@ def test_screenshots_of_the_console_in_light_and_dark(chromium, medic, api, expe
     service_id = api.service("payments-api")["service_id"]
     shots = {"overview": "/ui/", "services": "/ui/services", "service": f"/ui/services/{service_id}",
              "alerts": "/ui/alerts"}
-    for scheme in ("light", "dark"):
-        user = ConsoleUser(chromium, medic.gateway_url, color_scheme=scheme)
-        try:
-            user.login(medic.admin_key)
-            for name, path in shots.items():
-                user.page.goto(path)
-                user.page.wait_for_load_state("networkidle")
-                target = folder / f"console-{name}-{scheme}.png"
-                user.page.screenshot(path=str(target), full_page=False)
-                assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-            background = user.page.evaluate("getComputedStyle(document.body).backgroundColor")
-            assert (background == "rgb(17, 18, 22)") == (scheme == "dark")
-        finally:
-            user.close()
+    take_screenshots(chromium, medic.gateway_url, medic.admin_key, shots, folder)
 
 
 def test_a_jobs_page_shows_its_schedule_in_words_its_runs_a_duration_chart_and_stats(person, medic, api, expect):

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.e2e.test_console import api, expect, medic, person  # noqa: F401 (fixtures)
+from tests.support.browser import screenshot_folder, take_screenshots
 from tests.support.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
@@ -129,3 +130,16 @@ def test_the_history_and_remediation_pages_cost_at_most_three_rpcs_a_section_and
     assert any(url.endswith("/live") for url in person.requests)
     outside = [url for url in person.requests if not url.startswith(medic.gateway_url + "/")]
     assert outside == []
+
+
+def test_screenshots_of_the_audit_playbooks_and_execution_pages(chromium, medic, api, tmp_path):
+    """Writes the README's screenshots of these pages (MEDIC_CONSOLE_SCREENSHOTS=docs/console)."""
+    api.register("orders-worker", interval=300)
+    api.call("POST", "/service/orders-worker", json={"alert_interval_seconds": 600})
+    api.call("POST", "/v2/services/bulk", json={"service_ids": [api.service("orders-worker")["service_id"]],
+                                                "muted": True})
+    created = api.call("POST", "/v2/playbooks", json={"yaml": playbook("restart-orders", "http://127.0.0.1:9")})
+    started = api.call("POST", f"/v2/playbooks/{created['playbook_id']}/execute", json={})
+    take_screenshots(chromium, medic.gateway_url, medic.admin_key,
+                     {"audit": "/ui/audit", "playbooks": "/ui/playbooks",
+                      "execution": f"/ui/executions/{started['execution_id']}"}, screenshot_folder(tmp_path))
