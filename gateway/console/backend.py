@@ -123,7 +123,8 @@ class Backend:
             response_deserializer=response_cls.FromString)
         self.log.counts[section] += 1
         try:
-            return await call(request if request is not None else request_cls(**fields), metadata=self.metadata, timeout=self.gw.rpc_timeout)
+            return await call(request if request is not None else request_cls(**fields), metadata=self.metadata,
+                              timeout=self.gw.rpc_timeout)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, backend) from None
 

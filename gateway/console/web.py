@@ -5,8 +5,9 @@ Every console page goes through ``Console.page`` (GET) or ``Console.action``
 the gateway's authorizer and its cache, so a revoked key is refused on its next
 request and its cookie dropped), and give the handler a ``Backend`` that makes
 RPCs as that key. A page counts as one request of the console rate-limit class,
-an action as one management request (what the API call it stands for would
-cost). ``action`` also checks the form's CSRF token before anything else.
+an action as one management request, or one of the class of the RPC it stands
+for where that RPC has its own (running a playbook): what the API call would
+cost. ``action`` also checks the form's CSRF token before anything else.
 """
 from __future__ import annotations
 
@@ -168,11 +169,19 @@ class Console:
     # --- handler wrappers -------------------------------------------------------
 
     def page(self, handler: Callable[[View], Awaitable[Response]]):
-        return self.measured(handler.__name__, lambda request: self._serve(request, handler, check_csrf=False))
+        return self.measured(handler.__name__, lambda request: self._serve(request, handler, self.page_policy,
+                                                                           check_csrf=False))
 
-    def action(self, handler: Callable[[View, FormData], Awaitable[Response]]):
-        """A POST: the CSRF token is checked before the handler sees the form."""
-        return self.measured(handler.__name__, lambda request: self._serve(request, handler, check_csrf=True))
+    def action(self, handler: Callable[[View, FormData], Awaitable[Response]], counted_as: str = ""):
+        """A POST: the CSRF token is checked before the handler sees the form. ``counted_as``: the
+        RPC ("RemediationService/ExecutePlaybook") whose rate-limit class the form counts in, as
+        its API route does, instead of management."""
+        policy = self.entry_policy
+        if counted_as:
+            policy = dataclasses.replace(policy, rate_limit_class=contracts.policy_for(
+                "/medic.v1." + counted_as).rate_limit_class)
+        return self.measured(handler.__name__, lambda request: self._serve(request, handler, policy,
+                                                                           check_csrf=True))
 
     @staticmethod
     def measured(name: str, serve: Callable[[Request], Awaitable[Response]]):
@@ -189,7 +198,7 @@ class Console:
             return response
         return endpoint
 
-    async def _serve(self, request: Request, handler, check_csrf: bool) -> Response:
+    async def _serve(self, request: Request, handler, policy: contracts.MethodPolicy, check_csrf: bool) -> Response:
         token = request_id_var.set(clean_request_id(request.headers.get(REQUEST_ID_HEADER)))
         view: View | None = None
         try:
@@ -199,7 +208,7 @@ class Console:
                 if form is None:
                     return self.render("error.html", 413, None,
                                        error=ConsoleError(413, "The form is too large."))
-            opened = await self.open_view(request, self.entry_policy if check_csrf else self.page_policy)
+            opened = await self.open_view(request, policy)
             if not isinstance(opened, View):
                 return opened
             view = opened

@@ -111,6 +111,23 @@ def test_a_read_key_sees_no_decision_buttons_and_its_forged_approval_gets_403(pe
     expect(page.locator("#execution-status")).to_have_text("pending approval")
 
 
+def test_running_playbooks_from_the_console_is_limited_as_over_the_api(person, api, expect):
+    api.call("POST", "/v2/playbooks", json={"yaml": playbook("console-limited", "http://127.0.0.1:9")})
+    person.login(api.key("playbook-runner", ["read", "write"]))
+    page = person.page
+    for _ in range(10):  # MEDIC_RATE_LIMIT_PLAYBOOK_EXECUTE_PER_MINUTE: 10 by default
+        page.goto("/ui/playbooks")
+        page.get_by_role("button", name="Run console-limited").click()
+        expect(page.locator("#execution-status")).to_have_text("pending approval")
+    page.goto("/ui/playbooks")
+    with page.expect_response(re.compile(r"/execute$")) as refused:
+        page.get_by_role("button", name="Run console-limited").click()
+    assert refused.value.status == 429
+    expect(page.locator(".flash-error")).to_contain_text("rate limit of 10 playbook_execute requests per minute")
+    page.goto("/ui/services")  # the rest of the console still works
+    expect(page.locator("h1")).to_have_text("Services")
+
+
 def test_the_history_and_remediation_pages_cost_at_most_three_rpcs_a_section_and_load_nothing_outside(
         person, medic, api):
     service = api.register("budget-history")
