@@ -83,6 +83,20 @@ def test_restoring_a_snapshot_from_the_service_page_puts_the_old_interval_back(p
     expect(page.locator("#service-snapshots tbody tr").first).to_contain_text("every 120 s")
 
 
+def test_a_bulk_change_found_in_the_audit_log_is_undone_from_there(person, medic, api, expect):
+    ids = [api.register(name)["service_id"] for name in ("audit-bulk-a", "audit-bulk-b")]
+    api.call("POST", "/v2/services/bulk", json={"service_ids": ids, "active": False})
+    person.login(medic.admin_key)
+    page = person.page
+    page.goto("/ui/audit?heartbeat_name=audit-bulk-a&action_type=bulk_edit")
+    page.get_by_role("link", name="bulk change").click()
+    expect(page).to_have_url(re.compile(r"/ui/audit\?bulk_id=[\w-]+$"))
+    expect(page.locator("#audit-events tbody tr")).to_have_count(2)
+    page.get_by_role("button", name="Undo this bulk change").click()
+    expect(page.locator(".flash")).to_have_text("Undid the bulk change: 2 services put back as they were.")
+    assert [api.service(n)["active"] for n in ("audit-bulk-a", "audit-bulk-b")] == [1, 1]
+
+
 def test_a_read_key_sees_history_without_restore_buttons_and_its_forged_restore_gets_403(person, api, expect):
     service = api.register("read-history")
     api.call("POST", "/service/read-history", json={"alert_interval_seconds": 300})
