@@ -78,16 +78,25 @@ def test_a_playbook_applied_from_the_form_runs_after_approval_step_by_step(perso
     expect(page.locator(f"tr[data-execution='{execution_id}'] .status")).to_have_text("completed")
 
 
-def test_a_waiting_execution_can_be_rejected(person, medic, api, expect):
+def test_a_waiting_execution_can_be_rejected_or_cancelled(person, medic, api, expect):
     created = api.call("POST", "/v2/playbooks", json={"yaml": playbook("console-reject", "http://127.0.0.1:9")})
-    started = api.call("POST", f"/v2/playbooks/{created['playbook_id']}/execute", json={})
+    rejected, cancelled = (api.call("POST", f"/v2/playbooks/{created['playbook_id']}/execute", json={})["execution_id"]
+                           for _ in range(2))
     person.login(medic.admin_key)
     page = person.page
-    page.goto(f"/ui/executions/{started['execution_id']}")
+    page.goto(f"/ui/executions/{rejected}")
     page.get_by_role("button", name="Reject").click()
+    expect(page.locator(".flash")).to_have_text(f"Execution #{rejected} rejected.")
     expect(page.locator("#execution-status")).to_have_text("rejected")
-    expect(page.locator("tr[data-step=restart] .status")).not_to_have_text("completed")
-    assert "REJECTED" in str(api.call("GET", f"/v2/executions/{started['execution_id']}")["status"]).upper()
+    expect(page.locator("tr[data-step=restart] .status")).not_to_have_text("completed")  # no step ran
+    assert page.get_by_role("button", name=re.compile("Approve|Reject|Cancel")).count() == 0  # it has ended
+
+    page.goto(f"/ui/executions/{cancelled}")
+    page.get_by_role("button", name="Cancel execution").click()
+    expect(page.locator("#execution-status")).to_have_text("cancelled")
+    page.goto("/ui/executions?status=cancelled")
+    expect(page.locator(f"tr[data-execution='{cancelled}']")).to_be_visible()
+    expect(page.locator(f"tr[data-execution='{rejected}']")).to_have_count(0)
 
 
 def test_a_read_key_sees_no_decision_buttons_and_its_forged_approval_gets_403(person, api, expect):
