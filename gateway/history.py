@@ -175,6 +175,28 @@ def events_csv(entries: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def audit_query(request: Request) -> heartbeat_pb2.ListAuditEventsRequest:
+    """The ListAuditEvents request of an audit-log query string (``/v2/audit-logs`` and the
+    console's audit page); HttpError 400 naming a bad parameter, in the original's words."""
+    limit, offset = _page(request)
+    message = heartbeat_pb2.ListAuditEventsRequest(
+        execution_id=_id_filter(request, "execution_id"), service_id=_id_filter(request, "service_id"),
+        action_type=_text(request, "action_type", 64), actor=_text(request, "actor", 255),
+        resource=_text(request, "resource", 64), resource_id=_text(request, "resource_id", 255),
+        heartbeat_name=_text(request, "heartbeat_name", 255), bulk_id=_text(request, "bulk_id", 64),
+        limit=limit, offset=offset)
+    _date_range(request, message)
+    return message
+
+
+def csv_response(entries: list[dict[str, Any]], response, limit: int, offset: int) -> Response:
+    """Audit entries as a CSV download, with the paging figures in headers."""
+    return Response(events_csv(entries), media_type="text/csv", headers={
+        "Content-Disposition": "attachment; filename=audit_logs.csv",
+        "X-Total-Count": str(response.total_count), "X-Limit": str(limit),
+        "X-Offset": str(offset), "X-Has-More": str(response.has_more).lower()})
+
+
 def routes(gw) -> list[Route]:
     def call(name: str, request_cls, response_cls):
         holder: dict[str, Any] = {}
@@ -195,22 +217,12 @@ def routes(gw) -> list[Route]:
                    heartbeat_pb2.RestoreSnapshotResponse)
 
     async def audit_logs(request: Request, decision) -> Response:
-        limit, offset = _page(request)
-        message = heartbeat_pb2.ListAuditEventsRequest(
-            execution_id=_id_filter(request, "execution_id"), service_id=_id_filter(request, "service_id"),
-            action_type=_text(request, "action_type", 64), actor=_text(request, "actor", 255),
-            resource=_text(request, "resource", 64), resource_id=_text(request, "resource_id", 255),
-            heartbeat_name=_text(request, "heartbeat_name", 255), bulk_id=_text(request, "bulk_id", 64),
-            limit=limit, offset=offset)
-        _date_range(request, message)
+        message = audit_query(request)
         response = await list_events(message, decision)
         entries = [event_json(e) for e in response.events]
         if "text/csv" in request.headers.get("accept", ""):
-            return Response(events_csv(entries), media_type="text/csv", headers={
-                "Content-Disposition": "attachment; filename=audit_logs.csv",
-                "X-Total-Count": str(response.total_count), "X-Limit": str(limit),
-                "X-Offset": str(offset), "X-Has-More": str(response.has_more).lower()})
-        return ok(_paged_results(entries, response, limit, offset))
+            return csv_response(entries, response, message.limit, message.offset)
+        return ok(_paged_results(entries, response, message.limit, message.offset))
 
     async def snapshots(request: Request, decision) -> Response:
         limit, offset = _page(request)

@@ -17,7 +17,9 @@ from starlette.staticfiles import StaticFiles
 
 from medic.errors import MedicError
 from gateway.console.backend import ConsoleError, from_medic_error
+from gateway.console.changes import ChangePages
 from gateway.console.pages import Pages, _local
+from gateway.console.playbooks import RemediationPages
 from gateway.console.session import (COOKIE_PATH, LOGIN_COOKIE, LOGIN_FORM_SECONDS, SESSION_COOKIE,
                                      SESSION_SECONDS, same_token)
 from gateway.console.web import SECURITY_HEADERS, Console, client_ip, read_form
@@ -27,7 +29,9 @@ STATIC = Path(__file__).parent / "static"
 
 def routes(gw) -> list[BaseRoute]:
     console = Console(gw)
-    pages = Pages(console)
+    changes = ChangePages(console)
+    remediation = RemediationPages(console)
+    pages = Pages(console, service_sections=(changes.service_loaders,))
     page, action = console.page, console.action
 
     async def root(request: Request) -> Response:
@@ -117,6 +121,19 @@ def routes(gw) -> list[BaseRoute]:
         Route("/admin/keys", action(pages.create_key), methods=["POST"]),
         Route("/admin/keys/{key_id}/revoke", action(pages.revoke_key), methods=["POST"]),
         Route("/admin/keys/{key_id}/limits", action(pages.key_limits), methods=["POST"]),
+        Route("/audit", page(changes.audit), methods=["GET"]),
+        Route("/audit.csv", page(changes.audit_csv), methods=["GET"]),
+        Route("/snapshots/{snapshot_id:int}/restore", action(changes.restore), methods=["POST"]),
+        Route("/bulk/{bulk_id}/undo", action(changes.undo_bulk), methods=["POST"]),
+        Route("/playbooks", page(remediation.playbooks), methods=["GET"]),
+        Route("/playbooks", action(remediation.apply), methods=["POST"]),
+        Route("/playbooks/{playbook_id:int}/execute",
+              action(remediation.execute, counted_as="RemediationService/ExecutePlaybook"), methods=["POST"]),
+        Route("/executions", page(remediation.executions), methods=["GET"]),
+        Route("/executions/live", page(remediation.executions_live), methods=["GET"]),
+        Route("/executions/{execution_id:int}", page(remediation.execution), methods=["GET"]),
+        Route("/executions/{execution_id:int}/live", page(remediation.execution_live), methods=["GET"]),
+        Route("/executions/{execution_id:int}/{decision}", action(remediation.decide), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
         Route("/{path:path}", not_found, methods=["GET", "POST", "HEAD"]),
     ]

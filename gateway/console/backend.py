@@ -30,7 +30,7 @@ from gateway.http import HTTP_STATUS
 ENTRY_RPC = "/medic.v1.HeartbeatService/GetService"
 
 BACKEND_NAMES = {"auth": "auth service", "heartbeat": "heartbeat service", "routing": "routing service",
-                 "delivery": "delivery service"}
+                 "delivery": "delivery service", "remediation": "remediation service"}
 
 
 class ConsoleError(Exception):
@@ -109,8 +109,8 @@ class Backend:
     def allowed(self, scope: str) -> bool:
         return has_scope(self.identity.scopes, scope)
 
-    async def call(self, rpc: str, section: str = "page", **fields: Any):
-        """Calls ``rpc`` ("HeartbeatService/ListAlerts") with a request built from ``fields``."""
+    async def call(self, rpc: str, section: str = "page", request: Any = None, /, **fields: Any):
+        """Calls ``rpc`` ("HeartbeatService/ListAlerts") with ``request``, or one built from ``fields``."""
         full_method = "/medic.v1." + rpc
         policy = contracts.policy_for(full_method)
         if not has_scope(self.identity.scopes, policy.scope_name):
@@ -123,7 +123,8 @@ class Backend:
             response_deserializer=response_cls.FromString)
         self.log.counts[section] += 1
         try:
-            return await call(request_cls(**fields), metadata=self.metadata, timeout=self.gw.rpc_timeout)
+            return await call(request if request is not None else request_cls(**fields), metadata=self.metadata,
+                              timeout=self.gw.rpc_timeout)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, backend) from None
 

@@ -3,7 +3,6 @@ RPC(s) (at most three), concurrently, so a backend that is down costs only its
 sections; filters live in the query string so any view can be shared."""
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import math
 
@@ -36,7 +35,6 @@ SORTS = {"name": heartbeat_pb2.SERVICE_SORT_NAME, "state": heartbeat_pb2.SERVICE
 BULK_ACTIONS = {"mute": {"muted": True}, "unmute": {"muted": False}, "activate": {"active": True},
                 "deactivate": {"active": False}}
 MAX_BULK = 500
-BULK_CONCURRENCY = 8
 
 
 def _ago(seconds: int) -> Timestamp:
@@ -46,8 +44,10 @@ def _ago(seconds: int) -> Timestamp:
 
 
 class Pages:
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, service_sections: tuple = ()):
         self.c = console
+        # More sections of a service's page, from other modules: (view, service_id) -> loaders.
+        self.service_sections = service_sections
 
     # --- overview -----------------------------------------------------------------
 
@@ -126,6 +126,8 @@ class Pages:
         return await self.services(view, register=typed, status=400)
 
     async def bulk(self, view: View, form: FormData) -> Response:
+        """One BulkUpdateServices: all or nothing, one snapshot each under one bulk id,
+        so the message comes with an undo of the whole change."""
         back = _local(form.get("back"), "/ui/services")
         action = BULK_ACTIONS.get(str(form.get("action", "")))
         ids = [int(v) for v in form.getlist("ids") if str(v).isdigit()][:MAX_BULK]
@@ -133,25 +135,13 @@ class Pages:
             return self.c.redirect(back, view, flash="Choose what to do with the selected services.", kind="error")
         if not ids:
             return self.c.redirect(back, view, flash="Select at least one service.", kind="error")
-        gate = asyncio.Semaphore(BULK_CONCURRENCY)
-
-        async def one(service_id: int):
-            async with gate:
-                return await view.backend.call(HB + "UpdateService", "bulk", service_id=service_id, **action)
-
-        results = await asyncio.gather(*(one(i) for i in ids), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, ConsoleError):
-                raise failure
-        if failures and len(failures) == len(results):
-            raise failures[0]
-        word = str(form.get("action"))
-        done = len(results) - len(failures)
-        message = f"{word.capitalize()}d {done} service{'s' if done != 1 else ''}."
-        if failures:
-            message += f" {len(failures)} failed: {failures[0].message}"
-        return self.c.redirect(back, view, flash=message, kind="error" if failures else "ok")
+        response, refused = await self.c.attempt(view, back, view.backend.call(
+            HB + "BulkUpdateServices", "bulk", service_ids=ids, **action))
+        if refused:
+            return refused
+        done = response.changed
+        message = f"{str(form.get('action')).capitalize()}d {done} service{'s' if done != 1 else ''}."
+        return self.c.redirect(back, view, flash=message, undo=f"/ui/bulk/{response.bulk_id}/undo")
 
     async def mute(self, view: View, form: FormData) -> Response:
         service_id = view.request.path_params["service_id"]
@@ -180,6 +170,8 @@ class Pages:
         if view.is_admin:
             loaders["targets"] = b.call(ROUTING + "ListNotificationTargets", "targets", service_id=service_id)
             loaders["webhooks"] = b.call(DELIVERY + "ListWebhooksForService", "webhooks", service_id=service_id)
+        for sections in self.service_sections:
+            loaders.update(sections(view, service_id))
         return await parts(**loaders)
 
     async def service(self, view: View, settings: forms.Form | None = None, status: int = 200) -> Response:

@@ -28,11 +28,15 @@ EVENT_KIND_NAMES = enums.ALERT_EVENT_KIND.names
 RUN_STATUS_NAMES = enums.RUN_STATUS.names
 SCOPES = enums.SCOPE.numbers
 SCOPE_NAMES = enums.SCOPE.names
+EXECUTION_STATUS_NAMES = enums.EXECUTION_STATUS.names
+STEP_STATUS_NAMES = enums.STEP_STATUS.names
+APPROVAL_NAMES = enums.APPROVAL_MODE.names
 
 # Word and icon for every state a person sees; colour only reinforces them.
 CONDITION_ICONS = {"up": "up", "down": "down", "new": "new", "muted": "muted", "inactive": "inactive",
                    "active": "down", "closed": "up", "success": "up", "failed": "down", "retrying": "new",
-                   "pending": "new", "skipped": "inactive"}
+                   "pending": "new", "skipped": "inactive", "pending_approval": "new", "running": "new",
+                   "waiting": "new", "completed": "up", "cancelled": "inactive", "rejected": "inactive"}
 
 
 def _datetime(ts) -> dt.datetime | None:
@@ -139,6 +143,22 @@ def service_badges(service) -> Markup:
     return out
 
 
+def snapshot_summary(data: dict) -> str:
+    """A snapshot's settings in one line, for people (the whole is shown beside it)."""
+    parts = []
+    if "alert_interval_seconds" in data:
+        parts.append(f"every {data['alert_interval_seconds']} s")
+    if "threshold" in data:
+        parts.append(f"threshold {data['threshold']}")
+    for flag, yes, no in (("active", "active", "inactive"), ("muted", "muted", "not muted")):
+        if flag in data:
+            parts.append(yes if data[flag] else no)
+    for name in ("team", "priority"):
+        if data.get(name):
+            parts.append(f"{name} {data[name]}")
+    return " · ".join(parts)
+
+
 def enum_name(value: int, names: dict) -> str:
     return names.get(value, "")
 
@@ -154,7 +174,10 @@ def install(env) -> None:
                        target_type=lambda v: TARGET_TYPE_NAMES.get(v, ""),
                        event_kind=lambda v: EVENT_KIND_NAMES.get(v, ""),
                        run_status=lambda v: RUN_STATUS_NAMES.get(v, ""), run_duration=run_duration,
-                       duration_chart=duration_chart,
+                       duration_chart=duration_chart, snapshot_summary=snapshot_summary,
+                       execution_status=lambda v: EXECUTION_STATUS_NAMES.get(v, ""),
+                       step_status=lambda v: STEP_STATUS_NAMES.get(v, ""),
+                       approval=lambda v: APPROVAL_NAMES.get(v, ""),
                        scopes=lambda values: ", ".join(SCOPE_NAMES.get(v, "?") for v in values))
     env.globals.update(PRIORITIES=list(PRIORITIES), NOTIFY_MODES=list(NOTIFY_MODES),
                        REASONS=list(REASONS), DELIVERY_STATUSES=list(DELIVERY_STATUSES),

@@ -94,14 +94,17 @@ class CookieCodec:
         payload = self.open(LOGIN_COOKIE, value)
         return payload.get("c") if payload and isinstance(payload.get("c"), str) else None
 
-    def flash(self, message: str, kind: str = "ok") -> str:
-        return self.seal(FLASH_COOKIE, {"m": message[:500], "t": kind, "e": time.time() + FLASH_SECONDS})
+    def flash(self, message: str, kind: str = "ok", undo: str = "") -> str:
+        """``undo``: the console path that undoes what the message reports (a button beside it)."""
+        return self.seal(FLASH_COOKIE, {"m": message[:500], "t": kind, "u": undo[:200],
+                                        "e": time.time() + FLASH_SECONDS})
 
-    def read_flash(self, value: str | None) -> tuple[str, str] | None:
+    def read_flash(self, value: str | None) -> tuple[str, str, str] | None:
         payload = self.open(FLASH_COOKIE, value)
         if payload is None or not isinstance(payload.get("m"), str):
             return None
-        return payload["m"], payload.get("t", "ok")
+        undo = payload.get("u")
+        return payload["m"], payload.get("t", "ok"), undo if isinstance(undo, str) else ""
 
 
 def same_token(expected: str | None, presented: str | None) -> bool:

@@ -5,8 +5,9 @@ Every console page goes through ``Console.page`` (GET) or ``Console.action``
 the gateway's authorizer and its cache, so a revoked key is refused on its next
 request and its cookie dropped), and give the handler a ``Backend`` that makes
 RPCs as that key. A page counts as one request of the console rate-limit class,
-an action as one management request (what the API call it stands for would
-cost). ``action`` also checks the form's CSRF token before anything else.
+an action as one management request, or one of the class of the RPC it stands
+for where that RPC has its own (running a playbook): what the API call would
+cost. ``action`` also checks the form's CSRF token before anything else.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class View:
     request: Request
     session: Session
     backend: Backend
-    flash: tuple[str, str] | None = None
+    flash: tuple[str, str, str] | None = None  # message, kind ("ok", "error"), undo path
     cookies: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
@@ -97,12 +98,25 @@ class Console:
                 response.delete_cookie(FLASH_COOKIE, path=COOKIE_PATH)
             response.headers["Server-Timing"] = view.backend.log.header()
 
-    def redirect(self, url: str, view: View | None = None, *, flash: str = "", kind: str = "ok") -> Response:
+    def redirect(self, url: str, view: View | None = None, *, flash: str = "", kind: str = "ok",
+                 undo: str = "") -> Response:
         response = RedirectResponse(url, status_code=303)
         response.headers.update(SECURITY_HEADERS)
         if flash:
-            self.set_cookie(response, view.request if view else None, FLASH_COOKIE, self.codec.flash(flash, kind), 60)
+            self.set_cookie(response, view.request if view else None, FLASH_COOKIE,
+                            self.codec.flash(flash, kind, undo), 60)
         return response
+
+    async def attempt(self, view: View, back: str, call: Awaitable, refusals: tuple[int, ...] = (400, 404)
+                      ) -> tuple[Any, Response | None]:
+        """(the RPC's answer, None), or (None, a redirect to ``back`` with the refusal as its
+        message) when the service refuses with one of ``refusals``; other errors propagate."""
+        try:
+            return await call, None
+        except ConsoleError as err:
+            if err.status not in refusals:
+                raise
+            return None, self.redirect(back, view, flash=err.message, kind="error")
 
     @staticmethod
     def secure(request: Request | None) -> bool:
@@ -155,11 +169,19 @@ class Console:
     # --- handler wrappers -------------------------------------------------------
 
     def page(self, handler: Callable[[View], Awaitable[Response]]):
-        return self.measured(handler.__name__, lambda request: self._serve(request, handler, check_csrf=False))
+        return self.measured(handler.__name__, lambda request: self._serve(request, handler, self.page_policy,
+                                                                           check_csrf=False))
 
-    def action(self, handler: Callable[[View, FormData], Awaitable[Response]]):
-        """A POST: the CSRF token is checked before the handler sees the form."""
-        return self.measured(handler.__name__, lambda request: self._serve(request, handler, check_csrf=True))
+    def action(self, handler: Callable[[View, FormData], Awaitable[Response]], counted_as: str = ""):
+        """A POST: the CSRF token is checked before the handler sees the form. ``counted_as``: the
+        RPC ("RemediationService/ExecutePlaybook") whose rate-limit class the form counts in, as
+        its API route does, instead of management."""
+        policy = self.entry_policy
+        if counted_as:
+            policy = dataclasses.replace(policy, rate_limit_class=contracts.policy_for(
+                "/medic.v1." + counted_as).rate_limit_class)
+        return self.measured(handler.__name__, lambda request: self._serve(request, handler, policy,
+                                                                           check_csrf=True))
 
     @staticmethod
     def measured(name: str, serve: Callable[[Request], Awaitable[Response]]):
@@ -176,7 +198,7 @@ class Console:
             return response
         return endpoint
 
-    async def _serve(self, request: Request, handler, check_csrf: bool) -> Response:
+    async def _serve(self, request: Request, handler, policy: contracts.MethodPolicy, check_csrf: bool) -> Response:
         token = request_id_var.set(clean_request_id(request.headers.get(REQUEST_ID_HEADER)))
         view: View | None = None
         try:
@@ -186,7 +208,7 @@ class Console:
                 if form is None:
                     return self.render("error.html", 413, None,
                                        error=ConsoleError(413, "The form is too large."))
-            opened = await self.open_view(request, self.entry_policy if check_csrf else self.page_policy)
+            opened = await self.open_view(request, policy)
             if not isinstance(opened, View):
                 return opened
             view = opened

@@ -6,19 +6,17 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.browser import ConsoleUser
+from tests.support.browser import ConsoleUser, screenshot_folder, take_screenshots
 from tests.support.databases import create_test_database, drop_test_database, with_database
 from tests.support.receivers import Reply, WebhookReceiver
 from tests.support.system import start_medic
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +85,19 @@ def test_login_register_then_new_up_down_and_an_alert_live_without_reload(person
 
     page.goto("/ui/services")
     page.get_by_text("Register a service").click()
-    page.get_by_label("Heartbeat name").fill("checkout-api")
-    page.get_by_label("Service name").fill("Checkout API")
-    page.get_by_label("Alert interval (seconds)").fill("soon")
-    page.get_by_role("button", name="Register").click()
+    person.fill({"Heartbeat name": "checkout-api", "Service name": "Checkout API",
+                 "Alert interval (seconds)": "soon"}, submit="Register")
     # Bad input: the message beside the field, and nothing typed is lost.
     expect(page.locator("#e-alert_interval_seconds")).to_have_text("alert_interval_seconds must be a whole number")
     expect(page.get_by_label("Heartbeat name")).to_have_value("checkout-api")
     expect(page.get_by_label("Service name")).to_have_value("Checkout API")
     # A value the service refuses gets the API's own message, beside its field.
-    page.get_by_label("Alert interval (seconds)").fill("0")
-    page.get_by_role("button", name="Register").click()
+    person.fill({"Alert interval (seconds)": "0"}, submit="Register")
     expect(page.locator("#e-alert_interval_seconds")).to_have_text(
         "alert_interval_seconds must be between 1 and 31536000")  # the contract's limits
     expect(page.get_by_label("Service name")).to_have_value("Checkout API")
 
-    page.get_by_label("Alert interval (seconds)").fill("10")
-    page.get_by_role("button", name="Register").click()
+    person.fill({"Alert interval (seconds)": "10"}, submit="Register")
     expect(page).to_have_url(re.compile(r"/ui/services/\d+$"))
     expect(page.locator(".flash")).to_have_text("Registered checkout-api.")
     expect(page.locator("#service-state")).to_contain_text("new")
@@ -268,20 +262,23 @@ def test_settings_keep_what_was_typed_beside_field_errors_then_save(person, medi
     assert 'medic_http_requests_total{method="POST",route="/ui:update_service",status="400"}' in metrics
 
 
-def test_bulk_actions_apply_to_the_selected_services(person, medic, api, expect):
+def test_bulk_actions_apply_to_the_selected_services_and_can_be_undone(person, medic, api, expect):
     for name in ("bulk-one", "bulk-two", "bulk-three"):
         api.register(name)
     person.login(medic.admin_key)
     page = person.page
     page.goto("/ui/services?q=bulk-")
-    page.get_by_label("Select bulk-one").check()
-    page.get_by_label("Select bulk-three").check()
-    page.get_by_label("With the selected").select_option("deactivate")
-    page.get_by_role("button", name="Apply").click()
+    person.bulk(["bulk-one", "bulk-three"], "deactivate")
     expect(page.locator(".flash")).to_have_text("Deactivated 2 services.")
     expect(page).to_have_url(re.compile(r"/ui/services\?q=bulk-$"))  # back where it was
     assert [api.service(n)["active"] for n in ("bulk-one", "bulk-two", "bulk-three")] == [0, 1, 0]
     expect(page.locator("tr[data-service=bulk-one] .state")).to_contain_text("inactive")
+
+    # One bulk change, undone at once (each service back as its snapshot has it).
+    page.get_by_role("button", name="Undo", exact=True).click()
+    expect(page.locator(".flash")).to_have_text("Undid the bulk change: 2 services put back as they were.")
+    expect(page).to_have_url(re.compile(r"/ui/services\?q=bulk-$"))
+    assert [api.service(n)["active"] for n in ("bulk-one", "bulk-two", "bulk-three")] == [1, 1, 1]
 
 
 def test_no_page_section_costs_more_than_three_rpcs(person, medic, api):
@@ -359,10 +356,7 @@ def test_the_layout_fits_a_phone(chromium, medic, api, expect):
 
 def test_screenshots_of_the_console_in_light_and_dark(chromium, medic, api, expect, tmp_path):
     """Writes the README's screenshots (MEDIC_CONSOLE_SCREENSHOTS=docs/console to refresh them)."""
-    folder = Path(os.environ.get("MEDIC_CONSOLE_SCREENSHOTS") or tmp_path)
-    if not folder.is_absolute():
-        folder = REPO / folder
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = screenshot_folder(tmp_path)
     for name in ("payments-api", "search-indexer", "nightly-backup", "email-sender"):
         api.register(name, interval=3600)
     for name in ("payments-api", "search-indexer", "email-sender"):
@@ -370,20 +364,7 @@ def test_screenshots_of_the_console_in_light_and_dark(chromium, medic, api, expe
     service_id = api.service("payments-api")["service_id"]
     shots = {"overview": "/ui/", "services": "/ui/services", "service": f"/ui/services/{service_id}",
              "alerts": "/ui/alerts"}
-    for scheme in ("light", "dark"):
-        user = ConsoleUser(chromium, medic.gateway_url, color_scheme=scheme)
-        try:
-            user.login(medic.admin_key)
-            for name, path in shots.items():
-                user.page.goto(path)
-                user.page.wait_for_load_state("networkidle")
-                target = folder / f"console-{name}-{scheme}.png"
-                user.page.screenshot(path=str(target), full_page=False)
-                assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-            background = user.page.evaluate("getComputedStyle(document.body).backgroundColor")
-            assert (background == "rgb(17, 18, 22)") == (scheme == "dark")
-        finally:
-            user.close()
+    take_screenshots(chromium, medic.gateway_url, medic.admin_key, shots, folder)
 
 
 def test_a_jobs_page_shows_its_schedule_in_words_its_runs_a_duration_chart_and_stats(person, medic, api, expect):

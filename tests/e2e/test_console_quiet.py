@@ -23,11 +23,10 @@ def test_windows_acknowledgements_mutes_and_skip_reasons_in_the_console(person, 
     now = dt.datetime.now(dt.timezone.utc)
     page.goto("/ui/windows")
     page.get_by_label("For").select_option("glob")
-    page.get_by_label("Name pattern (scope glob)").fill("console-quiet*")
-    page.get_by_label("Starts (UTC, one-off)").fill(local_input(now - dt.timedelta(minutes=2)))
-    page.get_by_label("Ends (UTC, one-off)").fill(local_input(now + dt.timedelta(hours=1)))
-    page.get_by_label("Reason").fill("database upgrade")
-    page.get_by_role("button", name="Create window").click()
+    person.fill({"Name pattern (scope glob)": "console-quiet*",
+                 "Starts (UTC, one-off)": local_input(now - dt.timedelta(minutes=2)),
+                 "Ends (UTC, one-off)": local_input(now + dt.timedelta(hours=1)),
+                 "Reason": "database upgrade"}, submit="Create window")
     expect(page.locator(".flash")).to_have_text("Maintenance window created.")
     expect(page.locator("#windows")).to_contain_text("database upgrade")
     expect(page.locator("#windows")).to_contain_text("open")
@@ -38,11 +37,8 @@ def test_windows_acknowledgements_mutes_and_skip_reasons_in_the_console(person, 
     page.goto("/ui/windows")
     page.get_by_label("Kind").select_option("recurring")
     page.get_by_label("For").select_option("all")
-    page.get_by_label("Cron (recurring)").fill("0 3 * * sun")
-    page.get_by_label("Lasts (minutes, recurring)").fill("30")
-    page.get_by_label("Time zone (recurring)").fill("Mars/Olympus")
-    page.get_by_label("Reason").fill("weekly")
-    page.get_by_role("button", name="Create window").click()
+    person.fill({"Cron (recurring)": "0 3 * * sun", "Lasts (minutes, recurring)": "30",
+                 "Time zone (recurring)": "Mars/Olympus", "Reason": "weekly"}, submit="Create window")
     expect(page.locator(".field-error")).to_contain_text("timezone")
     expect(page.get_by_label("Cron (recurring)")).to_have_value("0 3 * * sun")
 
