@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from medic import enums
 from medic.v1 import delivery_pb2, heartbeat_pb2
 from gateway.console import forms, present
 from gateway.console.backend import ConsoleError, Part, parts
@@ -26,12 +27,8 @@ PAGE_SIZE = 50
 RUNS_SHOWN = 30
 # The overview lists the newest active alerts; the alerts page has them all.
 OVERVIEW_ALERTS = 50
-CONDITIONS = {"up": heartbeat_pb2.SERVICE_CONDITION_UP, "down": heartbeat_pb2.SERVICE_CONDITION_DOWN,
-              "new": heartbeat_pb2.SERVICE_CONDITION_NEW, "muted": heartbeat_pb2.SERVICE_CONDITION_MUTED,
-              "inactive": heartbeat_pb2.SERVICE_CONDITION_INACTIVE}
-SORTS = {"name": heartbeat_pb2.SERVICE_SORT_NAME, "state": heartbeat_pb2.SERVICE_SORT_STATE,
-         "last_heartbeat": heartbeat_pb2.SERVICE_SORT_LAST_HEARTBEAT,
-         "deadline": heartbeat_pb2.SERVICE_SORT_DEADLINE}
+CONDITIONS = enums.SERVICE_CONDITION.numbers
+SORTS = enums.SERVICE_SORT.numbers
 BULK_ACTIONS = {"mute": {"muted": True}, "unmute": {"muted": False}, "activate": {"active": True},
                 "deactivate": {"active": False}}
 MAX_BULK = 500
@@ -501,8 +498,7 @@ class Pages:
         return self.c.redirect("/ui/admin#keys", view, flash=f"Rate limits of {key_id} saved.")
 
 
-WINDOW_SCOPES = {"service": heartbeat_pb2.WINDOW_SCOPE_SERVICE, "team": heartbeat_pb2.WINDOW_SCOPE_TEAM,
-                 "glob": heartbeat_pb2.WINDOW_SCOPE_GLOB, "all": heartbeat_pb2.WINDOW_SCOPE_ALL}
+WINDOW_SCOPES = enums.WINDOW_SCOPE.numbers
 WINDOW_FIELDS = ("scope", "service", "team", "name_glob", "kind", "starts_at", "ends_at", "cron",
                  "duration_minutes", "timezone", "reason")
 MUTE_HOURS = ("1", "4", "8", "24")

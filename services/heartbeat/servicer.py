@@ -110,8 +110,7 @@ def alert_to_pb(row: Row) -> heartbeat_pb2.Alert:
         suppressed_by=row.get("suppressed_by") or 0)
 
 
-SCOPE_TO_DB = {heartbeat_pb2.WINDOW_SCOPE_SERVICE: Scope.SERVICE, heartbeat_pb2.WINDOW_SCOPE_TEAM: Scope.TEAM,
-               heartbeat_pb2.WINDOW_SCOPE_ALL: Scope.ALL, heartbeat_pb2.WINDOW_SCOPE_GLOB: Scope.GLOB}
+SCOPE_TO_DB = {number: Scope(name) for number, name in enums.WINDOW_SCOPE.names.items()}
 SCOPE_FROM_DB = {value: key for key, value in SCOPE_TO_DB.items()}
 MAX_MUTE_REASON = 1000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.integration.test_cli import admin, medic, ok  # noqa: F401 (fixtures)
+from tests.integration.test_cli import admin, ok  # noqa: F401 (fixtures; medic is in conftest.py)
 
 
 def iso(at: dt.datetime) -> str:

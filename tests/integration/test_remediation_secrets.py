@@ -13,7 +13,7 @@ import pytest
 from medic.errors import FailedPrecondition
 from services.remediation.secrets import Keyring, SecretStore
 from tests.integration.test_cli import Run, ok  # noqa: F401  (the medic/admin fixtures' types)
-from tests.integration.test_cli import admin, medic  # noqa: F401  (fixtures)
+from tests.integration.test_cli import admin  # noqa: F401  (fixtures; medic is in conftest.py)
 from tests.support.receivers import Reply, WebhookReceiver
 
 SECRET = "s3cr3t-T0KEN-do-not-leak-7731"
