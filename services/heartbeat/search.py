@@ -17,6 +17,7 @@ from medic import enums
 from medic.db import Database, Row
 from medic.errors import InvalidArgument, NotFound
 from medic.v1 import heartbeat_pb2
+from services.heartbeat import service_counts
 from services.heartbeat.lifecycle import ServiceState
 from services.heartbeat.service_store import SERVICE_COLUMNS
 from services.heartbeat.status import FAILURE_STATUSES_PARAM
@@ -69,17 +70,15 @@ _MATCH = f"(%(query)s = '' OR {_QUERY_MATCH}) {_FILTERS}"
 # A query of at least this many characters has trigrams for the index to use.
 TRIGRAM = 3
 
-# One pass over the table counts every condition and the matching services.
-COUNT_SERVICES = f"""
-    SELECT count(*) FILTER (WHERE {CONDITIONS[heartbeat_pb2.SERVICE_CONDITION_UP]}) AS up,
-           count(*) FILTER (WHERE {CONDITIONS[heartbeat_pb2.SERVICE_CONDITION_DOWN]}) AS down,
-           count(*) FILTER (WHERE {CONDITIONS[heartbeat_pb2.SERVICE_CONDITION_NEW]}) AS new,
-           count(*) FILTER (WHERE {CONDITIONS[heartbeat_pb2.SERVICE_CONDITION_MUTED]}) AS muted,
-           count(*) FILTER (WHERE {CONDITIONS[heartbeat_pb2.SERVICE_CONDITION_INACTIVE]}) AS inactive,
-           count(*) AS total,
-           count(*) FILTER (WHERE {_MATCH}) AS matching
-    FROM services
-"""
+# The kept count (service_counts) of the services in each condition; unspecified: all.
+KEPT_COUNT = {
+    heartbeat_pb2.SERVICE_CONDITION_UNSPECIFIED: "total",
+    heartbeat_pb2.SERVICE_CONDITION_UP: "up",
+    heartbeat_pb2.SERVICE_CONDITION_DOWN: "down",
+    heartbeat_pb2.SERVICE_CONDITION_NEW: "new",
+    heartbeat_pb2.SERVICE_CONDITION_MUTED: "muted",
+    heartbeat_pb2.SERVICE_CONDITION_INACTIVE: "inactive",
+}
 COUNT_MATCHING = f"SELECT count(*) AS matching FROM services WHERE {_MATCH}"
 SEARCH_PAGE = f"""
     SELECT {SERVICE_COLUMNS} FROM services WHERE {_MATCH}
@@ -179,6 +178,11 @@ class ServiceQuery:
         return {"query": self.query, "team": self.team, "priority": self.priority, "active": self.active,
                 "limit": self.limit, "offset": self.offset}
 
+    @property
+    def by_condition_only(self) -> bool:
+        """True when the matching services are those of one condition (or all): a kept count."""
+        return not (self.query or self.team or self.priority or self.active is not None)
+
     def condition_sql(self) -> str:
         return CONDITIONS.get(self.condition, "true")
 
@@ -213,14 +217,15 @@ class ServiceSearch:
                 rows = self._matching_page(tx, query, match)
                 if rows or query.offset == 0:
                     return SearchResult(rows, rows[0]["matching_total"] if rows else 0, None)
-            if counts or counts_only:
-                totals = tx.one(COUNT_SERVICES.format(condition=match), query.params())
+            kept = service_counts.read(tx) if counts or counts_only or query.by_condition_only else None
+            if query.by_condition_only:
+                matching = kept[KEPT_COUNT[query.condition]]
             else:
-                totals = tx.one(COUNT_MATCHING.format(condition=match), query.params())
+                matching = tx.one(COUNT_MATCHING.format(condition=match), query.params())["matching"]
             if counts_only:
-                return SearchResult([], totals["matching"], totals)
+                return SearchResult([], matching, kept)
             rows = tx.all(SEARCH_PAGE.format(condition=match, order=query.order_sql()), query.params())
-        return SearchResult(rows, totals["matching"], totals if counts else None)
+        return SearchResult(rows, matching, kept if counts else None)
 
     @staticmethod
     def _matching_page(tx, query: ServiceQuery, match: str) -> list[Row]:

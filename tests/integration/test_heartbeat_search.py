@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from medic.v1 import common_pb2, heartbeat_pb2 as pb
+from services.heartbeat import service_counts
 
 
 def register(stub, name, interval=60, **fields):
@@ -42,6 +43,47 @@ def test_counts_every_condition_over_all_services(fleet):
     counts = search(fleet, counts_only=True).counts
     assert (counts.up, counts.down, counts.new, counts.muted, counts.inactive, counts.total) == (2, 1, 1, 1, 1, 5)
     assert search(fleet, counts_only=True).services == []
+
+
+RECOUNT = """
+    SELECT count(*) FILTER (WHERE active AND state = 'up') AS up, count(*) FILTER (WHERE active AND state = 'down') AS down,
+           count(*) FILTER (WHERE active AND state = 'new') AS new, count(*) FILTER (WHERE active AND muted) AS muted,
+           count(*) FILTER (WHERE NOT active) AS inactive, count(*) AS total
+    FROM services
+"""
+
+
+def kept_counts(stub):
+    c = search(stub, counts_only=True).counts
+    return {"up": c.up, "down": c.down, "new": c.new, "muted": c.muted, "inactive": c.inactive, "total": c.total}
+
+
+def test_the_kept_counts_follow_every_change_and_agree_with_a_recount(fleet, db):
+    steps = [
+        lambda: register(fleet, "fresh-one"),
+        lambda: fleet.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name="db-backup", status="UP")),
+        lambda: fleet.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name="billing-worker", status="UP")),
+        lambda: fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="api-gateway", muted=True)),
+        lambda: fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="cron-cleanup", muted=False)),
+        lambda: fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="api-gateway", active=False)),
+        lambda: fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="email-sender", active=True)),
+        lambda: fleet.DeleteService(pb.DeleteServiceRequest(heartbeat_name="db-backup")),
+        lambda: service_counts.fold(db),
+        lambda: fleet.DeleteService(pb.DeleteServiceRequest(heartbeat_name="api-gateway")),
+    ]
+    for step in steps:
+        step()
+        assert kept_counts(fleet) == db.one(RECOUNT)
+    assert kept_counts(fleet)["total"] == search(fleet).total_matching == 4
+    assert search(fleet, condition=pb.SERVICE_CONDITION_UP).total_matching == db.one(RECOUNT)["up"]
+
+
+def test_folding_the_kept_counts_leaves_one_row_with_the_same_sums(fleet, db):
+    before = kept_counts(fleet)
+    service_counts.fold(db)
+    service_counts.fold(db)
+    assert db.one("SELECT count(*) AS n FROM service_counts")["n"] == 1
+    assert kept_counts(fleet) == before
 
 
 @pytest.mark.parametrize("fields, expected", [
