@@ -36,6 +36,7 @@ SORTS = {"name": heartbeat_pb2.SERVICE_SORT_NAME, "state": heartbeat_pb2.SERVICE
 BULK_ACTIONS = {"mute": {"muted": True}, "unmute": {"muted": False}, "activate": {"active": True},
                 "deactivate": {"active": False}}
 MAX_BULK = 500
+MAX_CURSOR = 2048
 BULK_CONCURRENCY = 8
 
 
@@ -73,7 +74,8 @@ class Pages:
         r = view.request
         return {"q": query(r, "q"), "state": query(r, "state"), "team": query(r, "team"),
                 "priority": query(r, "priority"), "active": query(r, "active"),
-                "sort": query(r, "sort", "name"), "dir": query(r, "dir", "asc"), "page": query(r, "page", "1")}
+                "sort": query(r, "sort", "name"), "dir": query(r, "dir", "asc"), "page": query(r, "page", "1"),
+                "cursor": query(r, "cursor"), "last": query(r, "last")}
 
     async def services(self, view: View, register: forms.Form | None = None, status: int = 200) -> Response:
         f = self._service_filters(view)
@@ -82,7 +84,15 @@ class Pages:
         request = {"query": f["q"][:255], "condition": CONDITIONS.get(f["state"], 0), "team": f["team"],
                    "priority": present.PRIORITIES.get(f["priority"], 0),
                    "sort": SORTS.get(f["sort"], heartbeat_pb2.SERVICE_SORT_NAME), "descending": f["dir"] == "desc",
-                   "page_size": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
+                   "page_size": PAGE_SIZE}
+        # Previous, next and last follow cursors (an index read however deep); a
+        # page number alone (a shared link) is an offset.
+        if f["last"] == "1":
+            request["last_page"] = True
+        elif f["cursor"]:
+            request["cursor"] = f["cursor"][:MAX_CURSOR]
+        else:
+            request["offset"] = (page - 1) * PAGE_SIZE
         if f["active"] in ("yes", "no"):
             request["active"] = f["active"] == "yes"
         p = await parts(search=view.backend.call(HB + "SearchServices", "services", **request),
@@ -90,9 +100,11 @@ class Pages:
         pages = 1
         if p["search"].ok:
             pages = max(1, math.ceil(p["search"].value.total_matching / PAGE_SIZE))
+            if f["last"] == "1":
+                page = pages
 
         def link(**changes) -> str:
-            merged = {**f, **changes}
+            merged = {**f, "cursor": "", "last": "", **changes}
             if merged.get("page") in ("1", 1):
                 merged["page"] = ""
             if merged.get("sort") == "name":

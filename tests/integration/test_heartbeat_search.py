@@ -142,6 +142,58 @@ def test_orders_and_pages(fleet):
     assert first.total_matching == second.total_matching == 5
 
 
+SORTS = [(sort, descending) for sort in (pb.SERVICE_SORT_NAME, pb.SERVICE_SORT_STATE, pb.SERVICE_SORT_LAST_HEARTBEAT,
+                                          pb.SERVICE_SORT_DEADLINE) for descending in (False, True)]
+
+
+@pytest.mark.parametrize("sort, descending", SORTS)
+def test_cursors_walk_every_order_both_ways_as_offsets_do(fleet, sort, descending):
+    register(fleet, "fresh-one", team="edge")  # six services: pages of 2, 2 and 2 (and 4, 2 by 4)
+    whole = names(search(fleet, sort=sort, descending=descending))
+    for size in (2, 4):
+        ask = {"sort": sort, "descending": descending, "page_size": size}
+        pages, page = [], search(fleet, **ask)
+        assert page.previous_cursor == ""
+        while True:
+            pages.append(names(page))
+            if not page.next_cursor:
+                break
+            page = search(fleet, cursor=page.next_cursor, **ask)
+        assert pages == [whole[i:i + size] for i in range(0, len(whole), size)]
+        back, page = [], search(fleet, last_page=True, **ask)
+        assert page.next_cursor == "" and page.total_matching == 6
+        while True:
+            back.insert(0, names(page))
+            if not page.previous_cursor:
+                break
+            page = search(fleet, cursor=page.previous_cursor, **ask)
+        assert back == pages
+
+
+def test_a_cursor_keeps_the_filters_of_its_request(fleet):
+    first = search(fleet, team="edge", page_size=1, sort=pb.SERVICE_SORT_DEADLINE)
+    second = search(fleet, team="edge", page_size=1, sort=pb.SERVICE_SORT_DEADLINE, cursor=first.next_cursor)
+    assert first.total_matching == second.total_matching == 3
+    assert names(first) + names(second) == names(search(fleet, team="edge", sort=pb.SERVICE_SORT_DEADLINE))[:2]
+    found = search(fleet, query="er", page_size=1, last_page=True)
+    assert names(found) == ["email-sender"] and names(search(fleet, query="er", cursor=found.previous_cursor)) == [
+        "billing-worker"]
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "W10", "x" * 2049])
+def test_a_cursor_no_search_gave_is_invalid_argument(heartbeats, cursor):
+    with pytest.raises(grpc.RpcError) as info:
+        search(heartbeats, cursor=cursor)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_cursor_of_another_order_is_invalid_argument(fleet):
+    cursor = search(fleet, page_size=2, sort=pb.SERVICE_SORT_DEADLINE).next_cursor
+    with pytest.raises(grpc.RpcError) as info:
+        search(fleet, page_size=2, sort=pb.SERVICE_SORT_DEADLINE, descending=True, cursor=cursor)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cursor" in info.value.details()
+
+
 @pytest.mark.parametrize("fields", [{"page_size": 501}, {"offset": -1}, {"condition": 99}, {"sort": 99},
                                     {"query": "x" * 256}, {"priority": 42}])
 def test_bad_search_requests_are_invalid_argument(heartbeats, fields):
