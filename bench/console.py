@@ -116,7 +116,10 @@ def main() -> int:
         session = sign_in(medic.gateway_url, medic.admin_key)
         pages = {"services by deadline": "/ui/services?sort=deadline",
                  "services name search": "/ui/services?q=4242",
-                 "services last page by deadline": f"/ui/services?sort=deadline&page={(args.services + 49) // 50}",
+                 # The console's Last link (a keyset read backwards from the end) ...
+                 "services last page by deadline": "/ui/services?sort=deadline&last=1",
+                 # ... and a shared link to a page number: an OFFSET that steps over every row before.
+                 "services deep page by offset": f"/ui/services?sort=deadline&page={(args.services + 49) // 50}",
                  "overview": "/ui/",
                  "overview live refresh": "/ui/live",
                  "service detail": "/ui/services/1",

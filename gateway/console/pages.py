@@ -205,7 +205,11 @@ class Pages:
                 "service_name": s.service_name, "alert_interval_seconds": str(s.alert_interval_seconds),
                 "threshold": str(s.threshold), "grace_period_seconds": str(s.grace_period_seconds),
                 "team": s.team, "priority": present.PRIORITY_NAMES.get(s.priority, "p3"), "runbook": s.runbook,
-                "notify_mode": present.NOTIFY_MODE_NAMES.get(s.notify_mode, "all")})
+                "notify_mode": present.NOTIFY_MODE_NAMES.get(s.notify_mode, "all"),
+                "schedule": s.schedule, "timezone": s.timezone,
+                "max_duration_seconds": str(s.max_duration_seconds or ""),
+                "min_duration_seconds": str(s.min_duration_seconds or ""),
+                "failure_tolerance": str(s.failure_tolerance)})
         return self.c.render("service.html", status, view=view, p=p, settings=settings or forms.Form(),
                              service_id=service_id, gateway=str(view.request.base_url).rstrip("/"),
                              grpc_target=f"{view.request.url.hostname}:{self.c.gw.settings.heartbeat_port}",
@@ -218,9 +222,9 @@ class Pages:
 
     async def update_service(self, view: View, form: FormData) -> Response:
         service_id = view.request.path_params["service_id"]
-        names = tuple(n for n in forms.SERVICE_FIELDS if n != "heartbeat_name")
+        names = tuple(n for n in forms.SERVICE_FIELDS if n != "heartbeat_name") + forms.JOB_FIELDS
         typed = forms.typed(form, names)
-        fields = forms.service_fields(typed, required=False)
+        fields = {**forms.service_fields(typed, required=False), **forms.job_fields(typed)}
         if typed.ok:
             try:
                 await view.backend.call(HB + "UpdateService", "settings", service_id=service_id, **fields)
