@@ -10,7 +10,9 @@ with the admin key, then requests each page --requests times, one at a time,
 and reads the gateway's own Server-Timing header: `render` is the server-side
 time of the whole page (authorization, every RPC, the template), and `rpc-*`
 the RPCs each section made. Goals: services page (page 1 by deadline, and a
-name search) p99 <= 150 ms; overview p99 <= 100 ms; no section > 3 RPCs.
+name search) p99 <= 150 ms; overview p99 <= 100 ms; no section > 3 RPCs. The
+last page is read twice: as the console's Last link (a cursor) and as a shared
+link to its page number (an offset), for comparison.
 
 Prints one JSON line per page and a summary. A report, not a gate.
 """
