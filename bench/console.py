@@ -10,7 +10,9 @@ with the admin key, then requests each page --requests times, one at a time,
 and reads the gateway's own Server-Timing header: `render` is the server-side
 time of the whole page (authorization, every RPC, the template), and `rpc-*`
 the RPCs each section made. Goals: services page (page 1 by deadline, and a
-name search) p99 <= 150 ms; overview p99 <= 100 ms; no section > 3 RPCs.
+name search) p99 <= 150 ms; overview p99 <= 100 ms; no section > 3 RPCs. The
+last page is read twice: as the console's Last link (a cursor) and as a shared
+link to its page number (an offset), for comparison.
 
 Prints one JSON line per page and a summary. A report, not a gate.
 """
@@ -116,7 +118,10 @@ def main() -> int:
         session = sign_in(medic.gateway_url, medic.admin_key)
         pages = {"services by deadline": "/ui/services?sort=deadline",
                  "services name search": "/ui/services?q=4242",
-                 "services last page by deadline": f"/ui/services?sort=deadline&page={(args.services + 49) // 50}",
+                 # The console's Last link (a keyset read backwards from the end) ...
+                 "services last page by deadline": "/ui/services?sort=deadline&last=1",
+                 # ... and a shared link to a page number: an OFFSET that steps over every row before.
+                 "services deep page by offset": f"/ui/services?sort=deadline&page={(args.services + 49) // 50}",
                  "overview": "/ui/",
                  "overview live refresh": "/ui/live",
                  "service detail": "/ui/services/1",

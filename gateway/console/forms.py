@@ -18,6 +18,8 @@ from gateway.console import present
 SERVICE_FIELDS = ("heartbeat_name", "service_name", "alert_interval_seconds", "threshold",
                   "grace_period_seconds", "team", "priority", "runbook", "notify_mode")
 INTEGER_FIELDS = ("alert_interval_seconds", "threshold", "grace_period_seconds")
+# A job's settings, on a service's settings form.
+JOB_FIELDS = ("schedule", "timezone", "max_duration_seconds", "min_duration_seconds", "failure_tolerance")
 
 
 @dataclass
@@ -75,6 +77,24 @@ def service_fields(form: Form, *, required: bool) -> dict[str, Any]:
                 out[name] = raw
         else:
             out[name] = raw
+    return out
+
+
+def job_fields(form: Form) -> dict[str, Any]:
+    """UpdateService fields of the job settings; shape errors go into ``form``.
+    Every one is sent, so an emptied field clears its setting: no schedule (the
+    interval applies), UTC, no duration limit, no failure tolerated."""
+    out: dict[str, Any] = {}
+    for name in JOB_FIELDS:
+        raw = form.values.get(name, "").strip()
+        if name in ("schedule", "timezone"):
+            out[name] = raw
+            continue
+        number = integer(raw)
+        if number is None:
+            form.errors[name] = f"{name} must be a whole number"
+        else:
+            out[name] = number
     return out
 
 

@@ -32,6 +32,7 @@ SORTS = enums.SERVICE_SORT.numbers
 BULK_ACTIONS = {"mute": {"muted": True}, "unmute": {"muted": False}, "activate": {"active": True},
                 "deactivate": {"active": False}}
 MAX_BULK = 500
+MAX_CURSOR = 2048
 
 
 def _ago(seconds: int) -> Timestamp:
@@ -70,7 +71,8 @@ class Pages:
         r = view.request
         return {"q": query(r, "q"), "state": query(r, "state"), "team": query(r, "team"),
                 "priority": query(r, "priority"), "active": query(r, "active"),
-                "sort": query(r, "sort", "name"), "dir": query(r, "dir", "asc"), "page": query(r, "page", "1")}
+                "sort": query(r, "sort", "name"), "dir": query(r, "dir", "asc"), "page": query(r, "page", "1"),
+                "cursor": query(r, "cursor"), "last": query(r, "last")}
 
     async def services(self, view: View, register: forms.Form | None = None, status: int = 200) -> Response:
         f = self._service_filters(view)
@@ -79,7 +81,15 @@ class Pages:
         request = {"query": f["q"][:255], "condition": CONDITIONS.get(f["state"], 0), "team": f["team"],
                    "priority": present.PRIORITIES.get(f["priority"], 0),
                    "sort": SORTS.get(f["sort"], heartbeat_pb2.SERVICE_SORT_NAME), "descending": f["dir"] == "desc",
-                   "page_size": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
+                   "page_size": PAGE_SIZE}
+        # Previous, next and last follow cursors (an index read however deep); a
+        # page number alone (a shared link) is an offset.
+        if f["last"] == "1":
+            request["last_page"] = True
+        elif f["cursor"]:
+            request["cursor"] = f["cursor"][:MAX_CURSOR]
+        else:
+            request["offset"] = (page - 1) * PAGE_SIZE
         if f["active"] in ("yes", "no"):
             request["active"] = f["active"] == "yes"
         p = await parts(search=view.backend.call(HB + "SearchServices", "services", **request),
@@ -87,9 +97,11 @@ class Pages:
         pages = 1
         if p["search"].ok:
             pages = max(1, math.ceil(p["search"].value.total_matching / PAGE_SIZE))
+            if f["last"] == "1":
+                page = pages
 
         def link(**changes) -> str:
-            merged = {**f, **changes}
+            merged = {**f, "cursor": "", "last": "", **changes}
             if merged.get("page") in ("1", 1):
                 merged["page"] = ""
             if merged.get("sort") == "name":
@@ -182,7 +194,11 @@ class Pages:
                 "service_name": s.service_name, "alert_interval_seconds": str(s.alert_interval_seconds),
                 "threshold": str(s.threshold), "grace_period_seconds": str(s.grace_period_seconds),
                 "team": s.team, "priority": present.PRIORITY_NAMES.get(s.priority, "p3"), "runbook": s.runbook,
-                "notify_mode": present.NOTIFY_MODE_NAMES.get(s.notify_mode, "all")})
+                "notify_mode": present.NOTIFY_MODE_NAMES.get(s.notify_mode, "all"),
+                "schedule": s.schedule, "timezone": s.timezone,
+                "max_duration_seconds": str(s.max_duration_seconds or ""),
+                "min_duration_seconds": str(s.min_duration_seconds or ""),
+                "failure_tolerance": str(s.failure_tolerance)})
         return self.c.render("service.html", status, view=view, p=p, settings=settings or forms.Form(),
                              service_id=service_id, gateway=str(view.request.base_url).rstrip("/"),
                              grpc_target=f"{view.request.url.hostname}:{self.c.gw.settings.heartbeat_port}",
@@ -195,9 +211,9 @@ class Pages:
 
     async def update_service(self, view: View, form: FormData) -> Response:
         service_id = view.request.path_params["service_id"]
-        names = tuple(n for n in forms.SERVICE_FIELDS if n != "heartbeat_name")
+        names = tuple(n for n in forms.SERVICE_FIELDS if n != "heartbeat_name") + forms.JOB_FIELDS
         typed = forms.typed(form, names)
-        fields = forms.service_fields(typed, required=False)
+        fields = {**forms.service_fields(typed, required=False), **forms.job_fields(typed)}
         if typed.ok:
             try:
                 await view.backend.call(HB + "UpdateService", "settings", service_id=service_id, **fields)

@@ -52,10 +52,12 @@ def utc_text(when: dt.datetime) -> str:
 def time_tag(ts, empty: str = "never") -> Markup:
     when = _datetime(ts)
     if when is None:
-        return Markup('<span class="muted-text">{}</span>').format(empty)
+        return Markup(f'<span class="muted-text">{escape(empty)}</span>')
+    # f-strings over Markup.format in the per-row filters: a third of a 50-row
+    # page's render; the only text from outside goes through escape().
     iso = when.isoformat(timespec="seconds").replace("+00:00", "Z")
     text = utc_text(when)
-    return Markup('<time datetime="{}" title="{}" data-local>{}</time>').format(iso, text, text)
+    return Markup(f'<time datetime="{iso}" title="{text}" data-local>{text}</time>')
 
 
 def duration(seconds: float) -> str:
@@ -120,7 +122,7 @@ def countdown(ts) -> Markup:
     left = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
     iso = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     text = f"in {duration(left)}" if left > 0 else f"overdue by {duration(-left)}"
-    return Markup('<span data-countdown="{}" title="{}">{}</span>').format(iso, utc_text(when), text)
+    return Markup(f'<span data-countdown="{iso}" title="{utc_text(when)}">{text}</span>')
 
 
 def condition(service) -> str:
@@ -132,8 +134,8 @@ def condition(service) -> str:
 
 def badge(word: str, label: str | None = None) -> Markup:
     icon = CONDITION_ICONS.get(word, "new")
-    return Markup('<span class="badge badge-{w}"><svg class="icon" aria-hidden="true"><use href="#i-{i}"/></svg>'
-                  '{label}</span>').format(w=word, i=icon, label=label or word)
+    return Markup(f'<span class="badge badge-{escape(word)}"><svg class="icon" aria-hidden="true">'
+                  f'<use href="#i-{icon}"/></svg>{escape(label or word)}</span>')
 
 
 def service_badges(service) -> Markup:

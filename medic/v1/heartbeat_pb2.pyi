@@ -502,7 +502,7 @@ class ListAlertsResponse(_message.Message):
     def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class SearchServicesRequest(_message.Message):
-    __slots__ = ("query", "condition", "team", "priority", "active", "sort", "descending", "page_size", "offset", "include_counts", "counts_only")
+    __slots__ = ("query", "condition", "team", "priority", "active", "sort", "descending", "page_size", "offset", "include_counts", "counts_only", "cursor", "last_page")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     CONDITION_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
@@ -514,6 +514,8 @@ class SearchServicesRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     COUNTS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LAST_PAGE_FIELD_NUMBER: _ClassVar[int]
     query: str
     condition: ServiceCondition
     team: str
@@ -525,7 +527,9 @@ class SearchServicesRequest(_message.Message):
     offset: int
     include_counts: bool
     counts_only: bool
-    def __init__(self, query: _Optional[str] = ..., condition: _Optional[_Union[ServiceCondition, str]] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., active: _Optional[bool] = ..., sort: _Optional[_Union[ServiceSort, str]] = ..., descending: _Optional[bool] = ..., page_size: _Optional[int] = ..., offset: _Optional[int] = ..., include_counts: _Optional[bool] = ..., counts_only: _Optional[bool] = ...) -> None: ...
+    cursor: str
+    last_page: bool
+    def __init__(self, query: _Optional[str] = ..., condition: _Optional[_Union[ServiceCondition, str]] = ..., team: _Optional[str] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., active: _Optional[bool] = ..., sort: _Optional[_Union[ServiceSort, str]] = ..., descending: _Optional[bool] = ..., page_size: _Optional[int] = ..., offset: _Optional[int] = ..., include_counts: _Optional[bool] = ..., counts_only: _Optional[bool] = ..., cursor: _Optional[str] = ..., last_page: _Optional[bool] = ...) -> None: ...
 
 class ServiceCounts(_message.Message):
     __slots__ = ("up", "down", "new", "muted", "inactive", "total")
@@ -544,14 +548,18 @@ class ServiceCounts(_message.Message):
     def __init__(self, up: _Optional[int] = ..., down: _Optional[int] = ..., new: _Optional[int] = ..., muted: _Optional[int] = ..., inactive: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class SearchServicesResponse(_message.Message):
-    __slots__ = ("services", "total_matching", "counts")
+    __slots__ = ("services", "total_matching", "counts", "next_cursor", "previous_cursor")
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MATCHING_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_CURSOR_FIELD_NUMBER: _ClassVar[int]
     services: _containers.RepeatedCompositeFieldContainer[Service]
     total_matching: int
     counts: ServiceCounts
-    def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ..., total_matching: _Optional[int] = ..., counts: _Optional[_Union[ServiceCounts, _Mapping]] = ...) -> None: ...
+    next_cursor: str
+    previous_cursor: str
+    def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ..., total_matching: _Optional[int] = ..., counts: _Optional[_Union[ServiceCounts, _Mapping]] = ..., next_cursor: _Optional[str] = ..., previous_cursor: _Optional[str] = ...) -> None: ...
 
 class ListRecentTransitionsRequest(_message.Message):
     __slots__ = ("limit",)

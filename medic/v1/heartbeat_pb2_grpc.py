@@ -339,10 +339,11 @@ class HeartbeatServiceServicer:
         """Finds services for a table (the web console's services page): a
         case-insensitive substring of the heartbeat or service name, filters by
         condition, team, priority and active flag, one of four orders, and one
-        page by offset; with the number of services that match and, when asked,
-        the count of each condition over all services.
+        page by offset, by a cursor from a previous page, or the last page; with
+        the number of services that match, cursors to the pages before and after
+        and, when asked, the count of each condition over all services.
         Errors: INVALID_ARGUMENT (page_size over 500, negative offset, an unknown
-        enum value).
+        enum value, a cursor that this sort did not give).
         Scope: read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

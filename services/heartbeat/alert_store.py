@@ -19,7 +19,7 @@ from typing import NamedTuple
 from medic import audit
 from medic.db import Database, Row, Tx
 from medic.errors import FailedPrecondition, NotFound
-from services.heartbeat import lifecycle, outbox_store
+from services.heartbeat import lifecycle, outbox_store, service_counts
 from services.heartbeat.lifecycle import (AlertChange, LifecyclePolicy, NotificationKind, Notify, Quiet,
                                           ServiceState, SkipReason, Transition, decide_notification)
 from services.heartbeat.windows import Stretch
@@ -161,13 +161,8 @@ LIST_SKIPS = """
     LIMIT %(limit)s
 """
 
-COUNT_DOWN = f"SELECT count(*) AS n FROM services WHERE active AND state = '{ServiceState.DOWN}'"
 # A deactivated service counts as inactive, whatever its state.
 INACTIVE = "inactive"
-COUNT_BY_STATE = f"""
-    SELECT CASE WHEN active THEN state ELSE '{INACTIVE}' END AS state, count(*) AS n
-    FROM services GROUP BY 1
-"""
 
 
 class RunFacts(NamedTuple):
@@ -358,11 +353,8 @@ class AlertStore:
             for row in tx.all(EXPIRE_MUTES, {"ttl": ttl_seconds}):
                 record_transition(tx, row["service_id"], lifecycle.mute_expired(row["state"]), row["now"])
 
-    def count_down(self) -> int:
-        return self.db.one(COUNT_DOWN)["n"]
-
     def count_by_state(self) -> dict[str, int]:
-        """Services in each state (new, up, down) and inactive ones, 0 for none. A scan
-        of ``services``: the monitor counts only every few seconds, for the dashboard."""
-        counts = {row["state"]: row["n"] for row in self.db.all(COUNT_BY_STATE)}
-        return {state: counts.get(state, 0) for state in (*ServiceState, INACTIVE)}
+        """Active services in each state (new, up, down) and inactive ones, from the
+        kept counts (``service_counts``)."""
+        counts = service_counts.read(self.db)
+        return {state: counts[state] for state in (*ServiceState, INACTIVE)}

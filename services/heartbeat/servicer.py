@@ -468,7 +468,8 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         query = search.ServiceQuery.from_request(request)
         found = self.searches.services(query, counts=request.include_counts, counts_only=request.counts_only)
         response = heartbeat_pb2.SearchServicesResponse(
-            services=[service_to_pb(r) for r in found.services], total_matching=found.matching)
+            services=[service_to_pb(r) for r in found.services], total_matching=found.matching,
+            next_cursor=found.next_cursor, previous_cursor=found.previous_cursor)
         if found.counts is not None:
             c = found.counts
             response.counts.CopyFrom(heartbeat_pb2.ServiceCounts(

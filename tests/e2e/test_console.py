@@ -262,6 +262,39 @@ def test_settings_keep_what_was_typed_beside_field_errors_then_save(person, medi
     assert 'medic_http_requests_total{method="POST",route="/ui:update_service",status="400"}' in metrics
 
 
+def save_settings(page, typed: dict[str, str]) -> None:
+    """Types each value into the settings field of that label, then saves."""
+    for label, value in typed.items():
+        page.get_by_label(label).fill(value)
+    page.get_by_role("button", name="Save settings").click()
+
+
+def test_the_job_settings_take_a_cron_schedule_and_put_its_errors_beside_the_fields(person, medic, api, expect):
+    service = api.register("nightly-export")
+    person.login(medic.admin_key)
+    page = person.page
+    page.goto(f"/ui/services/{service['service_id']}")
+    save_settings(page, {"Schedule (cron)": "61 2 * * *", "Time zone": "Mars/Olympus",
+                         "Longest run (seconds)": "an hour"})
+    expect(page.locator("#e-max_duration_seconds")).to_have_text("max_duration_seconds must be a whole number")
+    expect(page.get_by_label("Schedule (cron)")).to_have_value("61 2 * * *")  # nothing typed is lost
+    # The heartbeat service's own messages, beside the field each names (one at a time, as the API).
+    save_settings(page, {"Longest run (seconds)": "3600"})
+    expect(page.locator("#e-schedule")).to_contain_text("schedule '61 2 * * *' is not a valid cron expression")
+    expect(page.get_by_label("Time zone")).to_have_value("Mars/Olympus")
+    save_settings(page, {"Schedule (cron)": "30 2 * * *"})
+    expect(page.locator("#e-timezone")).to_contain_text("timezone 'Mars/Olympus' is not a known IANA time zone")
+    save_settings(page, {"Time zone": "Europe/Berlin", "Shortest run (seconds)": "5",
+                         "Failures tolerated in a row": "2"})
+    expect(page.locator(".flash")).to_have_text("Settings saved.")
+    expect(page.get_by_label("Schedule (cron)")).to_have_value("30 2 * * *")
+    expect(page.locator("#service-schedule")).to_have_text("At 02:30 every day, Europe/Berlin")
+    expect(page.locator("#h-runs + p")).to_contain_text("alerts at 3 failures in a row")
+    saved = api.service("nightly-export")
+    assert (saved["schedule"], saved["timezone"], saved["max_duration_seconds"], saved["min_duration_seconds"],
+            saved["failure_tolerance"]) == ("30 2 * * *", "Europe/Berlin", 3600, 5, 2)
+
+
 def test_bulk_actions_apply_to_the_selected_services_and_can_be_undone(person, medic, api, expect):
     for name in ("bulk-one", "bulk-two", "bulk-three"):
         api.register(name)

@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from medic.v1 import common_pb2, heartbeat_pb2 as pb
+from services.heartbeat import service_counts
 
 
 def register(stub, name, interval=60, **fields):
@@ -42,6 +43,47 @@ def test_counts_every_condition_over_all_services(fleet):
     counts = search(fleet, counts_only=True).counts
     assert (counts.up, counts.down, counts.new, counts.muted, counts.inactive, counts.total) == (2, 1, 1, 1, 1, 5)
     assert search(fleet, counts_only=True).services == []
+
+
+RECOUNT = """
+    SELECT count(*) FILTER (WHERE active AND state = 'up') AS up, count(*) FILTER (WHERE active AND state = 'down') AS down,
+           count(*) FILTER (WHERE active AND state = 'new') AS new, count(*) FILTER (WHERE active AND muted) AS muted,
+           count(*) FILTER (WHERE NOT active) AS inactive, count(*) AS total
+    FROM services
+"""
+
+
+def kept_counts(stub):
+    c = search(stub, counts_only=True).counts
+    return {"up": c.up, "down": c.down, "new": c.new, "muted": c.muted, "inactive": c.inactive, "total": c.total}
+
+
+def test_the_kept_counts_follow_every_change_and_agree_with_a_recount(fleet, db):
+    steps = [
+        lambda: register(fleet, "fresh-one"),
+        lambda: fleet.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name="db-backup", status="UP")),
+        lambda: fleet.RecordHeartbeat(pb.RecordHeartbeatRequest(heartbeat_name="billing-worker", status="UP")),
+        lambda: fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="api-gateway", muted=True)),
+        lambda: fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="cron-cleanup", muted=False)),
+        lambda: fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="api-gateway", active=False)),
+        lambda: fleet.UpdateService(pb.UpdateServiceRequest(heartbeat_name="email-sender", active=True)),
+        lambda: fleet.DeleteService(pb.DeleteServiceRequest(heartbeat_name="db-backup")),
+        lambda: service_counts.fold(db),
+        lambda: fleet.DeleteService(pb.DeleteServiceRequest(heartbeat_name="api-gateway")),
+    ]
+    for step in steps:
+        step()
+        assert kept_counts(fleet) == db.one(RECOUNT)
+    assert kept_counts(fleet)["total"] == search(fleet).total_matching == 4
+    assert search(fleet, condition=pb.SERVICE_CONDITION_UP).total_matching == db.one(RECOUNT)["up"]
+
+
+def test_folding_the_kept_counts_leaves_one_row_with_the_same_sums(fleet, db):
+    before = kept_counts(fleet)
+    service_counts.fold(db)
+    service_counts.fold(db)
+    assert db.one("SELECT count(*) AS n FROM service_counts")["n"] == 1
+    assert kept_counts(fleet) == before
 
 
 @pytest.mark.parametrize("fields, expected", [
@@ -98,6 +140,58 @@ def test_orders_and_pages(fleet):
     second = search(fleet, page_size=2, offset=2)
     assert names(first) == ["api-gateway", "billing-worker"] and names(second) == ["cron-cleanup", "db-backup"]
     assert first.total_matching == second.total_matching == 5
+
+
+SORTS = [(sort, descending) for sort in (pb.SERVICE_SORT_NAME, pb.SERVICE_SORT_STATE, pb.SERVICE_SORT_LAST_HEARTBEAT,
+                                          pb.SERVICE_SORT_DEADLINE) for descending in (False, True)]
+
+
+@pytest.mark.parametrize("sort, descending", SORTS)
+def test_cursors_walk_every_order_both_ways_as_offsets_do(fleet, sort, descending):
+    register(fleet, "fresh-one", team="edge")  # six services: pages of 2, 2 and 2 (and 4, 2 by 4)
+    whole = names(search(fleet, sort=sort, descending=descending))
+    for size in (2, 4):
+        ask = {"sort": sort, "descending": descending, "page_size": size}
+        pages, page = [], search(fleet, **ask)
+        assert page.previous_cursor == ""
+        while True:
+            pages.append(names(page))
+            if not page.next_cursor:
+                break
+            page = search(fleet, cursor=page.next_cursor, **ask)
+        assert pages == [whole[i:i + size] for i in range(0, len(whole), size)]
+        back, page = [], search(fleet, last_page=True, **ask)
+        assert page.next_cursor == "" and page.total_matching == 6
+        while True:
+            back.insert(0, names(page))
+            if not page.previous_cursor:
+                break
+            page = search(fleet, cursor=page.previous_cursor, **ask)
+        assert back == pages
+
+
+def test_a_cursor_keeps_the_filters_of_its_request(fleet):
+    first = search(fleet, team="edge", page_size=1, sort=pb.SERVICE_SORT_DEADLINE)
+    second = search(fleet, team="edge", page_size=1, sort=pb.SERVICE_SORT_DEADLINE, cursor=first.next_cursor)
+    assert first.total_matching == second.total_matching == 3
+    assert names(first) + names(second) == names(search(fleet, team="edge", sort=pb.SERVICE_SORT_DEADLINE))[:2]
+    found = search(fleet, query="er", page_size=1, last_page=True)
+    assert names(found) == ["email-sender"] and names(search(fleet, query="er", cursor=found.previous_cursor)) == [
+        "billing-worker"]
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "W10", "x" * 2049])
+def test_a_cursor_no_search_gave_is_invalid_argument(heartbeats, cursor):
+    with pytest.raises(grpc.RpcError) as info:
+        search(heartbeats, cursor=cursor)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_cursor_of_another_order_is_invalid_argument(fleet):
+    cursor = search(fleet, page_size=2, sort=pb.SERVICE_SORT_DEADLINE).next_cursor
+    with pytest.raises(grpc.RpcError) as info:
+        search(fleet, page_size=2, sort=pb.SERVICE_SORT_DEADLINE, descending=True, cursor=cursor)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cursor" in info.value.details()
 
 
 @pytest.mark.parametrize("fields", [{"page_size": 501}, {"offset": -1}, {"condition": 99}, {"sort": 99},

@@ -27,6 +27,14 @@ def test_a_missing_interval_is_required_only_when_registering():
     assert update.errors == {}
 
 
+def test_emptied_job_settings_clear_them_and_bad_numbers_are_named_beside_their_field():
+    form = forms.Form(values={"schedule": " 30 9 * * 1-5 ", "timezone": "", "max_duration_seconds": "",
+                              "min_duration_seconds": "ten", "failure_tolerance": "2"})
+    assert forms.job_fields(form) == {"schedule": "30 9 * * 1-5", "timezone": "", "max_duration_seconds": 0,
+                                      "failure_tolerance": 2}
+    assert form.errors == {"min_duration_seconds": "min_duration_seconds must be a whole number"}
+
+
 def test_a_service_message_goes_beside_the_field_it_names_else_above_the_form():
     form = forms.Form(values={"name": "", "threshold": "0"})
     form.error_from_service("threshold must be >= 1")
