@@ -350,7 +350,7 @@ def _duration(raw: str) -> int:
 
 
 def _window_body(api: Client, args) -> dict[str, Any]:
-    body: dict[str, Any] = {"reason": args.reason}
+    body: dict[str, Any] = {"reason": args.reason, "announce": args.announce}
     if args.service is not None:
         body.update(scope="service", service_id=_service_id(api, args.service))
     elif args.team is not None:
@@ -864,6 +864,8 @@ def _window_options(p) -> None:
     p.add_argument("--duration", type=_duration, metavar="D", help="recurring: length of each, e.g. 2h")
     p.add_argument("--timezone", metavar="TZ", help="recurring: IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--reason", required=True)
+    p.add_argument("--announce", action="store_true",
+                   help="tell each service's targets when the window starts and ends (never PagerDuty)")
 
 
 def _register_windows(commands) -> None:

@@ -14,7 +14,8 @@ carries out what ``lifecycle.py`` decides for:
    (``lifecycle.run_too_long``), which the run's end resolves;
 3. notifications due on open alerts (``lifecycle.remind``): REMINDERs, and the
    TRIGGER a maintenance window held back, due when the window ends;
-4. mutes older than ``MEDIC_MUTE_TTL_SECONDS`` (``lifecycle.mute_expired``).
+4. mutes older than ``MEDIC_MUTE_TTL_SECONDS`` (``lifecycle.mute_expired``);
+5. the starts and ends of announcing maintenance windows (``announcements.py``).
 
 Any number of monitors may run on one database: row locks, SKIP LOCKED and the
 unique partial index on active alerts keep them from doing anything twice.
@@ -29,6 +30,7 @@ from medic.db import Database
 from medic.periodic import Periodic
 from services.heartbeat import alert_store, deadline as rule, lifecycle, metrics, run_store, schedule
 from services.heartbeat.alert_store import AlertStore, Changes, RunFacts
+from services.heartbeat.announcements import Announcer
 from services.heartbeat.lifecycle import LifecyclePolicy, NotificationKind, Quiet, SkipReason
 from services.heartbeat.outbox_store import enqueue
 from services.heartbeat.window_store import WindowStore
@@ -51,6 +53,7 @@ class Monitor:
         self.batch = batch
         self.mute_ttl_seconds = mute_ttl_seconds
         self.on_committed = on_committed
+        self.announcer = Announcer(db, self.windows)
         self._loop = Periodic("monitor", self.tick, tick_seconds)
         # The gauges count services by state, a scan of `services` (0.4 s at 1,000,000
         # services on a busy 2-core machine): on their own thread, so no pass waits for them.
@@ -71,6 +74,7 @@ class Monitor:
         while self._make_reminders(changes) >= self.batch:
             pass
         self._expire_mutes()
+        self._announce(changes)
         metrics.MONITOR_TICK_SECONDS.observe(time.perf_counter() - started)
         return changes
 
@@ -150,6 +154,11 @@ class Monitor:
 
     def _expire_mutes(self) -> None:
         self.store.expire_mutes(self.mute_ttl_seconds)
+
+    def _announce(self, changes: Changes) -> None:
+        batch = Changes()
+        batch.notifications = self.announcer.tick()
+        self._committed(batch, changes)
 
     def _committed(self, batch: Changes, total: Changes) -> None:
         total.merge(batch)

@@ -129,8 +129,8 @@ def window_to_pb(row: Row, now: dt.datetime, book: WindowBook | None = None) -> 
         window_id=row["window_id"], scope=SCOPE_FROM_DB[Scope(row["scope"])], service_id=row["service_id"] or 0,
         team=row["team"] or "", name_glob=row["name_glob"] or "", starts_at=to_timestamp(row["starts_at"]),
         ends_at=to_timestamp(row["ends_at"]), cron=row["cron"] or "", duration_seconds=row["duration_seconds"] or 0,
-        timezone=row["timezone"] or "", reason=row["reason"], created_by=row["created_by"],
-        created_at=to_timestamp(row["created_at"]),
+        timezone=row["timezone"] or "", reason=row["reason"], announce=row["announce"],
+        created_by=row["created_by"], created_at=to_timestamp(row["created_at"]),
         updated_at=to_timestamp(row["updated_at"]), open_now=stretch is not None,
         open_until=to_timestamp(stretch.end if stretch else None), next_start=to_timestamp(following))
 
@@ -146,7 +146,7 @@ def window_fields(spec: heartbeat_pb2.MaintenanceWindowSpec) -> dict:
         "starts_at": _time(spec, "starts_at", "window.starts_at"),
         "ends_at": _time(spec, "ends_at", "window.ends_at"),
         "cron": spec.cron.strip(), "duration_seconds": spec.duration_seconds, "timezone": spec.timezone,
-        "reason": spec.reason})
+        "reason": spec.reason, "announce": spec.announce})
 
 
 def _time(message, name: str, field: str) -> dt.datetime | None:
