@@ -15,8 +15,9 @@ stretch is announced once). The ends owed are found from the start claims
 without their end.
 
 Cheap when nothing is due: which occurrences start or end is decided in memory
-from the windows (``WindowBook``); a pass reads one row (the database's clock
-and the windows' generation), and touches the tables only when an occurrence
+from the windows (``WindowBook``); a pass needs the database's clock and the
+windows' generation (read with the monitor's one statement of an idle pass), and
+touches the tables only when an occurrence
 starts or ends, and after a window changed (to learn the ends owed anew: an
 edited window may end sooner or later; one no longer open at its announced
 occurrence ends now).
@@ -169,12 +170,14 @@ class Announcer:
         # Occurrences owed their end -> when they end.
         self._owed: dict[Occurrence, dt.datetime] = {}
 
-    def tick(self) -> int:
+    def tick(self, now: dt.datetime | None = None, generation: int | None = None) -> int:
         """Announces what started or ended since the last pass; how many
-        notifications it wrote."""
-        clock = self.db.one(CLOCK)
-        now = clock["now"]
-        if clock["generation"] != self._generation:
+        notifications it wrote. ``now`` and ``generation``: the database's clock
+        and the windows' generation, when the caller has just read them."""
+        if now is None or generation is None:
+            clock = self.db.one(CLOCK)
+            now, generation = clock["now"], clock["generation"]
+        if generation != self._generation:
             self._reload(now)
         told = 0
         for window in self._announcing:
