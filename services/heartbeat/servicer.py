@@ -10,7 +10,7 @@ import datetime as dt
 from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from medic import enums
+from medic import contracts, enums
 from medic.contracts import required_name
 from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -170,6 +170,23 @@ def skip_to_pb(row: Row) -> heartbeat_pb2.NotificationSkip:
     return heartbeat_pb2.NotificationSkip(
         skip_id=row["skip_id"], alert_id=row["alert_id"], service_id=row["service_id"], kind=row["kind"],
         reason=row["reason"], window_id=row["window_id"] or 0, at=to_timestamp(row["at"]))
+
+
+# An interval sent at registration: the contract's range, as updates have it.
+_INTERVAL_LIMITS = contracts.field_limits(
+    heartbeat_pb2.UpdateServiceRequest.DESCRIPTOR.fields_by_name["alert_interval_seconds"])
+
+
+def _registered_interval(value: int, cron: str | None, zone: str) -> int:
+    """A scheduled service's deadline is its schedule's, so its interval may be
+    left out (0): its reminders then come once per the schedule's period.
+    Without a schedule the interval is required."""
+    if cron and not value:
+        return schedule.of(cron, zone).period_seconds(_now())
+    problem = _INTERVAL_LIMITS.violation("alert_interval_seconds", value)
+    if problem:
+        raise InvalidArgument(problem)
+    return value
 
 
 def _interval(value: int) -> int:
@@ -336,10 +353,12 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         self.routing = routing
 
     def RegisterService(self, request, context):
+        cron = schedule.check_schedule(request.schedule)
+        zone = schedule.check_timezone(request.timezone)
         fields = {
             "heartbeat_name": required_name(request.heartbeat_name, "heartbeat_name"),
             "service_name": required_name(request.service_name, "service_name"),
-            "alert_interval_seconds": _interval(request.alert_interval_seconds),
+            "alert_interval_seconds": _registered_interval(request.alert_interval_seconds, cron, zone),
             "threshold": _threshold(request.threshold or 1),
             "grace_period_seconds": _grace(request.grace_period_seconds),
             "team": request.team.strip() or DEFAULT_TEAM,
@@ -348,8 +367,8 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             "notify_mode": _enum(request.notify_mode or common_pb2.NOTIFY_MODE_ALL,
                                  enums.NOTIFY_MODE.names, "notify_mode"),
             "team_id": _team_id(request.team_id),
-            "schedule": schedule.check_schedule(request.schedule),
-            "timezone": schedule.check_timezone(request.timezone),
+            "schedule": cron,
+            "timezone": zone,
             "max_duration_seconds": _duration(request.max_duration_seconds, "max_duration_seconds"),
             "min_duration_seconds": _duration(request.min_duration_seconds, "min_duration_seconds"),
             "failure_tolerance": _tolerance(request.failure_tolerance),
