@@ -8,6 +8,7 @@ Every benchmark is a report, not a gate: it prints figures and exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import json
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,7 +29,8 @@ import psycopg2
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.databases import create_test_database, drop_test_database, with_database  # noqa: E402
+from tests.support.databases import (admin_connection, create_test_database, drop_test_database,  # noqa: E402
+                                    migrated_database, with_database)
 from tests.support.ports import free_port  # noqa: E402,F401 (the benchmarks' import of it)
 
 # ../shared/bench-limits beside the checkout; a worktree may sit deeper (/work/wt/<name>).
@@ -184,6 +187,46 @@ class Medic:
                     label, n = f"{name}-{n}", n + 1
                 found[label] = child.pid
         return found
+
+
+@contextlib.contextmanager
+def bench_database(server_dsn: str, keep: str | None) -> Iterator[tuple[str, bool]]:
+    """(database URL, whether its dataset is still to build). Without ``keep``: a
+    fresh migrated database, dropped on exit. With it: the database of that name,
+    made and migrated if missing and kept, so a dataset of a million rows is built
+    once and measured again (``mark_built`` records a finished build)."""
+    if keep is None:
+        with migrated_database(server_dsn) as url:
+            yield url, True
+        return
+    from medic import migrate
+
+    conn = admin_connection(server_dsn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (keep,))
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{keep}"')
+    conn.close()
+    url = with_database(server_dsn, keep)
+    migrate.migrate(url)
+    conn = psycopg2.connect(url)
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS public.bench_dataset (built_at timestamptz NOT NULL)")
+        cur.execute("SELECT 1 FROM public.bench_dataset")
+        built = cur.fetchone() is not None
+    conn.close()
+    if built:
+        print(f"# reusing the dataset of database {keep}", file=sys.stderr, flush=True)
+    yield url, not built
+
+
+def mark_built(url: str) -> None:
+    """Records that the dataset of a kept database (``bench_database``) is complete."""
+    conn = psycopg2.connect(url)
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS public.bench_dataset (built_at timestamptz NOT NULL)")
+        cur.execute("INSERT INTO public.bench_dataset VALUES (now())")
+    conn.close()
 
 
 def register_bulk(dsn: str, count: int, *, interval: int = 3600, prefix: str = "svc-",

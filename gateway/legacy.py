@@ -221,14 +221,14 @@ def routes(gw) -> list[Route]:
         lenient.check_body(data, REGISTER_SCHEMA, required=("heartbeat_name", "service_name"),
                            generic=REGISTER_INVALID)
         interval = lenient.interval_seconds(data)
-        if interval is None:
+        if interval is None and not (data.get("schedule") or "").strip():  # a schedule sets the deadline
             raise lenient.invalid(REGISTER_INVALID, "Field `alert_interval` is missing.")
         if not data["heartbeat_name"].strip():  # also with an environment: "prod-" names nothing
             raise lenient.invalid(REGISTER_INVALID, "Field `heartbeat_name` must not be blank.")
         environment = (data.get("environment") or "").strip()
         name = f"{environment}-{data['heartbeat_name']}" if environment else data["heartbeat_name"]
         request_pb = heartbeat_pb2.RegisterServiceRequest(
-            heartbeat_name=name, service_name=data["service_name"], alert_interval_seconds=interval,
+            heartbeat_name=name, service_name=data["service_name"], alert_interval_seconds=interval or 0,
             threshold=lenient.threshold(data.get("threshold") or 1),
             grace_period_seconds=data.get("grace_period_seconds") or 0,
             team=data.get("team") or "", team_id=data.get("team_id") or 0, runbook=data.get("runbook") or "")

@@ -240,6 +240,8 @@ COMPATIBILITY: list[tuple[str, str, str]] = [
      "`POST /service` and `POST /service/<name>` also take `alert_interval_seconds`, "
      "`grace_period_seconds`, `notify_mode`, `team_id` and the job fields `schedule`, `timezone`, "
      "`max_duration_seconds`, `min_duration_seconds` and `failure_tolerance` (checked strictly); "
+     "with a `schedule`, `alert_interval` may be left out (the schedule sets the deadline; the shortest "
+     "gap between its next times paces the reminders); "
      "listings carry more fields (`state`, `deadline_at`, ...), and `POST /service` returns the service "
      "it registered. `POST /heartbeat` also takes `run_id` and `message` (a run's output, at most 10 KiB: "
      "413 beyond), and the job-signal routes take `message` too."),

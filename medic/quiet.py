@@ -40,6 +40,11 @@ RESOLVE = "resolve"
 ACKNOWLEDGE = "acknowledge"
 # Kinds that close or follow up on what was sent: they go to whoever was told.
 FOLLOW_UPS = frozenset({RESOLVE, ACKNOWLEDGE})
+# A maintenance window's announcements (of no alert): judged like a TRIGGER,
+# so a target outside its working hours is not sent one.
+WINDOW_STARTED = "window_started"
+WINDOW_ENDED = "window_ended"
+ANNOUNCEMENTS = frozenset({WINDOW_STARTED, WINDOW_ENDED})
 
 
 class Quiet(NamedTuple):

@@ -219,6 +219,9 @@ def _service_body(args) -> dict[str, Any]:
 
 
 def services_register(api: Client, args, out: Output) -> None:
+    if args.interval_minutes is None and args.interval_seconds is None and not args.schedule:
+        raise _usage("give --interval-minutes or --interval-seconds, or a --schedule (which then sets the "
+                     "deadline, and its period the reminders' pace)")
     body = {"heartbeat_name": args.name, **_service_body(args)}
     message, results = api.call("POST", "/service", body=body)
     out.rows(results, SERVICE_COLUMNS, message)
@@ -350,7 +353,7 @@ def _duration(raw: str) -> int:
 
 
 def _window_body(api: Client, args) -> dict[str, Any]:
-    body: dict[str, Any] = {"reason": args.reason}
+    body: dict[str, Any] = {"reason": args.reason, "announce": args.announce}
     if args.service is not None:
         body.update(scope="service", service_id=_service_id(api, args.service))
     elif args.team is not None:
@@ -774,8 +777,9 @@ def _limit_options(parser) -> None:
 
 def _service_options(parser, *, register: bool) -> None:
     parser.add_argument("--service-name", required=register, help="the service the heartbeat belongs to")
-    interval = parser.add_mutually_exclusive_group(required=register)
-    interval.add_argument("--interval-minutes", type=int, metavar="M", help="expected heartbeat interval")
+    interval = parser.add_mutually_exclusive_group()
+    interval.add_argument("--interval-minutes", type=int, metavar="M",
+                          help="expected heartbeat interval (to register: this, --interval-seconds or --schedule)")
     interval.add_argument("--interval-seconds", type=int, metavar="S", help="... in seconds (sub-minute checks)")
     parser.add_argument("--threshold", type=int, metavar="N", help="missed heartbeats before an alert")
     parser.add_argument("--grace-seconds", type=int, metavar="N", help="extra time before a heartbeat is late")
@@ -864,6 +868,8 @@ def _window_options(p) -> None:
     p.add_argument("--duration", type=_duration, metavar="D", help="recurring: length of each, e.g. 2h")
     p.add_argument("--timezone", metavar="TZ", help="recurring: IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--reason", required=True)
+    p.add_argument("--announce", action="store_true",
+                   help="tell each service's targets when the window starts and ends (never PagerDuty)")
 
 
 def _register_windows(commands) -> None:

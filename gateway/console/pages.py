@@ -280,7 +280,8 @@ class Pages:
     async def create_window(self, view: View, form: FormData) -> Response:
         typed = forms.typed(form, WINDOW_FIELDS)
         values = typed.values
-        spec: dict = {"scope": WINDOW_SCOPES.get(values["scope"], 0), "reason": values["reason"].strip()}
+        spec: dict = {"scope": WINDOW_SCOPES.get(values["scope"], 0), "reason": values["reason"].strip(),
+                      "announce": values["announce"] == "on"}
         try:
             if values["scope"] == "service":
                 spec["service_id"] = await self._service_by_name(view, values["service"].strip(), "windows")
@@ -516,7 +517,7 @@ class Pages:
 
 WINDOW_SCOPES = enums.WINDOW_SCOPE.numbers
 WINDOW_FIELDS = ("scope", "service", "team", "name_glob", "kind", "starts_at", "ends_at", "cron",
-                 "duration_minutes", "timezone", "reason")
+                 "duration_minutes", "timezone", "reason", "announce")
 MUTE_HOURS = ("1", "4", "8", "24")
 
 

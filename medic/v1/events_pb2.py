@@ -27,19 +27,21 @@ from medic.v1 import common_pb2 as medic_dot_v1_dot_common__pb2
 from medic.v1 import heartbeat_pb2 as medic_dot_v1_dot_heartbeat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15medic/v1/events.proto\x12\x08medic.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15medic/v1/common.proto\x1a\x18medic/v1/heartbeat.proto\"\xa8\x02\n\x0cServiceFacts\x12\x12\n\nservice_id\x18\x01 \x01(\x03\x12\x16\n\x0eheartbeat_name\x18\x02 \x01(\t\x12\x14\n\x0cservice_name\x18\x03 \x01(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\x0f\n\x07team_id\x18\x05 \x01(\x03\x12$\n\x08priority\x18\x06 \x01(\x0e\x32\x12.medic.v1.Priority\x12\x0f\n\x07runbook\x18\x07 \x01(\t\x12)\n\x0bnotify_mode\x18\x08 \x01(\x0e\x32\x14.medic.v1.NotifyMode\x12\x35\n\x11last_heartbeat_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16\x61lert_interval_seconds\x18\n \x01(\x05\"\xd8\x02\n\nAlertEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.medic.v1.AlertEventKind\x12\x10\n\x08\x61lert_id\x18\x03 \x01(\x03\x12%\n\x06reason\x18\x04 \x01(\x0e\x32\x15.medic.v1.AlertReason\x12\'\n\x07service\x18\x05 \x01(\x0b\x32\x16.medic.v1.ServiceFacts\x12-\n\topened_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x03run\x18\t \x01(\x0b\x32\x12.medic.v1.RunFacts\":\n\x08RunFacts\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t*\xaf\x01\n\x0e\x41lertEventKind\x12 \n\x1c\x41LERT_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41LERT_EVENT_KIND_TRIGGER\x10\x01\x12\x1d\n\x19\x41LERT_EVENT_KIND_REMINDER\x10\x02\x12\x1c\n\x18\x41LERT_EVENT_KIND_RESOLVE\x10\x03\x12 \n\x1c\x41LERT_EVENT_KIND_ACKNOWLEDGE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15medic/v1/events.proto\x12\x08medic.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15medic/v1/common.proto\x1a\x18medic/v1/heartbeat.proto\"\xa8\x02\n\x0cServiceFacts\x12\x12\n\nservice_id\x18\x01 \x01(\x03\x12\x16\n\x0eheartbeat_name\x18\x02 \x01(\t\x12\x14\n\x0cservice_name\x18\x03 \x01(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\x0f\n\x07team_id\x18\x05 \x01(\x03\x12$\n\x08priority\x18\x06 \x01(\x0e\x32\x12.medic.v1.Priority\x12\x0f\n\x07runbook\x18\x07 \x01(\t\x12)\n\x0bnotify_mode\x18\x08 \x01(\x0e\x32\x14.medic.v1.NotifyMode\x12\x35\n\x11last_heartbeat_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16\x61lert_interval_seconds\x18\n \x01(\x05\"\xff\x02\n\nAlertEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.medic.v1.AlertEventKind\x12\x10\n\x08\x61lert_id\x18\x03 \x01(\x03\x12%\n\x06reason\x18\x04 \x01(\x0e\x32\x15.medic.v1.AlertReason\x12\'\n\x07service\x18\x05 \x01(\x0b\x32\x16.medic.v1.ServiceFacts\x12-\n\topened_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x03run\x18\t \x01(\x0b\x32\x12.medic.v1.RunFacts\x12%\n\x06window\x18\n \x01(\x0b\x32\x15.medic.v1.WindowFacts\"\x8c\x01\n\x0bWindowFacts\x12\x11\n\twindow_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12-\n\tstarts_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x08RunFacts\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t*\xf7\x01\n\x0e\x41lertEventKind\x12 \n\x1c\x41LERT_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41LERT_EVENT_KIND_TRIGGER\x10\x01\x12\x1d\n\x19\x41LERT_EVENT_KIND_REMINDER\x10\x02\x12\x1c\n\x18\x41LERT_EVENT_KIND_RESOLVE\x10\x03\x12 \n\x1c\x41LERT_EVENT_KIND_ACKNOWLEDGE\x10\x04\x12#\n\x1f\x41LERT_EVENT_KIND_WINDOW_STARTED\x10\x05\x12!\n\x1d\x41LERT_EVENT_KIND_WINDOW_ENDED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'medic.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALERTEVENTKIND']._serialized_start=824
-  _globals['_ALERTEVENTKIND']._serialized_end=999
+  _globals['_ALERTEVENTKIND']._serialized_start=1006
+  _globals['_ALERTEVENTKIND']._serialized_end=1253
   _globals['_SERVICEFACTS']._serialized_start=118
   _globals['_SERVICEFACTS']._serialized_end=414
   _globals['_ALERTEVENT']._serialized_start=417
-  _globals['_ALERTEVENT']._serialized_end=761
-  _globals['_RUNFACTS']._serialized_start=763
-  _globals['_RUNFACTS']._serialized_end=821
+  _globals['_ALERTEVENT']._serialized_end=800
+  _globals['_WINDOWFACTS']._serialized_start=803
+  _globals['_WINDOWFACTS']._serialized_end=943
+  _globals['_RUNFACTS']._serialized_start=945
+  _globals['_RUNFACTS']._serialized_end=1003
 # @@protoc_insertion_point(module_scope)

@@ -1008,7 +1008,7 @@ class ListNotificationSkipsResponse(_message.Message):
     def __init__(self, skips: _Optional[_Iterable[_Union[NotificationSkip, _Mapping]]] = ...) -> None: ...
 
 class MaintenanceWindow(_message.Message):
-    __slots__ = ("window_id", "scope", "service_id", "team", "name_glob", "starts_at", "ends_at", "cron", "duration_seconds", "timezone", "reason", "created_by", "created_at", "updated_at", "open_now", "open_until", "next_start")
+    __slots__ = ("window_id", "scope", "service_id", "team", "name_glob", "starts_at", "ends_at", "cron", "duration_seconds", "timezone", "reason", "created_by", "announce", "created_at", "updated_at", "open_now", "open_until", "next_start")
     WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -1021,6 +1021,7 @@ class MaintenanceWindow(_message.Message):
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     OPEN_NOW_FIELD_NUMBER: _ClassVar[int]
@@ -1038,15 +1039,16 @@ class MaintenanceWindow(_message.Message):
     timezone: str
     reason: str
     created_by: str
+    announce: bool
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     open_now: bool
     open_until: _timestamp_pb2.Timestamp
     next_start: _timestamp_pb2.Timestamp
-    def __init__(self, window_id: _Optional[int] = ..., scope: _Optional[_Union[WindowScope, str]] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., name_glob: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cron: _Optional[str] = ..., duration_seconds: _Optional[int] = ..., timezone: _Optional[str] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open_now: _Optional[bool] = ..., open_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, window_id: _Optional[int] = ..., scope: _Optional[_Union[WindowScope, str]] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., name_glob: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cron: _Optional[str] = ..., duration_seconds: _Optional[int] = ..., timezone: _Optional[str] = ..., reason: _Optional[str] = ..., created_by: _Optional[str] = ..., announce: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., open_now: _Optional[bool] = ..., open_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MaintenanceWindowSpec(_message.Message):
-    __slots__ = ("scope", "service_id", "team", "name_glob", "starts_at", "ends_at", "cron", "duration_seconds", "timezone", "reason")
+    __slots__ = ("scope", "service_id", "team", "name_glob", "starts_at", "ends_at", "cron", "duration_seconds", "timezone", "reason", "announce")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
@@ -1057,6 +1059,7 @@ class MaintenanceWindowSpec(_message.Message):
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCE_FIELD_NUMBER: _ClassVar[int]
     scope: WindowScope
     service_id: int
     team: str
@@ -1067,7 +1070,8 @@ class MaintenanceWindowSpec(_message.Message):
     duration_seconds: int
     timezone: str
     reason: str
-    def __init__(self, scope: _Optional[_Union[WindowScope, str]] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., name_glob: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cron: _Optional[str] = ..., duration_seconds: _Optional[int] = ..., timezone: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    announce: bool
+    def __init__(self, scope: _Optional[_Union[WindowScope, str]] = ..., service_id: _Optional[int] = ..., team: _Optional[str] = ..., name_glob: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cron: _Optional[str] = ..., duration_seconds: _Optional[int] = ..., timezone: _Optional[str] = ..., reason: _Optional[str] = ..., announce: _Optional[bool] = ...) -> None: ...
 
 class CreateMaintenanceWindowRequest(_message.Message):
     __slots__ = ("window",)

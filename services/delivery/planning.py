@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from medic.errors import InvalidArgument
+from medic.quiet import ANNOUNCEMENTS
 from services.delivery.integrations import INTEGRATIONS
 from services.delivery.model import PlannedDelivery, TargetPlan
 
@@ -26,6 +27,8 @@ def plan_deliveries(event: dict[str, Any], mode: str,
         integration = INTEGRATIONS.get(target.target_type)
         if integration is None:
             raise InvalidArgument(f"target {position}: unknown type {target.target_type!r}")
+        if event["kind"] in ANNOUNCEMENTS and not integration.announced_to:
+            raise InvalidArgument(f"target {position}: {target.target_type} is not sent window announcements")
         if not integration.has_destination(target.config, target.webhook_id):
             raise InvalidArgument(
                 f"target {position}: config.{integration.destination_field} is required")

@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from medic import enums, tracing, webhooks
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
+from medic.quiet import ANNOUNCEMENTS
 from medic.timestamps import to_timestamp
 from medic.v1 import delivery_pb2, delivery_pb2_grpc, events_pb2
 from services.delivery import metrics
@@ -44,12 +45,19 @@ def event_to_domain(event: events_pb2.AlertEvent) -> dict[str, Any]:
     if not event.event_id or len(event.event_id) > 255:
         raise InvalidArgument("event.event_id is required (at most 255 characters)")
     if event.kind not in enums.ALERT_EVENT_KIND.names:
-        raise InvalidArgument("event.kind must be TRIGGER, REMINDER, RESOLVE or ACKNOWLEDGE")
-    if event.alert_id < 1 or event.service.service_id < 1:
+        raise InvalidArgument("event.kind must be TRIGGER, REMINDER, RESOLVE, ACKNOWLEDGE, WINDOW_STARTED or "
+                              "WINDOW_ENDED")
+    kind = enums.ALERT_EVENT_KIND.names[event.kind]
+    announcement = kind in ANNOUNCEMENTS
+    if announcement and (event.alert_id or event.window.window_id < 1):
+        raise InvalidArgument("a window announcement has event.window (window_id >= 1) and no event.alert_id")
+    if (not announcement and event.alert_id < 1) or event.service.service_id < 1:
         raise InvalidArgument("event.alert_id and event.service.service_id are required")
     s = event.service
+    w = event.window
     return {
-        "event_id": event.event_id, "kind": enums.ALERT_EVENT_KIND.names[event.kind], "alert_id": event.alert_id,
+        # alert_id None: a window's announcement, of no alert.
+        "event_id": event.event_id, "kind": kind, "alert_id": event.alert_id or None,
         "reason": enums.ALERT_REASON.names.get(event.reason, "unspecified"),
         "opened_at": _iso(event.opened_at, event.HasField("opened_at")),
         "closed_at": _iso(event.closed_at, event.HasField("closed_at")),
@@ -65,6 +73,10 @@ def event_to_domain(event: events_pb2.AlertEvent) -> dict[str, Any]:
         # The job run behind the alert (a failed, hung or too-fast run), or None.
         "run": ({"run_id": event.run.run_id or None, "status": event.run.status,
                  "output": event.run.output or None} if event.HasField("run") else None),
+        # The maintenance window an announcement is about, or None.
+        "window": ({"window_id": w.window_id, "reason": w.reason,
+                    "starts_at": _iso(w.starts_at, w.HasField("starts_at")),
+                    "ends_at": _iso(w.ends_at, w.HasField("ends_at"))} if announcement else None),
     }
 
 
@@ -92,7 +104,7 @@ def delivery_to_pb(row: Row) -> delivery_pb2.Delivery:
         config_json(row["config"]), row["webhook_id"])
     return delivery_pb2.Delivery(
         delivery_id=row["delivery_id"], event_id=row["event_id"], kind=enums.ALERT_EVENT_KIND.numbers[row["kind"]],
-        alert_id=row["alert_id"], service_id=row["service_id"],
+        alert_id=row["alert_id"] or 0, service_id=row["service_id"],
         type=enums.TARGET_TYPE.numbers[row["target_type"]], target_id=row["target_id"] or 0,
         webhook_id=row["webhook_id"] or 0, destination=destination,
         mode=enums.NOTIFY_MODE.numbers[row["mode"]], position=row["position"],

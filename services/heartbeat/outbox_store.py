@@ -1,7 +1,8 @@
 """The hand-off outbox: ``alert_notifications``.
 
 Every TRIGGER, REMINDER and RESOLVE is written here (``enqueue``) in the
-transaction that made it; the hand-off workers (``handoff.py``) claim due rows,
+transaction that made it, and so is each announcement of a maintenance window
+(``announcements.py``: a row of no alert, naming its service and window); the hand-off workers (``handoff.py``) claim due rows,
 hand them to routing and mark each accepted one handed off, or schedule its
 retry.
 """
@@ -48,15 +49,17 @@ CLAIM_NOTIFICATIONS = """
     RETURNING n.notification_id, n.attempts
 """
 
+# A window's announcement (no alert) names its service and window itself.
 NOTIFICATION_DETAILS = """
     SELECT n.notification_id, n.kind, n.event_id, n.occurred_at, n.attempts,
            a.alert_id, a.reason, a.opened_at, a.closed_at,
            s.service_id, s.heartbeat_name, s.service_name, s.team, s.team_id, s.priority, s.runbook,
            s.notify_mode, s.last_heartbeat_at, s.alert_interval_seconds,
-           a.job_run_id, a.run_output, r.run_id, r.status AS run_status
+           a.job_run_id, a.run_output, r.run_id, r.status AS run_status,
+           n.window_id, n.window_reason, n.window_starts_at, n.window_ends_at
     FROM alert_notifications n
-    JOIN alerts a ON a.alert_id = n.alert_id
-    JOIN services s ON s.service_id = a.service_id
+    LEFT JOIN alerts a ON a.alert_id = n.alert_id
+    JOIN services s ON s.service_id = coalesce(a.service_id, n.service_id)
     LEFT JOIN job_runs r ON r.job_run_id = a.job_run_id
     WHERE n.notification_id = ANY(%(ids)s)
     ORDER BY n.notification_id

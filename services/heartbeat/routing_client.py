@@ -29,6 +29,8 @@ CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
 def alert_event(row: Row) -> events_pb2.AlertEvent:
     """The event of an outbox row (``outbox_store.NOTIFICATION_DETAILS``)."""
+    if row["alert_id"] is None:
+        return _announcement(row)
     event = _alert_event(row)
     if row.get("job_run_id") is not None and row.get("run_status") is not None:
         event.run.CopyFrom(events_pb2.RunFacts(run_id=row["run_id"] or "", status=row["run_status"],
@@ -39,16 +41,29 @@ def alert_event(row: Row) -> events_pb2.AlertEvent:
 def _alert_event(row: Row) -> events_pb2.AlertEvent:
     return events_pb2.AlertEvent(
         event_id=row["event_id"], kind=enums.ALERT_EVENT_KIND.numbers[row["kind"]], alert_id=row["alert_id"],
-        reason=enums.ALERT_REASON.numbers[row["reason"]],
-        service=events_pb2.ServiceFacts(
-            service_id=row["service_id"], heartbeat_name=row["heartbeat_name"],
-            service_name=row["service_name"], team=row["team"], team_id=row["team_id"] or 0,
-            priority=enums.PRIORITY.numbers[row["priority"]], runbook=row["runbook"] or "",
-            notify_mode=enums.NOTIFY_MODE.numbers[row["notify_mode"]],
-            last_heartbeat_at=to_timestamp(row["last_heartbeat_at"]),
-            alert_interval_seconds=row["alert_interval_seconds"]),
+        reason=enums.ALERT_REASON.numbers[row["reason"]], service=_service_facts(row),
         opened_at=to_timestamp(row["opened_at"]), closed_at=to_timestamp(row["closed_at"]),
         occurred_at=to_timestamp(row["occurred_at"]))
+
+
+def _announcement(row: Row) -> events_pb2.AlertEvent:
+    """A maintenance window's WINDOW_STARTED or WINDOW_ENDED to one service."""
+    return events_pb2.AlertEvent(
+        event_id=row["event_id"], kind=enums.ALERT_EVENT_KIND.numbers[row["kind"]], service=_service_facts(row),
+        occurred_at=to_timestamp(row["occurred_at"]),
+        window=events_pb2.WindowFacts(window_id=row["window_id"], reason=row["window_reason"],
+                                      starts_at=to_timestamp(row["window_starts_at"]),
+                                      ends_at=to_timestamp(row["window_ends_at"])))
+
+
+def _service_facts(row: Row) -> events_pb2.ServiceFacts:
+    return events_pb2.ServiceFacts(
+        service_id=row["service_id"], heartbeat_name=row["heartbeat_name"],
+        service_name=row["service_name"], team=row["team"], team_id=row["team_id"] or 0,
+        priority=enums.PRIORITY.numbers[row["priority"]], runbook=row["runbook"] or "",
+        notify_mode=enums.NOTIFY_MODE.numbers[row["notify_mode"]],
+        last_heartbeat_at=to_timestamp(row["last_heartbeat_at"]),
+        alert_interval_seconds=row["alert_interval_seconds"])
 
 
 def route_alerts_request(rows: list[Row]) -> routing_pb2.RouteAlertsRequest:

@@ -23,6 +23,7 @@ MAX_SCHEDULE_LENGTH = 255
 MAX_TIMEZONE_LENGTH = 64
 DEFAULT_TIMEZONE = "UTC"
 FIELDS = 5
+MAX_PERIOD_SECONDS = 365 * 24 * 3600
 # cronsim evaluates any instant; a schedule that fires less than once in this
 # many years is refused as a mistake (e.g. "0 0 30 2 *", February 30th, never fires).
 _PROBE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -40,6 +41,17 @@ class Schedule(NamedTuple):
         for _ in range(max(count, 1)):
             at = next(times)
         return at.astimezone(dt.timezone.utc)
+
+    def period_seconds(self, after: dt.datetime, gaps: int = 10) -> int:
+        """The shortest gap between the schedule's next ``gaps`` + 1 times after
+        ``after``, in seconds, 1 to a year: the alert interval (the pace of the
+        reminders) of a scheduled service registered without one ("30 9 * * 1-5":
+        a day, whatever the weekday)."""
+        times = [self.fires_after(after)]
+        for _ in range(gaps):
+            times.append(self.fires_after(times[-1]))
+        shortest = min(later - earlier for earlier, later in zip(times, times[1:]))
+        return max(1, min(MAX_PERIOD_SECONDS, int(shortest.total_seconds())))
 
     def describe(self) -> str:
         """The schedule in words, e.g. "At 09:30 on Monday through Friday, Europe/Berlin"."""

@@ -10,7 +10,7 @@ import datetime as dt
 from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from medic import enums
+from medic import contracts, enums
 from medic.contracts import required_name
 from medic.db import Row
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -128,8 +128,8 @@ def window_to_pb(row: Row, now: dt.datetime, book: WindowBook | None = None) -> 
         window_id=row["window_id"], scope=SCOPE_FROM_DB[Scope(row["scope"])], service_id=row["service_id"] or 0,
         team=row["team"] or "", name_glob=row["name_glob"] or "", starts_at=to_timestamp(row["starts_at"]),
         ends_at=to_timestamp(row["ends_at"]), cron=row["cron"] or "", duration_seconds=row["duration_seconds"] or 0,
-        timezone=row["timezone"] or "", reason=row["reason"], created_by=row["created_by"],
-        created_at=to_timestamp(row["created_at"]),
+        timezone=row["timezone"] or "", reason=row["reason"], announce=row["announce"],
+        created_by=row["created_by"], created_at=to_timestamp(row["created_at"]),
         updated_at=to_timestamp(row["updated_at"]), open_now=stretch is not None,
         open_until=to_timestamp(stretch.end if stretch else None), next_start=to_timestamp(following))
 
@@ -145,7 +145,7 @@ def window_fields(spec: heartbeat_pb2.MaintenanceWindowSpec) -> dict:
         "starts_at": _time(spec, "starts_at", "window.starts_at"),
         "ends_at": _time(spec, "ends_at", "window.ends_at"),
         "cron": spec.cron.strip(), "duration_seconds": spec.duration_seconds, "timezone": spec.timezone,
-        "reason": spec.reason})
+        "reason": spec.reason, "announce": spec.announce})
 
 
 def _time(message, name: str, field: str) -> dt.datetime | None:
@@ -169,6 +169,23 @@ def skip_to_pb(row: Row) -> heartbeat_pb2.NotificationSkip:
     return heartbeat_pb2.NotificationSkip(
         skip_id=row["skip_id"], alert_id=row["alert_id"], service_id=row["service_id"], kind=row["kind"],
         reason=row["reason"], window_id=row["window_id"] or 0, at=to_timestamp(row["at"]))
+
+
+# An interval sent at registration: the contract's range, as updates have it.
+_INTERVAL_LIMITS = contracts.field_limits(
+    heartbeat_pb2.UpdateServiceRequest.DESCRIPTOR.fields_by_name["alert_interval_seconds"])
+
+
+def _registered_interval(value: int, cron: str | None, zone: str) -> int:
+    """A scheduled service's deadline is its schedule's, so its interval may be
+    left out (0): its reminders then come once per the schedule's period.
+    Without a schedule the interval is required."""
+    if cron and not value:
+        return schedule.of(cron, zone).period_seconds(_now())
+    problem = _INTERVAL_LIMITS.violation("alert_interval_seconds", value)
+    if problem:
+        raise InvalidArgument(problem)
+    return value
 
 
 def _interval(value: int) -> int:
@@ -335,10 +352,12 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         self.routing = routing
 
     def RegisterService(self, request, context):
+        cron = schedule.check_schedule(request.schedule)
+        zone = schedule.check_timezone(request.timezone)
         fields = {
             "heartbeat_name": required_name(request.heartbeat_name, "heartbeat_name"),
             "service_name": required_name(request.service_name, "service_name"),
-            "alert_interval_seconds": _interval(request.alert_interval_seconds),
+            "alert_interval_seconds": _registered_interval(request.alert_interval_seconds, cron, zone),
             "threshold": _threshold(request.threshold or 1),
             "grace_period_seconds": _grace(request.grace_period_seconds),
             "team": request.team.strip() or DEFAULT_TEAM,
@@ -347,8 +366,8 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
             "notify_mode": _enum(request.notify_mode or common_pb2.NOTIFY_MODE_ALL,
                                  enums.NOTIFY_MODE.names, "notify_mode"),
             "team_id": _team_id(request.team_id),
-            "schedule": schedule.check_schedule(request.schedule),
-            "timezone": schedule.check_timezone(request.timezone),
+            "schedule": cron,
+            "timezone": zone,
             "max_duration_seconds": _duration(request.max_duration_seconds, "max_duration_seconds"),
             "min_duration_seconds": _duration(request.min_duration_seconds, "min_duration_seconds"),
             "failure_tolerance": _tolerance(request.failure_tolerance),

@@ -15,11 +15,12 @@ from typing import Any
 from medic import audit
 from medic.db import Database, Row, Tx
 from medic.errors import NotFound
+from services.heartbeat import announcements
 from services.heartbeat.windows import Scope, Window, WindowBook
 
 WINDOW_COLUMNS = """
     window_id, scope, service_id, team, name_glob, starts_at, ends_at, cron, duration_seconds, timezone,
-    reason, created_by, created_at, updated_at
+    reason, announce, created_by, created_at, updated_at
 """
 
 GENERATION = "SELECT generation FROM maintenance_windows_generation"
@@ -29,9 +30,9 @@ SELECT_WINDOW = f"SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE window_
 
 INSERT_WINDOW = f"""
     INSERT INTO maintenance_windows (scope, service_id, team, name_glob, starts_at, ends_at, cron,
-                                     duration_seconds, timezone, reason, created_by)
+                                     duration_seconds, timezone, reason, announce, created_by)
     VALUES (%(scope)s, %(service_id)s, %(team)s, %(name_glob)s, %(starts_at)s, %(ends_at)s, %(cron)s,
-            %(duration_seconds)s, %(timezone)s, %(reason)s, %(created_by)s)
+            %(duration_seconds)s, %(timezone)s, %(reason)s, coalesce(%(announce)s, false), %(created_by)s)
     RETURNING {WINDOW_COLUMNS}
 """
 
@@ -39,7 +40,7 @@ UPDATE_WINDOW = f"""
     UPDATE maintenance_windows SET scope = %(scope)s, service_id = %(service_id)s, team = %(team)s,
         name_glob = %(name_glob)s, starts_at = %(starts_at)s, ends_at = %(ends_at)s, cron = %(cron)s,
         duration_seconds = %(duration_seconds)s, timezone = %(timezone)s, reason = %(reason)s,
-        updated_at = now()
+        announce = coalesce(%(announce)s, false), updated_at = now()
     WHERE window_id = %(window_id)s
     RETURNING {WINDOW_COLUMNS}
 """
@@ -55,7 +56,7 @@ SERVICE_EXISTS = "SELECT 1 FROM services WHERE service_id = %s"
 
 # Fields a window is made of (as ``windows.check_window`` returns them).
 FIELDS = ("scope", "service_id", "team", "name_glob", "starts_at", "ends_at", "cron", "duration_seconds",
-          "timezone", "reason")
+          "timezone", "reason", "announce")
 
 
 def _audit(tx: Tx, action: str, before: Row | None, after: Row | None) -> None:
@@ -69,7 +70,8 @@ def window_of(row: Row) -> Window:
     return Window(window_id=row["window_id"], scope=Scope(row["scope"]), reason=row["reason"],
                   created_by=row["created_by"], service_id=row["service_id"], team=row["team"],
                   name_glob=row["name_glob"], starts_at=row["starts_at"], ends_at=row["ends_at"],
-                  cron=row["cron"], duration_seconds=row["duration_seconds"], timezone=row["timezone"])
+                  cron=row["cron"], duration_seconds=row["duration_seconds"], timezone=row["timezone"],
+                  announce=row["announce"])
 
 
 class WindowStore:
@@ -128,6 +130,9 @@ class WindowStore:
 
     def delete(self, window_id: int) -> None:
         with self.db.transaction() as tx:
+            before = tx.one(SELECT_WINDOW + " FOR UPDATE", (window_id,))
+            if before is not None:  # deleted while open: it ends now, as announced
+                announcements.announce_deleted(tx, window_of(before))
             row = tx.one(DELETE_WINDOW, (window_id,))
             if row is None:
                 raise NotFound(f"maintenance window {window_id} does not exist")

@@ -80,6 +80,8 @@ class Window:
     cron: str | None = None
     duration_seconds: int | None = None
     timezone: str | None = None
+    # Each occurrence's start and end are announced to the services in scope (announcements.py).
+    announce: bool = False
 
     @property
     def recurring(self) -> bool:
@@ -214,6 +216,7 @@ def check_window(fields: dict) -> dict:
         raise InvalidArgument("scope must be one of service, team, all, glob")
     out = dict(fields)
     out["reason"] = _text(fields.get("reason") or "", "reason", MAX_REASON)
+    out["announce"] = bool(fields.get("announce"))
     out["service_id"] = out["team"] = out["name_glob"] = None
     if scope == Scope.SERVICE:
         if not fields.get("service_id") or fields["service_id"] < 1:

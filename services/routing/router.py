@@ -42,9 +42,16 @@ class RouteRequest:
 @dataclass(frozen=True)
 class Refused:
     """A request of a batch that was invalid: its error is its outcome, and later
-    events of its alert in the batch wait for it like after a failed routing."""
-    alert_id: int
+    events of its alert in the batch wait for it like after a failed routing.
+    ``sequence``: its ``sequence_of``."""
+    sequence: int | str
     error: MedicError
+
+
+def sequence_of(event: events_pb2.AlertEvent) -> int | str:
+    """What orders events: an alert's go one after the other; an announcement
+    (no alert) waits for nothing."""
+    return event.alert_id or event.event_id
 
 
 @dataclass(frozen=True)
@@ -71,30 +78,30 @@ class Router:
         """One outcome per request, in order: what was routed, or why not (the
         caller retries those). A database failure raises for the whole batch."""
         outcomes: list[Routed | MedicError | None] = [None] * len(requests)
-        failed_alerts: set[int] = set()
+        failed: set[int | str] = set()
         pending = list(range(len(requests)))
         while pending:  # rounds in which every alert appears at most once
-            seen: set[int] = set()
+            seen: set[int | str] = set()
             this_round, later = [], []
             for index in pending:
                 request = requests[index]
                 if isinstance(request, Refused):
                     outcomes[index] = request.error
-                    failed_alerts.add(request.alert_id)
+                    failed.add(request.sequence)
                     continue
-                alert_id = request.event.alert_id
-                if alert_id in failed_alerts:  # never overtake an earlier event left unrouted
+                sequence = sequence_of(request.event)
+                if sequence in failed:  # never overtake an earlier event left unrouted
                     outcomes[index] = Unavailable(
-                        f"an earlier event of alert {alert_id} was not routed; send this one after it")
+                        f"an earlier event of alert {sequence} was not routed; send this one after it")
                     continue
-                (later if alert_id in seen else this_round).append(index)
-                seen.add(alert_id)
+                (later if sequence in seen else this_round).append(index)
+                seen.add(sequence)
             if not this_round:
                 break
             for index, outcome in zip(this_round, self._route_round([requests[i] for i in this_round])):
                 outcomes[index] = outcome
                 if isinstance(outcome, MedicError):
-                    failed_alerts.add(requests[index].event.alert_id)
+                    failed.add(sequence_of(requests[index].event))
             pending = later
         return outcomes  # type: ignore[return-value]
 
@@ -137,13 +144,15 @@ class Router:
             if index in errors:
                 outcomes.append(errors[index])
                 continue
+            outcomes.append(Routed(plan, plan.has_recipients))
+            if request.kind in rule.ANNOUNCEMENTS:  # no alert: no route to follow, no skip to show on one
+                continue
             if plan.source != rule.SOURCE_ALERT_ROUTE:
                 remember.append(RouteToRemember(
                     alert_id=request.event.alert_id, service_id=request.event.service.service_id,
                     event_id=request.event.event_id, mode=plan.mode, targets=plan.route))
             skips += [TargetSkip(request.event.alert_id, request.event.event_id, request.kind, t.target_id,
                                  SkipReason.OUTSIDE_ACTIVE_HOURS) for t in plan.outside_hours]
-            outcomes.append(Routed(plan, plan.has_recipients))
         self.store.remember_routes(remember, skips)
         for request, outcome in zip(requests, outcomes):
             if isinstance(outcome, Routed):
@@ -159,6 +168,11 @@ def _occurred_at(event: events_pb2.AlertEvent) -> dt.datetime | None:
 def _report(request: RouteRequest, plan: rule.RoutingPlan) -> None:
     event, kind = request.event, request.kind
     metrics.ALERT_EVENTS_ROUTED.labels(kind, plan.source).inc()
+    if kind in rule.ANNOUNCEMENTS:
+        log.info("window %d %s announced to %d target(s) of service %d from %s (%d outside their working hours)",
+                 event.window.window_id, kind, len(plan.targets), event.service.service_id, plan.source,
+                 len(plan.outside_hours))
+        return
     if plan.unrouted:
         metrics.ALERTS_UNROUTED.labels(kind).inc()
         log.warning("alert %d of service %d (%s) is unrouted: no enabled target, no team "

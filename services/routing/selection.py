@@ -19,8 +19,13 @@ targets (normally its TRIGGER), that choice is remembered as the alert's route
 and its REMINDERs and RESOLVE go to the same targets, with the configs they had
 then, even if the service's targets changed meanwhile.
 
-Working hours: a target with ``active_hours`` is sent a TRIGGER or REMINDER
-only when the event happened within them (``in_hours``, deciding through
+A maintenance window's announcement (WINDOW_STARTED, WINDOW_ENDED) belongs to
+no alert: it goes by the fallback chain to the service's targets, except
+PagerDuty (an announcement is not an incident; ``NOT_ANNOUNCED_TO``), and to the
+subscriptions, and is remembered as no route.
+
+Working hours: a target with ``active_hours`` is sent a TRIGGER, REMINDER or
+announcement only when the event happened within them (``in_hours``, deciding through
 ``medic.quiet``); the others are reported as outside their hours, and stay in
 the alert's route for its later events. An acknowledgement goes to the route's
 PagerDuty targets.
@@ -32,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from medic.quiet import ACKNOWLEDGE, Quiet, decide_notification
+from medic.quiet import ACKNOWLEDGE, ANNOUNCEMENTS, Quiet, decide_notification
 from services.routing.active_hours import ActiveHours
 
 # Target types (the notification_targets.type column).
@@ -52,6 +57,8 @@ REMINDER = "reminder"
 RESOLVE = "resolve"
 # ACKNOWLEDGE (medic.quiet): only PagerDuty has an acknowledgement.
 ACKNOWLEDGED_BY = (PAGERDUTY,)
+# A maintenance window's announcements are information, never sent to PagerDuty.
+NOT_ANNOUNCED_TO = (PAGERDUTY,)
 
 # Where a plan's targets came from.
 SOURCE_SERVICE_TARGETS = "service_targets"
@@ -196,8 +203,8 @@ def plan_route(*, kind: str, targets: Iterable[NotificationTarget], team: Team |
                route: AlertRoute | None = None, at: dt.datetime | None = None) -> RoutingPlan:
     """The plan for one alert event that happened ``at``. ``route`` is the
     alert's remembered route, if an earlier event of the alert was routed to
-    targets. An acknowledgement goes to the route's PagerDuty targets only (and
-    no subscription)."""
+    targets (never for an announcement). An acknowledgement goes to the route's
+    PagerDuty targets only (and no subscription)."""
     if kind == ACKNOWLEDGE:
         remembered = route.targets if route is not None else ()
         return RoutingPlan(mode=NOTIFY_ALL, source=SOURCE_ALERT_ROUTE,
@@ -211,6 +218,8 @@ def plan_route(*, kind: str, targets: Iterable[NotificationTarget], team: Team |
         return RoutingPlan(mode=mode, source=SOURCE_ALERT_ROUTE, targets=sent, outside_hours=outside,
                            route_targets=route.targets, subscriptions=ordered_subscriptions)
     source, chosen, skipped = choose_targets(targets, team, default_channel)
+    if kind in ANNOUNCEMENTS:
+        chosen = tuple(t for t in chosen if t.type not in NOT_ANNOUNCED_TO)
     sent, outside = in_hours(kind, chosen, at)
     return RoutingPlan(mode=mode, source=source, targets=sent, skipped=skipped, outside_hours=outside,
                        route_targets=chosen, subscriptions=ordered_subscriptions)

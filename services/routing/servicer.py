@@ -16,7 +16,7 @@ from medic.v1 import events_pb2, routing_pb2, routing_pb2_grpc
 from services.routing import active_hours, selection as rule
 from services.routing.active_hours import ActiveHours
 from services.routing.delivery_client import planned_to_pb, struct
-from services.routing.router import Refused, RouteRequest, Router
+from services.routing.router import Refused, RouteRequest, Router, sequence_of
 from services.routing.target_store import TargetStore
 from services.routing.team_store import TeamStore
 from services.routing.target_config import validate_config
@@ -187,7 +187,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             try:
                 items.append(RouteRequest(*_route_request(item)))
             except InvalidArgument as err:
-                items.append(Refused(item.event.alert_id, err))
+                items.append(Refused(sequence_of(item.event), err))
         results = []
         for outcome in self.router.route_alerts(items):
             if isinstance(outcome, MedicError):
@@ -205,8 +205,14 @@ def _route_request(request: routing_pb2.RouteAlertRequest) -> tuple[events_pb2.A
     if not event.event_id.strip():
         raise InvalidArgument("event.event_id is required")
     if event.kind not in enums.ALERT_EVENT_KIND.names:
-        raise InvalidArgument("event.kind must be TRIGGER, REMINDER, RESOLVE or ACKNOWLEDGE")
-    _id(event.alert_id, "event.alert_id")
+        raise InvalidArgument("event.kind must be TRIGGER, REMINDER, RESOLVE, ACKNOWLEDGE, WINDOW_STARTED or "
+                              "WINDOW_ENDED")
+    kind = enums.ALERT_EVENT_KIND.names[event.kind]
+    if kind in rule.ANNOUNCEMENTS:
+        if event.alert_id or not event.HasField("window") or event.window.window_id < 1:
+            raise InvalidArgument("a window announcement has event.window (window_id >= 1) and no event.alert_id")
+    else:
+        _id(event.alert_id, "event.alert_id")
     _id(event.service.service_id, "event.service.service_id")
     override = None
     if request.mode_override:
@@ -214,7 +220,7 @@ def _route_request(request: routing_pb2.RouteAlertRequest) -> tuple[events_pb2.A
             raise InvalidArgument("mode_override must be NOTIFY_MODE_ALL or "
                                   "NOTIFY_MODE_UNTIL_SUCCESS")
         override = enums.NOTIFY_MODE.names[request.mode_override]
-    return event, enums.ALERT_EVENT_KIND.names[event.kind], override
+    return event, kind, override
 
 
 def _route_response(plan: rule.RoutingPlan, enqueued: bool) -> routing_pb2.RouteAlertResponse:

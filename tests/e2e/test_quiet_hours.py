@@ -26,6 +26,24 @@ def channels(slack) -> list[str]:
     return [r.json()["channel"] for r in slack.requests]
 
 
+def with_two_monitors(database_url, tmp_path, **env):
+    """Every process, and two monitors over the one database."""
+    from tests.support.system import System
+
+    system = System(database_url, tmp_path / "data", {
+        "MEDIC_WEBHOOK_ALLOW_PRIVATE": "true", "MEDIC_MONITOR_ENABLED": "false",
+        "MEDIC_MONITOR_TICK_SECONDS": "0.2", "MEDIC_HANDOFF_POLL_SECONDS": "0.1", **env})
+    try:
+        for name in ("auth", "delivery", "routing", "heartbeat", "gateway"):
+            system.start(name)
+        system.start("monitor", MEDIC_MONITOR_ENABLED="true")
+        system.start("monitor", "2", MEDIC_MONITOR_ENABLED="true")
+    except BaseException:
+        system.stop_all()
+        raise
+    return system
+
+
 def with_slack(system, name: str, **fields) -> dict:
     service = system.register(name, interval_seconds=2, **fields)
     system.api("POST", "/v2/notification-targets", json={
@@ -147,17 +165,10 @@ def test_a_mute_without_until_ends_when_the_service_recovers(system_factory, rec
 def test_two_monitors_over_200_services_with_windows_opening_and_closing_send_each_notification_once(
         database_url, tmp_path):
     from tests.support.receivers import WebhookReceiver
-    from tests.support.system import System
 
     with WebhookReceiver() as hook:
-        system = System(database_url, tmp_path / "data", {
-            "MEDIC_WEBHOOK_ALLOW_PRIVATE": "true", "MEDIC_MONITOR_ENABLED": "false",
-            "MEDIC_MONITOR_TICK_SECONDS": "0.2", "MEDIC_HANDOFF_POLL_SECONDS": "0.1"})
+        system = with_two_monitors(database_url, tmp_path)
         try:
-            for name in ("auth", "delivery", "routing", "heartbeat", "gateway"):
-                system.start(name)
-            system.start("monitor", MEDIC_MONITOR_ENABLED="true")
-            system.start("monitor", "2", MEDIC_MONITOR_ENABLED="true")
             # A key of the test's own: the bootstrap key's 300 management calls a minute are too few here.
             key = system.api("POST", "/v2/api-keys", json={"name": "replicas", "scopes": ["admin"],
                                                             "rate_limits": {"management_per_minute": 100000}})
@@ -209,3 +220,48 @@ def test_two_monitors_over_200_services_with_windows_opening_and_closing_send_ea
         arrivals = [wall(h.received_at) for _, name, h in received if name.startswith(f"svc-{group}-")]
         assert min(arrivals) >= ends[group].timestamp() - 0.05
         assert max(arrivals) - ends[group].timestamp() < 5
+
+
+def test_an_announcing_window_tells_each_service_its_start_and_end_once_with_two_monitors(
+        database_url, tmp_path):
+    from tests.support.receivers import PagerDutyReceiver, WebhookReceiver
+
+    with WebhookReceiver() as hook, PagerDutyReceiver() as pagerduty:
+        system = with_two_monitors(database_url, tmp_path, MEDIC_PAGERDUTY_EVENTS_URL=pagerduty.events_url)
+        try:
+            announced = [f"maint-{n:02d}" for n in range(10)]
+            quiet = [f"quiet-{n:02d}" for n in range(5)]
+            for name in announced + quiet:  # none goes down during the test
+                service = system.register(name, interval_seconds=300)
+                system.beat(name)
+                system.api("POST", "/v2/notification-targets", json={
+                    "service_id": service["service_id"], "type": "webhook", "config": {"url": f"{hook.url}/{name}"}})
+                system.api("POST", "/v2/notification-targets", json={
+                    "service_id": service["service_id"], "type": "pagerduty", "config": {"routing_key": "R0UT1NG"},
+                    "priority": 1})
+            now = dt.datetime.now(dt.timezone.utc)
+            starts, ends = now + dt.timedelta(seconds=3), now + dt.timedelta(seconds=8)
+            window = system.api("POST", "/v2/maintenance-windows", json={
+                "scope": "glob", "name_glob": "maint-*", "reason": "storage migration", "announce": True,
+                "starts_at": iso(starts), "ends_at": iso(ends)})
+            assert window["announce"] is True
+            system.api("POST", "/v2/maintenance-windows", json={  # not announced: says nothing
+                "scope": "glob", "name_glob": "quiet-*", "reason": "silent work",
+                "starts_at": iso(now - dt.timedelta(seconds=1)), "ends_at": iso(now + dt.timedelta(seconds=4))})
+            hook.wait_for(20, timeout=40)
+            time.sleep(3)  # room for a duplicate or a stray message to show up
+        finally:
+            system.stop_all()
+
+    bodies = [(r.path.rsplit("/", 1)[-1], r.json()) for r in hook.requests]
+    assert len(bodies) == 20 and pagerduty.requests == []
+    assert sorted((name, body["type"]) for name, body in bodies) == sorted(
+        (name, kind) for name in announced for kind in ("window.started", "window.ended"))
+    for name, body in bodies:
+        assert body["service"]["heartbeat_name"] == name
+        assert body["window"]["window_id"] == window["window_id"]
+        assert body["window"]["reason"] == "storage migration"
+        assert body["window"]["ends_at"].startswith(iso(ends)[:19])
+    started = [wall(r.received_at) for r in hook.requests if r.json()["type"] == "window.started"]
+    finished = [wall(r.received_at) for r in hook.requests if r.json()["type"] == "window.ended"]
+    assert min(started) >= starts.timestamp() - 0.05 and min(finished) >= ends.timestamp() - 0.05

@@ -7,6 +7,8 @@ import datetime as dt
 import numpy
 import pytest
 
+from tests.integration.test_cli import admin, medic, ok  # noqa: F401 (fixtures)
+
 
 def register(http, name="nightly", **fields) -> dict:
     response = http.post("/service", json={"heartbeat_name": name, "service_name": "batch",
@@ -114,3 +116,44 @@ def test_a_plain_text_body_is_the_runs_output_and_the_query_names_the_run(http):
     too_long = http.post(f"/v2/heartbeat/{sid}/fail?run_id=cron-2", data=b"x" * (10 * 1024 + 1),
                          headers={"Content-Type": "text/plain"})
     assert too_long.status_code == 413
+
+
+def test_a_scheduled_service_registers_without_an_interval_and_an_unscheduled_one_still_needs_it(http):
+    response = http.post("/service", json={"heartbeat_name": "weekday-report", "service_name": "batch",
+                                           "schedule": "30 9 * * 1-5", "timezone": "Europe/Berlin"})
+    assert response.status_code == 201, response.text
+    [job] = response.json()["results"]
+    # The schedule sets the deadline; its shortest gap (a day) paces the reminders.
+    assert (job["schedule"], job["alert_interval_seconds"]) == ("30 9 * * 1-5", 86400)
+    assert dt.datetime.fromisoformat(job["deadline_at"]).astimezone(
+        dt.timezone(dt.timedelta(hours=1))).strftime("%H:%M") in ("09:30", "10:30")
+    with_both = register(http, "hourly", schedule="0 * * * *", alert_interval_seconds=600)
+    assert with_both["alert_interval_seconds"] == 600  # an interval sent is kept
+
+    for body in ({"heartbeat_name": "plain", "service_name": "batch"},
+                 {"heartbeat_name": "plain", "service_name": "batch", "schedule": " "}):
+        missing = http.post("/service", json=body)
+        assert missing.status_code == 400
+        assert "Field `alert_interval` is missing." in missing.json()["message"]
+
+
+def test_grpc_registers_a_scheduled_service_without_an_interval(heartbeats):
+    import grpc
+
+    from medic.v1 import heartbeat_pb2
+
+    made = heartbeats.RegisterService(heartbeat_pb2.RegisterServiceRequest(
+        heartbeat_name="every-5", service_name="batch", schedule="*/5 * * * *")).service
+    assert (made.schedule, made.alert_interval_seconds) == ("*/5 * * * *", 300)
+    with pytest.raises(grpc.RpcError) as refused:
+        heartbeats.RegisterService(heartbeat_pb2.RegisterServiceRequest(heartbeat_name="no-5", service_name="b"))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == "alert_interval_seconds must be between 1 and 31536000"
+
+
+def test_the_cli_registers_a_scheduled_service_without_an_interval(admin):
+    [made] = ok(admin("--json", "services", "register", "nightly-dump", "--service-name", "db",
+                      "--schedule", "0 3 * * *", "--timezone", "Europe/Berlin")).json()
+    assert (made["schedule"], made["alert_interval_seconds"]) == ("0 3 * * *", 86400)
+    refused = admin("services", "register", "adhoc", "--service-name", "db")
+    assert refused.code != 0 and "--schedule" in refused.err

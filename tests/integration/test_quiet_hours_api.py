@@ -138,3 +138,64 @@ def test_targets_with_working_hours_from_the_cli_and_http(admin, http):
     assert refused.status_code == 400 and "active_hours.from" in refused.json()["message"]
     cleared = ok(admin("--json", "targets", "update", str(made["target_id"]), "--always")).json()
     assert "active_hours" not in cleared or not cleared["active_hours"]
+
+
+def test_announce_is_set_on_create_and_update_over_http_and_the_cli(admin, http):
+    sid = service_id(http, "search")
+    made = http.post("/v2/maintenance-windows", json={
+        "scope": "service", "service_id": sid, "reason": "reindex", "announce": True,
+        "starts_at": iso(NOW + dt.timedelta(hours=1)), "ends_at": iso(NOW + dt.timedelta(hours=2))})
+    assert made.status_code == 201, made.text
+    window = made.json()["results"]
+    assert window["announce"] is True
+    assert http.get(f"/v2/maintenance-windows/{window['window_id']}").json()["results"]["announce"] is True
+    changed = http.request("PUT", f"/v2/maintenance-windows/{window['window_id']}", json={
+        "scope": "service", "service_id": sid, "reason": "reindex",
+        "starts_at": iso(NOW + dt.timedelta(hours=1)), "ends_at": iso(NOW + dt.timedelta(hours=2))}).json()
+    assert not changed["results"].get("announce")  # a replace: left out is false
+    by_cli = ok(admin("--json", "windows", "create", "--service", "search", "--reason", "reindex again",
+                      "--starts-at", iso(NOW + dt.timedelta(hours=3)), "--ends-at", iso(NOW + dt.timedelta(hours=4)),
+                      "--announce")).json()
+    assert by_cli["announce"] is True
+    silent = ok(admin("--json", "windows", "update", str(by_cli["window_id"]), "--service", "search",
+                      "--reason", "reindex again", "--starts-at", iso(NOW + dt.timedelta(hours=3)),
+                      "--ends-at", iso(NOW + dt.timedelta(hours=4)))).json()
+    assert not silent.get("announce")
+
+
+def announcements(db) -> list[tuple[str, str, int]]:
+    """The announcements written to the hand-off outbox: (heartbeat name, kind, window)."""
+    return [(r["heartbeat_name"], r["kind"], r["window_id"]) for r in db.all(
+        "SELECT s.heartbeat_name, n.kind, n.window_id FROM alert_notifications n"
+        " JOIN services s ON s.service_id = n.service_id WHERE n.alert_id IS NULL ORDER BY n.notification_id")]
+
+
+def test_two_announcers_claim_each_start_once_and_deleting_an_open_window_announces_its_end(http, db):
+    import threading
+
+    from services.heartbeat.announcements import Announcer
+    from services.heartbeat.window_store import WindowStore
+
+    for name in ("db-1", "db-2", "db-3", "web-1"):
+        service_id(http, name)
+    http.post("/service/db-3", json={"active": False})  # inactive: not told
+    open_now = {"starts_at": iso(NOW - dt.timedelta(minutes=1)), "ends_at": iso(NOW + dt.timedelta(hours=1))}
+    told = http.post("/v2/maintenance-windows", json={
+        "scope": "glob", "name_glob": "DB-*", "reason": "failover", "announce": True, **open_now}).json()["results"]
+    http.post("/v2/maintenance-windows", json={"scope": "all", "reason": "silent", **open_now})
+    replicas = [Announcer(db, WindowStore(db)) for _ in range(2)]
+    for _ in range(3):  # the two monitors' passes, at the same time
+        passes = [threading.Thread(target=r.tick) for r in replicas]
+        for thread in passes:
+            thread.start()
+        for thread in passes:
+            thread.join()
+    assert sorted(announcements(db)) == [("db-1", "window_started", told["window_id"]),
+                                         ("db-2", "window_started", told["window_id"])]
+
+    assert http.delete(f"/v2/maintenance-windows/{told['window_id']}").status_code == 200
+    for replica in replicas:
+        replica.tick()
+    assert sorted(announcements(db)) == sorted([
+        ("db-1", "window_started", told["window_id"]), ("db-2", "window_started", told["window_id"]),
+        ("db-1", "window_ended", told["window_id"]), ("db-2", "window_ended", told["window_id"])])

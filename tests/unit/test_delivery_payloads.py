@@ -155,3 +155,24 @@ def test_a_failed_runs_output_is_in_every_payload():
     message = slack.build_message("C1", FAILED_RUN)
     assert any("exit 3\ndisk full" in block.get("text", {}).get("text", "") for block in message["blocks"])
     assert "run_output" not in pagerduty.build_event("rk", EVENT)["payload"]["custom_details"]
+
+
+ANNOUNCEMENT = {
+    **EVENT, "event_id": "window-4-1767225600-started-7", "kind": "window_started", "alert_id": None,
+    "reason": "unspecified", "opened_at": None,
+    "window": {"window_id": 4, "reason": "storage migration", "starts_at": "2026-01-01T00:00:00Z",
+               "ends_at": "2026-01-01T02:00:00Z"},
+}
+
+
+def test_a_window_announcement_is_a_window_event_for_webhooks_and_slack():
+    body = webhook.build_body(ANNOUNCEMENT)
+    assert (body["type"], body["window"], body["service"]["heartbeat_name"]) == (
+        "window.started", ANNOUNCEMENT["window"], "nightly-backup")
+    assert "alert" not in body
+    ended = webhook.build_body({**ANNOUNCEMENT, "kind": "window_ended"})
+    assert ended["type"] == "window.ended"
+    message = slack.build_message("C1", ANNOUNCEMENT)
+    assert "Maintenance window started for Backup" in message["text"]
+    assert "storage migration" in message["text"] and "2026-01-01T02:00:00Z" in message["text"]
+    assert "ended" in slack.build_message("C1", {**ANNOUNCEMENT, "kind": "window_ended"})["text"]

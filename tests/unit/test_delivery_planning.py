@@ -68,3 +68,11 @@ def test_every_integration_is_built_from_the_settings():
     assert {name: type(sender).__name__ for name, sender in built.items()} == {
         "pagerduty": "PagerDutySender", "slack": "SlackSender", "webhook": "WebhookSender"}
     assert all(sender.timeout == 4.0 for sender in built.values())
+
+
+def test_a_window_announcement_is_never_planned_for_pagerduty():
+    announcement = {**EVENT, "kind": "window_started", "alert_id": None, "event_id": "window-1-0-started-9"}
+    rows = plan_deliveries(announcement, "all", [TargetPlan("slack", {"channel_id": "C1"}, target_id=1)])
+    assert [r.idempotency_key for r in rows] == ["window-1-0-started-9.0"]
+    with pytest.raises(InvalidArgument, match="pagerduty"):
+        plan_deliveries(announcement, "all", [TargetPlan("pagerduty", {"routing_key": "R"}, target_id=2)])

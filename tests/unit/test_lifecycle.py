@@ -44,7 +44,9 @@ def test_states_and_reasons_are_the_strings_the_contracts_name():
     from medic import enums
     assert {s.value for s in rule.ServiceState} == set(enums.SERVICE_STATE.numbers)
     assert {r.value for r in rule.AlertReason} == set(enums.ALERT_REASON.numbers)
-    assert {k.value for k in rule.NotificationKind} == set(enums.ALERT_EVENT_KIND.numbers)
+    from medic.quiet import ANNOUNCEMENTS
+    # An alert's notifications, and the announcements of maintenance windows (no alert).
+    assert {k.value for k in rule.NotificationKind} | ANNOUNCEMENTS == set(enums.ALERT_EVENT_KIND.numbers)
 
 
 def test_first_sign_of_life_that_makes_the_rule_hold_takes_a_new_service_up():

@@ -166,3 +166,23 @@ def test_remembered_route_keeps_subscriptions_current():
 def test_reminder_of_an_alert_never_routed_chooses_afresh():
     p = plan(kind=rule.REMINDER, team=TEAM, route=None)
     assert p.source == rule.SOURCE_TEAM_CHANNEL
+
+
+def test_a_window_announcement_goes_to_the_service_targets_and_subscriptions_but_never_pagerduty():
+    targets = [target(1, priority=0, type_=rule.PAGERDUTY, config={"routing_key": "R"}), target(2, priority=1)]
+    for kind in ("window_started", "window_ended"):
+        p = plan(kind=kind, targets=targets, team=TEAM, subscriptions=[webhook(9)])
+        assert (ids(p), [s.webhook_id for s in p.subscriptions]) == ([2], [9])
+
+
+def test_a_window_announcement_skips_a_target_outside_its_working_hours():
+    import datetime as dt
+
+    from services.routing.active_hours import parse
+
+    office = NotificationTarget(target_id=3, service_id=SERVICE, type=rule.SLACK, config={"channel_id": "C3"},
+                                priority=0, enabled=True, active_hours=parse(
+                                    {"days": ["mon"], "from": "09:00", "to": "17:00", "timezone": "UTC"}))
+    night = dt.datetime(2026, 1, 5, 22, 0, tzinfo=dt.timezone.utc)  # a Monday, 22:00
+    p = plan(kind="window_started", targets=[office], at=night)
+    assert (ids(p), [t.target_id for t in p.outside_hours]) == ([], [3])

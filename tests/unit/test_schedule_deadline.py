@@ -123,3 +123,10 @@ def test_unknown_time_zones_are_refused(zone):
 
 def test_a_blank_zone_is_utc():
     assert check_timezone("") == "UTC" and check_timezone("Asia/Tokyo") == "Asia/Tokyo"
+
+
+def test_the_period_of_a_schedule_is_its_shortest_gap_whatever_the_day():
+    friday = dt.datetime(2026, 3, 6, 12, 0, tzinfo=dt.timezone.utc)
+    assert Schedule("30 9 * * 1-5", "Europe/Berlin").period_seconds(friday) == 86400
+    assert Schedule("*/5 * * * *", "UTC").period_seconds(friday) == 300
+    assert Schedule("0 3 1 * *", "UTC").period_seconds(friday) == 30 * 86400  # April to May: the shortest gap

@@ -25,6 +25,8 @@ class Integration(ABC):
     # The field is a secret (a routing key): the destination is then the
     # integration's one API, for the concurrency limit and for people alike.
     destination_is_secret: ClassVar[bool] = False
+    # Whether it is sent a maintenance window's announcements (no alert behind them).
+    announced_to: ClassVar[bool] = True
     # The sender's constructor arguments, by the Settings field each comes from.
     settings_fields: ClassVar[dict[str, str]] = {}
 

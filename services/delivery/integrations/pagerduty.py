@@ -3,6 +3,10 @@
 Trigger, reminder, acknowledge and resolve of one alert share one `dedup_key`,
 so PagerDuty folds a reminder (and any redelivery) into the open incident, an
 acknowledgement in Medic acknowledges it, and the resolve closes it. 202 = success; 400 (invalid event) is permanent.
+
+A maintenance window's announcement is never sent here: routing leaves
+PagerDuty targets out of it (an announcement is no incident, and a change event
+would need an endpoint and a key of its own). Planning refuses one anyway.
 """
 from __future__ import annotations
 
@@ -74,6 +78,7 @@ class PagerDutySender(Integration):
     target_type = "pagerduty"
     destination_field = "routing_key"
     destination_is_secret = True
+    announced_to = False
     settings_fields = {"events_url": "pagerduty_events_url", "timeout": "delivery_http_timeout_seconds"}
 
     def __init__(self, events_url: str, timeout: float):

@@ -29,8 +29,28 @@ REASONS = {"missed_heartbeats": "missed heartbeats", "reported_failure": "report
            "run_too_long": "run too long", "run_too_fast": "run too fast"}
 
 
+WINDOW_HEADLINES = {"window_started": ":construction: Maintenance window started for *{name}*",
+                    "window_ended": ":white_check_mark: Maintenance window ended for *{name}*"}
+
+
+def build_announcement(channel: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A maintenance window's start or end, as a chat.postMessage body."""
+    service, window = event["service"], event["window"]
+    name = service.get("service_name") or service.get("heartbeat_name", "")
+    headline = WINDOW_HEADLINES[event["kind"]].format(name=name)
+    until = "until" if event["kind"] == "window_started" else "ended"
+    text = f"{headline.replace('*', '')}: {window['reason']} ({until} {window['ends_at']})"
+    details = [f"*Heartbeat:* `{service.get('heartbeat_name', '')}`", f"*Reason:* {window['reason']}",
+               f"*Window:* #{window['window_id']} from {window['starts_at']} to {window['ends_at']}"]
+    return {"channel": channel, "text": text, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": d} for d in details]}]}
+
+
 def build_message(channel: str, event: dict[str, Any]) -> dict[str, Any]:
     """The chat.postMessage body: {channel, text, blocks}."""
+    if event.get("window"):
+        return build_announcement(channel, event)
     service = event["service"]
     name = service.get("service_name") or service.get("heartbeat_name", "")
     headline = HEADLINES[event["kind"]].format(name=name)

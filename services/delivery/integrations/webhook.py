@@ -28,7 +28,8 @@ from services.delivery.model import AttemptResult, Notification, Outcome
 SECRET_PREFIX = "whsec_"
 MIN_KEY_BYTES, MAX_KEY_BYTES = 24, 64
 EVENT_TYPES = {"trigger": "alert.triggered", "reminder": "alert.reminder",
-               "resolve": "alert.resolved", "acknowledge": "alert.acknowledged"}
+               "resolve": "alert.resolved", "acknowledge": "alert.acknowledged",
+               "window_started": "window.started", "window_ended": "window.ended"}
 
 
 def generate_secret() -> str:
@@ -55,7 +56,11 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 
 
 def build_body(event: dict[str, Any]) -> dict[str, Any]:
-    """{type, alert, service, occurred_at, run}."""
+    """{type, alert, service, occurred_at, run}; a window's announcement:
+    {type, window: {window_id, reason, starts_at, ends_at}, service, occurred_at}."""
+    if event.get("window"):
+        return {"type": EVENT_TYPES[event["kind"]], "event_id": event["event_id"], "window": event["window"],
+                "service": event["service"], "occurred_at": event.get("occurred_at")}
     return {
         "type": EVENT_TYPES[event["kind"]],
         "alert": {"alert_id": event["alert_id"], "event_id": event["event_id"],
