@@ -323,8 +323,9 @@ def _history_paths() -> dict[str, Any]:
             "summary": "One snapshot", "tags": ["history"], "parameters": snapshot_id,
             "responses": _responses({200: "The snapshot", 404: "Snapshot not found", **COMMON_ERRORS})}},
         "/v2/snapshots/{snapshot_id}/restore": {"post": {
-            "summary": "Put the service back as it was in the snapshot (undo; itself audited and "
-                       "snapshotted); a deleted service is re-created with a new id, and the message says so",
+            "summary": "Put the service and its notification targets back as they were in the snapshot "
+                       "(undo; itself audited and snapshotted); a deleted service is re-created with a new id, "
+                       "and the message says so",
             "tags": ["history"], "parameters": snapshot_id,
             "responses": _responses({200: "{snapshot, service, recreated}", 404: "Snapshot not found",
                                      **COMMON_ERRORS})}},

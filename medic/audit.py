@@ -202,6 +202,42 @@ def record(tx: Cursor, *, source: str, action_type: str, resource: str, resource
         tx.execute(INSERT_EVENT, row)
 
 
+# Who made the change, as parameters of ``inserted_by`` (SQL type of each, for ``medic.db.Prepared``).
+WHO_PARAMS = (("audit_principal", "text"), ("audit_key_id", "text"), ("audit_key_name", "text"),
+              ("audit_actor", "text"), ("audit_request_id", "text"))
+
+
+def who_params(who: Who | None = None) -> dict[str, Any]:
+    """The values of ``WHO_PARAMS`` for the current call (or ``who``)."""
+    who = who or current_who()
+    return {"audit_principal": who.principal, "audit_key_id": who.key_id, "audit_key_name": who.key_name,
+            "audit_actor": who.actor, "audit_request_id": request_id_var.get() or None}
+
+
+def inserted_by(rows: str, *, source: str, action_type: str, resource: str, resource_id: str,
+                before: str, after: str) -> str:
+    """An ``INSERT`` of one event per row of ``rows`` (the name of a
+    data-modifying CTE that makes the change), for the same statement: the
+    change and its event are one statement, one round trip, one plan, and an
+    event exists exactly when a row changed. ``resource_id``, ``before`` and
+    ``after`` are SQL expressions over ``rows`` (``jsonb_build_object(...)``
+    of a resource without secrets); ``source``, ``action_type`` and
+    ``resource`` are the code's own words, never a caller's. Who acted comes
+    from ``who_params()``."""
+    if action_type not in ACTION_TYPES:
+        raise ValueError(f"unknown audit action type {action_type!r}: add it to medic.audit.ACTION_TYPES")
+    for word in (source, action_type, resource):
+        if not word.replace("_", "").isalnum():
+            raise ValueError(f"{word!r} is not a plain word")
+    return f"""
+        INSERT INTO audit_events (source, action_type, resource, resource_id, principal, key_id, key_name,
+                                  actor, request_id, before, after)
+        SELECT '{source}', '{action_type}', '{resource}', ({resource_id})::text, %(audit_principal)s,
+               %(audit_key_id)s, %(audit_key_name)s, %(audit_actor)s, %(audit_request_id)s, {before}, {after}
+        FROM {rows}
+    """
+
+
 def record_many(tx: Cursor, events: Iterable[Mapping[str, Any]]) -> None:
     """``record`` for many events (each a mapping of ``record``'s keyword
     arguments) in one statement when ``tx`` is a ``medic.db.Tx``: a bulk change

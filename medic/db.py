@@ -232,7 +232,7 @@ class Database:
 
     # Single-statement conveniences: one statement is a transaction of its own
     # (autocommit), with no BEGIN or COMMIT to send.
-    def one(self, sql: str, params: Any = None) -> Row | None:
+    def one(self, sql: str | Prepared, params: Any = None) -> Row | None:
         with self._tx(_Statement) as tx:
             return tx.one(sql, params)
 

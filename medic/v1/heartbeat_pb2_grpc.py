@@ -423,7 +423,11 @@ class HeartbeatServiceServicer:
         """Puts a service back as it was in a snapshot (undo). The restore is itself
         audited (action_type `restore`) and snapshotted first, so it can be undone
         in turn. A service deleted since is re-created with the same heartbeat
-        name, a new id and its notification targets; the answer says so.
+        name and a new id; the answer says so. Then routing puts the service's
+        notification targets back as the snapshot holds them (working hours
+        included), as the caller (changing targets needs the admin scope): those
+        that still exist updated, those deleted since created anew, those added
+        since deleted; the message names any it could not put back.
         Errors: NOT_FOUND (no such snapshot); FAILED_PRECONDITION (the snapshot
         was restored already, or its heartbeat name now belongs to another service).
         Scope: write.

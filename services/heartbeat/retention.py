@@ -35,19 +35,15 @@ import logging
 
 from medic.db import Database
 from medic.periodic import Periodic
-from services.heartbeat import metrics
+from services.heartbeat import audit_log, metrics
 from services.heartbeat.heartbeat_store import HeartbeatStore
 from services.heartbeat.run_store import RunStore
 
 log = logging.getLogger(__name__)
 
-# Audit events and snapshots older than MEDIC_AUDIT_RETENTION_DAYS, oldest first,
-# a batch at a time (the same short transactions as the heartbeat events').
-DELETE_EXPIRED_AUDIT = """
-    DELETE FROM audit_events WHERE event_id IN (
-        SELECT event_id FROM audit_events WHERE at < now() - make_interval(days => %(days)s)
-        ORDER BY at LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
-"""
+# Audit events (audit_log.DELETE_EXPIRED) and snapshots older than
+# MEDIC_AUDIT_RETENTION_DAYS, oldest first, a batch at a time (the same short
+# transactions as the heartbeat events').
 DELETE_EXPIRED_SNAPSHOTS = """
     DELETE FROM service_snapshots WHERE snapshot_id IN (
         SELECT snapshot_id FROM service_snapshots WHERE created_at < now() - make_interval(days => %(days)s)
@@ -66,6 +62,7 @@ class Retention:
         self.db = db
         self.store = HeartbeatStore(db)
         self.runs = RunStore(db)
+        self.audit = audit_log.AuditLog(db)
         self.retention_days = retention_days
         self.audit_retention_days = audit_retention_days
         self.interval_seconds = interval_seconds
@@ -83,6 +80,10 @@ class Retention:
     def delete_history_batch(self, sql: str) -> int:
         with self.db.transaction() as tx:
             return tx.execute(sql, {"days": self.audit_retention_days, "batch": self.batch})
+
+    def delete_audit_batch(self) -> int:
+        with self.db.transaction() as tx:
+            return tx.one(audit_log.DELETE_EXPIRED, {"days": self.audit_retention_days, "batch": self.batch})["n"]
 
     def _drain(self, delete_batch) -> int:
         total = 0
@@ -104,7 +105,8 @@ class Retention:
         if total:
             log.info("retention deleted %d heartbeat events older than %d days", total,
                      self.retention_days)
-        events = self._drain(lambda: self.delete_history_batch(DELETE_EXPIRED_AUDIT))
+        self.audit.seal_tally()
+        events = self._drain(self.delete_audit_batch)
         snapshots = self._drain(lambda: self.delete_history_batch(DELETE_EXPIRED_SNAPSHOTS))
         if events or snapshots:
             log.info("retention deleted %d audit events and %d service snapshots older than %d days",

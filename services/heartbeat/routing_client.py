@@ -160,29 +160,107 @@ class RoutingLookups:
 
     def recreate_targets(self, service_id: int, targets: list[dict]) -> list[str]:
         """Creates the targets anew for ``service_id``, as the caller; what failed, in words."""
+        metadata = self._caller()
+        failed = []
+        for target in targets:
+            failure = self._call("re-created", target, lambda: self.stub.CreateNotificationTarget(
+                _create_request(service_id, target), metadata=metadata, timeout=self.timeout))
+            if failure:
+                failed.append(failure)
+        return failed
+
+    def restore_targets(self, service_id: int, wanted: list[dict], current: list[dict]) -> list[str]:
+        """Puts ``service_id``'s targets back to ``wanted`` (a snapshot's) from
+        ``current`` (as routing answered just before), as the caller: a target
+        that still exists is updated where it differs, one deleted since is
+        created anew (new id), one added since is deleted. What failed, in words."""
+        metadata = self._caller()
+        now = {t["target_id"]: t for t in current}
+        kept = {t.get("target_id") for t in wanted}
+        failed = []
+        for target in wanted:
+            existing = now.get(target.get("target_id"))
+            if existing is None:
+                call, verb = (lambda t=target: self.stub.CreateNotificationTarget(
+                    _create_request(service_id, t), metadata=metadata, timeout=self.timeout)), "re-created"
+            elif any(_setting(existing, k) != _setting(target, k) for k in TARGET_SETTINGS):
+                call, verb = (lambda t=target: self.stub.UpdateNotificationTarget(
+                    _update_request(t), metadata=metadata, timeout=self.timeout)), "restored"
+            else:
+                continue
+            failure = self._call(verb, target, call)
+            if failure:
+                failed.append(failure)
+        for target in current:
+            if target["target_id"] not in kept:
+                failure = self._call("deleted", target, lambda t=target: self.stub.DeleteNotificationTarget(
+                    routing_pb2.DeleteNotificationTargetRequest(target_id=t["target_id"]),
+                    metadata=metadata, timeout=self.timeout))
+                if failure:
+                    failed.append(failure)
+        return failed
+
+    @staticmethod
+    def _caller() -> tuple:
+        """Metadata that makes routing act (and audit) as the current caller."""
         identity = current_identity()
         metadata = identity_metadata(identity)
         if identity.actor:
             metadata = (*metadata, (ACTOR_HEADER, identity.actor))
-        failed = []
-        for target in targets:
-            config = struct_pb2.Struct()
-            config.update(target.get("config") or {})
-            try:
-                self.stub.CreateNotificationTarget(routing_pb2.CreateNotificationTargetRequest(
-                    service_id=service_id, type=enums.TARGET_TYPE.numbers[target["type"]], config=config,
-                    priority=int(target.get("priority") or 0), enabled=bool(target.get("enabled", True))),
-                    metadata=metadata, timeout=self.timeout)
-            except grpc.RpcError as err:
-                failed.append(f"its {target['type']} target {target.get('target_id')} could not be re-created "
-                              f"({err.code().name})")
-        return failed
+        return metadata
+
+    @staticmethod
+    def _call(verb: str, target: dict, call: Callable[[], Any]) -> str | None:
+        try:
+            call()
+        except grpc.RpcError as err:
+            return f"its {target['type']} target {target.get('target_id')} could not be {verb} ({err.code().name})"
+        return None
+
+
+# What restoring a target puts back (besides its service).
+TARGET_SETTINGS = ("type", "config", "priority", "enabled", "active_hours")
+
+
+def _setting(target: dict, name: str) -> Any:
+    """A target's setting as a snapshot or routing gives it (older snapshots lack active_hours)."""
+    value = target.get(name)
+    if name == "priority":
+        return int(value or 0)
+    if name == "enabled":
+        return bool(target.get("enabled", True))
+    return value or None
+
+
+def _struct(values: dict | None) -> struct_pb2.Struct | None:
+    if not values:
+        return None
+    struct = struct_pb2.Struct()
+    struct.update(values)
+    return struct
+
+
+def _create_request(service_id: int, target: dict) -> routing_pb2.CreateNotificationTargetRequest:
+    return routing_pb2.CreateNotificationTargetRequest(
+        service_id=service_id, type=enums.TARGET_TYPE.numbers[target["type"]],
+        config=_struct(target.get("config")) or struct_pb2.Struct(), priority=_setting(target, "priority"),
+        enabled=_setting(target, "enabled"), active_hours=_struct(target.get("active_hours")))
+
+
+def _update_request(target: dict) -> routing_pb2.UpdateNotificationTargetRequest:
+    hours = _struct(target.get("active_hours"))
+    return routing_pb2.UpdateNotificationTargetRequest(
+        target_id=target["target_id"], type=enums.TARGET_TYPE.numbers[target["type"]],
+        config=_struct(target.get("config")) or struct_pb2.Struct(), priority=_setting(target, "priority"),
+        enabled=_setting(target, "enabled"), active_hours=hours, clear_active_hours=hours is None)
 
 
 def target_dict(target: routing_pb2.NotificationTarget) -> dict[str, Any]:
     return {"target_id": target.target_id, "type": enums.TARGET_TYPE.names.get(target.type, ""),
             "config": json_format.MessageToDict(target.config), "priority": target.priority,
-            "enabled": target.enabled}
+            "enabled": target.enabled,
+            "active_hours": json_format.MessageToDict(target.active_hours) if target.HasField("active_hours")
+            else None}
 
 
 def team_dict(team: routing_pb2.Team) -> dict[str, Any]:

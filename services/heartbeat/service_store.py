@@ -292,8 +292,7 @@ class ServiceStore(heartbeat_store.LifecycleStore):
         details["previous_service_id"] = snap["service_id"]
         history.record(tx, "restore", updated["service_id"], None, updated, details=details)
         return snapshots.Restored(snapshot=snap, service=updated, recreated=True,
-                                  previous_service_id=snap["service_id"],
-                                  targets_to_recreate=list(data.get("targets") or []), notes=notes)
+                                  previous_service_id=snap["service_id"], notes=notes)
 
 
 def _restorable(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -578,15 +578,29 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         team_id = snap["snapshot_data"].get("team_id")
         team_exists = self.routing.team_exists(team_id) if team_id and self.routing is not None else None
         restored = self.services.restore(request.snapshot_id, related, team_exists=team_exists)
-        if restored.recreated and restored.targets_to_recreate:
-            if self.routing is None:
-                restored.notes.append("Its notification targets were not re-created (routing is not configured).")
-            else:
-                restored.notes += self.routing.recreate_targets(restored.service["service_id"],
-                                                                restored.targets_to_recreate)
+        restored.notes += self._restore_targets(restored, related)
         return heartbeat_pb2.RestoreSnapshotResponse(
             snapshot=snapshot_to_pb(restored.snapshot), service=service_to_pb(restored.service),
             recreated=restored.recreated, message=restored.message)
+
+    def _restore_targets(self, restored: snapshots.Restored, related: snapshots.Related) -> list[str]:
+        """Routing puts the service's targets back as the snapshot holds them
+        (after the commit: they are routing's); what could not be, in words."""
+        wanted = restored.snapshot["snapshot_data"].get("targets")
+        if wanted is None:
+            what = "not re-created" if restored.recreated else "left as they are"
+            return [f"Its notification targets were {what} (the snapshot does not hold them: "
+                    "routing did not answer when it was taken)."]
+        if restored.recreated and not wanted:
+            return []
+        if self.routing is None:
+            return ["Its notification targets were not restored (routing is not configured)."]
+        service_id = restored.service["service_id"]
+        if restored.recreated:
+            return self.routing.recreate_targets(service_id, wanted)
+        if related.targets is None:
+            return ["Its notification targets were not restored (routing did not answer)."]
+        return self.routing.restore_targets(service_id, wanted, related.targets)
 
     def BulkUpdateServices(self, request, context):
         count = len(request.service_ids)
@@ -659,12 +673,14 @@ class HeartbeatServicer(heartbeat_pb2_grpc.HeartbeatServiceServicer):
         until = _time(request, "until", "until")
         if until is not None and until <= dt.datetime.now(dt.timezone.utc):
             raise InvalidArgument("until must be in the future")
+        ref = _service_ref(request)
         row = self.services.update({"muted": True, "mute_reason": reason or None, "muted_by": caller(),
-                                    "muted_until": until}, **_service_ref(request))
+                                    "muted_until": until}, related=self._related(self.services.get(**ref)), **ref)
         return heartbeat_pb2.MuteServiceResponse(service=service_to_pb(row))
 
     def UnmuteService(self, request, context):
-        row = self.services.update({"muted": False}, **_service_ref(request))
+        ref = _service_ref(request)
+        row = self.services.update({"muted": False}, related=self._related(self.services.get(**ref)), **ref)
         return heartbeat_pb2.UnmuteServiceResponse(service=service_to_pb(row))
 
     def ListNotificationSkips(self, request, context):

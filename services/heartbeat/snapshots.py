@@ -12,7 +12,9 @@ Restoring writes the settings back through ``ServiceStore`` (the lifecycle rules
 apply: re-activating restarts the clock, muting records the time), takes a
 snapshot of what the restore replaces and records a ``restore`` audit event, all
 in one transaction. A service deleted since is re-created with its heartbeat
-name and a new id; its targets are re-created by routing after the commit.
+name and a new id. Its targets (with their working hours) are put back by
+routing after the commit, as the caller: those that still exist updated where
+they differ, those deleted since created anew, those added since deleted.
 """
 from __future__ import annotations
 
@@ -98,8 +100,9 @@ def _row(row: Row, action: str, related: Related, bulk_id: uuid.UUID | None, who
 
 def take(tx: Tx, row: Row, action: str, related: Related, *, bulk_id: uuid.UUID | None = None,
          who: audit.Who | None = None) -> None:
-    """Stores ``row`` (the service before the change) with ``tx``, the change's transaction."""
-    tx.execute(INSERT_SNAPSHOT, _row(row, action, related, bulk_id, who))
+    """Stores ``row`` (the service before the change) with ``tx``, the change's
+    transaction, sent with its COMMIT (no round trip of its own)."""
+    tx.before_commit(INSERT_SNAPSHOT, _row(row, action, related, bulk_id, who))
 
 
 def take_many(tx: Tx, taken: Sequence[tuple[Row, Related]], action: str, bulk_id: uuid.UUID) -> None:
@@ -169,7 +172,6 @@ class Restored:
     service: Row
     recreated: bool = False
     previous_service_id: int | None = None
-    targets_to_recreate: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -6,11 +6,12 @@ NULL), so no statement here touches another service's table.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from medic import audit
-from medic.db import Database, Row, Tx, update_locked
+from medic.db import Database, Prepared, Row, Tx, set_clause
 from medic.errors import NotFound
 from services.routing.selection import Team
 
@@ -24,10 +25,6 @@ SELECT_TEAM_BY_ID = f"SELECT {TEAM_COLUMNS} FROM teams WHERE team_id = %s"
 SELECT_TEAM_FOR_UPDATE = SELECT_TEAM_BY_ID + " FOR UPDATE"
 SELECT_TEAM_BY_NAME = f"SELECT {TEAM_COLUMNS} FROM teams WHERE lower(name) = lower(%s)"
 LIST_TEAMS = f"SELECT {TEAM_COLUMNS} FROM teams ORDER BY team_id"
-UPDATE_TEAM = f"""
-    UPDATE teams SET {{assignments}}, updated_at = now() WHERE team_id = %(team_id)s
-    RETURNING {TEAM_COLUMNS}
-"""
 DELETE_TEAM = f"DELETE FROM teams WHERE team_id = %s RETURNING {TEAM_COLUMNS}"
 SELECT_TEAMS_BY_ID = f"SELECT {TEAM_COLUMNS} FROM teams WHERE team_id = ANY(%s)"
 # Each asked name with the team it names (case-insensitive, as SELECT_TEAM_BY_NAME).
@@ -38,6 +35,34 @@ SELECT_TEAMS_BY_NAME = """
 
 TEAM_FIELDS = ("name", "slack_channel_id")
 AUDITED = ("team_id", "name", "slack_channel_id")
+
+
+def _team_json(prefix: str) -> str:
+    return "jsonb_build_object(" + ", ".join(f"'{k}', {prefix}{k}" for k in AUDITED) + ")"
+
+
+@functools.lru_cache(maxsize=None)
+def _update_statement(columns: tuple[str, ...]) -> Prepared:
+    """The update of ``columns`` (of TEAM_FIELDS, in that order) and its audit
+    event, as one prepared statement: the team as it was is read under lock
+    (``old``), changed, and the event written from both, in one round trip
+    (an event costs UpdateTeam no statement or round trip of its own, see
+    docs/performance.md)."""
+    assignments = set_clause(columns, TEAM_FIELDS)
+    event = audit.inserted_by("changed", source="routing", action_type="update", resource="team",
+                              resource_id="team_id", before=_team_json("old_"), after=_team_json(""))
+    sql = f"""
+        WITH changed AS (
+            UPDATE teams t SET {assignments}, updated_at = now()
+            FROM (SELECT team_id, name, slack_channel_id FROM teams WHERE team_id = %(team_id)s FOR UPDATE) old
+            WHERE t.team_id = old.team_id
+            RETURNING {", ".join("t." + c for c in TEAM_COLUMNS.split(", "))},
+                      old.name AS old_name, old.slack_channel_id AS old_slack_channel_id, old.team_id AS old_team_id
+        ), event AS ({event})
+        SELECT {TEAM_COLUMNS} FROM changed
+    """
+    params = [("team_id", "bigint"), *((c, "text") for c in columns), *audit.WHO_PARAMS]
+    return Prepared("medic_update_team_" + "_".join(columns), sql, params)
 
 
 def _audit(tx: Tx, action: str, team_id: int, before: Row | None, after: Row | None) -> None:
@@ -85,11 +110,18 @@ class TeamStore:
         return self.db.all(LIST_TEAMS)
 
     def update_team(self, team_id: int, fields: Mapping[str, Any]) -> Row:
-        with self.db.transaction() as tx:
-            before, row = update_locked(tx, SELECT_TEAM_FOR_UPDATE, UPDATE_TEAM, TEAM_FIELDS,
-                                        ("team_id", team_id), fields, f"team {team_id} not found")
-            _audit(tx, "update", team_id, before, row)
-            return row
+        columns = tuple(c for c in TEAM_FIELDS if c in fields)
+        if columns:
+            # One statement, committed on its own: the change and its event, or neither.
+            row = self.db.one(_update_statement(columns), {**fields, "team_id": team_id, **audit.who_params()})
+        else:
+            with self.db.transaction() as tx:
+                row = tx.one(SELECT_TEAM_FOR_UPDATE, (team_id,))
+                if row is not None:
+                    _audit(tx, "update", team_id, row, row)
+        if row is None:
+            raise NotFound(f"team {team_id} not found")
+        return row
 
     def delete_team(self, team_id: int) -> None:
         with self.db.transaction() as tx:

@@ -72,11 +72,70 @@ def test_mute_change_interval_deactivate_then_restore_the_first_snapshot(admin, 
     assert _service(db, "billing")["alert_interval_seconds"] == 300
 
 
+OFFICE = {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "17:00", "timezone": "Europe/Berlin"}
+NIGHTS = {"days": ["sat", "sun"], "from": "22:00", "to": "06:00", "timezone": "UTC"}
+TARGET_SETTINGS = ("type", "config", "priority", "enabled", "active_hours")
+
+
+def _targets(client, service_id: int) -> list[dict]:
+    answer = client.get("/v2/notification-targets", params={"service_id": service_id})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["results"]
+
+
+def _target_settings(targets: list[dict]) -> list[dict]:
+    return sorted(({k: t.get(k) for k in TARGET_SETTINGS} for t in targets), key=lambda t: t["priority"])
+
+
+def test_restoring_the_first_snapshot_puts_back_the_service_and_its_targets_with_their_working_hours(admin, db):
+    admin.post("/service", json={**_legacy_settings("billing"), "team": "payments"})
+    original = _service(db, "billing")
+    sid = original["service_id"]
+    pager = admin.post("/v2/notification-targets", json={
+        "service_id": sid, "type": "pagerduty", "config": {"routing_key": "RK-secret-123"}, "priority": 1,
+        "active_hours": OFFICE}).json()["results"]
+    slack = admin.post("/v2/notification-targets", json={
+        "service_id": sid, "type": "slack", "config": {"channel_id": "C-ops"}, "priority": 2}).json()["results"]
+    targets_before = _targets(admin, sid)
+
+    assert admin.post(f"/v2/services/{sid}/mute", json={"reason": "deploy"}).status_code == 200
+    admin.post("/service/billing", json={"alert_interval_seconds": 300})
+    admin.post("/service/billing", json={"active": 0})
+    changed = admin.patch(f"/v2/notification-targets/{pager['target_id']}",
+                          json={"priority": 5, "enabled": False, "active_hours": NIGHTS,
+                                "config": {"routing_key": "RK-other-456"}})
+    assert changed.status_code == 200, changed.text
+    assert admin.delete(f"/v2/notification-targets/{slack['target_id']}").status_code == 200
+    admin.post("/v2/notification-targets", json={"service_id": sid, "type": "slack",
+                                                "config": {"channel_id": "C-added-later"}, "priority": 3})
+
+    [first] = _snapshots(admin, service_id=sid, action_type="mute")
+    restored = admin.post(f"/v2/snapshots/{first['snapshot_id']}/restore", headers={"X-Actor": "erin"})
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["results"]["recreated"] is False
+
+    assert _settings(_service(db, "billing")) == _settings(original)
+    targets_after = _targets(admin, sid)
+    assert _target_settings(targets_after) == _target_settings(targets_before)
+    # The one that still existed keeps its id; the one deleted since is back under a new one.
+    assert {t["target_id"] for t in targets_after} >= {pager["target_id"]}
+    assert len(targets_after) == 2
+
+    log = admin.get("/v2/audit-logs", params={"service_id": sid, "resource": "service"}).json()["results"]["entries"]
+    assert (log[0]["action_type"], log[0]["actor"]) == ("restore", "erin")
+    assert log[0]["details"]["snapshot_id"] == first["snapshot_id"]
+    # Routing recorded the target changes as the same caller.
+    target_log = admin.get("/v2/audit-logs", params={"resource": "notification_target", "actor": "erin"})
+    assert target_log.status_code == 200, target_log.text
+    assert sorted(e["action_type"] for e in target_log.json()["results"]["entries"]) == ["create", "delete", "update"]
+
+
 def test_restoring_a_deleted_service_recreates_it_with_its_name_a_new_id_and_its_targets(admin, db):
     admin.post("/service", json=_legacy_settings("billing"))
     old = _service(db, "billing")
     admin.post("/v2/notification-targets", json={"service_id": old["service_id"], "type": "pagerduty",
-                                                "config": {"routing_key": "RK-secret-123"}, "priority": 1})
+                                                "config": {"routing_key": "RK-secret-123"}, "priority": 1,
+                                                "active_hours": OFFICE})
     assert admin.delete(f"/v2/services/{old['service_id']}").status_code == 200
     [snap] = _snapshots(admin, service_id=old["service_id"], action_type="delete")
     [target] = snap["snapshot_data"]["targets"]
@@ -91,6 +150,7 @@ def test_restoring_a_deleted_service_recreates_it_with_its_name_a_new_id_and_its
     assert _settings(_service(db, "billing")) == _settings(old)
     [recreated] = admin.get("/v2/notification-targets", params={"service_id": new_id}).json()["results"]
     assert recreated["config"] == {"routing_key": "RK-secret-123"} and recreated["priority"] == 1
+    assert recreated["active_hours"] == OFFICE
 
 
 def test_snapshot_routes_answer_404_for_an_unknown_snapshot(admin):
