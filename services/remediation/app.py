@@ -38,12 +38,12 @@ def build(settings: Settings, db: Database | None = None, *,
     executions = ExecutionStore(db, BreakerPolicy(settings.remediation_breaker_max_executions,
                                                   settings.remediation_breaker_window_seconds))
     playbooks = PlaybookStore(db)
+    slack = SlackApprovals(settings.slack_api_url, settings.slack_token,
+                           settings.slack_approval_channel or settings.slack_default_channel)
     engine = Engine(executions, WebhookSender(allow_private=settings.webhook_allow_private),
                     last_heartbeat=heartbeat.last_heartbeat, secret=secrets.value,
                     run_script=ScriptRunner(settings.remediation_scripts_dir).run,
-                    post_approval=SlackApprovals(settings.slack_api_url, settings.slack_token,
-                                                 settings.slack_approval_channel
-                                                 or settings.slack_default_channel).post, clock=clock,
+                    post_approval=slack.post, announce_decision=slack.decided, clock=clock,
                     workers=settings.remediation_workers, poll_seconds=settings.remediation_poll_seconds,
                     condition_poll_seconds=settings.remediation_condition_poll_seconds)
     remediation = Remediation(db, playbooks, executions, heartbeat, clock=clock, wake=engine.wake)

@@ -2,7 +2,8 @@
 sliding window of ``window_seconds``; the next one is refused.
 
 The first refusal trips the breaker: a row in ``remediation_breaker_trips``
-(open until the oldest counted execution leaves the window), an error log line
+(open until the oldest counted execution leaves the window), an audit event
+(``circuit_breaker_tripped``, in the same transaction), an error log line
 and ``medic_remediation_circuit_breaker_trips_total`` (which the Prometheus rule
 MedicRemediationCircuitBreakerTripped alerts on), once per trip. Refusals while
 it is open are only counted on that row. Every execution counts (by alert, by
@@ -14,6 +15,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from medic import audit
 from medic.db import Tx
 from medic.errors import FailedPrecondition
 from services.remediation import metrics
@@ -71,6 +73,11 @@ class BreakerPolicy:
             trip = tx.one(NEW_TRIP, {"service": service_id, "playbook": playbook_id, "now": now,
                                      "until": counted["oldest"] + window})
             metrics.BREAKER_TRIPS.inc()
+            audit.record(tx, source="remediation", action_type="circuit_breaker_tripped", resource="circuit_breaker",
+                         resource_id=service_id, service_id=service_id, who=audit.SYSTEM,
+                         after={"open_until": trip["open_until"], "executions_in_window": counted["n"],
+                                "max_executions": self.max_executions, "window_seconds": self.window_seconds},
+                         details={"refused_playbook_id": playbook_id})
             log.error("circuit breaker tripped for service %s: %d executions in the last %g s "
                       "(limit %d); executions for it are refused until %s", service_id, counted["n"],
                       self.window_seconds, self.max_executions, trip["open_until"].isoformat())

@@ -16,6 +16,7 @@ approved by itself. Times come from ``clock`` (tests move it).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 import threading
@@ -26,7 +27,7 @@ from typing import Any
 from medic.db import Row
 from medic.errors import MedicError
 from services.remediation import metrics
-from services.remediation.execution_store import ExecutionStore
+from services.remediation.execution_store import TIMEOUT, ExecutionStore
 from services.remediation.steps import Outcome, Request, WebhookSender, heartbeat_received
 from services.remediation.variables import redact, secret_names, substitute
 
@@ -45,7 +46,8 @@ class Engine:
                  last_heartbeat: Callable[[int], dt.datetime | None],
                  secret: Callable[[str], str | None] = lambda name: None,
                  run_script: Callable[[dict, dict, float], Outcome] | None = None,
-                 post_approval: Callable[[Row], None] | None = None,
+                 post_approval: Callable[[Row], tuple[str, str] | None] | None = None,
+                 announce_decision: Callable[[Row, str, str], None] | None = None,
                  clock: Callable[[], dt.datetime] = utc_now, workers: int = 8,
                  poll_seconds: float = 0.2, condition_poll_seconds: float = 1.0):
         self.store = store
@@ -54,6 +56,9 @@ class Engine:
         self.secret = secret
         self.run_script = run_script
         self.post_approval = post_approval
+        self.announce_decision = announce_decision
+        # Announcing a decision (Slack) never delays the decision nor a worker.
+        self._announcer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="remediation-announce")
         self.clock = clock
         self.workers = workers
         self.poll_seconds = poll_seconds
@@ -100,14 +105,16 @@ class Engine:
         if deadline is not None and now >= deadline:
             try:
                 # Due at once: a worker claims it (and leases it) like any other.
-                self.store.approve(execution["execution_id"], "timeout", now)
+                approved = self.store.approve(execution["execution_id"], TIMEOUT, now)
             except MedicError:  # decided meanwhile
                 return
+            self.decided(approved, "approved", TIMEOUT)
             metrics.PENDING_APPROVAL.set(self.store.pending_approvals())
             return
+        message = None
         if execution["approval_posted_at"] is None and self.post_approval is not None:
-            self.post_approval(execution)  # raises to retry after the lease
-        self.store.approval_posted(execution["execution_id"], now)
+            message = self.post_approval(execution)  # raises to retry after the lease
+        self.store.approval_posted(execution, now, message)
         metrics.PENDING_APPROVAL.set(self.store.pending_approvals())
 
     def _advance_step(self, execution: Row, step: dict) -> Row | None:
@@ -232,6 +239,19 @@ class Engine:
             return Outcome(False, error=redact(f"unexpected error: {type(exc).__name__}", values))
         return Outcome(False, error=f"unknown step type {step['type']!r}")
 
+    def decided(self, execution: Row, outcome: str, by: str) -> None:
+        """A decision (approved, rejected, cancelled while waiting for approval)
+        was committed: show it where the request was posted, in the background."""
+        if self.announce_decision is not None and execution.get("approval_message_ts"):
+            self._announcer.submit(self._announce, execution, outcome, by)
+
+    def _announce(self, execution: Row, outcome: str, by: str) -> None:
+        try:
+            self.announce_decision(execution, outcome, by)
+        except MedicError as exc:
+            log.warning("execution %s: the approval request was not updated: %s", execution["execution_id"],
+                        exc.message)
+
     # --- threads -----------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -251,6 +271,7 @@ class Engine:
         self.wake()
         for thread in self._threads:
             thread.join(timeout)
+        self._announcer.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

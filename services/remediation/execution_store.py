@@ -18,6 +18,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 
+from medic import audit
 from medic.db import Database, Row, Tx
 from medic.errors import FailedPrecondition, NotFound
 from services.remediation import events
@@ -28,7 +29,7 @@ ENDED = ("completed", "failed", "cancelled", "rejected")
 
 EXECUTION_COLUMNS = """execution_id, playbook_id, playbook_name, definition, service_id, alert_id, trigger,
     status, current_step, variables, approval, approval_deadline, decided_by, decided_at, approval_posted_at,
-    due_at, error, created_at, started_at, completed_at"""
+    approval_message_channel, approval_message_ts, due_at, error, created_at, started_at, completed_at"""
 
 INSERT_EXECUTION = f"""
     INSERT INTO playbook_executions (playbook_id, playbook_name, definition, service_id, alert_id, trigger, status,
@@ -38,6 +39,11 @@ INSERT_EXECUTION = f"""
     ON CONFLICT (alert_id, playbook_id) WHERE alert_id IS NOT NULL DO NOTHING
     RETURNING {EXECUTION_COLUMNS}
 """
+
+
+def _qualified(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in EXECUTION_COLUMNS.split(","))
+
 
 CLAIM = f"""
     WITH due AS (
@@ -49,7 +55,7 @@ CLAIM = f"""
     )
     UPDATE playbook_executions e SET due_at = %(now)s + make_interval(secs => %(lease)s)
     FROM due WHERE e.execution_id = due.execution_id
-    RETURNING {', '.join('e.' + c.strip() for c in EXECUTION_COLUMNS.split(','))}
+    RETURNING {_qualified("e")}
 """
 
 STEP_COLUMNS = "execution_id, step_index, name, type, status, started_at, completed_at, attempts, output, error"
@@ -74,6 +80,21 @@ MOVE = """
         updated_at = %(now)s
     WHERE execution_id = %(id)s AND status IN ('running', 'waiting') AND current_step = %(expected)s
 """
+
+# A wait or condition step holds no request in flight: a cancel ends it at once.
+CANCEL_WAITING_STEP = """
+    UPDATE playbook_step_results SET status = 'cancelled', completed_at = %(now)s,
+        error = 'cancelled while it was waiting'
+    WHERE execution_id = %(id)s AND status = 'running' AND type IN ('wait', 'condition')
+"""
+
+TIMEOUT = "timeout"  # who approved an execution whose approval timed out
+
+
+def execution_settings(row: Row) -> dict[str, Any]:
+    """What the audit log records of a new execution."""
+    return {k: row[k] for k in ("playbook_id", "playbook_name", "service_id", "alert_id", "trigger", "status",
+                                "approval", "approval_deadline", "variables")}
 
 
 @dataclass(frozen=True)
@@ -123,13 +144,11 @@ class ExecutionStore:
             # Pending approval: due at once to post the request, then at its deadline.
             "due_at": now, "now": now, "started_at": now if running else None})
         if row is not None:
-            events.record_event(tx, row["execution_id"], "execution_started", now, actor=new.actor,
-                                detail=f"playbook {playbook['name']!r} ({new.trigger})")
-            if not running:
-                events.record_event(
-                    tx, row["execution_id"], "approval_requested", now,
-                    detail="approval required" if deadline is None
-                    else f"approved automatically at {deadline.isoformat()} without a decision")
+            # An alert's execution is Medic's doing; one started by hand or webhook, its caller's.
+            events.record_event(tx, row, "execution_started", now, actor=new.actor,
+                                who=audit.SYSTEM if new.trigger == "alert" else None,
+                                detail=f"playbook {playbook['name']!r} ({new.trigger})",
+                                after=execution_settings(row))
         return row, None
 
     # --- the engine's side -------------------------------------------------------------
@@ -155,7 +174,7 @@ class ExecutionStore:
                 return False
             tx.execute(BEGIN_STEP, {"id": execution["execution_id"], "step": index, "name": step["name"],
                                     "type": step["type"], "now": now})
-            events.record_event(tx, execution["execution_id"], "step_started", now, step_index=index,
+            events.record_event(tx, execution, "step_started", now, step_index=index,
                                 detail=f"{step['type']} step {step['name']!r}")
         return True
 
@@ -188,17 +207,20 @@ class ExecutionStore:
             if not tx.execute(FINISH_STEP, {"status": "completed" if ok else "failed", "now": now, "output": output,
                                             "error": error, "id": execution_id, "step": index}):
                 return None  # finished already (by a worker that took over after a lease ended)
-            events.record_event(tx, execution_id, "step_completed" if ok else "step_failed", now,
-                                step_index=index, detail=f"{step['name']}: {error or 'ok'}")
+            events.record_event(tx, execution, "step_completed" if ok else "step_failed", now,
+                                step_index=index, detail=f"{step['name']}: {error or 'ok'}",
+                                before={"step": step["name"], "type": step["type"], "status": "running"},
+                                after={"step": step["name"], "type": step["type"],
+                                       "status": "completed" if ok else "failed", "error": error})
             moved = tx.execute(MOVE, {"status": status, "step": index + 1 if status != "failed" else index,
                                       "due": due, "now": now, "completed": completed, "error": failure,
                                       "expected": index, "id": execution_id})
-            if moved and status == "completed":
-                events.record_event(tx, execution_id, "execution_completed", now,
-                                    detail=f"{len(steps)} steps")
-            elif moved and status == "failed":
-                events.record_event(tx, execution_id, "execution_failed", now, step_index=index,
-                                    detail=failure or "")
+            if moved and status in ("completed", "failed"):
+                events.record_event(tx, execution, f"execution_{status}", now,
+                                    step_index=index if status == "failed" else None,
+                                    detail=failure or f"{len(steps)} steps",
+                                    before={"status": execution["status"]},
+                                    after={"status": status, "error": failure})
         return status if moved else None
 
     def fail(self, execution: Row, reason: str, now: dt.datetime) -> None:
@@ -208,14 +230,33 @@ class ExecutionStore:
             if tx.execute(MOVE, {"status": "failed", "step": execution["current_step"], "due": None, "now": now,
                                  "completed": now, "error": reason, "expected": execution["current_step"],
                                  "id": execution["execution_id"]}):
-                events.record_event(tx, execution["execution_id"], "execution_failed", now, detail=reason)
+                events.record_event(tx, execution, "execution_failed", now, detail=reason,
+                                    before={"status": execution["status"]}, after={"status": "failed", "error": reason})
 
-    def approval_posted(self, execution_id: int, now: dt.datetime) -> None:
-        """The approval request was posted (or there is nowhere to post it): due
-        again only at its deadline, if it has one."""
-        self.db.execute("""
-            UPDATE playbook_executions SET approval_posted_at = %(now)s, due_at = approval_deadline
-            WHERE execution_id = %(id)s AND status = 'pending_approval'""", {"now": now, "id": execution_id})
+    def approval_posted(self, execution: Row, now: dt.datetime, message: tuple[str, str] | None = None) -> None:
+        """The approval request was posted (``message``: its Slack channel and
+        ts), or there is nowhere to post it: due again only at its deadline, if
+        it has one. The first time, that is the moment approval was requested
+        (``approval_requested``)."""
+        channel, ts = message or (None, None)
+        with self.db.transaction() as tx:
+            row = tx.one(f"""
+                WITH old AS (SELECT execution_id, approval_posted_at FROM playbook_executions
+                             WHERE execution_id = %(id)s FOR UPDATE)
+                UPDATE playbook_executions e SET approval_posted_at = %(now)s, due_at = e.approval_deadline,
+                    approval_message_channel = coalesce(%(channel)s, e.approval_message_channel),
+                    approval_message_ts = coalesce(%(ts)s, e.approval_message_ts)
+                FROM old WHERE e.execution_id = old.execution_id AND e.status = 'pending_approval'
+                RETURNING {_qualified("e")}, old.approval_posted_at IS NULL AS first""",
+                         {"now": now, "id": execution["execution_id"], "channel": channel, "ts": ts})
+            if row is not None and row["first"]:
+                deadline = row["approval_deadline"]
+                events.record_event(
+                    tx, row, "approval_requested", now,
+                    detail="approval required" if deadline is None
+                    else f"approved automatically at {deadline.isoformat()} without a decision",
+                    after={"status": "pending_approval", "approval": row["approval"],
+                           "approval_deadline": deadline})
 
     # --- people's decisions ------------------------------------------------------------
 
@@ -238,19 +279,31 @@ class ExecutionStore:
                           "completed": None if approve else now, "id": execution_id})
             if row is None:
                 self._refuse(tx, execution_id, "waiting for approval")
-            events.record_event(tx, execution_id, "approved" if approve else "rejected", now, actor=actor)
+            # A timeout's approval is Medic's; a decision, its caller's.
+            events.record_event(tx, row, "approved" if approve else "rejected", now, actor=actor,
+                                who=audit.SYSTEM if actor == TIMEOUT else None,
+                                before={"status": "pending_approval"},
+                                after={"status": row["status"], "decided_by": actor})
         return row
 
     def cancel(self, execution_id: int, actor: str, now: dt.datetime) -> Row:
+        """Ends an execution that has not ended. A wait or condition step it was
+        waiting in is cancelled with it; a webhook or script step in flight
+        finishes, and its outcome is recorded."""
         with self.db.transaction() as tx:
             row = tx.one(f"""
-                UPDATE playbook_executions SET status = 'cancelled', due_at = NULL, completed_at = %(now)s,
+                WITH old AS (SELECT execution_id, status FROM playbook_executions
+                             WHERE execution_id = %(id)s FOR UPDATE)
+                UPDATE playbook_executions e SET status = 'cancelled', due_at = NULL, completed_at = %(now)s,
                     updated_at = %(now)s
-                WHERE execution_id = %(id)s AND status IN ('pending_approval', 'running', 'waiting')
-                RETURNING {EXECUTION_COLUMNS}""", {"now": now, "id": execution_id})
+                FROM old WHERE e.execution_id = old.execution_id
+                    AND old.status IN ('pending_approval', 'running', 'waiting')
+                RETURNING {_qualified("e")}, old.status AS previous_status""", {"now": now, "id": execution_id})
             if row is None:
                 self._refuse(tx, execution_id, "still running")
-            events.record_event(tx, execution_id, "cancelled", now, actor=actor)
+            tx.execute(CANCEL_WAITING_STEP, {"id": execution_id, "now": now})
+            events.record_event(tx, row, "cancelled", now, actor=actor, who=None,
+                                before={"status": row["previous_status"]}, after={"status": "cancelled"})
         return row
 
     @staticmethod
