@@ -59,10 +59,13 @@ class BreakerPolicy:
     max_executions: int
     window_seconds: float
 
-    def check(self, tx: Tx, service_id: int, playbook_id: int, now: dt.datetime) -> CircuitOpen | None:
+    def check(self, tx: Tx, service_id: int, playbook_id: int, now: dt.datetime, *,
+              locked: bool = False) -> CircuitOpen | None:
         """None when another execution for the service may start now; else the
-        refusal (the trip recorded, in ``tx``)."""
-        tx.execute(LOCK, {"service": service_id})
+        refusal (the trip recorded, in ``tx``). ``locked``: an earlier statement
+        of ``tx`` took ``LOCK`` already."""
+        if not locked:
+            tx.execute(LOCK, {"service": service_id})
         window = dt.timedelta(seconds=self.window_seconds)
         counted = tx.one(IN_WINDOW, {"service": service_id, "since": now - window})
         if not is_open(counted["n"], self.max_executions):

@@ -48,15 +48,16 @@ MAX_DETAIL = 1000
 def record_event(tx: Tx, execution: Mapping[str, Any], kind: str, at: dt.datetime, *, actor: str = "medic",
                  who: audit.Who | None = audit.SYSTEM, step_index: int | None = None, detail: str = "",
                  before: Mapping[str, Any] | None = None, after: Mapping[str, Any] | None = None) -> None:
-    """``execution``: its row (or at least execution_id, service_id, playbook_id,
-    playbook_name). ``actor``: the step view's actor (a principal, ``timeout``,
+    """Called after a statement of ``tx`` (the change it records). ``execution``:
+    its row (or at least execution_id, service_id, playbook_id, playbook_name). ``actor``: the step view's actor (a principal, ``timeout``,
     ``medic``); ``who``: the audit log's (None: the current call's caller)."""
     if kind not in KINDS:
         raise ValueError(f"unknown execution event {kind!r}")
     execution_id = execution["execution_id"]
     detail = detail[:MAX_DETAIL]
-    tx.execute(INSERT_EVENT, {"execution_id": execution_id, "kind": kind, "actor": actor,
-                              "step_index": step_index, "detail": detail, "at": at})
+    # Nobody reads what the insert answers: it goes with the COMMIT, no round trip of its own.
+    tx.before_commit(INSERT_EVENT, {"execution_id": execution_id, "kind": kind, "actor": actor,
+                                    "step_index": step_index, "detail": detail, "at": at})
     if kind not in NOT_AUDITED:
         details = {"playbook_id": execution.get("playbook_id"), "playbook_name": execution.get("playbook_name"),
                    "detail": detail}

@@ -123,16 +123,18 @@ class ExecutionStore:
             raise refused
         return row
 
-    def create_in(self, tx: Tx, new: NewExecution, now: dt.datetime) -> tuple[Row | None, CircuitOpen | None]:
+    def create_in(self, tx: Tx, new: NewExecution, now: dt.datetime, *,
+                  breaker_locked: bool = False) -> tuple[Row | None, CircuitOpen | None]:
         """``create`` in the caller's transaction: (the execution or None, the
-        breaker's refusal or None); a refusal's trip is written in ``tx``."""
+        breaker's refusal or None); a refusal's trip is written in ``tx``.
+        ``breaker_locked``: ``tx`` holds the service's breaker lock already."""
         playbook = new.playbook
         approval = playbook["approval"]
         deadline = (now + dt.timedelta(minutes=playbook["approval_timeout_minutes"])
                     if approval == "timeout" else None)
         running = approval == "none"
         if new.service_id is not None:
-            refused = self.breaker.check(tx, new.service_id, playbook["playbook_id"], now)
+            refused = self.breaker.check(tx, new.service_id, playbook["playbook_id"], now, locked=breaker_locked)
             if refused is not None:
                 return None, refused
         row = tx.one(INSERT_EXECUTION, {
@@ -154,8 +156,8 @@ class ExecutionStore:
     # --- the engine's side -------------------------------------------------------------
 
     def claim(self, batch: int, lease_seconds: float, now: dt.datetime) -> list[Row]:
-        with self.db.transaction() as tx:
-            return tx.all(CLAIM, {"batch": batch, "lease": lease_seconds, "now": now})
+        """Leases up to ``batch`` due executions (one statement, so one round trip)."""
+        return self.db.all(CLAIM, {"batch": batch, "lease": lease_seconds, "now": now})
 
     def step_result(self, execution_id: int, step_index: int) -> Row | None:
         return self.db.one(f"SELECT {STEP_COLUMNS} FROM playbook_step_results "

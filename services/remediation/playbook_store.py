@@ -2,6 +2,7 @@
 in its transaction."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg2.extras import Json
@@ -36,8 +37,9 @@ UPDATE = f"""
 DELETE = f"DELETE FROM playbooks WHERE playbook_id = %(id)s RETURNING {COLUMNS}"
 
 TRIGGERS = """
-    SELECT playbook_id, service_pattern, consecutive_failures FROM playbooks
-    WHERE service_pattern IS NOT NULL
+    SELECT playbook_id, name, definition, approval, approval_timeout_minutes, service_pattern,
+           consecutive_failures
+    FROM playbooks WHERE service_pattern IS NOT NULL
 """
 
 
@@ -47,6 +49,12 @@ def _params(playbook: Playbook, document: str) -> dict:
             "approval_timeout_minutes": playbook.approval_timeout_minutes, "version": playbook.version,
             "service_pattern": playbook.service_pattern,
             "consecutive_failures": playbook.consecutive_failures}
+
+
+@dataclass(frozen=True)
+class TriggerPlaybooks:
+    rules: list[TriggerRule]
+    playbooks: dict[int, Row]
 
 
 # A webhook step's header values often are credentials (Authorization: Bearer ...):
@@ -127,6 +135,8 @@ class PlaybookStore:
                 raise NotFound(f"no playbook with id {playbook_id}")
             _audit(tx, "delete", before, None)
 
-    def trigger_rules(self) -> list[TriggerRule]:
-        return [TriggerRule(r["playbook_id"], r["service_pattern"], r["consecutive_failures"])
-                for r in self.db.all(TRIGGERS)]
+    def trigger_playbooks(self) -> TriggerPlaybooks:
+        """The trigger rules, and the playbooks they start (read once per batch of alert events)."""
+        rows = self.db.all(TRIGGERS)
+        return TriggerPlaybooks([TriggerRule(r["playbook_id"], r["service_pattern"], r["consecutive_failures"])
+                                 for r in rows], {r["playbook_id"]: r for r in rows})

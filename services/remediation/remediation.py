@@ -10,9 +10,11 @@ taken or not at all (the hand-off then sends it again).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from medic import enums
@@ -22,7 +24,7 @@ from medic.v1 import events_pb2
 from services.remediation import metrics, triggers
 from services.remediation.execution_store import ExecutionStore, NewExecution
 from services.remediation.heartbeat_client import HeartbeatClient
-from services.remediation.playbook_store import PlaybookStore
+from services.remediation.playbook_store import PlaybookStore, TriggerPlaybooks
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +33,26 @@ REMEMBER_EVENT = """
     ON CONFLICT (event_id) DO NOTHING
 """
 
+# A TRIGGER or REMINDER in one statement: the event remembered, the alert's
+# failures counted (nothing when the event was taken before: no row), the
+# playbooks it started already, and the service's breaker lock taken (so that
+# the breaker's count, in a later statement, sees every execution committed
+# before it: BreakerPolicy.check).
 COUNT_FAILURE = """
-    INSERT INTO remediation_alerts (alert_id, service_id, failures, updated_at)
-    VALUES (%(alert)s, %(service)s, 1, %(now)s)
-    ON CONFLICT (alert_id) DO UPDATE
-        SET failures = remediation_alerts.failures + %(more)s, updated_at = %(now)s
-    RETURNING failures
+    WITH remembered AS (
+        INSERT INTO remediation_alert_events (event_id) VALUES (%(event)s)
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id
+    ), counted AS (
+        INSERT INTO remediation_alerts (alert_id, service_id, failures, updated_at)
+        SELECT %(alert)s, %(service)s, 1, %(now)s FROM remembered
+        ON CONFLICT (alert_id) DO UPDATE
+            SET failures = remediation_alerts.failures + %(more)s, updated_at = %(now)s
+        RETURNING failures
+    )
+    SELECT (SELECT failures FROM counted) AS failures,
+           ARRAY(SELECT playbook_id FROM playbook_executions WHERE alert_id = %(alert)s) AS started,
+           pg_advisory_xact_lock(hashtextextended('medic-remediation-breaker:' || %(service)s, 0)) AS locked
 """
 
 RESOLVE = """
@@ -45,22 +61,28 @@ RESOLVE = """
     ON CONFLICT (alert_id) DO UPDATE SET resolved_at = %(now)s, updated_at = %(now)s
 """
 
-STARTED_FOR_ALERT = "SELECT playbook_id FROM playbook_executions WHERE alert_id = %(alert)s"
+# Alert events taken at the same time (each holds a database connection meanwhile).
+TAKERS = 4
 
 BUILT_IN = ("SERVICE_NAME", "SERVICE_ID", "HEARTBEAT_NAME", "ALERT_ID", "PLAYBOOK_NAME", "PLAYBOOK_ID",
             "EXECUTION_ID")
 
 
+@dataclass(eq=False)
 class Remediation:
-    def __init__(self, db: Database, playbooks: PlaybookStore, executions: ExecutionStore,
-                 heartbeat: HeartbeatClient, *, clock: Callable[[], dt.datetime],
-                 wake: Callable[[], None]):
-        self.db = db
-        self.playbooks = playbooks
-        self.executions = executions
-        self.heartbeat = heartbeat
-        self.clock = clock
-        self.wake = wake
+    db: Database
+    playbooks: PlaybookStore
+    executions: ExecutionStore
+    heartbeat: HeartbeatClient
+    _: KW_ONLY
+    clock: Callable[[], dt.datetime]
+    wake: Callable[[], None]
+
+    def __post_init__(self):
+        self._takers = concurrent.futures.ThreadPoolExecutor(TAKERS, thread_name_prefix="remediation-take")
+
+    def close(self) -> None:
+        self._takers.shutdown(wait=True, cancel_futures=True)
 
     def execute(self, playbook_id: int, service_id: int | None, variables: dict[str, Any], *,
                 trigger: str, actor: str) -> tuple[Row, Row]:
@@ -81,44 +103,61 @@ class Remediation:
 
     def handle_alert_events(self, items: list[events_pb2.AlertEvent]) -> list[list[int] | MedicError]:
         """For each event, the executions it started, or the error that kept it
-        from being taken (the hand-off sends it again)."""
-        rules = self.playbooks.trigger_rules()
-        results: list[list[int] | MedicError] = []
-        started_any = False
-        for event in items:
-            try:
-                with self.db.transaction() as tx:
-                    started = self._take(tx, event, rules)
-            except MedicError as exc:
-                results.append(exc)
-                continue
-            started_any = started_any or bool(started)
-            results.append(started)
-        if started_any:
-            self.wake()
+        from being taken (the hand-off sends it again).
+
+        Events of different alerts are taken side by side (``TAKERS`` at a time,
+        each in its own transaction), those of one alert in order; each
+        execution is handed to the engine as soon as it is committed. A burst of
+        alerts (one monitor pass opening a hundred) so costs the round trips of
+        a few events, not of all of them one after the other."""
+        rules = self.playbooks.trigger_playbooks()
+        results: list[list[int] | MedicError] = [[] for _ in items]
+        by_alert: dict[int, list[int]] = {}
+        for index, event in enumerate(items):
+            by_alert.setdefault(event.alert_id, []).append(index)
+
+        def take_in_order(indexes: list[int]) -> None:
+            for index in indexes:
+                try:
+                    with self.db.transaction() as tx:
+                        started = self._take(tx, items[index], rules)
+                except MedicError as exc:
+                    results[index] = exc
+                    # A later event of this alert waits for this one (the hand-off keeps their order).
+                    for later in indexes[indexes.index(index) + 1:]:
+                        results[later] = exc
+                    return
+                results[index] = started
+                if started:
+                    self.wake()
+
+        groups = list(by_alert.values())
+        if len(groups) == 1:
+            take_in_order(groups[0])
+        else:
+            list(self._takers.map(take_in_order, groups))
         return results
 
-    def _take(self, tx: Tx, event: events_pb2.AlertEvent, rules: list[triggers.TriggerRule]) -> list[int]:
-        if not tx.execute(REMEMBER_EVENT, {"event": event.event_id}):
-            return []  # taken before
+    def _take(self, tx: Tx, event: events_pb2.AlertEvent, rules: TriggerPlaybooks) -> list[int]:
         now = self.clock()
         kind = enums.ALERT_EVENT_KIND.names.get(event.kind)
         service = event.service
-        params = {"alert": event.alert_id, "service": service.service_id, "now": now}
-        if kind == "resolve":
-            tx.execute(RESOLVE, params)
-            return []
-        if kind not in ("trigger", "reminder"):  # an acknowledgement: no failure, nothing to start
-            return []
-        failures = tx.one(COUNT_FAILURE, {**params, "more": 1 if kind == "reminder" else 0})["failures"]
-        started = {r["playbook_id"] for r in tx.all(STARTED_FOR_ALERT, params)}
-        chosen = triggers.choose(rules, (service.heartbeat_name, service.service_name), failures, started)
+        params = {"event": event.event_id, "alert": event.alert_id, "service": service.service_id, "now": now}
+        if kind not in ("trigger", "reminder"):
+            if tx.execute(REMEMBER_EVENT, params) and kind == "resolve":
+                tx.execute(RESOLVE, params)
+            return []  # a resolve closes the count; an acknowledgement changes nothing
+        counted = tx.one(COUNT_FAILURE, {**params, "more": 1 if kind == "reminder" else 0})
+        failures = counted["failures"]
+        if failures is None:
+            return []  # taken before
+        chosen = triggers.choose(rules.rules, (service.heartbeat_name, service.service_name), failures,
+                                 set(counted["started"]))
         if chosen is None:
             return []
-        playbook = tx.one("SELECT playbook_id, name, definition, approval, approval_timeout_minutes "
-                          "FROM playbooks WHERE playbook_id = %(id)s", {"id": chosen})
-        if playbook is None:  # deleted meanwhile
-            return []
+        # The playbook as the batch read it; one deleted since fails the insert
+        # (its reference), and the hand-off sends the event again.
+        playbook = rules.playbooks[chosen]
         variables = {"SERVICE_NAME": service.service_name, "HEARTBEAT_NAME": service.heartbeat_name,
                      "SERVICE_ID": service.service_id, "ALERT_ID": event.alert_id,
                      "TEAM": service.team, "RUNBOOK": service.runbook,
@@ -126,7 +165,7 @@ class Remediation:
                      "CONSECUTIVE_FAILURES": failures}
         row, refused = self.executions.create_in(tx, NewExecution(
             playbook=playbook, trigger="alert", actor="medic", variables=variables,
-            service_id=service.service_id, alert_id=event.alert_id), now)
+            service_id=service.service_id, alert_id=event.alert_id), now, breaker_locked=True)
         if refused is not None:
             log.warning("alert %s did not start playbook %r: %s", event.alert_id, playbook["name"], refused.message)
             return []

@@ -7,21 +7,14 @@ import time
 
 import pytest
 
+from tests.support.playbooks import wait_for_status
 from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.waiting import wait_for
 
 
 def service_id(http, name="web") -> int:
     body = {"heartbeat_name": name, "service_name": f"{name} service", "alert_interval": 60}
     return http.post("/service", json=body).json()["results"][0]["service_id"]
-
-
-def wait_for_status(http, execution_id: int, *statuses: str, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = http.get(f"/v2/executions/{execution_id}").json()["results"]
-        if execution["status"] in statuses or time.monotonic() > deadline:
-            return execution
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -168,6 +161,9 @@ def test_a_rejected_execution_runs_no_step(http, receiver):
     playbook_id = http.post("/v2/playbooks", json={"yaml": playbook(receiver.url, approval="required")}).json()[
         "results"]["playbook_id"]
     execution_id = http.post(f"/v2/playbooks/{playbook_id}/execute", json={}).json()["results"]["execution_id"]
+    # Approval is requested by the engine (posted to Slack when configured), at once.
+    wait_for(lambda: "approval_requested" in [e["kind"] for e in http.get(f"/v2/executions/{execution_id}").json()[
+        "results"]["events"]], 10, "the approval request")
     rejected = http.post(f"/v2/executions/{execution_id}/reject").json()["results"]
     assert rejected["status"] == "rejected"
     assert [e["kind"] for e in rejected["events"]] == ["execution_started", "approval_requested", "rejected"]

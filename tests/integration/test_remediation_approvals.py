@@ -18,6 +18,7 @@ from services.remediation import app as remediation_app
 from tests.integration.conftest import SLACK_SIGNING_SECRET, WEBHOOK_SECRET
 from tests.support.authorizers import AllowAll
 from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.playbooks import wait_for_status
 from tests.support.servers import serving
 
 
@@ -32,15 +33,6 @@ def create_playbook(http, url: str, approval: str = "none", name: str = "fix") -
     created = http.post("/v2/playbooks", json={"yaml": document})
     assert created.status_code == 201, created.text
     return created.json()["results"]["playbook_id"]
-
-
-def wait_for_status(http, execution_id: int, *statuses: str, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = http.get(f"/v2/executions/{execution_id}").json()["results"]
-        if execution["status"] in statuses or time.monotonic() > deadline:
-            return execution
-        time.sleep(0.1)
 
 
 def slack_click(http, execution_id: int, action: str = "approve_playbook", *, secret=SLACK_SIGNING_SECRET,
