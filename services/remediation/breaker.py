@@ -46,6 +46,20 @@ NEW_TRIP = """
 """
 
 
+# The same for a burst: the services' locks in one statement, in id order (as any
+# two bursts take them), then their counts.
+LOCK_MANY = """
+    SELECT pg_advisory_xact_lock(hashtextextended('medic-remediation-breaker:' || s, 0))
+    FROM unnest(%(services)s::bigint[]) AS s
+"""
+
+IN_WINDOW_MANY = """
+    SELECT service_id, count(*) AS n FROM playbook_executions
+    WHERE service_id = ANY(%(services)s::bigint[]) AND created_at > %(since)s
+    GROUP BY service_id
+"""
+
+
 class CircuitOpen(FailedPrecondition):
     pass
 
@@ -58,6 +72,22 @@ def is_open(executions_in_window: int, max_executions: int) -> bool:
 class BreakerPolicy:
     max_executions: int
     window_seconds: float
+
+    def would_refuse(self, tx: Tx, service_ids: list[int], now: dt.datetime) -> bool:
+        """Whether starting one execution for each of ``service_ids`` (a service
+        may appear more than once) would be refused for any; the services stay
+        locked until ``tx`` ends, so the answer holds for its inserts."""
+        services = sorted(set(service_ids))
+        if not services:
+            return False
+        tx.execute(LOCK_MANY, {"services": services})
+        counts = {r["service_id"]: r["n"] for r in tx.all(IN_WINDOW_MANY, {
+            "services": services, "since": now - dt.timedelta(seconds=self.window_seconds)})}
+        for service_id in service_ids:
+            if is_open(counts.get(service_id, 0), self.max_executions):
+                return True
+            counts[service_id] = counts.get(service_id, 0) + 1
+        return False
 
     def check(self, tx: Tx, service_id: int, playbook_id: int, now: dt.datetime, *,
               locked: bool = False) -> CircuitOpen | None:

@@ -31,11 +31,19 @@ EXECUTION_COLUMNS = """execution_id, playbook_id, playbook_name, definition, ser
     status, current_step, variables, approval, approval_deadline, decided_by, decided_at, approval_posted_at,
     approval_message_channel, approval_message_ts, due_at, error, created_at, started_at, completed_at"""
 
+NEW_COLUMNS = ("playbook_id", "playbook_name", "definition", "service_id", "alert_id", "trigger", "status",
+               "variables", "approval", "approval_deadline", "due_at", "created_at", "started_at", "updated_at")
+
 INSERT_EXECUTION = f"""
-    INSERT INTO playbook_executions (playbook_id, playbook_name, definition, service_id, alert_id, trigger, status,
-        variables, approval, approval_deadline, due_at, created_at, started_at, updated_at)
-    VALUES (%(playbook_id)s, %(playbook_name)s, %(definition)s, %(service_id)s, %(alert_id)s, %(trigger)s,
-        %(status)s, %(variables)s, %(approval)s, %(approval_deadline)s, %(due_at)s, %(now)s, %(started_at)s, %(now)s)
+    INSERT INTO playbook_executions ({", ".join(NEW_COLUMNS)})
+    VALUES ({", ".join(f"%({c})s" for c in NEW_COLUMNS)})
+    ON CONFLICT (alert_id, playbook_id) WHERE alert_id IS NOT NULL DO NOTHING
+    RETURNING {EXECUTION_COLUMNS}
+"""
+
+INSERT_EXECUTIONS = f"""
+    INSERT INTO playbook_executions ({", ".join(NEW_COLUMNS)})
+    VALUES %s
     ON CONFLICT (alert_id, playbook_id) WHERE alert_id IS NOT NULL DO NOTHING
     RETURNING {EXECUTION_COLUMNS}
 """
@@ -107,6 +115,22 @@ class NewExecution:
     alert_id: int | None = None
 
 
+def _new_row(new: NewExecution, now: dt.datetime) -> dict[str, Any]:
+    """The ``NEW_COLUMNS`` of a new execution."""
+    playbook = new.playbook
+    approval = playbook["approval"]
+    running = approval == "none"
+    return {
+        "playbook_id": playbook["playbook_id"], "playbook_name": playbook["name"],
+        "definition": Json(playbook["definition"]), "service_id": new.service_id, "alert_id": new.alert_id,
+        "trigger": new.trigger, "status": "running" if running else "pending_approval",
+        "variables": Json(new.variables), "approval": approval,
+        "approval_deadline": (now + dt.timedelta(minutes=playbook["approval_timeout_minutes"])
+                              if approval == "timeout" else None),
+        # Pending approval: due at once to post the request, then at its deadline.
+        "due_at": now, "created_at": now, "started_at": now if running else None, "updated_at": now}
+
+
 class ExecutionStore:
     def __init__(self, db: Database, breaker: BreakerPolicy):
         self.db = db
@@ -128,30 +152,40 @@ class ExecutionStore:
         """``create`` in the caller's transaction: (the execution or None, the
         breaker's refusal or None); a refusal's trip is written in ``tx``.
         ``breaker_locked``: ``tx`` holds the service's breaker lock already."""
-        playbook = new.playbook
-        approval = playbook["approval"]
-        deadline = (now + dt.timedelta(minutes=playbook["approval_timeout_minutes"])
-                    if approval == "timeout" else None)
-        running = approval == "none"
         if new.service_id is not None:
-            refused = self.breaker.check(tx, new.service_id, playbook["playbook_id"], now, locked=breaker_locked)
+            refused = self.breaker.check(tx, new.service_id, new.playbook["playbook_id"], now,
+                                         locked=breaker_locked)
             if refused is not None:
                 return None, refused
-        row = tx.one(INSERT_EXECUTION, {
-            "playbook_id": playbook["playbook_id"], "playbook_name": playbook["name"],
-            "definition": Json(playbook["definition"]), "service_id": new.service_id,
-            "alert_id": new.alert_id, "trigger": new.trigger,
-            "status": "running" if running else "pending_approval",
-            "variables": Json(new.variables), "approval": approval, "approval_deadline": deadline,
-            # Pending approval: due at once to post the request, then at its deadline.
-            "due_at": now, "now": now, "started_at": now if running else None})
+        row = tx.one(INSERT_EXECUTION, _new_row(new, now))
         if row is not None:
-            # An alert's execution is Medic's doing; one started by hand or webhook, its caller's.
-            events.record_event(tx, row, "execution_started", now, actor=new.actor,
-                                who=audit.SYSTEM if new.trigger == "alert" else None,
-                                detail=f"playbook {playbook['name']!r} ({new.trigger})",
-                                after=execution_settings(row))
+            self._started(tx, new, row, now)
         return row, None
+
+    def create_many_in(self, tx: Tx, news: list[NewExecution], now: dt.datetime) -> list[Row] | None:
+        """``create_in`` for many executions at once (a burst of alerts), in a
+        few statements; None, with nothing written, when the breaker would
+        refuse any of them (the caller then creates them one by one, so that
+        each refusal is recorded as ``create_in`` does). An execution whose
+        alert already started its playbook is left out."""
+        if not news:
+            return []
+        if self.breaker.would_refuse(tx, [n.service_id for n in news if n.service_id is not None], now):
+            return None
+        rows = tx.values(INSERT_EXECUTIONS, [tuple(_new_row(n, now)[c] for c in NEW_COLUMNS) for n in news],
+                         fetch=True)
+        by_key = {(n.alert_id, n.playbook["playbook_id"]): n for n in news}
+        for row in rows:
+            self._started(tx, by_key[(row["alert_id"], row["playbook_id"])], row, now)
+        return rows
+
+    @staticmethod
+    def _started(tx: Tx, new: NewExecution, row: Row, now: dt.datetime) -> None:
+        # An alert's execution is Medic's doing; one started by hand or webhook, its caller's.
+        events.record_event(tx, row, "execution_started", now, actor=new.actor,
+                            who=audit.SYSTEM if new.trigger == "alert" else None,
+                            detail=f"playbook {new.playbook['name']!r} ({new.trigger})",
+                            after=execution_settings(row))
 
     # --- the engine's side -------------------------------------------------------------
 

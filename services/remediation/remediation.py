@@ -55,6 +55,28 @@ COUNT_FAILURE = """
            pg_advisory_xact_lock(hashtextextended('medic-remediation-breaker:' || %(service)s, 0)) AS locked
 """
 
+# A batch's statements (``_take_batch``).
+REMEMBER_EVENTS = """
+    INSERT INTO remediation_alert_events (event_id) SELECT unnest(%(ids)s::text[])
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+"""
+
+LOCK_COUNTS = "SELECT alert_id, failures FROM remediation_alerts WHERE alert_id = ANY(%(alerts)s::bigint[]) FOR UPDATE"
+
+STARTED_FOR_ALERTS = """
+    SELECT alert_id, playbook_id FROM playbook_executions WHERE alert_id = ANY(%(alerts)s::bigint[])
+"""
+
+WRITE_COUNTS = """
+    INSERT INTO remediation_alerts (alert_id, service_id, failures, resolved_at, updated_at)
+    SELECT a, s, f, CASE WHEN r THEN %(now)s END, %(now)s
+    FROM unnest(%(alerts)s::bigint[], %(services)s::bigint[], %(failures)s::int[], %(resolved)s::bool[])
+        AS t(a, s, f, r)
+    ON CONFLICT (alert_id) DO UPDATE SET failures = EXCLUDED.failures, updated_at = EXCLUDED.updated_at,
+        resolved_at = coalesce(EXCLUDED.resolved_at, remediation_alerts.resolved_at)
+"""
+
 RESOLVE = """
     INSERT INTO remediation_alerts (alert_id, service_id, failures, resolved_at, updated_at)
     VALUES (%(alert)s, %(service)s, 0, %(now)s, %(now)s)
@@ -66,6 +88,10 @@ TAKERS = 4
 
 BUILT_IN = ("SERVICE_NAME", "SERVICE_ID", "HEARTBEAT_NAME", "ALERT_ID", "PLAYBOOK_NAME", "PLAYBOOK_ID",
             "EXECUTION_ID")
+
+
+class _OneByOne(Exception):
+    """A batch that has to be taken one event at a time."""
 
 
 @dataclass(eq=False)
@@ -105,13 +131,26 @@ class Remediation:
         """For each event, the executions it started, or the error that kept it
         from being taken (the hand-off sends it again).
 
-        Events of different alerts are taken side by side (``TAKERS`` at a time,
-        each in its own transaction), those of one alert in order; each
-        execution is handed to the engine as soon as it is committed. A burst of
-        alerts (one monitor pass opening a hundred) so costs the round trips of
-        a few events, not of all of them one after the other."""
+        A batch is taken in one transaction of a few statements, whatever its
+        size (``_take_batch``), so a burst of alerts (one monitor pass opening a
+        hundred) reaches the engine at once. When that cannot be (a database
+        error, or a circuit breaker that refuses one of its executions), its
+        events are taken one by one (``_take``, each in its own transaction:
+        those of different alerts side by side, ``TAKERS`` at a time, those of
+        one alert in order), each execution handed to the engine as soon as it
+        is committed."""
         rules = self.playbooks.trigger_playbooks()
-        results: list[list[int] | MedicError] = [[] for _ in items]
+        try:
+            results: list[list[int] | MedicError] = self._take_batch(items, rules)
+        except (MedicError, _OneByOne) as exc:
+            if isinstance(exc, MedicError):
+                log.warning("a batch of %d alert events was not taken at once (%s); taking them one by one",
+                            len(items), exc.message)
+        else:
+            if any(results):
+                self.wake()
+            return results
+        results = [[] for _ in items]
         by_alert: dict[int, list[int]] = {}
         for index, event in enumerate(items):
             by_alert.setdefault(event.alert_id, []).append(index)
@@ -138,6 +177,78 @@ class Remediation:
             list(self._takers.map(take_in_order, groups))
         return results
 
+    def _take_batch(self, items: list[events_pb2.AlertEvent], rules: TriggerPlaybooks) -> list[list[int]]:
+        """Every event of the batch in one transaction: the same outcome as
+        ``_take`` for each in turn (see there), with the alerts' counts read
+        and written once and the executions inserted together. Raises
+        ``_OneByOne`` (nothing written) when the breaker would refuse one."""
+        now = self.clock()
+        results: list[list[int]] = [[] for _ in items]
+        with self.db.transaction() as tx:
+            fresh = {r["event_id"] for r in tx.all(REMEMBER_EVENTS, {"ids": [e.event_id for e in items]})}
+            alerts = sorted({e.alert_id for e in items if e.event_id in fresh})
+            if not alerts:
+                return results
+            counts = {r["alert_id"]: r["failures"] for r in tx.all(LOCK_COUNTS, {"alerts": alerts})}
+            started: dict[int, set[int]] = {}
+            for row in tx.all(STARTED_FOR_ALERTS, {"alerts": alerts}):
+                started.setdefault(row["alert_id"], set()).add(row["playbook_id"])
+            counted: dict[int, dict] = {}  # alert -> its row as it will be written
+            wanted: list[tuple[int, NewExecution]] = []
+            for index, event in enumerate(items):
+                if event.event_id not in fresh:
+                    continue
+                fresh.discard(event.event_id)  # a repeat within the batch is taken once too
+                kind = enums.ALERT_EVENT_KIND.names.get(event.kind)
+                if kind not in ("trigger", "reminder", "resolve"):
+                    continue  # an acknowledgement: no failure, nothing to start
+                alert = counted.setdefault(event.alert_id, {
+                    "service": event.service.service_id, "failures": counts.get(event.alert_id), "resolved": False})
+                if kind == "resolve":
+                    alert["failures"] = 0 if alert["failures"] is None else alert["failures"]
+                    alert["resolved"] = True
+                    continue
+                alert["failures"] = 1 if alert["failures"] is None else \
+                    alert["failures"] + (1 if kind == "reminder" else 0)
+                already = started.setdefault(event.alert_id, set())
+                chosen = triggers.choose(rules.rules, (event.service.heartbeat_name, event.service.service_name),
+                                         alert["failures"], already)
+                if chosen is not None:
+                    already.add(chosen)
+                    wanted.append((index, self._new_execution(event, rules.playbooks[chosen], alert["failures"])))
+            ids = sorted(counted)
+            tx.execute(WRITE_COUNTS, {"alerts": ids, "services": [counted[a]["service"] for a in ids],
+                                      "failures": [counted[a]["failures"] for a in ids],
+                                      "resolved": [counted[a]["resolved"] for a in ids], "now": now})
+            rows = self.executions.create_many_in(tx, [new for _, new in wanted], now)
+            if rows is None:
+                raise _OneByOne()
+        created = {(row["alert_id"], row["playbook_id"]): row["execution_id"] for row in rows}
+        for index, new in wanted:
+            execution_id = created.get((new.alert_id, new.playbook["playbook_id"]))
+            if execution_id is not None:
+                results[index] = [execution_id]
+                self._log_start(items[index], new, execution_id)
+        return results
+
+    @staticmethod
+    def _new_execution(event: events_pb2.AlertEvent, playbook: Row, failures: int) -> NewExecution:
+        service = event.service
+        variables = {"SERVICE_NAME": service.service_name, "HEARTBEAT_NAME": service.heartbeat_name,
+                     "SERVICE_ID": service.service_id, "ALERT_ID": event.alert_id,
+                     "TEAM": service.team, "RUNBOOK": service.runbook,
+                     "PRIORITY": enums.PRIORITY.names.get(service.priority, ""),
+                     "CONSECUTIVE_FAILURES": failures}
+        return NewExecution(playbook=playbook, trigger="alert", actor="medic", variables=variables,
+                            service_id=service.service_id, alert_id=event.alert_id)
+
+    @staticmethod
+    def _log_start(event: events_pb2.AlertEvent, new: NewExecution, execution_id: int) -> None:
+        metrics.EXECUTIONS_STARTED.labels("alert").inc()
+        log.info("alert %s (%s, %d consecutive failures) started playbook %r: execution %s", event.alert_id,
+                 event.service.heartbeat_name, new.variables["CONSECUTIVE_FAILURES"], new.playbook["name"],
+                 execution_id)
+
     def _take(self, tx: Tx, event: events_pb2.AlertEvent, rules: TriggerPlaybooks) -> list[int]:
         now = self.clock()
         kind = enums.ALERT_EVENT_KIND.names.get(event.kind)
@@ -157,21 +268,13 @@ class Remediation:
             return []
         # The playbook as the batch read it; one deleted since fails the insert
         # (its reference), and the hand-off sends the event again.
-        playbook = rules.playbooks[chosen]
-        variables = {"SERVICE_NAME": service.service_name, "HEARTBEAT_NAME": service.heartbeat_name,
-                     "SERVICE_ID": service.service_id, "ALERT_ID": event.alert_id,
-                     "TEAM": service.team, "RUNBOOK": service.runbook,
-                     "PRIORITY": enums.PRIORITY.names.get(service.priority, ""),
-                     "CONSECUTIVE_FAILURES": failures}
-        row, refused = self.executions.create_in(tx, NewExecution(
-            playbook=playbook, trigger="alert", actor="medic", variables=variables,
-            service_id=service.service_id, alert_id=event.alert_id), now, breaker_locked=True)
+        new = self._new_execution(event, rules.playbooks[chosen], failures)
+        row, refused = self.executions.create_in(tx, new, now, breaker_locked=True)
         if refused is not None:
-            log.warning("alert %s did not start playbook %r: %s", event.alert_id, playbook["name"], refused.message)
+            log.warning("alert %s did not start playbook %r: %s", event.alert_id, new.playbook["name"],
+                        refused.message)
             return []
         if row is None:
             return []
-        metrics.EXECUTIONS_STARTED.labels("alert").inc()
-        log.info("alert %s (%s, %d consecutive failures) started playbook %r: execution %s", event.alert_id,
-                 service.heartbeat_name, failures, playbook["name"], row["execution_id"])
+        self._log_start(event, new, row["execution_id"])
         return [row["execution_id"]]
