@@ -68,25 +68,40 @@ CLAIM = f"""
 
 STEP_COLUMNS = "execution_id, step_index, name, type, status, started_at, completed_at, attempts, output, error"
 
-BEGIN_STEP = """
+_MOVE_SET = """status = %(status)s, current_step = %(step)s, due_at = %(due)s,
+        started_at = coalesce(started_at, %(now)s), completed_at = %(completed)s, error = %(error)s,
+        updated_at = %(now)s"""
+_MOVE_WHERE = "execution_id = %(id)s AND status IN ('running', 'waiting') AND current_step = %(expected)s"
+
+MOVE = f"UPDATE playbook_executions SET {_MOVE_SET} WHERE {_MOVE_WHERE}"
+
+# The execution moved to its step (still active there) and the step begun, in
+# one statement (one round trip); nothing when it was no longer active.
+MOVE_AND_BEGIN_STEP = f"""
+    WITH moved AS (
+        UPDATE playbook_executions SET {_MOVE_SET} WHERE {_MOVE_WHERE} RETURNING execution_id
+    )
     INSERT INTO playbook_step_results (execution_id, step_index, name, type, status, started_at, attempts)
-    VALUES (%(id)s, %(step)s, %(name)s, %(type)s, 'running', %(now)s, 1)
+    SELECT execution_id, %(step)s, %(name)s, %(type)s, 'running', %(now)s, 1 FROM moved
     ON CONFLICT (execution_id, step_index) DO UPDATE
         SET status = 'running', started_at = %(now)s, attempts = playbook_step_results.attempts + 1,
             completed_at = NULL, output = '', error = ''
 """
 
-FINISH_STEP = """
-    UPDATE playbook_step_results SET status = %(status)s, completed_at = %(now)s, output = %(output)s,
-        error = %(error)s
-    WHERE execution_id = %(id)s AND step_index = %(step)s AND status = 'running'
-"""
-
-MOVE = """
-    UPDATE playbook_executions SET status = %(status)s, current_step = %(step)s, due_at = %(due)s,
-        started_at = coalesce(started_at, %(now)s), completed_at = %(completed)s, error = %(error)s,
-        updated_at = %(now)s
-    WHERE execution_id = %(id)s AND status IN ('running', 'waiting') AND current_step = %(expected)s
+# The step's outcome and the execution's move, in one statement: the execution
+# moves only when this worker finished the step (it was still running).
+FINISH_STEP_AND_MOVE = f"""
+    WITH finished AS (
+        UPDATE playbook_step_results SET status = %(outcome)s, completed_at = %(now)s, output = %(output)s,
+            error = %(step_error)s
+        WHERE execution_id = %(id)s AND step_index = %(index)s AND status = 'running'
+        RETURNING execution_id
+    ), moved AS (
+        UPDATE playbook_executions SET {_MOVE_SET}
+        WHERE {_MOVE_WHERE} AND EXISTS (SELECT 1 FROM finished)
+        RETURNING execution_id
+    )
+    SELECT EXISTS (SELECT 1 FROM finished) AS finished, EXISTS (SELECT 1 FROM moved) AS moved
 """
 
 # A wait or condition step holds no request in flight: a cancel ends it at once.
@@ -205,11 +220,10 @@ class ExecutionStore:
         False when the execution is no longer active (cancelled)."""
         index = execution["current_step"]
         with self.db.transaction() as tx:
-            if not tx.execute(MOVE, {"status": status, "step": index, "due": due_at, "now": now, "expected": index,
-                                     "completed": None, "error": None, "id": execution["execution_id"]}):
+            if not tx.execute(MOVE_AND_BEGIN_STEP, {
+                    "status": status, "step": index, "due": due_at, "now": now, "expected": index, "completed": None,
+                    "error": None, "id": execution["execution_id"], "name": step["name"], "type": step["type"]}):
                 return False
-            tx.execute(BEGIN_STEP, {"id": execution["execution_id"], "step": index, "name": step["name"],
-                                    "type": step["type"], "now": now})
             events.record_event(tx, execution, "step_started", now, step_index=index,
                                 detail=f"{step['type']} step {step['name']!r}")
         return True
@@ -240,17 +254,18 @@ class ExecutionStore:
         # PostgreSQL text cannot hold NUL (a script may print anything).
         output, error = output.replace("\0", "\ufffd"), error.replace("\0", "\ufffd")
         with self.db.transaction() as tx:
-            if not tx.execute(FINISH_STEP, {"status": "completed" if ok else "failed", "now": now, "output": output,
-                                            "error": error, "id": execution_id, "step": index}):
+            done = tx.one(FINISH_STEP_AND_MOVE, {
+                "outcome": "completed" if ok else "failed", "output": output, "step_error": error,
+                "status": status, "step": index + 1 if status != "failed" else index, "due": due, "now": now,
+                "completed": completed, "error": failure, "expected": index, "id": execution_id, "index": index})
+            if not done["finished"]:
                 return None  # finished already (by a worker that took over after a lease ended)
+            moved = done["moved"]
             events.record_event(tx, execution, "step_completed" if ok else "step_failed", now,
                                 step_index=index, detail=f"{step['name']}: {error or 'ok'}",
                                 before={"step": step["name"], "type": step["type"], "status": "running"},
                                 after={"step": step["name"], "type": step["type"],
                                        "status": "completed" if ok else "failed", "error": error})
-            moved = tx.execute(MOVE, {"status": status, "step": index + 1 if status != "failed" else index,
-                                      "due": due, "now": now, "completed": completed, "error": failure,
-                                      "expected": index, "id": execution_id})
             if moved and status in ("completed", "failed"):
                 events.record_event(tx, execution, f"execution_{status}", now,
                                     step_index=index if status == "failed" else None,
