@@ -2,6 +2,7 @@
 """Alert to first remediation step, with many alerts at once (issue 24).
 
     .venv/bin/python bench/remediation.py [--dsn ...] [--alerts 100] [--rounds 3] [--no-limits]
+        [--monitor-batch N] [--workers N]
 
 `medic up` against a fresh database; one playbook whose trigger matches every
 bench service and whose first step is a webhook to a local receiver; then, per
@@ -116,6 +117,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a round waits after the deadline")
     parser.add_argument("--no-limits", action="store_true", help="skip the machine-limit script")
     parser.add_argument("--monitor-batch", type=int, help="MEDIC_MONITOR_BATCH for the run (default: Medic's)")
+    parser.add_argument("--workers", type=int, help="MEDIC_REMEDIATION_WORKERS for the run (default: Medic's)")
     args = parser.parse_args()
 
     receiver = Arrivals(lambda body: str(body.get("alert")), "/remediate")
@@ -124,6 +126,8 @@ def main() -> int:
         env = {"MEDIC_WEBHOOK_ALLOW_PRIVATE": "true"}
         if args.monitor_batch:
             env["MEDIC_MONITOR_BATCH"] = str(args.monitor_batch)
+        if args.workers:
+            env["MEDIC_REMEDIATION_WORKERS"] = str(args.workers)
         with Medic(args.dsn, env_overrides=env) as medic:
             api(medic, "/v2/playbooks", {"yaml": restart_playbook("bench-remediation", receiver.url, "remed-*")})
             for n in range(args.rounds):
