@@ -87,9 +87,10 @@ class Engine:
             self._pending_approval(execution)
             return
         steps = execution["definition"]["steps"]
-        # The current step as committed (begun before a crash, or waiting); a step
-        # this worker moves on to was never begun.
-        result = self.store.step_result(execution["execution_id"], execution["current_step"])
+        # The current step as committed (begun before a crash, or waiting), as the
+        # claim read it; a step this worker moves on to was never begun.
+        result = (None if execution["step_status"] is None
+                  else {"status": execution["step_status"], "started_at": execution["step_started_at"]})
         while execution is not None and execution["status"] in ("running", "waiting"):
             if execution["current_step"] >= len(steps):
                 self.store.fail(execution, "no step left to run", self.clock())

@@ -63,7 +63,11 @@ CLAIM = f"""
     )
     UPDATE playbook_executions e SET due_at = %(now)s + make_interval(secs => %(lease)s)
     FROM due WHERE e.execution_id = due.execution_id
-    RETURNING {_qualified("e")}
+    RETURNING {_qualified("e")},
+        (SELECT r.status FROM playbook_step_results r
+         WHERE r.execution_id = e.execution_id AND r.step_index = e.current_step) AS step_status,
+        (SELECT r.started_at FROM playbook_step_results r
+         WHERE r.execution_id = e.execution_id AND r.step_index = e.current_step) AS step_started_at
 """
 
 STEP_COLUMNS = "execution_id, step_index, name, type, status, started_at, completed_at, attempts, output, error"
@@ -205,13 +209,10 @@ class ExecutionStore:
     # --- the engine's side -------------------------------------------------------------
 
     def claim(self, batch: int, lease_seconds: float, now: dt.datetime) -> list[Row]:
-        """Leases up to ``batch`` due executions (one statement, so one round trip)."""
+        """Leases up to ``batch`` due executions, each with its current step's
+        ``step_status`` and ``step_started_at`` (None: not begun), in one
+        statement (one round trip)."""
         return self.db.all(CLAIM, {"batch": batch, "lease": lease_seconds, "now": now})
-
-    def step_result(self, execution_id: int, step_index: int) -> Row | None:
-        return self.db.one(f"SELECT {STEP_COLUMNS} FROM playbook_step_results "
-                           "WHERE execution_id = %(id)s AND step_index = %(step)s",
-                           {"id": execution_id, "step": step_index})
 
     def begin_step(self, execution: Row, step: dict, now: dt.datetime, *, status: str,
                    due_at: dt.datetime) -> bool:

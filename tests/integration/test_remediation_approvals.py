@@ -20,6 +20,7 @@ from tests.support.authorizers import AllowAll
 from tests.support.receivers import Reply, WebhookReceiver
 from tests.support.playbooks import wait_for_status
 from tests.support.servers import serving
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -218,6 +219,11 @@ def test_a_decided_approval_request_shows_who_decided_instead_of_its_buttons(dat
                 approved, rejected = (stub.ExecutePlaybook(remediation_pb2.ExecutePlaybookRequest(
                     playbook_id=playbook_id)).execution_id for _ in range(2))
                 slack.wait_for(2, timeout=5)
+                # Posted and recorded (where the message is) before anyone decides.
+                for execution_id in (approved, rejected):
+                    wait_for(lambda: "approval_requested" in [e.kind for e in stub.GetExecution(
+                        remediation_pb2.GetExecutionRequest(execution_id=execution_id)).execution.events],
+                        5, "the approval request")
                 stub.ApproveExecution(remediation_pb2.ApproveExecutionRequest(execution_id=approved),
                                       metadata=[("x-medic-actor", "alice")])
                 stub.RejectExecution(remediation_pb2.RejectExecutionRequest(execution_id=rejected),
