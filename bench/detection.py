@@ -22,10 +22,8 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,49 +32,13 @@ import psycopg2  # noqa: E402
 
 from bench.common import (  # noqa: E402
     Medic, command_line, emit_figures, idle_monitor, pct, register_bulk, wait_for_quiet)
+from bench.receivers import Arrivals  # noqa: E402
 from tests.support.databases import migrated_database  # noqa: E402
 
 
-class Arrivals:
-    """A local webhook receiver recording when each alert.triggered arrived."""
-
-    def __init__(self):
-        self.arrived: dict[str, float] = {}
-        self.lock = threading.Lock()
-        arrivals = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self):
-                at = time.time()
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    event = json.loads(body)
-                    if event.get("type") == "alert.triggered":
-                        with arrivals.lock:
-                            arrivals.arrived.setdefault(event["service"]["heartbeat_name"], at)
-                except (ValueError, KeyError):
-                    pass
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/medic"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+def alert_triggered(event: dict) -> str | None:
+    """The heartbeat name of an alert.triggered webhook (the arrivals the benchmark waits for)."""
+    return event["service"]["heartbeat_name"] if event.get("type") == "alert.triggered" else None
 
 
 def api(medic: Medic, method: str, path: str, body: dict) -> dict:
@@ -104,7 +66,7 @@ def silent_services(dsn: str, count: int) -> dict[str, float]:
 
 
 def bench_latency(args) -> dict:
-    receiver = Arrivals()
+    receiver = Arrivals(alert_triggered, "/medic")
     try:
         env = {"MEDIC_WEBHOOK_ALLOW_PRIVATE": "true", **dict(kv.split("=", 1) for kv in args.env)}
         with Medic(args.dsn, env_overrides=env) as medic:

@@ -2,6 +2,7 @@
 """Alert to first remediation step, with many alerts at once (issue 24).
 
     .venv/bin/python bench/remediation.py [--dsn ...] [--alerts 100] [--rounds 3] [--no-limits]
+        [--monitor-batch N] [--workers N]
 
 `medic up` against a fresh database; one playbook whose trigger matches every
 bench service and whose first step is a webhook to a local receiver; then, per
@@ -22,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,44 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg2  # noqa: E402
 
 from bench.common import DEFAULT_DSN, Medic, emit, machine, pct, run_limit, wait_for_quiet  # noqa: E402
+from bench.receivers import Arrivals  # noqa: E402
+from tests.support.playbooks import restart_playbook  # noqa: E402
 
 GOAL_P99_S = 0.5
-
-
-class Receiver:
-    """The webhook step's receiver: when each alert's call arrived (wall clock)."""
-
-    def __init__(self):
-        self.arrived: dict[str, float] = {}
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                at = time.time()
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                with outer.lock:
-                    outer.arrived.setdefault(str(body.get("alert")), at)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/remediate"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def api(medic: Medic, path: str, body: dict) -> dict:
@@ -81,9 +46,10 @@ def api(medic: Medic, path: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def overdue_together(dsn: str, prefix: str, count: int, in_seconds: float) -> None:
+def overdue_together(dsn: str, prefix: str, count: int, in_seconds: float) -> float:
     """``count`` services beating now whose deadlines are all the same instant (their interval
-    is that wait: the monitor checks the deadline against the interval since activation)."""
+    is that wait: the monitor checks the deadline against the interval since activation);
+    returns that instant (epoch seconds)."""
     conn = psycopg2.connect(dsn, options="-c search_path=medic")
     with conn, conn.cursor() as cur:
         cur.execute(
@@ -91,13 +57,16 @@ def overdue_together(dsn: str, prefix: str, count: int, in_seconds: float) -> No
                                      recent_beats, last_heartbeat_at, deadline_at)
                SELECT %s || lpad(n::text, 5, '0'), 'bench', %s, 'up', ARRAY[now()], now(),
                       now() + make_interval(secs => %s)
-               FROM generate_series(0, %s - 1) AS n""", (prefix, int(in_seconds), in_seconds, count))
+               FROM generate_series(0, %s - 1) AS n
+               RETURNING extract(epoch FROM deadline_at)""", (prefix, int(in_seconds), in_seconds, count))
+        deadline = float(cur.fetchone()[0])
     conn.close()
+    return deadline
 
 
 DELAYS = """
     SELECT a.alert_id, extract(epoch FROM a.opened_at) AS opened,
-           extract(epoch FROM r.started_at) AS first_step
+           extract(epoch FROM r.started_at) AS first_step, extract(epoch FROM e.created_at) AS created
     FROM medic.alerts a
     JOIN medic.services s ON s.service_id = a.service_id
     LEFT JOIN medic.playbook_executions e ON e.alert_id = a.alert_id
@@ -106,9 +75,9 @@ DELAYS = """
 """
 
 
-def one_round(medic: Medic, receiver: Receiver, prefix: str, count: int, timeout: float) -> dict:
+def one_round(medic: Medic, receiver: Arrivals, prefix: str, count: int, timeout: float) -> dict:
     load = wait_for_quiet(max_wait=60, quiet=True)
-    overdue_together(medic.dsn, prefix, count, 2.0)
+    overdue_at = overdue_together(medic.dsn, prefix, count, 2.0)
     deadline = time.time() + 2.0 + timeout
     rows: list = []
     while time.time() < deadline:
@@ -122,10 +91,21 @@ def one_round(medic: Medic, receiver: Receiver, prefix: str, count: int, timeout
         time.sleep(0.5)
     delays = sorted(float(r[2]) - float(r[1]) for r in rows if r[2] is not None)
     arrivals = sorted(receiver.arrived[str(r[0])] - float(r[1]) for r in rows if str(r[0]) in receiver.arrived)
+    # Where the time goes: the hand-off and the taking of the event (alert opened ->
+    # execution created), then the engine (created -> first step started).
+    taken = sorted(float(r[3]) - float(r[1]) for r in rows if r[3] is not None)
+    engine = sorted(float(r[2]) - float(r[3]) for r in rows if r[2] is not None and r[3] is not None)
+    # From the services' deadline (one instant for all): what a person waits, monitor pass included.
+    from_deadline = sorted(float(r[2]) - overdue_at for r in rows if r[2] is not None)
     return {"figure": "alert_to_first_step_started", "alerts": count, "alerts_opened": len(rows),
             "first_steps_started": len(delays), "p50_s": round(pct(delays, 50), 3),
             "p99_s": round(pct(delays, 99), 3), "max_s": round(delays[-1], 3) if delays else None,
             "webhook_arrived_p99_s": round(pct(arrivals, 99), 3) if arrivals else None,
+            "opened_to_created_min_s": round(taken[0], 3) if taken else None,
+            "opened_to_created_p50_s": round(pct(taken, 50), 3) if taken else None,
+            "opened_to_created_p99_s": round(pct(taken, 99), 3) if taken else None,
+            "created_to_first_step_p99_s": round(pct(engine, 99), 3) if engine else None,
+            "deadline_to_first_step_p99_s": round(pct(from_deadline, 99), 3) if from_deadline else None,
             "goal_p99_s": GOAL_P99_S, "load1": load}
 
 
@@ -136,29 +116,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a round waits after the deadline")
     parser.add_argument("--no-limits", action="store_true", help="skip the machine-limit script")
+    parser.add_argument("--monitor-batch", type=int, help="MEDIC_MONITOR_BATCH for the run (default: Medic's)")
+    parser.add_argument("--workers", type=int, help="MEDIC_REMEDIATION_WORKERS for the run (default: Medic's)")
     args = parser.parse_args()
 
-    receiver = Receiver()
+    receiver = Arrivals(lambda body: str(body.get("alert")), "/remediate")
     results = []
     try:
         env = {"MEDIC_WEBHOOK_ALLOW_PRIVATE": "true"}
+        if args.monitor_batch:
+            env["MEDIC_MONITOR_BATCH"] = str(args.monitor_batch)
+        if args.workers:
+            env["MEDIC_REMEDIATION_WORKERS"] = str(args.workers)
         with Medic(args.dsn, env_overrides=env) as medic:
-            api(medic, "/v2/playbooks", {"yaml": f"""
-name: bench-remediation
-trigger:
-  service_pattern: "remed-*"
-  consecutive_failures: 1
-steps:
-  - name: restart
-    type: webhook
-    url: {receiver.url}
-    body:
-      service: ${{SERVICE_NAME}}
-      alert: ${{ALERT_ID}}
-  - name: settle
-    type: wait
-    duration: 1s
-"""})
+            api(medic, "/v2/playbooks", {"yaml": restart_playbook("bench-remediation", receiver.url, "remed-*")})
             for n in range(args.rounds):
                 row = one_round(medic, receiver, f"remed-{n}-", args.alerts, args.timeout)
                 row["round"] = n + 1

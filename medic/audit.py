@@ -43,9 +43,11 @@ SERVICE_ACTIONS = ("register", "edit", "activate", "deactivate", "mute", "unmute
                    "team_change", "bulk_edit", "delete", "restore")
 # Any other resource.
 GENERIC_ACTIONS = ("create", "update", "delete", "revoke", "set_rate_limits", "retry", "acknowledge")
-# A remediation run's steps (the original's audit log, issue 24 fills them).
+# A remediation run's steps (the original's audit log), a cancel, and a trip of
+# the remediation circuit breaker (services/remediation/events.py, breaker.py).
 REMEDIATION_ACTIONS = ("execution_started", "step_completed", "step_failed", "approval_requested",
-                       "approved", "rejected", "execution_completed", "execution_failed")
+                       "approved", "rejected", "execution_completed", "execution_failed", "cancelled",
+                       "circuit_breaker_tripped")
 ACTION_TYPES: tuple[str, ...] = tuple(dict.fromkeys(SERVICE_ACTIONS + GENERIC_ACTIONS + REMEDIATION_ACTIONS))
 
 # Service actions that take a snapshot first (the original's list: every

@@ -39,6 +39,7 @@ class StepStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STEP_STATUS_COMPLETED: _ClassVar[StepStatus]
     STEP_STATUS_FAILED: _ClassVar[StepStatus]
     STEP_STATUS_SKIPPED: _ClassVar[StepStatus]
+    STEP_STATUS_CANCELLED: _ClassVar[StepStatus]
 APPROVAL_MODE_UNSPECIFIED: ApprovalMode
 APPROVAL_MODE_NONE: ApprovalMode
 APPROVAL_MODE_REQUIRED: ApprovalMode
@@ -57,6 +58,7 @@ STEP_STATUS_RUNNING: StepStatus
 STEP_STATUS_COMPLETED: StepStatus
 STEP_STATUS_FAILED: StepStatus
 STEP_STATUS_SKIPPED: StepStatus
+STEP_STATUS_CANCELLED: StepStatus
 
 class Playbook(_message.Message):
     __slots__ = ("playbook_id", "name", "description", "yaml", "approval", "approval_timeout_minutes", "version", "service_pattern", "consecutive_failures", "step_count", "created_at", "updated_at")

@@ -209,7 +209,8 @@ class RemediationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeletePlaybook(self, request, context):
-        """Deletes a playbook; its executions are cancelled and kept.
+        """Deletes a playbook. Its executions are kept, and those that have not
+        ended go on with the document they started with (CancelExecution stops one).
         Errors: NOT_FOUND.
         Scope: admin.
         """
@@ -278,8 +279,9 @@ class RemediationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelExecution(self, request, context):
-        """Cancels an execution that has not ended: no further step starts (a step
-        already running finishes, its outcome recorded).
+        """Cancels an execution that has not ended: no further step starts; a wait or
+        condition step it was waiting in ends CANCELLED; a webhook or script step
+        already running finishes, its outcome recorded.
         Errors: NOT_FOUND; FAILED_PRECONDITION (it has ended already).
         Scope: write.
         """

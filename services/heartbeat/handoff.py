@@ -23,7 +23,6 @@ every event once it is back.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -31,9 +30,9 @@ import grpc
 
 from medic import tracing
 from medic.db import Database, Row
-from medic.errors import MedicError
 from medic.retry import RetrySchedule
 from medic.v1 import routing_pb2
+from medic.workers import Workers
 from services.heartbeat import metrics
 from services.heartbeat.outbox_store import OutboxStore
 from services.heartbeat.routing_client import refusal, route_alerts_request
@@ -63,19 +62,17 @@ class Dispatcher:
         self.destination = destination
         self.handoffs = metrics.HANDOFFS if destination == "routing" else metrics.REMEDIATION_HANDOFFS
         self.batch = batch
-        self.workers = workers
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self._wake = threading.Condition()
-        self._pending_wakes = 0
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        # Worker 0 polls (for notifications other processes wrote); the others
+        # sleep until woken, so an idle monitor makes one cheap query per poll.
+        self._workers = Workers(f"handoff-{destination}", workers, self._work,
+                                lambda n: poll_seconds if n == 0 else max(poll_seconds, 5.0))
+        self._measured = 0.0
 
     def wake(self) -> None:
         """New notifications were committed by this process: hand them off now."""
-        with self._wake:
-            self._pending_wakes = self.workers
-            self._wake.notify_all()
+        self._workers.wake()
 
     def dispatch_once(self, batch: int | None = None) -> int:
         """Claims up to ``batch`` notifications, hands them to routing in one call
@@ -128,40 +125,17 @@ class Dispatcher:
     # --- threads ------------------------------------------------------------------
 
     def start(self) -> None:
-        for n in range(self.workers):
-            thread = threading.Thread(target=self._run, args=(n,), name=f"handoff-{self.destination}-{n}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._workers.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.wake()
-        for thread in self._threads:
-            thread.join(timeout)
+        self._workers.stop(timeout)
 
-    def _run(self, number: int) -> None:
-        # Worker 0 polls (for notifications other processes wrote); the others
-        # sleep until woken, so an idle monitor makes one cheap query per poll.
-        idle_wait = self.poll_seconds if number == 0 else max(self.poll_seconds, 5.0)
-        measured = 0.0
-        while not self._stop.is_set():
-            try:
-                handed = self.dispatch_once()
-                if number == 0 and time.monotonic() - measured >= BACKLOG_EVERY_SECONDS:
-                    measured = time.monotonic()
-                    self.measure_backlog()
-            except MedicError as exc:
-                log.warning("hand-off pass failed: %s", exc.message)
-                handed = 0
-            except Exception:
-                log.exception("hand-off pass failed")
-                handed = 0
+    def _work(self, number: int) -> int:
+        handed = self.dispatch_once()
+        if number == 0:
+            if time.monotonic() - self._measured >= BACKLOG_EVERY_SECONDS:
+                self._measured = time.monotonic()
+                self.measure_backlog()
             if handed:
-                if number == 0:
-                    self.wake()  # there is work: bring the others in
-                continue
-            with self._wake:
-                if self._pending_wakes == 0:
-                    self._wake.wait(idle_wait)
-                self._pending_wakes = max(self._pending_wakes - 1, 0)
+                self.wake()  # there is work: bring the others in
+        return handed

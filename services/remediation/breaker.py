@@ -2,7 +2,8 @@
 sliding window of ``window_seconds``; the next one is refused.
 
 The first refusal trips the breaker: a row in ``remediation_breaker_trips``
-(open until the oldest counted execution leaves the window), an error log line
+(open until the oldest counted execution leaves the window), an audit event
+(``circuit_breaker_tripped``, in the same transaction), an error log line
 and ``medic_remediation_circuit_breaker_trips_total`` (which the Prometheus rule
 MedicRemediationCircuitBreakerTripped alerts on), once per trip. Refusals while
 it is open are only counted on that row. Every execution counts (by alert, by
@@ -14,6 +15,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from medic import audit
 from medic.db import Tx
 from medic.errors import FailedPrecondition
 from services.remediation import metrics
@@ -44,6 +46,20 @@ NEW_TRIP = """
 """
 
 
+# The same for a burst: the services' locks in one statement, in id order (as any
+# two bursts take them), then their counts.
+LOCK_MANY = """
+    SELECT pg_advisory_xact_lock(hashtextextended('medic-remediation-breaker:' || s, 0))
+    FROM unnest(%(services)s::bigint[]) AS s
+"""
+
+IN_WINDOW_MANY = """
+    SELECT service_id, count(*) AS n FROM playbook_executions
+    WHERE service_id = ANY(%(services)s::bigint[]) AND created_at > %(since)s
+    GROUP BY service_id
+"""
+
+
 class CircuitOpen(FailedPrecondition):
     pass
 
@@ -57,10 +73,29 @@ class BreakerPolicy:
     max_executions: int
     window_seconds: float
 
-    def check(self, tx: Tx, service_id: int, playbook_id: int, now: dt.datetime) -> CircuitOpen | None:
+    def would_refuse(self, tx: Tx, service_ids: list[int], now: dt.datetime) -> bool:
+        """Whether starting one execution for each of ``service_ids`` (a service
+        may appear more than once) would be refused for any; the services stay
+        locked until ``tx`` ends, so the answer holds for its inserts."""
+        services = sorted(set(service_ids))
+        if not services:
+            return False
+        tx.execute(LOCK_MANY, {"services": services})
+        counts = {r["service_id"]: r["n"] for r in tx.all(IN_WINDOW_MANY, {
+            "services": services, "since": now - dt.timedelta(seconds=self.window_seconds)})}
+        for service_id in service_ids:
+            if is_open(counts.get(service_id, 0), self.max_executions):
+                return True
+            counts[service_id] = counts.get(service_id, 0) + 1
+        return False
+
+    def check(self, tx: Tx, service_id: int, playbook_id: int, now: dt.datetime, *,
+              locked: bool = False) -> CircuitOpen | None:
         """None when another execution for the service may start now; else the
-        refusal (the trip recorded, in ``tx``)."""
-        tx.execute(LOCK, {"service": service_id})
+        refusal (the trip recorded, in ``tx``). ``locked``: an earlier statement
+        of ``tx`` took ``LOCK`` already."""
+        if not locked:
+            tx.execute(LOCK, {"service": service_id})
         window = dt.timedelta(seconds=self.window_seconds)
         counted = tx.one(IN_WINDOW, {"service": service_id, "since": now - window})
         if not is_open(counted["n"], self.max_executions):
@@ -71,6 +106,11 @@ class BreakerPolicy:
             trip = tx.one(NEW_TRIP, {"service": service_id, "playbook": playbook_id, "now": now,
                                      "until": counted["oldest"] + window})
             metrics.BREAKER_TRIPS.inc()
+            audit.record(tx, source="remediation", action_type="circuit_breaker_tripped", resource="circuit_breaker",
+                         resource_id=service_id, service_id=service_id, who=audit.SYSTEM,
+                         after={"open_until": trip["open_until"], "executions_in_window": counted["n"],
+                                "max_executions": self.max_executions, "window_seconds": self.window_seconds},
+                         details={"refused_playbook_id": playbook_id})
             log.error("circuit breaker tripped for service %s: %d executions in the last %g s "
                       "(limit %d); executions for it are refused until %s", service_id, counted["n"],
                       self.window_seconds, self.max_executions, trip["open_until"].isoformat())

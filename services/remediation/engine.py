@@ -16,17 +16,19 @@ approved by itself. Times come from ``clock`` (tests move it).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from medic.db import Row
 from medic.errors import MedicError
+from medic.workers import Workers
 from services.remediation import metrics
-from services.remediation.execution_store import ExecutionStore
+from services.remediation.execution_store import TIMEOUT, ExecutionStore
 from services.remediation.steps import Outcome, Request, WebhookSender, heartbeat_received
 from services.remediation.variables import redact, secret_names, substitute
 
@@ -40,28 +42,25 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+@dataclass(eq=False)
 class Engine:
-    def __init__(self, store: ExecutionStore, sender: WebhookSender, *,
-                 last_heartbeat: Callable[[int], dt.datetime | None],
-                 secret: Callable[[str], str | None] = lambda name: None,
-                 run_script: Callable[[dict, dict, float], Outcome] | None = None,
-                 post_approval: Callable[[Row], None] | None = None,
-                 clock: Callable[[], dt.datetime] = utc_now, workers: int = 8,
-                 poll_seconds: float = 0.2, condition_poll_seconds: float = 1.0):
-        self.store = store
-        self.sender = sender
-        self.last_heartbeat = last_heartbeat
-        self.secret = secret
-        self.run_script = run_script
-        self.post_approval = post_approval
-        self.clock = clock
-        self.workers = workers
-        self.poll_seconds = poll_seconds
-        self.condition_poll_seconds = condition_poll_seconds
-        self._wake = threading.Condition()
-        self._pending_wakes = 0
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+    store: ExecutionStore
+    sender: WebhookSender
+    _: KW_ONLY
+    last_heartbeat: Callable[[int], dt.datetime | None]
+    secret: Callable[[str], str | None] = lambda name: None
+    run_script: Callable[[dict, dict, float], Outcome] | None = None
+    post_approval: Callable[[Row], tuple[str, str] | None] | None = None
+    announce_decision: Callable[[Row, str, str], None] | None = None
+    clock: Callable[[], dt.datetime] = utc_now
+    workers: int = 8
+    poll_seconds: float = 0.2
+    condition_poll_seconds: float = 1.0
+
+    def __post_init__(self):
+        # Announcing a decision (Slack) never delays the decision nor a worker.
+        self._announcer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="remediation-announce")
+        self._workers = Workers("remediation", self.workers, lambda n: self.run_once(), lambda n: self.poll_seconds)
 
     # --- one pass ----------------------------------------------------------------------
 
@@ -88,11 +87,16 @@ class Engine:
             self._pending_approval(execution)
             return
         steps = execution["definition"]["steps"]
+        # The current step as committed (begun before a crash, or waiting), as the
+        # claim read it; a step this worker moves on to was never begun.
+        result = (None if execution["step_status"] is None
+                  else {"status": execution["step_status"], "started_at": execution["step_started_at"]})
         while execution is not None and execution["status"] in ("running", "waiting"):
             if execution["current_step"] >= len(steps):
                 self.store.fail(execution, "no step left to run", self.clock())
                 return
-            execution = self._advance_step(execution, steps[execution["current_step"]])
+            execution = self._advance_step(execution, steps[execution["current_step"]], result)
+            result = None
 
     def _pending_approval(self, execution: Row) -> None:
         now = self.clock()
@@ -100,21 +104,23 @@ class Engine:
         if deadline is not None and now >= deadline:
             try:
                 # Due at once: a worker claims it (and leases it) like any other.
-                self.store.approve(execution["execution_id"], "timeout", now)
+                approved = self.store.approve(execution["execution_id"], TIMEOUT, now)
             except MedicError:  # decided meanwhile
                 return
+            self.decided(approved, "approved", TIMEOUT)
             metrics.PENDING_APPROVAL.set(self.store.pending_approvals())
             return
+        message = None
         if execution["approval_posted_at"] is None and self.post_approval is not None:
-            self.post_approval(execution)  # raises to retry after the lease
-        self.store.approval_posted(execution["execution_id"], now)
+            message = self.post_approval(execution)  # raises to retry after the lease
+        self.store.approval_posted(execution, now, message)
         metrics.PENDING_APPROVAL.set(self.store.pending_approvals())
 
-    def _advance_step(self, execution: Row, step: dict) -> Row | None:
-        """Does what the current step needs now; returns the execution to go on
-        with, or None when it waits (or ended)."""
+    def _advance_step(self, execution: Row, step: dict, result: Row | None) -> Row | None:
+        """Does what the current step needs now (``result``: its committed
+        state, if it was begun); returns the execution to go on with, or None
+        when it waits (or ended)."""
         now = self.clock()
-        result = self.store.step_result(execution["execution_id"], execution["current_step"])
         kind = step["type"]
         if kind in ("wait", "condition"):
             if result is None or result["status"] != "running":
@@ -122,6 +128,8 @@ class Engine:
                 until = now + dt.timedelta(seconds=step["duration_seconds"] if kind == "wait" else CLAIM_LEASE_SECONDS)
                 if not self.store.begin_step(execution, step, now, status="waiting", due_at=until):
                     return None
+                if kind == "wait" and until > now:
+                    return None  # begun as due at its end: nothing more to do now
                 started = now
             else:
                 started = result["started_at"]
@@ -232,39 +240,28 @@ class Engine:
             return Outcome(False, error=redact(f"unexpected error: {type(exc).__name__}", values))
         return Outcome(False, error=f"unknown step type {step['type']!r}")
 
+    def decided(self, execution: Row, outcome: str, by: str) -> None:
+        """A decision (approved, rejected, cancelled while waiting for approval)
+        was committed: show it where the request was posted, in the background."""
+        if self.announce_decision is not None and execution.get("approval_message_ts"):
+            self._announcer.submit(self._announce, execution, outcome, by)
+
+    def _announce(self, execution: Row, outcome: str, by: str) -> None:
+        try:
+            self.announce_decision(execution, outcome, by)
+        except MedicError as exc:
+            log.warning("execution %s: the approval request was not updated: %s", execution["execution_id"],
+                        exc.message)
+
     # --- threads -----------------------------------------------------------------------
 
     def wake(self) -> None:
         """An execution became due (started, approved): work on it now."""
-        with self._wake:
-            self._pending_wakes = self.workers
-            self._wake.notify_all()
+        self._workers.wake()
 
     def start(self) -> None:
-        for n in range(self.workers):
-            thread = threading.Thread(target=self._loop, name=f"remediation-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._workers.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.wake()
-        for thread in self._threads:
-            thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                claimed = self.run_once()
-            except MedicError as exc:
-                log.warning("remediation pass failed: %s", exc.message)
-                claimed = 0
-            except Exception:
-                log.exception("remediation pass failed")
-                claimed = 0
-            if claimed:
-                continue
-            with self._wake:
-                if self._pending_wakes == 0:
-                    self._wake.wait(self.poll_seconds)
-                self._pending_wakes = max(self._pending_wakes - 1, 0)
+        self._workers.stop(timeout)
+        self._announcer.shutdown(wait=False, cancel_futures=True)

@@ -25,8 +25,9 @@ import re
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from medic import audit
 from medic.config import ConfigError
-from medic.db import Database, Row
+from medic.db import Database, Row, Tx
 from medic.errors import FailedPrecondition, InvalidArgument, NotFound
 
 NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -79,6 +80,11 @@ class Keyring:
             raise FailedPrecondition(f"secret {name!r} does not open with its key (corrupted?)") from None
 
 
+def _audit(tx: Tx, action: str, before: dict | None, after: dict | None) -> None:
+    audit.record(tx, source="remediation", action_type=action, resource="secret", resource_id=(after or before)["name"],
+                 before=before, after=after, secrets=("value",))
+
+
 class SecretStore:
     def __init__(self, db: Database, keyring: Keyring):
         self.db = db
@@ -90,18 +96,27 @@ class SecretStore:
         if not value:
             raise InvalidArgument("value is required")
         nonce, ciphertext, sealed_by = self.keyring.seal(name, value)
-        return self.db.one("""
-            INSERT INTO remediation_secrets (name, nonce, ciphertext, key_id) VALUES (%(n)s, %(nonce)s, %(c)s, %(k)s)
-            ON CONFLICT (name) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,
-                key_id = EXCLUDED.key_id, updated_at = now()
-            RETURNING name, created_at, updated_at""", {"n": name, "nonce": nonce, "c": ciphertext, "k": sealed_by})
+        with self.db.transaction() as tx:
+            row = tx.one("""
+                INSERT INTO remediation_secrets (name, nonce, ciphertext, key_id)
+                VALUES (%(n)s, %(nonce)s, %(c)s, %(k)s)
+                ON CONFLICT (name) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,
+                    key_id = EXCLUDED.key_id, updated_at = now()
+                RETURNING name, created_at, updated_at, xmax = 0 AS created""",
+                         {"n": name, "nonce": nonce, "c": ciphertext, "k": sealed_by})
+            # The value itself never reaches the log: only that it changed (medic.audit.redact).
+            _audit(tx, "create" if row["created"] else "update", None if row["created"] else {"name": name},
+                   {"name": name, "value": value})
+        return row
 
     def list(self) -> list[Row]:
         return self.db.all("SELECT name, created_at, updated_at FROM remediation_secrets ORDER BY name")
 
     def delete(self, name: str) -> None:
-        if not self.db.execute("DELETE FROM remediation_secrets WHERE name = %(n)s", {"n": name}):
-            raise NotFound(f"no secret named {name!r}")
+        with self.db.transaction() as tx:
+            if not tx.execute("DELETE FROM remediation_secrets WHERE name = %(n)s", {"n": name}):
+                raise NotFound(f"no secret named {name!r}")
+            _audit(tx, "delete", {"name": name}, None)
 
     def value(self, name: str) -> str | None:
         """The secret's value (for the engine only); None when there is none."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from google.protobuf import json_format
 
-from medic import enums
+from medic import audit, enums
 from medic.db import Row
 from medic.errors import InvalidArgument, MedicError
 from medic.interceptors import current_identity
@@ -98,6 +98,12 @@ def _actor() -> str:
     return current_identity().principal
 
 
+def _decider() -> str:
+    """Who decided, for people: a Slack user as such, else the caller's X-Actor or key name."""
+    principal = current_identity().principal
+    return principal if principal.startswith("slack:") else audit.current_who().label
+
+
 class RemediationServicer(remediation_pb2_grpc.RemediationServiceServicer):
     def __init__(self, playbooks: PlaybookStore, executions: ExecutionStore, remediation: Remediation,
                  engine: Engine, secrets: SecretStore):
@@ -177,16 +183,20 @@ class RemediationServicer(remediation_pb2_grpc.RemediationServiceServicer):
         return execution_to_pb(*self.executions.get(execution_id))
 
     def ApproveExecution(self, request, context):
-        self.executions.approve(request.execution_id, _actor(), self.engine.clock())
+        row = self.executions.approve(request.execution_id, _actor(), self.engine.clock())
         self.engine.wake()
+        self.engine.decided(row, "approved", _decider())
         return remediation_pb2.ApproveExecutionResponse(execution=self._full(request.execution_id))
 
     def RejectExecution(self, request, context):
-        self.executions.reject(request.execution_id, _actor(), self.engine.clock())
+        row = self.executions.reject(request.execution_id, _actor(), self.engine.clock())
+        self.engine.decided(row, "rejected", _decider())
         return remediation_pb2.RejectExecutionResponse(execution=self._full(request.execution_id))
 
     def CancelExecution(self, request, context):
-        self.executions.cancel(request.execution_id, _actor(), self.engine.clock())
+        row = self.executions.cancel(request.execution_id, _actor(), self.engine.clock())
+        if row["previous_status"] == "pending_approval":
+            self.engine.decided(row, "cancelled", _decider())
         return remediation_pb2.CancelExecutionResponse(execution=self._full(request.execution_id))
 
     # --- the hand-off --------------------------------------------------------------------

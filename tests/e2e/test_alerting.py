@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.system import System
 from tests.support.receivers import PagerDutyReceiver, Reply, SlackReceiver, WebhookReceiver
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,16 +40,6 @@ def system_factory(database_url, tmp_path):
     yield make
     for system in started:
         system.stop_all()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_silent_service_triggers_slack_pagerduty_and_webhook_then_resolves(system_factory, receivers):

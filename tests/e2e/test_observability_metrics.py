@@ -4,7 +4,6 @@ delivered to a local Slack and resolved, a rejected key, rate-limited requests."
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import yaml
 from tests.support.system import start_medic
 from tests.support.receivers import SlackReceiver
 from tests.support.promql import metric_names, scraped_names
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -37,13 +37,6 @@ def used_names() -> dict[str, set[str]]:
             for name in metric_names(target["expr"]):
                 used.setdefault(name, set()).add(f"panel {panel['title']}")
     return used
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 import requests
 
+from tests.support.playbooks import restart_playbook
 from tests.support.receivers import WebhookReceiver
 from tests.support.system import start_medic
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 ENV = {"MEDIC_WEBHOOK_ALLOW_PRIVATE": "true", "MEDIC_MONITOR_TICK_SECONDS": "0.2",
        "MEDIC_HANDOFF_POLL_SECONDS": "0.1", "MEDIC_REMEDIATION_CONDITION_POLL_SECONDS": "0.2"}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 class Api:
@@ -55,28 +46,13 @@ def test_a_down_service_is_remediated_and_its_alert_resolves(tmp_path, database_
         key_file = tmp_path / "data" / "secrets.key"
         assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_text().strip()) == 44
         api = Api(medic)
-        api("POST", "/v2/playbooks", json={"yaml": f"""
-name: restart-workers
-description: Restart a worker that stopped sending heartbeats
-approval: none
-trigger:
-  service_pattern: "worker-*"
-  consecutive_failures: 1
-steps:
-  - name: restart
-    type: webhook
-    url: {receiver.url}/restart
-    body:
-      service: ${{SERVICE_NAME}}
-      alert: ${{ALERT_ID}}
-  - name: settle
-    type: wait
-    duration: 1s
+        api("POST", "/v2/playbooks", json={"yaml": restart_playbook("restart-workers", f"{receiver.url}/restart",
+                                                                   "worker-*", """\
   - name: verify
     type: condition
     check: heartbeat_received
     timeout: 30s
-"""})
+""")})
         api("POST", "/service", json={"heartbeat_name": "worker-eu-1", "service_name": "worker-eu-1",
                                       "alert_interval_seconds": 2})
         api("POST", "/service", json={"heartbeat_name": "api-eu-1", "service_name": "api-eu-1",
@@ -106,6 +82,13 @@ steps:
         assert [(e["kind"], e.get("step_index")) for e in done["events"]] == [
             ("execution_started", None), ("step_started", 0), ("step_completed", 0), ("step_started", 1),
             ("step_completed", 1), ("step_started", 2), ("step_completed", 2), ("execution_completed", None)]
+        # And the audit log shows every step, in order, as Medic's doing.
+        audited = api("GET", "/v2/audit-logs", params={"execution_id": execution["execution_id"]})["entries"]
+        assert [(e["action_type"], e["details"].get("step_index"), e["actor"]) for e in reversed(audited)] == [
+            ("execution_started", None, "medic"), ("step_completed", 0, "medic"), ("step_completed", 1, "medic"),
+            ("step_completed", 2, "medic"), ("execution_completed", None, "medic")]
+        assert [e["after"]["step"] for e in reversed(audited) if e["action_type"] == "step_completed"] == [
+            "restart", "settle", "verify"]
         wait_for(lambda: not [a for a in api("GET", "/alerts", params={"active": "1"})
                               if a["alert_id"] == alert["alert_id"]], 10, "the alert to resolve")
         # api-eu-1 matched no playbook: it stays down and nothing else ran.

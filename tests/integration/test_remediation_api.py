@@ -7,21 +7,14 @@ import time
 
 import pytest
 
+from tests.support.playbooks import wait_for_status
 from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.waiting import wait_for
 
 
 def service_id(http, name="web") -> int:
     body = {"heartbeat_name": name, "service_name": f"{name} service", "alert_interval": 60}
     return http.post("/service", json=body).json()["results"][0]["service_id"]
-
-
-def wait_for_status(http, execution_id: int, *statuses: str, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = http.get(f"/v2/executions/{execution_id}").json()["results"]
-        if execution["status"] in statuses or time.monotonic() > deadline:
-            return execution
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -168,6 +161,9 @@ def test_a_rejected_execution_runs_no_step(http, receiver):
     playbook_id = http.post("/v2/playbooks", json={"yaml": playbook(receiver.url, approval="required")}).json()[
         "results"]["playbook_id"]
     execution_id = http.post(f"/v2/playbooks/{playbook_id}/execute", json={}).json()["results"]["execution_id"]
+    # Approval is requested by the engine (posted to Slack when configured), at once.
+    wait_for(lambda: "approval_requested" in [e["kind"] for e in http.get(f"/v2/executions/{execution_id}").json()[
+        "results"]["events"]], 10, "the approval request")
     rejected = http.post(f"/v2/executions/{execution_id}/reject").json()["results"]
     assert rejected["status"] == "rejected"
     assert [e["kind"] for e in rejected["events"]] == ["execution_started", "approval_requested", "rejected"]
@@ -188,7 +184,8 @@ def test_cancel_stops_an_execution_before_its_next_step(http, receiver):
     # A name with no value (no service) stays as written.
     assert [r.path for r in receiver.requests] == ["/restart/$%7BSERVICE_NAME%7D"]
     execution = http.get(f"/v2/executions/{execution_id}").json()["results"]
-    assert [s["status"] for s in execution["steps"]] == ["completed", "running", "pending"]
+    # The wait it was in ends with it; the step after it never starts.
+    assert [s["status"] for s in execution["steps"]] == ["completed", "cancelled", "pending"]
 
 
 def test_manual_execution_is_limited_to_10_a_minute_per_key(http, receiver):

@@ -18,7 +18,9 @@ from services.remediation import app as remediation_app
 from tests.integration.conftest import SLACK_SIGNING_SECRET, WEBHOOK_SECRET
 from tests.support.authorizers import AllowAll
 from tests.support.receivers import Reply, WebhookReceiver
+from tests.support.playbooks import wait_for_status
 from tests.support.servers import serving
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -32,15 +34,6 @@ def create_playbook(http, url: str, approval: str = "none", name: str = "fix") -
     created = http.post("/v2/playbooks", json={"yaml": document})
     assert created.status_code == 201, created.text
     return created.json()["results"]["playbook_id"]
-
-
-def wait_for_status(http, execution_id: int, *statuses: str, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = http.get(f"/v2/executions/{execution_id}").json()["results"]
-        if execution["status"] in statuses or time.monotonic() > deadline:
-            return execution
-        time.sleep(0.1)
 
 
 def slack_click(http, execution_id: int, action: str = "approve_playbook", *, secret=SLACK_SIGNING_SECRET,
@@ -209,3 +202,39 @@ def test_an_approval_request_is_posted_to_slack_with_both_buttons(database_url, 
         ("approve_playbook", str(execution_id)), ("reject_playbook", str(execution_id))]
     time.sleep(0.3)
     assert len(slack.requests) == 2  # posted once it succeeded, not again
+
+
+def test_a_decided_approval_request_shows_who_decided_instead_of_its_buttons(database_url, db):
+    from tests.support.receivers import SlackReceiver
+
+    with SlackReceiver() as slack:
+        settings = Settings(database_url=database_url, slack_api_url=slack.url, slack_token="xoxb-approvals",
+                            slack_approval_channel="C0APPROVALS", remediation_poll_seconds=0.05)
+        with serving(remediation_app.build(settings, db), AllowAll()) as running:
+            with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                stub = remediation_pb2_grpc.RemediationServiceStub(channel)
+                document = "name: careful\napproval: required\nsteps:\n  - name: pause\n    type: wait\n" \
+                           "    duration: 1s\n"
+                playbook_id = stub.CreatePlaybook(remediation_pb2.CreatePlaybookRequest(yaml=document)).playbook_id
+                approved, rejected = (stub.ExecutePlaybook(remediation_pb2.ExecutePlaybookRequest(
+                    playbook_id=playbook_id)).execution_id for _ in range(2))
+                slack.wait_for(2, timeout=5)
+                # Posted and recorded (where the message is) before anyone decides.
+                for execution_id in (approved, rejected):
+                    wait_for(lambda: "approval_requested" in [e.kind for e in stub.GetExecution(
+                        remediation_pb2.GetExecutionRequest(execution_id=execution_id)).execution.events],
+                        5, "the approval request")
+                stub.ApproveExecution(remediation_pb2.ApproveExecutionRequest(execution_id=approved),
+                                      metadata=[("x-medic-actor", "alice")])
+                stub.RejectExecution(remediation_pb2.RejectExecutionRequest(execution_id=rejected),
+                                     metadata=[("x-medic-actor", "bob")])
+                updates = [r for r in slack.wait_for(4, timeout=5) if r.path.endswith("/chat.update")]
+    # The default answer of the stand-in: every message was posted as C0 / 1700000000.000100.
+    decided = {}
+    for update in updates:
+        message = update.json()
+        assert (message["channel"], message["ts"]) == ("C0", "1700000000.000100")
+        assert not [b for b in message["blocks"] if b["type"] == "actions"]
+        execution_id = int(message["blocks"][1]["text"]["text"].split("*Execution ID:* `")[1].rstrip("`"))
+        decided[execution_id] = message["blocks"][-1]["elements"][0]["text"]
+    assert decided == {approved: "Approved by alice", rejected: "Rejected by bob"}

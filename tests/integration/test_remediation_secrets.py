@@ -1,5 +1,6 @@
 """Step secrets: sealed at rest, substituted into the step, and never in an API
-answer, a log line or an execution event; key rotation; the CLI's playbook commands."""
+answer, a log line, an execution event or the audit log; key rotation; the CLI's
+playbook commands."""
 from __future__ import annotations
 
 import base64
@@ -33,8 +34,9 @@ def echoing_receiver():
 
 def test_a_secret_reaches_the_receiver_and_nowhere_else(http, db, echoing_receiver, caplog):
     caplog.set_level(logging.DEBUG)
-    stored = http.request("PUT", "/v2/secrets/RESTART_TOKEN", json={"value": SECRET})
-    assert stored.status_code == 200, stored.text
+    first = http.request("PUT", "/v2/secrets/RESTART_TOKEN", json={"value": "first-" + SECRET})
+    stored = http.request("PUT", "/v2/secrets/RESTART_TOKEN", json={"value": SECRET})  # replaced
+    assert first.status_code == stored.status_code == 200, stored.text
     document = f"""
 name: with-secret
 steps:
@@ -65,6 +67,18 @@ steps:
     assert "***" in step["output"] and "${secrets.RESTART_TOKEN}" in step["output"]  # what it was, not its value
     events = db.all("SELECT kind, actor, detail FROM playbook_execution_events")
     assert events and not any(SECRET in json.dumps(e) for e in events)
+    # The audit log has the execution's every step, and no secret in any of its events
+    # (a secret put or replaced is recorded as "changed").
+    audit_log = http.get("/v2/audit-logs", params={"execution_id": execution_id})
+    assert audit_log.status_code == 200 and SECRET not in audit_log.text
+    assert [e["action_type"] for e in reversed(audit_log.json()["results"]["entries"])] == [
+        "execution_started", "step_completed", "execution_completed"]
+    put = http.get("/v2/audit-logs", params={"resource": "secret", "resource_id": "RESTART_TOKEN"}).json()[
+        "results"]["entries"]
+    assert [(e["action_type"], e["after"]["value"]) for e in reversed(put)] == [("create", "changed"),
+                                                                               ("update", "changed")]
+    every_event = db.all("SELECT * FROM audit_events")
+    assert every_event and not any(SECRET in json.dumps(e, default=str) for e in every_event)
     results = db.all("SELECT output, error FROM playbook_step_results")
     assert not any(SECRET in json.dumps(r) for r in results)
     sealed = db.one("SELECT nonce, ciphertext FROM remediation_secrets")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.remediation import slack_request_valid, slack_signature
-from services.remediation import playbook, triggers
+from services.remediation import playbook, slack, triggers
 from services.remediation.breaker import is_open
 from services.remediation.variables import redact, secret_names, substitute
 
@@ -139,3 +139,14 @@ def test_slack_signatures_are_checked_with_their_five_minute_window():
     assert not slack_request_valid("other", "1700000000", body, signature, now=1700000000)
     assert not slack_request_valid("secret", "1700000000", body + b"x", signature, now=1700000000)
     assert not slack_request_valid("secret", "soon", body, signature, now=1700000000)
+
+
+def test_a_decided_approval_request_names_who_decided_and_has_no_buttons():
+    execution = {"execution_id": 7, "playbook_name": "restart", "variables": {"SERVICE_NAME": "web"}}
+    by_slack = slack.decided_blocks(execution, "approved", "slack:U0APPROVER")
+    assert not [b for b in by_slack if b["type"] == "actions"]
+    assert by_slack[-1]["elements"][0]["text"] == "Approved by <@U0APPROVER>"
+    by_key = slack.decided_blocks(execution, "rejected", "<!channel> alice")
+    assert by_key[-1]["elements"][0]["text"] == "Rejected by &lt;!channel&gt; alice"  # no mention smuggled in
+    by_clock = slack.decided_blocks(execution, "approved", "timeout")
+    assert "automatically" in by_clock[-1]["elements"][0]["text"]
