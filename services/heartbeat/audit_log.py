@@ -91,7 +91,8 @@ class AuditLog:
         if query.actor:
             page, page_params = _actor_page(query)
         else:
-            page = f"SELECT {EVENT_COLUMNS} FROM audit_events {where} ORDER BY at DESC, event_id DESC LIMIT %s OFFSET %s"
+            page = (f"SELECT {EVENT_COLUMNS} FROM audit_events {where}"
+                    " ORDER BY at DESC, event_id DESC LIMIT %s OFFSET %s")
             page_params = [*params, query.limit, query.offset]
         tallied = not where or query == AuditQuery(actor=query.actor, limit=query.limit, offset=query.offset)
         with self.db.transaction() as tx:

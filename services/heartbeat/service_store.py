@@ -159,8 +159,12 @@ class ServiceStore(heartbeat_store.LifecycleStore):
         return updated
 
     def _apply(self, tx: Tx, now, current: Row, changes: dict[str, Any], down: bool | None,
-               done: Changes) -> Row:
-        """The update rule: ``current`` with ``changes``, its lifecycle and deadline; the row written."""
+               done: Changes, *, at_commit: bool = False) -> Row:
+        """The update rule: ``current`` with ``changes``, its lifecycle and deadline; the row written.
+        ``at_commit``: the writes go with the transaction's COMMIT (a bulk change:
+        no round trip per service), and the row is the one computed here."""
+        if at_commit:
+            tx = _AtCommit(tx)
         sid = current["service_id"]
         row = dict(current)
         row.update(changes)
@@ -190,10 +194,12 @@ class ServiceStore(heartbeat_store.LifecycleStore):
         if sid in done.unmuted:  # recovered: the mute without an end ended with it
             row.update(muted=False, muted_at=None, mute_reason=None, muted_by=None)
         row["state"] = after.state
-        return tx.one(
-            f"UPDATE services SET {set_clause(row, UPDATABLE)}, updated_at = %(now)s"
-            f" WHERE service_id = %(service_id)s RETURNING {SERVICE_COLUMNS}",
-            dict(row, now=now))
+        update = (f"UPDATE services SET {set_clause(row, UPDATABLE)}, updated_at = %(now)s"
+                  " WHERE service_id = %(service_id)s")
+        if at_commit:
+            tx.execute(update, dict(row, now=now))
+            return dict(row, updated_at=now)
+        return tx.one(f"{update} RETURNING {SERVICE_COLUMNS}", dict(row, now=now))
 
     # --- bulk changes and undo ------------------------------------------------------
 
@@ -212,7 +218,7 @@ class ServiceStore(heartbeat_store.LifecycleStore):
                 raise NotFound(f"service id {missing[0]} is not registered (nothing was changed)")
             taken, events = [], []
             for current in rows:
-                updated = self._apply(tx, now, current, changes, None, done)
+                updated = self._apply(tx, now, current, changes, None, done, at_commit=True)
                 taken.append((current, related(current)))
                 events.append(history.event("bulk_edit", current["service_id"], current, updated, bulk_id=bulk_id))
             snapshots.take_many(tx, taken, "bulk_edit", bulk_id)
@@ -250,7 +256,8 @@ class ServiceStore(heartbeat_store.LifecycleStore):
                     notes.append(f"service {snap['service_id']} was deleted since; restore its own "
                                  "snapshot to re-create it")
                     continue
-                updated = self._apply(tx, now, current, _restorable(snap["snapshot_data"]), None, done)
+                updated = self._apply(tx, now, current, _restorable(snap["snapshot_data"]), None, done,
+                                      at_commit=True)
                 taken.append((current, related(current)))
                 events.append(history.event("restore", current["service_id"], current, updated, bulk_id=undo_id,
                                             details={"snapshot_id": snap["snapshot_id"], "undo_of_bulk_id": bulk_id}))
@@ -293,6 +300,21 @@ class ServiceStore(heartbeat_store.LifecycleStore):
         history.record(tx, "restore", updated["service_id"], None, updated, details=details)
         return snapshots.Restored(snapshot=snap, service=updated, recreated=True,
                                   previous_service_id=snap["service_id"], notes=notes)
+
+
+class _AtCommit:
+    """``tx`` whose statements run for their effect alone (``execute``) wait for
+    its COMMIT, in the same round trip; reads still go at once. For a bulk
+    change, whose services' writes no later statement reads."""
+
+    def __init__(self, tx: Tx):
+        self._tx = tx
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        self._tx.before_commit(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
 
 
 def _restorable(data: Mapping[str, Any]) -> dict[str, Any]:
