@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from medic.db import Database, Tx
 from medic.errors import MedicError
 from medic.quiet import WINDOW_ENDED, WINDOW_STARTED
-from services.heartbeat.windows import Scope, ServiceKey, Window, WindowBook
+from services.heartbeat.windows import Scope, ServiceKey, Window, WindowBook, _literal_prefix
 
 if TYPE_CHECKING:  # the store deletes through this module
     from services.heartbeat.window_store import WindowStore
@@ -110,17 +110,15 @@ def end_of(window: Window | None, occurrence: dt.datetime, now: dt.datetime) -> 
     return stretch.end if stretch is not None else now
 
 
-def _like_prefix(pattern: str) -> str:
-    literal = pattern.casefold()
-    for wildcard in "*?[":
-        literal = literal.split(wildcard, 1)[0]
-    return literal.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def like_prefix(pattern: str) -> str:
+    """A glob's literal prefix (casefolded, as the book matches), escaped for LIKE."""
+    return _literal_prefix(pattern).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def services_in_scope(tx: Tx, window: Window) -> list[int]:
     """The active services ``window`` covers."""
     rows = tx.all(SERVICES_OF_SCOPE[window.scope], {"service_id": window.service_id, "team": window.team,
-                                                    "prefix": _like_prefix(window.name_glob or "")})
+                                                    "prefix": like_prefix(window.name_glob or "")})
     return [r["service_id"] for r in rows
             if window.covers(ServiceKey(r["service_id"], r["team"] or "", r["heartbeat_name"]))]
 
