@@ -177,25 +177,11 @@ class Announcer:
             now, generation = clock["now"], clock["generation"]
         if generation != self._generation:
             self._reload(now)
+        # Ends first: a window's next occurrence starting as the last one ends is told in that order.
+        return self._announce_ends(now) + self._announce_starts(now)
+
+    def _announce_ends(self, now: dt.datetime) -> int:
         told = 0
-        for window in self._announcing:
-            stretch, _ = self._book.state(window, now)
-            if stretch is None:
-                continue
-            occurrence = Occurrence(window.window_id, stretch.start)
-            if occurrence in self._started:
-                continue
-            if any(o.window_id == window.window_id and o.start < stretch.start < end
-                   for o, end in self._owed.items()):
-                self._started.add(occurrence)  # a later occurrence of a stretch already announced
-                continue
-            done = self._guarded(occurrence, lambda tx, w=window, s=stretch: announce(
-                tx, w, s.start, s.end, WINDOW_STARTED, services_in_scope(tx, w), now))
-            if done is None:
-                continue
-            told += done
-            self._started.add(occurrence)
-            self._owed[occurrence] = stretch.end
         for occurrence, end in sorted(self._owed.items(), key=lambda item: item[1]):
             if end > now:
                 continue
@@ -207,6 +193,30 @@ class Announcer:
                     continue
                 told += done
             self._owed.pop(occurrence, None)
+        return told
+
+    def _announce_starts(self, now: dt.datetime) -> int:
+        told = 0
+        for window in self._announcing:
+            stretch, _ = self._book.state(window, now)
+            if stretch is None:
+                continue
+            occurrence = Occurrence(window.window_id, stretch.start)
+            if occurrence in self._started:
+                continue
+            if any(o.window_id == window.window_id and o.start < stretch.end and stretch.start < end
+                   for o, end in self._owed.items()):
+                # Open since an occurrence already announced and not yet ended: a later
+                # occurrence of its stretch, or the window edited while open.
+                self._started.add(occurrence)
+                continue
+            done = self._guarded(occurrence, lambda tx, w=window, s=stretch: announce(
+                tx, w, s.start, s.end, WINDOW_STARTED, services_in_scope(tx, w), now))
+            if done is None:
+                continue
+            told += done
+            self._started.add(occurrence)
+            self._owed[occurrence] = stretch.end
         return told
 
     def _guarded(self, occurrence: Occurrence, work: Callable[[Tx], int]) -> int | None:
