@@ -42,7 +42,10 @@ class RoutingServiceStub:
     ones) receive every event whatever the mode and the fallback level.
     Once an event of an alert was routed to targets (normally its TRIGGER), its
     later events (REMINDER, RESOLVE) go to the same targets with the configs they
-    had then, even if the service's targets changed meanwhile.
+    had then, even if the service's targets changed meanwhile. A maintenance
+    window's announcement (WINDOW_STARTED, WINDOW_ENDED; no alert) goes by the
+    same fallback chain to the service's targets, PagerDuty ones left out, and
+    to the subscriptions; no route is remembered for it.
     Routing sends nothing itself: it hands the plan to DeliveryService.
     """
 
@@ -131,7 +134,10 @@ class RoutingServiceServicer:
     ones) receive every event whatever the mode and the fallback level.
     Once an event of an alert was routed to targets (normally its TRIGGER), its
     later events (REMINDER, RESOLVE) go to the same targets with the configs they
-    had then, even if the service's targets changed meanwhile.
+    had then, even if the service's targets changed meanwhile. A maintenance
+    window's announcement (WINDOW_STARTED, WINDOW_ENDED; no alert) goes by the
+    same fallback chain to the service's targets, PagerDuty ones left out, and
+    to the subscriptions; no route is remembered for it.
     Routing sends nothing itself: it hands the plan to DeliveryService.
     """
 
@@ -241,7 +247,8 @@ class RoutingServiceServicer:
         target that may hold the incident must hear it closed); else the mode the
         alert was first routed with; else event.service.notify_mode (unset: ALL).
         Errors: INVALID_ARGUMENT (no event id, alert id, service id, or an
-        unspecified kind); UNAVAILABLE (delivery or the database cannot be
+        unspecified kind; an announcement with an alert id or without its
+        window); UNAVAILABLE (delivery or the database cannot be
         reached: nothing was recorded, call again).
         Scope: admin (the heartbeat service's credential).
         """
@@ -366,7 +373,10 @@ class RoutingService:
     ones) receive every event whatever the mode and the fallback level.
     Once an event of an alert was routed to targets (normally its TRIGGER), its
     later events (REMINDER, RESOLVE) go to the same targets with the configs they
-    had then, even if the service's targets changed meanwhile.
+    had then, even if the service's targets changed meanwhile. A maintenance
+    window's announcement (WINDOW_STARTED, WINDOW_ENDED; no alert) goes by the
+    same fallback chain to the service's targets, PagerDuty ones left out, and
+    to the subscriptions; no route is remembered for it.
     Routing sends nothing itself: it hands the plan to DeliveryService.
     """
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from medic.db import Database, Tx
 from medic.errors import MedicError
 from medic.quiet import WINDOW_ENDED, WINDOW_STARTED
-from services.heartbeat.windows import Scope, ServiceKey, Window, WindowBook
+from services.heartbeat.windows import Scope, ServiceKey, Window, WindowBook, _literal_prefix
 
 if TYPE_CHECKING:  # the store deletes through this module
     from services.heartbeat.window_store import WindowStore
@@ -110,17 +110,15 @@ def end_of(window: Window | None, occurrence: dt.datetime, now: dt.datetime) -> 
     return stretch.end if stretch is not None else now
 
 
-def _like_prefix(pattern: str) -> str:
-    literal = pattern.casefold()
-    for wildcard in "*?[":
-        literal = literal.split(wildcard, 1)[0]
-    return literal.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def like_prefix(pattern: str) -> str:
+    """A glob's literal prefix (casefolded, as the book matches), escaped for LIKE."""
+    return _literal_prefix(pattern).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def services_in_scope(tx: Tx, window: Window) -> list[int]:
     """The active services ``window`` covers."""
     rows = tx.all(SERVICES_OF_SCOPE[window.scope], {"service_id": window.service_id, "team": window.team,
-                                                    "prefix": _like_prefix(window.name_glob or "")})
+                                                    "prefix": like_prefix(window.name_glob or "")})
     return [r["service_id"] for r in rows
             if window.covers(ServiceKey(r["service_id"], r["team"] or "", r["heartbeat_name"]))]
 
@@ -179,25 +177,11 @@ class Announcer:
             now, generation = clock["now"], clock["generation"]
         if generation != self._generation:
             self._reload(now)
+        # Ends first: a window's next occurrence starting as the last one ends is told in that order.
+        return self._announce_ends(now) + self._announce_starts(now)
+
+    def _announce_ends(self, now: dt.datetime) -> int:
         told = 0
-        for window in self._announcing:
-            stretch, _ = self._book.state(window, now)
-            if stretch is None:
-                continue
-            occurrence = Occurrence(window.window_id, stretch.start)
-            if occurrence in self._started:
-                continue
-            if any(o.window_id == window.window_id and o.start < stretch.start < end
-                   for o, end in self._owed.items()):
-                self._started.add(occurrence)  # a later occurrence of a stretch already announced
-                continue
-            done = self._guarded(occurrence, lambda tx, w=window, s=stretch: announce(
-                tx, w, s.start, s.end, WINDOW_STARTED, services_in_scope(tx, w), now))
-            if done is None:
-                continue
-            told += done
-            self._started.add(occurrence)
-            self._owed[occurrence] = stretch.end
         for occurrence, end in sorted(self._owed.items(), key=lambda item: item[1]):
             if end > now:
                 continue
@@ -209,6 +193,30 @@ class Announcer:
                     continue
                 told += done
             self._owed.pop(occurrence, None)
+        return told
+
+    def _announce_starts(self, now: dt.datetime) -> int:
+        told = 0
+        for window in self._announcing:
+            stretch, _ = self._book.state(window, now)
+            if stretch is None:
+                continue
+            occurrence = Occurrence(window.window_id, stretch.start)
+            if occurrence in self._started:
+                continue
+            if any(o.window_id == window.window_id and o.start < stretch.end and stretch.start < end
+                   for o, end in self._owed.items()):
+                # Open since an occurrence already announced and not yet ended: a later
+                # occurrence of its stretch, or the window edited while open.
+                self._started.add(occurrence)
+                continue
+            done = self._guarded(occurrence, lambda tx, w=window, s=stretch: announce(
+                tx, w, s.start, s.end, WINDOW_STARTED, services_in_scope(tx, w), now))
+            if done is None:
+                continue
+            told += done
+            self._started.add(occurrence)
+            self._owed[occurrence] = stretch.end
         return told
 
     def _guarded(self, occurrence: Occurrence, work: Callable[[Tx], int]) -> int | None:
