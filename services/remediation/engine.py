@@ -35,6 +35,8 @@ from services.remediation.variables import redact, secret_names, substitute
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN_SECONDS = 30.0
+# The execution events that decide an approval request (each its outcome's name).
+DECISIONS = ("approved", "rejected", "cancelled")
 CLAIM_LEASE_SECONDS = 30.0
 
 
@@ -113,8 +115,18 @@ class Engine:
         message = None
         if execution["approval_posted_at"] is None and self.post_approval is not None:
             message = self.post_approval(execution)  # raises to retry after the lease
-        self.store.approval_posted(execution, now, message)
+        if not self.store.approval_posted(execution, now, message) and message is not None:
+            self._decided_while_posting(execution["execution_id"], message)
         metrics.PENDING_APPROVAL.set(self.store.pending_approvals())
+
+    def _decided_while_posting(self, execution_id: int, message: tuple[str, str]) -> None:
+        """Decided between the post and its record: that decision found no
+        message to update, so the request just posted shows it now."""
+        row, _, found = self.store.get(execution_id)
+        decisions = [e for e in found if e["kind"] in DECISIONS]
+        if decisions:
+            self.decided({**row, "approval_message_channel": message[0], "approval_message_ts": message[1]},
+                         decisions[-1]["kind"], decisions[-1]["actor"])
 
     def _advance_step(self, execution: Row, step: dict, result: Row | None) -> Row | None:
         """Does what the current step needs now (``result``: its committed

@@ -49,8 +49,9 @@ def record_event(tx: Tx, execution: Mapping[str, Any], kind: str, at: dt.datetim
                  who: audit.Who | None = audit.SYSTEM, step_index: int | None = None, detail: str = "",
                  before: Mapping[str, Any] | None = None, after: Mapping[str, Any] | None = None) -> None:
     """Called after a statement of ``tx`` (the change it records). ``execution``:
-    its row (or at least execution_id, service_id, playbook_id, playbook_name). ``actor``: the step view's actor (a principal, ``timeout``,
-    ``medic``); ``who``: the audit log's (None: the current call's caller)."""
+    its row (or at least execution_id, service_id, playbook_id, playbook_name).
+    ``actor``: the step view's actor (a principal, ``timeout``, ``medic``);
+    ``who``: the audit log's (None: the current call's caller)."""
     if kind not in KINDS:
         raise ValueError(f"unknown execution event {kind!r}")
     execution_id = execution["execution_id"]

@@ -285,11 +285,11 @@ class ExecutionStore:
                 events.record_event(tx, execution, "execution_failed", now, detail=reason,
                                     before={"status": execution["status"]}, after={"status": "failed", "error": reason})
 
-    def approval_posted(self, execution: Row, now: dt.datetime, message: tuple[str, str] | None = None) -> None:
+    def approval_posted(self, execution: Row, now: dt.datetime, message: tuple[str, str] | None = None) -> bool:
         """The approval request was posted (``message``: its Slack channel and
         ts), or there is nowhere to post it: due again only at its deadline, if
         it has one. The first time, that is the moment approval was requested
-        (``approval_requested``)."""
+        (``approval_requested``). False when it was decided meanwhile."""
         channel, ts = message or (None, None)
         with self.db.transaction() as tx:
             row = tx.one(f"""
@@ -309,6 +309,7 @@ class ExecutionStore:
                     else f"approved automatically at {deadline.isoformat()} without a decision",
                     after={"status": "pending_approval", "approval": row["approval"],
                            "approval_deadline": deadline})
+        return row is not None
 
     # --- people's decisions ------------------------------------------------------------
 

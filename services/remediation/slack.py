@@ -11,7 +11,8 @@ can be approved by the API).
 Once decided (approved or rejected by anyone, approved by its timeout, or
 cancelled), the message is replaced (``chat.update`` on the channel and ``ts``
 that ``chat.postMessage`` answered, kept with the execution) by the same text
-with who decided instead of the buttons, so nobody clicks a decided request.
+with who decided instead of the buttons, so nobody clicks a decided request
+(a request decided while it was being posted is updated once the post answers).
 That update is best effort: when Slack refuses it, the buttons stay, and a
 click on one answers that the execution is no longer waiting.
 """

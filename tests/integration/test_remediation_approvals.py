@@ -2,6 +2,7 @@
 the webhook trigger with its secret and per-IP limit, and the circuit breaker."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -204,31 +205,39 @@ def test_an_approval_request_is_posted_to_slack_with_both_buttons(database_url, 
     assert len(slack.requests) == 2  # posted once it succeeded, not again
 
 
+@contextlib.contextmanager
+def approvals_posted_to(slack, database_url: str, db):
+    """A remediation service posting its approval requests to ``slack``: its stub, and a
+    function starting an execution of a playbook that needs approval (its id)."""
+    settings = Settings(database_url=database_url, slack_api_url=slack.url, slack_token="xoxb-approvals",
+                        slack_approval_channel="C0APPROVALS", remediation_poll_seconds=0.05)
+    with serving(remediation_app.build(settings, db), AllowAll()) as running:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = remediation_pb2_grpc.RemediationServiceStub(channel)
+            document = ("name: careful\napproval: required\nsteps:\n"
+                        "  - name: pause\n    type: wait\n    duration: 1s\n")
+            playbook_id = stub.CreatePlaybook(remediation_pb2.CreatePlaybookRequest(yaml=document)).playbook_id
+            yield stub, lambda: stub.ExecutePlaybook(
+                remediation_pb2.ExecutePlaybookRequest(playbook_id=playbook_id)).execution_id
+
+
 def test_a_decided_approval_request_shows_who_decided_instead_of_its_buttons(database_url, db):
     from tests.support.receivers import SlackReceiver
 
     with SlackReceiver() as slack:
-        settings = Settings(database_url=database_url, slack_api_url=slack.url, slack_token="xoxb-approvals",
-                            slack_approval_channel="C0APPROVALS", remediation_poll_seconds=0.05)
-        with serving(remediation_app.build(settings, db), AllowAll()) as running:
-            with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                stub = remediation_pb2_grpc.RemediationServiceStub(channel)
-                document = "name: careful\napproval: required\nsteps:\n  - name: pause\n    type: wait\n" \
-                           "    duration: 1s\n"
-                playbook_id = stub.CreatePlaybook(remediation_pb2.CreatePlaybookRequest(yaml=document)).playbook_id
-                approved, rejected = (stub.ExecutePlaybook(remediation_pb2.ExecutePlaybookRequest(
-                    playbook_id=playbook_id)).execution_id for _ in range(2))
-                slack.wait_for(2, timeout=5)
-                # Posted and recorded (where the message is) before anyone decides.
-                for execution_id in (approved, rejected):
-                    wait_for(lambda: "approval_requested" in [e.kind for e in stub.GetExecution(
-                        remediation_pb2.GetExecutionRequest(execution_id=execution_id)).execution.events],
-                        5, "the approval request")
-                stub.ApproveExecution(remediation_pb2.ApproveExecutionRequest(execution_id=approved),
-                                      metadata=[("x-medic-actor", "alice")])
-                stub.RejectExecution(remediation_pb2.RejectExecutionRequest(execution_id=rejected),
-                                     metadata=[("x-medic-actor", "bob")])
-                updates = [r for r in slack.wait_for(4, timeout=5) if r.path.endswith("/chat.update")]
+        with approvals_posted_to(slack, database_url, db) as (stub, execute):
+            approved, rejected = execute(), execute()
+            slack.wait_for(2, timeout=5)
+            # Posted and recorded (where the message is) before anyone decides.
+            for execution_id in (approved, rejected):
+                wait_for(lambda: "approval_requested" in [e.kind for e in stub.GetExecution(
+                    remediation_pb2.GetExecutionRequest(execution_id=execution_id)).execution.events],
+                    5, "the approval request")
+            stub.ApproveExecution(remediation_pb2.ApproveExecutionRequest(execution_id=approved),
+                                  metadata=[("x-medic-actor", "alice")])
+            stub.RejectExecution(remediation_pb2.RejectExecutionRequest(execution_id=rejected),
+                                 metadata=[("x-medic-actor", "bob")])
+            updates = [r for r in slack.wait_for(4, timeout=5) if r.path.endswith("/chat.update")]
     # The default answer of the stand-in: every message was posted as C0 / 1700000000.000100.
     decided = {}
     for update in updates:
@@ -238,3 +247,21 @@ def test_a_decided_approval_request_shows_who_decided_instead_of_its_buttons(dat
         execution_id = int(message["blocks"][1]["text"]["text"].split("*Execution ID:* `")[1].rstrip("`"))
         decided[execution_id] = message["blocks"][-1]["elements"][0]["text"]
     assert decided == {approved: "Approved by alice", rejected: "Rejected by bob"}
+
+
+def test_a_request_decided_while_it_was_being_posted_shows_the_decision(database_url, db):
+    from tests.support.receivers import SlackReceiver
+
+    with SlackReceiver() as slack:
+        # Slack answers the post slowly: the decision comes before the message's ts is known.
+        slack.script(Reply(200, {"ok": True, "channel": "C0SLOW", "ts": "1700000000.000200"}, delay=1.5))
+        with approvals_posted_to(slack, database_url, db) as (stub, execute):
+            execution_id = execute()
+            slack.wait_for(1, timeout=5)
+            stub.RejectExecution(remediation_pb2.RejectExecutionRequest(execution_id=execution_id))
+            update = slack.wait_for(2, timeout=10)[1]
+    message = update.json()
+    assert update.path.endswith("/chat.update") and (message["channel"], message["ts"]) == ("C0SLOW",
+                                                                                        "1700000000.000200")
+    assert not [b for b in message["blocks"] if b["type"] == "actions"]
+    assert message["blocks"][-1]["elements"][0]["text"].startswith("Rejected by ")
