@@ -175,20 +175,27 @@ def test_two_monitors_over_200_services_with_windows_opening_and_closing_send_ea
             system.http.headers["Authorization"] = f"Bearer {key['key']}"
             system.api("POST", "/v2/webhooks", json={"url": hook.url + "/all"})
             groups = {g: [f"svc-{g}-{n:03d}" for n in range(50)] for g in "abcd"}
-            for names in groups.values():
+            # a: no window; b: open now; c: opens 5 s after its services' first beat; d: open, its
+            # services recover inside it. Each window exists before its group's first beat, and ends
+            # (set once the group has beaten, however long that took) a few seconds after the group's
+            # last deadline (its last beat + 10 s), so every deadline falls inside its window.
+            starts, ends = {}, {}
+            for group, names in groups.items():
+                now = dt.datetime.now(dt.timezone.utc)
+                spec = {}
+                if group != "a":
+                    starts[group] = now + dt.timedelta(seconds=5 if group == "c" else -1)
+                    spec = {"scope": "glob", "name_glob": f"svc-{group}-*", "reason": f"group {group}",
+                            "starts_at": iso(starts[group]), "ends_at": iso(now + dt.timedelta(minutes=10))}
+                    window = system.api("POST", "/v2/maintenance-windows", json=spec)
                 for name in names:
                     system.register(name, interval_seconds=10)
                     system.beat(name)
-            now = dt.datetime.now(dt.timezone.utc)
-            ends = {"b": now + dt.timedelta(seconds=15), "c": now + dt.timedelta(seconds=20),
-                    "d": now + dt.timedelta(seconds=20)}
-            starts = {"b": now - dt.timedelta(seconds=1), "c": now + dt.timedelta(seconds=5),
-                      "d": now - dt.timedelta(seconds=1)}
-            for group in "bcd":  # a: none; b: open now; c: opens in 5 s; d: open, its services recover
-                system.api("POST", "/v2/maintenance-windows", json={
-                    "scope": "glob", "name_glob": f"svc-{group}-*", "reason": f"group {group}",
-                    "starts_at": iso(starts[group]), "ends_at": iso(ends[group])})
-            # Every deadline falls about 10 s after its beat: inside b's, c's and d's windows.
+                if group != "a":
+                    margin = 12 if group == "b" else 15
+                    ends[group] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=margin)
+                    system.api("PUT", f"/v2/maintenance-windows/{window['window_id']}",
+                               json={**spec, "ends_at": iso(ends[group])})
             wait_for(lambda: len([a for a in system.api("GET", "/alerts?active=1")
                                   if a["heartbeat_name"].startswith("svc-d-")]) == 50, 30, "d's alerts recorded")
             for name in groups["d"]:

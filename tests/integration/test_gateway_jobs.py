@@ -7,7 +7,7 @@ import datetime as dt
 import numpy
 import pytest
 
-from tests.integration.test_cli import admin, medic, ok  # noqa: F401 (fixtures)
+from tests.integration.test_cli import admin, ok  # noqa: F401 (fixtures; medic is in conftest.py)
 
 
 def register(http, name="nightly", **fields) -> dict:
