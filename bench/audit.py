@@ -14,8 +14,8 @@
    showing the noise).
    - routing's ``UpdateTeam``: left out, the change is the plain
      ``UPDATE ... RETURNING`` it would be without an event (the product's
-     statement reads the team as it was and writes the event in the same
-     statement, ``team_store._update_statement``);
+     statement also keeps the team as it was and writes the event from it,
+     ``team_store._update_statement``);
    - heartbeat's ``UpdateService`` (the interval changes on every call), with
      routing running as in production (the snapshot asks it for the service's
      targets): left out, ``history.record`` does nothing. Also reported: the

@@ -44,20 +44,23 @@ def _team_json(prefix: str) -> str:
 @functools.lru_cache(maxsize=None)
 def _update_statement(columns: tuple[str, ...]) -> Prepared:
     """The update of ``columns`` (of TEAM_FIELDS, in that order) and its audit
-    event, as one prepared statement: the team as it was is read under lock
-    (``old``), changed, and the event written from both, in one round trip
-    (an event costs UpdateTeam no statement or round trip of its own, see
-    docs/performance.md)."""
+    event, as one prepared statement, one round trip.
+
+    The team as it was comes from the update itself: PostgreSQL before 18
+    cannot return the old row from an ``UPDATE``, but a ``SET`` expression sees
+    it, so the update keeps it in ``audit_before`` and returns it. Under a
+    concurrent update the ``SET`` is evaluated again on the row it finally
+    replaces, so ``before`` is always what this change overwrote. A read of the
+    row under lock joined to the update costs UpdateTeam ~25 µs more
+    (docs/performance.md, "Audit overhead")."""
     assignments = set_clause(columns, TEAM_FIELDS)
     event = audit.inserted_by("changed", source="routing", action_type="update", resource="team",
-                              resource_id="team_id", before=_team_json("old_"), after=_team_json(""))
+                              resource_id="team_id", before="audit_before", after=_team_json(""))
     sql = f"""
         WITH changed AS (
-            UPDATE teams t SET {assignments}, updated_at = now()
-            FROM (SELECT team_id, name, slack_channel_id FROM teams WHERE team_id = %(team_id)s FOR UPDATE) old
-            WHERE t.team_id = old.team_id
-            RETURNING {", ".join("t." + c for c in TEAM_COLUMNS.split(", "))},
-                      old.name AS old_name, old.slack_channel_id AS old_slack_channel_id, old.team_id AS old_team_id
+            UPDATE teams SET {assignments}, updated_at = now(), audit_before = {_team_json("")}
+            WHERE team_id = %(team_id)s
+            RETURNING {TEAM_COLUMNS}, audit_before
         ), event AS ({event})
         SELECT {TEAM_COLUMNS} FROM changed
     """
