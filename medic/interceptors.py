@@ -257,8 +257,13 @@ class AioClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
 # replicas is balanced round-robin. gRPC's default reconnect backoff grows to
 # 120 s, so a peer that was down for a minute could stay unreachable for two
 # more after it came back; capped at 5 s, recovery follows the peer's return.
+# gRPC shares connections ("subchannels") between a process's channels to one
+# address: a new channel to a peer that restarted would inherit an older
+# channel's failed connection and fail at once until its backoff ended, so each
+# channel keeps its own.
 CHANNEL_OPTIONS = (
     ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.use_local_subchannel_pool", 1),
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.min_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 5_000),
