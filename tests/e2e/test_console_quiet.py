@@ -72,3 +72,25 @@ def test_windows_acknowledgements_mutes_and_skip_reasons_in_the_console(person, 
     page.goto(f"/ui/deliveries?alert={alert['alert_id']}")
     expect(page.locator("#skips")).to_contain_text("trigger")
     expect(page.locator("#skips")).to_contain_text("window")
+
+
+def test_a_window_announcement_is_listed_as_the_window_s_not_an_alert_s(person, medic, api, expect):
+    from tests.support.receivers import WebhookReceiver
+
+    with WebhookReceiver() as hook:
+        service = api.register("console-announced", interval=300)
+        api.beat("console-announced")
+        api.call("POST", "/v2/notification-targets", json={
+            "service_id": service["service_id"], "type": "webhook", "config": {"url": f"{hook.url}/announced"}})
+        now = dt.datetime.now(dt.timezone.utc)
+        api.call("POST", "/v2/maintenance-windows", json={
+            "scope": "service", "service_id": service["service_id"], "reason": "disk swap", "announce": True,
+            "starts_at": (now - dt.timedelta(seconds=1)).isoformat(), "ends_at": (now + dt.timedelta(hours=1)).isoformat()})
+        [started] = hook.wait_for(1, timeout=30)
+        assert started.json()["type"] == "window.started"
+
+    person.login(medic.admin_key)
+    person.page.goto("/ui/deliveries?service=console-announced")
+    row = person.page.locator("table.deliveries tbody tr").first
+    expect(row).to_contain_text("maintenance window")
+    expect(row).not_to_contain_text("alert #")
