@@ -166,15 +166,24 @@ INSERT_EVENTS = """
 """
 
 
+# The table's limits, kept here: a CHECK constraint would cost every audited
+# change (migration 023).
+WORD_MAX = 64
+TEXT_MAX = 255  # a resource id, an actor
+
+
 def _check_words(source: str, action_type: str, resource: str) -> None:
-    """``source``, ``action_type`` and ``resource`` are the code's own plain words
-    (the table keeps them as ``varchar(64)`` and checks nothing else: a CHECK
-    constraint costs every audited change, see migration 023)."""
+    """``source``, ``action_type`` and ``resource`` are the code's own plain words."""
     if action_type not in ACTION_TYPES:
         raise ValueError(f"unknown audit action type {action_type!r}: add it to medic.audit.ACTION_TYPES")
     for word in (source, action_type, resource):
-        if not (word.replace("_", "").isalnum() and len(word) <= 64):
-            raise ValueError(f"{word!r} is not a plain word of at most 64 characters")
+        if not (word.replace("_", "").isalnum() and len(word) <= WORD_MAX):
+            raise ValueError(f"{word!r} is not a plain word of at most {WORD_MAX} characters")
+
+
+def _check_who(who: Who) -> None:
+    if who.actor and len(who.actor) > TEXT_MAX:
+        raise ValueError(f"an actor is at most {TEXT_MAX} characters")
 
 
 def _jsonb(value: Any) -> Any:
@@ -188,8 +197,12 @@ def _row(*, source: str, action_type: str, resource: str, resource_id: Any,
          who: Who | None = None) -> tuple:
     _check_words(source, action_type, resource)
     who = who or current_who()
+    _check_who(who)
+    resource_id = str(resource_id)
+    if len(resource_id) > TEXT_MAX:
+        raise ValueError(f"a resource id is at most {TEXT_MAX} characters")
     before_doc, after_doc = redact(before, after, secrets)
-    return (source, action_type, resource, str(resource_id), service_id, execution_id,
+    return (source, action_type, resource, resource_id, service_id, execution_id,
             who.principal, who.key_id, who.key_name, who.actor, request_id_var.get() or None,
             None if bulk_id is None else str(bulk_id), _jsonb(before_doc), _jsonb(after_doc),
             _jsonb(as_json(details) if details is not None else None))
@@ -222,6 +235,7 @@ WHO_PARAMS = (("audit_principal", "text"), ("audit_key_id", "text"), ("audit_key
 def who_params(who: Who | None = None) -> dict[str, Any]:
     """The values of ``WHO_PARAMS`` for the current call (or ``who``)."""
     who = who or current_who()
+    _check_who(who)
     return {"audit_principal": who.principal, "audit_key_id": who.key_id, "audit_key_name": who.key_name,
             "audit_actor": who.actor, "audit_request_id": request_id_var.get() or None}
 

@@ -93,6 +93,8 @@ def public_data(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _row(row: Row, action: str, related: Related, bulk_id: uuid.UUID | None, who: audit.Who | None) -> tuple:
+    if action not in audit.SNAPSHOT_ACTIONS:  # the table checks nothing (migration 023)
+        raise ValueError(f"{action!r} is not one of medic.audit.SNAPSHOT_ACTIONS")
     who = who or audit.current_who()
     return (row["service_id"], row["heartbeat_name"], action, psycopg2.extras.Json(snapshot_data(row, related)),
             who.label, who.principal, request_id_var.get() or None, None if bulk_id is None else str(bulk_id))

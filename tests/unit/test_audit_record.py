@@ -70,10 +70,25 @@ def test_the_remediation_action_types_are_accepted():
         assert name in audit.ACTION_TYPES
 
 
-def test_an_unknown_action_type_is_a_programming_error():
-    class NoCursor:
-        def execute(self, sql, params=None):
-            raise AssertionError("nothing may be written")
+class NoCursor:
+    def execute(self, sql, params=None):
+        raise AssertionError("nothing may be written")
 
+
+def test_an_unknown_action_type_is_a_programming_error():
     with pytest.raises(ValueError, match="ACTION_TYPES"):
         audit.record(NoCursor(), source="test", action_type="frobnicate", resource="x", resource_id=1)
+
+
+# The table has no CHECK constraint (migration 023): medic.audit keeps its limits.
+@pytest.mark.parametrize("event, refused", [
+    ({"source": ""}, "plain word"),
+    ({"resource": "x" * 65}, "plain word"),
+    ({"resource": "team; DROP"}, "plain word"),
+    ({"resource_id": "9" * 256}, "resource id"),
+    ({"who": audit.Who(principal="key:k", actor="a" * 256)}, "actor"),
+])
+def test_what_the_table_would_refuse_is_refused_before_anything_is_written(event, refused):
+    with pytest.raises(ValueError, match=refused):
+        audit.record(NoCursor(), **{"source": "routing", "action_type": "update", "resource": "team",
+                                    "resource_id": 1, "who": audit.SYSTEM, **event})
