@@ -37,8 +37,8 @@ TEAM_FIELDS = ("name", "slack_channel_id")
 AUDITED = ("team_id", "name", "slack_channel_id")
 
 
-def _team_json(prefix: str) -> str:
-    return "jsonb_build_object(" + ", ".join(f"'{k}', {prefix}{k}" for k in AUDITED) + ")"
+# A team's audited settings as JSON, in SQL: in an UPDATE's SET, the team as it was.
+TEAM_JSON = "jsonb_build_object(" + ", ".join(f"'{k}', {k}" for k in AUDITED) + ")"
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,10 +55,10 @@ def _update_statement(columns: tuple[str, ...]) -> Prepared:
     (docs/performance.md, "Audit overhead")."""
     assignments = set_clause(columns, TEAM_FIELDS)
     event = audit.inserted_by("changed", source="routing", action_type="update", resource="team",
-                              resource_id="team_id", before="audit_before", after=_team_json(""))
+                              resource_id="team_id", before="audit_before", after=TEAM_JSON)
     sql = f"""
         WITH changed AS (
-            UPDATE teams SET {assignments}, updated_at = now(), audit_before = {_team_json("")}
+            UPDATE teams SET {assignments}, updated_at = now(), audit_before = {TEAM_JSON}
             WHERE team_id = %(team_id)s
             RETURNING {TEAM_COLUMNS}, audit_before
         ), event AS ({event})
