@@ -249,7 +249,8 @@ def inserted_by(rows: str, *, source: str, action_type: str, resource: str, reso
     ``after`` are SQL expressions over ``rows`` (``jsonb_build_object(...)``
     of a resource without secrets); ``source``, ``action_type`` and
     ``resource`` are the code's own words, never a caller's. Who acted comes
-    from ``who_params()``."""
+    from ``who_params()``. ``resource_id`` is not length-checked here (the table
+    does not check it either): make it an id of the changed row."""
     _check_words(source, action_type, resource)
     return f"""
         INSERT INTO audit_events (source, action_type, resource, resource_id, principal, key_id, key_name,

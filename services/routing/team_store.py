@@ -51,7 +51,7 @@ def _update_statement(columns: tuple[str, ...]) -> Prepared:
     it, so the update keeps it in ``audit_before`` and returns it. Under a
     concurrent update the ``SET`` is evaluated again on the row it finally
     replaces, so ``before`` is always what this change overwrote. A read of the
-    row under lock joined to the update costs UpdateTeam ~25 µs more
+    row under lock joined to the update cost UpdateTeam ~20 µs more
     (docs/performance.md, "Audit overhead")."""
     assignments = set_clause(columns, TEAM_FIELDS)
     event = audit.inserted_by("changed", source="routing", action_type="update", resource="team",

@@ -92,3 +92,24 @@ def test_what_the_table_would_refuse_is_refused_before_anything_is_written(event
     with pytest.raises(ValueError, match=refused):
         audit.record(NoCursor(), **{"source": "routing", "action_type": "update", "resource": "team",
                                     "resource_id": 1, "who": audit.SYSTEM, **event})
+
+
+def test_a_statement_that_writes_its_own_event_refuses_a_word_that_is_not_plain():
+    with pytest.raises(ValueError, match="plain word"):
+        audit.inserted_by("changed", source="routing", action_type="update", resource="team'); --",
+                          resource_id="team_id", before="NULL", after="NULL")
+
+
+def test_who_params_refuse_an_over_long_actor():
+    with pytest.raises(ValueError, match="actor"):
+        audit.who_params(audit.Who(principal="key:k", actor="a" * 256))
+    assert audit.who_params(audit.Who(principal="key:k", actor="a" * 255))["audit_actor"] == "a" * 255
+
+
+def test_a_snapshot_of_an_unknown_action_is_refused():
+    from services.heartbeat import snapshots
+
+    service = _service(service_id=7, heartbeat_name="nightly")
+    assert snapshots._row(service, "mute", snapshots.Related(), None, audit.SYSTEM)[2] == "mute"
+    with pytest.raises(ValueError, match="SNAPSHOT_ACTIONS"):
+        snapshots._row(service, "frobnicate", snapshots.Related(), None, audit.SYSTEM)
